@@ -1,0 +1,231 @@
+"""Typed settings loaded from config.toml, then environment variables, then CLI flags.
+
+Secrets are not settings: API keys come only from the environment (see `secret`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+ENV_PREFIX = "BIZSENT_"
+SECRET_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "runpod": "RUNPOD_API_KEY"}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSettings(Section):
+    dir: Path = Path("data")
+    db: str = "bizsent.db"
+    images: str = "images"
+
+
+class ScrapeSettings(Section):
+    board: str = "biz"
+    api_base: str = "https://a.4cdn.org"
+    image_base: str = "https://i.4cdn.org"
+    requests_per_second: float = Field(1.0, gt=0, le=1.0)
+    max_threads: int = Field(150, ge=1)
+    include_archive: bool = False
+    download_images: bool = True
+    timeout_s: float = Field(30.0, gt=0)
+    max_image_mb: float = Field(8.0, gt=0)
+    retry_failed_after_min: float = Field(60.0, ge=0)
+    user_agent: str = "bizsent/0.1 (research; read-only)"
+
+
+class ImageSettings(Section):
+    thumbnail_px: int = Field(320, ge=32)
+    max_pixels: int = Field(448 * 448, ge=28 * 28)
+
+
+class ProviderSettings(Section):
+    model: str
+    base_url: str
+    usd_per_mtok_in: float = Field(ge=0)
+    usd_per_mtok_out: float = Field(ge=0)
+    batch_discount: float = Field(0.5, ge=0, le=1)
+    concurrency: int = Field(8, ge=1)
+    requests_per_minute: int = Field(500, ge=1)
+    tokens_per_minute: int = Field(2_000_000, ge=1)
+    detail: Literal["low", "high", "auto"] = "low"
+
+
+def _openai() -> ProviderSettings:
+    return ProviderSettings(
+        model="gpt-5-mini", base_url="https://api.openai.com/v1", usd_per_mtok_in=0.25, usd_per_mtok_out=2.0
+    )
+
+
+def _gemini() -> ProviderSettings:
+    return ProviderSettings(
+        model="gemini-2.5-flash",
+        base_url="https://generativelanguage.googleapis.com",
+        usd_per_mtok_in=0.30,
+        usd_per_mtok_out=2.50,
+        requests_per_minute=1000,
+    )
+
+
+def _compatible() -> ProviderSettings:
+    return ProviderSettings(
+        model="Qwen/Qwen2.5-VL-7B-Instruct",
+        base_url="http://127.0.0.1:8000/v1",
+        usd_per_mtok_in=0.0,
+        usd_per_mtok_out=0.0,
+        batch_discount=1.0,
+        concurrency=4,
+    )
+
+
+class LabelingSettings(Section):
+    provider: Literal["openai", "gemini", "compatible"] = "openai"
+    budget_total_usd: float = Field(10.0, ge=0)
+    budget_job_usd: float = Field(5.0, ge=0)
+    few_shot: int = Field(0, ge=0, le=20)
+    max_retries: int = Field(4, ge=0)
+    openai: ProviderSettings = Field(default_factory=_openai)
+    gemini: ProviderSettings = Field(default_factory=_gemini)
+    compatible: ProviderSettings = Field(default_factory=_compatible)
+
+
+class RunpodSettings(Section):
+    api_base: str = "https://api.runpod.io"
+    gpu_type: str = "NVIDIA GeForce RTX 4090"
+    cloud_type: Literal["COMMUNITY", "SECURE", "ALL"] = "COMMUNITY"
+    image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+    max_usd_per_hour: float = Field(0.80, gt=0)
+    max_hours: float = Field(5.0, gt=0)
+    max_dollars: float = Field(5.0, gt=0)
+    idle_timeout_min: float = Field(20.0, gt=0)
+    volume_gb: int = Field(40, ge=10)
+    name_prefix: str = "bizsent-"
+
+
+class TrainSettings(Section):
+    base_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    load_in_4bit: bool = True
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "v_proj"]
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(2.0, gt=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(4, ge=1)
+    max_pixels: int = Field(448 * 448, ge=28 * 28)
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    min_label_confidence: float = Field(0.6, ge=0, le=1)
+    seed: int = 42
+
+
+class TuiSettings(Section):
+    image_renderer: Literal["auto", "kitty", "sixel", "halfcell", "unicode"] = "auto"
+    refresh_s: float = Field(1.0, gt=0)
+
+
+class Settings(Section):
+    data: DataSettings = Field(default_factory=DataSettings)
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    labeling: LabelingSettings = Field(default_factory=LabelingSettings)
+    runpod: RunpodSettings = Field(default_factory=RunpodSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    tui: TuiSettings = Field(default_factory=TuiSettings)
+    # Where the settings came from; relative data paths resolve against its folder.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def data_dir(self) -> Path:
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / self.data.dir.expanduser()).resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / self.data.db
+
+    @property
+    def image_dir(self) -> Path:
+        return self.data_dir / self.data.images
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"setting {dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
+    """BIZSENT_SCRAPE__BOARD=g overrides scrape.board (double underscore separates sections)."""
+    out = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = value
+    return out
+
+
+def _coerce(text: str) -> Any:
+    """Environment and flag values are strings; read them as TOML scalars or lists when they parse."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        hint = " (API keys belong in environment variables)" if "key" in key.lower() else ""
+        return f"{origin}: unknown setting '{key}'{hint}; remove it or check the spelling"
+    given = first.get("input")
+    return f"{origin}: setting '{key}' {first['msg'].lower()} (got {given!r}); fix it and try again"
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read config.toml (or `path`), apply BIZSENT_* environment variables, then `overrides` (dotted keys)."""
+    path = Path(path) if path else Path(os.environ.get("BIZSENT_CONFIG", DEFAULT_CONFIG))
+    tree: dict[str, Any] = {}
+    if path.exists():
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    elif path != DEFAULT_CONFIG:
+        raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
+    for dotted, value in _env_overrides(dict(os.environ if environ is None else environ)).items():
+        _set_dotted(tree, dotted, _coerce(value))
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, str(path))) from None
+    settings.source = path.resolve()
+    return settings
+
+
+def secret(provider: str) -> str:
+    """The API key for `provider`, from its environment variable only."""
+    var = SECRET_ENV[provider]
+    value = os.environ.get(var, "").strip()
+    if not value:
+        raise ConfigError(f"{var} is not set; export it in your shell to use {provider}")
+    return value

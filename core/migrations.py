@@ -1,0 +1,187 @@
+"""Schema migrations. Migration N brings a database from user_version N-1 to N; never edit a released one."""
+
+MIGRATIONS: list[str] = [
+    # 1: the tables of the architecture guide.
+    """
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        url TEXT UNIQUE,
+        thumb_url TEXT,
+        md5 TEXT,
+        sha256 TEXT,
+        path TEXT,
+        thumb_path TEXT,
+        width INTEGER,
+        height INTEGER,
+        mime TEXT,
+        bytes INTEGER,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'ok', 'missing', 'corrupt', 'unsupported')),
+        reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        fetched_at TEXT
+    );
+    CREATE INDEX images_sha256 ON images(sha256);
+    CREATE INDEX images_status ON images(status);
+    CREATE TABLE posts (
+        id INTEGER PRIMARY KEY,
+        board TEXT NOT NULL,
+        thread_no INTEGER NOT NULL,
+        post_no INTEGER NOT NULL,
+        is_op INTEGER NOT NULL DEFAULT 0,
+        time INTEGER,
+        subject TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        html TEXT NOT NULL DEFAULT '',
+        image_id INTEGER REFERENCES images(id),
+        source TEXT NOT NULL DEFAULT 'live',
+        scraped_at TEXT NOT NULL,
+        UNIQUE (board, post_no)
+    );
+    CREATE INDEX posts_thread ON posts(board, thread_no);
+    CREATE INDEX posts_time ON posts(time);
+    CREATE INDEX posts_image ON posts(image_id);
+    CREATE TABLE threads (
+        board TEXT NOT NULL,
+        thread_no INTEGER NOT NULL,
+        last_modified INTEGER,
+        http_last_modified TEXT,
+        replies INTEGER,
+        state TEXT NOT NULL DEFAULT 'live' CHECK (state IN ('live', 'archived', 'gone')),
+        fetched_at TEXT,
+        PRIMARY KEY (board, thread_no)
+    );
+    CREATE TABLE http_cache (
+        url TEXT PRIMARY KEY,
+        last_modified TEXT,
+        fetched_at TEXT
+    );
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        label TEXT NOT NULL CHECK (label IN ('bearish', 'neutral', 'bullish')),
+        source TEXT NOT NULL CHECK (source IN ('human', 'openai', 'gemini', 'compatible', 'model', 'pseudo')),
+        labeler TEXT NOT NULL DEFAULT '',
+        confidence REAL,
+        sarcastic INTEGER NOT NULL DEFAULT 0,
+        rationale TEXT,
+        split TEXT NOT NULL DEFAULT 'unassigned' CHECK (split IN ('test', 'train', 'val', 'unassigned')),
+        created_at TEXT NOT NULL,
+        UNIQUE (post_id, source, labeler)
+    );
+    CREATE INDEX labels_post ON labels(post_id);
+    CREATE INDEX labels_source_split ON labels(source, split);
+    CREATE TABLE api_calls (
+        id INTEGER PRIMARY KEY,
+        request_key TEXT NOT NULL,
+        job_id INTEGER REFERENCES jobs(id),
+        post_id INTEGER REFERENCES posts(id),
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_version TEXT,
+        mode TEXT NOT NULL DEFAULT 'live',
+        status TEXT NOT NULL DEFAULT 'pending',
+        tokens_in INTEGER,
+        tokens_out INTEGER,
+        usd REAL,
+        latency_ms REAL,
+        error TEXT,
+        response_path TEXT,
+        created_at TEXT NOT NULL,
+        completed_at TEXT
+    );
+    CREATE INDEX api_calls_key ON api_calls(request_key);
+    CREATE INDEX api_calls_job ON api_calls(job_id);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        progress REAL NOT NULL DEFAULT 0,
+        total INTEGER,
+        done INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        counts TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        pid INTEGER,
+        remote_id TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        heartbeat_at TEXT
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE pods (
+        id INTEGER PRIMARY KEY,
+        pod_id TEXT UNIQUE,
+        name TEXT NOT NULL,
+        gpu TEXT,
+        usd_per_hour REAL,
+        state TEXT NOT NULL DEFAULT 'requested',
+        created_at TEXT NOT NULL,
+        terminated_at TEXT,
+        total_usd REAL NOT NULL DEFAULT 0,
+        job_id INTEGER REFERENCES jobs(id)
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        base_model TEXT,
+        adapter_path TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        manifest TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'running',
+        job_id INTEGER REFERENCES jobs(id),
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('train', 'eval')),
+        step INTEGER,
+        epoch REAL,
+        loss REAL,
+        lr REAL,
+        accuracy REAL,
+        macro_f1 REAL,
+        confusion TEXT,
+        data TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX metrics_run ON metrics(run_id, kind, step);
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        probs TEXT NOT NULL,
+        latency_ms REAL,
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, post_id)
+    );
+    """,
+    # 2: what a human labeling session records beyond the label itself.
+    """
+    ALTER TABLE labels ADD COLUMN unsure INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notes_post ON notes(post_id);
+    CREATE TABLE skips (
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        source TEXT NOT NULL DEFAULT 'human',
+        reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (post_id, source)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

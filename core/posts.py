@@ -1,0 +1,95 @@
+"""Writing and reading posts, their images and their labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlite_utils
+
+from core.records import ImageRef, NewLabel, NewPost, SaveCounts
+from core.store import now, transaction
+
+# A post the model may ever see: image bytes on disk and some text (never text alone, never image alone).
+CANDIDATE_SQL = "p.image_id IS NOT NULL AND i.status = 'ok' AND trim(p.text) != ''"
+
+
+def _image_id(db: sqlite_utils.Database, ref: ImageRef) -> int:
+    row = db.execute("SELECT id FROM images WHERE url = ?", [ref.url]).fetchone()
+    if row:
+        return row[0]
+    cur = db.execute(
+        "INSERT INTO images (url, thumb_url, md5, width, height, path, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [ref.url, ref.thumb_url, ref.md5, ref.width, ref.height, ref.local_path, "pending"],
+    )
+    return cur.lastrowid
+
+
+def save_posts(db: sqlite_utils.Database, posts: Iterable[NewPost]) -> SaveCounts:
+    """Insert new posts (and their image rows); refresh text of known ones. One transaction."""
+    counts = SaveCounts()
+    stamp = now()
+    with transaction(db):
+        for post in posts:
+            image_id = _image_id(db, post.image) if post.image else None
+            row = db.execute(
+                "SELECT id, html, image_id FROM posts WHERE board = ? AND post_no = ?", [post.board, post.post_no]
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO posts (board, thread_no, post_no, is_op, time, subject, text, html, image_id,"
+                    " source, scraped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [post.board, post.thread_no, post.post_no, int(post.is_op), post.time, post.subject,
+                     post.text, post.html, image_id, post.source, stamp],
+                )
+                counts.new += 1
+            elif row[1] != post.html or (image_id is not None and row[2] != image_id):
+                db.execute(
+                    "UPDATE posts SET subject = ?, text = ?, html = ?, image_id = coalesce(?, image_id) WHERE id = ?",
+                    [post.subject, post.text, post.html, image_id, row[0]],
+                )
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+    return counts
+
+
+def post_id(db: sqlite_utils.Database, board: str, post_no: int) -> int | None:
+    row = db.execute("SELECT id FROM posts WHERE board = ? AND post_no = ?", [board, post_no]).fetchone()
+    return row[0] if row else None
+
+
+def set_label(db: sqlite_utils.Database, post: int, label: NewLabel) -> int:
+    """Write (or replace) the label of `post` from this source and labeler; return the label row id."""
+    cur = db.execute(
+        "INSERT INTO labels (post_id, label, source, labeler, confidence, sarcastic, unsure, rationale, split,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (post_id, source, labeler) DO UPDATE SET label = excluded.label,"
+        " confidence = excluded.confidence, sarcastic = excluded.sarcastic, unsure = excluded.unsure,"
+        " rationale = excluded.rationale, split = excluded.split, created_at = excluded.created_at"
+        " RETURNING id",
+        [post, label.label, label.source, label.labeler, label.confidence, int(label.sarcastic),
+         int(label.unsure), label.rationale, label.split, now()],
+    )
+    return cur.fetchone()[0]
+
+
+def delete_label(db: sqlite_utils.Database, label_id: int) -> None:
+    db.execute("DELETE FROM labels WHERE id = ?", [label_id])
+
+
+def add_note(db: sqlite_utils.Database, post: int, text: str) -> int:
+    return db.execute(
+        "INSERT INTO notes (post_id, text, created_at) VALUES (?, ?, ?)", [post, text, now()]
+    ).lastrowid
+
+
+def add_skip(db: sqlite_utils.Database, post: int, reason: str = "", source: str = "human") -> None:
+    db.execute(
+        "INSERT INTO skips (post_id, source, reason, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (post_id, source) DO UPDATE SET reason = excluded.reason",
+        [post, source, reason, now()],
+    )
+
+
+def delete_skip(db: sqlite_utils.Database, post: int, source: str = "human") -> None:
+    db.execute("DELETE FROM skips WHERE post_id = ? AND source = ?", [post, source])
