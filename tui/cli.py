@@ -157,21 +157,24 @@ def status(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()
     except BizsentError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted; everything already written is kept", err=True)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
+    except Exception as exc:
+        log = write_crash_log(exc)
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (traceback in {log})", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def write_crash_log(exc: BaseException) -> Path:
+    """Keep the traceback for bug reports in a file, off the user's screen."""
+    import tempfile
+    import traceback
+
+    log = Path(tempfile.gettempdir()) / "bizsent-error.log"
+    log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return log

@@ -1,0 +1,97 @@
+"""The content-addressed image cache: validate bytes, keep the first frame, write file and thumbnail.
+
+Files live at <image_dir>/<sha[:2]>/<sha>.<ext> with a thumbnail at <image_dir>/thumbs/<sha[:2]>/<sha>.jpg,
+so the same picture posted twice (or under two URLs) is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+from PIL import Image, UnidentifiedImageError
+
+from core.store import now
+
+STILL_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    status: str  # ok | corrupt | unsupported | missing
+    reason: str = ""
+    sha256: str | None = None
+    path: str | None = None
+    thumb_path: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mime: str | None = None
+
+
+def inspect_bytes(data: bytes) -> tuple[Image.Image | None, str]:
+    """Decode `data` fully; return (first frame as RGB, "") or (None, reason it is unusable)."""
+    if not data:
+        return None, "empty download (0 bytes)"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"{")):
+        return None, "server sent a web page or JSON instead of an image"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in STILL_FORMATS:
+                return None, f"unsupported image format {img.format}"
+            img.seek(0)  # animated GIF/WebP: the first frame stands for the post
+            img.load()
+            frame = img.convert("RGB")
+    except UnidentifiedImageError:
+        return None, "not a readable image"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return None, f"truncated or corrupt image ({exc})"
+    return frame, ""
+
+
+def cache_image(image_dir: Path, data: bytes, thumbnail_px: int = 320) -> Cached:
+    """Validate and store `data` content-addressed with a JPEG thumbnail. Never raises on bad bytes."""
+    frame, reason = inspect_bytes(data)
+    if frame is None:
+        return Cached(status="corrupt", reason=reason)
+    with Image.open(io.BytesIO(data)) as probe:
+        ext = STILL_FORMATS[probe.format]
+        mime = Image.MIME.get(probe.format, "application/octet-stream")
+    return store_frame(image_dir, data, frame, ext, mime, thumbnail_px)
+
+
+def store_frame(image_dir: Path, data: bytes, frame: Image.Image, ext: str, mime: str, thumbnail_px: int) -> Cached:
+    """Write original bytes and a thumbnail of `frame` under the content address of `data`."""
+    sha = hashlib.sha256(data).hexdigest()
+    path = image_dir / sha[:2] / f"{sha}.{ext}"
+    thumb = image_dir / "thumbs" / sha[:2] / f"{sha}.jpg"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    if not thumb.exists():
+        thumb.parent.mkdir(parents=True, exist_ok=True)
+        small = frame.copy()
+        small.thumbnail((thumbnail_px, thumbnail_px))
+        tmp = thumb.with_suffix(".part")
+        small.save(tmp, "JPEG", quality=85)
+        tmp.replace(thumb)
+    return Cached(status="ok", sha256=sha, path=str(path), thumb_path=str(thumb), width=frame.width,
+                  height=frame.height, mime=mime)
+
+
+def record(db: sqlite_utils.Database, image_id: int, result: Cached) -> None:
+    """Write the outcome of one fetch attempt to the images row."""
+    stamp = now()
+    db.execute(
+        "UPDATE images SET status = ?, reason = ?, sha256 = coalesce(?, sha256), path = coalesce(?, path),"
+        " thumb_path = coalesce(?, thumb_path), width = coalesce(?, width), height = coalesce(?, height),"
+        " mime = coalesce(?, mime), attempts = attempts + 1, last_attempt_at = ?,"
+        " fetched_at = CASE WHEN ? = 'ok' THEN ? ELSE fetched_at END WHERE id = ?",
+        [result.status, result.reason or None, result.sha256, result.path, result.thumb_path, result.width,
+         result.height, result.mime, stamp, result.status, stamp, image_id],
+    )
