@@ -60,31 +60,29 @@ class ProviderSettings(Section):
     detail: Literal["low", "high", "auto"] = "low"
 
 
-def _openai() -> ProviderSettings:
-    return ProviderSettings(
-        model="gpt-5-mini", base_url="https://api.openai.com/v1", usd_per_mtok_in=0.25, usd_per_mtok_out=2.0
-    )
+# Each provider section may set any subset of keys; the rest keep that provider's defaults.
+class OpenAISettings(ProviderSettings):
+    model: str = "gpt-5-mini"
+    base_url: str = "https://api.openai.com/v1"
+    usd_per_mtok_in: float = Field(0.25, ge=0)
+    usd_per_mtok_out: float = Field(2.0, ge=0)
 
 
-def _gemini() -> ProviderSettings:
-    return ProviderSettings(
-        model="gemini-2.5-flash",
-        base_url="https://generativelanguage.googleapis.com",
-        usd_per_mtok_in=0.30,
-        usd_per_mtok_out=2.50,
-        requests_per_minute=1000,
-    )
+class GeminiSettings(ProviderSettings):
+    model: str = "gemini-2.5-flash"
+    base_url: str = "https://generativelanguage.googleapis.com"
+    usd_per_mtok_in: float = Field(0.30, ge=0)
+    usd_per_mtok_out: float = Field(2.50, ge=0)
+    requests_per_minute: int = Field(1000, ge=1)
 
 
-def _compatible() -> ProviderSettings:
-    return ProviderSettings(
-        model="Qwen/Qwen2.5-VL-7B-Instruct",
-        base_url="http://127.0.0.1:8000/v1",
-        usd_per_mtok_in=0.0,
-        usd_per_mtok_out=0.0,
-        batch_discount=1.0,
-        concurrency=4,
-    )
+class CompatibleSettings(ProviderSettings):
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    usd_per_mtok_in: float = Field(0.0, ge=0)
+    usd_per_mtok_out: float = Field(0.0, ge=0)
+    batch_discount: float = Field(1.0, ge=0, le=1)
+    concurrency: int = Field(4, ge=1)
 
 
 class LabelingSettings(Section):
@@ -93,9 +91,9 @@ class LabelingSettings(Section):
     budget_job_usd: float = Field(5.0, ge=0)
     few_shot: int = Field(0, ge=0, le=20)
     max_retries: int = Field(4, ge=0)
-    openai: ProviderSettings = Field(default_factory=_openai)
-    gemini: ProviderSettings = Field(default_factory=_gemini)
-    compatible: ProviderSettings = Field(default_factory=_compatible)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    gemini: GeminiSettings = Field(default_factory=GeminiSettings)
+    compatible: CompatibleSettings = Field(default_factory=CompatibleSettings)
 
 
 class RunpodSettings(Section):
@@ -186,7 +184,8 @@ def _coerce(text: str) -> Any:
 
 
 def _format_error(err: ValidationError, origin: str) -> str:
-    first = err.errors()[0]
+    # An unknown key explains a missing or mistyped one more often than the reverse: report it first.
+    first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         hint = " (API keys belong in environment variables)" if "key" in key.lower() else ""
