@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 user error (one line on stderr), 2 usage.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 
 from core.config import Settings, load_settings
 from core.errors import BizsentError
+from core.log import redact, setup_logging
 
 app = typer.Typer(
     name="bizsent",
@@ -47,6 +49,7 @@ def main_callback(
     config: Annotated[Path | None, typer.Option("--config", help="config file (default: ./config.toml)")] = None,
 ) -> None:
     settings = load_settings(config)
+    setup_logging(settings.data_dir)
     ctx.obj = Context(settings=settings, db_path=(db or settings.db_path).resolve())
     if ctx.invoked_subcommand is None:
         open_console(ctx.obj)
@@ -120,7 +123,7 @@ def import_(
     from core.transfer import import_file
 
     c = ctx_of(ctx)
-    report = import_file(c.db(), file, split=split, scale=scale)
+    report = import_file(c.db(), file, split=split, scale=scale, image_dir=c.settings.image_dir)
     for problem in report.problems:
         typer.echo(problem, err=True)
     typer.echo(report.summary())
@@ -165,16 +168,12 @@ def main() -> None:
         typer.echo("interrupted; everything already written is kept", err=True)
         sys.exit(130)
     except Exception as exc:
-        log = write_crash_log(exc)
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (traceback in {log})", err=True)
+        logging.getLogger("bizsent").exception("internal error")
+        typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
+                   f"{log_path()})", err=True)
         sys.exit(1)
 
 
-def write_crash_log(exc: BaseException) -> Path:
-    """Keep the traceback for bug reports in a file, off the user's screen."""
-    import tempfile
-    import traceback
-
-    log = Path(tempfile.gettempdir()) / "bizsent-error.log"
-    log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-    return log
+def log_path() -> str:
+    handlers = [h for h in logging.getLogger().handlers if hasattr(h, "baseFilename")]
+    return handlers[0].baseFilename if handlers else "no log file (the error came before the config was read)"
