@@ -51,3 +51,14 @@ class SaveCounts:
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One good row of an import file, staged before anything is written (so bad files write nothing)."""
+
+    where: str  # "line 12" or "training_labels row 5": how problems name the row
+    post: NewPost
+    label: NewLabel | None = None
+    note: str | None = None
+    skip_reason: str | None = None  # not None: the human skipped this post

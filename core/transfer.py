@@ -1,0 +1,324 @@
+"""Import and export: JSONL, CSV and the user's old scraper database in; JSONL and CSV out.
+
+File format (both JSONL and CSV, one post or one label per row; `export_file` writes exactly this):
+  board (default biz), thread_no, post_no (or `id`), is_op, time (unix seconds or ISO 8601), subject,
+  text, html, post_source (default import), image_url (fetched later by the image pipeline),
+  image_path (a local file, cached at once; relative paths are relative to the import file),
+  label (bearish/neutral/bullish or 1/2/3), source (default human), labeler, split (human labels default
+  to the `split` argument, others to unassigned), confidence (0..1), sarcastic, unsure (1/0), rationale.
+A bad row (no text, unknown label, a number that is not one) is reported by line and left out; good rows
+are still imported. All rows are checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from core.errors import BizsentError, ImportFormatError
+from core.fields import blank, parse_bool, parse_float, parse_int, parse_time
+from core.html_text import clean_text
+from core.images import Cached, cache_image, record
+from core.labels import SOURCES, SPLITS, parse_label
+from core.posts import add_note, add_skip, post_id, save_posts, set_label
+from core.records import ImageRef, ImportRow, NewLabel, NewPost
+from core.scraperdb import read_scraper_db
+from core.store import db_path, transaction
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+POST_FIELDS = ["board", "thread_no", "post_no", "is_op", "time", "subject", "text", "html", "post_source",
+               "image_url", "image_path"]
+LABEL_FIELDS = ["label", "source", "labeler", "split", "confidence", "sarcastic", "unsure", "rationale"]
+LOCAL_SCHEME = "file://"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    format: str = ""
+    posts_new: int = 0
+    posts_updated: int = 0
+    labels: dict[str, int] = field(default_factory=dict)  # by source
+    skips: int = 0
+    notes: int = 0
+    rows_skipped: int = 0  # bad rows left out
+    images_cached: int = 0
+    images_queued: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        labels = ", ".join(f"{source} {n}" for source, n in sorted(self.labels.items())) or "none"
+        line = (
+            f"imported {self.path} ({self.format}): {self.posts_new} new posts, {self.posts_updated} updated; "
+            f"labels: {labels}; {self.skips} skips, {self.notes} notes; images: {self.images_cached} cached, "
+            f"{self.images_queued} queued for download"
+        )
+        if self.rows_skipped:
+            line += f"; {self.rows_skipped} bad rows left out (listed above)"
+        return line
+
+
+def detect_format(path: Path) -> str:
+    if not path.exists():
+        raise ImportFormatError(f"file {path} not found; check the path")
+    if not path.is_file():
+        raise ImportFormatError(f"{path} is not a file; pass a .jsonl, .csv or SQLite file")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    text = head.decode("utf-8-sig", errors="replace").lstrip()
+    if text.startswith("{"):
+        return "jsonl"
+    first = text.splitlines()[0] if text else ""
+    if "," in first and {"text", "post_no", "id", "label"} & {c.strip().lower() for c in first.split(",")}:
+        return "csv"
+    raise ImportFormatError(f"cannot tell the format of {path}; expected .jsonl, .csv or the old scraper's SQLite")
+
+
+def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", scale: str = "auto",
+                image_dir: Path | None = None) -> ImportReport:
+    """Import posts, labels, notes and skips from `path` (format detected); return what happened."""
+    path = Path(path)
+    if split not in SPLITS:
+        raise BizsentError(f"--split {split} is not a split; use one of {', '.join(SPLITS)}")
+    report = ImportReport(path=str(path), format=detect_format(path))
+    if report.format == "sqlite":
+        rows, problems, bad = read_scraper_db(path, split=split, scale=scale)
+    else:
+        known = _known_posts(db)
+        records = _jsonl_records(path) if report.format == "jsonl" else _csv_records(path)
+        rows, problems, bad = _parse_records(records, path, split, known)
+    report.problems.extend(problems)
+    report.rows_skipped = bad
+    _write(db, rows, report, image_dir or Path(db_path(db)).parent / "images")
+    return report
+
+
+def _known_posts(db: sqlite_utils.Database) -> Callable[[str, int], bool]:
+    return lambda board, no: post_id(db, board, no) is not None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | str]]:
+    """(line number, record or the reason it is not one)."""
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        yield number, value if isinstance(value, dict) else "not a JSON object"
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict | str]]:
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    if not reader.fieldnames or not {"text", "html", "post_no", "id"} & set(reader.fieldnames):
+        raise ImportFormatError(f"{path} has no text, html, post_no or id column; the first line must be a header")
+    start = reader.line_num + 1
+    for row in reader:
+        yield start, {k: v for k, v in row.items() if k is not None}
+        start = reader.line_num + 1
+
+
+def _parse_records(records: Iterator[tuple[int, dict | str]], path: Path, split: str,
+                   known: Callable[[str, int], bool]) -> tuple[list[ImportRow], list[str], int]:
+    rows: list[ImportRow] = []
+    problems: list[str] = []
+    bad = 0
+    for number, record_ in records:
+        where = f"{path.name} line {number}"
+        try:
+            if isinstance(record_, str):
+                raise ValueError(record_)
+            rows.append(_parse_row(record_, where, path.parent, split, known))
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}; row left out")
+            bad += 1
+    return rows, problems, bad
+
+
+def _parse_row(row: dict, where: str, base: Path, split: str, known: Callable[[str, int], bool]) -> ImportRow:
+    board = str(row.get("board") or "biz").strip().strip("/")
+    post_no = parse_int(row.get("post_no"), "post_no")
+    if post_no is None:
+        post_no = parse_int(row.get("id"), "id")
+    if post_no is None:
+        raise ValueError("no post_no or id")
+    thread_no = parse_int(row.get("thread_no"), "thread_no") or post_no
+    is_op = parse_bool(row["is_op"], "is_op") if not blank(row.get("is_op")) else thread_no == post_no
+    markup = str(row.get("html") or "")
+    text = str(row.get("text") or "") or clean_text(markup)
+    image = _image_ref(row, base)
+    if not text.strip() and image is None and not known(board, post_no):
+        raise ValueError("missing text (and no html or image)")
+    post = NewPost(
+        board=board, thread_no=thread_no, post_no=post_no, text=text, html=markup,
+        subject=str(row.get("subject") or ""), time=parse_time(row.get("time")), is_op=is_op,
+        source=str(row.get("post_source") or "import"), image=image,
+    )
+    return ImportRow(where=where, post=post, label=_label(row, split))
+
+
+def _image_ref(row: dict, base: Path) -> ImageRef | None:
+    url = str(row.get("image_url") or "").strip()
+    local = str(row.get("image_path") or "").strip()
+    if url.startswith(LOCAL_SCHEME) and not local:
+        local = url.removeprefix(LOCAL_SCHEME)
+    if local:
+        file = (base / local).resolve()
+        return ImageRef(url=url or f"{LOCAL_SCHEME}{file}", local_path=str(file))
+    return ImageRef(url=url) if url else None
+
+
+def _label(row: dict, split: str) -> NewLabel | None:
+    if blank(row.get("label")):
+        return None
+    label = parse_label(row["label"])
+    source = str(row.get("source") or "human").strip().lower()
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    row_split = str(row.get("split") or "").strip().lower() or (split if source == "human" else "unassigned")
+    if row_split not in SPLITS:
+        raise ValueError(f"split {row_split!r} is not one of {', '.join(SPLITS)}")
+    return NewLabel(
+        label=label, source=source, split=row_split,
+        labeler=str(row.get("labeler") or f"{source}:import"),
+        confidence=parse_float(row.get("confidence"), "confidence", 0.0, 1.0),
+        sarcastic=parse_bool(row.get("sarcastic"), "sarcastic"),
+        unsure=parse_bool(row.get("unsure"), "unsure"),
+        rationale=None if blank(row.get("rationale")) else str(row["rationale"]),
+    )
+
+
+def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportReport, image_dir: Path) -> None:
+    # An existing post is only refreshed by a row that carries its HTML, so a labels-only row
+    # never blanks a scraped post's body.
+    posts = [r.post for r in rows if r.post.html or post_id(db, r.post.board, r.post.post_no) is None]
+    counts = save_posts(db, posts)
+    report.posts_new, report.posts_updated = counts.new, counts.updated
+    queued: set[int] = set()
+    with transaction(db):
+        for row in rows:
+            pid = post_id(db, row.post.board, row.post.post_no)
+            if pid is None:
+                continue
+            if row.label:
+                set_label(db, pid, row.label)
+                report.labels[row.label.source] = report.labels.get(row.label.source, 0) + 1
+            if row.note and not db.execute(
+                "SELECT 1 FROM notes WHERE post_id = ? AND text = ?", [pid, row.note]
+            ).fetchone():
+                add_note(db, pid, row.note)
+                report.notes += 1
+            if row.skip_reason is not None:
+                add_skip(db, pid, row.skip_reason)
+                report.skips += 1
+            if row.post.image:
+                _settle_image(db, row, report, image_dir, queued)
+    report.images_queued = len(queued)
+
+
+def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportReport, image_dir: Path,
+                  queued: set[int]) -> None:
+    ref = row.post.image
+    found = db.execute("SELECT id, status FROM images WHERE url = ?", [ref.url]).fetchone()
+    if found is None:  # the post was already known and this row did not refresh it
+        return
+    image_id, status = found
+    if not ref.local_path:
+        if status == "pending":
+            queued.add(image_id)
+        return
+    if status == "ok":
+        return
+    try:
+        data = Path(ref.local_path).read_bytes()
+    except OSError as exc:
+        reason = f"local file {ref.local_path} unreadable ({exc.strerror or exc})"
+        record(db, image_id, Cached(status="missing", reason=reason))
+        report.problems.append(f"{row.where}: {reason}; post imported without its image")
+        return
+    result = cache_image(image_dir, data)
+    record(db, image_id, result)
+    if result.status == "ok":
+        report.images_cached += 1
+    else:
+        report.problems.append(f"{row.where}: image {ref.local_path} is {result.status} ({result.reason})")
+
+
+def export_file(db: sqlite_utils.Database, path: Path, *, what: str = "labels", source: str | None = None,
+                split: str | None = None) -> int:
+    """Write posts or labels to `path` (.jsonl or .csv) in the format `import_file` reads; return the count."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in JSONL_SUFFIXES | {".csv"}:
+        raise BizsentError(f"cannot export to {path.name}: use a .jsonl or .csv file name")
+    if what not in {"labels", "posts"}:
+        raise BizsentError(f"--what {what} is not exportable; use labels or posts")
+    if source is not None and source not in SOURCES:
+        raise BizsentError(f"--source {source} is not a label source; use one of {', '.join(SOURCES)}")
+    if split is not None and split not in SPLITS:
+        raise BizsentError(f"--split {split} is not a split; use one of {', '.join(SPLITS)}")
+    fields = POST_FIELDS + (LABEL_FIELDS if what == "labels" else [])
+    rows = [dict(zip(fields, values, strict=True)) for values in db.execute(*_export_query(what, source, split))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        if suffix == ".csv":
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return len(rows)
+
+
+def _export_query(what: str, source: str | None, split: str | None) -> tuple[str, list]:
+    post_cols = (
+        "p.board, p.thread_no, p.post_no, p.is_op, p.time, p.subject, p.text, p.html, p.source, i.url,"
+        " CASE WHEN i.status = 'ok' THEN i.path END"
+    )
+    where, params = [], []
+    if source:
+        where.append("l.source = ?")
+        params.append(source)
+    if split:
+        where.append("l.split = ?")
+        params.append(split)
+    if what == "labels":
+        sql = (
+            f"SELECT {post_cols}, l.label, l.source, l.labeler, l.split, l.confidence, l.sarcastic, l.unsure,"
+            " l.rationale FROM labels l JOIN posts p ON p.id = l.post_id LEFT JOIN images i ON i.id = p.image_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY p.board, p.post_no, l.source, l.labeler"
+        )
+    else:
+        # Posts filtered by source/split: those that have such a label.
+        exists = (" WHERE EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND " + " AND ".join(where) + ")"
+                  if where else "")
+        sql = (f"SELECT {post_cols} FROM posts p LEFT JOIN images i ON i.id = p.image_id{exists}"
+               " ORDER BY p.board, p.post_no")
+    return sql, params
