@@ -6,6 +6,7 @@ so the same picture posted twice (or under two URLs) is stored once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from dataclasses import dataclass
@@ -52,11 +53,23 @@ def inspect_bytes(data: bytes) -> tuple[Image.Image | None, str]:
     return frame, ""
 
 
-def cache_image(image_dir: Path, data: bytes, thumbnail_px: int = 320) -> Cached:
-    """Validate and store `data` content-addressed with a JPEG thumbnail. Never raises on bad bytes."""
+def md5_matches(data: bytes, md5: str) -> bool:
+    """4chan publishes base64 MD5s; other sources (imports) may use hex."""
+    digest = hashlib.md5(data).digest()
+    given = md5.strip()
+    return given == base64.b64encode(digest).decode() or given.lower() == digest.hex()
+
+
+def cache_image(image_dir: Path, data: bytes, thumbnail_px: int = 320, md5: str | None = None) -> Cached:
+    """Validate and store `data` content-addressed with a JPEG thumbnail. Never raises on bad bytes.
+
+    With `md5` (the checksum the source published), a download that decodes but differs is refused too.
+    """
     frame, reason = inspect_bytes(data)
     if frame is None:
         return Cached(status="corrupt", reason=reason)
+    if md5 and not md5_matches(data, md5):
+        return Cached(status="corrupt", reason="checksum differs from the source's md5 (truncated or altered)")
     with Image.open(io.BytesIO(data)) as probe:
         ext = STILL_FORMATS[probe.format]
         mime = Image.MIME.get(probe.format, "application/octet-stream")

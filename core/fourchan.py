@@ -1,0 +1,177 @@
+"""A polite client for 4chan's read-only JSON API and image host (https://github.com/4chan/4chan-API).
+
+The API rules: at most one request per second, and If-Modified-Since on anything fetched repeatedly.
+One `RateLimiter` spaces EVERY request (API and images) from the end of the previous one, so network
+jitter can never make two requests arrive closer together than the limit allows. Failures never raise:
+timeouts, 5xx, 429 and connection errors are retried a bounded number of times with backoff, then come
+back as a `Fetched` with status 0 and a one-line reason for the caller to record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import sqlite_utils
+
+from core.config import ScrapeSettings
+from core.store import now
+
+RETRIES = 3  # attempts per request before giving up with a reason
+BACKOFF_S = 2.0  # wait before the second attempt; doubles after each failure
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class RateLimiter:
+    """At most `per_second` requests per second, measured from the end of one request to the next start."""
+
+    def __init__(self, per_second: float, clock: Clock) -> None:
+        self.interval = 1.0 / per_second
+        self.clock = clock
+        self._next_at: float | None = None
+
+    def wait(self) -> None:
+        if self._next_at is not None:
+            delay = self._next_at - self.clock.now()
+            if delay > 0:
+                self.clock.sleep(delay)
+
+    def done(self) -> None:
+        self._next_at = self.clock.now() + self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    url: str
+    status: int  # HTTP status of the last attempt; 0 when no usable response arrived
+    body: bytes = b""
+    last_modified: str | None = None
+    reason: str = ""  # one line, set whenever status is 0 (and for refused downloads)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def catalog_url(s: ScrapeSettings) -> str:
+    return f"{s.api_base.rstrip('/')}/{s.board}/catalog.json"
+
+
+def threads_url(s: ScrapeSettings) -> str:
+    return f"{s.api_base.rstrip('/')}/{s.board}/threads.json"
+
+
+def archive_url(s: ScrapeSettings) -> str:
+    return f"{s.api_base.rstrip('/')}/{s.board}/archive.json"
+
+
+def thread_url(s: ScrapeSettings, thread_no: int) -> str:
+    return f"{s.api_base.rstrip('/')}/{s.board}/thread/{thread_no}.json"
+
+
+def image_url(s: ScrapeSettings, tim: int, ext: str) -> str:
+    return f"{s.image_base.rstrip('/')}/{s.board}/{tim}{ext}"
+
+
+def thumb_url(s: ScrapeSettings, tim: int) -> str:
+    return f"{s.image_base.rstrip('/')}/{s.board}/{tim}s.jpg"
+
+
+class FourChanClient:
+    """Rate-limited GETs with conditional requests and bounded retries. Use as a context manager."""
+
+    def __init__(self, settings: ScrapeSettings, clock: Clock | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or RealClock()
+        self.limiter = RateLimiter(settings.requests_per_second, self.clock)
+        self.http = httpx.Client(
+            timeout=settings.timeout_s, follow_redirects=True, transport=transport,
+            headers={"User-Agent": settings.user_agent},
+        )
+
+    def __enter__(self) -> FourChanClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, url: str, *, if_modified_since: str | None = None, max_bytes: int | None = None) -> Fetched:
+        """GET `url` politely. 304 means unchanged since `if_modified_since`; status 0 means it failed."""
+        headers = {"If-Modified-Since": if_modified_since} if if_modified_since else {}
+        backoff = BACKOFF_S
+        reason = ""
+        for attempt in range(1, RETRIES + 1):
+            self.limiter.wait()
+            try:
+                result = self._once(url, headers, max_bytes)
+            except httpx.TimeoutException:
+                reason = f"timed out after {self.settings.timeout_s:g}s"
+            except httpx.HTTPError as exc:
+                reason = f"connection failed ({type(exc).__name__}: {str(exc) or 'no detail'})"
+            else:
+                if result.status not in RETRY_STATUS:
+                    return result
+                reason = f"server answered HTTP {result.status}"
+            finally:
+                self.limiter.done()
+            if attempt < RETRIES:
+                self.clock.sleep(backoff)
+                backoff *= 2
+        return Fetched(url=url, status=0, reason=f"{reason} ({RETRIES} attempts)")
+
+    def _once(self, url: str, headers: dict[str, str], max_bytes: int | None) -> Fetched:
+        with self.http.stream("GET", url, headers=headers) as resp:
+            modified = resp.headers.get("Last-Modified")
+            if resp.status_code != 200:
+                return Fetched(url=url, status=resp.status_code, last_modified=modified)
+            declared = int(resp.headers.get("Content-Length") or 0)
+            if max_bytes is not None and declared > max_bytes:
+                return Fetched(url=url, status=200, reason=_too_big(declared, max_bytes))
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    return Fetched(url=url, status=200, reason=_too_big(size, max_bytes))
+                chunks.append(chunk)
+            return Fetched(url=url, status=200, body=b"".join(chunks), last_modified=modified)
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (f"larger than scrape.max_image_mb ({size / 2**20:.1f} MB > {limit / 2**20:g} MB);"
+            " raise the limit to accept it")
+
+
+def cached_last_modified(db: sqlite_utils.Database, url: str) -> str | None:
+    row = db.execute("SELECT last_modified FROM http_cache WHERE url = ?", [url]).fetchone()
+    return row[0] if row else None
+
+
+def remember(db: sqlite_utils.Database, url: str, last_modified: str | None) -> None:
+    """Keep the Last-Modified of `url` for the next If-Modified-Since. Call only once its content is stored."""
+    if last_modified:
+        db.execute(
+            "INSERT INTO http_cache (url, last_modified, fetched_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET last_modified = excluded.last_modified,"
+            " fetched_at = excluded.fetched_at",
+            [url, last_modified, now()],
+        )
