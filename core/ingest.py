@@ -12,7 +12,6 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -35,7 +34,7 @@ from core.images import Cached, cache_image, record
 from core.posts import CANDIDATE_SQL, save_posts
 from core.records import ImageRef, NewPost
 from core.store import now, transaction
-from core.video import NO_DECODER, decoder, first_frame, is_video
+from core.video import first_frame, is_video
 
 Progress = Callable[[str], None]
 
@@ -251,10 +250,8 @@ def fetch_images(db: sqlite_utils.Database, settings: Settings, client: FourChan
     rows = db.execute(
         "SELECT id, url, md5 FROM images WHERE (url LIKE 'http://%' OR url LIKE 'https://%') AND ("
         " (status = 'pending' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))"
-        " OR (status = 'corrupt' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))"
-        # a video refused for want of a decoder is tried again once one is installed
-        " OR (status = 'unsupported' AND reason = ? AND ?)) ORDER BY id DESC",
-        [cutoff, cutoff, NO_DECODER, decoder() is not None],
+        " OR (status = 'corrupt' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))) ORDER BY id DESC",
+        [cutoff, cutoff],
     ).fetchall()
     for i, (image_id, url, md5) in enumerate(rows, 1):
         result = _download(settings, client, url, md5 if url.startswith(s.image_base) else None)
@@ -272,8 +269,6 @@ def fetch_images(db: sqlite_utils.Database, settings: Settings, client: FourChan
 def _download(settings: Settings, client: FourChanClient, url: str, md5: str | None) -> Cached:
     """Fetch and cache one image; the outcome as the images row should record it."""
     video = is_video(url)
-    if video and decoder() is None:
-        return Cached(status="unsupported", reason=NO_DECODER)  # saves the request: nothing could read it
     got = client.get(url, max_bytes=int(settings.scrape.max_image_mb * 2**20))
     if got.status in (404, 410):
         return Cached(status="missing", reason=f"not on the server any more (HTTP {got.status})")
@@ -283,9 +278,9 @@ def _download(settings: Settings, client: FourChanClient, url: str, md5: str | N
         return Cached(status="corrupt", reason=got.reason)
     if not video:
         return cache_image(settings.image_dir, got.body, settings.images.thumbnail_px, md5=md5)
-    frame, reason = first_frame(got.body, Path(url).suffix.lower())
+    frame, status, reason = first_frame(got.body)
     if frame is None:
-        return Cached(status="corrupt", reason=reason)
+        return Cached(status=status, reason=reason)
     png = io.BytesIO()
     frame.save(png, "PNG")  # the first frame stands for the video, as a still every reader can open
     return cache_image(settings.image_dir, png.getvalue(), settings.images.thumbnail_px)

@@ -16,7 +16,7 @@ from core.fourchan import FourChanClient, threads_url
 from core.ingest import scrape
 from core.posts import save_posts
 from core.records import ImageRef, NewPost
-from core.video import NO_DECODER, decoder
+from core.video import first_frame
 
 ALL_POSTS = 16  # biz_scenario with the archive: 10 + 4 live posts, 2 archived; thread 3001 404s
 LIVE_POSTS = 14
@@ -81,20 +81,19 @@ def test_scrape_stores_posts_clean_text_and_image_outcomes(db, cfg: Settings, cl
     with Image.open(gif["thumb_path"]) as thumb:
         assert thumb.size == (32, 32)  # the first frame of the animation
     webm = image_of(db, 1010)
-    if decoder() is None:
-        assert webm["status"] == "unsupported" and webm["reason"] == NO_DECODER
-        assert not fake.requests(".webm"), "a video nobody can decode is not downloaded"
-    # with a decoder installed, the fake's stub .webm is downloaded and found unreadable (corrupt)
-    assert report.images_ok == 7 and report.images_corrupt == 3 + (decoder() is not None)
+    assert webm["status"] == "ok" and webm["mime"] == "image/png"  # its first frame, as a still
+    with Image.open(webm["path"]) as still:
+        assert still.size == (32, 24) and still.getpixel((5, 5))[0] > 150  # the red first frame
+    assert report.images_ok == 8 and report.images_corrupt == 3
     assert report.images_missing == 1
 
     states = dict(db.execute("SELECT thread_no, state FROM threads").fetchall())
     assert states == {1001: "live", 2001: "live", 3001: "gone", 4001: "archived"}
-    # candidates: image ok and text: 1001, 1002, 1009, 2001, 2002, 4001 (1004 has no text)
-    assert report.candidates == 6
+    # candidates: image ok and text: 1001, 1002, 1009, 1010, 2001, 2002, 4001 (1004 has no text)
+    assert report.candidates == 7
     assert report.posts_without_image == 4  # 1003, 2003, 2004, 4002
     assert report.posts_without_text == 1  # 1004
-    assert "6 labeling candidates" in report.summary()
+    assert "7 labeling candidates" in report.summary()
 
 
 def test_every_request_respects_the_rate_limit(db, cfg: Settings, clock: FakeClock, fake: FakeFourChan) -> None:
@@ -160,7 +159,7 @@ def test_interrupted_run_resumes_without_duplicates(db, cfg: Settings, clock: Fa
     assert report.posts_new == ALL_POSTS - partial
     assert db.execute("SELECT count(*), count(DISTINCT post_no) FROM posts").fetchone() == (ALL_POSTS, ALL_POSTS)
     assert len(fake.requests("/thread/2001.json")) == 1  # finished before the interruption: not fetched again
-    assert report.images_ok == 7
+    assert report.images_ok == 8
 
     # Killed between storing posts and marking the thread: the next run fetches it again, stores nothing twice.
     db.execute("DELETE FROM threads")
@@ -188,7 +187,7 @@ def test_corrupt_images_are_retried_after_the_retry_window(db, cfg: Settings, cl
     assert image_of(db, 1006)["attempts"] == 2 and image_of(db, 1006)["status"] == "corrupt"
     assert image_of(db, 1008)["attempts"] == 1  # missing (404) is final
     assert (later.images_ok, later.images_corrupt) == (1, 2)
-    assert later.candidates == 6  # 1005 has text and now a good image
+    assert later.candidates == 7  # 1005 has text and now a good image
 
 
 def test_server_errors_are_retried_then_reported(db, cfg: Settings, clock: FakeClock,
@@ -253,3 +252,9 @@ def test_cli_scrape_end_to_end(tmp_path: Path, fake: FakeFourChan) -> None:
     assert "thread 2001 [2/3]" in out.stderr and "stopping at max_threads" in out.stderr  # progress: stderr
     assert [r.path for r in fake.requests()] == ["/biz/catalog.json", "/biz/thread/3001.json",
                                                  "/biz/thread/2001.json"]
+
+
+def test_a_webm_that_is_only_a_header_is_corrupt_not_a_crash() -> None:
+    stub = bytes.fromhex("1a45dfa3") + b"\x42\x86\x81\x01" + b"webm" + bytes(64)  # EBML magic, no content
+    frame, status, reason = first_frame(stub)
+    assert frame is None and status == "corrupt" and "webm" in reason

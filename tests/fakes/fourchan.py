@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import av
+import numpy as np
 from PIL import Image
 
 PER_PAGE = 15
@@ -254,7 +256,19 @@ def animated_gif() -> bytes:
     return out.getvalue()
 
 
-WEBM = bytes.fromhex("1a45dfa3") + b"\x42\x86\x81\x01" + b"webm" + bytes(64)  # EBML magic + padding
+def webm() -> bytes:
+    """A real three-frame VP8 webm whose first frame is red."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for color in ((200, 20, 20), (20, 200, 20), (20, 20, 200)):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), color, dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:
@@ -288,7 +302,7 @@ def biz_scenario(fake: FakeFourChan) -> None:
                       content_type="text/html", md5_of=good),
         fake.add_file(post(1008, 1001, "deleted file"), b"404", status=404, md5_of=good),
         fake.add_file(post(1009, 1001, "animated gif"), animated_gif(), ".gif", content_type="image/gif"),
-        fake.add_file(post(1010, 1001, "a webm"), WEBM, ".webm", content_type="video/webm", md5_of=good),
+        fake.add_file(post(1010, 1001, "a webm"), webm(), ".webm", content_type="video/webm"),
     ])
     fake.add_thread([
         fake.add_file(post(2001, com="ETH thread<br>&quot;ultrasound&quot; money", sub="/eth/"), png((9, 9, 9)),
