@@ -1,6 +1,12 @@
 """The label set: the one place that says which sentiment classes exist and how they are spelled."""
 
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 Label = Literal["bearish", "neutral", "bullish"]
 LABELS: tuple[Label, ...] = ("bearish", "neutral", "bullish")
@@ -24,3 +30,84 @@ def parse_label(value: object) -> Label:
     if isinstance(value, int) and not isinstance(value, bool) and value in RATING_TO_LABEL:
         return RATING_TO_LABEL[value]
     raise ValueError(f"{value!r} is not a label (use bearish/neutral/bullish or 1/2/3)")
+
+
+# ---- The API labeling contract: prompt, structured answer, few-shot examples ----
+# Bump PROMPT_VERSION whenever PROMPT_RULES or the answer schema changes: labels, ledger keys and
+# agreement tables are all keyed by it, so old and new answers never mix silently.
+
+PROMPT_VERSION = "p1"
+
+PROMPT_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
+Every post is an image plus its text. Judge the image and the text together, including any text written
+on the image, and rate the post's overall intended sentiment about markets or coins, not single words.
+
+Labels:
+- bearish: "it's over", despair, panic, capitulation, crash predictions, pink wojak, doom memes, red candles.
+- neutral: questions, news without an opinion, off-topic posts, mixed or unclear signals, memes without a
+  clear direction. Recurring general threads (/smg/, /pmg/, /xsg/ and the like, mostly link lists) are
+  neutral unless the post itself takes a side.
+- bullish: WAGMI, "to the moon", green wojak or happy pepe, green candles, euphoria, optimism.
+
+Sarcasm and irony: rate the intended sentiment. An ironic "WAGMI" during a crash is bearish; "this is fine"
+over a burning room is bearish. Greentext is often ironic: read all of it. When the image contradicts the
+text, the image usually carries the real meaning. Set sarcastic=true when the literal words say the
+opposite of the intended sentiment.
+Image cues: pink wojak = bearish, green wojak = bullish; bogdanoff memes = manipulation (direction from
+context).
+Slang: wagmi, moon, hodl, ape in, send it, lfg, up only lean bullish; ngmi, rekt, rugged, rope, it's over,
+bagholder, exit liquidity lean bearish; cope, fud, dyor, ser, fren, anon depend on context. Irony markers:
+"unironically", "surely", "any day now".
+Genuinely mixed or unsure: answer neutral with a low confidence. Expect roughly half of /biz/ to be bearish.
+
+Answer only with JSON: {"label": "bearish"|"neutral"|"bullish", "confidence": 0..1, "sarcastic": true|false,
+"rationale": one short sentence}."""
+
+
+class LabelAnswer(BaseModel):
+    """The structured answer every API labeler must return (also the JSON schema sent to the APIs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Label
+    confidence: float = Field(ge=0, le=1)
+    sarcastic: bool
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One few-shot example: a human TRAIN-split label with its post (never a test-split post)."""
+
+    text: str
+    image_url: str  # data URL of the downscaled image
+    answer: LabelAnswer
+
+
+def post_text(subject: str, text: str) -> str:
+    """The text part of a request: the subject (when there is one) and the clean post text."""
+    body = text.strip()
+    return f"Subject: {subject.strip()}\n\n{body}" if subject.strip() else body
+
+
+def user_prompt(subject: str, text: str) -> str:
+    return f"Post text:\n{post_text(subject, text)}\n\nRate this post (image above)."
+
+
+def image_jpeg(path: Path | str, max_pixels: int) -> bytes:
+    """The image downscaled to at most `max_pixels` pixels, as JPEG bytes. Raises OSError/ValueError if unreadable."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.seek(0)
+        frame = img.convert("RGB")
+    if frame.width * frame.height > max_pixels:
+        scale = (max_pixels / (frame.width * frame.height)) ** 0.5
+        frame = frame.resize((max(1, int(frame.width * scale)), max(1, int(frame.height * scale))))
+    out = io.BytesIO()
+    frame.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

@@ -182,6 +182,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (post_id, source)
     );
     """,
+    # 3: batch labeling: which remote batch carries a ledger row (several batches per job).
+    """
+    ALTER TABLE api_calls ADD COLUMN batch_id TEXT;
+    CREATE INDEX api_calls_status ON api_calls(job_id, status);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -158,6 +158,290 @@ def status(
     typer.echo(json.dumps(summary) if as_json else render_summary(summary))
 
 
+@app.command()
+def label(
+    ctx: typer.Context,
+    provider: Annotated[str | None, typer.Option(help="openai | gemini | compatible (default: config)")] = None,
+    model: Annotated[str | None, typer.Option(help="model name (default: the provider's in config.toml)")] = None,
+    limit: Annotated[int | None, typer.Option(help="label at most this many posts")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="use the provider's Batch API (cheaper, slower)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimate; send nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
+    from core.budget import check_caps
+    from jobs import labeling
+
+    c = ctx_of(ctx)
+    db = c.db()
+    params = labeling.resolve(c.settings, provider, model, limit, batch)
+    plan = labeling.plan(db, c.settings, params)
+    typer.echo(plan.render())
+    if dry_run:
+        return
+    if not plan.items:
+        typer.echo("nothing to label: every candidate post already has a label from this labeler")
+        return
+    labeling.require_key(c.settings, params.provider)
+    check_caps(db, c.settings, plan.chosen.usd)
+    if not yes and not typer.confirm(f"send {len(plan.items)} requests for about ${plan.chosen.usd:.4f}?"):
+        typer.echo("cancelled; nothing was sent")
+        return
+    if batch:
+        from jobs import batches
+
+        typer.echo(batches.submit(db, c.settings, plan).summary())
+        return
+    from core.ledger import recover
+
+    interrupted = recover(db, params.provider, params.model)
+    if interrupted:
+        typer.echo(labeling.interrupted_notice(interrupted), err=True)
+    with _label_progress(len(plan.items)) as update:
+        report = labeling.run_live(db, c.settings, plan, progress=update, interrupted=interrupted)
+    typer.echo(report.summary())
+    if report.state == "failed":
+        raise typer.Exit(1)
+
+
+def _label_progress(total: int):
+    """A Rich progress bar on stderr: done/total, rate, ETA, dollars so far."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        progress = Progress(TextColumn("labeling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[rate]:.0f}/min ${task.fields[usd]:.4f}"),
+                            console=Console(stderr=True), transient=False)
+        task = progress.add_task("label", total=total, rate=0.0, usd=0.0)
+
+        def update(snap) -> None:
+            progress.update(task, completed=snap.done + snap.failed, total=snap.total, rate=snap.rate_per_min(),
+                            usd=snap.usd)
+
+        with progress:
+            yield update
+
+    return bar()
+
+
+@app.command()
+def batches(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(help="list | show | cancel | collect")] = "list",
+    job: Annotated[int | None, typer.Argument(help="job id (show, cancel; collect: only this job)")] = None,
+) -> None:
+    """Labeling jobs (live and batch): list, show one, cancel, or collect finished batch results."""
+    from jobs import batches as batch_jobs
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    typer.echo(batch_jobs.command(db, c.settings, action, job))
+
+
+@app.command()
+def costs(ctx: typer.Context) -> None:
+    """API spend from the ledger by provider, model, job and day."""
+    from jobs.batches import render_costs
+
+    typer.echo(render_costs(ctx_of(ctx).db(create=False)))
+
+
+@app.command()
+def agreement(
+    ctx: typer.Context,
+    combine: Annotated[str | None, typer.Option(help="also store a combined training label: dawid-skene | majority")]
+    = None,
+) -> None:
+    """Every labeler against the human test set (accuracy, macro-F1, kappa, confusion) and against each other."""
+    from core.agreement import combine_labels, render_agreement
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    typer.echo(render_agreement(db))
+    if combine:
+        typer.echo(combine_labels(db, method=combine).summary())
+
+
+# ---- training and evaluation (issue 5): dataset, train, eval, predict, selftrain, queue ----
+
+dataset_app = typer.Typer(help="Build training datasets from the store.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _stamp() -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _train_settings(c: Context, base_model: str | None, max_pixels: int | None = None):
+    update = {k: v for k, v in (("base_model", base_model), ("max_pixels", max_pixels)) if v is not None}
+    return c.settings.train.model_copy(update=update)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="bundle folder (default: data/bundles/<time>)")] = None,
+    balance: Annotated[bool, typer.Option("--balance", help="oversample the smaller classes in train")] = False,
+    seed: Annotated[int | None, typer.Option(help="split seed (default: train.seed)")] = None,
+) -> None:
+    """Build train/val/test from the store (leakage-guarded) and export a self-contained bundle."""
+    from core.dataset import build_dataset, export_bundle
+
+    c = ctx_of(ctx)
+    ds = build_dataset(c.db(create=False), c.settings.image_dir, c.settings.train, balance=balance, seed=seed)
+    folder = out or c.settings.data_dir / "bundles" / _stamp()
+    export_bundle(ds, folder, max_pixels=c.settings.train.max_pixels)
+    m = ds.manifest
+    typer.echo(f"bundle {folder}: train {m['sizes']['train']} {m['counts']['train']}, val {m['sizes']['val']}, "
+               f"test {m['sizes']['test']} {m['counts']['test']}; dropped for test leakage: "
+               f"{m['dropped']['total']} {m['dropped']['by_reason']}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")],
+    bundle: Annotated[Path | None, typer.Option(help="dataset bundle (default: build one now)")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
+    four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
+    name: Annotated[str | None, typer.Option(help="run name")] = None,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
+) -> None:
+    """Fine-tune with LoRA; metric events go to the store (the console draws them live)."""
+    from core.dataset import build_dataset, export_bundle
+    from core.report import evaluate_run, render_table
+    from core.training import train_run
+
+    c = ctx_of(ctx)
+    if not local:
+        raise BizsentError("only --local training is available from the CLI yet; add --local")
+    cfg = _train_settings(c, base_model)
+    db = c.db(create=False)
+    run_name = name or f"train-{_stamp()}"
+    out_dir = c.settings.data_dir / "runs" / run_name
+    if bundle is None:
+        bundle = export_bundle(build_dataset(db, c.settings.image_dir, cfg), out_dir / "bundle",
+                               max_pixels=cfg.max_pixels)
+    run_id, result = train_run(db, c.settings, bundle=bundle, out_dir=out_dir, name=run_name, max_steps=max_steps,
+                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg)
+    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s, train loss "
+               f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
+    if evaluate:
+        report, md, _ = evaluate_run(db, c.settings, run_id)
+        _print_table(render_table(report))
+        typer.echo(f"report: {md}")
+
+
+def _print_table(table) -> None:
+    from rich.console import Console
+
+    Console().print(table)
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="run id or name; 'zero-shot' scores the base model without adapter")],
+    bundle: Annotated[Path | None, typer.Option(help="bundle for a zero-shot run")] = None,
+    cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
+) -> None:
+    """Score the run's test split; print and write the report next to the baselines and API labelers."""
+    from core.report import evaluate_run, render_table, zero_shot_run
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if run == "zero-shot":
+        if bundle is None:
+            raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
+        run = str(zero_shot_run(db, c.settings, bundle))
+    report, md, js = evaluate_run(db, c.settings, run, cryptobert=cryptobert)
+    _print_table(render_table(report))
+    typer.echo(f"report: {md} and {js}")
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    post: Annotated[int, typer.Argument(help="post id")],
+    run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")] = None,
+) -> None:
+    """Class probabilities for one post from a trained run."""
+    from core.report import load_for_run, run_row
+    from core.scoring import ScoreInput, score
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if run is None:
+        newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC").fetchone()
+        if newest is None:
+            raise BizsentError("no finished training run; run `bizsent train --local` first or pass --run")
+        run = str(newest[0])
+    row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
+                     " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
+    if row is None:
+        raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from `bizsent status`")
+    model, processor = load_for_run(run_row(db, run), c.settings)
+    result = score(model, processor, [ScoreInput(post, row[0], row[1], row[2] or "")])[0]
+    typer.echo(json.dumps({"post_id": post, "label": result.label, "probs": result.probs}))
+
+
+@app.command()
+def selftrain(
+    ctx: typer.Context,
+    rounds: Annotated[int, typer.Option(help="at most this many rounds")] = 3,
+    precision: Annotated[float, typer.Option(help="target precision of pseudo labels on val")] = 0.9,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+) -> None:
+    """Pseudo-label confident unlabeled posts, retrain, stop when test macro-F1 stops improving."""
+    from core.selftrain import selftrain as run_selftrain
+
+    c = ctx_of(ctx)
+    settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
+    result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{_stamp()}",
+                           rounds=rounds, target_precision=precision, max_steps=max_steps,
+                           progress=lambda line: typer.echo(line, err=True))
+    best = result.best
+    typer.echo(f"stopped: {result.stopped}; best round {best.round} (run {best.run_id}) "
+               f"macro-F1 {100 * best.macro_f1:.1f}%")
+
+
+@app.command()
+def queue(
+    ctx: typer.Context,
+    strategy: Annotated[str, typer.Option(help="uncertainty | random")] = "uncertainty",
+    size: Annotated[int, typer.Option(help="posts in the batch")] = 20,
+    run: Annotated[str | None, typer.Option(help="run whose model ranks the posts (uncertainty)")] = None,
+) -> None:
+    """The next posts to label by hand: most uncertain and mutually diverse (or random)."""
+    from core.acquisition import rank_queue
+    from core.report import load_for_run, run_row
+
+    c = ctx_of(ctx)
+    if strategy not in ("uncertainty", "random"):
+        raise BizsentError(f"unknown strategy {strategy!r}; use uncertainty or random")
+    db = c.db(create=False)
+    model = processor = None
+    if strategy == "uncertainty":
+        if run is None:
+            newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC"
+                                ).fetchone()
+            if newest is None:
+                raise BizsentError("uncertainty needs a trained run; train one or use --strategy random")
+            run = str(newest[0])
+        model, processor = load_for_run(run_row(db, run), c.settings)
+    picks = rank_queue(db, c.settings.image_dir, size, strategy=strategy, model=model, processor=processor)
+    for s in picks:
+        typer.echo(json.dumps({"post_id": s.post_id, "label": s.label if s.probs else None, "probs": s.probs}))
+
+
 def main() -> None:
     try:
         app()

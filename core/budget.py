@@ -1,0 +1,139 @@
+"""What a labeling run will cost before it starts, and the caps that stop it.
+
+Input tokens per post = the prompt rules + the post text (about 4 characters a token, OpenAI's rule of
+thumb) + the image at the provider's documented rate + few-shot examples. When the ledger already holds
+answered calls for the same provider, model and prompt, the formula is calibrated by them (ratio of actual
+to formula input tokens on those posts; mean actual output tokens), which is what "calibrated" means in
+the dry-run table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from core import ledger
+from core.config import ProviderSettings, Settings
+from core.errors import BizsentError
+from core.labels import PROMPT_RULES, user_prompt
+
+DEFAULT_TOKENS_OUT = 60  # a compact JSON answer with a one-sentence rationale
+MESSAGE_OVERHEAD = 12  # role markers and the image part wrapper
+
+
+class BudgetError(BizsentError):
+    pass
+
+
+def text_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def image_tokens(provider: str, detail: str, width: int, height: int) -> int:
+    """Documented image token rates: OpenAI 85 (low) or 85 + 170 per 512px tile; Gemini 258 per 768px tile
+    (one tile up to 384px a side); Qwen2.5-VL-style servers one token per 28x28 patch."""
+    width, height = max(1, width), max(1, height)
+    if provider == "openai":
+        if detail == "low":
+            return 85
+        scale = min(1.0, 2048 / max(width, height))
+        w, h = width * scale, height * scale
+        scale = min(1.0, 768 / min(w, h))
+        w, h = w * scale, h * scale
+        return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
+    if provider == "gemini":
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
+    return max(1, round(width / 28)) * max(1, round(height / 28))
+
+
+def fitted(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """Size of the image after the downscale to the pixel budget (what is actually sent)."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = (max_pixels / (width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def formula_tokens_in(provider: str, detail: str, subject: str, text: str, width: int, height: int,
+                      max_pixels: int, example_tokens: int = 0) -> int:
+    w, h = fitted(width or 448, height or 448, max_pixels)
+    return (text_tokens(PROMPT_RULES) + text_tokens(user_prompt(subject, text)) + MESSAGE_OVERHEAD
+            + image_tokens(provider, detail, w, h) + example_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    provider: str
+    model: str
+    mode: str
+    posts: int
+    tokens_in: int
+    tokens_out: int
+    usd: float
+    basis: str  # "formula" or "calibrated on N calls"
+
+
+@dataclass(frozen=True, slots=True)
+class PostSize:
+    subject: str
+    text: str
+    width: int
+    height: int
+
+
+def calibration(db: sqlite_utils.Database, provider: str, conf: ProviderSettings, model: str,
+                prompt_version: str, max_pixels: int, min_calls: int = 3) -> tuple[float, float, int] | None:
+    """(input-token ratio actual/formula, mean output tokens, calls) from the ledger, or None if too few."""
+    rows = db.execute(
+        "SELECT c.tokens_in, c.tokens_out, p.subject, p.text, i.width, i.height FROM api_calls c"
+        " JOIN posts p ON p.id = c.post_id LEFT JOIN images i ON i.id = p.image_id"
+        " WHERE c.provider = ? AND c.model = ? AND c.prompt_version = ? AND c.status = 'ok' AND c.tokens_in > 0"
+        " ORDER BY c.id DESC LIMIT 500",
+        [provider, model, prompt_version],
+    ).fetchall()
+    if len(rows) < min_calls:
+        return None
+    actual = sum(r[0] for r in rows)
+    formula = sum(formula_tokens_in(provider, conf.detail, r[2], r[3], r[4] or 448, r[5] or 448, max_pixels)
+                  for r in rows)
+    return actual / max(1, formula), sum(r[1] for r in rows) / len(rows), len(rows)
+
+
+def estimate(db: sqlite_utils.Database, settings: Settings, provider: str, model: str, prompt_version: str,
+             posts: list[PostSize], mode: str, example_tokens: int = 0) -> Estimate:
+    conf: ProviderSettings = getattr(settings.labeling, provider)
+    max_pixels = settings.images.max_pixels
+    tokens_in = sum(formula_tokens_in(provider, conf.detail, p.subject, p.text, p.width, p.height, max_pixels,
+                                      example_tokens) for p in posts)
+    tokens_out = DEFAULT_TOKENS_OUT * len(posts)
+    basis = "formula (no earlier calls for this model and prompt)"
+    calib = calibration(db, provider, conf, model, prompt_version, max_pixels)
+    if calib:
+        ratio, mean_out, n = calib
+        tokens_in = round(tokens_in * ratio)
+        tokens_out = round(mean_out * len(posts))
+        basis = f"calibrated on {n} recorded calls"
+    return Estimate(provider, model, mode, len(posts), tokens_in, tokens_out,
+                    ledger.price(conf, tokens_in, tokens_out, mode), basis)
+
+
+def check_caps(db: sqlite_utils.Database, settings: Settings, estimate_usd: float) -> None:
+    """Refuse to start a run whose estimate crosses the per-job or the total cap."""
+    job_cap, total_cap = settings.labeling.budget_job_usd, settings.labeling.budget_total_usd
+    spent = ledger.total_usd(db)
+    if estimate_usd > job_cap:
+        raise BudgetError(f"estimated ${estimate_usd:.2f} exceeds the per-job cap ${job_cap:.2f}"
+                          " (labeling.budget_job_usd); use --limit or raise the cap")
+    if spent + estimate_usd > total_cap:
+        raise BudgetError(f"estimated ${estimate_usd:.2f} plus ${spent:.2f} already spent exceeds the total cap"
+                          f" ${total_cap:.2f} (labeling.budget_total_usd); use --limit or raise the cap")
+
+
+def would_cross(settings: Settings, job_spent: float, total_spent: float, next_usd: float) -> bool:
+    """True when sending one more request (at its estimated price) could cross a cap."""
+    return (job_spent + next_usd > settings.labeling.budget_job_usd
+            or total_spent + next_usd > settings.labeling.budget_total_usd)

@@ -1,0 +1,5 @@
+"""API labelers behind one small interface: `make_labeler(settings, provider)` returns a `Labeler`."""
+
+from core.labelers.base import Labeler, LabelerError, Outcome, Request, Transient, make_labeler
+
+__all__ = ["Labeler", "LabelerError", "Outcome", "Request", "Transient", "make_labeler"]

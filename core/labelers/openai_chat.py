@@ -1,0 +1,109 @@
+"""OpenAI (and any OpenAI-compatible server) through the official SDK's structured outputs.
+
+`chat.completions.parse(response_format=LabelAnswer)` sends the pydantic schema as a strict
+json_schema; we call it through `with_raw_response` to keep the headers (rate-limit adaptation)
+and the raw body (saved for every ledger row, even when parsing fails).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+from pydantic import ValidationError
+
+from core.config import ProviderSettings
+from core.labelers.base import KEY_HEADER, LabelerError, Outcome, Request, Transient, reason_of, retry_after
+from core.labels import PROMPT_RULES, LabelAnswer, data_url
+
+
+def messages(request: Request, detail: str) -> list[dict[str, Any]]:
+    """System rules, few-shot pairs (user image+text -> assistant JSON), then the post itself."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": PROMPT_RULES}]
+    for ex in request.examples:
+        out.append({"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": ex.image_url, "detail": detail}},
+            {"type": "text", "text": ex.text},
+        ]})
+        out.append({"role": "assistant", "content": ex.answer.model_dump_json()})
+    out.append({"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": data_url(request.jpeg), "detail": detail}},
+        {"type": "text", "text": request.text},
+    ]})
+    return out
+
+
+def request_body(request: Request, model: str, detail: str) -> dict[str, Any]:
+    """The same request as a plain JSON body (what a Batch API JSONL line carries)."""
+    from openai.lib._parsing._completions import type_to_response_format_param
+
+    return {"model": model, "messages": messages(request, detail),
+            "response_format": type_to_response_format_param(LabelAnswer)}
+
+
+def outcome_of_body(body: dict[str, Any], headers: dict[str, str] | None = None) -> Outcome:
+    """Judge a chat.completion JSON body (live response or one Batch API output line)."""
+    from core.labelers.base import judge_content
+
+    usage = body.get("usage") or {}
+    tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    choices = body.get("choices") or []
+    message = (choices[0].get("message") or {}) if choices else {}
+    if message.get("refusal"):
+        return Outcome(None, tokens_in, tokens_out, body, f"refusal: {message['refusal'][:200]}", headers or {})
+    if choices and choices[0].get("finish_reason") == "length":
+        return Outcome(None, tokens_in, tokens_out, body, "answer cut off (max tokens)", headers or {})
+    answer, error = judge_content(message.get("content"))
+    return Outcome(answer, tokens_in, tokens_out, body, error, headers or {})
+
+
+class OpenAIChatLabeler:
+    def __init__(self, conf: ProviderSettings, model: str, api_key: str, provider: str = "openai") -> None:
+        self.provider = provider
+        self.model = model
+        self.detail = conf.detail
+        # Retries are ours (tenacity, ledger row per attempt), so the SDK must not retry behind our back.
+        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=conf.base_url, max_retries=0, timeout=120)
+
+    async def label(self, request: Request) -> Outcome:
+        try:
+            raw = await self.client.chat.completions.with_raw_response.parse(
+                model=self.model, messages=messages(request, self.detail), response_format=LabelAnswer,
+                extra_headers={KEY_HEADER: request.key},
+            )
+        except openai.APIStatusError as exc:
+            return classify(exc, self.provider, self.model)
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise Transient(f"connection: {exc}") from None
+        headers = dict(raw.headers)
+        try:
+            body = json.loads(raw.text)
+        except ValueError:
+            return Outcome(None, raw=raw.text, error="response body is not JSON", headers=headers)
+        try:
+            raw.parse()
+        except ValidationError as exc:
+            outcome = outcome_of_body(body, headers)
+            outcome.answer, outcome.error = None, outcome.error or reason_of(exc)
+            return outcome
+        except openai.OpenAIError as exc:  # length / content-filter finish reasons
+            outcome = outcome_of_body(body, headers)
+            outcome.answer, outcome.error = None, f"no answer: {type(exc).__name__}"
+            return outcome
+        return outcome_of_body(body, headers)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def classify(exc: openai.APIStatusError, provider: str, model: str) -> Outcome:
+    """Raise for errors that retrying (Transient) or nothing (LabelerError) fixes; other 4xx become an Outcome."""
+    status = exc.status_code
+    if status in (408, 409, 429) or status >= 500:
+        raise Transient(f"HTTP {status}", retry_after(exc.response.headers))
+    if status in (401, 403):
+        raise LabelerError(f"{provider} rejected the API key (HTTP {status}); check the key in your environment")
+    if status == 404:
+        raise LabelerError(f"{provider} does not know model {model!r} (HTTP 404); set another model in config.toml")
+    return Outcome(None, raw=exc.body, error=f"HTTP {status}: {str(exc)[:200]}")

@@ -1,0 +1,429 @@
+"""Labeling runs: choose the posts, estimate the bill, then label them live (or hand them to jobs.batches).
+
+A live run sends `concurrency` requests at a time behind two client-side limiters (requests and tokens per
+minute), pauses everyone when the server says so (Retry-After, exhausted rate-limit headers), retries
+invalid answers and transient failures per `labeling.max_retries`, and writes every attempt to the ledger
+before sending it. A rerun of the same command picks up where a killed one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
+
+from core import budget, ledger
+from core.config import Settings
+from core.errors import BizsentError
+from core.labelers import Labeler, LabelerError, Request, Transient, make_labeler
+from core.labelers.base import exhausted_for, provider_settings
+from core.labels import PROMPT_VERSION, Example, LabelAnswer, data_url, image_jpeg, post_text
+from core.posts import CANDIDATE_SQL, set_label
+from core.records import NewLabel
+from core.store import transaction
+from jobs import rows
+
+SOURCE_OF = {"openai": "openai", "gemini": "gemini", "compatible": "compatible"}
+PROGRESS_EVERY_S = 0.5
+RATE_LIMIT_RETRIES = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    provider: str
+    model: str
+    mode: str = "live"  # live | batch
+    limit: int | None = None
+    few_shot: int = 0
+
+    @property
+    def prompt_version(self) -> str:
+        return PROMPT_VERSION + (f"-fs{self.few_shot}" if self.few_shot else "")
+
+    @property
+    def labeler(self) -> str:
+        return f"{self.model}@{self.prompt_version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "mode": self.mode, "limit": self.limit,
+                "prompt_version": self.prompt_version}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    post_id: int
+    subject: str
+    text: str
+    image_path: str
+    image_sha: str
+    width: int
+    height: int
+    split: str  # 'test' when a human test label exists: the API label must never train the model
+    key: str
+
+
+@dataclass(slots=True)
+class Plan:
+    params: Params
+    items: list[Item]
+    skipped: Counter[str]
+    estimates: list[budget.Estimate]  # every provider x mode, the chosen one first
+    examples: tuple[Example, ...] = ()
+
+    @property
+    def chosen(self) -> budget.Estimate:
+        return self.estimates[0]
+
+    def render(self) -> str:
+        lines = [f"posts to label: {len(self.items)} (labeler {self.params.provider} {self.params.labeler})"]
+        for reason, n in sorted(self.skipped.items()):
+            lines.append(f"skipped, not sent: {n} ({reason})")
+        lines.append(f"{'provider':<11} {'model':<28} {'mode':<6} {'tokens in':>11} {'tokens out':>10}"
+                     f" {'USD':>9}  basis")
+        for e in self.estimates:
+            mark = "*" if e is self.chosen else " "
+            lines.append(f"{mark}{e.provider:<10} {e.model[:28]:<28} {e.mode:<6} {e.tokens_in:>11,}"
+                         f" {e.tokens_out:>10,} {e.usd:>9.4f}  {e.basis}")
+        return "\n".join(lines)
+
+
+def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int) -> tuple[Example, ...]:
+    """Human TRAIN-split labels only (test-split posts must never leak into prompts), balanced by class."""
+    if n <= 0:
+        return ()
+    picked: list[Example] = []
+    per_class = max(1, n // 3)
+    for label in ("bearish", "neutral", "bullish"):
+        for subject, text, path, sarcastic in db.execute(
+            "SELECT p.subject, p.text, i.path, l.sarcastic FROM labels l JOIN posts p ON p.id = l.post_id"
+            f" JOIN images i ON i.id = p.image_id WHERE l.source = 'human' AND l.split = 'train' AND l.label = ?"
+            f" AND {CANDIDATE_SQL} AND NOT EXISTS (SELECT 1 FROM labels t WHERE t.post_id = p.id"
+            " AND t.split = 'test') ORDER BY l.id LIMIT ?", [label, per_class]):
+            try:
+                url = data_url(image_jpeg(path, max_pixels))
+            except (OSError, ValueError):
+                continue
+            picked.append(Example(post_text(subject, text), url, LabelAnswer(
+                label=label, confidence=1.0, sarcastic=bool(sarcastic), rationale="human label")))
+    return tuple(picked[:n])
+
+
+def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Counter[str]]:
+    """Candidate posts without a label from this labeler, and the posts that cannot be sent (with why)."""
+    source = SOURCE_OF[params.provider]
+    skipped: Counter[str] = Counter()
+    for image_id, status, reason in db.execute(
+        "SELECT p.image_id, i.status, i.reason FROM posts p LEFT JOIN images i ON i.id = p.image_id"
+        " WHERE trim(p.text) != '' AND (p.image_id IS NULL OR i.status != 'ok')"
+        " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)",
+        [source, params.labeler],
+    ):
+        skipped["no image" if image_id is None else f"image {status}" + (f": {reason}" if reason else "")] += 1
+    limit = -1 if params.limit is None else params.limit
+    items = []
+    for row in db.execute(
+        "SELECT p.id, p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
+        " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
+        f" FROM posts p JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
+        " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)"
+        " ORDER BY p.id LIMIT ?",
+        [source, params.labeler, limit],
+    ):
+        post, subject, text, path, sha, width, height, is_test = row
+        key = ledger.request_key(post, sha or "", params.prompt_version, params.model)
+        items.append(Item(post, subject, text, path or "", sha or "", width, height,
+                          "test" if is_test else "unassigned", key))
+    return items, skipped
+
+
+def plan(db: sqlite_utils.Database, settings: Settings, params: Params) -> Plan:
+    """Everything `--dry-run` prints; nothing is sent and nothing is written."""
+    provider_settings(settings, params.provider)
+    items, skipped = select(db, params)
+    examples = few_shot_examples(db, params.few_shot, settings.images.max_pixels)
+    example_tokens = sum(budget.text_tokens(e.text) + 85 + 40 for e in examples)
+    sizes = [budget.PostSize(i.subject, i.text, i.width, i.height) for i in items]
+    estimates = []
+    for provider in [params.provider] + [p for p in ("openai", "gemini", "compatible") if p != params.provider]:
+        model = params.model if provider == params.provider else getattr(settings.labeling, provider).model
+        modes = [params.mode] + [m for m in ("live", "batch") if m != params.mode and provider != "compatible"]
+        for mode in modes:
+            estimates.append(budget.estimate(db, settings, provider, model, params.prompt_version, sizes, mode,
+                                             example_tokens))
+    return Plan(params, items, skipped, estimates, examples)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What progress displays show: the same numbers the job row holds."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    usd: float = 0.0
+    estimate_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    interrupted: int = 0
+    retries: int = 0
+
+    def rate_per_min(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return (self.done + self.failed) / elapsed * 60 if elapsed > 0 else 0.0
+
+    def eta_s(self) -> float | None:
+        rate = self.rate_per_min()
+        left = self.total - self.done - self.failed
+        return left / rate * 60 if rate > 0 else None
+
+    def counts(self, mode: str) -> dict[str, Any]:
+        return {"mode": mode, "usd": round(self.usd, 6), "estimate_usd": round(self.estimate_usd, 6),
+                "rate_per_min": round(self.rate_per_min(), 2), "eta_s": self.eta_s(),
+                "skipped": dict(self.skipped), "errors": dict(self.errors), "interrupted": self.interrupted,
+                "retries": self.retries}
+
+
+@dataclass(slots=True)
+class Report:
+    job_id: int
+    state: str
+    snapshot: Snapshot
+    interrupted: list[ledger.Interrupted]
+    error: str | None = None
+
+    def summary(self) -> str:
+        s = self.snapshot
+        parts = [f"job {self.job_id} {self.state}: labeled {s.done}, failed {s.failed}, of {s.total}",
+                 f"spent ${s.usd:.4f} (estimate ${s.estimate_usd:.4f})"]
+        if s.skipped:
+            parts.append("skipped " + ", ".join(f"{n} {r}" for r, n in sorted(s.skipped.items())))
+        if s.errors:
+            parts.append("errors " + ", ".join(f"{n} {r}" for r, n in s.errors.most_common(5)))
+        line = "; ".join(parts)
+        if self.interrupted:
+            line += "\n" + interrupted_notice(self.interrupted)
+        if self.error:
+            line += f"\nstopped: {self.error}"
+        return line
+
+
+def interrupted_notice(interrupted: list[ledger.Interrupted]) -> str:
+    posts = ", ".join(str(i.post_id) for i in interrupted)
+    return (f"{len(interrupted)} request(s) were in flight when an earlier run stopped; they are resent and"
+            f" may have been paid twice (posts {posts})")
+
+
+class _Invalid(Exception):  # noqa: N818  (an answer we cannot use; retried like a transient failure)
+    pass
+
+
+class _Stop(Exception):  # noqa: N818
+    pass
+
+
+def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: Snapshot) -> int:
+    """Resume the same labeler's job whose process died, or create a new job row."""
+    for job in rows.listing(db, "label"):
+        same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
+        wanted = {k: params.as_dict()[k] for k in same}
+        if same == wanted and job["state"] in ("running", "queued") and not ledger.pid_alive(job["pid"]):
+            rows.take_over(db, job["id"], total)
+            return job["id"]
+    return rows.create(db, "label", params.as_dict(), total, snapshot.counts(params.mode))
+
+
+def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
+             progress: Callable[[Snapshot], None] | None = None, backoff_s: float = 0.5,
+             labeler: Labeler | None = None, interrupted: list[ledger.Interrupted] | None = None) -> Report:
+    """Label the plan's posts now; returns when every post is answered or failed, or a cap/cancel stops it.
+
+    `interrupted`: what the caller already recovered (and reported) from an earlier killed run."""
+    params = the_plan.params
+    labeler = labeler or make_labeler(settings, params.provider, params.model)
+    if interrupted is None:
+        interrupted = ledger.recover(db, params.provider, params.model)
+    snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
+                    interrupted=len(interrupted))
+    job_id = start_job(db, params, len(the_plan.items), snap)
+    state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+    rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
+    rows.finish(db, job_id, state, error)
+    return Report(job_id, state, snap, interrupted, error)
+
+
+async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, labeler: Labeler, job_id: int,
+                snap: Snapshot, progress: Callable[[Snapshot], None] | None,
+                backoff_s: float) -> tuple[str, str | None]:
+    params = the_plan.params
+    conf = provider_settings(settings, params.provider)
+    # One request at a time spaced 60/rpm apart: no start-up burst, so no window ever exceeds the limit.
+    requests = AsyncLimiter(1, 60 / conf.requests_per_minute)
+    tokens = AsyncLimiter(conf.tokens_per_minute, 60)
+    queue: asyncio.Queue[Item] = asyncio.Queue()
+    for item in the_plan.items:
+        queue.put_nowait(item)
+    per_post = the_plan.chosen.usd / max(1, len(the_plan.items))
+    tokens_per_post = the_plan.chosen.tokens_in / max(1, len(the_plan.items))
+    spent = {"job": ledger.job_usd(db, job_id), "total": ledger.total_usd(db), "reserved": 0.0}
+    paused_until = [0.0]
+    stop: dict[str, str | None] = {"state": None, "error": None}
+    loop = asyncio.get_running_loop()
+    last_write = [0.0]
+
+    def halt(state: str, error: str | None) -> None:
+        if stop["state"] is None:
+            stop["state"], stop["error"] = state, error
+
+    def report(force: bool = False) -> None:
+        if progress:
+            progress(snap)
+        if force or loop.time() - last_write[0] >= PROGRESS_EVERY_S:
+            last_write[0] = loop.time()
+            if rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total,
+                             counts=snap.counts("live")) == "cancelled":
+                halt("cancelled", "cancelled by the user")
+
+    def pause(seconds: float) -> None:
+        paused_until[0] = max(paused_until[0], loop.time() + seconds)
+
+    async def attempt(item: Item, jpeg: bytes) -> None:
+        if stop["state"]:
+            raise _Stop
+        if budget.would_cross(settings, spent["job"] + spent["reserved"], spent["total"] + spent["reserved"],
+                              per_post):
+            halt("cancelled", "budget cap reached")
+            raise _Stop
+        spent["reserved"] += per_post
+        call_id = ledger.begin(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
+                               model=params.model, prompt_version=params.prompt_version)
+        try:
+            while (wait := paused_until[0] - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            await requests.acquire()
+            await tokens.acquire(min(conf.tokens_per_minute, tokens_per_post))
+            if stop["state"]:
+                ledger.complete(db, call_id, status="cancelled", error="run stopped before sending")
+                raise _Stop
+            ledger.mark_sent(db, call_id)
+            started = time.monotonic()
+            try:
+                outcome = await labeler.label(Request(item.key, the_text(item), jpeg, the_plan.examples))
+            except Transient as exc:
+                ledger.complete(db, call_id, status="error", error=exc.reason,
+                                latency_ms=(time.monotonic() - started) * 1000)
+                if exc.retry_after is not None:
+                    pause(exc.retry_after)
+                snap.retries += 1
+                raise
+            except LabelerError as exc:
+                ledger.complete(db, call_id, status="error", error=str(exc))
+                halt("failed", str(exc))
+                raise _Stop from None
+            latency = (time.monotonic() - started) * 1000
+            if (reset := exhausted_for(outcome.headers)) is not None:
+                pause(reset)
+            usd = ledger.price(conf, outcome.tokens_in, outcome.tokens_out)
+            path = ledger.save_response(settings.data_dir, item.key, call_id, outcome.raw)
+            spent["job"] += usd
+            spent["total"] += usd
+            snap.usd += usd
+            common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, latency_ms=latency,
+                          response_path=path)
+            if outcome.answer is None:
+                ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
+                snap.retries += 1
+                raise _Invalid(outcome.error or "no answer")
+            answer = outcome.answer
+            with transaction(db):  # the label and the ledger's "ok" land together or not at all
+                ledger.complete(db, call_id, status="ok", **common)
+                set_label(db, item.post_id, NewLabel(
+                    label=answer.label, source=SOURCE_OF[params.provider], split=item.split,
+                    labeler=params.labeler, confidence=answer.confidence, sarcastic=answer.sarcastic,
+                    unsure=answer.confidence < 0.5, rationale=answer.rationale))
+        finally:
+            spent["reserved"] -= per_post
+
+    def wait(state: Any) -> float:
+        exc = state.outcome.exception()
+        if isinstance(exc, Transient) and exc.retry_after is not None:
+            return exc.retry_after
+        return wait_exponential_jitter(initial=backoff_s, max=30)(state)
+
+    async def one(item: Item) -> None:
+        try:
+            jpeg = await asyncio.to_thread(image_jpeg, item.image_path, settings.images.max_pixels)
+        except (OSError, ValueError) as exc:
+            snap.skipped[f"image unreadable: {type(exc).__name__}"] += 1
+            snap.total -= 1
+            return
+        failures = {"limited": 0, "other": 0}
+
+        def give_up(state: Any) -> bool:
+            # A 429 says "later", not "wrong": it gets its own, larger allowance than other failures.
+            exc = state.outcome.exception()
+            kind = "limited" if isinstance(exc, Transient) and exc.reason == "HTTP 429" else "other"
+            failures[kind] += 1
+            return failures["other"] > settings.labeling.max_retries or failures["limited"] > RATE_LIMIT_RETRIES
+
+        try:
+            async for try_ in AsyncRetrying(stop=give_up, wait=wait,
+                                            retry=retry_if_exception_type((Transient, _Invalid)), reraise=False):
+                with try_:
+                    await attempt(item, jpeg)
+            snap.done += 1
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            snap.failed += 1
+            snap.errors[getattr(last, "reason", None) or str(last)] += 1
+
+    async def worker() -> None:
+        while not stop["state"]:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                await one(item)
+            except _Stop:
+                return
+            report()
+
+    workers = [asyncio.create_task(worker()) for _ in range(conf.concurrency)]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        await labeler.aclose()
+    report(force=True)
+    return stop["state"] or "done", stop["error"]
+
+
+def the_text(item: Item) -> str:
+    from core.labels import user_prompt
+
+    return user_prompt(item.subject, item.text)
+
+
+def require_key(settings: Settings, provider: str) -> None:
+    """Fail with one line before anything is spent when the provider's key is missing."""
+    from core.config import secret
+
+    if provider in ("openai", "gemini"):
+        secret(provider)
+
+
+def resolve(settings: Settings, provider: str | None, model: str | None, limit: int | None, batch: bool) -> Params:
+    provider = provider or settings.labeling.provider
+    conf = provider_settings(settings, provider)
+    if batch and provider == "compatible":
+        raise BizsentError("OpenAI-compatible servers have no batch API here; run without --batch")
+    if limit is not None and limit < 1:
+        raise BizsentError("--limit must be at least 1")
+    return Params(provider, model or conf.model, "batch" if batch else "live", limit, settings.labeling.few_shot)

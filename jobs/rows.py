@@ -1,0 +1,68 @@
+"""Rows of the `jobs` table: what the console and `bizsent batches` read to show a job's progress.
+
+A job writes its own row (state, progress, done/failed/total, counts JSON, heartbeat, pid); readers never
+talk to the process. counts holds: usd (spent so far), estimate_usd, rate_per_min, eta_s, skipped and
+errors (reason -> posts), interrupted (requests that may have been paid twice), mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import sqlite_utils
+
+from core.store import now
+
+
+def create(db: sqlite_utils.Database, kind: str, params: dict[str, Any], total: int, counts: dict[str, Any]) -> int:
+    stamp = now()
+    return db.execute(
+        "INSERT INTO jobs (kind, params, state, total, counts, pid, created_at, started_at, heartbeat_at)"
+        " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+        [kind, json.dumps(params, sort_keys=True), total, json.dumps(counts), os.getpid(), stamp, stamp, stamp],
+    ).lastrowid
+
+
+def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
+    cur = db.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(zip([d[0] for d in cur.description], row, strict=True))
+    out["params"] = json.loads(out["params"] or "{}")
+    out["counts"] = json.loads(out["counts"] or "{}")
+    return out
+
+
+def listing(db: sqlite_utils.Database, kind_prefix: str = "label") -> list[dict[str, Any]]:
+    ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE kind LIKE ? ORDER BY id", [kind_prefix + "%"])]
+    return [get(db, i) for i in ids]  # type: ignore[misc]
+
+
+def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
+    """This process now runs the job (a resume after a crash or kill)."""
+    db.execute("UPDATE jobs SET state = 'running', pid = ?, total = ?, error = NULL, finished_at = NULL,"
+               " heartbeat_at = ? WHERE id = ?", [os.getpid(), total, now(), job_id])
+
+
+def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, total: int,
+             counts: dict[str, Any]) -> str:
+    """Write progress and heartbeat; return the row's state (someone may have cancelled the job)."""
+    finished = done + failed
+    db.execute(
+        "UPDATE jobs SET done = ?, failed = ?, total = ?, progress = ?, counts = ?, heartbeat_at = ? WHERE id = ?",
+        [done, failed, total, finished / total if total else 1.0, json.dumps(counts), now(), job_id],
+    )
+    return db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
+
+
+def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None = None) -> None:
+    db.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
+               [state, error, now(), now(), job_id])
+
+
+def set_remote(db: sqlite_utils.Database, job_id: int, remote_id: str, params: dict[str, Any]) -> None:
+    db.execute("UPDATE jobs SET remote_id = ?, params = ? WHERE id = ?",
+               [remote_id, json.dumps(params, sort_keys=True), job_id])
