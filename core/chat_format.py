@@ -1,0 +1,50 @@
+"""The one prompt builder for fine-tuning and scoring: system instruction, user = image + post text,
+assistant = the label word. Training examples and scoring prompts come from the same function, so the
+tokens the model sees at prediction time are exactly the prefix it was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.labels import LABELS, Label, post_text
+
+# The fine-tuned model answers with one label word (not the JSON the API labelers return), so its instruction
+# is short; it names the labels in the same order as core.labels. Bump the version when the text changes.
+FINETUNE_PROMPT_VERSION = "ft1"
+FINETUNE_INSTRUCTION = (
+    "You rate the market sentiment of a 4chan /biz/ post (image and text together; when they disagree the "
+    "image usually carries the intended meaning). Answer with exactly one word: " + ", ".join(LABELS) + "."
+)
+
+
+def prompt_messages(text: str, subject: str = "") -> list[dict[str, Any]]:
+    """System and user turns in TRL's plain form (string contents); the image is inserted before the text."""
+    return [
+        {"role": "system", "content": FINETUNE_INSTRUCTION},
+        {"role": "user", "content": post_text(subject, text)},
+    ]
+
+
+def training_messages(text: str, label: Label, subject: str = "") -> list[dict[str, Any]]:
+    return [*prompt_messages(text, subject), {"role": "assistant", "content": label}]
+
+
+def with_image(messages: list[dict[str, Any]], image: Any = None) -> list[dict[str, Any]]:
+    """Structured contents as the processor's chat template wants them: one image block before the user text.
+
+    Same placement as TRL's prepare_multimodal_messages, which builds the training batches.
+    """
+    out = []
+    for message in messages:
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
+        if message["role"] == "user":
+            blocks.insert(0, {"type": "image", "image": image} if image is not None else {"type": "image"})
+        out.append({"role": message["role"], "content": blocks})
+    return out
+
+
+def render_prompt(processor: Any, text: str, subject: str = "") -> str:
+    """The scoring prompt as a string, ending at the answer position (after the assistant prefix)."""
+    return processor.apply_chat_template(with_image(prompt_messages(text, subject)), add_generation_prompt=True,
+                                         tokenize=False)

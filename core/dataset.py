@@ -1,0 +1,325 @@
+"""Train / validation / test sets from the store, the leakage guard, and the self-contained bundle a pod trains
+from.
+
+- test: human labels on the test split, nothing else.
+- training pool: human labels outside the test split, else the combined API label (a label whose labeler starts
+  with "combined") or the majority of the API labels, else a pseudo label; API labels below
+  train.min_label_confidence are not used (labels without a confidence are kept: older imports lack one).
+- leakage guard: a pool post is dropped when its post id, its image's sha256, or its normalised text (exactly,
+  or as a near duplicate by word-trigram Jaccard) is in the test set; every drop is reported.
+- validation: a stratified, seeded fraction of the pool; optional oversampling of the smaller classes in train.
+Only candidate posts are used (image ok and text present, core.posts.CANDIDATE_SQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+from PIL import Image
+
+from core.chat_format import FINETUNE_INSTRUCTION, FINETUNE_PROMPT_VERSION, training_messages
+from core.config import TrainSettings
+from core.errors import BizsentError
+from core.labels import LABELS, PROMPT_VERSION, Label
+from core.posts import CANDIDATE_SQL
+
+API_SOURCES = ("openai", "gemini", "compatible")
+NEAR_DUPLICATE_JACCARD = 0.8
+SPLIT_FILES = ("train", "val", "test")
+
+
+@dataclass(slots=True)
+class Example:
+    post_id: int
+    text: str
+    label: Label
+    image_path: str
+    sha256: str
+    origin: str  # human | combined | api-majority | pseudo
+    subject: str = ""
+    sarcastic: bool = False
+    confidence: float | None = None
+
+
+@dataclass(slots=True)
+class Dropped:
+    post_id: int
+    reason: str  # "test post" | "test image" | "test text" | "near-duplicate of test post N"
+
+
+@dataclass(slots=True)
+class Dataset:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+    dropped: list[Dropped] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Post:
+    post_id: int
+    subject: str
+    text: str
+    image_path: str
+    sha256: str
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, no quote links (>>123), no URLs, words only: what two copies of a post still share."""
+    text = re.sub(r">>\d+", " ", text.lower())
+    text = re.sub(r"https?://\S+", " ", text)
+    return " ".join(re.findall(r"[a-z0-9]+", text))
+
+
+def _shingles(norm: str) -> set[str]:
+    words = norm.split()
+    return {" ".join(words[k : k + 3]) for k in range(len(words) - 2)}
+
+
+def _candidates(db: sqlite_utils.Database, image_dir: Path) -> dict[int, _Post]:
+    rows = db.execute(
+        f"SELECT p.id, p.subject, p.text, i.path, coalesce(i.sha256, '') FROM posts p"
+        f" JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
+    ).fetchall()
+    out = {}
+    for pid, subject, text, path, sha in rows:
+        full = Path(path) if Path(path).is_absolute() else image_dir / path
+        out[pid] = _Post(pid, subject or "", text, str(full), sha)
+    return out
+
+
+def _labels(db: sqlite_utils.Database) -> dict[int, list[dict]]:
+    by_post: dict[int, list[dict]] = defaultdict(list)
+    for row in db.execute(
+        "SELECT post_id, label, source, labeler, confidence, sarcastic, split, created_at FROM labels ORDER BY id"
+    ).fetchall():
+        by_post[row[0]].append(dict(zip(
+            ("post_id", "label", "source", "labeler", "confidence", "sarcastic", "split", "created_at"), row,
+            strict=True,
+        )))
+    return by_post
+
+
+def _test_label(labels: list[dict]) -> dict | None:
+    tests = [lab for lab in labels if lab["source"] == "human" and lab["split"] == "test"]
+    return max(tests, key=lambda lab: lab["created_at"]) if tests else None
+
+
+def _passes(lab: dict, min_conf: float) -> bool:
+    return lab["confidence"] is None or lab["confidence"] >= min_conf
+
+
+def _training_label(labels: list[dict], min_conf: float) -> tuple[Label, str, bool, float | None] | None:
+    """(label, origin, sarcastic, confidence) for a pool post, by the priority in the module docstring."""
+    humans = [lab for lab in labels if lab["source"] == "human" and lab["split"] != "test"]
+    if humans:
+        lab = max(humans, key=lambda h: h["created_at"])
+        return lab["label"], "human", bool(lab["sarcastic"]), None
+    api = [lab for lab in labels if lab["source"] in API_SOURCES]
+    combined = [lab for lab in api if lab["labeler"].startswith("combined")]
+    if combined:
+        lab = max(combined, key=lambda c: c["created_at"])
+        return (lab["label"], "combined", bool(lab["sarcastic"]), lab["confidence"]) if _passes(lab, min_conf) \
+            else None
+    votes = [lab for lab in api if _passes(lab, min_conf)]
+    if votes:
+        counts = Counter(lab["label"] for lab in votes).most_common()
+        if len(counts) > 1 and counts[0][1] == counts[1][1]:
+            return None  # the labelers disagree evenly: no training signal
+        winner = counts[0][0]
+        agreeing = [lab for lab in votes if lab["label"] == winner]
+        confs = [lab["confidence"] for lab in agreeing if lab["confidence"] is not None]
+        return (winner, "api-majority", any(lab["sarcastic"] for lab in agreeing),
+                sum(confs) / len(confs) if confs else None)
+    pseudo = [lab for lab in labels if lab["source"] == "pseudo"]
+    if pseudo:
+        lab = max(pseudo, key=lambda p: p["created_at"])
+        return lab["label"], "pseudo", False, lab["confidence"]
+    return None
+
+
+class LeakageGuard:
+    """Answers "does this post share anything with the test set?" by id, image hash and (near-)duplicate text."""
+
+    def __init__(self, test: list[_Post]):
+        self.ids = {p.post_id for p in test}
+        self.shas = {p.sha256 for p in test if p.sha256}
+        self.texts = {normalise_text(p.text): p.post_id for p in test}
+        self.shingles: dict[int, set[str]] = {}
+        self.index: dict[str, set[int]] = defaultdict(set)
+        for p in test:
+            grams = _shingles(normalise_text(p.text))
+            self.shingles[p.post_id] = grams
+            for g in grams:
+                self.index[g].add(p.post_id)
+
+    def reason(self, post: _Post) -> str | None:
+        if post.post_id in self.ids:
+            return "test post"
+        if post.sha256 and post.sha256 in self.shas:
+            return "test image"
+        norm = normalise_text(post.text)
+        if norm in self.texts:
+            return f"test text (post {self.texts[norm]})"
+        grams = _shingles(norm)
+        shared: Counter[int] = Counter()
+        for g in grams:
+            shared.update(self.index.get(g, ()))
+        for tid, common in shared.items():
+            union = len(grams) + len(self.shingles[tid]) - common
+            if union and common / union >= NEAR_DUPLICATE_JACCARD:
+                return f"near-duplicate of test post {tid}"
+        return None
+
+
+def _example(post: _Post, label: Label, origin: str, sarcastic: bool, confidence: float | None) -> Example:
+    return Example(post.post_id, post.text, label, post.image_path, post.sha256, origin, post.subject, sarcastic,
+                   confidence)
+
+
+def _stratified_split(pool: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
+    train, val = [], []
+    for label in LABELS:
+        group = sorted((e for e in pool if e.label == label), key=lambda e: e.post_id)
+        rng.shuffle(group)
+        take = round(len(group) * fraction) if len(group) > 1 else 0
+        take = max(take, 1) if len(group) > 1 else 0
+        val.extend(group[:take])
+        train.extend(group[take:])
+    return train, val
+
+
+def _oversample(train: list[Example], rng: random.Random) -> list[Example]:
+    groups = {label: [e for e in train if e.label == label] for label in LABELS}
+    top = max((len(g) for g in groups.values()), default=0)
+    out = list(train)
+    for group in groups.values():
+        if group:
+            out.extend(rng.choice(group) for _ in range(top - len(group)))
+    return out
+
+
+def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings, *, balance: bool = False,
+                  seed: int | None = None) -> Dataset:
+    seed = cfg.seed if seed is None else seed
+    posts = _candidates(db, image_dir)
+    labels = _labels(db)
+    test_posts, test = [], []
+    for pid, post in posts.items():
+        lab = _test_label(labels.get(pid, []))
+        if lab:
+            test_posts.append(post)
+            test.append(_example(post, lab["label"], "human", bool(lab["sarcastic"]), None))
+    guard = LeakageGuard(test_posts)
+    pool, dropped = [], []
+    for pid, post in posts.items():
+        if pid in guard.ids:
+            continue
+        chosen = _training_label(labels.get(pid, []), cfg.min_label_confidence)
+        if chosen is None:
+            continue
+        why = guard.reason(post)
+        if why:
+            dropped.append(Dropped(pid, why))
+            continue
+        pool.append(_example(post, *chosen))
+    rng = random.Random(seed)
+    train, val = _stratified_split(pool, cfg.val_fraction, rng)
+    if balance:
+        train = _oversample(train, rng)
+    rng.shuffle(train)
+    test.sort(key=lambda e: e.post_id)
+    dataset = Dataset(train, val, test, dropped)
+    dataset.manifest = manifest(dataset, cfg, seed=seed, balance=balance)
+    return dataset
+
+
+def _digest(examples: list[Example]) -> str:
+    h = hashlib.sha256()
+    for e in sorted(examples, key=lambda e: e.post_id):
+        h.update(f"{e.post_id}:{e.label}:{e.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) -> dict:
+    splits = {"train": dataset.train, "val": dataset.val, "test": dataset.test}
+    return {
+        "prompt_version": FINETUNE_PROMPT_VERSION,
+        "labeling_prompt_version": PROMPT_VERSION,
+        "instruction": FINETUNE_INSTRUCTION,
+        "seed": seed,
+        "balance": balance,
+        "min_label_confidence": cfg.min_label_confidence,
+        "val_fraction": cfg.val_fraction,
+        "counts": {name: dict(Counter(e.label for e in ex)) for name, ex in splits.items()},
+        "origins": {name: dict(Counter(e.origin for e in ex)) for name, ex in splits.items()},
+        "sizes": {name: len(ex) for name, ex in splits.items()},
+        "hashes": {name: _digest(ex) for name, ex in splits.items()},
+        "dropped": {"total": len(dataset.dropped),
+                    "by_reason": dict(Counter(d.reason.split(" (")[0].split(" of ")[0] for d in dataset.dropped)),
+                    "posts": [asdict(d) for d in dataset.dropped]},
+    }
+
+
+def _downscale(src: str, dest: Path, max_pixels: int) -> None:
+    with Image.open(src) as img:
+        frame = img.convert("RGB")
+    area = frame.width * frame.height
+    if area > max_pixels:
+        scale = (max_pixels / area) ** 0.5
+        frame = frame.resize((max(28, int(frame.width * scale)), max(28, int(frame.height * scale))),
+                             Image.Resampling.BICUBIC)
+    tmp = dest.with_suffix(".part")
+    frame.save(tmp, format="JPEG", quality=90)
+    tmp.replace(dest)
+
+
+def export_bundle(dataset: Dataset, out_dir: Path, *, max_pixels: int) -> Path:
+    """train/val/test.jsonl in chat format with relative image paths, downscaled images, manifest.json."""
+    out_dir = Path(out_dir)
+    images = out_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for name in SPLIT_FILES:
+        rows = []
+        for e in getattr(dataset, name):
+            key = e.sha256 or hashlib.sha256(Path(e.image_path).read_bytes()).hexdigest()
+            dest = images / f"{key}.jpg"
+            if not dest.exists():
+                try:
+                    _downscale(e.image_path, dest, max_pixels)
+                except OSError as exc:
+                    raise BizsentError(f"image of post {e.post_id} ({e.image_path}) cannot be read: {exc}; "
+                                       "run `bizsent scrape --images-only` to refetch it") from None
+            rows.append({
+                "post_id": e.post_id, "label": e.label, "origin": e.origin, "sarcastic": e.sarcastic,
+                "sha256": e.sha256, "text": e.text, "subject": e.subject,
+                "images": [f"images/{key}.jpg"], "messages": training_messages(e.text, e.label, e.subject),
+            })
+        tmp = out_dir / f"{name}.jsonl.part"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(out_dir / f"{name}.jsonl")
+    (out_dir / "manifest.json").write_text(json.dumps({**dataset.manifest, "max_pixels": max_pixels}, indent=2),
+                                           encoding="utf-8")
+    return out_dir
+
+
+def read_split(bundle: Path, name: str) -> list[dict]:
+    path = Path(bundle) / f"{name}.jsonl"
+    if not path.exists():
+        raise BizsentError(f"{path} does not exist; build a bundle with `bizsent dataset build`")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_manifest(bundle: Path) -> dict:
+    path = Path(bundle) / "manifest.json"
+    if not path.exists():
+        raise BizsentError(f"{path} does not exist; build a bundle with `bizsent dataset build`")
+    return json.loads(path.read_text(encoding="utf-8"))

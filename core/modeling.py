@@ -1,0 +1,110 @@
+"""Loading the base model, its processor and a LoRA adapter: one code path for the 7B checkpoint on a GPU
+and the tiny test model on a CPU.
+
+torch, transformers, peft and bitsandbytes are the optional `train` extra; importing this module without them
+raises a one-line BizsentError instead of an ImportError traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.errors import BizsentError
+
+INSTALL_HINT = "install the training extra: scripts/setup train"
+# Qwen2-VL's own lower bound: 4 patches of 28 px (merged 2x2), below which an image has no tokens.
+MIN_PIXELS = 56 * 56
+
+
+def require_training_stack() -> None:
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401  (the Qwen2-VL processors need it, even for still images)
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise BizsentError(f"{exc.name} is not installed; {INSTALL_HINT}") from None
+
+
+def check_model_path(path: str | Path) -> str:
+    """A local folder, or a hub name (owner/name) that transformers downloads; anything else is a user error."""
+    text = str(path)
+    local = Path(text).expanduser()
+    if local.exists():
+        if not (local / "config.json").exists():
+            raise BizsentError(f"{local} has no config.json; point train.base_model at a model folder")
+        return str(local)
+    looks_like_hub = text.count("/") == 1 and not text.startswith((".", "/", "~"))
+    if not looks_like_hub:
+        raise BizsentError(f"base model {text} does not exist; set train.base_model (or --base-model) to a model "
+                           "folder or a hub name like Qwen/Qwen2.5-VL-7B-Instruct")
+    return text
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def quantization_config() -> Any:
+    """QLoRA's 4-bit NF4 with double quantisation and bf16 compute."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_model(path: str | Path, *, load_in_4bit: bool, adapter: str | Path | None = None) -> Any:
+    """The Qwen2.5-VL model at `path` (optionally 4-bit NF4), with the LoRA adapter at `adapter` applied."""
+    require_training_stack()
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    source = check_model_path(path)
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cuda else torch.float32}
+    if load_in_4bit:
+        kwargs["quantization_config"] = quantization_config()
+    if cuda:
+        kwargs["device_map"] = {"": 0}
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise BizsentError(f"cannot load base model {source}: {str(exc).splitlines()[0]}") from None
+    if adapter is not None:
+        model = apply_adapter(model, adapter)
+    return model
+
+
+def apply_adapter(model: Any, adapter: str | Path) -> Any:
+    from peft import PeftModel
+
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").exists():
+        raise BizsentError(f"{folder} is not a LoRA adapter (no adapter_config.json); pass a run's adapter folder")
+    model = PeftModel.from_pretrained(model, str(folder))
+    model.eval()
+    return model
+
+
+def load_processor(path: str | Path, max_pixels: int) -> Any:
+    """The model's processor with its image budget set to `max_pixels` (the same at training and scoring)."""
+    require_training_stack()
+    from transformers import AutoProcessor
+
+    source = check_model_path(path)
+    size = {"shortest_edge": min(MIN_PIXELS, max_pixels), "longest_edge": max_pixels}
+    try:
+        processor = AutoProcessor.from_pretrained(source, size=size)
+    except OSError as exc:
+        raise BizsentError(f"cannot load the processor of {source}: {str(exc).splitlines()[0]}") from None
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return processor
+
+
+def model_device(model: Any) -> Any:
+    return next(model.parameters()).device

@@ -1,0 +1,198 @@
+"""The run report: the model's metrics on the human test set next to the baselines and the API labelers, as a
+Rich table for the terminal and Markdown + JSON files next to the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.baselines import (
+    Baseline,
+    api_labeler_baselines,
+    cryptobert_baseline,
+    published_baselines,
+    vader_baseline,
+)
+from core.errors import BizsentError
+from core.events import MetricEvent, record
+from core.labels import LABELS
+from core.metrics import Metrics, evaluate
+from core.scoring import Scored, write_predictions
+
+
+@dataclass(slots=True)
+class Report:
+    name: str
+    model: Metrics
+    baselines: list[Baseline] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": self.model.to_dict(), "info": self.info,
+                "baselines": [{**asdict(b), "metrics": b.metrics.to_dict() if b.metrics else None}
+                              for b in self.baselines]}
+
+
+def post_sources(db: sqlite_utils.Database, post_ids: Sequence[int]) -> dict[int, str]:
+    marks = ",".join("?" * len(post_ids))
+    if not post_ids:
+        return {}
+    return dict(db.execute(f"SELECT id, source FROM posts WHERE id IN ({marks})", list(post_ids)).fetchall())
+
+
+def model_metrics(test_rows: list[dict], scored: list[Scored], sources: dict[int, str] | None = None,
+                  seed: int = 0) -> Metrics:
+    by_post = {s.post_id: s for s in scored}
+    rows = [r for r in test_rows if r["post_id"] in by_post]
+    return evaluate(
+        [r["label"] for r in rows], [by_post[r["post_id"]].label for r in rows],
+        probs=[by_post[r["post_id"]].probs for r in rows], sarcastic=[bool(r.get("sarcastic")) for r in rows],
+        sources=[sources.get(r["post_id"], "?") for r in rows] if sources else None, seed=seed,
+    )
+
+
+def build_report(name: str, test_rows: list[dict], scored: list[Scored], *, db: sqlite_utils.Database | None = None,
+                 cryptobert: Path | None = None, info: dict | None = None) -> Report:
+    if not test_rows:
+        raise BizsentError("the test set is empty; label posts on the test split (Label screen) first")
+    sources = post_sources(db, [r["post_id"] for r in test_rows]) if db is not None else None
+    texts, truth = [r["text"] for r in test_rows], [r["label"] for r in test_rows]
+    baselines = [vader_baseline(texts, truth), cryptobert_baseline(texts, truth, cryptobert), *published_baselines()]
+    if db is not None:
+        baselines += api_labeler_baselines(db, {r["post_id"]: r["label"] for r in test_rows})
+    return Report(name, model_metrics(test_rows, scored, sources), baselines, info or {})
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(ci: tuple[float, float] | list[float] | None) -> str:
+    return "" if not ci else f" [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def rows(report: Report) -> list[list[str]]:
+    """Name, kind, n, accuracy (95% CI), macro-F1 (95% CI), recalls, ECE: one row per system."""
+    m = report.model
+    out = [[report.name, "model", str(m.n), _pct(m.accuracy) + _ci(m.accuracy_ci),
+            _pct(m.macro_f1) + _ci(m.macro_f1_ci), "/".join(_pct(m.per_class[k].recall) for k in LABELS), _pct(m.ece)]]
+    for name, sl in m.slices.items():
+        out.append([f"  {name}", "slice", str(sl.n), _pct(sl.accuracy), _pct(sl.macro_f1),
+                    "/".join(_pct(sl.per_class[k].recall) for k in LABELS), ""])
+    for b in report.baselines:
+        recalls = "/".join(_pct(b.metrics.per_class[k].recall) for k in LABELS) if b.metrics else "-"
+        ci = _ci(b.metrics.accuracy_ci) if b.metrics else ""
+        out.append([b.name, b.kind, str(b.n or "-"), _pct(b.accuracy) + ci, _pct(b.macro_f1), recalls, ""])
+    return out
+
+
+HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", "recall bear/neu/bull %", "ECE %"]
+
+
+def render_markdown(report: Report) -> str:
+    lines = [f"# Evaluation: {report.name}", "",
+             "Human test split only. Published figures come from the brief (107 posts), not this test set.", "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
+    lines += ["", "Confusion matrix (rows = truth, columns = prediction; " + "/".join(LABELS) + "):", ""]
+    lines += ["| truth \\ pred | " + " | ".join(LABELS) + " |", "|---|---|---|---|"]
+    lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+              for label, row in zip(LABELS, report.model.confusion, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(report: Report) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{report.name} on the human test set")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("system", "kind") else "right")
+    for row in rows(report):
+        table.add_row(*row, style="bold" if row[1] == "model" else "dim" if row[1] == "published" else None)
+    return table
+
+
+def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / "report.md", out_dir / "report.json"
+    md.write_text(render_markdown(report), encoding="utf-8")
+    js.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    return md, js
+
+
+def record_evaluation(db: sqlite_utils.Database, run_id: int, report: Report, scored: list[Scored],
+                      step: int | None = None) -> None:
+    """Predictions and the test-set eval event of a run, so the console shows them."""
+    write_predictions(db, run_id, scored)
+    m = report.model
+    record(db, run_id, MetricEvent("eval", step=step, accuracy=m.accuracy, macro_f1=m.macro_f1,
+                                   confusion=m.confusion, data={"split": "test", "n": m.n, "ece": m.ece,
+                                                                "accuracy_ci": m.accuracy_ci,
+                                                                "macro_f1_ci": m.macro_f1_ci}))
+
+
+def run_row(db: sqlite_utils.Database, run: int | str) -> dict:
+    """A run by id or name (the newest of that name)."""
+    cols = ("id", "kind", "name", "base_model", "adapter_path", "params", "state")
+    row = db.execute(f"SELECT {', '.join(cols)} FROM runs WHERE id = ? OR name = ? ORDER BY id DESC LIMIT 1",
+                     [run, str(run)]).fetchone()
+    if row is None:
+        raise BizsentError(f"run {run} does not exist; `bizsent train --local` creates one")
+    out = dict(zip(cols, row, strict=True))
+    out["params"] = json.loads(out["params"] or "{}")
+    return out
+
+
+def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
+    """The run's base model (4-bit on CUDA when configured) with its adapter, and the processor."""
+    from core.modeling import cuda_available, load_model, load_processor
+
+    train_cfg = run["params"].get("train", {})
+    max_pixels = train_cfg.get("max_pixels", settings.train.max_pixels)
+    four_bit = run["params"].get("load_in_4bit")
+    if four_bit is None:
+        four_bit = settings.train.load_in_4bit and cuda_available()
+    processor = load_processor(run["base_model"], max_pixels)
+    model = load_model(run["base_model"], load_in_4bit=four_bit, adapter=run["adapter_path"])
+    return model, processor
+
+
+def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cryptobert: Path | None = None,
+                 batch_size: int | None = None) -> tuple[Report, Path, Path]:
+    """Score the run's bundle test split, store predictions and the eval event, write report.md/json."""
+    from core.dataset import read_split
+    from core.scoring import score
+    from core.training import score_inputs
+
+    info = run_row(db, run)
+    bundle = Path(info["params"].get("bundle", ""))
+    test_rows = read_split(bundle, "test")
+    model, processor = load_for_run(info, settings)
+    inputs = score_inputs(bundle, test_rows)
+    scored = score(model, processor, inputs, batch_size=batch_size or settings.train.batch_size)
+    report = build_report(info["name"], test_rows, scored, db=db, cryptobert=cryptobert,
+                          info={"run_id": info["id"], "base_model": info["base_model"],
+                                "adapter": info["adapter_path"], "bundle": str(bundle)})
+    record_evaluation(db, info["id"], report, scored)
+    out_dir = Path(info["params"].get("out_dir") or bundle)
+    md, js = write_report(report, out_dir)
+    return report, md, js
+
+
+def zero_shot_run(db: sqlite_utils.Database, settings: Any, bundle: Path, name: str = "zero-shot") -> int:
+    """A run without an adapter: evaluating it gives the brief's "zero-shot Qwen" row."""
+    from core.dataset import read_manifest
+    from core.events import create_run, finish_run
+
+    run_id = create_run(db, kind="eval", name=name, base_model=settings.train.base_model,
+                        manifest=read_manifest(bundle), params={"bundle": str(bundle), "out_dir": str(bundle),
+                                                                "train": settings.train.model_dump(mode="json")})
+    finish_run(db, run_id, "done")
+    return run_id

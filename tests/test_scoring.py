@@ -1,0 +1,122 @@
+"""Label-token scoring, the generate-and-parse comparison path, evaluation reports and the zero-shot row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakes.train import tiny_model_dir, trained_run
+
+from core.chat_format import render_prompt
+from core.dataset import read_split
+from core.events import run_events
+from core.modeling import load_model, load_processor
+from core.report import evaluate_run, render_table, zero_shot_run
+from core.scoring import ScoreInput, generate_and_parse, label_token_ids, parse_answer, score
+from core.store import open_db
+from core.training import BundleCollator, score_inputs
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    return load_model(model_dir, load_in_4bit=False), load_processor(model_dir, 56 * 56)
+
+
+def _items(run, n=5):
+    return score_inputs(run["bundle"], read_split(run["bundle"], "test")[:n])
+
+
+def test_probabilities_are_valid_and_batching_changes_nothing(loaded, run):
+    model, processor = loaded
+    items = _items(run)
+    batched = score(model, processor, items, batch_size=5, embeddings=True)
+    single = score(model, processor, items, batch_size=1)
+    for b, s in zip(batched, single, strict=True):
+        assert set(b.probs) == {"bearish", "neutral", "bullish"}
+        assert sum(b.probs.values()) == pytest.approx(1.0, abs=1e-6)
+        assert all(0 < p < 1 for p in b.probs.values())
+        assert b.label == max(b.probs, key=b.probs.get)
+        assert b.probs == pytest.approx(s.probs, abs=1e-4)  # left padding keeps the answer position right
+        assert len(b.embedding) == 64
+
+
+def test_label_tokens_are_distinct_and_the_prompt_is_the_training_prefix(loaded, run):
+    model, processor = loaded
+    ids = label_token_ids(processor.tokenizer)
+    assert len(set(ids)) == 3
+    row = read_split(run["bundle"], "train")[0]
+    batch = BundleCollator(processor, run["bundle"])([row])
+    prompt = processor.tokenizer(render_prompt(processor, row["text"], row.get("subject", "")),
+                                 add_special_tokens=False)["input_ids"]
+    # the image placeholder expands to image tokens in the collated batch; compare the text around it
+    trained = batch["input_ids"][0].tolist()
+    answer_at = next(j for j, lab in enumerate(batch["labels"][0].tolist()) if lab != -100)
+    pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert [t for t in trained[:answer_at] if t != pad] == [t for t in prompt if t != pad]
+    assert trained[answer_at] == ids[["bearish", "neutral", "bullish"].index(row["label"])]
+
+
+def test_generate_and_parse_is_only_a_comparison_path(loaded, run):
+    model, processor = loaded
+    labels = generate_and_parse(model, processor, _items(run, 3), batch_size=3)
+    assert len(labels) == 3 and all(lab in (None, "bearish", "neutral", "bullish") for lab in labels)
+    assert parse_answer("Bullish.") == "bullish" and parse_answer("I think it is bearish, ser") == "bearish"
+    assert parse_answer("unbearable") is None
+
+
+def test_evaluate_run_writes_predictions_event_and_report(run):
+    settings = run["settings"]
+    db = open_db(settings.db_path)
+    report, md, js = evaluate_run(db, settings, run["run_id"])
+    assert report.model.n == 9 and sum(map(sum, report.model.confusion)) == 9
+    assert report.model.accuracy_ci[0] <= report.model.accuracy <= report.model.accuracy_ci[1]
+    assert "sarcastic" in report.model.slices
+    names = {b.name: b for b in report.baselines}
+    assert names["VADER (text only)"].kind == "live" and names["VADER (text only)"].n == 9
+    assert names["CryptoBERT"].kind == "published" and round(100 * names["CryptoBERT"].accuracy, 1) == 39.3
+    assert {"CryptoBERT+VADER ensemble", "agree/confidence rule"} <= set(names)
+    assert not any(b.kind == "store" for b in report.baselines)  # the seeded API labels are not on test posts
+    assert db.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run["run_id"]]).fetchone()[0] == 9
+    tests = [e for e in run_events(db, run["run_id"], "eval") if e.data.get("split") == "test"]
+    assert tests and tests[-1].accuracy == report.model.accuracy
+    assert "| tiny-qlora | model | 9 |" in md.read_text()
+    assert json.loads(js.read_text())["model"]["confusion"] == report.model.confusion
+    assert render_table(report).row_count == len(report.baselines) + 1 + len(report.model.slices)
+
+
+def test_zero_shot_run_and_api_labelers_from_the_store(run):
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    settings = run["settings"]
+    db = open_db(settings.db_path)
+    test_ids = run["ids"]["test"]
+    truth = {r["post_id"]: r["label"] for r in read_split(run["bundle"], "test")}
+    for k, pid in enumerate(test_ids[:4]):  # right on three posts, wrong on one
+        wrong = "neutral" if truth[pid] != "neutral" else "bullish"
+        set_label(db, pid, NewLabel(label=truth[pid] if k else wrong, source="openai", labeler="gpt@p1"))
+    run_id = zero_shot_run(db, settings, run["bundle"])
+    report, _, _ = evaluate_run(db, settings, run_id)
+    api = next(b for b in report.baselines if b.kind == "store")
+    assert api.name == "openai: gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
+    assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None
+
+
+def test_missing_base_model_is_a_one_line_error(tmp_path):
+    from core.errors import BizsentError
+
+    with pytest.raises(BizsentError, match="does not exist"):
+        load_model(tmp_path / "nope", load_in_4bit=False)
+    with pytest.raises(BizsentError, match="no config.json"):
+        load_processor(tmp_path, 56 * 56)
+    assert ScoreInput(1, "x", "y").subject == ""

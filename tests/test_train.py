@@ -1,0 +1,129 @@
+"""QLoRA fine-tuning through TRL on the tiny Qwen2.5-VL: collator, loss mask, 4-bit CPU path, events, adapter."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from fakes.train import tiny_model_dir, trained_run
+
+from core.dataset import read_split
+from core.events import read_jsonl, run_events
+from core.modeling import load_model, load_processor
+from core.scoring import ScoreInput, score
+from core.store import open_db
+from core.training import BundleCollator, prepare_lora, read_run_info
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, model_dir):
+    bundle = run["bundle"]
+    rows = read_split(bundle, "train")
+    first, second = rows[0], next(r for r in rows if r["label"] != rows[0]["label"])
+    processor = load_processor(model_dir, 56 * 56)
+    batch = BundleCollator(processor, bundle)([first, second])
+    # pixel rows of example k must equal the processor's output for example k's own image alone
+    from core.scoring import open_image
+
+    own = [processor.image_processor(images=[open_image(bundle / r["images"][0])], return_tensors="pt")
+           for r in (first, second)]
+    sizes = [int(o["image_grid_thw"].prod()) for o in own]
+    assert torch.equal(batch["pixel_values"][: sizes[0]], own[0]["pixel_values"])
+    assert torch.equal(batch["pixel_values"][sizes[0] :], own[1]["pixel_values"])
+    assert not torch.equal(own[0]["pixel_values"], own[1]["pixel_values"])
+    tok = processor.tokenizer
+    for k, row in enumerate((first, second)):
+        ids, labels = batch["input_ids"][k], batch["labels"][k]
+        trained = [int(i) for i, lab in zip(ids, labels, strict=True) if lab != -100]
+        assert tok.decode(trained) == row["label"] + "<|im_end|>\n"
+        answer_at = next(j for j, lab in enumerate(labels) if lab != -100)
+        assert (labels[:answer_at] == -100).all()
+        assert tok.decode(ids[:answer_at]).endswith("<|im_start|>assistant\n")
+        assert int((ids == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum()) == sizes[k] // 4
+
+
+def test_qlora_4bit_training_writes_events_store_and_jsonl(run):
+    result = run["result"]
+    assert result.steps == 4 and math.isfinite(result.train_loss)
+    db = open_db(run["settings"].db_path)
+    state, adapter = db.execute("SELECT state, adapter_path FROM runs WHERE id = ?", [run["run_id"]]).fetchone()
+    assert state == "done" and adapter == str(result.adapter_dir)
+    train_events = run_events(db, run["run_id"], "train")
+    # the shared run may already hold a test-split evaluation (test_scoring); training writes the val ones
+    eval_events = [e for e in run_events(db, run["run_id"], "eval") if e.data.get("split") == "val"]
+    assert [e.step for e in train_events] == [1, 2, 3, 4]
+    assert all(math.isfinite(e.loss) and e.lr > 0 and e.data["samples_per_s"] > 0 for e in train_events)
+    assert [e.step for e in eval_events] == [2, 4] and all(len(e.confusion) == 3 for e in eval_events)
+    assert sum(map(sum, eval_events[-1].confusion)) == eval_events[-1].data["n"]
+    assert len(read_jsonl(run["jsonl"])) == len(train_events) + len(eval_events)  # the pod-side copy
+    info = read_run_info(result.adapter_dir)
+    assert info["prompt_version"] == "ft1" and info["manifest"]["sizes"]["test"] == 9
+    assert info["train"]["lora_r"] == 16 and json.loads((result.adapter_dir / "adapter_config.json").read_text())[
+        "target_modules"]
+    # LoRA B starts at zero: after training it must have moved
+    from safetensors.torch import load_file
+
+    weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
+
+
+def test_4bit_loading_on_cpu_uses_bitsandbytes(model_dir):
+    import bitsandbytes as bnb
+
+    model = load_model(model_dir, load_in_4bit=True)
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and quantized[0].weight.quant_type == "nf4"
+
+
+def test_adapter_save_and_reload_gives_the_same_probabilities(model_dir, tmp_path, run):
+    processor = load_processor(model_dir, 56 * 56)
+    row = read_split(run["bundle"], "test")[0]
+    item = [ScoreInput(row["post_id"], row["text"], str(run["bundle"] / row["images"][0]))]
+    settings = run["settings"]
+    model = prepare_lora(load_model(model_dir, load_in_4bit=False), settings.train, quantized=False)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    before = score(model, processor, item)[0].probs
+    model.save_pretrained(str(tmp_path / "adapter"))
+    reloaded = load_model(model_dir, load_in_4bit=False, adapter=tmp_path / "adapter")
+    after = score(reloaded, processor, item)[0].probs
+    base = score(load_model(model_dir, load_in_4bit=False), processor, item)[0].probs
+    assert after == pytest.approx(before, abs=1e-5)
+    assert max(abs(base[k] - before[k]) for k in base) > 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the bf16 QLoRA path of a GPU pod)")
+def test_qlora_on_cuda(tmp_path, model_dir, run):
+    from core.config import TrainSettings
+    from core.training import train
+
+    cfg = TrainSettings(base_model=str(model_dir), max_pixels=56 * 56, batch_size=2, grad_accum=1)
+    result = train(run["bundle"], tmp_path, cfg, max_steps=2)
+    assert result.steps == 2 and math.isfinite(result.train_loss)
+
+
+def test_cli_train_with_a_missing_base_model_is_one_line(tmp_path, run):
+    from typer.testing import CliRunner
+
+    from core.errors import BizsentError
+    from tui.cli import app
+
+    settings = run["settings"]
+    result = CliRunner().invoke(app, ["--config", str(settings.source), "train", "--local", "--bundle",
+                                      str(run["bundle"]), "--base-model", str(tmp_path / "missing-model")])
+    assert isinstance(result.exception, BizsentError)
+    assert "does not exist" in str(result.exception) and "\n" not in str(result.exception)

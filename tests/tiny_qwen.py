@@ -1,0 +1,115 @@
+"""A tiny, randomly initialised Qwen2.5-VL saved to a folder, loadable exactly like the real checkpoint.
+
+Everything the real model path touches is real: the Qwen2.5-VL architecture, Qwen's special tokens and chat
+template (the one TRL recognises, so assistant-only loss works), the Qwen2-VL image and video processors.
+Only the sizes are tiny, and every quantised linear layer's input is a multiple of 64 so bitsandbytes can load
+it in 4-bit on a CPU. Run as a script to build one: `.venv/bin/python tests/tiny_qwen.py OUT_DIR`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.labels import LABELS
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+PIXELS = 56 * 56  # 4x4 patches of 14 px -> 4 image tokens after the 2x2 merge
+HIDDEN = 64
+
+# Words the byte-level BPE learns merges for; anything else still tokenizes, byte by byte.
+_CORPUS = """
+system user assistant you are a helpful classifier of crypto posts from the biz board reply with one word
+post text image sentiment label bitcoin btc eth ethereum sol link moon pump dump rekt wagmi ngmi hodl buy sell
+up down green red candle chart price market bull bear crash rally lambo poor rich going to zero the it is we
+this that what why when sir gm ser anon fren top bottom in out long short stack sats
+"""
+
+
+def build_tokenizer():
+    """A byte-level BPE with Qwen's special tokens and the label words as single tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_CORPUS] * 20, trainer=trainer)
+    # Added (non-special) tokens match before pre-tokenization: each label word is one token, as the scorer needs.
+    tok.add_tokens(list(LABELS))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    fast.chat_template = _qwen_chat_template()
+    return fast
+
+
+def _qwen_chat_template() -> str:
+    # Byte-identical to Qwen2.5-VL-7B-Instruct's template: TRL swaps in its {% generation %} variant for it.
+    from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+    return qwen2_5_vl_chat_template
+
+
+def build_processor(tokenizer):
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    size = {"shortest_edge": PIXELS, "longest_edge": PIXELS}
+    image = Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    video = Qwen2VLVideoProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    return Qwen2_5_VLProcessor(
+        image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=tokenizer.chat_template
+    )
+
+
+def build_model(tokenizer, seed: int = 0):
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}
+    vocab = ((len(tokenizer) + 63) // 64) * 64
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": vocab, "hidden_size": HIDDEN, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2, "hidden_size": HIDDEN, "intermediate_size": 128, "num_heads": 4, "out_hidden_size": HIDDEN,
+            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+            "fullatt_block_indexes": [1],
+        },
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    return model
+
+
+def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
+    """Write a complete tiny checkpoint (model, tokenizer, processor, chat template) to `out_dir`."""
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer)
+    model = build_model(tokenizer, seed)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+if __name__ == "__main__":
+    print(build_tiny_qwen(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen")))
