@@ -1,0 +1,255 @@
+"""Console responsiveness with 100,000 posts: first paint, key-to-screen latency, label-to-next-post, memory.
+
+    .venv/bin/python bench/tui_posts.py [--posts 100000]
+
+The database is built in a child process (bulk SQL, a few dozen Pillow images shared by many posts) so the
+memory figure is the console's own. Latencies are measured inside the app, from the key event to the first
+screen refresh after the widget changed (Pilot's own press() waits for idle, ~60 ms, so it is not timed).
+Label keys come at human pace (after the prefetch of the next posts is idle), not as fast as Pilot can type.
+Targets: first paint <= 1.5 s, p95 key <= 50 ms, p95 label <= 50 ms, memory <= 300 MB.
+Last line: one JSON object with first_paint_s, p95_key_ms, p95_label_ms, rss_mb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+N_IMAGES = 48
+WORDS = ["wagmi", "ngmi", "moon", "rekt", "hodl", "cope", "fud", "ser", "fren", "anon", "bags", "pump", "dump",
+         "btc", "eth", "link", "xmr", "sol", "chart", "it's", "over", "we're", "so", "back", "buy", "the", "dip",
+         "exit", "liquidity", "rope", "up", "only", "lfg"]
+
+
+def build(db_path: Path, image_dir: Path, n_posts: int) -> None:
+    """100k posts in one transaction: ~1 s. Every 10th image row is corrupt, every 20th post has none."""
+    from PIL import Image, ImageDraw
+
+    from core.store import now, open_db
+
+    rng = random.Random(7)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(N_IMAGES):
+        img = Image.new("RGB", (480, 360), (20 + i * 4 % 200, 30, 60))
+        draw = ImageDraw.Draw(img)
+        points = [(x * 40, 180 + rng.randint(-150, 150)) for x in range(13)]
+        draw.line(points, fill=(0, 220, 90) if i % 2 else (230, 40, 60), width=6)
+        full, thumb = image_dir / f"{i}.jpg", image_dir / f"{i}.thumb.jpg"
+        img.save(full, "JPEG", quality=85)
+        img.thumbnail((320, 320))
+        img.save(thumb, "JPEG", quality=85)
+        files.append((str(full), str(thumb)))
+    db = open_db(db_path)
+    stamp = now()
+    conn = db.conn
+    conn.execute("BEGIN")
+    images = []
+    for i in range(n_posts):
+        full, thumb = files[i % N_IMAGES]
+        status, reason = ("corrupt", "truncated (bench)") if i % 10 == 9 else ("ok", None)
+        images.append((i + 1, f"http://bench/{i}.jpg", full, thumb, status, reason))
+    conn.executemany("INSERT INTO images (id, url, path, thumb_path, status, reason, width, height)"
+                     " VALUES (?, ?, ?, ?, ?, ?, 480, 360)", images)
+    posts = []
+    for i in range(n_posts):
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30)))
+        if i % 7 == 0:
+            text = ">be me\n>" + text
+        posts.append(("biz", 1000 + i // 50, 10_000_000 + i, 1_700_000_000 + i * 37, text,
+                      None if i % 20 == 19 else i + 1, "live", stamp))
+    conn.executemany("INSERT INTO posts (board, thread_no, post_no, time, text, image_id, source, scraped_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", posts)
+    labels = [(pid, rng.choice(("bearish", "neutral", "bullish")), "openai", "gpt-bench", 0.8, "train", stamp)
+              for pid in range(1, n_posts + 1, 2)]
+    conn.executemany("INSERT INTO labels (post_id, label, source, labeler, confidence, split, created_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", labels)
+    conn.execute("COMMIT")
+    db.close()
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values[0] if values else float("nan"))
+
+
+async def measure(db_path: Path, config: Path, presses: int, labels: int) -> dict:
+    from textual import events
+
+    from core.config import load_settings
+    from tui.app import BizsentApp
+    from tui.screens.label import LabelScreen
+    from tui.widgets.post_table import PostTable
+
+    marks: dict[str, list[float]] = {"key": [], "page": [], "detail": [], "label": []}
+    state: dict = {"first_paint": None, "key_t": 0.0, "kind": None, "label_pending": False}
+
+    class BenchApp(BizsentApp):
+        async def on_event(self, event) -> None:
+            if isinstance(event, events.Key):
+                state["key_t"] = time.perf_counter()
+                state["label_pending"] = event.key in ("1", "2", "3") and isinstance(self.screen, LabelScreen)
+            await super().on_event(event)
+
+    def record(kind: str) -> None:
+        marks[kind].append((time.perf_counter() - state["key_t"]) * 1000)
+
+    render_line = PostTable.render_line
+
+    def timed_render_line(self, y):
+        strip = render_line(self, y)
+        if state["first_paint"] is None and self.ids and self.row(self.ids[0]) is not None:
+            state["first_paint"] = -1.0  # rows are drawn; the paint completes at the next refresh
+            self.call_after_refresh(lambda: state.update(first_paint=time.perf_counter() - state["t0"]))
+        return strip
+
+    watch_cursor = PostTable.watch_cursor
+
+    def timed_watch_cursor(self, old, new):
+        watch_cursor(self, old, new)
+        if state["kind"]:
+            self.call_after_refresh(record, state["kind"])
+
+    show_current = LabelScreen._show_current
+
+    def timed_show_current(self):
+        show_current(self)
+        if state["label_pending"] and self.current in self.items:
+            state["label_pending"] = False
+            self.call_after_refresh(record, "label")
+
+    PostTable.render_line = timed_render_line
+    PostTable.watch_cursor = timed_watch_cursor
+    LabelScreen._show_current = timed_show_current
+
+    gc_pauses: list[float] = []
+    gc_start = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.perf_counter() - gc_start[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
+    settings = load_settings(config, environ={})
+    settings.tui.image_renderer = "halfcell"
+    state["t0"] = time.perf_counter()
+    app = BenchApp(settings=settings, db_path=db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        deadline = time.perf_counter() + 60
+        while state["first_paint"] in (None, -1.0):
+            if time.perf_counter() > deadline:
+                raise SystemExit("the Posts list never painted a row within 60 s")
+            await asyncio.sleep(0.005)
+        from tui.screens.posts import PostsScreen
+
+        posts_screen = app.screen
+        assert isinstance(posts_screen, PostsScreen)
+        detail_show = posts_screen._show_detail
+
+        def timed_show_detail(detail, picture):
+            detail_show(detail, picture)
+            if state["kind"] == "key":
+                posts_screen.call_after_refresh(record, "detail")
+
+        posts_screen._show_detail = timed_show_detail
+        state["kind"] = "key"
+        for _ in range(presses):
+            await pilot.press("down")
+        state["kind"] = "page"
+        for _ in range(max(presses // 5, 2)):
+            await pilot.press("pagedown")
+        state["kind"] = None
+        await pilot.press("2")
+        screen = app.screen
+        deadline = time.perf_counter() + 60
+        while not (screen.current is not None and screen.current in screen.items):
+            if time.perf_counter() > deadline:
+                raise SystemExit("the Label screen never showed a post within 60 s")
+            await pilot.pause(0.01)
+        for i in range(labels):
+            # Human pace: a person takes 4-5 s a post, so prefetching is done by the next key; wait for it.
+            idle_by = time.perf_counter() + 5
+            while time.perf_counter() < idle_by and any(
+                w.group == "label-prefetch" and not w.is_finished for w in app.workers
+            ):
+                await asyncio.sleep(0.005)
+            await pilot.press("123"[i % 3])
+        await app.writer.drained()
+        current, peak = rss_mb()
+    if "--verbose" in sys.argv:
+        print({k: [round(v) for v in vals] for k, vals in marks.items()}, file=sys.stderr)
+        print("gc pauses over 5 ms:", [round(p) for p in gc_pauses if p > 5], file=sys.stderr)
+    return {"marks": marks, "first_paint_s": state["first_paint"], "rss_mb": current, "peak_rss_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=100_000)
+    parser.add_argument("--presses", type=int, default=150)
+    parser.add_argument("--labels", type=int, default=100)
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--verbose", action="store_true", help="print every latency sample")
+    args = parser.parse_args()
+    if args.build:
+        build(args.build / "bench.db", args.build / "images", args.posts)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bizsent-bench-") as tmp:
+        work = Path(tmp)
+        config = work / "config.toml"
+        config.write_text('[data]\ndir = "."\n', encoding="utf-8")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--build", str(work), "--posts", str(args.posts)], check=True)
+        build_s = time.perf_counter() - started
+        result = asyncio.run(measure(work / "bench.db", config, args.presses, args.labels))
+    marks = result["marks"]
+
+    rows = [
+        ("posts in database", f"{args.posts:,}", ""),
+        ("database build (child process)", f"{build_s:.1f} s", ""),
+        ("launch to first paint of the list", f"{result['first_paint_s']:.3f} s", "<= 1.5 s"),
+        (f"down arrow -> list repainted, p95 (n={len(marks['key'])})", f"{p95(marks['key']):.1f} ms", "<= 50 ms"),
+        ("down arrow -> list repainted, median", f"{statistics.median(marks['key']):.1f} ms", ""),
+        (f"down arrow -> detail pane with image, p95 (n={len(marks['detail'])})",
+         f"{p95(marks['detail']):.1f} ms", ""),
+        (f"page down -> list repainted, p95 (n={len(marks['page'])})", f"{p95(marks['page']):.1f} ms", ""),
+        (f"label key -> next post + image shown, p95 (n={len(marks['label'])})",
+         f"{p95(marks['label']):.1f} ms", "<= 50 ms"),
+        ("label key -> next post, median", f"{statistics.median(marks['label']):.1f} ms", ""),
+        ("resident memory at end (peak)", f"{result['rss_mb']:.0f} MB ({result['peak_rss_mb']:.0f} MB)", "<= 300 MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'value':>18}  target")
+    for name, value, target in rows:
+        print(f"{name.ljust(width)}  {value:>18}  {target}")
+    print(json.dumps({
+        "first_paint_s": round(result["first_paint_s"], 3),
+        "p95_key_ms": round(p95(marks["key"]), 1),
+        "p95_label_ms": round(p95(marks["label"]), 1),
+        "rss_mb": round(result["peak_rss_mb"], 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The Posts screen and the app frame through Pilot: filters, search, detail pane, image fallback, navigation."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fakes.tui import build_store
+from rich.console import Console
+
+from tui.app import BizsentApp
+from tui.commands import _entries
+from tui.screens.help import HelpModal
+from tui.screens.label import LabelScreen
+from tui.screens.posts import PostsScreen
+from tui.widgets.image_preview import ImagePreview, load_picture
+from tui.widgets.post_detail import PostDetailView, post_text
+from tui.widgets.post_table import PostTable
+
+
+@pytest.fixture
+def store(settings, db):
+    settings.tui.image_renderer = "halfcell"
+    return build_store(db, settings.image_dir)
+
+
+def plain(renderable) -> str:
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def table(app: BizsentApp) -> PostTable:
+    return app.screen.query_one(PostTable)
+
+
+async def started(app: BizsentApp, pilot, expected: int = 12) -> PostTable:
+    await until(pilot, lambda: len(table(app).ids) == expected)
+    return table(app)
+
+
+async def test_filters_narrow_the_list(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        assert posts.ids == [store[n] for n in range(12, 0, -1)]  # newest first
+        await pilot.press("l")  # label: bearish
+        await until(pilot, lambda: posts.ids == [store[4]])
+        await pilot.press("o")  # source: human (no human labels yet)
+        await until(pilot, lambda: posts.ids == [])
+        await pilot.press("c", "t", "t")  # clear, then split: train
+        await until(pilot, lambda: posts.ids == [store[4]])
+        await pilot.press("c", "i")  # image: ok
+        await until(pilot, lambda: len(posts.ids) == 11 and store[2] not in posts.ids)
+        await pilot.press("i", "i")  # image: corrupt
+        await until(pilot, lambda: posts.ids == [store[2]])
+        await pilot.press("c", "l", "l", "l")  # label: bullish (the odd post numbers)
+        await until(pilot, lambda: sorted(posts.ids) == sorted(store[n] for n in range(1, 13, 2)))
+
+
+async def test_search_narrows_the_list_as_you_type(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        await pilot.press("slash", *"moon")
+        await until(pilot, lambda: posts.ids == [store[3]])
+        await pilot.press("escape")
+        assert app.focused is posts
+        await pilot.press("c")
+        await until(pilot, lambda: len(posts.ids) == 12)
+
+
+async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
+    from core.posts import add_note
+
+    add_note(db, store[11], "bogdanoff pump")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        await pilot.press("down")  # post 11: openai bullish, a note
+        await until(pilot, lambda: app.screen.query_one(ImagePreview).picture.image is not None
+                    and posts.row(store[11]) is not None)
+        assert posts.row(store[11]).labels[0].source == "openai"
+        detail = app.screen.query_one(PostDetailView)
+        await until(pilot, lambda: "bogdanoff pump" in plain(detail.query_one("#detail-notes").content))
+        labels = plain(detail.query_one("#detail-labels").content)
+        assert "openai" in labels and "gpt-test" in labels and "bullish" in labels and "0.90" in labels
+        assert ">be me" in plain(detail.query_one("#detail-text").content)
+
+
+async def test_corrupt_image_falls_back_to_a_placeholder(settings, db, store):
+    # Post 4's file on disk gets garbled after caching: status says ok, decoding fails.
+    path = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
+                      [store[4]]).fetchone()[0]
+    thumb = db.execute("SELECT i.thumb_path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
+                       [store[4]]).fetchone()[0]
+    for file in (path, thumb):
+        with open(file, "wb") as out:
+            out.write(b"\x89PNG\r\n\x1a\n garbage")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        preview = app.screen.query_one(ImagePreview)
+        posts.cursor = posts.ids.index(store[2])  # recorded as corrupt at download
+        await until(pilot, lambda: "truncated or corrupt image (test)" in preview.placeholder_text)
+        assert preview.placeholder_text.startswith("image missing/corrupt: ")
+        assert preview.showing == "placeholder"
+        posts.cursor = posts.ids.index(store[4])  # garbled on disk
+        await until(pilot, lambda: preview.placeholder_text.startswith("image missing/corrupt: corrupt"))
+        posts.cursor = posts.ids.index(store[5])  # a good one again: the image comes back
+        await until(pilot, lambda: preview.picture.image is not None)
+        assert preview.showing == "cells"  # pre-drawn in the worker for this pane's size
+        await pilot.pause()
+        assert preview.query_one("#cells").region.height > 0  # and actually on screen
+        assert app.is_running
+
+
+def test_load_picture_reasons(tmp_path):
+    assert load_picture(None).reason.startswith("missing")
+    assert "not on disk" in load_picture(str(tmp_path / "nope.png")).reason
+    assert load_picture("x", status="unsupported", reason="webm").reason == "unsupported: webm"
+    (tmp_path / "zero.png").write_bytes(b"")
+    assert load_picture(str(tmp_path / "zero.png")).reason.startswith("corrupt")
+
+
+def test_greentext_is_green_and_quote_links_are_not():
+    text = post_text(">be me\n>>12345\nplain\n> also green", subject="subj")
+    styles = {text.plain[span.start:span.end]: str(span.style) for span in text.spans}
+    assert styles[">be me"] == "green"
+    assert styles["> also green"] == "green"
+    assert styles[">>12345"] != "green"
+    assert "plain" not in styles
+
+
+async def test_number_keys_switch_screens_and_question_mark_opens_help(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(app, pilot)
+        assert isinstance(app.screen, PostsScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpModal)
+        assert "/ search" in app.screen._markdown or "`/`" in app.screen._markdown
+        await pilot.press("escape")
+        await pilot.press("2")
+        assert isinstance(app.screen, LabelScreen) and app.current_mode == "label"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpModal)
+        assert "Bearish (1)" in app.screen._markdown  # the labeling rules ship with the help
+        await pilot.press("escape", "escape")  # close help, then back to Posts
+        assert isinstance(app.screen, PostsScreen)
+        await pilot.press("2", "escape", "1")
+        assert app.current_mode == "posts"
+
+
+async def test_palette_lists_every_action_and_runs_it_on_its_screen(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(app, pilot)
+        texts = [text for text, _, _ in _entries(app)]
+        for screen_cls, title in ((PostsScreen, "Posts"), (LabelScreen, "Label")):
+            for binding in screen_cls.BINDINGS:
+                if not binding.action.startswith("app."):
+                    assert f"{title}: {binding.description}" in texts
+        await app.run_screen_action("label", "toggle('sarcastic')")
+        assert isinstance(app.screen, LabelScreen) and app.screen.sarcastic
+
+
+async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
+    from core.store import now
+
+    db.execute("INSERT INTO jobs (kind, state, created_at) VALUES ('label', 'running', ?)", [now()])
+    db.execute("INSERT INTO api_calls (request_key, provider, model, usd, created_at)"
+               " VALUES ('k', 'openai', 'm', 1.25, ?)", [now()])
+    db.execute("INSERT INTO pods (name, created_at, total_usd) VALUES ('bizsent-x', ?, 0.5)", [now()])
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await until(pilot, lambda: app.status.running_jobs == 1)
+        assert app.status.spend_usd == pytest.approx(1.75)
+        bar = str(app.screen.query_one("StatusBar").render())
+        assert "jobs 1" in bar and "$1.75" in bar and "Posts" in bar

@@ -1,0 +1,329 @@
+"""Label: the keyboard labeling session that builds the human test set.
+
+One post at a time, image and text side by side, other labels hidden (no anchoring). Each answer goes to the
+writer thread at once; the next posts and their decoded images are prefetched so the next one shows at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from core.labels import LABELS, Label
+from core.posts import add_note, add_skip, delete_label, delete_skip, set_label
+from core.records import NewLabel
+from tui.messages import LabelItemsLoaded, QueueLoaded, WriteFailed
+from tui.queries import LabelPost, QueueSpec, format_time, label_posts, label_queue, parse_queue_filter, reading
+from tui.screens.prompt import PromptModal
+from tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from tui.widgets.post_detail import post_text
+from tui.widgets.status_bar import StatusBar
+
+PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
+KEEP_BEHIND = 3  # posts behind kept for undo
+GOALS = (25, 50, 100, 200)
+ORDERS = ("random", "newest", "filter")
+RANDOM_SEED = 1322
+IMAGE_PX = 800  # "large" image: enough for Kitty/Sixel, trivially downscaled again by half-block
+
+
+@dataclass
+class Answer:
+    """One thing written this session, kept so `u` can take it back."""
+
+    kind: str  # label | skip
+    post_id: int
+    label: Label | None = None
+    sarcastic: bool = False
+    unsure: bool = False
+    written: Future | None = None  # set_label's future: its result is the label row id
+
+
+class LabelScreen(Screen):
+    TITLE = "Label"
+    HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
+    BINDINGS = [
+        Binding("1", "answer('bearish')", "bearish"),
+        Binding("2", "answer('neutral')", "neutral"),
+        Binding("3", "answer('bullish')", "bullish"),
+        Binding("s", "toggle('sarcastic')", "sarcastic"),
+        Binding("w", "toggle('unsure')", "unsure"),
+        Binding("x", "skip", "skip"),
+        Binding("u", "undo", "undo"),
+        Binding("n", "note", "note"),
+        Binding("t", "toggle_split", "split", show=False),
+        Binding("o", "cycle_order", "order", show=False),
+        Binding("f", "filter", "filter", show=False),
+        Binding("g", "cycle_goal", "goal", show=False),
+        Binding("escape", "app.switch_mode('posts')", "posts", show=False),
+    ]
+    HELP = (
+        "`1` bearish, `2` neutral, `3` bullish (each writes a human label at once and shows the next post); "
+        "`s` sarcastic and `w` unsure flag the current post before you answer; `x` skips it (broken image, "
+        "spam); `u` undoes the last answer and goes back to that post; `n` adds a note to this post.\n\n"
+        "`t` switches between labeling into the **test** split (the human test set, default) and the "
+        "**train** pool; `o` cycles the queue order (random, newest, filter); `f` sets the filter (free text "
+        "and/or `source:label`, e.g. `openai:bullish moon`); `g` changes the session goal. Other labels of "
+        "a post are hidden here on purpose. `escape` goes back to Posts (number keys label here)."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: list[int] = []
+        self.pos = 0
+        self.items: dict[int, tuple[LabelPost, Picture]] = {}
+        self._loading: set[int] = set()
+        self._generation = 0
+        self.sarcastic = False
+        self.unsure = False
+        self.split = "test"
+        self.order = "random"
+        self.filter_text = ""
+        self.goal = 50
+        self.history: list[Answer] = []
+        self.counts: Counter[str] = Counter()
+        self.queue_loaded = False
+
+    @property
+    def current(self) -> int | None:
+        return self.queue[self.pos] if self.pos < len(self.queue) else None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="label-main"):
+            yield ImagePreview(self.app.settings.tui.image_renderer, id="label-image")
+            with Vertical(id="label-side"):
+                yield Static(id="label-meta")
+                with VerticalScroll(id="label-text-box"):
+                    yield Static(id="label-text", classes="post-text")
+        yield Static(id="label-flags")
+        with Horizontal(id="label-progress"):
+            yield ProgressBar(total=self.goal, show_eta=False, id="goal")
+            yield Static(id="label-counts")
+        yield StatusBar()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p still works; 80 columns are tight
+
+    def on_mount(self) -> None:
+        self._show_flags()
+        self._show_counts()
+        self.reload_queue()
+
+    # -- queue and prefetch ----------------------------------------------------------------------------------
+
+    def reload_queue(self) -> None:
+        self._generation += 1
+        source, label, text = parse_queue_filter(self.filter_text)
+        spec = QueueSpec(order=self.order, seed=RANDOM_SEED, text=text, label_source=source, label=label,
+                         exclude=frozenset(a.post_id for a in self.history))
+        self._load_queue(spec, self._generation)
+
+    @work(thread=True, exclusive=True, group="label-queue")
+    def _load_queue(self, spec: QueueSpec, generation: int) -> None:
+        with reading(self.app.db_path) as db:
+            ids = label_queue(db, spec)
+        self.post_message(QueueLoaded(generation, ids))
+
+    def on_queue_loaded(self, message: QueueLoaded) -> None:
+        if message.generation != self._generation:
+            return
+        self.queue, self.pos, self.queue_loaded = message.ids, 0, True
+        self._show_current()
+
+    def _prefetch(self) -> None:
+        wanted = [pid for pid in self.queue[self.pos:self.pos + PREFETCH]
+                  if pid not in self.items and pid not in self._loading]
+        if wanted:
+            self._loading.update(wanted)
+            preview = self.query_one(ImagePreview)
+            self._load_items(wanted, preview.renderer, preview.target_size)
+
+    @work(thread=True, group="label-prefetch")
+    def _load_items(self, ids: list[int], renderer: str, size: Size) -> None:
+        with reading(self.app.db_path) as db:
+            posts = label_posts(db, ids)
+        # Decode one at a time and post each: the post on screen may be waiting for the first.
+        for post in posts:
+            picture = load_picture(post.image_path, max_px=IMAGE_PX, renderer=renderer, size=size)
+            self.post_message(LabelItemsLoaded([(post, picture)]))
+
+    def on_label_items_loaded(self, message: LabelItemsLoaded) -> None:
+        for post, picture in message.items:
+            self._loading.discard(post.id)
+            self.items[post.id] = (post, picture)
+            if post.id == self.current:
+                self._show_current()
+        window = set(self.queue[max(self.pos - KEEP_BEHIND, 0):self.pos + PREFETCH])
+        for pid in [pid for pid in self.items if pid not in window]:
+            del self.items[pid]
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+
+    def _show_current(self) -> None:
+        pid = self.current
+        meta = self.query_one("#label-meta", Static)
+        body = self.query_one("#label-text", Static)
+        preview = self.query_one(ImagePreview)
+        if pid is None:
+            preview.show(Picture(reason="nothing to show"))
+            meta.update("")
+            body.update(Text("Queue empty: every candidate post has a human label or a skip. "
+                             "Change the order/filter (o, f), or go scrape more posts.", style="bold")
+                        if self.queue_loaded else Text("loading queue…", style="dim"))
+        elif pid in self.items:
+            post, picture = self.items[pid]
+            preview.show(picture)
+            meta.update(Text.assemble((f"post {post.id}", "bold"), (f"  {format_time(post.time)}", "dim"),
+                                      (f"  {self.pos + 1}/{len(self.queue)} in queue", "dim")), layout=False)
+            body.update(post_text(post.text, post.subject))
+            self.query_one("#label-text-box").scroll_home(animate=False)
+        else:
+            preview.show(Picture(reason="loading"))
+            meta.update(Text(f"post {pid}", style="bold"))
+            body.update(Text("loading…", style="dim"))
+        self._show_flags()
+        self._prefetch()
+
+    def _show_flags(self) -> None:
+        def flag(key: str, name: str, on: bool) -> str:
+            return f"[reverse b] {key} {name} [/]" if on else f"[dim] {key} {name} [/]"
+
+        split = "[b green]TEST[/]" if self.split == "test" else "[b yellow]TRAIN[/]"
+        order = self.order + (f" “{self.filter_text}”" if self.order == "filter" and self.filter_text else "")
+        self.query_one("#label-flags", Static).update(
+            f"{flag('s', 'sarcastic', self.sarcastic)} {flag('w', 'unsure', self.unsure)}"
+            f"  split {split} (t)  order [b]{order}[/] (o)",
+            layout=False,  # one fixed line: no relayout of the whole screen per key
+        )
+
+    def _show_counts(self) -> None:
+        labelled = sum(self.counts[name] for name in LABELS)
+        bar = self.query_one("#goal", ProgressBar)
+        bar.update(total=self.goal, progress=min(labelled, self.goal))
+        colors = {"bearish": "red", "neutral": "yellow", "bullish": "green"}
+        parts = [f"[{colors[n]}]{n[:4]}[/] {self.counts[n]}"
+                 + (f" {self.counts[n] / labelled:.0%}" if labelled else "") for n in LABELS]
+        self.query_one("#label-counts", Static).update(
+            f"{labelled}/{self.goal} " + " · ".join(parts) + f" · skip {self.counts['skip']}", layout=False
+        )
+
+    # -- answers ---------------------------------------------------------------------------------------------
+
+    def _write(self, fn) -> Future:
+        future = self.app.writer.submit(fn)
+        future.add_done_callback(self._check_write)
+        return future
+
+    def _check_write(self, future: Future) -> None:
+        # Runs on the writer thread; a failed write must be visible, never silently dropped.
+        if future.exception() is not None:
+            self.post_message(WriteFailed(str(future.exception())))
+
+    def on_write_failed(self, message: WriteFailed) -> None:
+        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
+
+    def _advance(self) -> None:
+        self.pos += 1
+        self.sarcastic = self.unsure = False
+        self._show_counts()
+        self._show_current()
+
+    def action_answer(self, label: Label) -> None:
+        pid = self.current
+        if pid is None:
+            return
+        new = NewLabel(label=label, source="human", split=self.split, labeler="human",
+                       sarcastic=self.sarcastic, unsure=self.unsure)
+        written = self._write(lambda db: set_label(db, pid, new))
+        self.history.append(Answer("label", pid, label, self.sarcastic, self.unsure, written))
+        self.counts[label] += 1
+        self._advance()
+
+    def action_skip(self) -> None:
+        pid = self.current
+        if pid is None:
+            return
+        self._write(lambda db: add_skip(db, pid))
+        self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure))
+        self.counts["skip"] += 1
+        self._advance()
+
+    def action_undo(self) -> None:
+        if not self.history:
+            self.notify("nothing to undo in this session")
+            return
+        last = self.history.pop()
+        if last.kind == "label":
+            written = last.written
+            # FIFO writer: the label's own write has finished by the time this runs.
+            self._write(lambda db: delete_label(db, written.result()))
+            self.counts[last.label] -= 1
+        else:
+            self._write(lambda db: delete_skip(db, last.post_id))
+            self.counts["skip"] -= 1
+        if self.pos > 0 and self.queue[self.pos - 1] == last.post_id:
+            self.pos -= 1
+        else:
+            self.queue.insert(self.pos, last.post_id)
+        self.sarcastic, self.unsure = last.sarcastic, last.unsure
+        self._show_counts()
+        self._show_current()
+
+    def action_toggle(self, flag: str) -> None:
+        setattr(self, flag, not getattr(self, flag))
+        self._show_flags()
+
+    def action_note(self) -> None:
+        pid = self.current
+        if pid is None:
+            return
+
+        def save(text: str | None) -> None:
+            # `pid` was fixed when the modal opened: the note belongs to that post whatever happens next.
+            if text:
+                self._write(lambda db: add_note(db, pid, text))
+                self.notify(f"note saved on post {pid}")
+
+        self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)"), save)
+
+    # -- session settings ------------------------------------------------------------------------------------
+
+    def action_toggle_split(self) -> None:
+        self.split = "train" if self.split == "test" else "test"
+        self._show_flags()
+
+    def action_cycle_order(self) -> None:
+        self.order = ORDERS[(ORDERS.index(self.order) + 1) % len(ORDERS)]
+        if self.order == "filter" and not self.filter_text:
+            self.action_filter()
+            return
+        self._show_flags()
+        self.reload_queue()
+
+    def action_filter(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is None:
+                if self.order == "filter" and not self.filter_text:
+                    self.order = "random"
+                self._show_flags()
+                return
+            self.filter_text, self.order = text.strip(), "filter"
+            self._show_flags()
+            self.reload_queue()
+
+        self.app.push_screen(
+            PromptModal("queue filter: text and/or source:label (e.g. openai:bullish moon)", self.filter_text),
+            apply,
+        )
+
+    def action_cycle_goal(self) -> None:
+        self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
+        self._show_counts()

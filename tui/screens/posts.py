@@ -1,0 +1,231 @@
+"""Posts: every post in the store, filtered and searched, with a detail pane (image, text, labels, notes)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import replace
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from core.labels import LABELS, SOURCES, SPLITS
+from tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
+from tui.queries import IMAGE_STATES, PostFilter, label_sources, post_detail, post_ids, post_rows, reading
+from tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from tui.widgets.post_detail import PostDetailView
+from tui.widgets.post_table import PostTable, header_line
+from tui.widgets.status_bar import StatusBar
+
+SEARCH_DEBOUNCE_S = 0.25
+DETAIL_CACHE = 64
+FILTER_FIELDS = ("label", "source", "split", "image")
+FILTER_NAMES = {"label": "label", "source": "src", "split": "split", "image": "img"}  # short: fits 80 columns
+
+
+class PostsScreen(Screen):
+    TITLE = "Posts"
+    BINDINGS = [
+        Binding("slash", "search", "search"),
+        Binding("l", "cycle('label')", "label"),
+        Binding("o", "cycle('source')", "source"),
+        Binding("t", "cycle('split')", "split"),
+        Binding("i", "cycle('image')", "image"),
+        Binding("c", "clear_filters", "clear"),
+        Binding("r", "reload", "reload"),
+        Binding("escape", "focus_list", "to list", show=False),
+    ]
+    HELP = (
+        "Every post in the store, newest first. Arrow keys (or j/k, PgUp/PgDn, Home/End) move; the pane below "
+        "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
+        "`l` label, `o` label source, `t` split and `i` image status cycle through their filters; label, source "
+        "and split apply to the same label row (e.g. *bullish* from *openai* in *train*). `/` searches the text "
+        "(as you type); `escape` returns to the list; `c` clears every filter."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = PostFilter()
+        self.choices: dict[str, list[str | None]] = {
+            "label": [None, *LABELS, "unlabeled"],
+            "source": [None, *SOURCES],
+            "split": [None, *SPLITS],
+            "image": [None, *IMAGE_STATES],
+        }
+        self._generation = 0
+        self._details: OrderedDict[int, tuple] = OrderedDict()
+        self._search_timer: Timer | None = None
+        self._keep_id: int | None = None
+        self._detail_busy = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="posts-bar"):
+            yield Static(id="filters")
+            yield Input(placeholder="/ search text", id="search")
+        yield Static(id="posts-header", classes="table-header")
+        yield PostTable(self._fetch_rows, id="posts")
+        with Horizontal(id="posts-detail"):
+            yield ImagePreview(self.app.settings.tui.image_renderer, id="preview")
+            yield PostDetailView(id="detail")
+        yield StatusBar()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._show_filters()
+        self.query_one(PostTable).focus()
+        self._load_sources()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        # Labels may have changed on another screen: refetch rows and the detail, keep the cursor's post.
+        if self.query_one(PostTable).ids:
+            self._details.clear()
+            self.query_one(PostTable).invalidate(self.query_one(PostTable).ids)
+            self.reload(keep=self.query_one(PostTable).current_id)
+
+    def on_resize(self) -> None:
+        self.query_one("#posts-header", Static).update(Text(header_line(self.size.width), style="bold"))
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    def _fetch_rows(self, ids: list[int]):
+        with reading(self.app.db_path) as db:
+            return post_rows(db, ids)
+
+    def reload(self, keep: int | None = None) -> None:
+        self._generation += 1
+        self._keep_id = keep
+        self._load_ids(self.filter, self._generation)
+
+    @work(thread=True, exclusive=True, group="post-ids")
+    def _load_ids(self, f: PostFilter, generation: int) -> None:
+        with reading(self.app.db_path) as db:
+            ids = post_ids(db, f)
+        self.post_message(PostIdsLoaded(generation, ids))
+
+    @work(thread=True, group="post-sources")
+    def _load_sources(self) -> None:
+        with reading(self.app.db_path) as db:
+            self.post_message(LabelSourcesLoaded(label_sources(db)))
+
+    def on_label_sources_loaded(self, message: LabelSourcesLoaded) -> None:
+        known = [s for s in SOURCES if s in message.sources] + [s for s in message.sources if s not in SOURCES]
+        self.choices["source"] = [None, *(known or SOURCES)]
+
+    def on_post_ids_loaded(self, message: PostIdsLoaded) -> None:
+        if message.generation != self._generation:
+            return
+        table = self.query_one(PostTable)
+        table.set_ids(message.ids)
+        if self._keep_id is not None and self._keep_id in message.ids:
+            table.cursor = message.ids.index(self._keep_id)
+        self._show_filters()
+
+    def on_row_highlighted(self, message: RowHighlighted) -> None:
+        if message.post_id is None:
+            self.query_one(PostDetailView).show(None)
+            self.query_one(ImagePreview).show(Picture(reason="no post"))
+            return
+        cached = self._details.get(message.post_id)
+        if cached:
+            self._show_detail(*cached)
+        elif not self._detail_busy:
+            self._start_detail(message.post_id)
+
+    def _start_detail(self, pid: int) -> None:
+        # One detail worker at a time: holding an arrow key must not pile up threads fighting the event loop
+        # for the GIL; when one finishes, the post under the cursor by then is loaded next.
+        self._detail_busy = True
+        preview = self.query_one(ImagePreview)
+        self._load_detail(pid, preview.renderer, preview.target_size)
+
+    @work(thread=True, exclusive=True, group="post-detail")
+    def _load_detail(self, pid: int, renderer: str, size: Size) -> None:
+        with reading(self.app.db_path) as db:
+            detail = post_detail(db, pid)
+        if detail is None:
+            picture = Picture(reason="post no longer in the store")
+        elif detail.image_status == "none":
+            picture = Picture(reason="post has no image")
+        else:
+            picture = load_picture(detail.image_path, detail.image_status, detail.image_reason,
+                                   renderer=renderer, size=size)
+        self.post_message(DetailLoaded(detail, picture))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self._detail_busy = False
+        current = self.query_one(PostTable).current_id
+        if message.detail is not None:
+            self._details[message.detail.id] = (message.detail, message.picture)
+            while len(self._details) > DETAIL_CACHE:
+                self._details.popitem(last=False)
+            if message.detail.id != current:  # the cursor moved on while this loaded
+                if current is not None and current not in self._details:
+                    self._start_detail(current)
+                elif current is not None:
+                    self._show_detail(*self._details[current])
+                return
+        self._show_detail(message.detail, message.picture)
+
+    def _show_detail(self, detail, picture: Picture) -> None:
+        self.query_one(PostDetailView).show(detail)
+        self.query_one(ImagePreview).show(picture)
+
+    # -- filters ---------------------------------------------------------------------------------------------
+
+    def _show_filters(self) -> None:
+        f = self.filter
+        parts = [f"{FILTER_NAMES[name]} [b]{getattr(f, name) or 'any'}[/]" for name in FILTER_FIELDS]
+        count = len(self.query_one(PostTable).ids)
+        # The count first: at 80 columns the tail of this line is what gets cut.
+        self.query_one("#filters", Static).update(f"[b]{count:,}[/] posts │ " + " │ ".join(parts))
+
+    def set_filter(self, **changes) -> None:
+        self.filter = replace(self.filter, **changes)
+        self._show_filters()
+        self.reload()
+
+    def action_cycle(self, field: str) -> None:
+        values = self.choices[field]
+        current = getattr(self.filter, field)
+        index = values.index(current) if current in values else 0
+        self.set_filter(**{field: values[(index + 1) % len(values)]})
+
+    def action_clear_filters(self) -> None:
+        self.query_one("#search", Input).value = ""
+        self.set_filter(label=None, source=None, split=None, image=None, text="")
+
+    def action_reload(self) -> None:
+        self._details.clear()
+        table = self.query_one(PostTable)
+        table.invalidate(table.ids)
+        self.reload(keep=table.current_id)
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_focus_list(self) -> None:
+        self.query_one(PostTable).focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_DEBOUNCE_S, lambda: self._apply_search(event.value))
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._apply_search(event.value)
+        self.action_focus_list()
+
+    def _apply_search(self, text: str) -> None:
+        if text.strip() != self.filter.text:
+            self.set_filter(text=text.strip())

@@ -1,0 +1,219 @@
+"""A post's picture, drawn with textual-image, or one clean line saying why it can't be shown.
+
+textual-image probes the terminal once, when `textual_image.widget` is first imported, and that must happen
+before Textual takes over the terminal: importing this module (done by tui.app) takes care of it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image as PILImage
+from rich.color import Color
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
+from textual.app import ComposeResult
+from textual.containers import Center, Middle
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
+from textual_image._geometry import ImageSize
+from textual_image._terminal import get_cell_size
+from textual_image.renderable.halfcell import Image as HalfcellRenderable
+from textual_image.renderable.unicode import Image as UnicodeRenderable
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
+from textual_image.widget import Image as AutoImage
+
+RENDERERS: dict[str, type[Widget]] = {
+    "halfcell": HalfcellImage,
+    "unicode": UnicodeImage,
+    "sixel": SixelImage,
+    "kitty": TGPImage,
+}
+
+
+def renderer_class(name: str) -> type[Widget]:
+    """The image widget class for the `tui.image_renderer` setting.
+
+    auto keeps textual-image's own choice (Kitty/Sixel when the terminal answers, half-block otherwise),
+    except inside tmux, where graphics escapes would be mangled: there half-block always works.
+    """
+    if name == "auto":
+        return HalfcellImage if os.environ.get("TMUX") else AutoImage
+    return RENDERERS[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A decoded image ready to draw, or the reason there is none.
+
+    `strips` holds the image already drawn as text cells for `size` (half-block/unicode renderers), made in
+    the worker that decoded it: drawing ~1,500 coloured cells takes tens of ms, too slow for the event loop
+    between two key presses.
+    """
+
+    image: PILImage.Image | None = None
+    reason: str = "no image"
+    strips: tuple[Strip, ...] = ()
+    size: Size = Size(0, 0)
+
+
+NO_SIZE = Size(0, 0)
+
+
+def prerender(image: PILImage.Image, renderer: str, size: Size) -> tuple[Strip, ...]:
+    """The image as cell strips fitted into `size`, for text renderers; () for graphics protocols."""
+    renderable = getattr(renderer_class(renderer), "_Renderable", None)
+    if renderable not in (HalfcellRenderable, UnicodeRenderable) or size.width < 1 or size.height < 1:
+        return ()
+    if renderable is HalfcellRenderable:
+        return halfcell_strips(image, size)
+    console = Console(width=size.width, height=size.height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor")
+    options = console.options.update_dimensions(size.width, size.height)
+    lines = console.render_lines(renderable(image, "auto", "auto"), options, pad=False)
+    return tuple(Strip(line) for line in lines if line)
+
+
+def halfcell_strips(image: PILImage.Image, size: Size) -> tuple[Strip, ...]:
+    """Half-block cells ('▀': upper pixel as foreground, lower as background), the same picture textual-image
+    draws, built straight from the pixel bytes with runs of equal cells merged: several times faster."""
+    width, height = ImageSize(image.width, image.height, "auto", "auto").get_cell_size(
+        size.width, size.height, get_cell_size())
+    if width < 1 or height < 1:
+        return ()
+    pixels = image.convert("RGB").resize((width, height * 2)).tobytes()
+    row_bytes = width * 3
+    styles: dict[bytes, Style] = {}
+    strips = []
+    for y in range(height):
+        top = pixels[2 * y * row_bytes:(2 * y + 1) * row_bytes]
+        bottom = pixels[(2 * y + 1) * row_bytes:(2 * y + 2) * row_bytes]
+        segments = []
+        run_key, run = b"", 0
+        for x in range(0, row_bytes, 3):
+            key = top[x:x + 3] + bottom[x:x + 3]
+            if key == run_key:
+                run += 1
+                continue
+            if run:
+                segments.append(Segment("▀" * run, styles[run_key]))
+            if key not in styles:
+                styles[key] = Style(color=Color.from_rgb(*key[:3]), bgcolor=Color.from_rgb(*key[3:]))
+            run_key, run = key, 1
+        segments.append(Segment("▀" * run, styles[run_key]))
+        strips.append(Strip(segments, width))
+    return tuple(strips)
+
+
+def load_picture(path: str | None, status: str = "ok", reason: str = "", max_px: int = 640,
+                 renderer: str = "auto", size: Size = NO_SIZE) -> Picture:
+    """Decode, downscale and (for text renderers) pre-draw the image at `path`, in a worker thread."""
+    if status != "ok":
+        return Picture(reason=f"{status}{': ' + reason if reason else ''}")
+    if not path:
+        return Picture(reason="missing: no file recorded")
+    if not Path(path).exists():
+        return Picture(reason=f"missing: {path} is not on disk")
+    try:
+        with PILImage.open(path) as img:
+            img.draft("RGB", (max_px, max_px))  # JPEG: decode at reduced size, much faster
+            frame = img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:
+        return Picture(reason=f"corrupt: {exc}")
+    frame.thumbnail((max_px, max_px))
+    return Picture(image=frame, reason="", strips=prerender(frame, renderer, size), size=size)
+
+
+class CellImage(Widget):
+    """Draws pre-rendered strips through the Line API: no image work on the event loop."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._strips: tuple[Strip, ...] = ()
+        self._width = 0
+
+    def set_strips(self, strips: tuple[Strip, ...]) -> None:
+        old_size = (self._width, len(self._strips))
+        self._strips = strips
+        self._width = max((strip.cell_length for strip in strips), default=0)
+        # Same shape as the last picture (the usual case): repaint only, skip relayout of the screen.
+        self.refresh(layout=(self._width, len(strips)) != old_size)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self._width
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._strips)
+
+    def render_line(self, y: int) -> Strip:
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self._width)
+
+
+class ImagePreview(Widget):
+    """Shows a Picture; swaps between the image widget and a text placeholder without remounting."""
+
+    DEFAULT_CLASSES = "image-preview"
+
+    def __init__(self, renderer: str = "auto", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._renderer_name = renderer
+        self._renderer = renderer_class(renderer)
+        self.picture = Picture(reason="loading")
+
+    @property
+    def renderer(self) -> str:
+        return self._renderer_name
+
+    @property
+    def target_size(self) -> Size:
+        """The cells an image may fill here; workers pre-draw pictures for this size."""
+        return self.content_region.size
+
+    def compose(self) -> ComposeResult:
+        with Middle(), Center():
+            yield CellImage(id="cells")
+            yield self._renderer(id="picture")
+            yield Static("", id="placeholder", classes="placeholder")
+
+    def on_mount(self) -> None:
+        self.show(self.picture)
+
+    def show(self, picture: Picture) -> None:
+        self.picture = picture
+        if not self.is_mounted:
+            return
+        cells = self.query_one("#cells", CellImage)
+        image = self.query_one("#picture")
+        placeholder = self.query_one("#placeholder", Static)
+        fast = bool(picture.strips) and picture.size == self.target_size
+        cells.set_strips(picture.strips if fast else ())
+        cells.display = fast
+        # The textual-image widget draws graphics protocols, and text images made for another size.
+        image.image = picture.image if picture.image is not None and not fast else None
+        image.display = picture.image is not None and not fast
+        placeholder.display = picture.image is None
+        if picture.image is None:
+            placeholder.update(self.placeholder_text)
+
+    @property
+    def showing(self) -> str:
+        """'cells', 'widget' or 'placeholder': which of the three ways the picture is on screen."""
+        for part in ("cells", "picture", "placeholder"):
+            if self.query_one(f"#{part}").display:
+                return {"picture": "widget"}.get(part, part)
+        return "placeholder"
+
+    @property
+    def placeholder_text(self) -> str:
+        """What the placeholder says (empty while an image is shown)."""
+        if self.picture.image is not None:
+            return ""
+        if self.picture.reason == "loading":
+            return "loading image…"
+        return f"image missing/corrupt: {self.picture.reason}"

@@ -1,0 +1,41 @@
+"""One line at the bottom of every screen: the screens (by number), the database, running jobs, spend."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.queries import StatusInfo
+
+
+def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int) -> Text:
+    out = Text()
+    for number, (mode, title) in enumerate(screens, start=1):
+        style = "bold reverse" if mode == current else "dim"
+        out.append(f" {number} {title} ", style=style)
+    jobs_style = "bold yellow" if info.running_jobs else "dim"
+    right = Text.assemble(
+        (f" jobs {info.running_jobs} ", jobs_style),
+        (f" spent ${info.spend_usd:,.2f} ", "bold"),
+    )
+    if info.error:
+        right = Text(f" {info.error} ", style="bold red")
+    room = width - out.cell_len - right.cell_len - 2
+    path = info.db_path
+    if room > 4:
+        if len(path) > room:
+            path = "…" + path[-(room - 1):]
+        out.append("  " + path.ljust(room), style="dim")
+    out.append_text(right)
+    return out
+
+
+class StatusBar(Widget):
+    """Redraws whenever the app's `status` reactive changes (a timer worker refreshes it)."""
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "status", lambda _: self.refresh(), init=False)
+
+    def render(self) -> Text:
+        app = self.app
+        return status_text(app.status, app.screen_titles, app.current_mode, self.size.width)
