@@ -1,21 +1,14 @@
-"""The one prompt builder for fine-tuning and scoring: system instruction, user = image + post text,
+"""The one message builder for fine-tuning and scoring: system instruction, user = image + post text,
 assistant = the label word. Training examples and scoring prompts come from the same function, so the
-tokens the model sees at prediction time are exactly the prefix it was trained on.
+tokens the model sees at prediction time are exactly the prefix it was trained on. The instruction itself and
+its version live in core.labels, next to the API labelers' prompt built from the same rules.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.labels import LABELS, Label, post_text
-
-# The fine-tuned model answers with one label word (not the JSON the API labelers return), so its instruction
-# is short; it names the labels in the same order as core.labels. Bump the version when the text changes.
-FINETUNE_PROMPT_VERSION = "ft1"
-FINETUNE_INSTRUCTION = (
-    "You rate the market sentiment of a 4chan /biz/ post (image and text together; when they disagree the "
-    "image usually carries the intended meaning). Answer with exactly one word: " + ", ".join(LABELS) + "."
-)
+from core.labels import FINETUNE_INSTRUCTION, Label, post_text
 
 
 def prompt_messages(text: str, subject: str = "") -> list[dict[str, Any]]:

@@ -48,6 +48,10 @@ class ImageSettings(Section):
     max_pixels: int = Field(448 * 448, ge=28 * 28)
 
 
+# "default" sends nothing (the model's own default); the rest are OpenAI's reasoning_effort values.
+ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high"]
+
+
 class ProviderSettings(Section):
     model: str
     base_url: str
@@ -66,6 +70,8 @@ class OpenAISettings(ProviderSettings):
     base_url: str = "https://api.openai.com/v1"
     usd_per_mtok_in: float = Field(0.25, ge=0)
     usd_per_mtok_out: float = Field(2.0, ge=0)
+    # Reasoning tokens are billed as output: "minimal" keeps a label answer near its ~60 tokens.
+    reasoning_effort: ReasoningEffort = "minimal"
 
 
 class GeminiSettings(ProviderSettings):
@@ -74,6 +80,8 @@ class GeminiSettings(ProviderSettings):
     usd_per_mtok_in: float = Field(0.30, ge=0)
     usd_per_mtok_out: float = Field(2.50, ge=0)
     requests_per_minute: int = Field(1000, ge=1)
+    # Thinking tokens are billed as output: 0 switches thinking off (2.5 Flash), -1 lets the model decide.
+    thinking_budget: int = Field(0, ge=-1)
 
 
 class CompatibleSettings(ProviderSettings):
@@ -83,6 +91,7 @@ class CompatibleSettings(ProviderSettings):
     usd_per_mtok_out: float = Field(0.0, ge=0)
     batch_discount: float = Field(1.0, ge=0, le=1)
     concurrency: int = Field(4, ge=1)
+    reasoning_effort: ReasoningEffort = "default"  # local servers mostly ignore or reject it
 
 
 class LabelingSettings(Section):

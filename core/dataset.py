@@ -24,10 +24,10 @@ from pathlib import Path
 import sqlite_utils
 from PIL import Image
 
-from core.chat_format import FINETUNE_INSTRUCTION, FINETUNE_PROMPT_VERSION, training_messages
+from core.chat_format import training_messages
 from core.config import TrainSettings
 from core.errors import BizsentError
-from core.labels import LABELS, PROMPT_VERSION, Label
+from core.labels import FINETUNE_INSTRUCTION, LABELS, PROMPT_VERSION, Label
 from core.posts import CANDIDATE_SQL
 
 API_SOURCES = ("openai", "gemini", "compatible")
@@ -252,8 +252,7 @@ def _digest(examples: list[Example]) -> str:
 def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) -> dict:
     splits = {"train": dataset.train, "val": dataset.val, "test": dataset.test}
     return {
-        "prompt_version": FINETUNE_PROMPT_VERSION,
-        "labeling_prompt_version": PROMPT_VERSION,
+        "prompt_version": PROMPT_VERSION,
         "instruction": FINETUNE_INSTRUCTION,
         "seed": seed,
         "balance": balance,

@@ -1,4 +1,5 @@
-"""The label set: the one place that says which sentiment classes exist and how they are spelled."""
+"""The label set and the labeling contract: which sentiment classes exist and how they are spelled, the versioned
+prompt every model reads (API labelers and the fine-tuned model alike) and the API answer schema."""
 
 import base64
 import io
@@ -32,13 +33,16 @@ def parse_label(value: object) -> Label:
     raise ValueError(f"{value!r} is not a label (use bearish/neutral/bullish or 1/2/3)")
 
 
-# ---- The API labeling contract: prompt, structured answer, few-shot examples ----
-# Bump PROMPT_VERSION whenever PROMPT_RULES or the answer schema changes: labels, ledger keys and
-# agreement tables are all keyed by it, so old and new answers never mix silently.
+# ---- The labeling contract: one rules text, two answer formats, one version ----
+# Every model that rates posts reads LABEL_RULES: the API labelers (PROMPT_RULES, answering JSON that follows
+# LabelAnswer) and the fine-tuned model (FINETUNE_INSTRUCTION, answering one label word, which is what training
+# teaches and what label-token scoring reads). Both derive from the same text, so one PROMPT_VERSION covers both:
+# bump it whenever LABEL_RULES, either answer tail or the answer schema changes. API labels, ledger keys,
+# agreement tables, dataset manifests and adapters are all keyed by it, so old and new prompts never mix silently.
 
-PROMPT_VERSION = "p1"
+PROMPT_VERSION = "p2"
 
-PROMPT_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
+LABEL_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
 Every post is an image plus its text. Judge the image and the text together, including any text written
 on the image, and rate the post's overall intended sentiment about markets or coins, not single words.
 
@@ -51,17 +55,25 @@ Labels:
 
 Sarcasm and irony: rate the intended sentiment. An ironic "WAGMI" during a crash is bearish; "this is fine"
 over a burning room is bearish. Greentext is often ironic: read all of it. When the image contradicts the
-text, the image usually carries the real meaning. Set sarcastic=true when the literal words say the
-opposite of the intended sentiment.
+text, the image usually carries the real meaning.
 Image cues: pink wojak = bearish, green wojak = bullish; bogdanoff memes = manipulation (direction from
 context).
 Slang: wagmi, moon, hodl, ape in, send it, lfg, up only lean bullish; ngmi, rekt, rugged, rope, it's over,
 bagholder, exit liquidity lean bearish; cope, fud, dyor, ser, fren, anon depend on context. Irony markers:
 "unironically", "surely", "any day now".
-Genuinely mixed or unsure: answer neutral with a low confidence. Expect roughly half of /biz/ to be bearish.
+Genuinely mixed or unsure: neutral. Expect roughly half of /biz/ to be bearish."""
 
+# The API tail: the structured answer (LabelAnswer) with the fields only an API labeler fills in.
+API_ANSWER_RULES = """Set sarcastic=true when the literal words say the opposite of the intended sentiment. Give a low
+confidence when the post is genuinely mixed or you are unsure.
 Answer only with JSON: {"label": "bearish"|"neutral"|"bullish", "confidence": 0..1, "sarcastic": true|false,
 "rationale": one short sentence}."""
+
+# The fine-tuned tail: the model answers with the bare label word (its first token is what scoring reads).
+FINETUNE_ANSWER_RULES = "Answer with exactly one word: " + ", ".join(LABELS[:-1]) + " or " + LABELS[-1] + "."
+
+PROMPT_RULES = f"{LABEL_RULES}\n\n{API_ANSWER_RULES}"
+FINETUNE_INSTRUCTION = f"{LABEL_RULES}\n\n{FINETUNE_ANSWER_RULES}"
 
 
 class LabelAnswer(BaseModel):

@@ -65,6 +65,7 @@ def save_response(data_dir: Path, key: str, call_id: int, body: Any) -> str:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """True while the process runs; an exited child nobody has reaped yet (a zombie) counts as dead."""
     if not pid:
         return False
     try:
@@ -73,7 +74,11 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we can know
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,8 +51,10 @@ class Scored:
 def label_token_ids(tokenizer: Any) -> list[int]:
     """The first token of each label word as the model would write it after the assistant prefix.
 
-    Qwen's BPE splits some words (e.g. "bearish" may be "bear"+"ish"); the first token decides the class as long
-    as the three first tokens differ, which is checked here rather than assumed.
+    Qwen2.5's byte-level BPE writes an answer as "bear"+"ish", "neutral", "bull"+"ish" (its vocabulary has those
+    pieces; space-less "bearish"/"bullish" are not tokens as far as a public dump of its frequent tokens shows).
+    After fine-tuning, the first token decides the class as long as the three first tokens differ, which is
+    checked here for whatever tokenizer is loaded rather than assumed; the later pieces are then determined.
     """
     prefix = tokenizer(ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
     firsts = []

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.chat_format import FINETUNE_PROMPT_VERSION
 from core.config import TrainSettings
 from core.dataset import read_manifest, read_split
 from core.errors import BizsentError
 from core.events import MetricEvent, Sink
-from core.labels import LABELS
+from core.labels import LABELS, PROMPT_VERSION
 from core.metrics import evaluate
 from core.modeling import load_model, load_processor, require_training_stack
 from core.scoring import ScoreInput, label_token_ids, open_image, score
@@ -180,7 +179,7 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
 
 def write_run_info(adapter: Path, cfg: TrainSettings, manifest: dict, processor: Any) -> None:
     info = {
-        "prompt_version": FINETUNE_PROMPT_VERSION,
+        "prompt_version": PROMPT_VERSION,
         "base_model": cfg.base_model,
         "labels": list(LABELS),
         "label_token_ids": label_token_ids(processor.tokenizer),

@@ -1,33 +1,35 @@
-"""Batch API labeling (OpenAI `/v1/batches`, half price) and the `bizsent batches` / `costs` views.
+"""Batch API labeling (OpenAI `/v1/batches`, Gemini batch jobs; both half price) and the `bizsent batches` /
+`costs` views.
 
-`submit` writes a ledger row per request (status 'sent', mode 'batch'), uploads JSONL files and records the
-remote batch ids in the job row, so any later process can `collect`: poll each remote batch, download its
-output, complete the ledger rows, write labels, and resubmit the failures (up to labeling.max_retries).
+`submit` writes a ledger row per request (status 'pending', mode 'batch'), sends the requests as one or more
+remote batch jobs (jobs.batch_backends) and marks the rows 'sent' with their remote id, and records the remote
+ids in the job row, so any later process can `collect`: poll each remote job, complete the ledger rows from
+its answers at the batch price, write labels, and resubmit the failures (up to labeling.max_retries).
 """
 
 from __future__ import annotations
 
-import io
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
 from core import ledger
-from core.config import Settings, secret
+from core.config import Settings
 from core.errors import BizsentError
-from core.labelers.base import Request, provider_settings
-from core.labels import image_jpeg, user_prompt
+from core.labelers.base import Request
+from core.labels import Example, image_jpeg, user_prompt
 from core.posts import set_label
 from core.records import NewLabel
-from core.store import transaction
+from core.store import now, transaction
 from jobs import rows
-from jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot
+from jobs.batch_backends import Backend, backend
+from jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples
 
-MAX_FILE_BYTES = 150 * 1024 * 1024  # OpenAI accepts 200 MB per batch file; stay well below
-MAX_LINES = 40_000  # and 50,000 requests per batch
-FINISHED = ("completed", "failed", "expired", "cancelled")
+Entry = tuple[Item, Any, int]  # the post, its provider payload, the payload's size in bytes
 
 
 @dataclass(slots=True)
@@ -42,19 +44,8 @@ class BatchReport:
                 " run `bizsent batches collect` later to fetch the results")
 
 
-def _client(settings: Settings, provider: str):
-    import openai
-
-    if provider != "openai":
-        raise BizsentError(f"batch mode for {provider} is not available yet; run it live (without --batch)")
-    conf = provider_settings(settings, provider)
-    return openai.OpenAI(api_key=secret("openai"), base_url=conf.base_url, max_retries=3)
-
-
-def _lines(settings: Settings, params: Params, items: list[Item], snap: Snapshot) -> list[tuple[Item, bytes]]:
-    from core.labelers.openai_chat import request_body
-
-    conf = provider_settings(settings, params.provider)
+def _payloads(settings: Settings, remote: Backend, params: Params, items: list[Item], examples: tuple[Example, ...],
+              snap: Snapshot) -> list[Entry]:
     out = []
     for item in items:
         try:
@@ -62,56 +53,85 @@ def _lines(settings: Settings, params: Params, items: list[Item], snap: Snapshot
         except (OSError, ValueError) as exc:
             snap.skipped[f"image unreadable: {type(exc).__name__}"] += 1
             continue
-        body = request_body(Request(item.key, user_prompt(item.subject, item.text), jpeg), params.model, conf.detail)
-        line = {"custom_id": item.key, "method": "POST", "url": "/v1/chat/completions", "body": body}
-        out.append((item, (json.dumps(line) + "\n").encode()))
+        payload, size = remote.payload(Request(item.key, user_prompt(item.subject, item.text), jpeg, examples),
+                                       params.model)
+        out.append((item, payload, size))
     return out
 
 
-def _chunks(lines: list[tuple[Item, bytes]]) -> list[list[tuple[Item, bytes]]]:
-    chunks: list[list[tuple[Item, bytes]]] = [[]]
+def _chunks(entries: list[Entry], max_bytes: int, max_requests: int) -> list[list[Entry]]:
+    chunks: list[list[Entry]] = [[]]
     size = 0
-    for entry in lines:
-        if chunks[-1] and (size + len(entry[1]) > MAX_FILE_BYTES or len(chunks[-1]) >= MAX_LINES):
+    for entry in entries:
+        if chunks[-1] and (size + entry[2] > max_bytes or len(chunks[-1]) >= max_requests):
             chunks.append([])
             size = 0
         chunks[-1].append(entry)
-        size += len(entry[1])
+        size += entry[2]
     return [c for c in chunks if c]
 
 
-def _send(db: sqlite_utils.Database, client: Any, job_id: int, params: Params, items: list[Item],
-          settings: Settings, snap: Snapshot) -> list[str]:
-    """Ledger rows first (status 'pending'), then upload + create; rows become 'sent' once the batch exists."""
-    remote = []
-    for chunk in _chunks(_lines(settings, params, items, snap)):
+def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id: int, params: Params,
+          items: list[Item], examples: tuple[Example, ...], snap: Snapshot) -> list[str]:
+    """Ledger rows first ('pending'), then the remote job; rows become 'sent' once it exists.
+
+    A failed submission closes its rows as 'error' (nothing was accepted, so nothing is billed) and stops with
+    one line; the remote jobs created before it stay recorded by the caller."""
+    sent: list[str] = []
+    for chunk in _chunks(_payloads(settings, remote, params, items, examples, snap), remote.max_bytes,
+                         remote.max_requests):
         call_ids = [ledger.begin(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
                                  model=params.model, prompt_version=params.prompt_version, mode="batch")
-                    for item, _ in chunk]
-        upload = client.files.create(file=("batch.jsonl", io.BytesIO(b"".join(line for _, line in chunk))),
-                                     purpose="batch")
-        created = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                        completion_window="24h", metadata={"bizsent_job": str(job_id)})
+                    for item, _, _ in chunk]
+        try:
+            remote_id = remote.send([payload for _, payload, _ in chunk], params.model, job_id)
+        except Exception as exc:
+            with transaction(db):
+                for call_id in call_ids:
+                    ledger.complete(db, call_id, status="error", error=f"batch submission failed: {exc}"[:300])
+            raise SubmitError(sent, f"{params.provider} refused the batch ({type(exc).__name__}: {str(exc)[:160]});"
+                              f" {len(sent)} batch(es) were submitted before it") from None
         with transaction(db):
             for call_id in call_ids:
-                db.execute("UPDATE api_calls SET status = 'sent', batch_id = ? WHERE id = ?", [created.id, call_id])
-        remote.append(created.id)
-    return remote
+                db.execute("UPDATE api_calls SET status = 'sent', batch_id = ? WHERE id = ?", [remote_id, call_id])
+        sent.append(remote_id)
+    return sent
 
 
-def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan) -> BatchReport:
+class SubmitError(BizsentError):
+    def __init__(self, sent: list[str], message: str) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan, job_id: int | None = None) -> BatchReport:
+    """Send the plan's posts as batch job(s); `job_id`: run an already queued job row instead of a new one."""
     params = plan.params
-    client = _client(settings, params.provider)
+    remote = backend(settings, params.provider)
     open_keys = {r[0] for r in db.execute(
         "SELECT request_key FROM api_calls WHERE mode = 'batch' AND status IN ('pending', 'sent')")}
     items = [i for i in plan.items if i.key not in open_keys]
     snap = Snapshot(total=len(items), estimate_usd=plan.chosen.usd, skipped=plan.skipped.copy())
-    job_id = rows.create(db, "label", params.as_dict(), len(items), snap.counts("batch"))
-    remote = _send(db, client, job_id, params, items, settings, snap)
-    job_params = {**params.as_dict(), "batches": [{"id": r, "collected": False} for r in remote]}
-    rows.set_remote(db, job_id, ",".join(remote), job_params)
+    if job_id is None:
+        job_id = rows.create(db, "label", params.as_dict(), len(items), snap.counts("batch"))
+    else:
+        rows.take_over(db, job_id, len(items))
+    try:
+        sent = _send(db, settings, remote, job_id, params, items, plan.examples, snap)
+    except SubmitError as exc:
+        sent = exc.sent
+        _record(db, job_id, params, sent)
+        if not sent:
+            rows.finish(db, job_id, "failed", str(exc))
+        raise
+    _record(db, job_id, params, sent)
     rows.progress(db, job_id, done=0, failed=0, total=len(items), counts=snap.counts("batch"))
-    return BatchReport(job_id, len(items), remote)
+    return BatchReport(job_id, len(items), sent)
+
+
+def _record(db: sqlite_utils.Database, job_id: int, params: Params, sent: list[str]) -> None:
+    job_params = {**params.as_dict(), "batches": [{"id": r, "collected": False} for r in sent]}
+    rows.set_remote(db, job_id, ",".join(sent), job_params)
 
 
 def _items_for(db: sqlite_utils.Database, params: Params, post_ids: list[int]) -> list[Item]:
@@ -128,25 +148,38 @@ def _items_for(db: sqlite_utils.Database, params: Params, post_ids: list[int]) -
     return out
 
 
+def open_jobs(db: sqlite_utils.Database, job_id: int | None = None) -> list[dict[str, Any]]:
+    """Batch jobs still waiting for remote results."""
+    return [job for job in rows.listing(db, "label")
+            if job["params"].get("mode") == "batch" and job["state"] == "running"
+            and (job_id is None or job["id"] == job_id)]
+
+
 def collect(db: sqlite_utils.Database, settings: Settings, job_id: int | None = None) -> list[str]:
     """One pass over running batch jobs: fetch finished results, resubmit failures; return a line per job."""
-    lines = []
-    for job in rows.listing(db, "label"):
-        if job["params"].get("mode") != "batch" or job["state"] != "running":
-            continue
-        if job_id is not None and job["id"] != job_id:
-            continue
-        lines.append(_collect_job(db, settings, job))
+    lines = [_collect_job(db, settings, job) for job in open_jobs(db, job_id)]
     return lines or ["no batch jobs waiting for results"]
 
 
+def collect_until_done(db: sqlite_utils.Database, settings: Settings, job_id: int | None = None,
+                       interval_s: float = 60.0, echo: Callable[[str], None] = print,
+                       sleep: Callable[[float], None] = time.sleep) -> None:
+    """`batches collect --wait`: collect, then poll every `interval_s` until no batch job is open."""
+    while True:
+        for line in collect(db, settings, job_id):
+            echo(line)
+        if not open_jobs(db, job_id):
+            return
+        sleep(interval_s)
+
+
 def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
-    from core.labelers.openai_chat import outcome_of_body
+    from core.labelers.base import provider_settings
 
     p = job["params"]
     params = Params(p["provider"], p["model"], "batch", p.get("limit"), settings.labeling.few_shot)
     conf = provider_settings(settings, params.provider)
-    client = _client(settings, params.provider)
+    remote = backend(settings, params.provider)
     snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"])
     snap.usd = ledger.job_usd(db, job["id"])
     retry_posts: list[int] = []
@@ -154,26 +187,24 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
     for entry in p.get("batches", []):
         if entry["collected"]:
             continue
-        remote = client.batches.retrieve(entry["id"])
-        if remote.status not in FINISHED:
-            waiting.append(f"{entry['id']} {remote.status}")
+        open_rows = db.execute(
+            "SELECT id, request_key, post_id FROM api_calls WHERE job_id = ? AND status = 'sent' AND batch_id = ?"
+            " ORDER BY id", [job["id"], entry["id"]]).fetchall()
+        polled = remote.poll(entry["id"], [key for _, key, _ in open_rows])
+        if not polled.finished:
+            waiting.append(f"{entry['id']} {polled.state}")
             continue
-        answered = _results(client, remote.output_file_id) | _results(client, remote.error_file_id)
-        for call_id, key, post in db.execute(
-            "SELECT id, request_key, post_id FROM api_calls WHERE job_id = ? AND status = 'sent' AND batch_id = ?",
-            [job["id"], entry["id"]],
-        ).fetchall():
-            line = answered.get(key)
-            body = ((line or {}).get("response") or {}).get("body") if line else None
-            if body is None:
-                reason = json.dumps((line or {}).get("error")) if line else f"batch {remote.status} without an answer"
-                ledger.complete(db, call_id, status="error", error=reason[:300])
+        for call_id, key, post in open_rows:
+            result = polled.results.get(key)
+            if result is None or result.body is None:
+                reason = result.error if result else f"batch {polled.state} without an answer"
+                ledger.complete(db, call_id, status="error", error=(reason or "no answer")[:300])
                 retry_posts.append(post)
                 continue
-            outcome = outcome_of_body(body)
+            outcome = remote.outcome(result.body)
             usd = ledger.price(conf, outcome.tokens_in, outcome.tokens_out, "batch")
             snap.usd += usd
-            path = ledger.save_response(settings.data_dir, key, call_id, body)
+            path = ledger.save_response(settings.data_dir, key, call_id, result.body)
             common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, response_path=path)
             if outcome.answer is None:
                 ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
@@ -189,7 +220,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
                                              unsure=a.confidence < 0.5, rationale=a.rationale))
             snap.done += 1
         entry["collected"] = True
-    resubmitted = _resubmit(db, settings, client, job, params, retry_posts, snap)
+    resubmitted = _resubmit(db, settings, remote, job, params, retry_posts, snap)
     rows.set_remote(db, job["id"], ",".join(e["id"] for e in p["batches"]), p)
     rows.progress(db, job["id"], done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("batch"))
     if all(e["collected"] for e in p["batches"]):
@@ -199,7 +230,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
     return f"job {job['id']} waiting: {', '.join(waiting) or 'new batches'}; labeled {snap.done} so far{more}"
 
 
-def _resubmit(db: sqlite_utils.Database, settings: Settings, client: Any, job: dict[str, Any], params: Params,
+def _resubmit(db: sqlite_utils.Database, settings: Settings, remote: Backend, job: dict[str, Any], params: Params,
               posts: list[int], snap: Snapshot) -> int:
     """Send failed posts again in a new batch while they have attempts left; give up on the rest."""
     again = []
@@ -213,37 +244,37 @@ def _resubmit(db: sqlite_utils.Database, settings: Settings, client: Any, job: d
             snap.errors["gave up after retries"] += 1
     if not again:
         return 0
-    for remote in _send(db, client, job["id"], params, _items_for(db, params, again), settings, snap):
-        job["params"]["batches"].append({"id": remote, "collected": False})
+    examples = few_shot_examples(db, params.few_shot, settings.images.max_pixels)
+    try:
+        sent = _send(db, settings, remote, job["id"], params, _items_for(db, params, again), examples, snap)
+    except SubmitError as exc:
+        sent = exc.sent
+        snap.errors["resubmission refused"] += 1
+    for remote_id in sent:
+        job["params"]["batches"].append({"id": remote_id, "collected": False})
     return len(again)
 
 
-def _results(client: Any, file_id: str | None) -> dict[str, dict[str, Any]]:
-    if not file_id:
-        return {}
-    text = client.files.content(file_id).text
-    out = {}
-    for raw in text.splitlines():
-        if raw.strip():
-            line = json.loads(raw)
-            out[line["custom_id"]] = line
-    return out
-
-
 def cancel(db: sqlite_utils.Database, settings: Settings, job_id: int) -> str:
+    """Cancel a job: remote batch jobs are cancelled at the provider; a live run stops at its next request."""
     job = rows.get(db, job_id)
     if job is None:
         raise BizsentError(f"no job {job_id}; see `bizsent batches list`")
     if job["state"] not in ("running", "queued"):
         return f"job {job_id} is already {job['state']}"
-    if job["params"].get("mode") == "batch":
-        client = _client(settings, job["params"]["provider"])
-        for entry in job["params"].get("batches", []):
+    if job["params"].get("mode") == "batch" and job["params"].get("batches"):
+        remote = backend(settings, job["params"]["provider"])
+        for entry in job["params"]["batches"]:
             if not entry["collected"]:
-                client.batches.cancel(entry["id"])
+                remote.cancel(entry["id"])
+        # The provider may still bill what it finished before the cancel; those answers are not collected.
+        db.execute("UPDATE api_calls SET status = 'cancelled', error = 'batch cancelled by the user',"
+                   " completed_at = ? WHERE job_id = ? AND status IN ('pending', 'sent')", [now(), job_id])
     # A live run reads its row between requests and stops when it sees 'cancelled'.
     rows.finish(db, job_id, "cancelled", "cancelled by the user")
     return f"job {job_id} cancelled"
+
+
 
 
 def render_list(db: sqlite_utils.Database) -> str:

@@ -9,10 +9,11 @@ before sending it. A rerun of the same command picks up where a killed one stopp
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
@@ -53,7 +54,7 @@ class Params:
 
     def as_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, "mode": self.mode, "limit": self.limit,
-                "prompt_version": self.prompt_version}
+                "prompt_version": self.prompt_version, "few_shot": self.few_shot}
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +230,12 @@ class _Stop(Exception):  # noqa: N818
     pass
 
 
-def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: Snapshot) -> int:
-    """Resume the same labeler's job whose process died, or create a new job row."""
+def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: Snapshot,
+              job_id: int | None = None) -> int:
+    """Run the given (queued) job row, else resume the same labeler's job whose process died, else a new row."""
+    if job_id is not None:
+        rows.take_over(db, job_id, total)
+        return job_id
     for job in rows.listing(db, "label"):
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
@@ -242,17 +247,19 @@ def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: S
 
 def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
              progress: Callable[[Snapshot], None] | None = None, backoff_s: float = 0.5,
-             labeler: Labeler | None = None, interrupted: list[ledger.Interrupted] | None = None) -> Report:
+             labeler: Labeler | None = None, interrupted: list[ledger.Interrupted] | None = None,
+             job_id: int | None = None) -> Report:
     """Label the plan's posts now; returns when every post is answered or failed, or a cap/cancel stops it.
 
-    `interrupted`: what the caller already recovered (and reported) from an earlier killed run."""
+    `interrupted`: what the caller already recovered (and reported) from an earlier killed run.
+    `job_id`: run this queued job row (`bizsent label --job ID`, the console's detached runs)."""
     params = the_plan.params
     labeler = labeler or make_labeler(settings, params.provider, params.model)
     if interrupted is None:
         interrupted = ledger.recover(db, params.provider, params.model)
     snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
                     interrupted=len(interrupted))
-    job_id = start_job(db, params, len(the_plan.items), snap)
+    job_id = start_job(db, params, len(the_plan.items), snap, job_id)
     state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
     rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
     rows.finish(db, job_id, state, error)
@@ -427,3 +434,56 @@ def resolve(settings: Settings, provider: str | None, model: str | None, limit: 
     if limit is not None and limit < 1:
         raise BizsentError("--limit must be at least 1")
     return Params(provider, model or conf.model, "batch" if batch else "live", limit, settings.labeling.few_shot)
+
+
+# ---- jobs run by id: queued by the console, resumed after a crash, cancelled from anywhere ----
+
+STALE_AFTER_S = 60.0
+
+
+def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Params:
+    """The Params of a queued (or crashed) labeling job row; its limit shrinks by what the job already labeled."""
+    job = rows.get(db, job_id)
+    if job is None or not job["kind"].startswith("label"):
+        raise BizsentError(f"no labeling job {job_id}; see `bizsent batches list`")
+    if job["state"] not in ("queued", "running"):
+        raise BizsentError(f"job {job_id} is {job['state']}; start a new one with `bizsent label`")
+    if job["state"] == "running" and ledger.pid_alive(job["pid"]) and job["pid"] != os.getpid():
+        raise BizsentError(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
+                           f" `bizsent batches cancel {job_id}`")
+    p = job["params"]
+    params = resolve(settings, p.get("provider"), p.get("model"), p.get("limit"), p.get("mode") == "batch")
+    params = replace(params, few_shot=int(p.get("few_shot", settings.labeling.few_shot)))
+    if params.limit is not None:
+        labeled = db.execute("SELECT count(*) FROM api_calls WHERE job_id = ? AND status = 'ok'",
+                             [job_id]).fetchone()[0]
+        params = replace(params, limit=max(0, params.limit - labeled))
+    return params
+
+
+def queue(db: sqlite_utils.Database, params: Params) -> int:
+    """A job row in state 'queued' that `bizsent label --job ID` (or the console's launcher) will run."""
+    return rows.queue(db, "label", params.as_dict())
+
+
+def cancel(db: sqlite_utils.Database, job_id: int, settings: Settings | None = None) -> str:
+    """Cancel a labeling job: state -> cancelled; a live run stops before its next request, batch jobs are
+    cancelled at the provider (which needs `settings`; the default config when not given)."""
+    from core.config import load_settings
+    from jobs import batches
+
+    return batches.cancel(db, settings or load_settings(), job_id)
+
+
+def recover_stale(db: sqlite_utils.Database, max_age_s: float = STALE_AFTER_S) -> list[int]:
+    """Live jobs whose process died (heartbeat older than `max_age_s` and pid gone) go back to 'queued', so
+    `bizsent label --job ID` resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
+    stale = []
+    for job in rows.listing(db, "label"):
+        if job["state"] != "running" or job["params"].get("mode") == "batch":
+            continue
+        if rows.age_s(job["heartbeat_at"]) > max_age_s and not ledger.pid_alive(job["pid"]):
+            rows.requeue(db, job["id"], f"interrupted: process {job['pid']} stopped; resume with"
+                                        f" `bizsent label --job {job['id']}`")
+            stale.append(job["id"])
+    return stale

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -23,6 +24,28 @@ def create(db: sqlite_utils.Database, kind: str, params: dict[str, Any], total: 
         " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
         [kind, json.dumps(params, sort_keys=True), total, json.dumps(counts), os.getpid(), stamp, stamp, stamp],
     ).lastrowid
+
+
+def queue(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> int:
+    """A job waiting for a process to run it (no pid, no heartbeat yet)."""
+    return db.execute("INSERT INTO jobs (kind, params, state, created_at) VALUES (?, ?, 'queued', ?)",
+                      [kind, json.dumps(params, sort_keys=True), now()]).lastrowid
+
+
+def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> None:
+    db.execute("UPDATE jobs SET pid = ?, heartbeat_at = ? WHERE id = ?", [pid, now(), job_id])
+
+
+def requeue(db: sqlite_utils.Database, job_id: int, reason: str) -> None:
+    """Back to 'queued' (its process died); what it recorded stays, a resume continues from there."""
+    db.execute("UPDATE jobs SET state = 'queued', error = ?, pid = NULL WHERE id = ?", [reason, job_id])
+
+
+def age_s(stamp: str | None) -> float:
+    """Seconds since a stored timestamp (infinite when there is none)."""
+    if not stamp:
+        return float("inf")
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
 
 
 def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
@@ -43,8 +66,10 @@ def listing(db: sqlite_utils.Database, kind_prefix: str = "label") -> list[dict[
 
 def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
     """This process now runs the job (a resume after a crash or kill)."""
+    stamp = now()
     db.execute("UPDATE jobs SET state = 'running', pid = ?, total = ?, error = NULL, finished_at = NULL,"
-               " heartbeat_at = ? WHERE id = ?", [os.getpid(), total, now(), job_id])
+               " started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ?",
+               [os.getpid(), total, stamp, stamp, job_id])
 
 
 def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, total: int,

@@ -8,6 +8,7 @@ from fakes.train import add_post, image_bytes, seed_store
 from PIL import Image
 
 from core.dataset import build_dataset, export_bundle, normalise_text, read_split
+from core.labels import PROMPT_VERSION
 from core.posts import set_label
 from core.records import NewLabel
 
@@ -102,7 +103,7 @@ def test_bundle_is_self_contained_with_downscaled_images(db, settings, tmp_path)
     ds = build_dataset(db, settings.image_dir, settings.train)
     bundle = export_bundle(ds, tmp_path / "bundle", max_pixels=40 * 40)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["prompt_version"] == "ft1" and manifest["max_pixels"] == 40 * 40
+    assert manifest["prompt_version"] == PROMPT_VERSION and manifest["max_pixels"] == 40 * 40
     rows = read_split(bundle, "train")
     assert rows and all(not r["images"][0].startswith("/") for r in rows)
     for r in rows:

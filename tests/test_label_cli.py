@@ -92,18 +92,21 @@ def test_batch_run_submits_collects_and_resubmits_failures(world):
         return "ok"
 
     fake.batch_script = batch_script
+    cfg.write_text(cfg.read_text() + 'reasoning_effort = "high"\n')
     result = bizsent(cfg, "label", "--batch", "--yes")
     assert result.returncode == 0, result.stderr and "submitted 9 requests" in result.stdout
     assert db.execute("SELECT count(*) FROM api_calls WHERE status = 'sent' AND mode = 'batch'").fetchone()[0] == 9
-    for _ in range(8):
-        out = bizsent(cfg, "batches", "collect").stdout
-        if " done:" in out:
-            break
-    assert "done: labeled 9, failed 0" in out
+    first = bizsent(cfg, "batches", "collect").stdout
+    assert "job 1 waiting: batch_1 in_progress" in first
+    waited = bizsent(cfg, "batches", "collect", "--wait", "--interval", "0")
+    assert waited.returncode == 0, waited.stderr
+    assert "resubmitted 2" in waited.stdout
+    assert waited.stdout.strip().splitlines()[-1].startswith("job 1 done: labeled 9, failed 0")
     assert db.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'openai'").fetchone()[0] == 9
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())
     assert statuses == {"ok": 9, "error": 2}
     usd = db.execute("SELECT sum(usd), sum(tokens_in), sum(tokens_out) FROM api_calls").fetchone()
     assert usd[0] == pytest.approx((usd[1] * 0.25 + usd[2] * 2.0) / 1e6 * 0.5)  # batch discount applied
+    assert set(fake.efforts) == {"high"}  # the configured reasoning_effort travels in every JSONL line
     show = bizsent(cfg, "batches", "show", "1")
     assert "batch_1" in show.stdout and "done" in show.stdout

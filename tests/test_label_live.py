@@ -11,6 +11,7 @@ from fakes.openai_server import FakeOpenAI, Server, last_user_text
 
 from core import ledger
 from core.config import load_settings
+from core.labels import PROMPT_VERSION
 from core.store import open_db
 from jobs import labeling
 
@@ -55,8 +56,9 @@ def test_live_run_labels_every_post_and_fills_the_ledger(tmp_path, fake):
     assert report.state == "done" and report.snapshot.done == 10
     assert plan.skipped and sum(plan.skipped.values()) == 2 and all("corrupt" in r for r in plan.skipped)
     labels = db.execute("SELECT post_id, label, labeler, split FROM labels WHERE source = 'openai'").fetchall()
-    assert len(labels) == 10 and {r[2] for r in labels} == {"gpt-fake@p1"}
+    assert len(labels) == 10 and {r[2] for r in labels} == {f"gpt-fake@{PROMPT_VERSION}"}
     assert sum(r[3] == "test" for r in labels) == 3  # API labels of human test posts stay in the test split
+    assert fake.efforts and set(fake.efforts) == {"minimal"}  # reasoning kept minimal by default
     calls = db.execute("SELECT status, tokens_in, tokens_out, usd, response_path, request_key FROM api_calls")
     calls = calls.fetchall()
     assert len(calls) == 10 and all(c[0] == "ok" and c[1] > 85 and c[3] > 0 for c in calls)
@@ -120,4 +122,6 @@ def test_compatible_server_needs_no_key(tmp_path, fake, monkeypatch):
     plan = labeling.plan(db, settings, labeling.resolve(settings, "compatible", None, None, False))
     report = labeling.run_live(db, settings, plan)
     assert report.snapshot.done == 3
-    assert {r[0] for r in db.execute("SELECT labeler FROM labels WHERE source = 'compatible'")} == {"qwen-fake@p1"}
+    labelers = {r[0] for r in db.execute("SELECT labeler FROM labels WHERE source = 'compatible'")}
+    assert labelers == {f"qwen-fake@{PROMPT_VERSION}"}
+    assert fake.efforts and set(fake.efforts) == {None}  # "default": no reasoning_effort sent to local servers

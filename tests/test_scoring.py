@@ -12,7 +12,7 @@ from core.dataset import read_split
 from core.events import run_events
 from core.modeling import load_model, load_processor
 from core.report import evaluate_run, render_table, zero_shot_run
-from core.scoring import ScoreInput, generate_and_parse, label_token_ids, parse_answer, score
+from core.scoring import ScoreInput, generate_and_parse, label_token_counts, label_token_ids, parse_answer, score
 from core.store import open_db
 from core.training import BundleCollator, score_inputs
 
@@ -64,6 +64,17 @@ def test_label_tokens_are_distinct_and_the_prompt_is_the_training_prefix(loaded,
     pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert [t for t in trained[:answer_at] if t != pad] == [t for t in prompt if t != pad]
     assert trained[answer_at] == ids[["bearish", "neutral", "bullish"].index(row["label"])]
+    # the whole answer is supervised, every piece of a multi-token label word and the end of the turn
+    supervised = [t for t in batch["labels"][0].tolist() if t != -100]
+    tokenizer = processor.tokenizer
+    assert tokenizer.decode(supervised, skip_special_tokens=True).strip() == row["label"]
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in supervised
+
+
+def test_label_words_split_like_qwen_and_keep_distinct_first_tokens(loaded):
+    tokenizer = loaded[1].tokenizer
+    assert label_token_counts(tokenizer) == {"bearish": 2, "neutral": 1, "bullish": 2}
+    assert tokenizer.convert_ids_to_tokens(label_token_ids(tokenizer)) == ["bear", "neutral", "bull"]
 
 
 def test_generate_and_parse_is_only_a_comparison_path(loaded, run):

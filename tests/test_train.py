@@ -11,6 +11,7 @@ from fakes.train import tiny_model_dir, trained_run
 
 from core.dataset import read_split
 from core.events import read_jsonl, run_events
+from core.labels import PROMPT_VERSION
 from core.modeling import load_model, load_processor
 from core.scoring import ScoreInput, score
 from core.store import open_db
@@ -68,7 +69,7 @@ def test_qlora_4bit_training_writes_events_store_and_jsonl(run):
     assert sum(map(sum, eval_events[-1].confusion)) == eval_events[-1].data["n"]
     assert len(read_jsonl(run["jsonl"])) == len(train_events) + len(eval_events)  # the pod-side copy
     info = read_run_info(result.adapter_dir)
-    assert info["prompt_version"] == "ft1" and info["manifest"]["sizes"]["test"] == 9
+    assert info["prompt_version"] == PROMPT_VERSION and info["manifest"]["sizes"]["test"] == 9
     assert info["train"]["lora_r"] == 16 and json.loads((result.adapter_dir / "adapter_config.json").read_text())[
         "target_modules"]
     # LoRA B starts at zero: after training it must have moved

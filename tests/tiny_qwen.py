@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.labels import LABELS
+from core.labels import FINETUNE_INSTRUCTION
 
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -20,17 +20,26 @@ SPECIAL_TOKENS = [
 PIXELS = 56 * 56  # 4x4 patches of 14 px -> 4 image tokens after the 2x2 merge
 HIDDEN = 64
 
-# Words the byte-level BPE learns merges for; anything else still tokenizes, byte by byte.
+# Words the byte-level BPE learns merges for; anything else still tokenizes, byte by byte. The fine-tuning
+# instruction is part of the corpus so the tiny model's prompt has about the length it has for Qwen (~370 tokens).
 _CORPUS = """
 system user assistant you are a helpful classifier of crypto posts from the biz board reply with one word
 post text image sentiment label bitcoin btc eth ethereum sol link moon pump dump rekt wagmi ngmi hodl buy sell
 up down green red candle chart price market bull bear crash rally lambo poor rich going to zero the it is we
 this that what why when sir gm ser anon fren top bottom in out long short stack sats
 """
+# Answers start a line (after "<|im_start|>assistant\n"), so they tokenize without a leading space. Qwen2.5's
+# vocabulary has "neutral" (id 59568), "bear" (67660), "bull" (42004) and "ish" (812) as tokens but, as far as a
+# public dump of its frequent tokens shows, no space-less "bearish" or "bullish" (only " bullish", 89121): so an
+# answer is "bear"+"ish", "neutral", "bull"+"ish". The tiny vocabulary learns exactly those pieces and no merge
+# that would join them, so generating an answer takes the same number of steps as with the real model.
+_ANSWER_PIECES = "\n".join(["bear", "bull", "ish", "neutral"]) + "\n"
+LABEL_PIECES = {"bearish": ["bear", "ish"], "neutral": ["neutral"], "bullish": ["bull", "ish"]}
+VOCAB = 1000
 
 
 def build_tokenizer():
-    """A byte-level BPE with Qwen's special tokens and the label words as single tokens."""
+    """A byte-level BPE with Qwen's special tokens that splits the label words the way Qwen2.5's does."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -38,12 +47,14 @@ def build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=VOCAB, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([_CORPUS] * 20, trainer=trainer)
-    # Added (non-special) tokens match before pre-tokenization: each label word is one token, as the scorer needs.
-    tok.add_tokens(list(LABELS))
+    tok.train_from_iterator([_CORPUS] * 20 + [FINETUNE_INSTRUCTION] * 5 + [_ANSWER_PIECES] * 50, trainer=trainer)
+    for word, pieces in LABEL_PIECES.items():
+        got = tok.encode("\n" + word).tokens[1:]
+        if got != pieces:
+            raise RuntimeError(f"tiny tokenizer splits {word!r} as {got}, not {pieces}: adjust its corpus")
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
         additional_special_tokens=SPECIAL_TOKENS[1:],

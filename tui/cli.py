@@ -167,13 +167,17 @@ def label(
     batch: Annotated[bool, typer.Option("--batch", help="use the provider's Batch API (cheaper, slower)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimate; send nothing")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued job row; its own"
+                                            " provider, model, mode and limit apply")] = None,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
-    from core.budget import check_caps
     from jobs import labeling
 
     c = ctx_of(ctx)
     db = c.db()
+    if job is not None:
+        _label_job(c, db, job, dry_run)
+        return
     params = labeling.resolve(c.settings, provider, model, limit, batch)
     plan = labeling.plan(db, c.settings, params)
     typer.echo(plan.render())
@@ -182,6 +186,8 @@ def label(
     if not plan.items:
         typer.echo("nothing to label: every candidate post already has a label from this labeler")
         return
+    from core.budget import check_caps
+
     labeling.require_key(c.settings, params.provider)
     check_caps(db, c.settings, plan.chosen.usd)
     if not yes and not typer.confirm(f"send {len(plan.items)} requests for about ${plan.chosen.usd:.4f}?"):
@@ -199,6 +205,43 @@ def label(
         typer.echo(labeling.interrupted_notice(interrupted), err=True)
     with _label_progress(len(plan.items)) as update:
         report = labeling.run_live(db, c.settings, plan, progress=update, interrupted=interrupted)
+    typer.echo(report.summary())
+    if report.state == "failed":
+        raise typer.Exit(1)
+
+
+def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
+    """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
+    it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
+    from core.budget import check_caps
+    from core.ledger import recover
+    from jobs import labeling, rows
+
+    params = labeling.job_params(db, c.settings, job_id)
+    plan = labeling.plan(db, c.settings, params)
+    typer.echo(plan.render())
+    if dry_run:
+        return
+    try:
+        if not plan.items or params.limit == 0:
+            rows.finish(db, job_id, "done", "nothing left to label")
+            typer.echo(f"job {job_id}: nothing left to label")
+            return
+        labeling.require_key(c.settings, params.provider)
+        check_caps(db, c.settings, plan.chosen.usd)
+        if params.mode == "batch":
+            from jobs import batches
+
+            typer.echo(batches.submit(db, c.settings, plan, job_id=job_id).summary())
+            return
+        interrupted = recover(db, params.provider, params.model)
+        if interrupted:
+            typer.echo(labeling.interrupted_notice(interrupted), err=True)
+        report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
+    except BizsentError as exc:
+        if (rows.get(db, job_id) or {}).get("state") in ("queued", "running"):
+            rows.finish(db, job_id, "failed", str(exc))
+        raise
     typer.echo(report.summary())
     if report.state == "failed":
         raise typer.Exit(1)
@@ -233,12 +276,18 @@ def batches(
     ctx: typer.Context,
     action: Annotated[str, typer.Argument(help="list | show | cancel | collect")] = "list",
     job: Annotated[int | None, typer.Argument(help="job id (show, cancel; collect: only this job)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done")]
+    = False,
+    interval: Annotated[float, typer.Option(help="collect --wait: seconds between polls")] = 60.0,
 ) -> None:
     """Labeling jobs (live and batch): list, show one, cancel, or collect finished batch results."""
     from jobs import batches as batch_jobs
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    if action == "collect" and wait:
+        batch_jobs.collect_until_done(db, c.settings, job, max(0.0, interval), echo=typer.echo)
+        return
     typer.echo(batch_jobs.command(db, c.settings, action, job))
 
 
@@ -446,7 +495,7 @@ def main() -> None:
     try:
         app()
     except BizsentError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted; everything already written is kept", err=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
 from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
 from tui.widgets.image_preview import Picture
 
@@ -65,3 +66,32 @@ class LabelItemsLoaded(Message):
 @dataclass
 class WriteFailed(Message):
     error: str
+
+
+@dataclass
+class JobsLoaded(Message):
+    """The Batches screen's job list, and the detail of the selected job (None: nothing selected)."""
+
+    jobs: list[JobRow]
+    detail: JobDetail | None
+
+
+@dataclass
+class AgreementLoaded(Message):
+    agreement: Agreement
+
+
+@dataclass
+class EstimateReady(Message):
+    """The new-job dialog's dry-run estimate for one choice (generation tells stale results apart)."""
+
+    generation: int
+    view: EstimateView
+
+
+@dataclass
+class JobActionDone(Message):
+    """A job action (start, cancel, collect) finished in its worker: one line for the user."""
+
+    text: str
+    error: bool = False

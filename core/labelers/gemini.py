@@ -38,13 +38,21 @@ def contents(request: Request) -> list[types.Content]:
     return out
 
 
-def generation_config(key: str | None = None) -> types.GenerateContentConfig:
+def generation_config(key: str | None = None, thinking_budget: int | None = None) -> types.GenerateContentConfig:
+    """JSON constrained by LabelAnswer; `thinking_budget` caps the (billed) thinking tokens, 0 = none."""
     return types.GenerateContentConfig(
         system_instruction=PROMPT_RULES,
         response_mime_type="application/json",
         response_schema=LabelAnswer,
+        thinking_config=types.ThinkingConfig(thinking_budget=thinking_budget) if thinking_budget is not None else None,
         http_options=types.HttpOptions(headers={KEY_HEADER: key}) if key else None,
     )
+
+
+def inlined_request(request: Request, model: str, thinking_budget: int | None) -> types.InlinedRequest:
+    """One request of a Gemini batch job; the ledger key rides in its metadata and comes back with the answer."""
+    return types.InlinedRequest(model=model, contents=contents(request), metadata={"key": request.key},
+                                config=generation_config(None, thinking_budget))
 
 
 def outcome_of_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Outcome:
@@ -80,13 +88,15 @@ class GeminiLabeler:
     def __init__(self, conf: ProviderSettings, model: str, api_key: str) -> None:
         self.provider = "gemini"
         self.model = model
+        self.thinking_budget = getattr(conf, "thinking_budget", None)
         self.client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
             base_url=conf.base_url, retry_options=types.HttpRetryOptions(attempts=1)))
 
     async def label(self, request: Request) -> Outcome:
         try:
             response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents(request), config=generation_config(request.key))
+                model=self.model, contents=contents(request),
+                config=generation_config(request.key, self.thinking_budget))
         except errors.APIError as exc:
             headers = dict(getattr(exc.response, "headers", None) or {})
             if exc.code in (408, 429) or exc.code >= 500:

@@ -34,12 +34,18 @@ def messages(request: Request, detail: str) -> list[dict[str, Any]]:
     return out
 
 
-def request_body(request: Request, model: str, detail: str) -> dict[str, Any]:
+def reasoning(conf: ProviderSettings) -> dict[str, str]:
+    """The reasoning_effort to send, if any ("default" leaves it to the model or server)."""
+    effort = getattr(conf, "reasoning_effort", "default")
+    return {} if effort == "default" else {"reasoning_effort": effort}
+
+
+def request_body(request: Request, model: str, conf: ProviderSettings) -> dict[str, Any]:
     """The same request as a plain JSON body (what a Batch API JSONL line carries)."""
     from openai.lib._parsing._completions import type_to_response_format_param
 
-    return {"model": model, "messages": messages(request, detail),
-            "response_format": type_to_response_format_param(LabelAnswer)}
+    return {"model": model, "messages": messages(request, conf.detail),
+            "response_format": type_to_response_format_param(LabelAnswer), **reasoning(conf)}
 
 
 def outcome_of_body(body: dict[str, Any], headers: dict[str, str] | None = None) -> Outcome:
@@ -63,6 +69,7 @@ class OpenAIChatLabeler:
         self.provider = provider
         self.model = model
         self.detail = conf.detail
+        self.reasoning = reasoning(conf)
         # Retries are ours (tenacity, ledger row per attempt), so the SDK must not retry behind our back.
         self.client = openai.AsyncOpenAI(api_key=api_key, base_url=conf.base_url, max_retries=0, timeout=120)
 
@@ -70,7 +77,7 @@ class OpenAIChatLabeler:
         try:
             raw = await self.client.chat.completions.with_raw_response.parse(
                 model=self.model, messages=messages(request, self.detail), response_format=LabelAnswer,
-                extra_headers={KEY_HEADER: request.key},
+                extra_headers={KEY_HEADER: request.key}, **self.reasoning,
             )
         except openai.APIStatusError as exc:
             return classify(exc, self.provider, self.model)

@@ -87,6 +87,7 @@ class FakeOpenAI:
     extra_completion_tokens: int = 0  # inflate usage (e.g. to cross a budget midway)
     rate_limit_remaining: int | None = None  # when set, sent as x-ratelimit-remaining-requests
     calls: list[Call] = field(default_factory=list)
+    efforts: list[str | None] = field(default_factory=list)  # reasoning_effort of every chat request (None: unset)
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_steps: int = 2  # retrieves before a batch completes
@@ -127,6 +128,7 @@ class FakeOpenAI:
                 continue
             line = json.loads(raw)
             outcome = self.batch_script(line)
+            self.efforts.append(line["body"].get("reasoning_effort"))
             if outcome == "error":
                 err_lines.append({"id": f"r-{line['custom_id']}", "custom_id": line["custom_id"], "response": None,
                                   "error": {"code": "server_error", "message": "try again"}})
@@ -238,6 +240,7 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 outcome = fake.script(number, body) if has_image(body) else "no_image"
                 billed = outcome not in ("429", "500", "no_image")
                 fake.calls.append(Call(time.monotonic(), key, outcome, billed))
+                fake.efforts.append(body.get("reasoning_effort"))
             if fake.latency_s:
                 time.sleep(fake.latency_s)
             headers = {"x-ratelimit-limit-requests": "10000", "x-ratelimit-reset-requests": "1s"}

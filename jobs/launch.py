@@ -1,0 +1,62 @@
+"""Start `bizsent` commands that outlive the console: the console queues a job row, then launches
+`bizsent label --job ID --yes` detached; the child writes its progress to that row, which the console reads.
+
+The child is started through a short-lived intermediate process (a double fork): it lands in its own session,
+belongs to no terminal, gets no SIGHUP when the console's terminal closes, and is never left as a zombie of
+the console, so "pid alive" checks on the job row stay truthful.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from core.errors import BizsentError
+from jobs import labeling, rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in the intermediate process: start the real command in a new session, print its pid, exit.
+_SPAWN = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab') if sys.argv[1] else subprocess.DEVNULL\n"
+    "child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,"
+    " start_new_session=True, close_fds=True)\n"
+    "print(child.pid)\n"
+)
+
+
+def bizsent_command(db_path: Path | str, config_path: Path | str | None, args: list[str]) -> list[str]:
+    """The same interpreter and code as this process, so a detached job runs the version the console runs."""
+    config = ["--config", str(config_path)] if config_path else []
+    return [sys.executable, "-c", "from tui.cli import main; main()", *config, "--db", str(db_path), *args]
+
+
+def start_detached(db_path: Path | str, config_path: Path | str | None, args: list[str],
+                   log_path: Path | str | None = None) -> int:
+    """Run `bizsent [--config C] --db D ARGS...` detached from this process; returns the child's pid."""
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    spawned = subprocess.run([sys.executable, "-c", _SPAWN, str(log_path or ""),
+                              *bizsent_command(db_path, config_path, args)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    if spawned.returncode != 0 or not spawned.stdout.strip().isdigit():
+        raise BizsentError(f"could not start a background job: {(spawned.stderr or spawned.stdout).strip()[-200:]}")
+    return int(spawned.stdout.strip())
+
+
+def launch_label(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,
+                 params: labeling.Params, log_dir: Path | str) -> tuple[int, int]:
+    """Queue a labeling job and run it detached (`bizsent label --job ID --yes`); returns (job id, pid).
+
+    The caller has already shown the estimate and got the user's confirmation."""
+    job_id = labeling.queue(db, params)
+    pid = start_detached(db_path, config_path, ["label", "--job", str(job_id), "--yes"],
+                         Path(log_dir) / f"label-job-{job_id}.log")
+    rows.set_pid(db, job_id, pid)
+    return job_id, pid
