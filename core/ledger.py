@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from core.config import ProviderSettings
+from core.log import redact
 from core.store import now
 
 FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
@@ -52,7 +53,9 @@ def complete(db: sqlite_utils.Database, call_id: int, *, status: str, tokens_in:
     db.execute(
         "UPDATE api_calls SET status = ?, tokens_in = ?, tokens_out = ?, usd = ?, latency_ms = ?, error = ?,"
         " response_path = ?, completed_at = ? WHERE id = ?",
-        [status, tokens_in, tokens_out, usd, latency_ms, error, response_path, now(), call_id],
+        # SDK errors can quote request details; the ledger must never hold a key.
+        [status, tokens_in, tokens_out, usd, latency_ms, redact(error) if error else None, response_path, now(),
+         call_id],
     )
 
 

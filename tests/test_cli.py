@@ -56,3 +56,13 @@ def test_log_filter_scrubs_secret_values(tmp_path, monkeypatch):
     root = logging.getLogger()
     for handler in [h for h in root.handlers if any(isinstance(f, RedactSecrets) for f in h.filters)]:
         root.removeHandler(handler)
+
+
+def test_the_ledger_never_stores_a_key_quoted_in_an_error(db, monkeypatch):
+    from core import ledger
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    db.execute("INSERT INTO api_calls (request_key, provider, model, created_at) VALUES ('k', 'openai', 'm', 'x')")
+    ledger.complete(db, 1, status="error", error="401: Incorrect API key provided: sk-test-abcdefghijklmnop")
+    stored = db.execute("SELECT error FROM api_calls").fetchone()[0]
+    assert "sk-test-abcdefghijklmnop" not in stored and "<OPENAI_API_KEY>" in stored
