@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,9 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
     params = Params(p["provider"], p["model"], "batch", p.get("limit"), settings.labeling.few_shot)
     conf = provider_settings(settings, params.provider)
     remote = backend(settings, params.provider)
-    snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"])
+    before = job["counts"]  # what submit recorded: the estimate and skip reasons outlive each collect
+    snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"],
+                    estimate_usd=before.get("estimate_usd", 0.0), skipped=Counter(before.get("skipped", {})))
     snap.usd = ledger.job_usd(db, job["id"])
     retry_posts: list[int] = []
     waiting = []

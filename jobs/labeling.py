@@ -154,7 +154,9 @@ def plan(db: sqlite_utils.Database, settings: Settings, params: Params) -> Plan:
     estimates = []
     for provider in [params.provider] + [p for p in ("openai", "gemini", "compatible") if p != params.provider]:
         model = params.model if provider == params.provider else getattr(settings.labeling, provider).model
-        modes = [params.mode] + [m for m in ("live", "batch") if m != params.mode and provider != "compatible"]
+        # the chosen mode first; compatible servers have no batch API, so they only ever get a live row
+        modes = ["live"] if provider == "compatible" else [params.mode] + [m for m in ("live", "batch")
+                                                                          if m != params.mode]
         for mode in modes:
             estimates.append(budget.estimate(db, settings, provider, model, params.prompt_version, sizes, mode,
                                              example_tokens))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,17 @@ def test_dry_run_prints_the_estimate_and_spends_nothing(world):
     assert result.stdout.count(" live ") == 3 and result.stdout.count(" batch ") == 2
     assert "formula" in result.stdout
     assert fake.calls == [] and db.execute("SELECT count(*) FROM api_calls").fetchone()[0] == 0
+
+
+def test_batch_estimate_has_no_batch_row_for_compatible_servers(world):
+    from jobs import labeling
+
+    _, cfg, db = world
+    settings = load_settings(cfg, environ={})
+    plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, True))
+    rows = [(e.provider, e.mode) for e in plan.estimates]
+    assert rows[0] == ("openai", "batch") and plan.chosen.mode == "batch"
+    assert ("compatible", "live") in rows and ("compatible", "batch") not in rows
 
 
 def test_missing_key_is_one_line_and_sends_nothing(world):
@@ -110,3 +122,5 @@ def test_batch_run_submits_collects_and_resubmits_failures(world):
     assert set(fake.efforts) == {"high"}  # the configured reasoning_effort travels in every JSONL line
     show = bizsent(cfg, "batches", "show", "1")
     assert "batch_1" in show.stdout and "done" in show.stdout
+    counts = json.loads(db.execute("SELECT counts FROM jobs WHERE id = 1").fetchone()[0])
+    assert counts["estimate_usd"] > 0 and counts["skipped"]  # collects keep what submit estimated and skipped
