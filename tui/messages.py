@@ -6,12 +6,19 @@ Workers run in threads and post these back; handlers on the event loop only upda
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from core.events import MetricEvent
 from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
 from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
+from tui.run_queries import RunRow, SpotItem
 from tui.widgets.image_preview import Picture
+from tui.widgets.post_detail import Wrapped
+
+if TYPE_CHECKING:  # numpy and the metrics stack load when a report is first computed, not at start-up
+    from core.report import Report
 
 
 @dataclass
@@ -54,13 +61,14 @@ class LabelSourcesLoaded(Message):
 class QueueLoaded(Message):
     generation: int
     ids: list[int]
+    notice: str = ""  # one line for the user, e.g. why the order fell back to random
 
 
 @dataclass
 class LabelItemsLoaded(Message):
-    """Prefetched posts for the Label screen, with their images already decoded."""
+    """Prefetched posts for the Label screen, with their images decoded and their text wrapped."""
 
-    items: list[tuple[LabelPost, Picture]]
+    items: list[tuple[LabelPost, Picture, Wrapped]]
 
 
 @dataclass
@@ -95,3 +103,37 @@ class JobActionDone(Message):
 
     text: str
     error: bool = False
+
+
+@dataclass
+class EvalPolled(Message):
+    """One poll of the Eval screen: the runs, and the selected run's metric rows after the cursor `after_id`."""
+
+    runs: list[RunRow]
+    run_id: int | None
+    after_id: int
+    events: list[tuple[int, MetricEvent]]
+    report_key: tuple | None
+
+
+@dataclass
+class ReportLoaded(Message):
+    key: tuple
+    report: Report | None
+    error: str = ""
+
+
+@dataclass
+class SpotItemsLoaded(Message):
+    """The Spot-check screen's runs with predictions, and the items of `run_id` (unordered)."""
+
+    generation: int
+    runs: list[tuple[int, str, int]]
+    run_id: int | None
+    items: list[SpotItem]
+
+
+@dataclass
+class SpotPictureLoaded(Message):
+    post_id: int
+    picture: Picture

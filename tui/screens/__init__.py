@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from textual.screen import Screen
 
+from tui.screens.batches import BatchesScreen
+from tui.screens.eval import EvalScreen
 from tui.screens.label import LabelScreen
 from tui.screens.posts import PostsScreen
+from tui.screens.spotcheck import SpotCheckScreen
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,4 +24,7 @@ class ScreenSpec:
 SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("posts", "Posts", PostsScreen),
     ScreenSpec("label", "Label", LabelScreen),
+    ScreenSpec("batches", "Batches", BatchesScreen),
+    ScreenSpec("eval", "Eval", EvalScreen),
+    ScreenSpec("spotcheck", "Spot-check", SpotCheckScreen),
 )

@@ -1,0 +1,139 @@
+"""The Eval screen through Textual's Pilot, on runs, metric events and predictions written straight into the store:
+the matrix redraws when a new evaluation lands, the loss curve has every step, the metrics sit beside baselines."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fakes.eval_runs import add_eval, add_predictions, add_run, add_train_steps, human, probs
+from fakes.tui import build_store
+from rich.console import Console
+from textual.widgets import DataTable
+
+from tui.app import BizsentApp
+from tui.screens.eval import EvalScreen
+from tui.widgets.confusion import ConfusionMatrix
+from tui.widgets.loss_plot import EvalPoint, LossPlot, render_plot
+
+FIRST = [[3, 1, 0], [0, 2, 1], [1, 0, 4]]
+SECOND = [[41, 2, 3], [5, 37, 1], [2, 4, 59]]
+
+
+@pytest.fixture
+def store(settings, db):
+    settings.tui.image_renderer = "halfcell"
+    settings.tui.refresh_s = 0.05  # the poll interval: fast, so the live redraw shows within the test
+    return build_store(db, settings.image_dir)
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def shown(renderable) -> str:
+    console = Console(width=160, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+async def open_eval(app: BizsentApp, pilot) -> EvalScreen:
+    await app.switch_mode("eval")
+    screen = app.screen
+    assert isinstance(screen, EvalScreen)
+    return screen
+
+
+async def test_matrix_redraws_live_when_a_new_eval_event_lands(settings, db, store):
+    run = add_run(db, name="live-run", state="running")
+    add_train_steps(db, run, 6)
+    add_eval(db, run, FIRST, step=6, split="val")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_eval(app, pilot)
+        matrix = screen.query_one(ConfusionMatrix)
+        await until(pilot, lambda: matrix.matrix == FIRST)
+        assert "val step 6" in shown(matrix.content)
+        add_eval(db, run, SECOND, step=12, split="val")  # another process's write: the poll must find it
+        await until(pilot, lambda: matrix.matrix == SECOND)
+        text = shown(matrix.content)
+        assert "41" in text and "59" in text and "step 12" in text
+        await pilot.press("n")
+        assert matrix.normalise and "89.1%" in shown(matrix.content)  # 41 of 46 in the bearish row
+        points = screen.query_one(LossPlot).evals
+        assert [p.step for p in points] == [6, 12]
+
+
+async def test_loss_plot_draws_every_train_step(settings, db, store):
+    run = add_run(db)
+    add_train_steps(db, run, 37)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_eval(app, pilot)
+        plot = screen.query_one(LossPlot)
+        await until(pilot, lambda: len(plot.train) == 37)
+        assert [s for s, _ in plot.train] == list(range(1, 38))
+        await pilot.pause()
+        text = plot.rendered.plain
+        assert "loss (37 steps)" in text
+        assert "┌" in text and "37" in text.splitlines()[-1]  # framed plot, last step on the x axis
+        assert "1.60" in text  # the first loss, 2 / (1 + 1/4), tops the left axis
+
+
+def test_render_plot_fits_its_size_and_buckets_long_runs():
+    train = [(s, 1.0 / s) for s in range(1, 5001)]
+    out = render_plot(train, [EvalPoint(2500, 0.4, 0.3), EvalPoint(None, 0.5, 0.45)], 60, 12)
+    lines = out.splitlines()
+    assert len(lines) == 12
+    assert "5000" in lines[-1] and "1.00" in out  # the right axis (0..1) is there for the eval points
+
+
+async def test_metrics_table_shows_model_baselines_and_api_labelers(settings, db, store):
+    run = add_run(db)
+    truth = {store[1]: "bullish", store[3]: "bullish", store[4]: "bearish", store[5]: "neutral", store[6]: "bearish"}
+    for pid, label in truth.items():
+        human(db, pid, label, sarcastic=pid == store[3])
+    add_predictions(db, run, {store[1]: probs(0.1, 0.2, 0.7), store[3]: probs(0.6, 0.3, 0.1),
+                              store[4]: probs(0.8, 0.1, 0.1), store[5]: probs(0.2, 0.5, 0.3),
+                              store[6]: probs(0.7, 0.2, 0.1), store[7]: probs(0.3, 0.3, 0.4)})
+    add_eval(db, run, [[2, 0, 0], [0, 1, 0], [1, 0, 1]])
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_eval(app, pilot)
+        table = screen.query_one("#eval-metrics", DataTable)
+        await until(pilot, lambda: table.row_count > 5, timeout=20)
+        rows = [[str(c) for c in table.get_row_at(k)] for k in range(table.row_count)]
+        names = [(r[0], r[1]) for r in rows]
+        assert names[0] == ("run-a", "model")
+        assert rows[0][2] == "5" and rows[0][3].startswith("80.0 [")  # 4 of the 5 test posts (post 7 has no truth)
+        assert ("  sarcastic", "slice") in names
+        for expected in (("VADER (text only)", "live"), ("CryptoBERT", "brief"), ("agree/confidence rule", "brief"),
+                         ("CryptoBERT+VADER ensemble", "brief"), ("openai: gpt-test", "API")):
+            assert expected in names
+        crypto = rows[names.index(("CryptoBERT", "brief"))]
+        assert crypto[3].startswith("39.3") and crypto[6].split("/")[1] == "22"  # bearish recall 22.4%
+        assert "5 human test posts" in str(screen.query_one("#eval-note").content)
+
+
+async def test_runs_list_and_evaluate_without_model_says_why(settings, db, store):
+    first = add_run(db, name="older")
+    add_eval(db, first, FIRST)
+    add_run(db, name="newer", state="running")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_eval(app, pilot)
+        table = screen.query_one("#eval-runs", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        assert [str(table.get_row_at(k)[2]) for k in range(2)] == ["newer", "older"]
+        assert str(table.get_row_at(1)[5]) == "67.5"  # best macro-F1: 0.9 * 9/12
+        await pilot.press("e")  # the running run: nothing to evaluate yet, one line says why
+        await until(pilot, lambda: any("no adapter yet" in str(n.message) for n in app._notifications))
+        await pilot.press("down")
+        await until(pilot, lambda: screen.query_one(ConfusionMatrix).matrix == FIRST)
+        await pilot.press("e")  # its adapter is on another machine: a notice, no process started
+        await until(pilot, lambda: any("adapter /nowhere/adapter is not on this machine" in str(n.message)
+                                       for n in app._notifications))

@@ -1,0 +1,116 @@
+"""The Spot-check screen through Textual's Pilot: ordering, accept and correct write human labels through the app's
+writer (train split unless chosen), a post's existing human label keeps its split, undo puts things back."""
+
+from __future__ import annotations
+
+import pytest
+from fakes.eval_runs import add_predictions, add_run, human, probs
+from fakes.tui import build_store
+
+from tui.app import BizsentApp
+from tui.run_queries import order_items
+from tui.screens.spotcheck import SpotCheckScreen
+from tui.widgets.image_preview import ImagePreview
+
+
+@pytest.fixture
+def store(settings, db):
+    settings.tui.image_renderer = "halfcell"
+    return build_store(db, settings.image_dir)
+
+
+@pytest.fixture
+def run(db, store):
+    """Margins: post 5 0.02, post 4 0.10, post 1 0.30, post 6 0.60 (post 1 and 5 carry openai bullish)."""
+    run_id = add_run(db)
+    add_predictions(db, run_id, {store[1]: probs(0.6, 0.1, 0.3), store[4]: probs(0.2, 0.35, 0.45),
+                                 store[5]: probs(0.4, 0.18, 0.42), store[6]: probs(0.1, 0.15, 0.75)})
+    return run_id
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+async def open_spot(app: BizsentApp, pilot) -> SpotCheckScreen:
+    await app.switch_mode("spotcheck")
+    screen = app.screen
+    assert isinstance(screen, SpotCheckScreen)
+    await until(pilot, lambda: screen.loaded)
+    return screen
+
+
+def human_rows(db):
+    return db.execute("SELECT post_id, label, split, labeler FROM labels WHERE source = 'human' ORDER BY post_id"
+                      ).fetchall()
+
+
+async def test_orders_by_uncertainty_then_by_disagreement(settings, db, store, run):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert [it.post_id for it in screen.items] == [store[5], store[4], store[1], store[6]]
+        assert [round(it.margin, 2) for it in screen.items] == [0.02, 0.1, 0.3, 0.6]
+        await until(pilot, lambda: screen.query_one(ImagePreview).picture.image is not None)
+        assert "margin 0.02" in str(screen.query_one("#spot-probs").content)
+        assert "openai: bullish" in str(screen.query_one("#spot-labels").content)
+        await pilot.press("o")
+        # gemini says bearish on post 4 (model: bearish 0.2, so 0.8 away), openai bullish on posts 1 (0.7 away)
+        # and 5 (0.58 away); post 6 has no API label and comes last.
+        assert screen.order == "disagreement"
+        assert [it.post_id for it in screen.items] == [store[4], store[1], store[5], store[6]]
+        assert screen.current.post_id == store[4]
+
+
+async def test_correct_and_accept_write_human_labels_and_undo_removes_them(settings, db, store, run):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert screen.split == "train" and "TRAIN" in str(screen.query_one("#spot-head").content)
+        await pilot.press("1")  # post 5 (model: bullish 0.42) corrected to bearish
+        assert screen.current.post_id == store[4]  # the next item shows at once
+        await pilot.press("a")  # post 4: the model's bullish accepted
+        await app.writer.drained()
+        assert human_rows(db) == [(store[4], "bullish", "train", "human"), (store[5], "bearish", "train", "human")]
+        await pilot.press("u")
+        await app.writer.drained()
+        assert screen.current.post_id == store[4]
+        assert human_rows(db) == [(store[5], "bearish", "train", "human")]
+        await pilot.press("u")
+        await app.writer.drained()
+        assert screen.current.post_id == store[5] and screen.current.human is None
+        assert human_rows(db) == []
+        await pilot.press("t", "enter")  # the test split only when chosen, and then visibly
+        await app.writer.drained()
+        assert human_rows(db) == [(store[5], "bullish", "test", "human")]
+
+
+async def test_existing_human_label_keeps_its_split_and_undo_restores_it(settings, db, store, run):
+    human(db, store[5], "neutral", split="test")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert screen.current.post_id == store[5] and screen.current.human.label == "neutral"
+        assert "split keeps TEST" in str(screen.query_one("#spot-head").content)
+        await pilot.press("3")
+        await app.writer.drained()
+        assert human_rows(db) == [(store[5], "bullish", "test", "human")]  # corrected in place, one human row
+        await pilot.press("u")
+        await app.writer.drained()
+        assert human_rows(db) == [(store[5], "neutral", "test", "human")]
+        assert screen.current.human.label == "neutral"
+
+
+def test_order_items_is_stable_on_ties(db, store, run):
+    from tui.run_queries import spot_items
+
+    items = spot_items(db, run)
+    tied = [*items, *(it for it in items)]
+    ordered = order_items(tied, "uncertainty")
+    assert [it.post_id for it in ordered][::2] == [store[5], store[4], store[1], store[6]]
+    with pytest.raises(ValueError):
+        order_items(items, "random")

@@ -1,0 +1,309 @@
+"""Eval: training and evaluation runs, and for the selected one the confusion matrix of its latest evaluation,
+the loss curve and the metrics table next to the baselines and API labelers.
+
+The screen watches the store, never a process: a timer-driven worker reads the metric rows after the last one
+seen (one indexed range query), so the matrix and the curve redraw live while a run trains or is evaluated
+anywhere whose events reach this database. The report (bootstrap intervals, VADER) is computed in a worker and
+cached per run until its predictions or the human test labels change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from core.events import MetricEvent
+from core.labels import LABELS
+from tui.messages import EvalPolled, ReportLoaded
+from tui.queries import reading
+from tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
+from tui.widgets.confusion import ConfusionMatrix
+from tui.widgets.loss_plot import EvalPoint, LossPlot
+from tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
+    from core.metrics import Metrics
+    from core.report import Report
+
+SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
+RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
+# How each row was obtained: computed here, the brief's published figures, or an API labeler from the store.
+KINDS = {"live": "live", "published": "brief", "store": "API"}
+METRIC_COLUMNS = ("system", "kind", "n", "acc % [95% CI]", "macro-F1 % [95% CI]", "ECE",
+                  *(f"{label[:4]} P/R/F1" for label in LABELS))
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def with_ci(x: float | None, ci) -> str:
+    return pct(x) + (f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
+
+
+def per_class(m: Metrics | None) -> list[str]:
+    if m is None:
+        return ["-"] * len(LABELS)
+    return ["/".join(f"{100 * v:.0f}" for v in (c.precision, c.recall, c.f1))
+            for c in (m.per_class[label] for label in LABELS)]
+
+
+def metric_rows(report: Report) -> list[tuple[list[str], str]]:
+    """(cells, style) per system: the model, its slices (sarcastic, per source), then every baseline."""
+    m = report.model
+    out = [([report.name, "model", str(m.n), with_ci(m.accuracy, m.accuracy_ci),
+             with_ci(m.macro_f1, m.macro_f1_ci), pct(m.ece), *per_class(m)], "bold")]
+    for name, sl in m.slices.items():
+        out.append(([f"  {name}", "slice", str(sl.n), pct(sl.accuracy), pct(sl.macro_f1), "", *per_class(sl)], ""))
+    for b in report.baselines:
+        ci = b.metrics.accuracy_ci if b.metrics else None
+        out.append(([b.name, KINDS.get(b.kind, b.kind), str(b.n or "-"), with_ci(b.accuracy, ci), pct(b.macro_f1), "",
+                     *per_class(b.metrics)], "dim" if b.kind == "published" else ""))
+    return out
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class EvalScreen(Screen):
+    TITLE = "Eval"
+    CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
+    BINDINGS = [
+        Binding("n", "toggle_normalise", "counts/%"),
+        Binding("e", "evaluate", "evaluate"),
+        Binding("r", "refresh", "refresh"),
+    ]
+    HELP = (
+        "Every training and evaluation run, newest first (arrows pick one). For the selected run: the confusion "
+        "matrix of its latest evaluation (validation during training, the human test set after `bizsent eval`), "
+        "redrawn live as new evaluation events land in the store; the loss curve with the evaluation points; and "
+        "the metrics table: the run's predictions scored against the **current** human test labels (accuracy "
+        "and macro-F1 with bootstrap 95% intervals, ECE, per-class precision/recall/F1, the sarcastic slice) "
+        "next to VADER (computed live), the brief's published figures (CryptoBERT 39.3%, ensemble 41.1%, "
+        "agree/confidence 45.8%) and the API labelers on the same posts.\n\n"
+        "`n` switches the matrix between counts and row percentages; `e` evaluates the selected run in the "
+        "background (`bizsent eval RUN`; needs its adapter, base model and bundle on this machine); `r` "
+        "recomputes everything."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunRow] = []
+        self.runs_loaded = False
+        self.run_id: int | None = None
+        self.events: list[tuple[int, MetricEvent]] = []
+        self.last_id = 0
+        self.normalise = False
+        self.reports: dict[tuple, Report | None] = {}
+        self.shown_key: tuple | None = None
+        self._computing: set[tuple] = set()
+        self._launched: dict[int, int] = {}  # run id -> pid of the `bizsent eval` this screen started
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="eval-mid"):
+            yield ConfusionMatrix(id="eval-confusion")
+            yield LossPlot(id="eval-plot")
+        yield Static(id="eval-note")
+        yield DataTable(id="eval-metrics", cursor_type="none", zebra_stripes=True)
+        yield StatusBar()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#eval-runs", DataTable)
+        runs.add_columns(*RUN_COLUMNS)
+        self.query_one("#eval-metrics", DataTable).add_columns(*METRIC_COLUMNS)
+        runs.focus()
+        self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
+        self.poll()
+        self.set_interval(self.app.settings.tui.refresh_s, self.poll)
+
+    # -- polling the store ---------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if self.is_current:  # a screen in the background waits; resuming polls at once
+            self._poll(self.run_id, self.last_id)
+
+    def on_screen_resume(self) -> None:
+        self.poll()
+
+    @work(thread=True, exclusive=True, group="eval-poll")
+    def _poll(self, run_id: int | None, after_id: int) -> None:
+        with reading(self.app.db_path) as db:
+            runs = runs_list(db)
+            events = metric_events(db, run_id, after_id) if run_id is not None else []
+            key = report_key(db, run_id) if run_id is not None else None
+        self.post_message(EvalPolled(runs, run_id, after_id, events, key))
+
+    def on_eval_polled(self, message: EvalPolled) -> None:
+        if not self.runs_loaded or message.runs != self.runs:
+            self._show_runs(message.runs)
+        if message.run_id is None or message.run_id != self.run_id or message.after_id != self.last_id:
+            return  # the selection moved, or an earlier poll already took these rows
+        if message.events:
+            self.events += message.events
+            self.last_id = message.events[-1][0]
+            self._show_events()
+        elif not self.events:
+            self._show_events()
+        if message.report_key is not None and message.report_key != self.shown_key:
+            self._want_report(message.report_key)
+
+    def _show_runs(self, runs: list[RunRow]) -> None:
+        table = self.query_one("#eval-runs", DataTable)
+        self.runs, self.runs_loaded = runs, True
+        table.clear()
+        for run in runs:
+            state_style = {"running": "bold yellow", "failed": "red", "done": "green"}.get(run.state, "")
+            table.add_row(str(run.id), run.kind, run.name, Text(run.state, style=state_style),
+                          (run.created or "")[:16].replace("T", " "), pct(run.best_f1), key=str(run.id))
+        if not runs:
+            self.query_one("#eval-note", Static).update(
+                Text("no runs yet: `bizsent train --local` creates one (its events show here live)", style="dim"))
+            return
+        ids = [run.id for run in runs]
+        table.move_cursor(row=ids.index(self.run_id) if self.run_id in ids else 0)
+        if self.run_id not in ids:
+            self._select(ids[0])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "eval-runs" and event.row_key.value is not None:
+            self._select(int(event.row_key.value))
+
+    def _select(self, run_id: int) -> None:
+        if run_id == self.run_id:
+            return
+        self.run_id, self.events, self.last_id, self.shown_key = run_id, [], 0, None
+        self.query_one("#eval-metrics", DataTable).clear()
+        self.query_one("#eval-note", Static).update(Text(f"loading run {run_id}…", style="dim"))
+        self.poll()
+
+    @property
+    def selected(self) -> RunRow | None:
+        return next((run for run in self.runs if run.id == self.run_id), None)
+
+    # -- confusion matrix and loss curve -------------------------------------------------------------------
+
+    def _show_events(self) -> None:
+        latest = next((e for _, e in reversed(self.events) if e.kind == "eval" and e.confusion), None)
+        matrix = self.query_one(ConfusionMatrix)
+        if latest is None:
+            matrix.matrix = []
+            matrix.update(Text("no evaluation with a confusion matrix yet for this run", style="dim"))
+        else:
+            where = latest.data.get("split", "eval")
+            step = f" step {latest.step}" if latest.step is not None else ""
+            matrix.show(latest.confusion, normalise=self.normalise, title=f"run {self.run_id} {where}{step}")
+        train = [(e.step or 0, e.loss) for _, e in self.events if e.kind == "train" and e.loss is not None]
+        evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events if e.kind == "eval"]
+        self.query_one(LossPlot).show(train, evals)
+
+    def action_toggle_normalise(self) -> None:
+        self.normalise = not self.normalise
+        self._show_events()
+
+    # -- the report ----------------------------------------------------------------------------------------
+
+    def _want_report(self, key: tuple) -> None:
+        if key in self.reports:
+            self._show_report(key, self.reports[key])
+        elif key not in self._computing:
+            self._computing.add(key)
+            self.query_one("#eval-note", Static).update(
+                Text("computing metrics (bootstrap intervals, VADER)…", style="dim"))
+            run = self.selected
+            self._compute_report(key, run.id if run else key[0], run.name if run else str(key[0]))
+
+    @work(thread=True, group="eval-report")
+    def _compute_report(self, key: tuple, run_id: int, name: str) -> None:
+        try:
+            with reading(self.app.db_path) as db:
+                report = run_report(db, run_id, name)
+        except Exception as exc:  # a report that fails must say so on screen; the console stays up
+            self.post_message(ReportLoaded(key, None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(ReportLoaded(key, report))
+
+    def on_report_loaded(self, message: ReportLoaded) -> None:
+        self._computing.discard(message.key)
+        if message.error:
+            self.query_one("#eval-note", Static).update(Text(f"metrics failed: {message.error}", style="bold red"))
+            return
+        self.reports[message.key] = message.report
+        if self.run_id == message.key[0]:
+            self._show_report(message.key, message.report)
+
+    def _show_report(self, key: tuple, report: Report | None) -> None:
+        self.shown_key = key
+        note = self.query_one("#eval-note", Static)
+        table = self.query_one("#eval-metrics", DataTable)
+        table.clear()
+        if report is None:
+            run = self.selected
+            hint = ("its evaluation events show above as they land" if run and run.state == "running"
+                    else "press e to evaluate it (or `bizsent eval RUN`)")
+            note.update(Text(f"run {self.run_id} has no predictions on human test posts yet: {hint}", style="dim"))
+            return
+        for cells, style in metric_rows(report):
+            cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
+            table.add_row(*(Text(c, style=style) for c in cells))
+        note.update(Text.assemble((f"run {self.run_id} on {report.model.n} human test posts", "bold"),
+                                  (" (current labels) · brief = published figures, the brief's 107 posts", "dim")))
+
+    # -- actions -------------------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.reports.clear()
+        run_id, self.run_id = self.run_id, None
+        self.runs_loaded = False
+        if run_id is not None:
+            self._select(run_id)
+        else:
+            self.poll()
+
+    def action_evaluate(self) -> None:
+        run = self.selected
+        if run is None:
+            self.notify("no run selected")
+            return
+        self._start_eval(run)
+
+    @work(thread=True, group="eval-launch")
+    def _start_eval(self, run: RunRow) -> None:
+        if _alive(self._launched.get(run.id)):
+            self.app.call_from_thread(self.notify, f"run {run.id} is already being evaluated (pid "
+                                                   f"{self._launched[run.id]})")
+            return
+        reason = model_unavailable(run)
+        if reason:
+            self.app.call_from_thread(self.notify, reason, severity="warning")
+            return
+        from jobs.launch import start_detached
+
+        settings = self.app.settings
+        log = settings.data_dir / "logs" / f"eval-run-{run.id}.log"
+        try:
+            pid = start_detached(self.app.db_path, settings.source, ["eval", str(run.id)], log)
+        except Exception as exc:  # the launch failed: say so in one line, nothing was written
+            self.app.call_from_thread(self.notify, f"could not start the evaluation: {exc}", severity="error")
+            return
+        self._launched[run.id] = pid
+        self.app.call_from_thread(
+            self.notify, f"evaluating run {run.id} in the background (pid {pid}); the matrix redraws when it "
+                         f"lands. Log: {log}", timeout=8)

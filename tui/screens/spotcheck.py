@@ -1,0 +1,326 @@
+"""Spot-check: a run's predictions, most uncertain (or most at odds with the API labels) first, each with its
+image, text, the model's probabilities, the API labels and the human label. One key accepts the model's label
+or corrects it, and the answer becomes a human label (through the app's single writer, like the Label screen).
+
+The split of a new human label is an explicit, visible toggle that starts on train: a spot-check never puts a
+post into the human test set unless the user asks for it. A post that already has a human label keeps its split.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from core.labels import LABELS
+from core.posts import delete_label, set_label
+from core.records import NewLabel
+from tui.messages import SpotItemsLoaded, SpotPictureLoaded, WriteFailed
+from tui.queries import reading
+from tui.run_queries import SPOT_ORDERS, HumanLabel, SpotItem, order_items, predicted_runs, spot_items
+from tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from tui.widgets.post_detail import post_text
+from tui.widgets.status_bar import StatusBar
+
+PREFETCH = 4  # items ahead whose images are decoded in advance
+IMAGE_PX = 800
+BAR_WIDTH = 16
+COLORS = {"bearish": "red", "neutral": "yellow", "bullish": "green"}
+
+
+@dataclass
+class Answer:
+    """One spot-check answer, kept so `u` can put the post's human label back as it was."""
+
+    post_id: int
+    before: HumanLabel | None
+    written: Future  # set_label's future: its result is the label row id
+
+
+def prob_bars(item: SpotItem) -> Text:
+    out = Text()
+    for label in LABELS:
+        p = item.probs.get(label, 0.0)
+        filled = round(p * BAR_WIDTH)
+        mark = "▶" if label == item.label else " "
+        out.append(f"{mark}{label:<8}", style="bold" if label == item.label else "")
+        out.append("█" * filled, style=COLORS[label])
+        out.append("░" * (BAR_WIDTH - filled), style="dim")
+        out.append(f" {p:6.1%}\n")
+    out.append(f" margin {item.margin:.2f}", style="dim")
+    if item.disagreement is not None:
+        out.append(f" · away from API {item.disagreement:.2f}", style="dim")
+    return out
+
+
+def label_lines(item: SpotItem) -> Text:
+    out = Text()
+    if not item.api:
+        out.append("API: none\n", style="dim")
+    for a in item.api:
+        agree = a.label == item.label
+        conf = f" {a.confidence:.2f}" if a.confidence is not None else ""
+        out.append(f"{a.source}: ", style="dim")
+        out.append(a.label, style=f"{COLORS.get(a.label, '')}{' bold' if not agree else ''}")
+        out.append(f"{conf} ({a.labeler})\n", style="dim")
+    h = item.human
+    out.append("human: ", style="bold")
+    if h is None:
+        out.append("none", style="dim")
+    else:
+        out.append(h.label, style=f"bold {COLORS.get(h.label, '')}")
+        out.append(f" ({h.split})", style="bold green" if h.split == "test" else "dim")
+    return out
+
+
+class SpotCheckScreen(Screen):
+    TITLE = "Spot-check"
+    CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
+    BINDINGS = [
+        Binding("a,enter", "accept", "accept"),
+        Binding("1", "correct('bearish')", "bearish"),
+        Binding("2", "correct('neutral')", "neutral"),
+        Binding("3", "correct('bullish')", "bullish"),
+        Binding("u", "undo", "undo"),
+        Binding("o", "cycle_order", "order"),
+        Binding("t", "toggle_split", "split"),
+        Binding("r", "next_run", "run", show=False),
+        Binding("j,down", "move(1)", "next", show=False),
+        Binding("k,up", "move(-1)", "previous", show=False),
+    ]
+    HELP = (
+        "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "
+        "its label), the API labels and the human label.\n\n"
+        "`a` or `enter` accepts the model's label and `1` bearish, `2` neutral, `3` bullish correct it: either "
+        "way the answer is written as a **human** label and the next post shows. `u` undoes the last answer "
+        "(the post's earlier human label, if any, comes back). `t` switches the split a **new** human label goes "
+        "to (train by default; test only when you choose it); a post that already has a human label keeps its "
+        "split. `o` orders by uncertainty (smallest margin between the top two classes first) or by "
+        "disagreement with the API labels; `r` switches to the next run with predictions; `j`/`k` move "
+        "without answering."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[tuple[int, str, int]] = []
+        self.run_id: int | None = None
+        self.all_items: list[SpotItem] = []
+        self.items: list[SpotItem] = []
+        self.pos = 0
+        self.order = SPOT_ORDERS[0]
+        self.split = "train"
+        self.history: list[Answer] = []
+        self.pictures: dict[int, Picture] = {}
+        self._loading: set[int] = set()
+        self._generation = 0
+        self.loaded = False
+
+    @property
+    def current(self) -> SpotItem | None:
+        return self.items[self.pos] if self.pos < len(self.items) else None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="spot-head")
+        with Horizontal(id="spot-main"):
+            yield ImagePreview(self.app.settings.tui.image_renderer, id="spot-image")
+            with Vertical(id="spot-side"):
+                yield Static(id="spot-probs")
+                yield Static(id="spot-labels")
+                with VerticalScroll(id="spot-text-box"):
+                    yield Static(id="spot-text", classes="post-text")
+        yield StatusBar()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        # A run may have been evaluated, or labels changed elsewhere, since this screen was last shown.
+        if self.loaded:
+            self.load(keep_position=True)
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    def load(self, run_id: int | None = None, keep_position: bool = False) -> None:
+        self._generation += 1
+        self._keep = self.current.post_id if keep_position and self.current else None
+        self._load(self._generation, run_id if run_id is not None else self.run_id)
+
+    @work(thread=True, exclusive=True, group="spot-items")
+    def _load(self, generation: int, run_id: int | None) -> None:
+        with reading(self.app.db_path) as db:
+            runs = predicted_runs(db)
+            if run_id not in [r[0] for r in runs]:
+                run_id = runs[0][0] if runs else None
+            items = spot_items(db, run_id) if run_id is not None else []
+        self.post_message(SpotItemsLoaded(generation, runs, run_id, items))
+
+    def on_spot_items_loaded(self, message: SpotItemsLoaded) -> None:
+        if message.generation != self._generation:
+            return
+        if message.run_id != self.run_id:
+            self.history.clear()  # undo stays within one run's list
+        self.runs, self.run_id, self.all_items, self.loaded = message.runs, message.run_id, message.items, True
+        self.items = order_items(self.all_items, self.order)
+        ids = [it.post_id for it in self.items]
+        self.pos = ids.index(self._keep) if self._keep in ids else 0
+        self._show()
+
+    def _prefetch(self) -> None:
+        wanted = [it for it in self.items[self.pos:self.pos + PREFETCH]
+                  if it.post_id not in self.pictures and it.post_id not in self._loading]
+        if wanted:
+            self._loading.update(it.post_id for it in wanted)
+            preview = self.query_one(ImagePreview)
+            self._load_pictures(wanted, preview.renderer, preview.target_size)
+
+    @work(thread=True, group="spot-pictures")
+    def _load_pictures(self, items: list[SpotItem], renderer: str, size: Size) -> None:
+        for it in items:
+            picture = load_picture(it.image_path, it.image_status, it.image_reason, max_px=IMAGE_PX,
+                                   renderer=renderer, size=size)
+            self.post_message(SpotPictureLoaded(it.post_id, picture))
+
+    def on_spot_picture_loaded(self, message: SpotPictureLoaded) -> None:
+        self._loading.discard(message.post_id)
+        self.pictures[message.post_id] = message.picture
+        if self.current and self.current.post_id == message.post_id:
+            self.query_one(ImagePreview).show(message.picture)
+        window = {it.post_id for it in self.items[max(self.pos - 2, 0):self.pos + PREFETCH]}
+        for pid in [pid for pid in self.pictures if pid not in window]:
+            del self.pictures[pid]
+
+    # -- drawing -------------------------------------------------------------------------------------------
+
+    def _show(self) -> None:
+        self._show_head()
+        item = self.current
+        preview = self.query_one(ImagePreview)
+        probs, labels = self.query_one("#spot-probs", Static), self.query_one("#spot-labels", Static)
+        body = self.query_one("#spot-text", Static)
+        if item is None:
+            preview.show(Picture(reason="nothing to show"))
+            probs.update("")
+            labels.update("")
+            body.update(Text("loading predictions…" if not self.loaded else
+                             "no predictions: evaluate a run first (Eval screen `e`, or `bizsent eval RUN`)"
+                             if not self.items else "end of the list: `o` reorders, `u` undoes, `r` next run",
+                             style="dim"))
+            return
+        preview.show(self.pictures.get(item.post_id, Picture(reason="loading")))
+        probs.update(prob_bars(item))
+        labels.update(label_lines(item))
+        body.update(post_text(item.text, item.subject))
+        self.query_one("#spot-text-box").scroll_home(animate=False)
+        self._prefetch()
+
+    def _show_head(self) -> None:
+        # The split comes first: at 80 columns the end of the line is what gets cut.
+        name = next((r[1] for r in self.runs if r[0] == self.run_id), "-")
+        name = name if len(name) <= 18 else name[:17] + "…"
+        item = self.current
+        if item is not None and item.human is not None:
+            split = Text.assemble("split ", (f"keeps {item.human.split.upper()}", "bold"))
+        else:
+            split = Text.assemble("new label → ", ("TEST", "bold reverse red") if self.split == "test"
+                                  else ("TRAIN", "bold yellow"), " (t)")
+        where = f"{self.pos + 1}/{len(self.items)}" if self.items else "0/0"
+        pid = f" · post {item.post_id}" if item else ""
+        self.query_one("#spot-head", Static).update(Text.assemble(
+            split, " · ", (f"run {self.run_id or '-'} {name}", "bold"), " (r) · ", where, " by ", (self.order, "bold"),
+            " (o)", pid), layout=False)
+
+    # -- answers -------------------------------------------------------------------------------------------
+
+    def _write(self, fn) -> Future:
+        future = self.app.writer.submit(fn)
+        future.add_done_callback(self._check_write)
+        return future
+
+    def _check_write(self, future: Future) -> None:
+        if future.exception() is not None:  # runs on the writer thread: a failed write must be visible
+            self.post_message(WriteFailed(str(future.exception())))
+
+    def on_write_failed(self, message: WriteFailed) -> None:
+        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
+
+    def _answer(self, label: str) -> None:
+        item = self.current
+        if item is None:
+            return
+        before = item.human
+        new = NewLabel(label=label, source="human", labeler=before.labeler if before else "human",
+                       split=before.split if before else self.split,
+                       sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False)
+        pid = item.post_id
+        written = self._write(lambda db: set_label(db, pid, new))
+        self.history.append(Answer(pid, before, written))
+        self._set_human(pid, HumanLabel(-1, label, new.split, new.labeler, new.sarcastic, new.unsure))
+        self.pos += 1
+        self._show()
+
+    def _set_human(self, pid: int, human: HumanLabel | None) -> None:
+        """Show the post's new human label at once, in the ordered list and in the list it is ordered from."""
+        for items in (self.items, self.all_items):
+            for k, it in enumerate(items):
+                if it.post_id == pid:
+                    items[k] = replace(it, human=human)
+
+    def action_accept(self) -> None:
+        if self.current is not None:
+            self._answer(self.current.label)
+
+    def action_correct(self, label: str) -> None:
+        self._answer(label)
+
+    def action_undo(self) -> None:
+        if not self.history:
+            self.notify("nothing to undo in this session")
+            return
+        last = self.history.pop()
+        pid, before, written = last.post_id, last.before, last.written
+        if before is None:
+            # FIFO writer: the answer's own write has finished by the time this runs.
+            self._write(lambda db: delete_label(db, written.result()))
+        else:
+            old = NewLabel(label=before.label, source="human", split=before.split, labeler=before.labeler,
+                           sarcastic=before.sarcastic, unsure=before.unsure)
+            self._write(lambda db: set_label(db, pid, old))
+        self._set_human(pid, before)
+        ids = [it.post_id for it in self.items]
+        if pid in ids:
+            self.pos = ids.index(pid)
+        self._show()
+
+    def action_move(self, step: int) -> None:
+        if self.items:
+            self.pos = max(0, min(len(self.items) - 1, self.pos + step))
+            self._show()
+
+    def action_cycle_order(self) -> None:
+        self.order = SPOT_ORDERS[(SPOT_ORDERS.index(self.order) + 1) % len(SPOT_ORDERS)]
+        self.items = order_items(self.all_items, self.order)
+        self.pos = 0
+        self._show()
+
+    def action_toggle_split(self) -> None:
+        self.split = "test" if self.split == "train" else "train"
+        self._show_head()
+
+    def action_next_run(self) -> None:
+        ids = [r[0] for r in self.runs]
+        if len(ids) < 2:
+            self.notify("no other run with predictions")
+            return
+        nxt = ids[(ids.index(self.run_id) + 1) % len(ids)] if self.run_id in ids else ids[0]
+        self.pictures.clear()
+        self.load(nxt)
