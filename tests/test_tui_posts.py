@@ -90,10 +90,13 @@ async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
                     and posts.row(store[11]) is not None)
         assert posts.row(store[11]).labels[0].source == "openai"
         detail = app.screen.query_one(PostDetailView)
-        await until(pilot, lambda: "bogdanoff pump" in plain(detail.query_one("#detail-notes").content))
-        labels = plain(detail.query_one("#detail-labels").content)
-        assert "openai" in labels and "gpt-test" in labels and "bullish" in labels and "0.90" in labels
-        assert ">be me" in plain(detail.query_one("#detail-text").content)
+        await until(pilot, lambda: "bogdanoff pump" in plain(detail.renderable))
+        shown = plain(detail.renderable)
+        assert "openai" in shown and "gpt-test" in shown and "bullish" in shown and "0.90" in shown
+        assert ">be me" in shown
+        await pilot.pause()
+        drawn = "".join(strip.text for strip in detail.lines)  # what the pane actually draws
+        assert "bogdanoff pump" in drawn and "gpt-test" in drawn
 
 
 async def test_corrupt_image_falls_back_to_a_placeholder(settings, db, store):
@@ -186,3 +189,72 @@ async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
         assert app.status.spend_usd == pytest.approx(1.75)
         bar = str(app.screen.query_one("StatusBar").render())
         assert "jobs 1" in bar and "$1.75" in bar and "Posts" in bar
+
+
+async def test_labelers_disagree_filter_narrows_to_the_right_posts(settings, db, store):
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    # Disagree: 3 (openai bullish, gemini bearish), 9 (two openai labelers), 12 (gemini vs compatible).
+    # Not: 5 (both bullish), 7 (the other label is human's), 4 (one API label only).
+    set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
+    set_label(db, store[12], NewLabel(label="neutral", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[12], NewLabel(label="bearish", source="compatible", split="unassigned", labeler="qwen"))
+    set_label(db, store[5], NewLabel(label="bullish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[7], NewLabel(label="bearish", source="human", split="test", labeler="human"))
+    expected = [store[12], store[9], store[3]]  # newest first
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        await pilot.press("d")
+        await until(pilot, lambda: posts.ids == expected)
+        assert app.screen.filter.label == "disagree"
+        await pilot.press("d")
+        await until(pilot, lambda: len(posts.ids) == 12)
+        await pilot.press(*"lllll")  # the label cycle ends with disagree
+        await until(pilot, lambda: posts.ids == expected)
+        await pilot.press("t", "t")  # and it combines with the others: a train label among them
+        await until(pilot, lambda: posts.ids == [])
+        await app.run_screen_action("posts", "toggle_disagree")  # the palette's entry: back to no label filter
+        await until(pilot, lambda: app.screen.filter.label is None and posts.ids == [store[4]])
+        assert "Posts: labelers disagree" in [text for text, _, _ in _entries(app)]
+
+
+async def test_enter_opens_the_post_in_the_label_screen(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        posts = await started(app, pilot)
+        posts.cursor = posts.ids.index(store[6])
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, LabelScreen)
+        await until(pilot, lambda: screen.current == store[6] and store[6] in screen.items)
+        assert screen.query_one(ImagePreview).picture.image is not None
+        await pilot.press("2")
+        await app.writer.drained()
+        assert db.execute("SELECT post_id, label FROM labels WHERE source = 'human'").fetchall() == [
+            (store[6], "neutral")]
+        assert screen.current != store[6]
+        await pilot.press("escape")  # back in Posts, another post opens the same way even now the queue is loaded
+        posts = table(app)
+        posts.cursor = posts.ids.index(store[8])
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.current == store[8])
+
+
+async def test_filter_line_keeps_every_field_at_80_columns(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        screen = app.screen
+        screen.set_filter(label="unlabeled", source="compatible", split="unassigned", image="unsupported")
+        await pilot.pause(0.2)
+        await pilot.pause()
+        lines = [strip.text for strip in screen._compositor.render_strips()]
+        region = screen.query_one("#filters").region
+        drawn = " ".join(" ".join(line[region.x:region.right].split()) for line in lines[region.y:region.bottom])
+        for shown in ("label unlabeled", "src compatible", "split unassigned", "img unsupported"):
+            assert shown.split()[-1] in drawn, drawn  # wrapped onto a second line if need be, never cut
+        assert drawn.endswith("img unsupported")
+        assert region.right <= 80 and region.height == 2

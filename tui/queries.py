@@ -6,6 +6,7 @@ loop: WAL lets these readers run while jobs and the console's writer thread writ
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -16,12 +17,22 @@ from pathlib import Path
 
 import sqlite_utils
 
+from core.dataset import API_SOURCES, normalise_text
 from core.labels import LABELS
 from core.posts import CANDIDATE_SQL
 from core.store import open_db
 
 IMAGE_STATES = ("ok", "pending", "corrupt", "missing", "unsupported", "none")
-QUEUE_ORDERS = ("random", "newest", "filter")
+QUEUE_ORDERS = ("random", "newest", "filter", "active")
+DISAGREE = "disagree"  # the label filter value: API labelers gave this post different labels
+NO_PREDICTIONS = "no model predictions yet: run `bizsent predict` or `bizsent queue`"
+
+# Two API labels of one post that differ. Rows are unique per (post, source, labeler), so two different labels
+# are always two different labelers; `<` looks at each pair once.
+DISAGREE_SQL = (
+    "EXISTS (SELECT 1 FROM labels a JOIN labels b ON b.post_id = a.post_id AND b.label > a.label"
+    f" WHERE a.post_id = p.id AND a.source IN {API_SOURCES!r} AND b.source IN {API_SOURCES!r})"
+)
 
 
 @contextmanager
@@ -38,7 +49,7 @@ def reading(db_path: Path) -> Iterator[sqlite_utils.Database]:
 class PostFilter:
     """What the Posts list shows. Label, source and split all constrain the same label row."""
 
-    label: str | None = None  # bearish | neutral | bullish | "unlabeled"
+    label: str | None = None  # bearish | neutral | bullish | "unlabeled" | DISAGREE
     source: str | None = None  # label source: human | openai | ...
     split: str | None = None
     image: str | None = None  # one of IMAGE_STATES
@@ -103,6 +114,7 @@ class QueueSpec:
     """Which posts a labeling session walks through, and in what order."""
 
     order: str = "random"  # one of QUEUE_ORDERS
+    disagree_first: bool = False  # posts whose API labelers disagree first, then the rest in `order`
     seed: int = 0
     text: str = ""
     label_source: str | None = None  # with label: posts that this source labelled `label`
@@ -132,7 +144,7 @@ def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
     if f.split:
         label_conds.append("l.split = ?")
         label_args.append(f.split)
-    if f.label and f.label != "unlabeled":
+    if f.label and f.label not in ("unlabeled", DISAGREE):
         label_conds.append("l.label = ?")
         label_args.append(f.label)
     inner = " AND ".join(["l.post_id = p.id", *label_conds])
@@ -142,6 +154,8 @@ def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
     elif label_conds:
         where.append(f"EXISTS (SELECT 1 FROM labels l WHERE {inner})")
         args += label_args
+    if f.label == DISAGREE:
+        where.append(DISAGREE_SQL)
     if f.image == "none":
         where.append("p.image_id IS NULL")
     elif f.image:
@@ -248,12 +262,78 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
         if spec.text.strip():
             where.append("(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\')")
             args += [_like(spec.text.strip())] * 2
-    order = "p.id" if spec.order == "random" else "p.time DESC, p.id DESC"
+    order = "p.time DESC, p.id DESC" if spec.order in ("newest", "filter") else "p.id"
     sql = f"SELECT p.id FROM posts p JOIN images i ON i.id = p.image_id WHERE {' AND '.join(where)} ORDER BY {order}"
     ids = [r[0] for r in db.execute(sql, args) if r[0] not in spec.exclude]
-    if spec.order == "random":
+    ranked = uncertainty_order(db, ids) if spec.order == "active" else None
+    if ranked is not None:
+        ids = diverse(db, ranked)
+    elif spec.order in ("random", "active"):  # active learning without predictions falls back to random
         random.Random(spec.seed).shuffle(ids)
+    if spec.disagree_first:
+        disagreeing = disagreeing_posts(db)
+        ids = [pid for pid in ids if pid in disagreeing] + [pid for pid in ids if pid not in disagreeing]
     return ids
+
+
+def disagreeing_posts(db: sqlite_utils.Database) -> set[int]:
+    """Posts to which two API labelers gave different labels."""
+    return {r[0] for r in db.execute(f"SELECT p.id FROM posts p WHERE {DISAGREE_SQL}")}
+
+
+def latest_prediction_run(db: sqlite_utils.Database) -> int | None:
+    """The run whose predictions were written last: the model the active-learning queue asks."""
+    row = db.execute("SELECT run_id FROM predictions ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def has_predictions(db: sqlite_utils.Database) -> bool:
+    return latest_prediction_run(db) is not None
+
+
+def uncertainty_order(db: sqlite_utils.Database, ids: Sequence[int]) -> list[int] | None:
+    """`ids` most uncertain first (smallest margin between the two likeliest classes of the latest run),
+    then those the run did not score; None when no run has written predictions."""
+    from core.acquisition import select
+    from core.scoring import Scored
+
+    run = latest_prediction_run(db)
+    if run is None:
+        return None
+    wanted = set(ids)
+    scored = [Scored(pid, label, json.loads(probs), 0.0)
+              for pid, label, probs in db.execute(
+                  "SELECT post_id, label, probs FROM predictions WHERE run_id = ? ORDER BY post_id", [run])
+              if pid in wanted]
+    # The same ranking as `bizsent queue`; predictions carry no embeddings, so its diversity step (k-center on
+    # embeddings) has nothing to work on here and `diverse` below drops duplicates instead.
+    ranked = [s.post_id for s in select(scored, len(scored), strategy="uncertainty", measure="margin",
+                                         pool_factor=1)]
+    seen = set(ranked)
+    return ranked + [pid for pid in ids if pid not in seen]
+
+
+def diverse(db: sqlite_utils.Database, ids: Sequence[int]) -> list[int]:
+    """`ids` in order, without posts whose image (sha256) or normalised text repeats one already kept."""
+    keys: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        for pid, sha, subject, text in db.execute(
+            f"SELECT p.id, coalesce(i.sha256, ''), p.subject, p.text FROM posts p LEFT JOIN images i"
+            f" ON i.id = p.image_id WHERE p.id IN ({','.join('?' * len(chunk))})", chunk,
+        ):
+            keys[pid] = (sha, normalise_text(f"{subject} {text}"))
+    images: set[str] = set()
+    texts: set[str] = set()
+    out = []
+    for pid in ids:
+        sha, text = keys.get(pid, ("", ""))
+        if (sha and sha in images) or (text and text in texts):
+            continue
+        images.add(sha)
+        texts.add(text)
+        out.append(pid)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

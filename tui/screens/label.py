@@ -1,11 +1,13 @@
 """Label: the keyboard labeling session that builds the human test set.
 
 One post at a time, image and text side by side, other labels hidden (no anchoring). Each answer goes to the
-writer thread at once; the next posts and their decoded images are prefetched so the next one shows at once.
+writer thread at once; the next posts are prefetched with their images already drawn and their text already
+wrapped, into panes whose size never depends on the post, so the next one is a repaint, never a relayout.
 """
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
@@ -23,16 +25,27 @@ from core.labels import LABELS, Label
 from core.posts import add_note, add_skip, delete_label, delete_skip, set_label
 from core.records import NewLabel
 from tui.messages import LabelItemsLoaded, QueueLoaded, WriteFailed
-from tui.queries import LabelPost, QueueSpec, format_time, label_posts, label_queue, parse_queue_filter, reading
+from tui.queries import (
+    NO_PREDICTIONS,
+    QUEUE_ORDERS,
+    LabelPost,
+    QueueSpec,
+    format_time,
+    has_predictions,
+    label_posts,
+    label_queue,
+    parse_queue_filter,
+    reading,
+)
 from tui.screens.prompt import PromptModal
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
-from tui.widgets.post_detail import post_text
+from tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
 from tui.widgets.status_bar import StatusBar
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
 GOALS = (25, 50, 100, 200)
-ORDERS = ("random", "newest", "filter")
+ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
 IMAGE_PX = 800  # "large" image: enough for Kitty/Sixel, trivially downscaled again by half-block
 
@@ -63,6 +76,9 @@ class LabelScreen(Screen):
         Binding("n", "note", "note"),
         Binding("t", "toggle_split", "split", show=False),
         Binding("o", "cycle_order", "order", show=False),
+        Binding("d", "toggle_disagree_first", "disagreements first", show=False),
+        Binding("pagedown", "scroll_text(1)", "text down", show=False),
+        Binding("pageup", "scroll_text(-1)", "text up", show=False),
         Binding("f", "filter", "filter", show=False),
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("escape", "app.switch_mode('posts')", "posts", show=False),
@@ -72,22 +88,30 @@ class LabelScreen(Screen):
         "`s` sarcastic and `w` unsure flag the current post before you answer; `x` skips it (broken image, "
         "spam); `u` undoes the last answer and goes back to that post; `n` adds a note to this post.\n\n"
         "`t` switches between labeling into the **test** split (the human test set, default) and the "
-        "**train** pool; `o` cycles the queue order (random, newest, filter); `f` sets the filter (free text "
-        "and/or `source:label`, e.g. `openai:bullish moon`); `g` changes the session goal. Other labels of "
-        "a post are hidden here on purpose. `escape` goes back to Posts (number keys label here)."
+        "**train** pool; `o` cycles the queue order (random, newest, filter once `f` set one, active "
+        "learning: the latest model run's most uncertain posts first, near-duplicates left out); `d` puts the "
+        "posts on which API "
+        "labelers disagree first (which labels they gave stays hidden); `f` sets the filter (free text "
+        "and/or `source:label`, e.g. `openai:bullish moon`); `g` changes the session goal; PgUp/PgDn scroll "
+        "a long text. Other labels of a post are hidden here on purpose. `escape` goes back to Posts (number "
+        "keys label here); `enter` on a post in Posts opens it here."
     )
 
     def __init__(self) -> None:
         super().__init__()
         self.queue: list[int] = []
         self.pos = 0
-        self.items: dict[int, tuple[LabelPost, Picture]] = {}
+        self.items: dict[int, tuple[LabelPost, Picture, Wrapped]] = {}
         self._loading: set[int] = set()
         self._generation = 0
         self.sarcastic = False
         self.unsure = False
         self.split = "test"
         self.order = "random"
+        self.disagree_first = False
+        self.pinned: int | None = None  # a post opened from Posts: first in the queue whatever the order
+        self.notice = ""
+        self._flags_line = ""
         self.filter_text = ""
         self.goal = 50
         self.history: list[Answer] = []
@@ -103,8 +127,7 @@ class LabelScreen(Screen):
             yield ImagePreview(self.app.settings.tui.image_renderer, id="label-image")
             with Vertical(id="label-side"):
                 yield Static(id="label-meta")
-                with VerticalScroll(id="label-text-box"):
-                    yield Static(id="label-text", classes="post-text")
+                yield TextPane(id="label-text", classes="post-text")
         yield Static(id="label-flags")
         with Horizontal(id="label-progress"):
             yield ProgressBar(total=self.goal, show_eta=False, id="goal")
@@ -113,6 +136,7 @@ class LabelScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p still works; 80 columns are tight
 
     def on_mount(self) -> None:
+        self.query_one(TextPane).can_scroll_by_key = True
         self._show_flags()
         self._show_counts()
         self.reload_queue()
@@ -122,21 +146,37 @@ class LabelScreen(Screen):
     def reload_queue(self) -> None:
         self._generation += 1
         source, label, text = parse_queue_filter(self.filter_text)
-        spec = QueueSpec(order=self.order, seed=RANDOM_SEED, text=text, label_source=source, label=label,
-                         exclude=frozenset(a.post_id for a in self.history))
+        spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
+                         label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history))
         self._load_queue(spec, self._generation)
 
     @work(thread=True, exclusive=True, group="label-queue")
     def _load_queue(self, spec: QueueSpec, generation: int) -> None:
         with reading(self.app.db_path) as db:
             ids = label_queue(db, spec)
-        self.post_message(QueueLoaded(generation, ids))
+            notice = NO_PREDICTIONS if spec.order == "active" and not has_predictions(db) else ""
+        self.post_message(QueueLoaded(generation, ids, notice))
 
     def on_queue_loaded(self, message: QueueLoaded) -> None:
         if message.generation != self._generation:
             return
-        self.queue, self.pos, self.queue_loaded = message.ids, 0, True
+        ids = message.ids
+        if self.pinned is not None:
+            ids = [self.pinned, *(pid for pid in ids if pid != self.pinned)]
+        self.queue, self.pos, self.queue_loaded = ids, 0, True
+        self.notice = message.notice
+        if message.notice:
+            self.notify(message.notice, severity="warning", timeout=8)
+        self._show_flags()
         self._show_current()
+
+    def open_post(self, pid: int) -> None:
+        """Label `pid` next (Posts' `enter`): it goes first, the session's queue follows."""
+        self.pinned = pid
+        if self.queue_loaded:
+            self.queue = [*self.queue[:self.pos], pid, *(p for p in self.queue[self.pos:] if p != pid)]
+            self.sarcastic = self.unsure = False
+            self._show_current()
 
     def _prefetch(self) -> None:
         wanted = [pid for pid in self.queue[self.pos:self.pos + PREFETCH]
@@ -144,52 +184,75 @@ class LabelScreen(Screen):
         if wanted:
             self._loading.update(wanted)
             preview = self.query_one(ImagePreview)
-            self._load_items(wanted, preview.renderer, preview.target_size)
+            self._load_items(wanted, preview.renderer, preview.target_size, self.query_one(TextPane).text_width)
 
     @work(thread=True, group="label-prefetch")
-    def _load_items(self, ids: list[int], renderer: str, size: Size) -> None:
+    def _load_items(self, ids: list[int], renderer: str, size: Size, text_width: int) -> None:
         with reading(self.app.db_path) as db:
             posts = label_posts(db, ids)
-        # Decode one at a time and post each: the post on screen may be waiting for the first.
+        # Prepare one at a time and post each: the post on screen may be waiting for the first.
         for post in posts:
             picture = load_picture(post.image_path, max_px=IMAGE_PX, renderer=renderer, size=size)
-            self.post_message(LabelItemsLoaded([(post, picture)]))
+            text = wrap(post_text(post.text, post.subject), text_width)
+            self.post_message(LabelItemsLoaded([(post, picture, text)]))
 
     def on_label_items_loaded(self, message: LabelItemsLoaded) -> None:
-        for post, picture in message.items:
+        preview = self.query_one(ImagePreview)
+        stale = False
+        for post, picture, text in message.items:
             self._loading.discard(post.id)
-            self.items[post.id] = (post, picture)
+            if picture.image is not None and preview.draws_cells and picture.size != preview.target_size:
+                stale = True  # drawn for the size before a resize: draw it again
+                continue
+            self.items[post.id] = (post, picture, text)
             if post.id == self.current:
                 self._show_current()
         window = set(self.queue[max(self.pos - KEEP_BEHIND, 0):self.pos + PREFETCH])
         for pid in [pid for pid in self.items if pid not in window]:
             del self.items[pid]
+        if stale:
+            self._prefetch()
+
+    def on_image_preview_resized(self, message: ImagePreview.Resized) -> None:
+        # Prefetched pictures were drawn for the old size: draw them again now, not one by one as they show
+        # (until then they would go through textual-image's much slower widget). The preview redraws the one
+        # on screen meanwhile.
+        self.items.clear()
+        self._prefetch()
 
     # -- drawing ---------------------------------------------------------------------------------------------
 
     def _show_current(self) -> None:
         pid = self.current
         meta = self.query_one("#label-meta", Static)
-        body = self.query_one("#label-text", Static)
+        body = self.query_one(TextPane)
         preview = self.query_one(ImagePreview)
         if pid is None:
             preview.show(Picture(reason="nothing to show"))
-            meta.update("")
-            body.update(Text("Queue empty: every candidate post has a human label or a skip. "
-                             "Change the order/filter (o, f), or go scrape more posts.", style="bold")
-                        if self.queue_loaded else Text("loading queue…", style="dim"))
+            meta.update("", layout=False)
+            body.show(Text("Queue empty: every candidate post has a human label or a skip. "
+                           "Change the order/filter (o, f), or go scrape more posts.", style="bold")
+                      if self.queue_loaded else Text("loading queue…", style="dim"))
         elif pid in self.items:
-            post, picture = self.items[pid]
+            post, picture, text = self.items[pid]
             preview.show(picture)
             meta.update(Text.assemble((f"post {post.id}", "bold"), (f"  {format_time(post.time)}", "dim"),
                                       (f"  {self.pos + 1}/{len(self.queue)} in queue", "dim")), layout=False)
-            body.update(post_text(post.text, post.subject))
-            self.query_one("#label-text-box").scroll_home(animate=False)
+            body.show(text)
         else:
             preview.show(Picture(reason="loading"))
-            meta.update(Text(f"post {pid}", style="bold"))
-            body.update(Text("loading…", style="dim"))
+            meta.update(Text(f"post {pid}", style="bold"), layout=False)
+            body.show(Text("loading…", style="dim"))
         self._show_flags()
+        # Prefetching decodes and draws images in a thread that competes for the GIL: start it once this
+        # post is on screen, not while it is being painted.
+        self.call_after_refresh(self._after_paint)
+
+    def _after_paint(self) -> None:
+        # The user now reads this post for seconds: the time for the work that would otherwise land on the
+        # next key press. A young-generation collection here (~1-3 ms) keeps automatic ones, which run
+        # whenever allocations pile up (mid-paint included, 5-25 ms on a busy machine), from coming due.
+        gc.collect(1)
         self._prefetch()
 
     def _show_flags(self) -> None:
@@ -197,12 +260,18 @@ class LabelScreen(Screen):
             return f"[reverse b] {key} {name} [/]" if on else f"[dim] {key} {name} [/]"
 
         split = "[b green]TEST[/]" if self.split == "test" else "[b yellow]TRAIN[/]"
-        order = self.order + (f" “{self.filter_text}”" if self.order == "filter" and self.filter_text else "")
-        self.query_one("#label-flags", Static).update(
-            f"{flag('s', 'sarcastic', self.sarcastic)} {flag('w', 'unsure', self.unsure)}"
-            f"  split {split} (t)  order [b]{order}[/] (o)",
-            layout=False,  # one fixed line: no relayout of the whole screen per key
-        )
+        order = ORDER_NAMES[self.order]
+        if self.order == "filter" and self.filter_text:
+            order += f" “{self.filter_text}”"
+        elif self.notice:
+            order += " → random"  # active learning without predictions
+        if self.disagree_first:
+            order = f"disagree first, {order}"
+        line = (f"{flag('s', 'sarcastic', self.sarcastic)} {flag('w', 'unsure', self.unsure)}"
+                f"  split {split} (t)  order [b]{order}[/] (o)")
+        if line != self._flags_line:  # unchanged on most keys: repainting it would only cost time
+            self._flags_line = line
+            self.query_one("#label-flags", Static).update(line, layout=False)  # one fixed line: no relayout
 
     def _show_counts(self) -> None:
         labelled = sum(self.counts[name] for name in LABELS)
@@ -231,10 +300,14 @@ class LabelScreen(Screen):
         self.notify(f"could not save: {message.error}", severity="error", timeout=10)
 
     def _advance(self) -> None:
+        if self.current == self.pinned:
+            self.pinned = None  # answered: a reloaded queue no longer puts it first
         self.pos += 1
         self.sarcastic = self.unsure = False
-        self._show_counts()
         self._show_current()
+        # The tally goes in the frame after the next post: one frame later (~17 ms) nobody notices, and the
+        # post's frame then repaints the post alone instead of the screen from its first row to its last.
+        self.call_after_refresh(self._show_counts)
 
     def action_answer(self, label: Label) -> None:
         pid = self.current
@@ -301,12 +374,21 @@ class LabelScreen(Screen):
         self._show_flags()
 
     def action_cycle_order(self) -> None:
-        self.order = ORDERS[(ORDERS.index(self.order) + 1) % len(ORDERS)]
-        if self.order == "filter" and not self.filter_text:
-            self.action_filter()
-            return
+        # "filter" is in the cycle once `f` has set one; until then `o` steps over it.
+        orders = [o for o in QUEUE_ORDERS if o != "filter" or self.filter_text]
+        self.order = orders[(orders.index(self.order) + 1) % len(orders)] if self.order in orders else orders[0]
+        self.notice = ""
         self._show_flags()
         self.reload_queue()
+
+    def action_toggle_disagree_first(self) -> None:
+        self.disagree_first = not self.disagree_first
+        self._show_flags()
+        self.reload_queue()
+
+    def action_scroll_text(self, pages: int) -> None:
+        pane = self.query_one(TextPane)
+        pane.scroll_by(pages * max(pane.content_size.height - 1, 1))
 
     def action_filter(self) -> None:
         def apply(text: str | None) -> None:

@@ -17,7 +17,8 @@ from textual.widgets import Footer, Input, Static
 
 from core.labels import LABELS, SOURCES, SPLITS
 from tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
-from tui.queries import IMAGE_STATES, PostFilter, label_sources, post_detail, post_ids, post_rows, reading
+from tui.queries import DISAGREE, IMAGE_STATES, PostFilter, label_sources, post_detail, post_ids, post_rows, reading
+from tui.screens.label import LabelScreen
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from tui.widgets.post_detail import PostDetailView
 from tui.widgets.post_table import PostTable, header_line
@@ -37,6 +38,8 @@ class PostsScreen(Screen):
         Binding("o", "cycle('source')", "source"),
         Binding("t", "cycle('split')", "split"),
         Binding("i", "cycle('image')", "image"),
+        Binding("d", "toggle_disagree", "labelers disagree", show=False),  # 80 columns: the footer is full
+        Binding("enter", "label_post", "label it", show=False),
         Binding("c", "clear_filters", "clear"),
         Binding("r", "reload", "reload"),
         Binding("escape", "focus_list", "to list", show=False),
@@ -45,15 +48,17 @@ class PostsScreen(Screen):
         "Every post in the store, newest first. Arrow keys (or j/k, PgUp/PgDn, Home/End) move; the pane below "
         "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
         "`l` label, `o` label source, `t` split and `i` image status cycle through their filters; label, source "
-        "and split apply to the same label row (e.g. *bullish* from *openai* in *train*). `/` searches the text "
-        "(as you type); `escape` returns to the list; `c` clears every filter."
+        "and split apply to the same label row (e.g. *bullish* from *openai* in *train*); the label cycle ends "
+        "with *disagree*, which `d` also toggles: posts to which two API labelers (openai, gemini, compatible) "
+        "gave different labels. `/` searches the text (as you type); `escape` returns to the list; `c` clears "
+        "every filter; `enter` opens the post under the cursor in the Label screen."
     )
 
     def __init__(self) -> None:
         super().__init__()
         self.filter = PostFilter()
         self.choices: dict[str, list[str | None]] = {
-            "label": [None, *LABELS, "unlabeled"],
+            "label": [None, *LABELS, "unlabeled", DISAGREE],
             "source": [None, *SOURCES],
             "split": [None, *SPLITS],
             "image": [None, *IMAGE_STATES],
@@ -129,7 +134,7 @@ class PostsScreen(Screen):
 
     def on_row_highlighted(self, message: RowHighlighted) -> None:
         if message.post_id is None:
-            self.query_one(PostDetailView).show(None)
+            self.query_one(PostDetailView).show_detail(None)
             self.query_one(ImagePreview).show(Picture(reason="no post"))
             return
         cached = self._details.get(message.post_id)
@@ -174,17 +179,19 @@ class PostsScreen(Screen):
         self._show_detail(message.detail, message.picture)
 
     def _show_detail(self, detail, picture: Picture) -> None:
-        self.query_one(PostDetailView).show(detail)
+        self.query_one(PostDetailView).show_detail(detail)
         self.query_one(ImagePreview).show(picture)
 
     # -- filters ---------------------------------------------------------------------------------------------
 
     def _show_filters(self) -> None:
         f = self.filter
-        parts = [f"{FILTER_NAMES[name]} [b]{getattr(f, name) or 'any'}[/]" for name in FILTER_FIELDS]
+        # Only the filters that are set, so the line fits 80 columns; it wraps rather than cut the last one.
+        parts = [f"{FILTER_NAMES[name]} [b]{getattr(f, name)}[/]" for name in FILTER_FIELDS if getattr(f, name)]
         count = len(self.query_one(PostTable).ids)
-        # The count first: at 80 columns the tail of this line is what gets cut.
-        self.query_one("#filters", Static).update(f"[b]{count:,}[/] posts │ " + " │ ".join(parts))
+        self.query_one("#filters", Static).update(
+            f"[b]{count:,}[/] posts │ " + (" │ ".join(parts) if parts else "[dim]no filter: l o t i d[/]")
+        )
 
     def set_filter(self, **changes) -> None:
         self.filter = replace(self.filter, **changes)
@@ -196,6 +203,19 @@ class PostsScreen(Screen):
         current = getattr(self.filter, field)
         index = values.index(current) if current in values else 0
         self.set_filter(**{field: values[(index + 1) % len(values)]})
+
+    def action_toggle_disagree(self) -> None:
+        self.set_filter(label=None if self.filter.label == DISAGREE else DISAGREE)
+
+    async def action_label_post(self) -> None:
+        pid = self.query_one(PostTable).current_id
+        if pid is None:
+            self.notify("no post under the cursor")
+            return
+        await self.app.switch_mode("label")
+        screen = self.app.screen
+        if isinstance(screen, LabelScreen):
+            screen.open_post(pid)
 
     def action_clear_filters(self) -> None:
         self.query_one("#search", Input).value = ""

@@ -16,9 +16,11 @@ from rich.color import Color
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.geometry import Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
@@ -131,40 +133,73 @@ def load_picture(path: str | None, status: str = "ok", reason: str = "", max_px:
 
 
 class CellImage(Widget):
-    """Draws pre-rendered strips through the Line API: no image work on the event loop."""
+    """Draws pre-rendered strips, centred, through the Line API: no image work on the event loop.
+
+    It fills the preview whatever the picture's shape, so a new picture is a repaint of this widget alone,
+    never a relayout of the screen.
+    """
+
+    DEFAULT_CSS = "CellImage { width: 1fr; height: 1fr; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._strips: tuple[Strip, ...] = ()
-        self._width = 0
+        self._placed: tuple[tuple[Strip, ...], Size] = ((), Size(0, 0))
+
+    @property
+    def picture_size(self) -> Size:
+        """Cells the picture itself covers (the rest of the widget is blank margin)."""
+        return Size(max((strip.cell_length for strip in self._strips), default=0), len(self._strips))
 
     def set_strips(self, strips: tuple[Strip, ...]) -> None:
-        old_size = (self._width, len(self._strips))
         self._strips = strips
-        self._width = max((strip.cell_length for strip in strips), default=0)
-        # Same shape as the last picture (the usual case): repaint only, skip relayout of the screen.
-        self.refresh(layout=(self._width, len(strips)) != old_size)
+        self._placed = ((), Size(0, 0))
+        self.refresh()
 
-    def get_content_width(self, container: Size, viewport: Size) -> int:
-        return self._width
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self._strips)
+    def _centred(self) -> tuple[Strip, ...]:
+        # Padded once per picture and size, and the same Strip objects returned on every repaint, so the
+        # compositor's per-strip caches (colour filters) hit instead of redoing ~1,500 styled cells.
+        size = self.content_size
+        if self._placed[1] != size:
+            width, height = self.picture_size
+            left = max((size.width - width) // 2, 0)
+            top = max((size.height - height) // 2, 0)
+            blank = Strip.blank(size.width)
+            rows = [blank] * top
+            for strip in self._strips[:size.height - top]:
+                rows.append(Strip.join([Strip.blank(left), strip]).crop_extend(0, size.width, None))
+            rows += [blank] * (size.height - len(rows))
+            self._placed = (tuple(rows), size)
+        return self._placed[0]
 
     def render_line(self, y: int) -> Strip:
-        return self._strips[y] if y < len(self._strips) else Strip.blank(self._width)
+        rows = self._centred()
+        return rows[y] if y < len(rows) else Strip.blank(self.content_size.width)
 
 
 class ImagePreview(Widget):
-    """Shows a Picture; swaps between the image widget and a text placeholder without remounting."""
+    """Shows a Picture; swaps between the image widget and a text placeholder without remounting.
+
+    Pictures pre-drawn for another size (the terminal was resized) are drawn again for the new size in a
+    worker; meanwhile textual-image's widget shows them. A Resized message tells the screen, so it can redraw
+    what it prefetched.
+    """
 
     DEFAULT_CLASSES = "image-preview"
+
+    @dataclass
+    class Resized(Message):
+        """The cells an image may fill here changed (pictures pre-drawn for the old size are stale)."""
+
+        preview: ImagePreview
+        size: Size
 
     def __init__(self, renderer: str = "auto", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._renderer_name = renderer
         self._renderer = renderer_class(renderer)
         self.picture = Picture(reason="loading")
+        self._last_size = NO_SIZE
 
     @property
     def renderer(self) -> str:
@@ -175,14 +210,38 @@ class ImagePreview(Widget):
         """The cells an image may fill here; workers pre-draw pictures for this size."""
         return self.content_region.size
 
+    @property
+    def draws_cells(self) -> bool:
+        """True for text renderers (half-block, unicode), whose pictures are pre-drawn as strips."""
+        return getattr(self._renderer, "_Renderable", None) in (HalfcellRenderable, UnicodeRenderable)
+
     def compose(self) -> ComposeResult:
-        with Middle(), Center():
-            yield CellImage(id="cells")
+        yield CellImage(id="cells")
+        with Middle(id="slow"), Center():
             yield self._renderer(id="picture")
             yield Static("", id="placeholder", classes="placeholder")
 
     def on_mount(self) -> None:
         self.show(self.picture)
+
+    def on_resize(self) -> None:
+        size = self.target_size
+        if size == self._last_size:
+            return
+        self._last_size = size
+        if self.picture.image is not None and self.picture.size != size and self.draws_cells and size.area:
+            self._redraw(self.picture, size)
+        self.post_message(self.Resized(self, size))
+
+    @work(thread=True, exclusive=True, group="image-redraw")
+    def _redraw(self, picture: Picture, size: Size) -> None:
+        assert picture.image is not None
+        redrawn = Picture(picture.image, picture.reason, prerender(picture.image, self.renderer, size), size)
+        self.app.call_from_thread(self._redrawn, picture, redrawn)
+
+    def _redrawn(self, old: Picture, new: Picture) -> None:
+        if self.picture is old:  # still the picture on screen
+            self.show(new)
 
     def show(self, picture: Picture) -> None:
         self.picture = picture
@@ -194,20 +253,25 @@ class ImagePreview(Widget):
         fast = bool(picture.strips) and picture.size == self.target_size
         cells.set_strips(picture.strips if fast else ())
         cells.display = fast
-        # The textual-image widget draws graphics protocols, and text images made for another size.
-        image.image = picture.image if picture.image is not None and not fast else None
-        image.display = picture.image is not None and not fast
+        self.query_one("#slow").display = not fast
+        # The textual-image widget draws graphics protocols, and text images made for another size. Setting
+        # its image re-lays out the screen, even to the same None: only when it really changes.
+        slow_image = picture.image if picture.image is not None and not fast else None
+        if image.image is not slow_image:
+            image.image = slow_image
+        image.display = slow_image is not None
         placeholder.display = picture.image is None
         if picture.image is None:
             placeholder.update(self.placeholder_text)
+        elif not fast and self.draws_cells and self.target_size.area:
+            self._redraw(picture, self.target_size)  # pre-drawn for another size (before a resize)
 
     @property
     def showing(self) -> str:
         """'cells', 'widget' or 'placeholder': which of the three ways the picture is on screen."""
-        for part in ("cells", "picture", "placeholder"):
-            if self.query_one(f"#{part}").display:
-                return {"picture": "widget"}.get(part, part)
-        return "placeholder"
+        if self.query_one("#cells").display:
+            return "cells"
+        return "widget" if self.query_one("#picture").display else "placeholder"
 
     @property
     def placeholder_text(self) -> str:

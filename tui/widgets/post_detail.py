@@ -1,14 +1,23 @@
-"""A post's clean text (greentext in green) and, on the Posts screen, every label and note it has."""
+"""A post's clean text (greentext in green) and, on the Posts screen, every label and note it has.
+
+Both are drawn in a TextPane: a fixed-size pane that scrolls its own lines. Showing the next post there repaints
+the pane only; a widget whose height follows its text would re-lay out the whole screen on every post.
+"""
 
 from __future__ import annotations
 
+import io
 import re
+from dataclasses import dataclass
 
+from rich.console import Console, Group, RenderableType
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual import events
+from textual.strip import Strip
+from textual.widget import Widget
 
 from tui.queries import PostDetail, format_time
 
@@ -54,24 +63,111 @@ def header(detail: PostDetail) -> Text:
     )
 
 
-class PostDetailView(VerticalScroll):
-    """Text, labels and notes of one post; `show(None)` clears it."""
+@dataclass(frozen=True, slots=True)
+class Wrapped:
+    """A renderable and its lines for one width, made in a worker so the event loop only draws them."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="detail-header")
-        yield Static(id="detail-text", classes="post-text")
-        yield Static(id="detail-labels")
-        yield Static(id="detail-notes")
+    renderable: RenderableType
+    lines: tuple[Strip, ...]
+    width: int
 
-    def show(self, detail: PostDetail | None) -> None:
+
+def wrap(renderable: RenderableType, width: int) -> Wrapped:
+    return Wrapped(renderable, render_strips(renderable, width), width)
+
+
+def render_strips(renderable: RenderableType, width: int) -> tuple[Strip, ...]:
+    """`renderable` wrapped to `width` cells as strips; safe in a worker thread (a console of its own)."""
+    if width < 1:
+        return ()
+    console = Console(width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    lines = console.render_lines(renderable, console.options.update_width(width), pad=False)
+    return tuple(Strip(line).simplify() for line in lines)
+
+
+class TextPane(Widget):
+    """Any Rich renderable in a pane whose size never depends on it; it scrolls its own lines.
+
+    `show` may be given strips already wrapped (in a worker) for the pane's current width; otherwise the
+    renderable is wrapped when first drawn. Mouse wheel or `scroll_by` moves through long texts; the last row
+    says how much more there is.
+    """
+
+    DEFAULT_CSS = "TextPane { height: 1fr; }"
+    can_scroll_by_key = False  # screens that bind keys to scroll_by set this, so the hint names them
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.renderable: RenderableType = ""
+        self._lines: tuple[Strip, ...] = ()
+        self._width = -1  # the width self._lines were wrapped for
+        self.top = 0
+
+    @property
+    def text_width(self) -> int:
+        """The width the pane wraps to: what a worker pre-wrapping for it should use."""
+        return self.content_size.width
+
+    def show(self, content: RenderableType | Wrapped) -> None:
+        """Show a renderable (wrapped when drawn) or one already wrapped (used as is if the width still fits)."""
+        if isinstance(content, Wrapped):
+            self.renderable, self._lines, self._width = content.renderable, content.lines, content.width
+        else:
+            self.renderable, self._lines, self._width = content, (), -1
+        self.top = 0
+        self.refresh()
+
+    @property
+    def lines(self) -> tuple[Strip, ...]:
+        width = self.text_width
+        if width != self._width:
+            self._lines, self._width = render_strips(self.renderable, width), width
+        return self._lines
+
+    def scroll_by(self, rows: int) -> None:
+        height = self.content_size.height
+        top = min(max(self.top + rows, 0), max(len(self.lines) - height, 0))
+        if top != self.top:
+            self.top = top
+            self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.content_size
+        lines = self.lines
+        below = len(lines) - self.top - height
+        if y == height - 1 and below > 0:
+            more = f"… {below + 1} more lines (wheel{', pgdn' if self.can_scroll_by_key else ''})"
+            return Strip([Segment(more[:width].ljust(width), Style(dim=True, italic=True))], width)
+        index = self.top + y
+        return lines[index].extend_cell_length(width) if index < len(lines) else Strip.blank(width)
+
+    def on_resize(self) -> None:
+        self.top = 0
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.scroll_by(3)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.scroll_by(-3)
+
+
+def notes_text(detail: PostDetail) -> Text:
+    return Text("\n".join(f"note: {n}" for n in detail.notes), style="italic")
+
+
+class PostDetailView(TextPane):
+    """Header, text, labels and notes of one post in one pane; `show_detail(None)` clears it."""
+
+    detail: PostDetail | None = None
+
+    def show_detail(self, detail: PostDetail | None) -> None:
+        self.detail = detail
         if detail is None:
-            self.query_one("#detail-header", Static).update(Text("no post selected", style="dim"))
-            for part in ("#detail-text", "#detail-labels", "#detail-notes"):
-                self.query_one(part, Static).update("")
+            self.show(Text("no post selected", style="dim"))
             return
-        self.query_one("#detail-header", Static).update(header(detail))
-        self.query_one("#detail-text", Static).update(post_text(detail.text, detail.subject))
-        self.query_one("#detail-labels", Static).update(labels_table(detail))
-        notes = Text("\n".join(f"note: {n}" for n in detail.notes), style="italic") if detail.notes else ""
-        self.query_one("#detail-notes", Static).update(notes)
-        self.scroll_home(animate=False)
+        parts: list[RenderableType] = [header(detail), post_text(detail.text, detail.subject), "", labels_table(detail)]
+        if detail.notes:
+            parts += ["", notes_text(detail)]
+        self.show(Group(*parts))
