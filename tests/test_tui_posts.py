@@ -161,6 +161,10 @@ async def test_number_keys_switch_screens_and_question_mark_opens_help(settings,
         assert isinstance(app.screen, PostsScreen)
         await pilot.press("2", "escape", "1")
         assert app.current_mode == "posts"
+        await pilot.press("2", "f4")  # F-keys leave the Label screen, where 1-3 are labels
+        assert app.current_mode == "eval"
+        await pilot.press("f2")
+        assert app.current_mode == "label"
 
 
 async def test_palette_lists_every_action_and_runs_it_on_its_screen(settings, db, store):

@@ -35,7 +35,8 @@ class BizsentApp(App):
     DEFAULT_MODE = SCREENS[0].mode
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
-        *(Binding(str(n), f"switch_mode('{spec.mode}')", spec.title, show=False)
+        # F-keys switch screens everywhere, also where 1/2/3 are label keys (Label, Spot-check)
+        *(Binding(f"{n},f{n}", f"switch_mode('{spec.mode}')", spec.title, show=False)
           for n, spec in enumerate(SCREENS, start=1)),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
