@@ -9,6 +9,7 @@ import os
 import pytest
 from fakes.label_posts import make_posts
 from fakes.openai_server import FakeOpenAI, Server
+from fakes.tui import until
 from rich.console import Console
 from textual.geometry import Region
 from textual.widget import Widget
@@ -62,12 +63,6 @@ def cells(table: DataTable, job_id: int) -> list[str]:
     return [str(getattr(cell, "plain", cell)).strip() for cell in table.get_row(str(job_id))]
 
 
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def open_batches(app: BizsentApp, pilot) -> BatchesScreen:

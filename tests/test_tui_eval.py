@@ -7,7 +7,7 @@ import io
 
 import pytest
 from fakes.eval_runs import add_eval, add_predictions, add_run, add_train_steps, human, probs
-from fakes.tui import build_store
+from fakes.tui import build_store, until
 from rich.console import Console
 from textual.widgets import DataTable
 
@@ -27,12 +27,6 @@ def store(settings, db):
     return build_store(db, settings.image_dir)
 
 
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def shown(renderable) -> str:

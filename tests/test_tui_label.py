@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakes.tui import build_store
+from fakes.tui import build_store, until
 
 from tui.app import BizsentApp
 from tui.screens.label import LabelScreen
@@ -16,12 +16,6 @@ def store(settings, db):
     return build_store(db, settings.image_dir)
 
 
-async def until(pilot, condition, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 async def open_label(app: BizsentApp, pilot) -> LabelScreen:

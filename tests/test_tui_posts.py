@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from fakes.tui import build_store
+from fakes.tui import build_store, until
 from rich.console import Console
 
 from tui.app import BizsentApp
@@ -30,12 +30,6 @@ def plain(renderable) -> str:
     return console.export_text()
 
 
-async def until(pilot, condition, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def table(app: BizsentApp) -> PostTable:

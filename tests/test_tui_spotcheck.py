@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fakes.eval_runs import add_predictions, add_run, human, probs
-from fakes.tui import build_store
+from fakes.tui import build_store, until
 
 from tui.app import BizsentApp
 from tui.run_queries import order_items
@@ -28,12 +28,6 @@ def run(db, store):
     return run_id
 
 
-async def until(pilot, condition, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 async def open_spot(app: BizsentApp, pilot) -> SpotCheckScreen:

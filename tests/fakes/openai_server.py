@@ -155,23 +155,28 @@ def batch_object(batch_id: str, input_file_id: str, endpoint: str) -> dict[str, 
             "metadata": None, "_polls": 0}
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Keep-alive JSON answers, quiet logs: the part every fake API server shares."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client died: still "billed"
+            self.wfile.write(data)
+
+
 def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client died: still "billed"
-                self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def read_body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("content-length") or 0))

@@ -47,3 +47,12 @@ def build_store(db: sqlite_utils.Database, image_dir: Path, n_posts: int = 12) -
                                         confidence=0.9))
     set_label(db, ids[4], NewLabel(label="bearish", source="gemini", split="train", labeler="flash-test"))
     return ids
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds; workers and timers need real event-loop turns."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached in time")
