@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from core.demo_images import ImageSpec, render
+from core.demo_text import dress, fill, general_thread
 from core.images import cache_image, record
 from core.labels import LABELS, Label
 from core.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
@@ -29,6 +30,7 @@ SOURCE = "demo"
 HUMAN = "human:demo"
 API_LABELERS = (("openai", "gpt-5-mini@demo-v1"), ("gemini", "gemini-2.5-flash@demo-v1"))
 START_TIME = 1_736_899_200  # 2025-01-15 00:00 UTC: fixed, so the same seed gives the same posts
+REPOST_RATE = 0.03
 COINS = ("BTC", "ETH", "SOL", "LINK", "XMR", "PEPE", "DOGE", "ADA")
 
 
@@ -43,6 +45,12 @@ class Scenario:
     ambiguous: bool = False  # a human marks some of these unsure
     spam: bool = False  # a human skips these
     subjects: tuple[str, ...] = ("",)
+    tone: Label | None = None  # the direction of the words when it is neither the truth nor a sarcastic literal
+
+    @property
+    def voice(self) -> Label:
+        """The direction the words take (the fragments that dress a text follow it)."""
+        return self.tone or self.literal or self.truth
 
     @property
     def sarcastic(self) -> bool:
@@ -53,26 +61,26 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("bullish", 7, (("chart_up", ("{coin}/USDT 4H", "{coin}/USD 1D")),),
              ("{coin} just broke out, up only from here", "told you to ape in anon. WAGMI",
               "LFG {coin} sending it to the moon",
-              ">be me\n>bought {coin} at the bottom\n>up 40% this week\nfeels good",
+              ">be me\n>bought {coin} at the bottom\n>up {pct}% this week\nfeels good",
               "green candles all day, hodl frens"), "green candles and euphoric text"),
     Scenario("bullish", 6, (("wojak_green", ("WAGMI", "WE'RE SO BACK", "UP ONLY", "SEND IT")),),
-             ("we're so back bros", "ape in while you still can, {coin} to 100k",
+             ("we're so back bros", "ape in while you still can, {coin} to {target}",
               ">wake up\n>portfolio green\n>buy more {coin}", "gm frens, wagmi"), "green wojak, bullish caption"),
     Scenario("bullish", 4, (("screenshot", ("Order filled",)),),
              ("aped in, see you on the moon", "loaded my bags with {coin} before the pump ser",
               "just bought more, dyor but this is the easiest money of your life"), "buy order and moon talk"),
     Scenario("bearish", 9, (("chart_down", ("{coin}/USDT 1H", "{coin}/USD 15m")),),
              ("it's over", "{coin} rugged again, I'm ngmi", "rekt. sold everything at the bottom",
-              ">be me\n>ape into {coin} at ATH\n>it dumps 60%\n>mfw", "more red candles, bagholders btfo"),
+              ">be me\n>ape into {coin} at ATH\n>it dumps {pct}%\n>mfw", "more red candles, bagholders btfo"),
              "red candles and despair"),
     Scenario("bearish", 8, (("wojak_pink", ("IT'S OVER", "NGMI", "REKT", "I'M DONE")),),
              ("lost my whole stack on {coin}", "it's over for crypto, exit liquidity all of us",
-              "ngmi. back to wagie life", ">check portfolio\n>down 80%\n>rope"), "pink wojak, doom caption"),
+              "ngmi. back to wagie life", ">check portfolio\n>down {pct}%\n>rope"), "pink wojak, doom caption"),
     Scenario("bearish", 5, (("fine", ("THIS IS FINE",)),),
              ("how is everyone's portfolio doing today", "{coin} holders checking in",
-              "just a healthy correction, nothing to see"), "'this is fine' over a burning room"),
+              "just a healthy correction, nothing to see"), "'this is fine' over a burning room", tone="neutral"),
     Scenario("bearish", 4, (("screenshot", ("Position liquidated",)),),
-             ("100x long on {coin}, liquidated in 4 minutes", "exchange froze withdrawals, we're fucked"),
+             ("100x long on {coin}, liquidated in {days} seconds", "exchange froze withdrawals, we're fucked"),
              "liquidation and panic"),
     Scenario("bearish", 6, (("chart_down", ("{coin}/USDT 1H",)),),
              ("WAGMI bros", "surely this is the bottom", "up only lmao",
@@ -85,9 +93,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("yeah it's so over, totally ngmi", "bears told me {coin} was dead lmao", "cope harder bears, it's over"),
              "mock despair over a strong green chart", literal="bearish"),
     Scenario("neutral", 14, (("screenshot", ("/smg/ links", "Market overview")), ("chart_flat", ("{coin}/USDT 1D",))),
-             ("/smg/ - Stock Market General\n>links: finviz, tradingview, earnings calendar\n>previous >>{prev}",
-              "/cmg/ - Crypto Market General\n>rules: no shilling\n>news thread >>{prev}",
-              "/pmg/ - Precious Metals General\nsilver stackers post your stacks"),
+             (),  # general threads: a title, link list and previous thread (core.demo_text.general_thread)
              "recurring general thread, link list", subjects=("/smg/ - Stock Market General",
                                                               "/cmg/ - Crypto Market General",
                                                               "/pmg/ - Precious Metals General")),
@@ -96,13 +102,14 @@ SCENARIOS: tuple[Scenario, ...] = (
               "is {coin} a good first buy or should I dyor more", "what's everyone's DCA plan"),
              "question without a direction"),
     Scenario("neutral", 10, (("screenshot", ("Breaking news", "Reuters")),),
-             ("SEC delays decision on {coin} ETF again", "fed minutes out today at 2pm",
+             ("SEC delays decision on {coin} ETF again", "fed minutes out on {day}, {coin} at {price}",
               "{coin} mainnet upgrade scheduled for next week"), "news without an opinion"),
     Scenario("neutral", 8, (("chart_flat", ("{coin}/USDT 1D",)), ("wojak_plain", ("CRAB MARKET", "MEH"))),
              ("crab market. thoughts?", "could go either way desu", ">{coin} pumps\n>{coin} dumps\n>repeat",
               "bogdanoff called, he says maybe"), "mixed signals", ambiguous=True),
     Scenario("neutral", 1, (("screenshot", ("FREE AIRDROP",)),),
-             ("FREE {coin} AIRDROP claim now at t.me/totallylegit", "send 1 ETH get 2 back"),
+             ("FREE {coin} AIRDROP claim {pct}k now at t.me/totallylegit",
+              "send 1 {coin} get 2 back, {days} spots left"),
              "spam", spam=True),
 )
 
@@ -164,6 +171,8 @@ def build_posts(n_posts: int, seed: int) -> list[DemoPost]:
     no_image = set(specials[1: 1 + len(specials) // 2])
     empty_text = set(specials[1 + len(specials) // 2:])
     posts = []
+    lines = {scenario: _lines(scenario) for scenario in SCENARIOS}
+    said: dict[Scenario, list[str]] = {}  # texts so far, per scenario: copypasta draws from them
     for index in range(n_posts):
         post_no += rng.randint(1, 40)
         when += rng.randint(20, 400)
@@ -174,7 +183,16 @@ def build_posts(n_posts: int, seed: int) -> list[DemoPost]:
         thread_no = post_no if is_op else rng.choice(ops[-5:])
         if is_op:
             ops.append(post_no)
-        text = rng.choice(scenario.texts).format(coin=coin, prev=post_no - rng.randint(5_000, 90_000))
+        subject = rng.choice(scenario.subjects) if is_op else ""
+        if general:
+            text = general_thread(subject, rng, coin, post_no - rng.randint(5_000, 90_000))
+        elif scenario.spam:
+            text = fill(rng.choice(scenario.texts), rng, coin)
+        else:
+            text = dress(rng.choice(lines[scenario]), scenario.voice, rng, coin)
+        if said.get(scenario) and rng.random() < REPOST_RATE:
+            text = rng.choice(said[scenario])  # anons repost pasta: the leakage guard has a few copies to find
+        said.setdefault(scenario, []).append(text)
         if not is_op and rng.random() < 0.5:
             text = f">>{thread_no}\n{text}"
         if index in empty_text:
@@ -185,10 +203,19 @@ def build_posts(n_posts: int, seed: int) -> list[DemoPost]:
         spec = None if index in no_image else ImageSpec(kind, image_seed, caption, _screen_lines(rng, caption, coin))
         image = ImageRef(url=f"demo://{BOARD}/{post_no}.png") if spec else None
         post = NewPost(board=BOARD, thread_no=thread_no, post_no=post_no, text=text, html=to_html(text),
-                       subject=rng.choice(scenario.subjects) if is_op else "", time=when, is_op=is_op,
+                       subject=subject, time=when, is_op=is_op,
                        source=SOURCE, image=image)
         posts.append(DemoPost(post=post, scenario=scenario, image=spec, corrupt=index == corrupt_at))
     return posts
+
+
+def _lines(scenario: Scenario) -> tuple[str, ...]:
+    """The core lines a scenario's posts say. A sarcastic post may also say any sincere line of its literal direction,
+    so its words alone cannot tell it from a sincere post: only the image can (as on the real board)."""
+    if not scenario.sarcastic:
+        return scenario.texts
+    sincere = [s.texts for s in SCENARIOS if s.truth == scenario.literal and not s.sarcastic and s.tone is None]
+    return scenario.texts + tuple(line for texts in sincere for line in texts)
 
 
 def _screen_lines(rng: random.Random, title: str, coin: str) -> tuple[str, ...]:

@@ -34,34 +34,39 @@ def parse_label(value: object) -> Label:
 
 
 # ---- The labeling contract: one rules text, two answer formats, one version ----
-# Every model that rates posts reads LABEL_RULES: the API labelers (PROMPT_RULES, answering JSON that follows
-# LabelAnswer) and the fine-tuned model (FINETUNE_INSTRUCTION, answering one label word, which is what training
-# teaches and what label-token scoring reads). Both derive from the same text, so one PROMPT_VERSION covers both:
-# bump it whenever LABEL_RULES, either answer tail or the answer schema changes. API labels, ledger keys,
-# agreement tables, dataset manifests and adapters are all keyed by it, so old and new prompts never mix silently.
+# Every model that rates posts reads the same rules: the API labelers all of them (PROMPT_RULES, answering JSON
+# that follows LabelAnswer); the fine-tuned model their task statement (FINETUNE_INSTRUCTION, answering one label
+# word, which is what training teaches and what label-token scoring reads). It learns the label definitions, cues
+# and slang from its training labels, which follow the full rules; spelling them out in its prompt too would add
+# ~300 tokens to every training and scoring sequence (about 1.5x the compute of a 7B step) and teach it nothing.
+# Both prompts are built from the pieces below, so one PROMPT_VERSION covers both: bump it whenever a piece, an
+# answer tail or the answer schema changes. API labels, ledger keys, agreement tables, dataset manifests and
+# adapters are all keyed by it, so old and new prompts never mix silently.
 
 PROMPT_VERSION = "p2"
 
-LABEL_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
+TASK_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
 Every post is an image plus its text. Judge the image and the text together, including any text written
-on the image, and rate the post's overall intended sentiment about markets or coins, not single words.
+on the image, and rate the post's overall intended sentiment about markets or coins, not single words."""
 
-Labels:
+LABEL_DEFINITIONS = """Labels:
 - bearish: "it's over", despair, panic, capitulation, crash predictions, pink wojak, doom memes, red candles.
 - neutral: questions, news without an opinion, off-topic posts, mixed or unclear signals, memes without a
   clear direction. Recurring general threads (/smg/, /pmg/, /xsg/ and the like, mostly link lists) are
   neutral unless the post itself takes a side.
-- bullish: WAGMI, "to the moon", green wojak or happy pepe, green candles, euphoria, optimism.
+- bullish: WAGMI, "to the moon", green wojak or happy pepe, green candles, euphoria, optimism."""
 
-Sarcasm and irony: rate the intended sentiment. An ironic "WAGMI" during a crash is bearish; "this is fine"
-over a burning room is bearish. Greentext is often ironic: read all of it. When the image contradicts the
-text, the image usually carries the real meaning.
+GUIDANCE = """Sarcasm and irony: rate the intended sentiment. An ironic "WAGMI" during a crash is bearish;
+"this is fine" over a burning room is bearish. Greentext is often ironic: read all of it. When the image
+contradicts the text, the image usually carries the real meaning.
 Image cues: pink wojak = bearish, green wojak = bullish; bogdanoff memes = manipulation (direction from
 context).
 Slang: wagmi, moon, hodl, ape in, send it, lfg, up only lean bullish; ngmi, rekt, rugged, rope, it's over,
 bagholder, exit liquidity lean bearish; cope, fud, dyor, ser, fren, anon depend on context. Irony markers:
 "unironically", "surely", "any day now".
 Genuinely mixed or unsure: neutral. Expect roughly half of /biz/ to be bearish."""
+
+LABEL_RULES = f"{TASK_RULES}\n\n{LABEL_DEFINITIONS}\n\n{GUIDANCE}"
 
 # The API tail: the structured answer (LabelAnswer) with the fields only an API labeler fills in.
 API_ANSWER_RULES = """Set sarcastic=true when the literal words say the opposite of the intended sentiment. Give a low
@@ -73,7 +78,7 @@ Answer only with JSON: {"label": "bearish"|"neutral"|"bullish", "confidence": 0.
 FINETUNE_ANSWER_RULES = "Answer with exactly one word: " + ", ".join(LABELS[:-1]) + " or " + LABELS[-1] + "."
 
 PROMPT_RULES = f"{LABEL_RULES}\n\n{API_ANSWER_RULES}"
-FINETUNE_INSTRUCTION = f"{LABEL_RULES}\n\n{FINETUNE_ANSWER_RULES}"
+FINETUNE_INSTRUCTION = f"{TASK_RULES}\n{FINETUNE_ANSWER_RULES}"
 
 
 class LabelAnswer(BaseModel):

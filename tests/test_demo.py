@@ -146,3 +146,16 @@ def test_seeding_twice_changes_nothing(seeded):
 
 def test_three_hundred_posts_seed_in_a_few_seconds(seeded):
     assert seeded[2].seconds < 10
+
+
+def test_texts_vary_so_the_leakage_guard_drops_only_a_few_reposts(seeded):
+    from core.config import TrainSettings
+    from core.dataset import build_dataset, normalise_text
+
+    db, images, _ = seeded
+    texts = [normalise_text(d.post.text) for d in build_posts(300, 7) if d.post.text]
+    assert len(set(texts)) >= 0.9 * len(texts)  # seeded fragments, not a handful of templates
+    assert len(set(texts)) < len(texts)  # but anons repost pasta now and then
+    ds = build_dataset(db, images, TrainSettings())
+    pool = len(ds.train) + len(ds.val) + len(ds.dropped)
+    assert 0 < len(ds.dropped) <= 0.1 * pool and len(ds.test) > 50

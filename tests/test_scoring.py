@@ -131,3 +131,55 @@ def test_missing_base_model_is_a_one_line_error(tmp_path):
     with pytest.raises(BizsentError, match="no config.json"):
         load_processor(tmp_path, 56 * 56)
     assert ScoreInput(1, "x", "y").subject == ""
+
+
+def _cli(settings, *args):
+    from typer.testing import CliRunner
+
+    from tui.cli import app
+
+    return CliRunner().invoke(app, ["--config", str(settings.source), *args])
+
+
+def test_predict_file_scores_posts_outside_the_store(run, loaded, tmp_path):
+    import shutil
+
+    from core.modeling import load_model
+
+    rows = read_split(run["bundle"], "test")[:2]
+    shutil.copy(run["bundle"] / rows[0]["images"][0], tmp_path / "a.jpg")
+    lines = [{"text": rows[0]["text"], "image_path": "a.jpg"},  # relative to the JSONL's folder
+             {"text": rows[1]["text"], "image_path": str(run["bundle"] / rows[1]["images"][0])}]
+    (tmp_path / "posts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "\n", encoding="utf-8")
+    result = _cli(run["settings"], "predict", "--file", str(tmp_path / "posts.jsonl"), "--run", str(run["run_id"]))
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["image_path"] for o in out] == [str(tmp_path / "a.jpg"), lines[1]["image_path"]]
+    model = load_model(run["settings"].train.base_model, load_in_4bit=True, adapter=run["result"].adapter_dir)
+    inputs = [ScoreInput(None, x["text"], o["image_path"]) for x, o in zip(lines, out, strict=True)]
+    expected = score(model, loaded[1], inputs)
+    for o, e in zip(out, expected, strict=True):
+        assert o["label"] == e.label and o["probs"] == pytest.approx(e.probs, abs=1e-4)
+    single = _cli(run["settings"], "predict", "--file", str(tmp_path / "a.jpg"), "--text", rows[0]["text"])
+    assert single.exit_code == 0 and json.loads(single.stdout)["probs"] == pytest.approx(out[0]["probs"], abs=1e-4)
+
+
+def test_predict_file_errors_are_one_line(run, tmp_path):
+    from core.errors import BizsentError
+
+    image = run["bundle"] / read_split(run["bundle"], "test")[0]["images"][0]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "gm", "image_path": str(image)}) + "\n{oops\n")
+    (tmp_path / "gone.jsonl").write_text(json.dumps({"text": "gm", "image_path": "nope.png"}) + "\n")
+    (tmp_path / "fake.png").write_text("not an image")
+    cases = {
+        ("--file", str(image)): "--text",
+        ("--file", str(tmp_path / "bad.jsonl")): "line 2 is not JSON",
+        ("--file", str(tmp_path / "gone.jsonl")): "does not exist",
+        ("--file", str(tmp_path / "fake.png"), "--text", "gm"): "not a readable image",
+        ("--file", str(tmp_path / "missing.jsonl")): "does not exist",
+        (): "either a POST_ID or --file",
+    }
+    for args, message in cases.items():
+        result = _cli(run["settings"], "predict", *args)
+        assert isinstance(result.exception, BizsentError), (args, result.output)
+        assert message in str(result.exception) and "\n" not in str(result.exception)

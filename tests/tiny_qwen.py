@@ -21,7 +21,7 @@ PIXELS = 56 * 56  # 4x4 patches of 14 px -> 4 image tokens after the 2x2 merge
 HIDDEN = 64
 
 # Words the byte-level BPE learns merges for; anything else still tokenizes, byte by byte. The fine-tuning
-# instruction is part of the corpus so the tiny model's prompt has about the length it has for Qwen (~370 tokens).
+# instruction is part of the corpus so the tiny model's prompt has about the length it has for Qwen (~75 tokens).
 _CORPUS = """
 system user assistant you are a helpful classifier of crypto posts from the biz board reply with one word
 post text image sentiment label bitcoin btc eth ethereum sol link moon pump dump rekt wagmi ngmi hodl buy sell
@@ -106,6 +106,10 @@ def build_model(tokenizer, seed: int = 0):
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
+    # A trained output layer spreads logits over several units; the 0.02 init caps every logit near zero (the final
+    # norm fixes the hidden state's size), so no LoRA could make the tiny model confident. Give it that scale.
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0.0, HIDDEN**-0.5)
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     return model

@@ -418,27 +418,39 @@ def eval_(
 @app.command()
 def predict(
     ctx: typer.Context,
-    post: Annotated[int, typer.Argument(help="post id")],
+    post: Annotated[int | None, typer.Argument(help="post id (or use --file)")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="JSONL of {text, image_path} lines, or one image")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="post text for a single image (--file)")] = None,
     run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")] = None,
 ) -> None:
-    """Class probabilities for one post from a trained run."""
+    """Class probabilities from a trained run for a stored post, or for posts in a file (one JSON line each)."""
+    from core.predict_input import inputs_from_file
     from core.report import load_for_run, run_row
     from core.scoring import ScoreInput, score
 
     c = ctx_of(ctx)
+    if (post is None) == (file is None):
+        raise BizsentError("pass either a POST_ID or --file PATH (a JSONL of {text, image_path} or an image + --text)")
     db = c.db(create=False)
+    if file is not None:
+        items = inputs_from_file(file, text)
+    else:
+        row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
+                         " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
+        if row is None:
+            raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from "
+                               "`bizsent status`")
+        items = [ScoreInput(post, row[0], row[1], row[2] or "")]
     if run is None:
         newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC").fetchone()
         if newest is None:
             raise BizsentError("no finished training run; run `bizsent train --local` first or pass --run")
         run = str(newest[0])
-    row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
-                     " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
-    if row is None:
-        raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from `bizsent status`")
     model, processor = load_for_run(run_row(db, run), c.settings)
-    result = score(model, processor, [ScoreInput(post, row[0], row[1], row[2] or "")])[0]
-    typer.echo(json.dumps({"post_id": post, "label": result.label, "probs": result.probs}))
+    for item, result in zip(items, score(model, processor, items, batch_size=c.settings.train.batch_size),
+                            strict=True):
+        where = {"post_id": item.post_id} if item.post_id is not None else {"image_path": item.image_path}
+        typer.echo(json.dumps({**where, "label": result.label, "probs": result.probs}))
 
 
 @app.command()
