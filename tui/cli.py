@@ -45,12 +45,16 @@ def ctx_of(ctx: typer.Context) -> Context:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite database (default: from config.toml)")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="config file (default: ./config.toml)")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite database; its folder holds the image cache, "
+                                            "runs and logs (default: from config.toml)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="config file (default: the repo's config.toml)")]
+    = None,
 ) -> None:
-    settings = load_settings(config)
+    # A database given by path brings its data folder with it, so two projects never share one image cache.
+    overrides = {"data.dir": str(db.resolve().parent), "data.db": db.name} if db else None
+    settings = load_settings(config, overrides=overrides)
     setup_logging(settings.data_dir)
-    ctx.obj = Context(settings=settings, db_path=(db or settings.db_path).resolve())
+    ctx.obj = Context(settings=settings, db_path=settings.db_path)
     if ctx.invoked_subcommand is None:
         open_console(ctx.obj)
 
