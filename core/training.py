@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,19 +111,30 @@ def _to_dataset(rows: list[dict]) -> Any:
     return Dataset.from_list([{"messages": r["messages"], "images": r["images"]} for r in rows])
 
 
-def prepare_lora(model: Any, cfg: TrainSettings, *, quantized: bool) -> Any:
+def prepare_lora(model: Any, cfg: TrainSettings, *, quantized: bool, modules_to_save: list[str] | None = None) -> Any:
+    """LoRA adapters on cfg.target_modules; `modules_to_save` names modules trained in full and saved with the adapter
+    (LoRA targets inside them are left alone: the full copy already learns what an adapter would)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
+                      modules_to_save=list(modules_to_save) if modules_to_save else None,
+                      exclude_modules=_inside(modules_to_save) if modules_to_save else None)
     return get_peft_model(model, lora)
 
 
+def _inside(modules: list[str]) -> str:
+    """A peft exclude regex for every module below one of `modules` (peft matches it against full dotted names)."""
+    names = "|".join(re.escape(m) for m in modules)
+    return rf"(.*\.)?({names})\..+"
+
+
 def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink | None = None,
-          max_steps: int | None = None, load_in_4bit: bool | None = None, eval_steps: int | None = None) -> TrainResult:
+          max_steps: int | None = None, load_in_4bit: bool | None = None, eval_steps: int | None = None,
+          modules_to_save: list[str] | None = None) -> TrainResult:
     """Fine-tune cfg.base_model on the bundle; the adapter lands in out_dir/adapter.
 
     load_in_4bit None means: cfg.load_in_4bit, on CUDA only (bitsandbytes' CPU 4-bit is for tests, not speed).
@@ -145,7 +157,7 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
     label_token_ids(processor.tokenizer)  # fail before training if the labels cannot be scored
     model = load_model(cfg.base_model, load_in_4bit=quantized)
     model.config.use_cache = False
-    model = prepare_lora(model, cfg, quantized=quantized)
+    model = prepare_lora(model, cfg, quantized=quantized, modules_to_save=modules_to_save)
 
     per_step = cfg.batch_size * cfg.grad_accum
     total = max_steps or max(1, math.ceil(cfg.epochs * math.ceil(len(train_rows) / per_step)))

@@ -107,6 +107,31 @@ def test_adapter_save_and_reload_gives_the_same_probabilities(model_dir, tmp_pat
     assert max(abs(base[k] - before[k]) for k in base) > 1e-4
 
 
+def test_modules_trained_in_full_get_no_adapter_and_survive_a_reload(model_dir, tmp_path, run):
+    processor = load_processor(model_dir, 56 * 56)
+    row = read_split(run["bundle"], "test")[0]
+    item = [ScoreInput(row["post_id"], row["text"], str(run["bundle"] / row["images"][0]))]
+    model = prepare_lora(load_model(model_dir, load_in_4bit=False), run["settings"].train, quantized=False,
+                         modules_to_save=["visual"])
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any(".visual." in n and "lora_" not in n for n in trainable)  # the vision tower learns in full
+    assert not any(".visual." in n and "lora_" in n for n in trainable)  # and carries no adapter of its own
+    assert any("lora_" in n and ".visual." not in n for n in trainable)
+    base = score(model, processor, item)[0].probs
+    changed = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".visual." in name and "modules_to_save" in name and name.endswith("patch_embed.proj.weight"):
+                param.normal_(0, 1.0)
+                changed += 1
+    assert changed == 1
+    before = score(model, processor, item)[0].probs
+    assert max(abs(base[k] - before[k]) for k in base) > 1e-4  # the image path reaches the answer
+    model.save_pretrained(str(tmp_path / "adapter"))
+    after = score(load_model(model_dir, load_in_4bit=False, adapter=tmp_path / "adapter"), processor, item)[0].probs
+    assert after == pytest.approx(before, abs=1e-5)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the bf16 QLoRA path of a GPU pod)")
 def test_qlora_on_cuda(tmp_path, model_dir, run):
     from core.config import TrainSettings
