@@ -42,16 +42,16 @@ def test_locked_or_foreign_database_is_one_line(tmp_path):
 
 
 def test_log_filter_scrubs_secret_values(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-1234567890abcdef")
+    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key-1234567890")
     path = setup_logging(tmp_path)
     try:
-        raise RuntimeError("401 for key sk-test-1234567890abcdef")
+        raise RuntimeError("401 for key not-a-real-key-1234567890")
     except RuntimeError:
-        logging.getLogger("bizsent.test").exception("call failed with sk-test-1234567890abcdef")
+        logging.getLogger("bizsent.test").exception("call failed with not-a-real-key-1234567890")
     for handler in logging.getLogger().handlers:
         handler.flush()
     text = path.read_text()
-    assert "sk-test-1234567890abcdef" not in text
+    assert "not-a-real-key-1234567890" not in text
     assert "<OPENAI_API_KEY>" in text and "RuntimeError" in text
     root = logging.getLogger()
     for handler in [h for h in root.handlers if any(isinstance(f, RedactSecrets) for f in h.filters)]:
@@ -61,8 +61,8 @@ def test_log_filter_scrubs_secret_values(tmp_path, monkeypatch):
 def test_the_ledger_never_stores_a_key_quoted_in_an_error(db, monkeypatch):
     from core import ledger
 
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
+    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key-abcdefghij")
     db.execute("INSERT INTO api_calls (request_key, provider, model, created_at) VALUES ('k', 'openai', 'm', 'x')")
-    ledger.complete(db, 1, status="error", error="401: Incorrect API key provided: sk-test-abcdefghijklmnop")
+    ledger.complete(db, 1, status="error", error="401: Incorrect API key provided: not-a-real-key-abcdefghij")
     stored = db.execute("SELECT error FROM api_calls").fetchone()[0]
-    assert "sk-test-abcdefghijklmnop" not in stored and "<OPENAI_API_KEY>" in stored
+    assert "not-a-real-key-abcdefghij" not in stored and "<OPENAI_API_KEY>" in stored
