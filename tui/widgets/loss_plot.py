@@ -11,7 +11,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import plotext
 from rich.text import Text
 from textual.widget import Widget
 
@@ -48,6 +47,8 @@ def _int_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 def render_plot(train: Sequence[tuple[int, float]], evals: Sequence[EvalPoint], width: int, height: int) -> str:
     """The plot as ANSI text of exactly `height` lines (no legend: the widget draws its own, in colour)."""
+    import plotext  # a quarter second to import: paid when a plot is first drawn, not at console start-up
+
     last_step = max([s for s, _ in train] + [p.step for p in evals if p.step is not None], default=0)
     loss = bucketed(sorted(train), max(2 * (width - 12), 2))
     acc = [(float(last_step if p.step is None else p.step), p.accuracy) for p in evals if p.accuracy is not None]
