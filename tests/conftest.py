@@ -22,3 +22,19 @@ def db(settings: Settings):
     database = open_db(settings.db_path)
     yield database
     database.close()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """The tiny Qwen2.5-VL folder, built once per session."""
+    from fakes.train import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    """The one shared 4-step 4-bit training run on the tiny model (bundle, settings, result)."""
+    from fakes.train import trained_run
+
+    return trained_run(tmp_path_factory)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes.train import tiny_model_dir, trained_run
 
 from core.chat_format import render_prompt
 from core.dataset import read_split
@@ -15,16 +14,6 @@ from core.report import evaluate_run, render_table, zero_shot_run
 from core.scoring import ScoreInput, generate_and_parse, label_token_counts, label_token_ids, parse_answer, score
 from core.store import open_db
 from core.training import BundleCollator, score_inputs
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

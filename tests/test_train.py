@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from fakes.train import tiny_model_dir, trained_run
 
 from core.dataset import read_split
 from core.events import read_jsonl, run_events
@@ -16,16 +15,6 @@ from core.modeling import load_model, load_processor
 from core.scoring import ScoreInput, score
 from core.store import open_db
 from core.training import BundleCollator, prepare_lora, read_run_info
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
 
 
 def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, model_dir):
