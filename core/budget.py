@@ -17,6 +17,7 @@ import sqlite_utils
 from core import ledger
 from core.config import ProviderSettings, Settings
 from core.errors import BizsentError
+from core.images import fit_to_budget
 from core.labels import PROMPT_RULES, user_prompt
 
 DEFAULT_TOKENS_OUT = 60  # a compact JSON answer with a one-sentence rationale
@@ -50,17 +51,9 @@ def image_tokens(provider: str, detail: str, width: int, height: int) -> int:
     return max(1, round(width / 28)) * max(1, round(height / 28))
 
 
-def fitted(width: int, height: int, max_pixels: int) -> tuple[int, int]:
-    """Size of the image after the downscale to the pixel budget (what is actually sent)."""
-    if width * height <= max_pixels:
-        return width, height
-    scale = (max_pixels / (width * height)) ** 0.5
-    return max(1, int(width * scale)), max(1, int(height * scale))
-
-
 def formula_tokens_in(provider: str, detail: str, subject: str, text: str, width: int, height: int,
                       max_pixels: int, example_tokens: int = 0) -> int:
-    w, h = fitted(width or 448, height or 448, max_pixels)
+    w, h = fit_to_budget(width or 448, height or 448, max_pixels)
     return (text_tokens(PROMPT_RULES) + text_tokens(user_prompt(subject, text)) + MESSAGE_OVERHEAD
             + image_tokens(provider, detail, w, h) + example_tokens)
 

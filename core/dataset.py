@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sqlite_utils
-from PIL import Image
 
 from core.chat_format import training_messages
 from core.config import TrainSettings
 from core.errors import BizsentError
+from core.images import downscaled
 from core.labels import FINETUNE_INSTRUCTION, LABELS, PROMPT_VERSION, Label
 from core.posts import CANDIDATE_SQL
 
@@ -269,13 +269,8 @@ def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) 
 
 
 def _downscale(src: str, dest: Path, max_pixels: int) -> None:
-    with Image.open(src) as img:
-        frame = img.convert("RGB")
-    area = frame.width * frame.height
-    if area > max_pixels:
-        scale = (max_pixels / area) ** 0.5
-        frame = frame.resize((max(28, int(frame.width * scale)), max(28, int(frame.height * scale))),
-                             Image.Resampling.BICUBIC)
+    # 28 px is one Qwen2.5-VL patch: the processor refuses anything smaller
+    frame = downscaled(src, max_pixels, min_side=28)
     tmp = dest.with_suffix(".part")
     frame.save(tmp, format="JPEG", quality=90)
     tmp.replace(dest)

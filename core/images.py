@@ -108,3 +108,28 @@ def record(db: sqlite_utils.Database, image_id: int, result: Cached) -> None:
         [result.status, result.reason or None, result.sha256, result.path, result.thumb_path, result.width,
          result.height, result.mime, stamp, result.status, stamp, image_id],
     )
+
+
+def fit_to_budget(width: int, height: int, max_pixels: int, min_side: int = 1) -> tuple[int, int]:
+    """The size an image is downscaled to so it holds at most `max_pixels` (aspect kept; never upscaled)."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = (max_pixels / (width * height)) ** 0.5
+    return max(min_side, int(width * scale)), max(min_side, int(height * scale))
+
+
+def downscaled(path: Path | str, max_pixels: int, min_side: int = 1) -> Image.Image:
+    """The image at `path` (first frame) as RGB within the pixel budget. Raises OSError/ValueError if unreadable."""
+    with Image.open(path) as img:
+        img.seek(0)
+        frame = img.convert("RGB")
+    size = fit_to_budget(frame.width, frame.height, max_pixels, min_side)
+    return frame if size == frame.size else frame.resize(size, Image.Resampling.BICUBIC)
+
+
+def image_jpeg(path: Path | str, max_pixels: int) -> bytes:
+    """The image within the pixel budget as JPEG bytes: what an API labeler is sent."""
+    out = io.BytesIO()
+    downscaled(path, max_pixels).save(out, "JPEG", quality=85)
+    return out.getvalue()
+

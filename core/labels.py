@@ -2,9 +2,7 @@
 prompt every model reads (API labelers and the fine-tuned model alike) and the API answer schema."""
 
 import base64
-import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,21 +107,6 @@ def post_text(subject: str, text: str) -> str:
 
 def user_prompt(subject: str, text: str) -> str:
     return f"Post text:\n{post_text(subject, text)}\n\nRate this post (image above)."
-
-
-def image_jpeg(path: Path | str, max_pixels: int) -> bytes:
-    """The image downscaled to at most `max_pixels` pixels, as JPEG bytes. Raises OSError/ValueError if unreadable."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.seek(0)
-        frame = img.convert("RGB")
-    if frame.width * frame.height > max_pixels:
-        scale = (max_pixels / (frame.width * frame.height)) ** 0.5
-        frame = frame.resize((max(1, int(frame.width * scale)), max(1, int(frame.height * scale))))
-    out = io.BytesIO()
-    frame.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def data_url(jpeg: bytes) -> str:

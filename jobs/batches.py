@@ -21,8 +21,9 @@ import sqlite_utils
 from core import ledger
 from core.config import Settings
 from core.errors import BizsentError
+from core.images import image_jpeg
 from core.labelers.base import Request
-from core.labels import Example, image_jpeg, user_prompt
+from core.labels import Example, user_prompt
 from core.posts import set_label
 from core.records import NewLabel
 from core.store import now, transaction

@@ -23,9 +23,10 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_ex
 from core import budget, ledger
 from core.config import Settings
 from core.errors import BizsentError
+from core.images import image_jpeg
 from core.labelers import Labeler, LabelerError, Request, Transient, make_labeler
 from core.labelers.base import exhausted_for, provider_settings
-from core.labels import PROMPT_VERSION, Example, LabelAnswer, data_url, image_jpeg, post_text
+from core.labels import PROMPT_VERSION, Example, LabelAnswer, data_url, post_text
 from core.posts import CANDIDATE_SQL, set_label
 from core.records import NewLabel
 from core.store import transaction
