@@ -9,7 +9,6 @@ cached per run until its predictions or the human test labels change.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.events import MetricEvent
 from core.labels import LABELS
+from core.ledger import pid_alive
 from tui.messages import EvalPolled, ReportLoaded
 from tui.queries import reading
 from tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
@@ -69,16 +69,6 @@ def metric_rows(report: Report) -> list[tuple[list[str], str]]:
         out.append(([b.name, KINDS.get(b.kind, b.kind), str(b.n or "-"), with_ci(b.accuracy, ci), pct(b.macro_f1), "",
                      *per_class(b.metrics)], "dim" if b.kind == "published" else ""))
     return out
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 class EvalScreen(Screen):
@@ -286,7 +276,7 @@ class EvalScreen(Screen):
 
     @work(thread=True, group="eval-launch")
     def _start_eval(self, run: RunRow) -> None:
-        if _alive(self._launched.get(run.id)):
+        if pid_alive(self._launched.get(run.id)):
             self.app.call_from_thread(self.notify, f"run {run.id} is already being evaluated (pid "
                                                    f"{self._launched[run.id]})")
             return
