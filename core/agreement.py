@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from core.labels import LABELS
+from core.metrics import confusion_matrix, from_confusion
 from core.posts import set_label
 from core.records import NewLabel
 from core.store import transaction
@@ -34,26 +35,13 @@ class Scores:
 
 def scores(pairs: list[tuple[str, str]]) -> Scores:
     """(reference, predicted) pairs -> accuracy, macro-F1, per-class recall, Cohen's kappa, confusion."""
-    index = {label: i for i, label in enumerate(LABELS)}
-    confusion = [[0] * len(LABELS) for _ in LABELS]
-    for truth, guess in pairs:
-        confusion[index[truth]][index[guess]] += 1
-    n = len(pairs)
-    if n == 0:
-        return Scores(0, 0.0, 0.0, 0.0, dict.fromkeys(LABELS, 0.0), confusion)
-    correct = sum(confusion[i][i] for i in range(len(LABELS)))
-    recall, f1s = {}, []
-    for i, label in enumerate(LABELS):
-        row, col = sum(confusion[i]), sum(confusion[r][i] for r in range(len(LABELS)))
-        r = confusion[i][i] / row if row else 0.0
-        p = confusion[i][i] / col if col else 0.0
-        recall[label] = r
-        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
-    observed = correct / n
-    expected = sum(sum(confusion[i]) * sum(confusion[r][i] for r in range(len(LABELS)))
-                   for i in range(len(LABELS))) / (n * n)
-    kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
-    return Scores(n, observed, sum(f1s) / len(f1s), kappa, recall, confusion)
+    confusion = confusion_matrix([t for t, _ in pairs], [g for _, g in pairs])
+    base = from_confusion(confusion)
+    n = base.n
+    expected = float((confusion.sum(axis=1) * confusion.sum(axis=0)).sum()) / (n * n) if n else 0.0
+    kappa = (base.accuracy - expected) / (1 - expected) if n and expected < 1 else (1.0 if n else 0.0)
+    return Scores(n, base.accuracy, base.macro_f1, kappa, {k: c.recall for k, c in base.per_class.items()},
+                  base.confusion)
 
 
 def _votes(db: sqlite_utils.Database) -> dict[tuple[str, str], dict[int, str]]:
