@@ -77,6 +77,15 @@ async def test_skip_writes_a_skip_and_undo_removes_it(settings, db, store):
         assert screen.current == skipped
 
 
+async def test_a_failed_write_is_shown_not_dropped(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await open_label(app, pilot)
+        app.write(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
+        await app.writer.drained()
+        await until(pilot, lambda: any("could not save" in n.message for n in app._notifications))
+
+
 async def test_note_stays_with_its_post(settings, db, store):
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:

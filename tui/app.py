@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
+import sqlite_utils
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
@@ -18,11 +22,13 @@ from textual.reactive import reactive
 from core.config import Settings
 from core.store import open_db
 from tui.commands import ActionsProvider
-from tui.messages import StatusUpdated
+from tui.messages import StatusUpdated, WriteFailed
 from tui.queries import StatusInfo, reading, status_info
 from tui.screens import SCREENS
 from tui.screens.help import HelpModal, help_markdown
 from tui.writer import StoreWriter
+
+T = TypeVar("T")
 
 IDLE_GC_S = 2.0  # a full garbage collection runs after this long without a key press
 GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mostly wait for the idle pass
@@ -84,6 +90,19 @@ class BizsentApp(App):
         except Exception as exc:  # the bar reports a broken database; the console stays up
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
         self.post_message(StatusUpdated(info))
+
+    def write(self, fn: Callable[[sqlite_utils.Database], T]) -> Future[T]:
+        """Queue a store write on the single writer thread; a failure is shown, never silently dropped."""
+        future = self.writer.submit(fn)
+        future.add_done_callback(self._check_write)
+        return future
+
+    def _check_write(self, future: Future) -> None:
+        if future.exception() is not None:  # runs on the writer thread: post_message is thread-safe
+            self.post_message(WriteFailed(str(future.exception())))
+
+    def on_write_failed(self, message: WriteFailed) -> None:
+        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
 
     def on_status_updated(self, message: StatusUpdated) -> None:
         self.status = message.info

@@ -24,7 +24,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from core.labels import LABELS, Label
 from core.posts import add_note, add_skip, delete_label, delete_skip, set_label
 from core.records import NewLabel
-from tui.messages import LabelItemsLoaded, QueueLoaded, WriteFailed
+from tui.messages import LabelItemsLoaded, QueueLoaded
 from tui.queries import (
     NO_PREDICTIONS,
     QUEUE_ORDERS,
@@ -286,19 +286,6 @@ class LabelScreen(Screen):
 
     # -- answers ---------------------------------------------------------------------------------------------
 
-    def _write(self, fn) -> Future:
-        future = self.app.writer.submit(fn)
-        future.add_done_callback(self._check_write)
-        return future
-
-    def _check_write(self, future: Future) -> None:
-        # Runs on the writer thread; a failed write must be visible, never silently dropped.
-        if future.exception() is not None:
-            self.post_message(WriteFailed(str(future.exception())))
-
-    def on_write_failed(self, message: WriteFailed) -> None:
-        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
-
     def _advance(self) -> None:
         if self.current == self.pinned:
             self.pinned = None  # answered: a reloaded queue no longer puts it first
@@ -315,7 +302,7 @@ class LabelScreen(Screen):
             return
         new = NewLabel(label=label, source="human", split=self.split, labeler="human",
                        sarcastic=self.sarcastic, unsure=self.unsure)
-        written = self._write(lambda db: set_label(db, pid, new))
+        written = self.app.write(lambda db: set_label(db, pid, new))
         self.history.append(Answer("label", pid, label, self.sarcastic, self.unsure, written))
         self.counts[label] += 1
         self._advance()
@@ -324,7 +311,7 @@ class LabelScreen(Screen):
         pid = self.current
         if pid is None:
             return
-        self._write(lambda db: add_skip(db, pid))
+        self.app.write(lambda db: add_skip(db, pid))
         self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure))
         self.counts["skip"] += 1
         self._advance()
@@ -337,10 +324,10 @@ class LabelScreen(Screen):
         if last.kind == "label":
             written = last.written
             # FIFO writer: the label's own write has finished by the time this runs.
-            self._write(lambda db: delete_label(db, written.result()))
+            self.app.write(lambda db: delete_label(db, written.result()))
             self.counts[last.label] -= 1
         else:
-            self._write(lambda db: delete_skip(db, last.post_id))
+            self.app.write(lambda db: delete_skip(db, last.post_id))
             self.counts["skip"] -= 1
         if self.pos > 0 and self.queue[self.pos - 1] == last.post_id:
             self.pos -= 1
@@ -362,7 +349,7 @@ class LabelScreen(Screen):
         def save(text: str | None) -> None:
             # `pid` was fixed when the modal opened: the note belongs to that post whatever happens next.
             if text:
-                self._write(lambda db: add_note(db, pid, text))
+                self.app.write(lambda db: add_note(db, pid, text))
                 self.notify(f"note saved on post {pid}")
 
         self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)"), save)

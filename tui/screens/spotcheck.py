@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 from core.labels import LABELS
 from core.posts import delete_label, set_label
 from core.records import NewLabel
-from tui.messages import SpotItemsLoaded, SpotPictureLoaded, WriteFailed
+from tui.messages import SpotItemsLoaded, SpotPictureLoaded
 from tui.queries import reading
 from tui.run_queries import SPOT_ORDERS, HumanLabel, SpotItem, order_items, predicted_runs, spot_items
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
@@ -241,18 +241,6 @@ class SpotCheckScreen(Screen):
 
     # -- answers -------------------------------------------------------------------------------------------
 
-    def _write(self, fn) -> Future:
-        future = self.app.writer.submit(fn)
-        future.add_done_callback(self._check_write)
-        return future
-
-    def _check_write(self, future: Future) -> None:
-        if future.exception() is not None:  # runs on the writer thread: a failed write must be visible
-            self.post_message(WriteFailed(str(future.exception())))
-
-    def on_write_failed(self, message: WriteFailed) -> None:
-        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
-
     def _answer(self, label: str) -> None:
         item = self.current
         if item is None:
@@ -262,7 +250,7 @@ class SpotCheckScreen(Screen):
                        split=before.split if before else self.split,
                        sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False)
         pid = item.post_id
-        written = self._write(lambda db: set_label(db, pid, new))
+        written = self.app.write(lambda db: set_label(db, pid, new))
         self.history.append(Answer(pid, before, written))
         self._set_human(pid, HumanLabel(-1, label, new.split, new.labeler, new.sarcastic, new.unsure))
         self.pos += 1
@@ -290,11 +278,11 @@ class SpotCheckScreen(Screen):
         pid, before, written = last.post_id, last.before, last.written
         if before is None:
             # FIFO writer: the answer's own write has finished by the time this runs.
-            self._write(lambda db: delete_label(db, written.result()))
+            self.app.write(lambda db: delete_label(db, written.result()))
         else:
             old = NewLabel(label=before.label, source="human", split=before.split, labeler=before.labeler,
                            sarcastic=before.sarcastic, unsure=before.unsure)
-            self._write(lambda db: set_label(db, pid, old))
+            self.app.write(lambda db: set_label(db, pid, old))
         self._set_human(pid, before)
         ids = [it.post_id for it in self.items]
         if pid in ids:
