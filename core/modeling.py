@@ -74,9 +74,30 @@ def load_model(path: str | Path, *, load_in_4bit: bool, adapter: str | Path | No
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise BizsentError(f"cannot load base model {source}: {str(exc).splitlines()[0]}") from None
+    if load_in_4bit and not cuda:
+        keep_cpu_4bit_weights_unpacked(model)
     if adapter is not None:
         model = apply_adapter(model, adapter)
     return model
+
+
+def keep_cpu_4bit_weights_unpacked(model: Any) -> int:
+    """Turn off bitsandbytes' AVX512-BF16 weight packing on every 4-bit layer; returns how many layers it touched.
+
+    On CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and newer), `Linear4bit.forward` repacks its weight into a
+    CPU-only layout the first time it runs in eval mode without grad (an evaluation or scoring pass). A training
+    step after that takes the packed path and fails ("a view of a leaf Variable that requires grad is being used
+    in an in-place operation"), and scores differ slightly from CPUs without it. Keeping every CPU on the plain
+    dequantising path makes training, evaluation during training, scoring and self-training behave and score
+    the same on every x86-64 CPU; the packed layout's speed only matters for CPU inference of a big model, which
+    bizsent does on a GPU.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
 
 
 def apply_adapter(model: Any, adapter: str | Path) -> Any:

@@ -76,6 +76,33 @@ def test_4bit_loading_on_cpu_uses_bitsandbytes(model_dir):
     assert quantized and quantized[0].weight.quant_type == "nf4"
 
 
+def test_4bit_cpu_guard_holds_as_if_the_cpu_had_avx512_bf16(model_dir, monkeypatch):
+    """Evaluation then a training step in 4-bit on the CPU, with bitsandbytes told the CPU has AVX512-BF16.
+
+    Without the guard such a CPU repacks the weights during the no-grad eval pass, and the next training step
+    fails inside bitsandbytes; with it every CPU keeps the plain path, whatever the CPU really has.
+    """
+    import bitsandbytes as bnb
+    import bitsandbytes.nn.modules as bnb_modules
+
+    from core.config import TrainSettings
+
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+    model = prepare_lora(load_model(model_dir, load_in_4bit=True), TrainSettings(), quantized=True)
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
+    model.train()
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert math.isfinite(float(loss))
+    assert any(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
+
+
 def test_adapter_save_and_reload_gives_the_same_probabilities(model_dir, tmp_path, run):
     processor = load_processor(model_dir, 56 * 56)
     row = read_split(run["bundle"], "test")[0]
