@@ -3,10 +3,13 @@
     .venv/bin/python bench/tui_posts.py [--posts 100000]
 
 The database is built in a child process (bulk SQL, a few dozen Pillow images shared by many posts) so the
-memory figure is the console's own. Latencies are measured inside the app, from the key event to the first
-screen refresh after the widget changed (Pilot's own press() waits for idle, ~60 ms, so it is not timed).
-Label keys come at human pace (after the prefetch of the next posts is idle), not as fast as Pilot can type.
-Targets: first paint <= 1.5 s, p95 key <= 50 ms, p95 label <= 50 ms, memory <= 300 MB.
+memory figure is the console's own. First paint is timed as a user waits for it: from starting the real
+`bizsent tui` process in a tmux pane (interpreter start and every import included) until the newest post's row
+is on the pane, the median of three launches. Key latencies are measured inside the app, from the key event to
+the first screen refresh after the widget changed (Pilot's own press() waits for idle, ~60 ms, so it is not
+timed). Label keys come one after another without waiting for the prefetch of the next posts, so a key that
+lands before its post is ready is timed until that post and its image are on screen (the slow path).
+Targets: first paint <= 1.0 s, p95 key <= 50 ms, p95 label <= 50 ms, memory <= 300 MB.
 Last line: one JSON object with first_paint_s, p95_key_ms, p95_label_ms, rss_mb.
 """
 
@@ -17,6 +20,7 @@ import asyncio
 import gc
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 N_IMAGES = 48
+MARKER = "first paint marker"  # the newest post's text: the top row of the list once it is drawn
+BIZSENT = Path(sys.executable).with_name("bizsent")
 WORDS = ["wagmi", "ngmi", "moon", "rekt", "hodl", "cope", "fud", "ser", "fren", "anon", "bags", "pump", "dump",
          "btc", "eth", "link", "xmr", "sol", "chart", "it's", "over", "we're", "so", "back", "buy", "the", "dip",
          "exit", "liquidity", "rope", "up", "only", "lfg"]
@@ -67,6 +73,8 @@ def build(db_path: Path, image_dir: Path, n_posts: int) -> None:
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30)))
         if i % 7 == 0:
             text = ">be me\n>" + text
+        if i == n_posts - 1:
+            text = f"{MARKER} {text}"
         posts.append(("biz", 1000 + i // 50, 10_000_000 + i, 1_700_000_000 + i * 37, text,
                       None if i % 20 == 19 else i + 1, "live", stamp))
     conn.executemany("INSERT INTO posts (board, thread_no, post_no, time, text, image_id, source, scraped_at)"
@@ -86,6 +94,28 @@ def rss_mb() -> tuple[float, float]:
         key, _, value = line.partition(":")
         fields[key] = value
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def first_paint_from_start(db_path: Path, config: Path) -> float:
+    """Seconds from starting `bizsent tui` in a 100x32 tmux pane to the newest post's row being on the pane."""
+    session = f"bizsent-bench-{time.time_ns()}"
+    # A tmux server started from here would inherit COLUMNS/LINES; the console must size itself from the pane.
+    command = f"env -u COLUMNS -u LINES {BIZSENT} --config {config} --db {db_path} tui"
+    started = time.perf_counter()
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "32", command)
+    try:
+        deadline = started + 60
+        while MARKER not in tmux("capture-pane", "-p", "-t", session):
+            if time.perf_counter() > deadline:
+                raise SystemExit("the console never painted the list within 60 s")
+            time.sleep(0.005)
+        return time.perf_counter() - started
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
 def p95(values: list[float]) -> float:
@@ -180,27 +210,29 @@ async def measure(db_path: Path, config: Path, presses: int, labels: int) -> dic
         for _ in range(max(presses // 5, 2)):
             await pilot.press("pagedown")
         state["kind"] = None
-        await pilot.press("2")
+        await pilot.press("f2")
         screen = app.screen
         deadline = time.perf_counter() + 60
         while not (screen.current is not None and screen.current in screen.items):
             if time.perf_counter() > deadline:
                 raise SystemExit("the Label screen never showed a post within 60 s")
             await pilot.pause(0.01)
+        slow: list[bool] = []
         for i in range(labels):
-            # Human pace: a person takes 4-5 s a post, so prefetching is done by the next key; wait for it.
-            idle_by = time.perf_counter() + 5
-            while time.perf_counter() < idle_by and any(
-                w.group == "label-prefetch" and not w.is_finished for w in app.workers
-            ):
-                await asyncio.sleep(0.005)
+            # No waiting for the prefetch. Every 5th key also finds nothing prefetched (as after a queue reload
+            # or a resize): the slow path, timed until the next post and its image are on screen.
+            if i % 5 == 4:
+                screen.items.clear()
+            nxt = screen.queue[screen.pos + 1] if screen.pos + 1 < len(screen.queue) else None
+            slow.append(nxt is not None and nxt not in screen.items)
             await pilot.press("123"[i % 3])
         await app.writer.drained()
         current, peak = rss_mb()
     if "--verbose" in sys.argv:
         print({k: [round(v) for v in vals] for k, vals in marks.items()}, file=sys.stderr)
         print("gc pauses over 5 ms:", [round(p) for p in gc_pauses if p > 5], file=sys.stderr)
-    return {"marks": marks, "first_paint_s": state["first_paint"], "rss_mb": current, "peak_rss_mb": peak}
+    return {"marks": marks, "in_app_paint_s": state["first_paint"], "rss_mb": current, "peak_rss_mb": peak,
+            "slow_labels": slow}
 
 
 def main() -> None:
@@ -215,25 +247,34 @@ def main() -> None:
         build(args.build / "bench.db", args.build / "images", args.posts)
         return
 
+    if shutil.which("tmux") is None:
+        raise SystemExit("bench/tui_posts.py needs tmux to time first paint as a user sees it: apt install tmux")
     with tempfile.TemporaryDirectory(prefix="bizsent-bench-") as tmp:
         work = Path(tmp)
         config = work / "config.toml"
-        config.write_text('[data]\ndir = "."\n', encoding="utf-8")
+        config.write_text('[data]\ndir = "."\n[tui]\nimage_renderer = "halfcell"\n', encoding="utf-8")
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--build", str(work), "--posts", str(args.posts)], check=True)
         build_s = time.perf_counter() - started
+        paints = [first_paint_from_start(work / "bench.db", config) for _ in range(3)]
         result = asyncio.run(measure(work / "bench.db", config, args.presses, args.labels))
     marks = result["marks"]
+    first_paint = statistics.median(paints)
+    slow_marks = [ms for ms, was_slow in zip(marks["label"], result["slow_labels"], strict=False) if was_slow]
 
     rows = [
         ("posts in database", f"{args.posts:,}", ""),
         ("database build (child process)", f"{build_s:.1f} s", ""),
-        ("launch to first paint of the list", f"{result['first_paint_s']:.3f} s", "<= 1.5 s"),
+        ("process start to list on screen, median of 3", f"{first_paint:.3f} s", "<= 1.0 s"),
+        ("  the three launches", " ".join(f"{p:.2f}" for p in paints) + " s", ""),
+        ("  app start to list painted (imports excluded)", f"{result['in_app_paint_s']:.3f} s", ""),
         (f"down arrow -> list repainted, p95 (n={len(marks['key'])})", f"{p95(marks['key']):.1f} ms", "<= 50 ms"),
         ("down arrow -> list repainted, median", f"{statistics.median(marks['key']):.1f} ms", ""),
         (f"down arrow -> detail pane with image, p95 (n={len(marks['detail'])})",
          f"{p95(marks['detail']):.1f} ms", ""),
         (f"page down -> list repainted, p95 (n={len(marks['page'])})", f"{p95(marks['page']):.1f} ms", ""),
+        ("label keys pressed before their post was ready", f"{sum(result['slow_labels'])}", ""),
+        ("label key -> next post, p95 of those (slow path)", f"{p95(slow_marks):.1f} ms", ""),
         (f"label key -> next post + image shown, p95 (n={len(marks['label'])})",
          f"{p95(marks['label']):.1f} ms", "<= 50 ms"),
         ("label key -> next post, median", f"{statistics.median(marks['label']):.1f} ms", ""),
@@ -244,7 +285,7 @@ def main() -> None:
     for name, value, target in rows:
         print(f"{name.ljust(width)}  {value:>18}  {target}")
     print(json.dumps({
-        "first_paint_s": round(result["first_paint_s"], 3),
+        "first_paint_s": round(first_paint, 3),
         "p95_key_ms": round(p95(marks["key"]), 1),
         "p95_label_ms": round(p95(marks["label"]), 1),
         "rss_mb": round(result["peak_rss_mb"], 1),

@@ -25,7 +25,7 @@ from tui.commands import ActionsProvider
 from tui.messages import StatusUpdated, WriteFailed
 from tui.queries import StatusInfo, reading, status_info
 from tui.screens import SCREENS
-from tui.screens.help import HelpModal, help_markdown
+from tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
 from tui.writer import StoreWriter
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mos
 class BizsentApp(App):
     TITLE = "bizsent"
     CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # absolute: subclasses elsewhere find it too
-    MODES = {spec.mode: spec.screen for spec in SCREENS}
+    MODES = {spec.mode: spec.make for spec in SCREENS}
     DEFAULT_MODE = SCREENS[0].mode
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
@@ -108,6 +108,8 @@ class BizsentApp(App):
         self.status = message.info
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpModal, help_markdown  # markdown-it: only when help is asked for
+
         if isinstance(self.screen, HelpModal):
             return
         self.push_screen(HelpModal(help_markdown(self.screen, list(self.BINDINGS))))

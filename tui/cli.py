@@ -60,6 +60,9 @@ def main_callback(
 
 
 def open_console(context: Context) -> None:
+    from tui.terminal import load_textual_image
+
+    load_textual_image(context.settings.tui.image_renderer)
     from tui.app import BizsentApp
 
     BizsentApp(settings=context.settings, db_path=context.db_path).run()

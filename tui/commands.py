@@ -14,7 +14,7 @@ def _entries(app) -> Iterator[tuple[str, str, object]]:
     """(text, help, callback) for each command."""
     for number, spec in enumerate(SCREENS, start=1):
         yield f"{spec.title}: open screen", f"key {number}", partial(app.switch_mode, spec.mode)
-        for binding in spec.screen.BINDINGS:
+        for binding in spec.load().BINDINGS:
             if binding.action.startswith("app."):
                 continue
             key = binding.key.split(",")[0].replace("slash", "/")

@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from core.events import MetricEvent
-from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
-from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
-from tui.run_queries import RunRow, SpotItem
-from tui.widgets.image_preview import Picture
-from tui.widgets.post_detail import Wrapped
-
-if TYPE_CHECKING:  # numpy and the metrics stack load when a report is first computed, not at start-up
+if TYPE_CHECKING:
+    # Types only (annotations are strings): importing the screens' query modules here would load numpy, the
+    # metrics and the labeling stack before the first paint, for screens that may never be opened.
+    from core.events import MetricEvent
     from core.report import Report
+    from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
+    from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
+    from tui.run_queries import RunRow, SpotItem
+    from tui.widgets.image_preview import Picture
+    from tui.widgets.post_detail import Wrapped
 
 
 @dataclass

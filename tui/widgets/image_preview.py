@@ -1,7 +1,8 @@
 """A post's picture, drawn with textual-image, or one clean line saying why it can't be shown.
 
 textual-image probes the terminal once, when `textual_image.widget` is first imported, and that must happen
-before Textual takes over the terminal: importing this module (done by tui.app) takes care of it.
+before Textual takes over the terminal: importing this module (done by tui.app) takes care of it, and the CLI
+loads it first through tui.terminal, which skips the probe where its answer would not be used.
 """
 
 from __future__ import annotations
