@@ -53,7 +53,7 @@ class PoolReport:
     def summary(self) -> str:
         head = (f"run {self.run_id} ({self.run_name}): scored {self.scored} new pool posts in {self.seconds:.0f}s; "
                 f"{self.before + self.scored}/{self.pool} of the pool now have a prediction")
-        missing = (f"; {self.missing_images} skipped: image file missing (`bizsent scrape --images-only`)"
+        missing = (f"; {self.missing_images} not scored: their image file is gone from the image cache"
                    if self.missing_images else "")
         return head + missing + ("; stopped early (cancelled)" if self.stopped else "")
 

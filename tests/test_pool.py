@@ -4,13 +4,9 @@ active-learning queue behind `bizsent queue`; one-line errors from `bizsent scor
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from fakes.pool_runs import fp32_run, register_run
+from fakes.pool_runs import bizsent, fp32_run, register_run
 from fakes.train import add_post, image_bytes, seed_store
 
 from core.acquisition import human_queue, uncertainty
@@ -21,7 +17,6 @@ from core.posts import add_skip, set_label
 from core.records import NewLabel
 
 pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +102,6 @@ def test_queue_ranks_by_uncertainty_and_leaves_out_repeats(db, settings, pool_st
     # Fewer posts than one batch: the batch is the whole window, in uncertainty order.
     assert q.ids == [s.post_id for s in margin_order if s.post_id in q.ids]
     assert set(q.ids) == set(pool_ids(db)) - ({a, b} - {keep})
-
-
-def bizsent(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-c", "from tui.cli import main; main()", "--config",
-                           str(settings.source), *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
 
 
 def test_cli_score_pool_and_queue(db, settings, pool_store):

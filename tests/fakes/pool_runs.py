@@ -7,11 +7,17 @@ depend on how the weights are stored.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import sqlite_utils
 from fakes.train import seed_store, tiny_model_dir, tiny_settings
 
 _BUILT: dict[str, dict] = {}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fp32_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
@@ -44,3 +50,11 @@ def register_run(db: sqlite_utils.Database, run: dict, name: str = "tiny-fp32") 
     run_id = create_run(db, kind="train", name=name, base_model=run["base_model"], params=run["params"])
     finish_run(db, run_id, "done", run["adapter"])
     return run_id
+
+
+def bizsent(settings, *args: str) -> subprocess.CompletedProcess:
+    """`bizsent --config CONFIG ARGS...` as a user runs it, on this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-c", "from tui.cli import main; main()", "--config",
+                           str(settings.source), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=300)
