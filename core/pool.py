@@ -135,11 +135,9 @@ def write_pool_predictions(db: sqlite_utils.Database, run_id: int, scored: Seque
 
 
 def score_pool(db: sqlite_utils.Database, settings: Any, run: int | str | None = None, *,
-               batch_size: int | None = None, limit: int | None = None, progress: Progress | None = None,
-               loaded: tuple[Any, Any] | None = None) -> PoolReport:
-    """Score the pool posts that `run` has not scored yet (at most `limit`), committing every batch.
-
-    `loaded` is an already loaded (model, processor) of that run, for callers that hold one."""
+               batch_size: int | None = None, limit: int | None = None, progress: Progress | None = None
+               ) -> PoolReport:
+    """Score the pool posts that `run` has not scored yet (at most `limit`), committing every batch."""
     from core.report import load_for_run
     from core.scoring import score
 
@@ -156,7 +154,7 @@ def score_pool(db: sqlite_utils.Database, settings: Any, run: int | str | None =
     done = 0
     stopped = False
     if todo:
-        model, processor = loaded or load_for_run(info, settings)
+        model, processor = load_for_run(info, settings)
         if progress is not None:
             progress(0, len(todo))
         for start in range(0, len(todo), size):

@@ -377,10 +377,11 @@ class SpotCheckScreen(Screen):
         self.job = new
         if new is None or old == new:
             return
-        if old is not None and old.id == new.id and old.state != new.state and new.state == "failed":
+        same = old is not None and old.id == new.id
+        if same and old.state != new.state and new.state == "failed":
             self.notify(f"pool scoring failed: {new.error}", severity="error", timeout=10)
-        if old is None or (old.id, old.done, old.state) != (new.id, new.done, new.state):
-            # New predictions landed: show them (the job's run), keeping the post on screen where it is.
-            fresh = old is None or old.id != new.id
-            self.load(new.run_id if fresh and new.active and new.run_id else None, keep_position=True)
+        if same and (old.done, old.state) != (new.done, new.state):
+            self.load(keep_position=True)  # a batch landed: show it, the post on screen stays where it is
+        elif not same and new.active:
+            self.load(new.run_id, keep_position=True)  # a job started: show the run it scores with
         self._show_head()
