@@ -188,6 +188,10 @@ async def test_p_scores_the_pool_in_a_detached_job_and_the_list_fills_in(setting
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_spot(app, pilot)
         assert screen.items == [] and "press `p`" in str(screen.query_one("#spot-text").content)
+        from tui.commands import _entries
+
+        palette = [text for text, _, _ in _entries(app)]
+        assert "Spot-check: score pool" in palette and "Label: score pool" in palette
         await pilot.press("p")
         await until(pilot, lambda: screen.job is not None, timeout=30)
         await until(pilot, lambda: screen.job.state == "done" and len(screen.items) == len(pool_ids(db)),
