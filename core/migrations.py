@@ -187,6 +187,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE api_calls ADD COLUMN batch_id TEXT;
     CREATE INDEX api_calls_status ON api_calls(job_id, status);
     """,
+    # 4: pool scoring keeps a small embedding per prediction (float16, core.pool.EMBED_DIM) for the
+    # active-learning queue's diversity step.
+    """
+    ALTER TABLE predictions ADD COLUMN embedding BLOB;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

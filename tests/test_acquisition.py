@@ -43,3 +43,31 @@ def test_select_prefers_uncertain_and_diverse():
 def test_unlabeled_inputs_are_unlabeled_candidates(db, settings):
     ids = seed_store(db, settings.image_dir, n_train=3, n_test=3, n_unlabeled=4)
     assert [i.post_id for i in unlabeled_inputs(db, settings.image_dir)] == ids["unlabeled"]
+
+
+def test_diverse_batches_spread_each_batch_and_keep_every_post():
+    from core.acquisition import diverse_batches
+
+    unsure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}
+    # The four most uncertain posts are nearly the same picture: a batch of 2 takes the first of them and the
+    # other direction; the near-copies follow in later batches, each spread as far as the rest allows.
+    ranked = [_s(1, unsure, [1, 0]), _s(2, unsure, [1, 0.01]), _s(3, unsure, [1, 0.02]), _s(4, unsure, [1, 0.03]),
+              _s(5, unsure, [0, 1])]
+    order = [s.post_id for s in diverse_batches(ranked, batch=2, window_factor=3)]
+    assert order == [1, 5, 2, 4, 3]
+    assert [s.post_id for s in diverse_batches([_s(7, unsure, None), _s(8, unsure, None)], batch=1)] == [7, 8]
+
+
+def test_packed_embeddings_keep_directions():
+    from core.pool import EMBED_DIM, pack_embedding, unpack_embedding
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(512) * 300, rng.standard_normal(512) * 300  # raw hidden states run large
+    pa, pb = unpack_embedding(pack_embedding(a)), unpack_embedding(pack_embedding(b))
+    assert len(pack_embedding(a)) == EMBED_DIM * 2 and np.isfinite(pa).all()
+
+    def cos(x, y):
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    assert cos(pa, unpack_embedding(pack_embedding(a * 2))) == pytest.approx(1.0, abs=1e-3)
+    assert abs(cos(pa, pb)) < 0.5  # unrelated vectors stay far apart

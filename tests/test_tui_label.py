@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fakes.tui import build_store, until
 
@@ -178,46 +180,42 @@ async def test_disagreements_first_puts_those_posts_first_without_showing_labels
         assert human_rows(db)[-1][:2] == (screen.queue[0], "bearish")
 
 
-def add_predictions(db, margins: dict[int, tuple[float, float, float]]) -> int:
-    import json
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    from fakes.pool_runs import fp32_run
 
-    from core.store import now
-
-    run = db.execute("INSERT INTO runs (kind, name, created_at) VALUES ('train', 'tiny', ?)", [now()]).lastrowid
-    for pid, (bear, neut, bull) in margins.items():
-        probs = {"bearish": bear, "neutral": neut, "bullish": bull}
-        db.execute("INSERT INTO predictions (run_id, post_id, label, probs, created_at) VALUES (?, ?, ?, ?, ?)",
-                   [run, pid, max(probs, key=probs.get), json.dumps(probs), now()])
-    db.conn.commit()
-    return run
+    return fp32_run(tmp_path_factory)
 
 
-async def test_active_learning_orders_by_margin_and_drops_duplicates(settings, db, store):
-    # Older run first: only the newest run's predictions count.
-    add_predictions(db, {store[12]: (0.34, 0.33, 0.33)})
-    add_predictions(db, {
-        store[6]: (0.2, 0.7, 0.1),     # margin 0.5
-        store[8]: (0.45, 0.4, 0.15),   # margin 0.05
-        store[10]: (0.1, 0.3, 0.6),    # margin 0.3
-        store[11]: (0.42, 0.4, 0.18),  # margin 0.02, but the same text as post 8 (after normalising)
-        store[12]: (0.9, 0.05, 0.05),  # margin 0.85
-    })
+async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, store, shared_run):
+    from fakes.pool_runs import bizsent, register_run
+
+    from core.acquisition import human_queue, uncertainty
+    from core.pool import score_pool
+
     db.execute("UPDATE posts SET text = ? WHERE id IN (?, ?)", ["WAGMI >>555 to the moon!", store[8], store[11]])
     db.execute("UPDATE posts SET text = ? WHERE id = ?", ["wagmi to the moon", store[3]])  # same as 8 and 11
-    db.conn.commit()
+    older = register_run(db, shared_run, name="older")
+    score_pool(db, settings, older, limit=2)
+    newer = register_run(db, shared_run, name="newer")
+    score_pool(db, settings, newer)  # the newest run that scored the pool ranks it
+    queue = human_queue(db)
+    assert queue.run_id == newer
+    ranked = sorted(queue.scores.values(), key=lambda s: (-uncertainty(s.probs), s.post_id))
+    copies = [s.post_id for s in ranked if s.post_id in (store[3], store[8], store[11])]
+    assert [pid for pid in queue.ids if pid in (store[3], store[8], store[11])] == copies[:1]
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_label(app, pilot)
         await pilot.press("o", "o")  # random -> newest -> active learning (no filter set: skipped)
-        await until(pilot, lambda: screen.order == "active" and screen.queue and screen.queue[0] == store[11])
-        # Most uncertain first; post 8 repeats post 11's text and post 3 too (unscored): both left out.
-        assert screen.queue[:4] == [store[11], store[10], store[6], store[12]]
-        assert store[8] not in screen.queue and store[3] not in screen.queue
-        unscored = {store[n] for n in (1, 4, 5, 7, 9)}
-        assert set(screen.queue[4:]) == unscored
+        await until(pilot, lambda: screen.order == "active" and screen.queue == queue.ids)
         assert screen.notice == ""
         await until(pilot, lambda: screen.current in screen.items)
         assert "active learning" in shown_text(screen)
+    printed = bizsent(settings, "queue", "--size", "5")
+    assert printed.returncode == 0, printed.stderr
+    assert [json.loads(line)["post_id"] for line in printed.stdout.splitlines()] == queue.ids[:5]
 
 
 async def test_active_learning_without_predictions_says_so_and_falls_back_to_random(settings, db, store):

@@ -83,19 +83,22 @@ async def test_correct_and_accept_write_human_labels_and_undo_removes_them(setti
         assert human_rows(db) == [(store[5], "bullish", "test", "human")]
 
 
-async def test_existing_human_label_keeps_its_split_and_undo_restores_it(settings, db, store, run):
-    human(db, store[5], "neutral", split="test")
+async def test_existing_human_train_label_keeps_its_split_and_undo_restores_it(settings, db, store, run):
+    human(db, store[5], "neutral", split="train")
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_spot(app, pilot)
+        # Pool posts (no human label) come first; the labelled post 5 is last.
+        assert [it.post_id for it in screen.items] == [store[4], store[1], store[6], store[5]]
+        await pilot.press("j", "j", "j")
         assert screen.current.post_id == store[5] and screen.current.human.label == "neutral"
-        assert "split keeps TEST" in str(screen.query_one("#spot-head").content)
+        assert "split keeps TRAIN" in str(screen.query_one("#spot-head").content)
         await pilot.press("3")
         await app.writer.drained()
-        assert human_rows(db) == [(store[5], "bullish", "test", "human")]  # corrected in place, one human row
+        assert human_rows(db) == [(store[5], "bullish", "train", "human")]  # corrected in place, one human row
         await pilot.press("u")
         await app.writer.drained()
-        assert human_rows(db) == [(store[5], "neutral", "test", "human")]
+        assert human_rows(db) == [(store[5], "neutral", "train", "human")]
         assert screen.current.human.label == "neutral"
 
 
@@ -108,3 +111,91 @@ def test_order_items_is_stable_on_ties(db, store, run):
     assert [it.post_id for it in ordered][::2] == [store[5], store[4], store[1], store[6]]
     with pytest.raises(ValueError):
         order_items(items, "random")
+
+
+# -- with predictions from the real pool scoring (tiny model), not inserted by hand ----------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    from fakes.pool_runs import fp32_run
+
+    return fp32_run(tmp_path_factory)
+
+
+@pytest.fixture
+def scored(settings, db, store, shared_run):
+    """The console's store scored by `score_pool` with a real run: every pool post has a prediction."""
+    from fakes.pool_runs import register_run
+
+    from core.pool import pool_ids, score_pool
+
+    run_id = register_run(db, shared_run)
+    assert score_pool(db, settings, run_id).scored == len(pool_ids(db))
+    return run_id
+
+
+async def test_spot_check_lists_the_scored_pool_most_uncertain_first(settings, db, store, scored):
+    from core.pool import pool_ids
+
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert screen.run_id == scored
+        assert {it.post_id for it in screen.items} == set(pool_ids(db)) and store[2] not in pool_ids(db)
+        margins = [it.margin for it in screen.items]
+        assert margins == sorted(margins) and all(it.human is None for it in screen.items)
+        first = screen.current
+        await pilot.press("a")
+        await app.writer.drained()
+        assert human_rows(db) == [(first.post_id, first.label, "train", "human")]
+
+
+async def test_a_on_a_human_test_post_changes_it_only_after_confirmation(settings, db, store, scored):
+    from tui.screens.confirm import ConfirmModal
+
+    model_label = db.execute("SELECT label FROM predictions WHERE run_id = ? AND post_id = ?",
+                             [scored, store[6]]).fetchone()[0]
+    other = next(label for label in ("bearish", "neutral", "bullish") if label != model_label)
+    human(db, store[6], other, split="test")  # labelled into the test set after the pool was scored
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert screen.items[-1].post_id == store[6]  # after every pool post
+        await pilot.press(*["j"] * (len(screen.items) - 1))
+        assert screen.current.post_id == store[6] and "split keeps TEST" in str(screen.query_one("#spot-head").content)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("n")
+        await app.writer.drained()
+        assert human_rows(db) == [(store[6], other, "test", "human")]
+        assert screen.current.post_id == store[6]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await app.writer.drained()
+        assert human_rows(db) == [(store[6], model_label, "test", "human")]
+
+
+async def test_p_scores_the_pool_in_a_detached_job_and_the_list_fills_in(settings, db, store, shared_run):
+    from fakes.pool_runs import register_run
+
+    from core.pool import pool_ids
+
+    run_id = register_run(db, shared_run)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_spot(app, pilot)
+        assert screen.items == [] and "press `p`" in str(screen.query_one("#spot-text").content)
+        from tui.commands import _entries
+
+        palette = [text for text, _, _ in _entries(app)]
+        assert "Spot-check: score pool" in palette and "Label: score pool" in palette
+        await pilot.press("p")
+        await until(pilot, lambda: screen.job is not None, timeout=30)
+        await until(pilot, lambda: screen.job.state == "done" and len(screen.items) == len(pool_ids(db)),
+                    timeout=120)
+        assert screen.run_id == run_id
+        assert db.execute("SELECT kind, state, done, total FROM jobs").fetchall() == [
+            ("score-pool", "done", len(pool_ids(db)), len(pool_ids(db)))]

@@ -481,33 +481,79 @@ def selftrain(
                f"macro-F1 {100 * best.macro_f1:.1f}%")
 
 
+@app.command("score-pool")
+def score_pool_(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")]
+    = None,
+    limit: Annotated[int | None, typer.Option(help="score at most this many new posts")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="posts per forward pass and commit "
+                                                   "(default: train.batch_size)")] = None,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
+) -> None:
+    """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
+    from core.pool import score_pool
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if job is not None:
+        from jobs.pool import run_job
+
+        typer.echo(run_job(db, c.settings, job, batch_size=batch_size).summary())
+        return
+    if limit is not None and limit < 1:
+        raise BizsentError("--limit must be at least 1")
+    with _count_progress("scoring") as update:
+        report = score_pool(db, c.settings, run, batch_size=batch_size, limit=limit, progress=update)
+    typer.echo(report.summary())
+
+
+def _count_progress(what: str):
+    """A Rich progress bar on stderr: done/total, rate, ETA (the callback takes done, total)."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        task = progress.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        with progress:
+            yield update
+
+    return bar()
+
+
 @app.command()
 def queue(
     ctx: typer.Context,
     strategy: Annotated[str, typer.Option(help="uncertainty | random")] = "uncertainty",
-    size: Annotated[int, typer.Option(help="posts in the batch")] = 20,
-    run: Annotated[str | None, typer.Option(help="run whose model ranks the posts (uncertainty)")] = None,
+    size: Annotated[int, typer.Option(help="posts to print")] = 20,
+    run: Annotated[str | None, typer.Option(help="run whose pool predictions rank the posts (default: the newest"
+                                            " run that scored the pool)")] = None,
 ) -> None:
-    """The next posts to label by hand: most uncertain and mutually diverse (or random)."""
-    from core.acquisition import rank_queue
-    from core.report import load_for_run, run_row
+    """The next posts to label by hand: the Label screen's active-learning queue (most uncertain, diverse)."""
+    from core.acquisition import human_queue
+    from core.report import run_row
 
     c = ctx_of(ctx)
     if strategy not in ("uncertainty", "random"):
         raise BizsentError(f"unknown strategy {strategy!r}; use uncertainty or random")
     db = c.db(create=False)
-    model = processor = None
-    if strategy == "uncertainty":
-        if run is None:
-            newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC"
-                                ).fetchone()
-            if newest is None:
-                raise BizsentError("uncertainty needs a trained run; train one or use --strategy random")
-            run = str(newest[0])
-        model, processor = load_for_run(run_row(db, run), c.settings)
-    picks = rank_queue(db, c.settings.image_dir, size, strategy=strategy, model=model, processor=processor)
-    for s in picks:
-        typer.echo(json.dumps({"post_id": s.post_id, "label": s.label if s.probs else None, "probs": s.probs}))
+    run_id = run_row(db, run)["id"] if run is not None else None
+    q = human_queue(db, strategy=strategy, run_id=run_id)  # type: ignore[arg-type]
+    if strategy == "uncertainty" and not q.scores:
+        which = f"run {run_id} has" if run_id is not None else "no run has"
+        raise BizsentError(f"{which} scored the pool yet; run `bizsent score-pool` first (or --strategy random)")
+    for pid in q.ids[:size]:
+        s = q.scores.get(pid)
+        typer.echo(json.dumps({"post_id": pid, "label": s.label if s else None, "probs": s.probs if s else None}))
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from core.report import Report
     from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
     from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
-    from tui.run_queries import RunRow, SpotItem
+    from tui.run_queries import PoolJob, RunRow, SpotItem
     from tui.widgets.image_preview import Picture
     from tui.widgets.post_detail import Wrapped
 
@@ -138,3 +138,18 @@ class SpotItemsLoaded(Message):
 class SpotPictureLoaded(Message):
     post_id: int
     picture: Picture
+
+
+@dataclass
+class PoolJobPolled(Message):
+    """The newest score-pool job (None: never started), polled by the Spot-check screen."""
+
+    job: PoolJob | None
+
+
+@dataclass
+class PoolScoringStarted(Message):
+    """The outcome of `p` (score the pool): one line for the user."""
+
+    text: str
+    error: bool = False

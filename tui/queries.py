@@ -6,7 +6,6 @@ loop: WAL lets these readers run while jobs and the console's writer thread writ
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -17,15 +16,16 @@ from pathlib import Path
 
 import sqlite_utils
 
-from core.dataset import API_SOURCES, normalise_text
+from core.acquisition import human_queue
+from core.dataset import API_SOURCES
 from core.labels import LABELS
-from core.posts import CANDIDATE_SQL
+from core.pool import POOL_SQL
 from core.store import open_db
 
 IMAGE_STATES = ("ok", "pending", "corrupt", "missing", "unsupported", "none")
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
 DISAGREE = "disagree"  # the label filter value: API labelers gave this post different labels
-NO_PREDICTIONS = "no model predictions yet: run `bizsent predict` or `bizsent queue`"
+NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent score-pool`), then `o` again"
 
 # Two API labels of one post that differ. Rows are unique per (post, source, labeler), so two different labels
 # are always two different labelers; `<` looks at each pair once.
@@ -247,12 +247,9 @@ def parse_queue_filter(text: str) -> tuple[str | None, str | None, str]:
 
 
 def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
-    """Candidate posts (image ok + text) with no human label and no human skip, in the session's order."""
-    where = [
-        CANDIDATE_SQL,
-        "NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = 'human')",
-        "NOT EXISTS (SELECT 1 FROM skips s WHERE s.post_id = p.id AND s.source = 'human')",
-    ]
+    """The pool (core.pool: candidates with no human label or skip) in the session's order; `active` is the
+    engine's active-learning queue (the one `bizsent queue` prints), random when no run has scored the pool."""
+    where = [POOL_SQL]
     args: list[object] = []
     if spec.order == "filter":
         if spec.label:
@@ -265,10 +262,10 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
     order = "p.time DESC, p.id DESC" if spec.order in ("newest", "filter") else "p.id"
     sql = f"SELECT p.id FROM posts p JOIN images i ON i.id = p.image_id WHERE {' AND '.join(where)} ORDER BY {order}"
     ids = [r[0] for r in db.execute(sql, args) if r[0] not in spec.exclude]
-    ranked = uncertainty_order(db, ids) if spec.order == "active" else None
-    if ranked is not None:
-        ids = diverse(db, ranked)
-    elif spec.order in ("random", "active"):  # active learning without predictions falls back to random
+    active = human_queue(db) if spec.order == "active" else None
+    if active is not None and active.run_id is not None:
+        ids = [pid for pid in active.ids if pid not in spec.exclude]
+    elif spec.order in ("random", "active"):  # active learning before any run scored the pool: random
         random.Random(spec.seed).shuffle(ids)
     if spec.disagree_first:
         disagreeing = disagreeing_posts(db)
@@ -279,61 +276,6 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
 def disagreeing_posts(db: sqlite_utils.Database) -> set[int]:
     """Posts to which two API labelers gave different labels."""
     return {r[0] for r in db.execute(f"SELECT p.id FROM posts p WHERE {DISAGREE_SQL}")}
-
-
-def latest_prediction_run(db: sqlite_utils.Database) -> int | None:
-    """The run whose predictions were written last: the model the active-learning queue asks."""
-    row = db.execute("SELECT run_id FROM predictions ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
-    return row[0] if row else None
-
-
-def has_predictions(db: sqlite_utils.Database) -> bool:
-    return latest_prediction_run(db) is not None
-
-
-def uncertainty_order(db: sqlite_utils.Database, ids: Sequence[int]) -> list[int] | None:
-    """`ids` most uncertain first (smallest margin between the two likeliest classes of the latest run),
-    then those the run did not score; None when no run has written predictions."""
-    from core.acquisition import select
-    from core.scoring import Scored
-
-    run = latest_prediction_run(db)
-    if run is None:
-        return None
-    wanted = set(ids)
-    scored = [Scored(pid, label, json.loads(probs), 0.0)
-              for pid, label, probs in db.execute(
-                  "SELECT post_id, label, probs FROM predictions WHERE run_id = ? ORDER BY post_id", [run])
-              if pid in wanted]
-    # The same ranking as `bizsent queue`; predictions carry no embeddings, so its diversity step (k-center on
-    # embeddings) has nothing to work on here and `diverse` below drops duplicates instead.
-    ranked = [s.post_id for s in select(scored, len(scored), strategy="uncertainty", measure="margin",
-                                         pool_factor=1)]
-    seen = set(ranked)
-    return ranked + [pid for pid in ids if pid not in seen]
-
-
-def diverse(db: sqlite_utils.Database, ids: Sequence[int]) -> list[int]:
-    """`ids` in order, without posts whose image (sha256) or normalised text repeats one already kept."""
-    keys: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start:start + 500])
-        for pid, sha, subject, text in db.execute(
-            f"SELECT p.id, coalesce(i.sha256, ''), p.subject, p.text FROM posts p LEFT JOIN images i"
-            f" ON i.id = p.image_id WHERE p.id IN ({','.join('?' * len(chunk))})", chunk,
-        ):
-            keys[pid] = (sha, normalise_text(f"{subject} {text}"))
-    images: set[str] = set()
-    texts: set[str] = set()
-    out = []
-    for pid in ids:
-        sha, text = keys.get(pid, ("", ""))
-        if (sha and sha in images) or (text and text in texts):
-            continue
-        images.add(sha)
-        texts.add(text)
-        out.append(pid)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

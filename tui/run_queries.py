@@ -158,12 +158,14 @@ class SpotItem:
 
 
 def order_items(items: Sequence[SpotItem], order: str) -> list[SpotItem]:
-    """uncertainty: smallest margin between the top two classes first; disagreement: the most probability away
-    from the API labels first, posts without an API label last. Ties by post id, so the order is stable."""
+    """Pool posts (no human label) first, then posts a human has labelled; within each, uncertainty: smallest
+    margin between the top two classes first; disagreement: the most probability away from the API labels
+    first, posts without an API label last. Ties by post id, so the order is stable."""
     if order == "uncertainty":
-        return sorted(items, key=lambda it: (it.margin, it.post_id))
+        return sorted(items, key=lambda it: (it.human is not None, it.margin, it.post_id))
     if order == "disagreement":
-        return sorted(items, key=lambda it: (it.disagreement is None, -(it.disagreement or 0.0), it.post_id))
+        return sorted(items, key=lambda it: (it.human is not None, it.disagreement is None,
+                                             -(it.disagreement or 0.0), it.post_id))
     raise ValueError(f"unknown order {order!r}; use one of {SPOT_ORDERS}")
 
 
@@ -202,3 +204,33 @@ def predicted_runs(db: sqlite_utils.Database) -> list[tuple[int, str, int]]:
         "SELECT r.id, r.name, count(*) FROM runs r JOIN predictions p ON p.run_id = r.id GROUP BY r.id"
         " ORDER BY r.id DESC"
     ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolJob:
+    """The newest `score-pool` job, as its row says."""
+
+    id: int
+    run_id: int | None
+    state: str
+    done: int
+    total: int
+    error: str | None
+    alive: bool
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running") and self.alive
+
+
+def pool_job(db: sqlite_utils.Database) -> PoolJob | None:
+    from core.ledger import pid_alive
+    from jobs.pool import KIND
+
+    row = db.execute("SELECT id, params, state, done, total, error, pid FROM jobs WHERE kind = ? ORDER BY id DESC"
+                     " LIMIT 1", [KIND]).fetchone()
+    if row is None:
+        return None
+    jid, params, state, done, total, error, pid = row
+    return PoolJob(jid, json.loads(params or "{}").get("run_id"), state, done or 0, total or 0, error,
+                   pid_alive(pid))

@@ -21,17 +21,18 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
+from core.acquisition import scoring_run
 from core.labels import LABELS, Label
 from core.posts import add_note, add_skip, delete_label, delete_skip, set_label
 from core.records import NewLabel
-from tui.messages import LabelItemsLoaded, QueueLoaded
+from tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded
+from tui.pool_job import start_pool_scoring
 from tui.queries import (
     NO_PREDICTIONS,
     QUEUE_ORDERS,
     LabelPost,
     QueueSpec,
     format_time,
-    has_predictions,
     label_posts,
     label_queue,
     parse_queue_filter,
@@ -81,6 +82,7 @@ class LabelScreen(Screen):
         Binding("pageup", "scroll_text(-1)", "text up", show=False),
         Binding("f", "filter", "filter", show=False),
         Binding("g", "cycle_goal", "goal", show=False),
+        Binding("p", "score_pool", "score pool", show=False),
         Binding("escape", "app.switch_mode('posts')", "posts", show=False),
     ]
     HELP = (
@@ -89,7 +91,9 @@ class LabelScreen(Screen):
         "spam); `u` undoes the last answer and goes back to that post; `n` adds a note to this post.\n\n"
         "`t` switches between labeling into the **test** split (the human test set, default) and the "
         "**train** pool; `o` cycles the queue order (random, newest, filter once `f` set one, active "
-        "learning: the latest model run's most uncertain posts first, near-duplicates left out); `d` puts the "
+        "learning: the queue `bizsent queue` prints, the most uncertain posts of the newest run that scored the "
+        "pool first, in diverse batches, repeats of an image or text left out); `p` scores the pool in the "
+        "background (`bizsent score-pool`; Spot-check shows its progress); `d` puts the "
         "posts on which API "
         "labelers disagree first (which labels they gave stays hidden); `f` sets the filter (free text "
         "and/or `source:label`, e.g. `openai:bullish moon`); `g` changes the session goal; PgUp/PgDn scroll "
@@ -154,7 +158,7 @@ class LabelScreen(Screen):
     def _load_queue(self, spec: QueueSpec, generation: int) -> None:
         with reading(self.app.db_path) as db:
             ids = label_queue(db, spec)
-            notice = NO_PREDICTIONS if spec.order == "active" and not has_predictions(db) else ""
+            notice = NO_PREDICTIONS if spec.order == "active" and scoring_run(db) is None else ""
         self.post_message(QueueLoaded(generation, ids, notice))
 
     def on_queue_loaded(self, message: QueueLoaded) -> None:
@@ -396,3 +400,12 @@ class LabelScreen(Screen):
     def action_cycle_goal(self) -> None:
         self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
         self._show_counts()
+
+    def action_score_pool(self) -> None:
+        self.run_worker(self._start_scoring, thread=True, group="label-score-pool", exclusive=True)
+
+    def _start_scoring(self) -> None:
+        self.post_message(PoolScoringStarted(*start_pool_scoring(self.app)))
+
+    def on_pool_scoring_started(self, message: PoolScoringStarted) -> None:
+        self.notify(message.text, severity="error" if message.error else "information", timeout=8)

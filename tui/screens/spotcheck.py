@@ -1,9 +1,11 @@
-"""Spot-check: a run's predictions, most uncertain (or most at odds with the API labels) first, each with its
-image, text, the model's probabilities, the API labels and the human label. One key accepts the model's label
-or corrects it, and the answer becomes a human label (through the app's single writer, like the Label screen).
+"""Spot-check: a run's predictions, pool posts first (the ones `p` / `bizsent score-pool` scored), most uncertain
+(or most at odds with the API labels) first, each with its image, text, the model's probabilities, the API labels
+and the human label. One key accepts the model's label or corrects it, and the answer becomes a human label
+(through the app's single writer, like the Label screen).
 
 The split of a new human label is an explicit, visible toggle that starts on train: a spot-check never puts a
-post into the human test set unless the user asks for it. A post that already has a human label keeps its split.
+post into the human test set unless the user asks for it. A post that already has a human label keeps its split,
+and a human TEST label is only changed after a confirmation naming the old and the new label.
 """
 
 from __future__ import annotations
@@ -24,9 +26,20 @@ from textual.widgets import Footer, Static
 from core.labels import LABELS
 from core.posts import delete_label, set_label
 from core.records import NewLabel
-from tui.messages import SpotItemsLoaded, SpotPictureLoaded
+from tui.messages import PoolJobPolled, PoolScoringStarted, SpotItemsLoaded, SpotPictureLoaded
+from tui.pool_job import start_pool_scoring
 from tui.queries import reading
-from tui.run_queries import SPOT_ORDERS, HumanLabel, SpotItem, order_items, predicted_runs, spot_items
+from tui.run_queries import (
+    SPOT_ORDERS,
+    HumanLabel,
+    PoolJob,
+    SpotItem,
+    order_items,
+    pool_job,
+    predicted_runs,
+    spot_items,
+)
+from tui.screens.confirm import ConfirmModal
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from tui.widgets.post_detail import post_text
 from tui.widgets.status_bar import StatusBar
@@ -93,20 +106,23 @@ class SpotCheckScreen(Screen):
         Binding("u", "undo", "undo"),
         Binding("o", "cycle_order", "order"),
         Binding("t", "toggle_split", "split"),
+        Binding("p", "score_pool", "score pool"),
         Binding("r", "next_run", "run", show=False),
         Binding("j,down", "move(1)", "next", show=False),
         Binding("k,up", "move(-1)", "previous", show=False),
     ]
     HELP = (
         "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "
-        "its label), the API labels and the human label.\n\n"
+        "its label), the API labels and the human label. Posts without a human label (the pool) come first; "
+        "`p` scores the pool with the newest trained run in the background (only posts it has not scored yet; "
+        "the same as `bizsent score-pool`) and the list fills in as it goes.\n\n"
         "`a` or `enter` accepts the model's label and `1` bearish, `2` neutral, `3` bullish correct it: either "
         "way the answer is written as a **human** label and the next post shows. `u` undoes the last answer "
         "(the post's earlier human label, if any, comes back). `t` switches the split a **new** human label goes "
         "to (train by default; test only when you choose it); a post that already has a human label keeps its "
-        "split. `o` orders by uncertainty (smallest margin between the top two classes first) or by "
-        "disagreement with the API labels; `r` switches to the next run with predictions; `j`/`k` move "
-        "without answering."
+        "split, and changing a human **test** label asks first. `o` orders by uncertainty (smallest margin "
+        "between the top two classes first) or by disagreement with the API labels; `r` switches to the next "
+        "run with predictions; `j`/`k` move without answering."
     )
 
     def __init__(self) -> None:
@@ -123,6 +139,7 @@ class SpotCheckScreen(Screen):
         self._loading: set[int] = set()
         self._generation = 0
         self.loaded = False
+        self.job: PoolJob | None = None
 
     @property
     def current(self) -> SpotItem | None:
@@ -142,6 +159,8 @@ class SpotCheckScreen(Screen):
 
     def on_mount(self) -> None:
         self.load()
+        self.poll_job()
+        self.set_interval(self.app.settings.tui.refresh_s, self.poll_job)
 
     def on_screen_resume(self) -> None:
         # A run may have been evaluated, or labels changed elsewhere, since this screen was last shown.
@@ -212,7 +231,8 @@ class SpotCheckScreen(Screen):
             probs.update("")
             labels.update("")
             body.update(Text("loading predictions…" if not self.loaded else
-                             "no predictions: evaluate a run first (Eval screen `e`, or `bizsent eval RUN`)"
+                             "no predictions yet: press `p` to score the pool with the newest trained run "
+                             "(or run `bizsent score-pool`)"
                              if not self.items else "end of the list: `o` reorders, `u` undoes, `r` next run",
                              style="dim"))
             return
@@ -235,9 +255,11 @@ class SpotCheckScreen(Screen):
                                   else ("TRAIN", "bold yellow"), " (t)")
         where = f"{self.pos + 1}/{len(self.items)}" if self.items else "0/0"
         pid = f" · post {item.post_id}" if item else ""
+        job = self.job
+        scoring = (f" · scoring pool {job.done}/{job.total or '?'}" if job is not None and job.active else "")
         self.query_one("#spot-head", Static).update(Text.assemble(
             split, " · ", (f"run {self.run_id or '-'} {name}", "bold"), " (r) · ", where, " by ", (self.order, "bold"),
-            " (o)", pid), layout=False)
+            " (o)", pid, (scoring, "bold cyan")), layout=False)
 
     # -- answers -------------------------------------------------------------------------------------------
 
@@ -246,6 +268,20 @@ class SpotCheckScreen(Screen):
         if item is None:
             return
         before = item.human
+        if before is not None and before.split == "test":
+            if before.label == label:  # nothing to change: the test label stays exactly as it is
+                self.pos += 1
+                self._show()
+                return
+            question = (f"Post {item.post_id} is in the human TEST set, labelled {before.label}. Overwrite that "
+                        f"test label with {label}?")
+            self.app.push_screen(ConfirmModal(question, yes="Overwrite test label"),
+                                 callback=lambda yes: self._write_answer(item, label) if yes else None)
+            return
+        self._write_answer(item, label)
+
+    def _write_answer(self, item: SpotItem, label: str) -> None:
+        before = item.human
         new = NewLabel(label=label, source="human", labeler=before.labeler if before else "human",
                        split=before.split if before else self.split,
                        sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False)
@@ -253,7 +289,8 @@ class SpotCheckScreen(Screen):
         written = self.app.write(lambda db: set_label(db, pid, new))
         self.history.append(Answer(pid, before, written))
         self._set_human(pid, HumanLabel(-1, label, new.split, new.labeler, new.sarcastic, new.unsure))
-        self.pos += 1
+        ids = [it.post_id for it in self.items]
+        self.pos = ids.index(pid) + 1 if pid in ids else self.pos
         self._show()
 
     def _set_human(self, pid: int, human: HumanLabel | None) -> None:
@@ -312,3 +349,39 @@ class SpotCheckScreen(Screen):
         nxt = ids[(ids.index(self.run_id) + 1) % len(ids)] if self.run_id in ids else ids[0]
         self.pictures.clear()
         self.load(nxt)
+
+    # -- scoring the pool ----------------------------------------------------------------------------------
+
+    def action_score_pool(self) -> None:
+        self.run_worker(self._start_scoring, thread=True, group="spot-score-pool", exclusive=True)
+
+    def _start_scoring(self) -> None:
+        self.post_message(PoolScoringStarted(*start_pool_scoring(self.app)))
+
+    def on_pool_scoring_started(self, message: PoolScoringStarted) -> None:
+        self.notify(message.text, severity="error" if message.error else "information", timeout=8)
+        self.poll_job()
+
+    def poll_job(self) -> None:
+        if self.is_current:
+            self._poll_job()
+
+    @work(thread=True, exclusive=True, group="spot-job")
+    def _poll_job(self) -> None:
+        with reading(self.app.db_path) as db:
+            job = pool_job(db)
+        self.post_message(PoolJobPolled(job))
+
+    def on_pool_job_polled(self, message: PoolJobPolled) -> None:
+        old, new = self.job, message.job
+        self.job = new
+        if new is None or old == new:
+            return
+        same = old is not None and old.id == new.id
+        if same and old.state != new.state and new.state == "failed":
+            self.notify(f"pool scoring failed: {new.error}", severity="error", timeout=10)
+        if same and (old.done, old.state) != (new.done, new.state):
+            self.load(keep_position=True)  # a batch landed: show it, the post on screen stays where it is
+        elif not same and new.active:
+            self.load(new.run_id, keep_position=True)  # a job started: show the run it scores with
+        self._show_head()
