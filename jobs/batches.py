@@ -176,11 +176,10 @@ def collect_until_done(db: sqlite_utils.Database, settings: Settings, job_id: in
 
 
 def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
-    from core.labelers.base import provider_settings
-
     p = job["params"]
-    params = Params(p["provider"], p["model"], "batch", p.get("limit"), settings.labeling.few_shot)
-    conf = provider_settings(settings, params.provider)
+    # The job's own record, never the config as it is now: labels are filed under the labeler name its requests
+    # were sent as, and billed at the price it was estimated and confirmed at.
+    params = Params.from_dict(p, settings)
     remote = backend(settings, params.provider)
     before = job["counts"]  # what submit recorded: the estimate and skip reasons outlive each collect
     snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"],
@@ -206,7 +205,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
                 retry_posts.append(post)
                 continue
             outcome = remote.outcome(result.body)
-            usd = ledger.price(conf, outcome.tokens_in, outcome.tokens_out, "batch")
+            usd = params.usd(outcome.tokens_in, outcome.tokens_out)
             snap.usd += usd
             path = ledger.save_response(settings.data_dir, key, call_id, result.body)
             common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, response_path=path)
@@ -248,7 +247,13 @@ def _resubmit(db: sqlite_utils.Database, settings: Settings, remote: Backend, jo
             snap.errors["gave up after retries"] += 1
     if not again:
         return 0
-    examples = few_shot_examples(db, params.few_shot, settings.images.max_pixels)
+    examples, problems = few_shot_examples(db, params.few_shot, settings.images.max_pixels, params.examples)
+    if problems or len(examples) != len(params.examples or ()):
+        # The same prompt cannot be rebuilt, so a resubmitted answer would be filed under a name it does not
+        # deserve: give up on these posts instead.
+        snap.failed += len(again)
+        snap.errors[f"not resubmitted: {problems[0] if problems else 'few-shot examples changed'}"] += len(again)
+        return 0
     try:
         sent = _send(db, settings, remote, job["id"], params, _items_for(db, params, again), examples, snap)
     except SubmitError as exc:
