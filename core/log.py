@@ -55,6 +55,8 @@ class RedactingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # a text stream refuses bytes (click probes streams this way)
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         self._stream.write(redact(text))
         return len(text)
 

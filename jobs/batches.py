@@ -326,15 +326,24 @@ def command(db: sqlite_utils.Database, settings: Settings, action: str, job_id: 
     raise BizsentError(f"unknown action {action!r}; use list, show, cancel or collect")
 
 
-def render_costs(db: sqlite_utils.Database) -> str:
+def render_costs(db: sqlite_utils.Database, settings: Settings | None = None) -> str:
+    """Spend from the ledger by provider, model, job and day; with `settings`, each model's price (the same
+    [prices] table the estimates and the ledger use) beside what it cost."""
     out = [f"total spend recorded: ${ledger.total_usd(db):.4f}"]
     for column in ("provider", "model", "job", "day"):
         rows_ = ledger.spend_by(db, column)
         out.append("")
         out.append(f"by {column}:")
+        priced = column == "model" and settings is not None
         out.append(f"  {column:<36} {'calls':>7} {'ok':>7} {'tokens in':>12} {'tokens out':>11} {'USD':>10}"
-                   f" {'maybe paid twice':>16}")
+                   f" {'maybe paid twice':>16}" + ("  price in/out per Mtok (batch x)" if priced else ""))
         for r in rows_:
-            out.append(f"  {str(r[column])[:36]:<36} {r['calls']:>7} {r['ok']:>7} {r['tokens_in']:>12,}"
-                       f" {r['tokens_out']:>11,} {r['usd']:>10.4f} {r['interrupted']:>16}")
+            line = (f"  {str(r[column])[:36]:<36} {r['calls']:>7} {r['ok']:>7} {r['tokens_in']:>12,}"
+                    f" {r['tokens_out']:>11,} {r['usd']:>10.4f} {r['interrupted']:>16}")
+            if priced:
+                assert settings is not None
+                price = settings.prices.get(str(r[column]).split(" ", 1)[-1])
+                line += (f"  ${price.input_per_mtok:.2f}/${price.output_per_mtok:.2f} (x{price.batch_discount:g})"
+                         if price else "  no price known")
+            out.append(line)
     return "\n".join(out)

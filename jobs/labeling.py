@@ -337,7 +337,13 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
                     interrupted=len(interrupted))
     job_id = start_job(db, params, len(the_plan.items), snap, job_id)
-    state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+    try:
+        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+    except KeyboardInterrupt:
+        # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
+        rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
+        rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent label --job {job_id}`")
+        raise
     rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
     rows.finish(db, job_id, state, error)
     return Report(job_id, state, snap, interrupted, error)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fakes.label_posts import FAKE_PRICES, make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 from fakes.tui import until
 from rich.console import Console
@@ -45,7 +45,7 @@ def world(tmp_path, monkeypatch, fake_openai):
     fake, url = fake_openai
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     cfg = tmp_path / "config.toml"
-    cfg.write_text(FAKE_PRICES + f'[data]\ndir = "data"\n[labeling]\nprovider = "openai"\n[labeling.openai]\nbase_url = "{url}"\n'
+    cfg.write_text(FAKE_CONFIG + f'[labeling]\nprovider = "openai"\n[labeling.openai]\nbase_url = "{url}"\n'
                    'model = "gpt-fake"\nconcurrency = 2\nrequests_per_minute = 60000\n[tui]\nrefresh_s = 0.1\n',
                    encoding="utf-8")
     settings = load_settings(cfg, environ={})

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from core.config import Settings, load_settings
 from core.errors import BizsentError
-from core.log import redact, setup_logging
+from core.log import RedactingStream, redact, setup_logging
 
 app = typer.Typer(
     name="bizsent",
@@ -300,7 +301,8 @@ def costs(ctx: typer.Context) -> None:
     """API spend from the ledger by provider, model, job and day."""
     from jobs.batches import render_costs
 
-    typer.echo(render_costs(ctx_of(ctx).db(create=False)))
+    c = ctx_of(ctx)
+    typer.echo(render_costs(c.db(create=False), c.settings))
 
 
 @app.command()
@@ -507,20 +509,54 @@ def queue(
         typer.echo(json.dumps({"post_id": s.post_id, "label": s.label if s.probs else None, "probs": s.probs}))
 
 
+INTERRUPTED = "interrupted; everything already written is kept"
+
+
 def main() -> None:
+    # Everything the CLI prints goes through the same scrubber as the log, the database and the responses files.
+    sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
-        app()
+        # Not standalone: Typer would turn Ctrl-C into a silent exit 130 (and a Ctrl-C at a prompt into
+        # "Aborted!" and exit 1) before the handlers below could say anything.
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort as exc:  # Ctrl-C or end of input at a prompt
+        if isinstance(exc.__context__, EOFError):
+            typer.echo("no answer (end of input); nothing was done", err=True)
+            sys.exit(1)
+        _interrupted()
+    except click.ClickException as exc:  # usage errors
+        _show_usage_error(exc)
+        sys.exit(exc.exit_code)
     except BizsentError as exc:
         typer.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.echo("interrupted; everything already written is kept", err=True)
-        sys.exit(130)
+        _interrupted()
+    except BrokenPipeError:
+        sys.exit(1)
     except Exception as exc:
         logging.getLogger("bizsent").exception("internal error")
         typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
                    f"{log_path()})", err=True)
         sys.exit(1)
+    if code == 130:  # Typer's own answer to a Ctrl-C inside a command
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    typer.echo(INTERRUPTED, err=True)
+    sys.exit(130)
+
+
+def _show_usage_error(exc: click.ClickException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except ImportError:  # pragma: no cover  (typer without rich)
+        exc.show()
 
 
 def log_path() -> str:

@@ -51,3 +51,4 @@ def make_posts(db: sqlite_utils.Database, image_dir: Path, n: int, *, corrupt: i
 FAKE_PRICES = ('[prices."gpt-fake"]\ninput_per_mtok = 0.25\noutput_per_mtok = 2.0\n'
                '[prices."gemini-fake"]\ninput_per_mtok = 0.30\noutput_per_mtok = 2.50\n'
                '[prices."qwen-fake"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\nbatch_discount = 1.0\n')
+FAKE_CONFIG = FAKE_PRICES + '[data]\ndir = "data"\n'  # the start of a test config.toml
