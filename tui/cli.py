@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from core.config import Settings, load_settings
@@ -378,6 +377,9 @@ def train(
     if not local:
         raise BizsentError("only --local training is available from the CLI yet; add --local")
     cfg = _train_settings(c, base_model)
+    from core.modeling import require_model
+
+    require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
     run_name = name or f"train-{_stamp()}"
     out_dir = c.settings.data_dir / "runs" / run_name
@@ -520,12 +522,12 @@ def main() -> None:
         # Not standalone: Typer would turn Ctrl-C into a silent exit 130 (and a Ctrl-C at a prompt into
         # "Aborted!" and exit 1) before the handlers below could say anything.
         code = app(standalone_mode=False)
-    except click.exceptions.Abort as exc:  # Ctrl-C or end of input at a prompt
+    except typer.Abort as exc:  # Ctrl-C or end of input at a prompt
         if isinstance(exc.__context__, EOFError):
             typer.echo("no answer (end of input); nothing was done", err=True)
             sys.exit(1)
         _interrupted()
-    except click.ClickException as exc:  # usage errors
+    except typer.TyperException as exc:  # usage errors
         _show_usage_error(exc)
         sys.exit(exc.exit_code)
     except BizsentError as exc:
@@ -550,13 +552,18 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-def _show_usage_error(exc: click.ClickException) -> None:
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """What Typer prints for a usage error in standalone mode (a framed message, or plain without rich)."""
     try:
         from typer import rich_utils
 
-        rich_utils.rich_format_error(exc)
-    except ImportError:  # pragma: no cover  (typer without rich)
-        exc.show()
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
 
 
 def log_path() -> str:
