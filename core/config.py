@@ -172,8 +172,13 @@ class Settings(Section):
     @field_validator("prices", mode="before")
     @classmethod
     def _add_default_prices(cls, value: Any) -> Any:
-        """A [prices."MODEL"] table adds one model (or replaces its price); the other defaults stay."""
-        return {**DEFAULT_PRICES, **value} if isinstance(value, dict) else value
+        """A [prices."MODEL"] table adds a model or changes keys of a built-in one; the other defaults stay."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {m: dict(p) for m, p in DEFAULT_PRICES.items()}
+        for model, price in value.items():
+            merged[model] = {**merged[model], **price} if model in merged and isinstance(price, dict) else price
+        return merged
 
     def price(self, model: str) -> ModelPrice:
         """The price of `model`: the one lookup every estimate, dialog, ledger row and cost view uses."""
@@ -233,8 +238,10 @@ def _format_error(err: ValidationError, origin: str, origins: dict[str, str] | N
     first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     key = ".".join(str(p) for p in first["loc"])
     # A key set (or a section made up) by an environment variable or a flag is that variable's fault.
+    parent = key.rpartition(".")[0]
     for dotted, source in (origins or {}).items():
-        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+        if (dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".")
+                or (first["type"] == "missing" and dotted.rpartition(".")[0] == parent)):
             origin = source
             break
     if first["type"] == "extra_forbidden":
