@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fakes.label_posts import make_posts  # noqa: E402
+from fakes.label_posts import FAKE_CONFIG, make_posts  # noqa: E402
 from fakes.openai_server import FakeOpenAI, Server  # noqa: E402
 
 from core import budget, ledger  # noqa: E402
@@ -39,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Server(fake) as server:
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(
-            f'[data]\ndir = "data"\n[labeling]\nbudget_job_usd = 100.0\nbudget_total_usd = 100.0\n'
+            FAKE_CONFIG + f'[labeling]\nbudget_job_usd = 100.0\nbudget_total_usd = 100.0\n'
             f'[labeling.openai]\nbase_url = "{server.url}"\nmodel = "gpt-fake"\nconcurrency = 8\n'
             f"requests_per_minute = {LIMIT_RPM}\n", encoding="utf-8")
         settings = load_settings(cfg, environ={})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from core import ledger
-from core.config import ProviderSettings, Settings
+from core.config import ModelPrice, ProviderSettings, Settings
 from core.errors import BizsentError
 from core.images import fit_to_budget
 from core.labels import PROMPT_RULES, user_prompt
@@ -97,7 +97,9 @@ def calibration(db: sqlite_utils.Database, provider: str, conf: ProviderSettings
 
 
 def estimate(db: sqlite_utils.Database, settings: Settings, provider: str, model: str, prompt_version: str,
-             posts: list[PostSize], mode: str, example_tokens: int = 0) -> Estimate:
+             posts: list[PostSize], mode: str, price: ModelPrice | None = None, example_tokens: int = 0) -> Estimate:
+    """Tokens and dollars for `posts`; `price` defaults to the model's (Settings.price: refused when unknown)."""
+    price = price or settings.price(model)
     conf: ProviderSettings = getattr(settings.labeling, provider)
     max_pixels = settings.images.max_pixels
     tokens_in = sum(formula_tokens_in(provider, conf.detail, p.subject, p.text, p.width, p.height, max_pixels,
@@ -111,7 +113,7 @@ def estimate(db: sqlite_utils.Database, settings: Settings, provider: str, model
         tokens_out = round(mean_out * len(posts))
         basis = f"calibrated on {n} recorded calls"
     return Estimate(provider, model, mode, len(posts), tokens_in, tokens_out,
-                    ledger.price(conf, tokens_in, tokens_out, mode), basis)
+                    price.usd(tokens_in, tokens_out, mode), basis)
 
 
 def check_caps(db: sqlite_utils.Database, settings: Settings, estimate_usd: float) -> None:

@@ -10,13 +10,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 ENV_PREFIX = "BIZSENT_"
-SECRET_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "runpod": "RUNPOD_API_KEY"}
+# Each key goes to its own host only: an OpenAI-compatible server (any base_url) never gets the OpenAI key.
+SECRET_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "compatible": "BIZSENT_COMPATIBLE_API_KEY",
+              "runpod": "RUNPOD_API_KEY"}
 
 
 class Section(BaseModel):
@@ -52,12 +54,33 @@ class ImageSettings(Section):
 ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high"]
 
 
+class ModelPrice(Section):
+    """What one model costs, USD per million tokens; the Batch API bills `batch_discount` times that."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    batch_discount: float = Field(0.5, ge=0, le=1)
+
+    def usd(self, tokens_in: int, tokens_out: int, mode: str = "live") -> float:
+        usd = (tokens_in * self.input_per_mtok + tokens_out * self.output_per_mtok) / 1_000_000
+        return usd * (self.batch_discount if mode == "batch" else 1.0)
+
+
+# Prices belong to models, not providers. These defaults were taken from the November 2026 planning facts of
+# issue 8 (not re-verified against the providers' price pages); config.toml's [prices."MODEL"] tables add to
+# or replace them.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gpt-5-mini": {"input_per_mtok": 0.25, "output_per_mtok": 2.00, "batch_discount": 0.5},
+    "gemini-2.5-flash-lite": {"input_per_mtok": 0.10, "output_per_mtok": 0.40, "batch_discount": 0.5},
+    "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50, "batch_discount": 0.5},
+    # the compatible provider's default: a server you run yourself, no per-token bill
+    "Qwen/Qwen2.5-VL-7B-Instruct": {"input_per_mtok": 0.0, "output_per_mtok": 0.0, "batch_discount": 1.0},
+}
+
+
 class ProviderSettings(Section):
     model: str
     base_url: str
-    usd_per_mtok_in: float = Field(ge=0)
-    usd_per_mtok_out: float = Field(ge=0)
-    batch_discount: float = Field(0.5, ge=0, le=1)
     concurrency: int = Field(8, ge=1)
     requests_per_minute: int = Field(500, ge=1)
     tokens_per_minute: int = Field(2_000_000, ge=1)
@@ -68,17 +91,13 @@ class ProviderSettings(Section):
 class OpenAISettings(ProviderSettings):
     model: str = "gpt-5-mini"
     base_url: str = "https://api.openai.com/v1"
-    usd_per_mtok_in: float = Field(0.25, ge=0)
-    usd_per_mtok_out: float = Field(2.0, ge=0)
     # Reasoning tokens are billed as output: "minimal" keeps a label answer near its ~60 tokens.
     reasoning_effort: ReasoningEffort = "minimal"
 
 
 class GeminiSettings(ProviderSettings):
-    model: str = "gemini-2.5-flash"
+    model: str = "gemini-2.5-flash-lite"
     base_url: str = "https://generativelanguage.googleapis.com"
-    usd_per_mtok_in: float = Field(0.30, ge=0)
-    usd_per_mtok_out: float = Field(2.50, ge=0)
     requests_per_minute: int = Field(1000, ge=1)
     # Thinking tokens are billed as output: 0 switches thinking off (2.5 Flash), -1 lets the model decide.
     thinking_budget: int = Field(0, ge=-1)
@@ -87,9 +106,6 @@ class GeminiSettings(ProviderSettings):
 class CompatibleSettings(ProviderSettings):
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     base_url: str = "http://127.0.0.1:8000/v1"
-    usd_per_mtok_in: float = Field(0.0, ge=0)
-    usd_per_mtok_out: float = Field(0.0, ge=0)
-    batch_discount: float = Field(1.0, ge=0, le=1)
     concurrency: int = Field(4, ge=1)
     reasoning_effort: ReasoningEffort = "default"  # local servers mostly ignore or reject it
 
@@ -148,8 +164,31 @@ class Settings(Section):
     runpod: RunpodSettings = Field(default_factory=RunpodSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
+        m: ModelPrice.model_validate(p) for m, p in DEFAULT_PRICES.items()})
     # Where the settings came from; relative data paths resolve against its folder.
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _add_default_prices(cls, value: Any) -> Any:
+        """A [prices."MODEL"] table adds a model or changes keys of a built-in one; the other defaults stay."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {m: dict(p) for m, p in DEFAULT_PRICES.items()}
+        for model, price in value.items():
+            merged[model] = {**merged[model], **price} if model in merged and isinstance(price, dict) else price
+        return merged
+
+    def price(self, model: str) -> ModelPrice:
+        """The price of `model`: the one lookup every estimate, dialog, ledger row and cost view uses."""
+        known = self.prices.get(model)
+        if known is None:
+            where = self.source.name if self.source else "config.toml"
+            raise ConfigError(f'no price known for model {model}; add [prices."{model}"] input_per_mtok = … '
+                              f"output_per_mtok = … (USD per million tokens, from the provider's price page) to "
+                              f"{where}")
+        return known
 
     @property
     def data_dir(self) -> Path:
@@ -165,22 +204,24 @@ class Settings(Section):
         return self.data_dir / self.data.images
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"setting {dotted}: {part} is not a section")
+            raise ConfigError(f"{origin}: {part} is not a section, so {dotted} is not a setting; fix or unset it")
     node[leaf] = value
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
-    """BIZSENT_SCRAPE__BOARD=g overrides scrape.board (double underscore separates sections)."""
+def _env_overrides(environ: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """BIZSENT_SCRAPE__BOARD=g overrides scrape.board (double underscore separates sections).
+
+    Returns dotted key -> (value, variable name), so a bad value is blamed on the variable that set it."""
     out = {}
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and "__" in name:
-            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = value
+            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = (value, name)
     return out
 
 
@@ -192,11 +233,21 @@ def _coerce(text: str) -> Any:
         return text
 
 
-def _format_error(err: ValidationError, origin: str) -> str:
+def _format_error(err: ValidationError, origin: str, origins: dict[str, str] | None = None) -> str:
     # An unknown key explains a missing or mistyped one more often than the reverse: report it first.
     first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     key = ".".join(str(p) for p in first["loc"])
+    # A key set (or a section made up) by an environment variable or a flag is that variable's fault.
+    parent = key.rpartition(".")[0]
+    for dotted, source in (origins or {}).items():
+        if (dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".")
+                or (first["type"] == "missing" and dotted.rpartition(".")[0] == parent)):
+            origin = source
+            break
     if first["type"] == "extra_forbidden":
+        if ".usd_per_mtok_" in key or key.endswith(".batch_discount"):
+            return (f"{origin}: '{key}' is gone: prices belong to models now; move them to "
+                    '[prices."MODEL"] input_per_mtok = … output_per_mtok = … batch_discount = …')
         hint = " (API keys belong in environment variables)" if "key" in key.lower() else ""
         return f"{origin}: unknown setting '{key}'{hint}; remove it or check the spelling"
     given = first.get("input")
@@ -218,14 +269,17 @@ def load_settings(
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
     elif path != DEFAULT_CONFIG:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
-    for dotted, value in _env_overrides(dict(os.environ if environ is None else environ)).items():
-        _set_dotted(tree, dotted, _coerce(value))
+    origins: dict[str, str] = {}
+    for dotted, (value, name) in _env_overrides(dict(os.environ if environ is None else environ)).items():
+        origins[dotted] = f"environment variable {name}"
+        _set_dotted(tree, dotted, _coerce(value), origins[dotted])
     for dotted, value in (overrides or {}).items():
-        _set_dotted(tree, dotted, value)
+        origins[dotted] = f"command-line option for {dotted}"
+        _set_dotted(tree, dotted, value, origins[dotted])
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, str(path))) from None
+        raise ConfigError(_format_error(err, str(path), origins)) from None
     settings.source = path.resolve()
     return settings
 
@@ -237,3 +291,8 @@ def secret(provider: str) -> str:
     if not value:
         raise ConfigError(f"{var} is not set; export it in your shell to use {provider}")
     return value
+
+
+def optional_secret(provider: str) -> str | None:
+    """The key for `provider` if its variable is set (local OpenAI-compatible servers usually need none)."""
+    return os.environ.get(SECRET_ENV[provider], "").strip() or None

@@ -97,6 +97,19 @@ class Example:
     text: str
     image_url: str  # data URL of the downscaled image
     answer: LabelAnswer
+    post_id: int = 0
+
+
+def prompt_version(examples: tuple[Example, ...] | list[Example]) -> str:
+    """The version of what is sent: PROMPT_VERSION, plus, with few-shot examples, how many were actually sent
+    and a short hash of which posts with which labels ("p2-fs3.1a2b3c4d"). Labels, ledger keys and agreement
+    tables are keyed by it, so two prompts that differ in their examples never share a labeler name."""
+    if not examples:
+        return PROMPT_VERSION
+    import hashlib
+
+    shown = ";".join(f"{e.post_id}:{e.answer.label}:{int(e.answer.sarcastic)}" for e in examples)
+    return f"{PROMPT_VERSION}-fs{len(examples)}.{hashlib.sha256(shown.encode()).hexdigest()[:8]}"
 
 
 def post_text(subject: str, text: str) -> str:

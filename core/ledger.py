@@ -17,7 +17,6 @@ from typing import Any
 
 import sqlite_utils
 
-from core.config import ProviderSettings
 from core.log import redact
 from core.store import now
 
@@ -27,11 +26,6 @@ FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
 def request_key(post_id: int, image_sha256: str, prompt_version: str, model: str) -> str:
     """Idempotency key: the same post, image, prompt and model is the same request, whatever the run."""
     return hashlib.sha256(f"{post_id}|{image_sha256}|{prompt_version}|{model}".encode()).hexdigest()
-
-
-def price(conf: ProviderSettings, tokens_in: int, tokens_out: int, mode: str = "live") -> float:
-    usd = (tokens_in * conf.usd_per_mtok_in + tokens_out * conf.usd_per_mtok_out) / 1_000_000
-    return usd * (conf.batch_discount if mode == "batch" else 1.0)
 
 
 def begin(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: int, provider: str, model: str,
@@ -63,7 +57,8 @@ def save_response(data_dir: Path, key: str, call_id: int, body: Any) -> str:
     """Keep the raw answer (for audits and re-parsing) at responses/<key[:2]>/<key>-<call>.json."""
     path = data_dir / "responses" / key[:2] / f"{key}-{call_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, default=str), encoding="utf-8")
+    # An error body can quote the request's headers back: scrub keys like every other way out.
+    path.write_text(redact(json.dumps(body, default=str)), encoding="utf-8")
     return str(path)
 
 

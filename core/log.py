@@ -1,7 +1,9 @@
-"""The log file: tracebacks and job details go here, never onto the user's screen.
+"""The log file: tracebacks and job details go here, never onto the user's screen; and `redact`, the one scrubber.
 
-A filter scrubs the values of the secret environment variables from every record, so a key that ends up in an
-exception message (an SDK echoing a header, say) never reaches the file.
+`redact` replaces the value of every secret environment variable with its name. Every way text leaves a
+process goes through it: this log (a filter on the handler), the database (jobs rows, the ledger), the raw
+responses kept under responses/, console notifications and the CLI's stdout/stderr (a wrapper that `main`
+installs). A key an SDK echoes in an exception or a server quotes in an error body never reaches any of them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any, TextIO
 
 from core.config import SECRET_ENV
 
@@ -28,12 +31,37 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
+
+
+def secret_values() -> list[tuple[str, str]]:
+    """(variable, value) of every secret in the environment: the providers' keys and anything named like one."""
+    names = set(SECRET_ENV.values()) | {n for n in os.environ if n.upper().endswith(SECRET_SUFFIXES)}
+    out = [(n, os.environ.get(n, "").strip()) for n in sorted(names)]
+    # Longest first, so a key that contains another is replaced whole.
+    return sorted(((n, v) for n, v in out if len(v) >= 8), key=lambda nv: -len(nv[1]))
+
+
 def redact(text: str) -> str:
-    for var in SECRET_ENV.values():
-        value = os.environ.get(var, "").strip()
-        if len(value) >= 8:
-            text = text.replace(value, f"<{var}>")
+    for var, value in secret_values():
+        text = text.replace(value, f"<{var}>")
     return text
+
+
+class RedactingStream:
+    """A text stream that scrubs secrets from everything written to it (the CLI's stdout and stderr)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # a text stream refuses bytes (click probes streams this way)
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def setup_logging(data_dir: Path) -> Path:

@@ -42,6 +42,38 @@ def check_model_path(path: str | Path) -> str:
     return text
 
 
+def require_model(path: str | Path, connect_timeout_s: float = 3.0) -> str:
+    """Fail in seconds, with one line, when the base model can be neither read from disk nor downloaded.
+
+    A local folder or a hub name already in the Hugging Face cache passes at once. For anything else the hub
+    must answer a TCP connect within `connect_timeout_s` (and HF_HUB_OFFLINE must be unset); otherwise
+    transformers would retry for minutes before giving up. Nothing is downloaded here."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    source = check_model_path(path)
+    if Path(source).exists():
+        return source
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return source
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    how = (f"download it with `hf download {source}` on a connected machine (it lands in the Hugging Face "
+           "cache), or set train.base_model (--base-model) to a model folder")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise BizsentError(f"base model {source} is not on disk and HF_HUB_OFFLINE is set; {how}")
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=connect_timeout_s).close()
+    except OSError:
+        raise BizsentError(f"base model {source} is not on disk and the hub ({endpoint}) cannot be reached; "
+                           f"{how}") from None
+    return source
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -23,7 +23,7 @@ from core.errors import BizsentError
 from core.events import MetricEvent, Sink
 from core.labels import LABELS, PROMPT_VERSION
 from core.metrics import evaluate
-from core.modeling import load_model, load_processor, require_training_stack
+from core.modeling import load_model, load_processor, require_model, require_training_stack
 from core.scoring import ScoreInput, label_token_ids, open_image, score
 
 ADAPTER_DIR = "adapter"
@@ -215,6 +215,7 @@ def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str,
     from core.events import create_run, finish_run, jsonl_sink, store_sink, tee
 
     cfg = cfg or settings.train
+    require_model(cfg.base_model)  # a model that cannot be loaded fails now, before any run row exists
     run_id = create_run(db, kind="train", name=name, base_model=cfg.base_model, manifest=read_manifest(bundle),
                         params={"bundle": str(bundle), "out_dir": str(out_dir), "max_steps": max_steps,
                                 "load_in_4bit": load_in_4bit, "train": cfg.model_dump(mode="json")})

@@ -176,11 +176,10 @@ def collect_until_done(db: sqlite_utils.Database, settings: Settings, job_id: in
 
 
 def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
-    from core.labelers.base import provider_settings
-
     p = job["params"]
-    params = Params(p["provider"], p["model"], "batch", p.get("limit"), settings.labeling.few_shot)
-    conf = provider_settings(settings, params.provider)
+    # The job's own record, never the config as it is now: labels are filed under the labeler name its requests
+    # were sent as, and billed at the price it was estimated and confirmed at.
+    params = Params.from_dict(p, settings)
     remote = backend(settings, params.provider)
     before = job["counts"]  # what submit recorded: the estimate and skip reasons outlive each collect
     snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"],
@@ -206,7 +205,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
                 retry_posts.append(post)
                 continue
             outcome = remote.outcome(result.body)
-            usd = ledger.price(conf, outcome.tokens_in, outcome.tokens_out, "batch")
+            usd = params.usd(outcome.tokens_in, outcome.tokens_out)
             snap.usd += usd
             path = ledger.save_response(settings.data_dir, key, call_id, result.body)
             common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, response_path=path)
@@ -248,7 +247,13 @@ def _resubmit(db: sqlite_utils.Database, settings: Settings, remote: Backend, jo
             snap.errors["gave up after retries"] += 1
     if not again:
         return 0
-    examples = few_shot_examples(db, params.few_shot, settings.images.max_pixels)
+    examples, problems = few_shot_examples(db, params.few_shot, settings.images.max_pixels, params.examples)
+    if problems or len(examples) != len(params.examples or ()):
+        # The same prompt cannot be rebuilt, so a resubmitted answer would be filed under a name it does not
+        # deserve: give up on these posts instead.
+        snap.failed += len(again)
+        snap.errors[f"not resubmitted: {problems[0] if problems else 'few-shot examples changed'}"] += len(again)
+        return 0
     try:
         sent = _send(db, settings, remote, job["id"], params, _items_for(db, params, again), examples, snap)
     except SubmitError as exc:
@@ -321,15 +326,24 @@ def command(db: sqlite_utils.Database, settings: Settings, action: str, job_id: 
     raise BizsentError(f"unknown action {action!r}; use list, show, cancel or collect")
 
 
-def render_costs(db: sqlite_utils.Database) -> str:
+def render_costs(db: sqlite_utils.Database, settings: Settings | None = None) -> str:
+    """Spend from the ledger by provider, model, job and day; with `settings`, each model's price (the same
+    [prices] table the estimates and the ledger use) beside what it cost."""
     out = [f"total spend recorded: ${ledger.total_usd(db):.4f}"]
     for column in ("provider", "model", "job", "day"):
         rows_ = ledger.spend_by(db, column)
         out.append("")
         out.append(f"by {column}:")
+        priced = column == "model" and settings is not None
         out.append(f"  {column:<36} {'calls':>7} {'ok':>7} {'tokens in':>12} {'tokens out':>11} {'USD':>10}"
-                   f" {'maybe paid twice':>16}")
+                   f" {'maybe paid twice':>16}" + ("  price in/out per Mtok (batch x)" if priced else ""))
         for r in rows_:
-            out.append(f"  {str(r[column])[:36]:<36} {r['calls']:>7} {r['ok']:>7} {r['tokens_in']:>12,}"
-                       f" {r['tokens_out']:>11,} {r['usd']:>10.4f} {r['interrupted']:>16}")
+            line = (f"  {str(r[column])[:36]:<36} {r['calls']:>7} {r['ok']:>7} {r['tokens_in']:>12,}"
+                    f" {r['tokens_out']:>11,} {r['usd']:>10.4f} {r['interrupted']:>16}")
+            if priced:
+                assert settings is not None
+                price = settings.prices.get(str(r[column]).split(" ", 1)[-1])
+                line += (f"  ${price.input_per_mtok:.2f}/${price.output_per_mtok:.2f} (x{price.batch_discount:g})"
+                         if price else "  no price known")
+            out.append(line)
     return "\n".join(out)

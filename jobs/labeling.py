@@ -21,12 +21,12 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
 
 from core import budget, ledger
-from core.config import Settings
+from core.config import ModelPrice, Settings
 from core.errors import BizsentError
 from core.images import image_jpeg
 from core.labelers import Labeler, LabelerError, Request, Transient, make_labeler
 from core.labelers.base import exhausted_for, provider_settings
-from core.labels import PROMPT_VERSION, Example, LabelAnswer, data_url, post_text
+from core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
 from core.posts import CANDIDATE_SQL, set_label
 from core.records import NewLabel
 from core.store import transaction
@@ -39,23 +39,39 @@ RATE_LIMIT_RETRIES = 30
 
 @dataclass(frozen=True, slots=True)
 class Params:
+    """What a labeling job sends and how its labels are filed. A job records these (jobs.params) when it starts;
+    resuming or collecting it rebuilds them from that record, never from the config as it is now."""
+
     provider: str
     model: str
     mode: str = "live"  # live | batch
     limit: int | None = None
-    few_shot: int = 0
-
-    @property
-    def prompt_version(self) -> str:
-        return PROMPT_VERSION + (f"-fs{self.few_shot}" if self.few_shot else "")
+    few_shot: int = 0  # few-shot examples asked for (labeling.few_shot)
+    examples: tuple[int, ...] | None = None  # post ids of the examples actually sent; None until `plan` picks them
+    prompt_version: str = PROMPT_VERSION  # of what is actually sent (core.labels.prompt_version)
+    price: ModelPrice | None = None  # the model's price when the job was planned
 
     @property
     def labeler(self) -> str:
         return f"{self.model}@{self.prompt_version}"
 
+    def usd(self, tokens_in: int, tokens_out: int) -> float:
+        assert self.price is not None, "a Params without a price was never resolved"
+        return self.price.usd(tokens_in, tokens_out, self.mode)
+
     def as_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, "mode": self.mode, "limit": self.limit,
-                "prompt_version": self.prompt_version, "few_shot": self.few_shot}
+                "prompt_version": self.prompt_version, "few_shot": self.few_shot,
+                "examples": list(self.examples) if self.examples is not None else None,
+                "price": self.price.model_dump() if self.price is not None else None}
+
+    @classmethod
+    def from_dict(cls, p: dict[str, Any], settings: Settings) -> Params:
+        """The Params a job recorded; rows from before prices were recorded take the model's price now."""
+        price = ModelPrice.model_validate(p["price"]) if p.get("price") else settings.price(p["model"])
+        examples = tuple(int(i) for i in p["examples"]) if p.get("examples") is not None else None
+        return cls(p["provider"], p["model"], p.get("mode") or "live", p.get("limit"), int(p.get("few_shot") or 0),
+                   examples, p.get("prompt_version") or PROMPT_VERSION, price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +94,7 @@ class Plan:
     skipped: Counter[str]
     estimates: list[budget.Estimate]  # every provider x mode, the chosen one first
     examples: tuple[Example, ...] = ()
+    notes: list[str] = field(default_factory=list)  # few-shot problems, providers that could not be priced
 
     @property
     def chosen(self) -> budget.Estimate:
@@ -87,6 +104,7 @@ class Plan:
         lines = [f"posts to label: {len(self.items)} (labeler {self.params.provider} {self.params.labeler})"]
         for reason, n in sorted(self.skipped.items()):
             lines.append(f"skipped, not sent: {n} ({reason})")
+        lines.extend(self.notes)
         lines.append(f"{'provider':<11} {'model':<28} {'mode':<6} {'tokens in':>11} {'tokens out':>10}"
                      f" {'USD':>9}  basis")
         for e in self.estimates:
@@ -96,25 +114,68 @@ class Plan:
         return "\n".join(lines)
 
 
-def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int) -> tuple[Example, ...]:
-    """Human TRAIN-split labels only (test-split posts must never leak into prompts), balanced by class."""
-    if n <= 0:
-        return ()
+EXAMPLE_SQL = ("SELECT p.id, p.subject, p.text, i.path, l.label, l.sarcastic FROM labels l"
+               " JOIN posts p ON p.id = l.post_id JOIN images i ON i.id = p.image_id"
+               " WHERE l.source = 'human' AND l.split = 'train' AND " + CANDIDATE_SQL +
+               " AND NOT EXISTS (SELECT 1 FROM labels t WHERE t.post_id = p.id AND t.split = 'test')")
+
+
+def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int, ids: tuple[int, ...] | None = None
+                      ) -> tuple[tuple[Example, ...], list[str]]:
+    """Human TRAIN-split labels only (test-split posts must never leak into prompts): `n` spread over the classes
+    as evenly as they allow, or exactly the posts `ids` (a recorded job's). Returns the examples that will be
+    sent and one line per problem (fewer than asked, unreadable images): nothing is dropped silently."""
+    if (ids is None and n <= 0) or ids == ():
+        return (), []
+    rows: list[tuple] = []
+    if ids is not None:
+        marks = ",".join("?" * len(ids))
+        found = {r[0]: r for r in db.execute(f"{EXAMPLE_SQL} AND p.id IN ({marks})", list(ids))}
+        rows = [found[i] for i in ids if i in found]
+        missing = [i for i in ids if i not in found]
+    else:
+        missing = []
+        by_class = {label: db.execute(f"{EXAMPLE_SQL} AND l.label = ? ORDER BY l.id", [label]).fetchall()
+                    for label in LABELS}
     picked: list[Example] = []
-    per_class = max(1, n // 3)
-    for label in ("bearish", "neutral", "bullish"):
-        for subject, text, path, sarcastic in db.execute(
-            "SELECT p.subject, p.text, i.path, l.sarcastic FROM labels l JOIN posts p ON p.id = l.post_id"
-            f" JOIN images i ON i.id = p.image_id WHERE l.source = 'human' AND l.split = 'train' AND l.label = ?"
-            f" AND {CANDIDATE_SQL} AND NOT EXISTS (SELECT 1 FROM labels t WHERE t.post_id = p.id"
-            " AND t.split = 'test') ORDER BY l.id LIMIT ?", [label, per_class]):
-            try:
-                url = data_url(image_jpeg(path, max_pixels))
-            except (OSError, ValueError):
-                continue
-            picked.append(Example(post_text(subject, text), url, LabelAnswer(
-                label=label, confidence=1.0, sarcastic=bool(sarcastic), rationale="human label")))
-    return tuple(picked[:n])
+    unreadable: list[int] = []
+
+    def take(row: tuple) -> bool:
+        post, subject, text, path, label, sarcastic = row
+        try:
+            url = data_url(image_jpeg(path, max_pixels))
+        except (OSError, ValueError):
+            unreadable.append(post)
+            return False
+        picked.append(Example(post_text(subject, text), url, LabelAnswer(
+            label=label, confidence=1.0, sarcastic=bool(sarcastic), rationale="human label"), post))
+        return True
+
+    if ids is not None:
+        for row in rows:
+            take(row)
+        wanted = len(ids)
+    else:
+        wanted = n
+        for index, label in enumerate(LABELS):
+            share = n // len(LABELS) + (1 if index < n % len(LABELS) else 0)
+            got = 0
+            for row in by_class[label]:
+                if got >= share:
+                    break
+                got += take(row)
+    problems = []
+    if unreadable:
+        problems.append(f"few-shot: {len(unreadable)} example image(s) unreadable, not sent (posts "
+                        f"{', '.join(map(str, unreadable[:10]))})")
+    if missing:
+        problems.append(f"few-shot: {len(missing)} recorded example(s) are no longer human train labels, not sent"
+                        f" (posts {', '.join(map(str, missing[:10]))})")
+    if len(picked) < wanted:
+        counts = Counter(e.answer.label for e in picked)
+        problems.append(f"few-shot: asked for {wanted} example(s), sending {len(picked)} ("
+                        + (", ".join(f"{counts[label]} {label}" for label in LABELS)) + ")")
+    return tuple(picked), problems
 
 
 def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Counter[str]]:
@@ -146,22 +207,35 @@ def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Count
 
 
 def plan(db: sqlite_utils.Database, settings: Settings, params: Params) -> Plan:
-    """Everything `--dry-run` prints; nothing is sent and nothing is written."""
+    """Everything `--dry-run` prints; nothing is sent and nothing is written.
+
+    The returned plan's params are final: the few-shot examples actually sent, the prompt version (and so the
+    labeler name) that says so, and the model's price."""
     provider_settings(settings, params.provider)
+    examples, notes = few_shot_examples(db, params.few_shot, settings.images.max_pixels, params.examples)
+    params = replace(params, examples=tuple(e.post_id for e in examples), prompt_version=prompt_version(examples),
+                     price=params.price or settings.price(params.model))
     items, skipped = select(db, params)
-    examples = few_shot_examples(db, params.few_shot, settings.images.max_pixels)
     example_tokens = sum(budget.text_tokens(e.text) + 85 + 40 for e in examples)
     sizes = [budget.PostSize(i.subject, i.text, i.width, i.height) for i in items]
     estimates = []
     for provider in [params.provider] + [p for p in ("openai", "gemini", "compatible") if p != params.provider]:
-        model = params.model if provider == params.provider else getattr(settings.labeling, provider).model
+        if provider == params.provider:
+            model, price = params.model, params.price
+        else:
+            model = getattr(settings.labeling, provider).model
+            price = settings.prices.get(model)
+            if price is None:
+                notes.append(f"{provider} {model}: no price known, not estimated (add [prices.\"{model}\"])")
+                continue
+        assert price is not None
         # the chosen mode first; compatible servers have no batch API, so they only ever get a live row
         modes = ["live"] if provider == "compatible" else [params.mode] + [m for m in ("live", "batch")
                                                                           if m != params.mode]
         for mode in modes:
             estimates.append(budget.estimate(db, settings, provider, model, params.prompt_version, sizes, mode,
-                                             example_tokens))
-    return Plan(params, items, skipped, estimates, examples)
+                                             price, example_tokens))
+    return Plan(params, items, skipped, estimates, examples, notes)
 
 
 @dataclass(slots=True)
@@ -263,7 +337,13 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
                     interrupted=len(interrupted))
     job_id = start_job(db, params, len(the_plan.items), snap, job_id)
-    state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+    try:
+        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+    except KeyboardInterrupt:
+        # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
+        rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
+        rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent label --job {job_id}`")
+        raise
     rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
     rows.finish(db, job_id, state, error)
     return Report(job_id, state, snap, interrupted, error)
@@ -340,7 +420,7 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
             latency = (time.monotonic() - started) * 1000
             if (reset := exhausted_for(outcome.headers)) is not None:
                 pause(reset)
-            usd = ledger.price(conf, outcome.tokens_in, outcome.tokens_out)
+            usd = params.usd(outcome.tokens_in, outcome.tokens_out)
             path = ledger.save_response(settings.data_dir, item.key, call_id, outcome.raw)
             spent["job"] += usd
             spent["total"] += usd
@@ -427,6 +507,10 @@ def require_key(settings: Settings, provider: str) -> None:
 
     if provider in ("openai", "gemini"):
         secret(provider)
+    elif provider == "compatible":
+        from core.labelers.base import compatible_key
+
+        compatible_key(provider_settings(settings, provider).base_url)  # a key over plain http is refused here
 
 
 def resolve(settings: Settings, provider: str | None, model: str | None, limit: int | None, batch: bool) -> Params:
@@ -436,7 +520,9 @@ def resolve(settings: Settings, provider: str | None, model: str | None, limit: 
         raise BizsentError("OpenAI-compatible servers have no batch API here; run without --batch")
     if limit is not None and limit < 1:
         raise BizsentError("--limit must be at least 1")
-    return Params(provider, model or conf.model, "batch" if batch else "live", limit, settings.labeling.few_shot)
+    model = model or conf.model
+    return Params(provider, model, "batch" if batch else "live", limit, settings.labeling.few_shot,
+                  price=settings.price(model))
 
 
 # ---- jobs run by id: queued by the console, resumed after a crash, cancelled from anywhere ----
@@ -455,8 +541,8 @@ def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Pa
         raise BizsentError(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
                            f" `bizsent batches cancel {job_id}`")
     p = job["params"]
-    params = resolve(settings, p.get("provider"), p.get("model"), p.get("limit"), p.get("mode") == "batch")
-    params = replace(params, few_shot=int(p.get("few_shot", settings.labeling.few_shot)))
+    provider_settings(settings, p.get("provider") or "?")
+    params = Params.from_dict(p, settings)  # the job's own examples, prompt version and price
     if params.limit is not None:
         labeled = db.execute("SELECT count(*) FROM api_calls WHERE job_id = ? AND status = 'ok'",
                              [job_id]).fetchone()[0]

@@ -14,7 +14,17 @@ from typing import Any
 
 import sqlite_utils
 
+from core.log import redact
 from core.store import now
+
+
+def _json(value: Any) -> str:
+    """Params and counts as stored: error reasons in them may quote an SDK's message, so they are scrubbed."""
+    return redact(json.dumps(value, sort_keys=True))
+
+
+def _text(value: str | None) -> str | None:
+    return redact(value) if value else value
 
 
 def create(db: sqlite_utils.Database, kind: str, params: dict[str, Any], total: int, counts: dict[str, Any]) -> int:
@@ -22,14 +32,14 @@ def create(db: sqlite_utils.Database, kind: str, params: dict[str, Any], total: 
     return db.execute(
         "INSERT INTO jobs (kind, params, state, total, counts, pid, created_at, started_at, heartbeat_at)"
         " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-        [kind, json.dumps(params, sort_keys=True), total, json.dumps(counts), os.getpid(), stamp, stamp, stamp],
+        [kind, _json(params), total, _json(counts), os.getpid(), stamp, stamp, stamp],
     ).lastrowid
 
 
 def queue(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> int:
     """A job waiting for a process to run it (no pid, no heartbeat yet)."""
     return db.execute("INSERT INTO jobs (kind, params, state, created_at) VALUES (?, ?, 'queued', ?)",
-                      [kind, json.dumps(params, sort_keys=True), now()]).lastrowid
+                      [kind, _json(params), now()]).lastrowid
 
 
 def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> None:
@@ -38,7 +48,7 @@ def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> None:
 
 def requeue(db: sqlite_utils.Database, job_id: int, reason: str) -> None:
     """Back to 'queued' (its process died); what it recorded stays, a resume continues from there."""
-    db.execute("UPDATE jobs SET state = 'queued', error = ?, pid = NULL WHERE id = ?", [reason, job_id])
+    db.execute("UPDATE jobs SET state = 'queued', error = ?, pid = NULL WHERE id = ?", [_text(reason), job_id])
 
 
 def age_s(stamp: str | None) -> float:
@@ -78,16 +88,16 @@ def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, 
     finished = done + failed
     db.execute(
         "UPDATE jobs SET done = ?, failed = ?, total = ?, progress = ?, counts = ?, heartbeat_at = ? WHERE id = ?",
-        [done, failed, total, finished / total if total else 1.0, json.dumps(counts), now(), job_id],
+        [done, failed, total, finished / total if total else 1.0, _json(counts), now(), job_id],
     )
     return db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
 
 
 def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None = None) -> None:
     db.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
-               [state, error, now(), now(), job_id])
+               [state, _text(error), now(), now(), job_id])
 
 
 def set_remote(db: sqlite_utils.Database, job_id: int, remote_id: str, params: dict[str, Any]) -> None:
     db.execute("UPDATE jobs SET remote_id = ?, params = ? WHERE id = ?",
-               [remote_id, json.dumps(params, sort_keys=True), job_id])
+               [remote_id, _json(params), job_id])

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fakes.label_posts import make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 from core.config import load_settings
@@ -48,7 +48,7 @@ def test_sigkill_and_resume_pays_twice_only_for_requests_in_flight(tmp_path):
     with Server(fake) as server:
         cfg = tmp_path / "config.toml"
         cfg.write_text(
-            f'[data]\ndir = "data"\n[labeling]\nmax_retries = 2\n[labeling.openai]\nbase_url = "{server.url}"\n'
+            FAKE_CONFIG + f'[labeling]\nmax_retries = 2\n[labeling.openai]\nbase_url = "{server.url}"\n'
             f'model = "gpt-fake"\nconcurrency = {CONCURRENCY}\nrequests_per_minute = 60000\n', encoding="utf-8")
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes.label_posts import make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 from core.config import load_settings
@@ -24,7 +24,7 @@ def world(tmp_path):
     with Server(fake) as server:
         cfg = tmp_path / "config.toml"
         cfg.write_text(
-            f'[data]\ndir = "data"\n[labeling]\nbudget_job_usd = 1.0\n[labeling.openai]\nbase_url = "{server.url}"\n'
+            FAKE_CONFIG + f'[labeling]\nbudget_job_usd = 1.0\n[labeling.openai]\nbase_url = "{server.url}"\n'
             'model = "gpt-fake"\nrequests_per_minute = 60000\n', encoding="utf-8")
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes.gemini_server import FakeGemini, make_handler
-from fakes.label_posts import make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import Server
 
 from core.config import load_settings
@@ -18,7 +18,7 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
     fake = FakeGemini(script=lambda n, body: {0: "429", 1: "malformed"}.get(n, "ok"))
     with Server(fake, make_handler, suffix="") as server:
         cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[data]\ndir = "data"\n[labeling.gemini]\nbase_url = "{server.url}"\nmodel = "gemini-fake"\n'
+        cfg.write_text(FAKE_CONFIG + f'[labeling.gemini]\nbase_url = "{server.url}"\nmodel = "gemini-fake"\n'
                        "requests_per_minute = 60000\n", encoding="utf-8")
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)
@@ -38,7 +38,7 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
 
 def gemini_world(tmp_path, fake, server, extra: str = ""):
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[data]\ndir = "data"\n[labeling]\nmax_retries = 2\n[labeling.gemini]\nbase_url = "{server.url}"\n'
+    cfg.write_text(FAKE_CONFIG + f'[labeling]\nmax_retries = 2\n[labeling.gemini]\nbase_url = "{server.url}"\n'
                    f'model = "gemini-fake"\n{extra}', encoding="utf-8")
     settings = load_settings(cfg, environ={})
     db = open_db(settings.db_path)

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from fakes.label_posts import make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 from core import ledger
@@ -39,7 +39,7 @@ def world(tmp_path, monkeypatch):
     fake = FakeOpenAI(latency_s=0.2)
     with Server(fake) as server:
         cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[data]\ndir = "data"\n[labeling.openai]\nbase_url = "{server.url}"\nmodel = "gpt-fake"\n'
+        cfg.write_text(FAKE_CONFIG + f'[labeling.openai]\nbase_url = "{server.url}"\nmodel = "gpt-fake"\n'
                        "concurrency = 2\nrequests_per_minute = 60000\n", encoding="utf-8")
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)

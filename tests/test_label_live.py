@@ -20,9 +20,11 @@ def settings_for(tmp_path, url: str, **labeling_extra):
     cfg = tmp_path / "config.toml"
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in labeling_extra.items())
     cfg.write_text(
+        '[prices."gpt-fake"]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n'
+        '[prices."qwen-fake"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\n'
         '[data]\ndir = "data"\n[labeling]\n' + extra
         + f'[labeling.openai]\nbase_url = "{url}"\nmodel = "gpt-fake"\nconcurrency = 4\n'
-        "requests_per_minute = 60000\nusd_per_mtok_in = 1.0\nusd_per_mtok_out = 4.0\n"
+        "requests_per_minute = 60000\n"
         f'[labeling.compatible]\nbase_url = "{url}"\nmodel = "qwen-fake"\nrequests_per_minute = 60000\n',
         encoding="utf-8")
     return load_settings(cfg, environ={})

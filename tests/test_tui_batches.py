@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fakes.label_posts import make_posts
+from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 from fakes.tui import until
 from rich.console import Console
@@ -45,7 +45,7 @@ def world(tmp_path, monkeypatch, fake_openai):
     fake, url = fake_openai
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[data]\ndir = "data"\n[labeling]\nprovider = "openai"\n[labeling.openai]\nbase_url = "{url}"\n'
+    cfg.write_text(FAKE_CONFIG + f'[labeling]\nprovider = "openai"\n[labeling.openai]\nbase_url = "{url}"\n'
                    'model = "gpt-fake"\nconcurrency = 2\nrequests_per_minute = 60000\n[tui]\nrefresh_s = 0.1\n',
                    encoding="utf-8")
     settings = load_settings(cfg, environ={})
@@ -272,7 +272,7 @@ async def test_agreement_follows_new_api_labels(settings, db):
         assert "no API labels yet" in text_of(screen.query_one("#agreement-table"))
         for pid in ids:
             set_label(db, pid, NewLabel(label="bullish", source="openai", labeler="m@p2", split="test"))
-        job = labeling.queue(db, labeling.resolve(settings, "openai", "m", None, False))
+        job = labeling.queue(db, labeling.resolve(settings, "openai", "gpt-5-mini", None, False))
         await until(pilot, lambda: screen.agreement.labelers)  # a new job row triggers a re-read
         assert screen.query_one(ConfusionMatrix).matrix == [[0, 0, 2], [0, 0, 2], [0, 0, 2]]
         assert job in screen.jobs

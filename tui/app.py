@@ -17,9 +17,11 @@ import sqlite_utils
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
 from core.config import Settings
+from core.log import redact
 from core.store import open_db
 from tui.commands import ActionsProvider
 from tui.messages import StatusUpdated, WriteFailed
@@ -100,6 +102,11 @@ class BizsentApp(App):
     def _check_write(self, future: Future) -> None:
         if future.exception() is not None:  # runs on the writer thread: post_message is thread-safe
             self.post_message(WriteFailed(str(future.exception())))
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification of every screen: scrubbed like the log (a provider's error can quote a key)."""
+        super().notify(redact(message), title=redact(title), severity=severity, timeout=timeout, markup=markup)
 
     def on_write_failed(self, message: WriteFailed) -> None:
         self.notify(f"could not save: {message.error}", severity="error", timeout=10)

@@ -16,7 +16,7 @@ import typer
 
 from core.config import Settings, load_settings
 from core.errors import BizsentError
-from core.log import redact, setup_logging
+from core.log import RedactingStream, redact, setup_logging
 
 app = typer.Typer(
     name="bizsent",
@@ -303,7 +303,8 @@ def costs(ctx: typer.Context) -> None:
     """API spend from the ledger by provider, model, job and day."""
     from jobs.batches import render_costs
 
-    typer.echo(render_costs(ctx_of(ctx).db(create=False)))
+    c = ctx_of(ctx)
+    typer.echo(render_costs(c.db(create=False), c.settings))
 
 
 @app.command()
@@ -379,6 +380,9 @@ def train(
     if not local:
         raise BizsentError("only --local training is available from the CLI yet; add --local")
     cfg = _train_settings(c, base_model)
+    from core.modeling import require_model
+
+    require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
     run_name = name or f"train-{_stamp()}"
     out_dir = c.settings.data_dir / "runs" / run_name
@@ -556,20 +560,59 @@ def queue(
         typer.echo(json.dumps({"post_id": pid, "label": s.label if s else None, "probs": s.probs if s else None}))
 
 
+INTERRUPTED = "interrupted; everything already written is kept"
+
+
 def main() -> None:
+    # Everything the CLI prints goes through the same scrubber as the log, the database and the responses files.
+    sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
-        app()
+        # Not standalone: Typer would turn Ctrl-C into a silent exit 130 (and a Ctrl-C at a prompt into
+        # "Aborted!" and exit 1) before the handlers below could say anything.
+        code = app(standalone_mode=False)
+    except typer.Abort as exc:  # Ctrl-C or end of input at a prompt
+        if isinstance(exc.__context__, EOFError):
+            typer.echo("no answer (end of input); nothing was done", err=True)
+            sys.exit(1)
+        _interrupted()
+    except typer.TyperException as exc:  # usage errors
+        _show_usage_error(exc)
+        sys.exit(exc.exit_code)
     except BizsentError as exc:
         typer.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.echo("interrupted; everything already written is kept", err=True)
-        sys.exit(130)
+        _interrupted()
+    except BrokenPipeError:
+        sys.exit(1)
     except Exception as exc:
         logging.getLogger("bizsent").exception("internal error")
         typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
                    f"{log_path()})", err=True)
         sys.exit(1)
+    if code == 130:  # Typer's own answer to a Ctrl-C inside a command
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    typer.echo(INTERRUPTED, err=True)
+    sys.exit(130)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """What Typer prints for a usage error in standalone mode (a framed message, or plain without rich)."""
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
 
 
 def log_path() -> str:

@@ -133,9 +133,8 @@ def provider_settings(settings: Settings, provider: str) -> ProviderSettings:
 
 
 def make_labeler(settings: Settings, provider: str, model: str | None = None) -> Labeler:
-    """The labeler for `provider` with its key from the environment (compatible servers may need none)."""
+    """The labeler for `provider` with its own key from the environment; each key goes to its own host only."""
     from core.config import secret
-    from core.errors import ConfigError
 
     conf = provider_settings(settings, provider)
     model = model or conf.model
@@ -145,11 +144,25 @@ def make_labeler(settings: Settings, provider: str, model: str | None = None) ->
         return GeminiLabeler(conf, model, secret("gemini"))
     from core.labelers.openai_chat import OpenAIChatLabeler
 
-    if provider == "openai":
-        key = secret("openai")
-    else:
-        try:
-            key = secret("openai")
-        except ConfigError:
-            key = "not-needed"  # local vLLM/Ollama/LM Studio servers accept any key
+    # Whatever its base_url says, an OpenAI-compatible server never gets OPENAI_API_KEY, only its own variable
+    # (local vLLM/Ollama/LM Studio servers accept any key).
+    key = secret("openai") if provider == "openai" else compatible_key(conf.base_url) or "not-needed"
     return OpenAIChatLabeler(conf, model, key, provider=provider)
+
+
+def compatible_key(base_url: str) -> str | None:
+    """BIZSENT_COMPATIBLE_API_KEY, if set; refused over plain http to anything but this machine."""
+    from urllib.parse import urlsplit
+
+    from core.config import SECRET_ENV, optional_secret
+
+    key = optional_secret("compatible")
+    if key is None:
+        return None
+    url = urlsplit(base_url)
+    host = (url.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if url.scheme != "https" and not loopback:
+        raise LabelerError(f"refusing to send {SECRET_ENV['compatible']} over plain http to {host or base_url};"
+                           " use an https base_url in [labeling.compatible] or unset the variable")
+    return key

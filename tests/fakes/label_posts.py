@@ -45,3 +45,10 @@ def make_posts(db: sqlite_utils.Database, image_dir: Path, n: int, *, corrupt: i
     for i, pid in enumerate(ids[corrupt + human_test:corrupt + human_test + human_train]):
         set_label(db, pid, NewLabel(label=labels[i % 3], source="human", split="train", labeler="anon"))
     return ids
+
+
+# Prices are per model: the fake servers' model names need a [prices] table like any real model.
+FAKE_PRICES = ('[prices."gpt-fake"]\ninput_per_mtok = 0.25\noutput_per_mtok = 2.0\n'
+               '[prices."gemini-fake"]\ninput_per_mtok = 0.30\noutput_per_mtok = 2.50\n'
+               '[prices."qwen-fake"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\nbatch_discount = 1.0\n')
+FAKE_CONFIG = FAKE_PRICES + '[data]\ndir = "data"\n'  # the start of a test config.toml

@@ -2,7 +2,8 @@
 
 The real `openai` SDK talks to it through base_url. Behaviour per request is chosen by `FakeOpenAI.script`
 (a function of the request number and body returning "ok", "429", "500", "malformed", "refusal",
-"bad_label" or "empty"); `latency_s` delays every answer. Every chat request is logged with its
+"bad_label", "empty" or "echo_auth": a 400 whose error message quotes the request's Authorization header back,
+as some servers do); `latency_s` delays every answer. Every chat request is logged with its
 arrival time, its ledger key header and whether it was billed (answered with usage), so tests can count
 requests paid twice. Token usage is counted independently of bizsent's estimator: 1.3 tokens a word
 plus punctuation, 85 per low-detail image.
@@ -92,6 +93,8 @@ class FakeOpenAI:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_steps: int = 2  # retrieves before a batch completes
     batch_script: Callable[[dict[str, Any]], str] = lambda line: "ok"
+    authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of every request
+    echo_auth_on_upload: bool = False  # answer file uploads with a 400 that quotes the Authorization header
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def billed_keys(self) -> list[str]:
@@ -211,6 +214,11 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = self.path.split("?")[0]
             raw = self.read_body()
+            with fake.lock:
+                fake.authorizations.append(self.headers.get("authorization"))
+            if path == "/v1/files" and fake.echo_auth_on_upload:
+                return self.send_json(400, {"error": {"message": "invalid upload for "
+                                                      f"{self.headers.get('authorization')}"}})
             if path == "/v1/chat/completions":
                 return self.chat(json.loads(raw))
             if path == "/v1/files":
@@ -255,6 +263,9 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return self.send_json(429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                       "code": "rate_limit_exceeded"}},
                                       {"retry-after": "0", **headers})
+            if outcome == "echo_auth":
+                return self.send_json(400, {"error": {"message": f"bad request with {self.headers.get('authorization')}"
+                                                      " (check your parameters)", "type": "invalid_request_error"}})
             if outcome == "500":
                 return self.send_json(500, {"error": {"message": "server error", "type": "server_error"}})
             if outcome == "no_image":

@@ -54,6 +54,13 @@ def estimate_summary(view: EstimateView) -> Text:
         if skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(p.skipped.items()))
             out.append(f"not sent: {reasons}\n", style="dim")
+        for note in p.notes:
+            out.append(f"{note}\n", style="yellow")
+        price = p.params.price
+        if price is not None:
+            out.append(f"price of {p.params.model}: ${price.input_per_mtok:g} in / ${price.output_per_mtok:g} out"
+                       f" per million tokens, batch x{price.batch_discount:g} ([prices] in config.toml)\n",
+                       style="dim")
         out.append(f"estimate basis: {p.chosen.basis}\n", style="dim")
     out.append(f"caps: job ${view.job_cap_usd:,.2f} · total ${view.total_cap_usd:,.2f}"
                f" (spent ${view.spent_usd:,.4f})")
