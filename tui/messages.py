@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 from core.events import MetricEvent
+from core.sessions import LabelSession
 from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
 from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
 from tui.run_queries import RunRow, SpotItem
@@ -69,6 +70,13 @@ class LabelItemsLoaded(Message):
     """Prefetched posts for the Label screen, with their images decoded and their text wrapped."""
 
     items: list[tuple[LabelPost, Picture, Wrapped]]
+
+
+@dataclass
+class SessionLoaded(Message):
+    """The Label screen's saved session (None: start a new one)."""
+
+    session: LabelSession | None
 
 
 @dataclass
