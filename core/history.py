@@ -7,6 +7,7 @@ label, whoever makes it; this module names the writer (`actor`) and reads a post
 from __future__ import annotations
 
 import getpass
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ def actor(what: str = "") -> str:
 
 
 def _command() -> str:
-    # `bizsent import`, `bizsent label`: the program and its subcommand, never its arguments (paths, keys).
+    # `bizsent import`, `bizsent label`: the program and its subcommand (the first bare word, so the value of
+    # `--db x.db` is stepped over), never its other arguments (paths, text).
     words = [Path(sys.argv[0]).name] if sys.argv and sys.argv[0] else ["python"]
-    words += [a for a in sys.argv[1:] if not a.startswith("-")][:1]
+    words += [a for a in sys.argv[1:] if re.fullmatch(r"[a-z][a-z-]*", a)][:1]
     return " ".join(words)
 
 

@@ -41,7 +41,8 @@ class StoreWriter:
 
     async def drained(self) -> None:
         """Wait (without blocking the loop) until every write submitted so far is done."""
-        await asyncio.wrap_future(self.submit(lambda db: None))
+        await asyncio.wrap_future(self._pool.submit(lambda: None))  # not through _run: a missing file is no
+        # reason for the wait itself to fail
 
     def close(self) -> None:
         """Finish pending writes (nothing the user answered is lost on quit), then close the connection."""

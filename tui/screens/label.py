@@ -33,6 +33,7 @@ from tui.queries import (
     QUEUE_ORDERS,
     LabelPost,
     QueueSpec,
+    StatusInfo,
     format_time,
     has_predictions,
     label_posts,
@@ -131,6 +132,7 @@ class LabelScreen(Screen):
         self.counts: Counter[str] = Counter()
         self.queue_loaded = False
         self.started_at = ""  # the session's start; set from the saved session or a new one on mount
+        self._queue_pending = False  # a queue was asked for and has not arrived (its load may have failed)
 
     @property
     def current(self) -> int | None:
@@ -154,6 +156,13 @@ class LabelScreen(Screen):
         self._show_flags()
         self._show_counts()
         self._load_session()
+        self.watch(self.app, "status", self._on_status, init=False)
+
+    def _on_status(self, old: StatusInfo, new: StatusInfo) -> None:
+        # The database is back after an outage: a queue load that failed meanwhile runs again. (The app re-runs
+        # failed `background` workers itself; the queue's worker is a plain @work.)
+        if old.error and not new.error and self._queue_pending:
+            self.reload_queue()
 
     # -- the session -----------------------------------------------------------------------------------------
 
@@ -209,6 +218,7 @@ class LabelScreen(Screen):
 
     def reload_queue(self) -> None:
         self._generation += 1
+        self._queue_pending = True
         source, label, text = parse_queue_filter(self.filter_text)
         spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
                          label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history))
@@ -224,6 +234,7 @@ class LabelScreen(Screen):
     def on_queue_loaded(self, message: QueueLoaded) -> None:
         if message.generation != self._generation:
             return
+        self._queue_pending = False
         ids = message.ids
         if self.pinned is not None:
             ids = [self.pinned, *(pid for pid in ids if pid != self.pinned)]
