@@ -289,6 +289,10 @@ async def test_q_on_label_asks_before_quitting(settings, db, store):
         assert app.screen is screen and app.is_running
         await pilot.press("q", "escape")  # escape is "no" too
         assert app.screen is screen and app.is_running
+        from tui.screens.help import help_markdown
+
+        everywhere = help_markdown(screen, list(app.BINDINGS)).split("## Everywhere")[1]
+        assert "`f4` Eval" in everywhere and "`4" not in everywhere and "`q`" not in everywhere
         await pilot.press("q", "y")
         await pilot.pause()
         assert not app.is_running
