@@ -273,6 +273,10 @@ async def test_4_and_5_stay_on_label_so_a_slip_never_rewrites_a_test_label(setti
         assert human_label(db, store[5]) == ("neutral", "test")
         assert db.execute("SELECT count(*) FROM label_history WHERE post_id = ? AND source = 'human'",
                           [store[5]]).fetchone()[0] == 1
+        await pilot.pause()
+        bar = "".join(strip.text for strip in screen.query_one("StatusBar").render_lines(
+            screen.query_one("StatusBar").region.reset_offset))
+        assert "F4 Eval" in bar and "F5 Spot-check" in bar  # the bar names the keys that work here
         await pilot.press("f5")  # the F-keys still switch
         assert app.current_mode == "spotcheck"
 

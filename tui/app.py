@@ -115,7 +115,10 @@ class BizsentApp(App):
             self.post_message(WriteFailed(str(future.exception())))
 
     def on_write_failed(self, message: WriteFailed) -> None:
-        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
+        error = message.error
+        if not self.db_path.exists():  # StoreError's own advice (`bizsent init`) would start a new, empty one
+            error = f"the database {self.db_path} is gone (moved or deleted?); put it back and answer again"
+        self.notify(f"could not save: {error}", severity="error", timeout=10)
 
     def on_status_updated(self, message: StatusUpdated) -> None:
         self.status = message.info

@@ -72,6 +72,7 @@ class Answer:
 class LabelScreen(Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
+    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F5 here (see the 4,5 binding)
     BINDINGS = [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
