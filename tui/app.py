@@ -59,6 +59,9 @@ class BizsentApp(App):
     ]
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
+    # Counts the database's returns after an outage: a screen whose plain @work load failed watches it to load
+    # again (the app re-runs failed `background` workers itself).
+    store_back: reactive[int] = reactive(0, init=False)
 
     def __init__(self, settings: Settings, db_path: Path) -> None:
         super().__init__()
@@ -125,6 +128,7 @@ class BizsentApp(App):
         was_down, self._store_down = self._store_down, bool(message.info.error)
         if was_down and not self._store_down:
             self._run_failed_again()
+            self.store_back += 1
 
     # -- background failures ---------------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class BizsentApp(App):
         self.report_failure(message.node, message.what, message.error)
         if message.retry is not None:
             self._retries[(id(message.node), message.what)] = (message.node, message.retry)
-        self.refresh_status()  # the bar says at once whether the database is the cause (and notices its return)
+        self._note_store_failure(message.error)
 
     def _handle_exception(self, error: Exception) -> None:
         # Textual's one path from a failed plain `@work` worker to exiting the app (textual/worker.py, Worker._run):
@@ -143,9 +147,17 @@ class BizsentApp(App):
             except NoActiveWorker:
                 node = self
             self.report_failure(node, "a background task", error.error)
-            self.refresh_status()
+            self._note_store_failure(error.error)
             return
         super()._handle_exception(error)
+
+    def _note_store_failure(self, error: BaseException) -> None:
+        # The database could not be opened or is gone: the next status poll that reads it counts as its return,
+        # even if the file came back before that poll could see it missing. A failing query on a healthy
+        # database (a bug) does not, so it is not re-run every second.
+        if isinstance(error, StoreError) or not self.db_path.exists():
+            self._store_down = True
+        self.refresh_status()  # the bar says at once what is wrong, and notices the return soon
 
     def report_failure(self, node: DOMNode, what: str, error: BaseException) -> None:
         """One line on screen saying what to do, the traceback in the log; the same failure at most every

@@ -33,7 +33,6 @@ from tui.queries import (
     QUEUE_ORDERS,
     LabelPost,
     QueueSpec,
-    StatusInfo,
     format_time,
     has_predictions,
     label_posts,
@@ -157,12 +156,12 @@ class LabelScreen(Screen):
         self._show_flags()
         self._show_counts()
         self._load_session()
-        self.watch(self.app, "status", self._on_status, init=False)
+        self.watch(self.app, "store_back", self._store_back, init=False)
 
-    def _on_status(self, old: StatusInfo, new: StatusInfo) -> None:
+    def _store_back(self) -> None:
         # The database is back after an outage: a queue load that failed meanwhile runs again. (The app re-runs
         # failed `background` workers itself; the queue's worker is a plain @work.)
-        if old.error and not new.error and self._queue_pending:
+        if self._queue_pending:
             self.reload_queue()
 
     # -- the session -----------------------------------------------------------------------------------------
