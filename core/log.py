@@ -76,3 +76,11 @@ def setup_logging(data_dir: Path) -> Path:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
     return path
+
+
+def log_file() -> Path | None:
+    """The file setup_logging sends records to; None before it ran (a test, an embedding program)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RotatingFileHandler):
+            return Path(handler.baseFilename)
+    return None

@@ -192,6 +192,55 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE predictions ADD COLUMN embedding BLOB;
     """,
+    # 5: protecting the human labels. Triggers (not the writers) fill label_history, so every path that writes
+    # labels (console, import, jobs, a hand-typed sqlite3 UPDATE) keeps the values it replaces; changed_by says
+    # who wrote a row's current value (core.history.actor). app_state keeps the console's session across restarts.
+    """
+    ALTER TABLE labels ADD COLUMN changed_by TEXT NOT NULL DEFAULT '';
+    CREATE TABLE label_history (
+        id INTEGER PRIMARY KEY,
+        label_id INTEGER NOT NULL,  -- no foreign key: the history outlives a deleted label row
+        post_id INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        labeler TEXT NOT NULL,
+        change TEXT NOT NULL CHECK (change IN ('insert', 'update', 'delete')),
+        old_label TEXT, old_split TEXT, old_sarcastic INTEGER, old_unsure INTEGER, old_confidence REAL,
+        new_label TEXT, new_split TEXT, new_sarcastic INTEGER, new_unsure INTEGER, new_confidence REAL,
+        changed_at TEXT NOT NULL,
+        changed_by TEXT NOT NULL
+    );
+    CREATE INDEX label_history_post ON label_history(post_id, id);
+    CREATE TRIGGER label_history_insert AFTER INSERT ON labels BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, new_label, new_split,
+            new_sarcastic, new_unsure, new_confidence, changed_at, changed_by)
+        VALUES (NEW.id, NEW.post_id, NEW.source, NEW.labeler, 'insert', NEW.label, NEW.split, NEW.sarcastic,
+            NEW.unsure, NEW.confidence, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), NEW.changed_by);
+    END;
+    -- Only real changes: rewriting the same answer (an API job run twice) or stamping changed_by adds nothing.
+    CREATE TRIGGER label_history_update AFTER UPDATE ON labels
+    WHEN OLD.label IS NOT NEW.label OR OLD.split IS NOT NEW.split OR OLD.sarcastic IS NOT NEW.sarcastic
+        OR OLD.unsure IS NOT NEW.unsure OR OLD.confidence IS NOT NEW.confidence BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, old_label, old_split,
+            old_sarcastic, old_unsure, old_confidence, new_label, new_split, new_sarcastic, new_unsure,
+            new_confidence, changed_at, changed_by)
+        VALUES (NEW.id, NEW.post_id, NEW.source, NEW.labeler, 'update', OLD.label, OLD.split, OLD.sarcastic,
+            OLD.unsure, OLD.confidence, NEW.label, NEW.split, NEW.sarcastic, NEW.unsure, NEW.confidence,
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), NEW.changed_by);
+    END;
+    -- core.posts.delete_label stamps changed_by with the deleter first; a delete by other means (a post's
+    -- cascade, a hand-typed DELETE) names the row's last writer.
+    CREATE TRIGGER label_history_delete AFTER DELETE ON labels BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, old_label, old_split,
+            old_sarcastic, old_unsure, old_confidence, changed_at, changed_by)
+        VALUES (OLD.id, OLD.post_id, OLD.source, OLD.labeler, 'delete', OLD.label, OLD.split, OLD.sarcastic,
+            OLD.unsure, OLD.confidence, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), OLD.changed_by);
+    END;
+    CREATE TABLE app_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,  -- JSON
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import sqlite_utils
 
+from core.history import LabelValue, actor
 from core.records import ImageRef, NewLabel, NewPost, SaveCounts
 from core.store import now, transaction
 
@@ -58,22 +59,52 @@ def post_id(db: sqlite_utils.Database, board: str, post_no: int) -> int | None:
     return row[0] if row else None
 
 
-def set_label(db: sqlite_utils.Database, post: int, label: NewLabel) -> int:
-    """Write (or replace) the label of `post` from this source and labeler; return the label row id."""
+def set_label(db: sqlite_utils.Database, post: int, label: NewLabel, changed_by: str | None = None) -> int:
+    """Write (or replace) the label of `post` from this source and labeler; return the label row id.
+
+    `changed_by` names the writer in the label's history (default: core.history.actor()); the value a write
+    replaces is kept there by the store's triggers.
+    """
     cur = db.execute(
         "INSERT INTO labels (post_id, label, source, labeler, confidence, sarcastic, unsure, rationale, split,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " created_at, changed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (post_id, source, labeler) DO UPDATE SET label = excluded.label,"
         " confidence = excluded.confidence, sarcastic = excluded.sarcastic, unsure = excluded.unsure,"
-        " rationale = excluded.rationale, split = excluded.split, created_at = excluded.created_at"
+        " rationale = excluded.rationale, split = excluded.split, created_at = excluded.created_at,"
+        " changed_by = excluded.changed_by"
         " RETURNING id",
         [post, label.label, label.source, label.labeler, label.confidence, int(label.sarcastic),
-         int(label.unsure), label.rationale, label.split, now()],
+         int(label.unsure), label.rationale, label.split, now(), changed_by or actor()],
     )
     return cur.fetchone()[0]
 
 
-def delete_label(db: sqlite_utils.Database, label_id: int) -> None:
+def current_label(db: sqlite_utils.Database, post: int, source: str, labeler: str) -> LabelValue | None:
+    """The label `set_label` would replace (None if it would add one): what an undo puts back."""
+    row = db.execute(
+        "SELECT label, split, sarcastic, unsure, confidence FROM labels WHERE post_id = ? AND source = ?"
+        " AND labeler = ?", [post, source, labeler]).fetchone()
+    return None if row is None else LabelValue(row[0], row[1], bool(row[2]), bool(row[3]), row[4])
+
+
+def restore_label(db: sqlite_utils.Database, label_id: int, previous: LabelValue | None,
+                  changed_by: str | None = None) -> None:
+    """Undo a write to label row `label_id`: put `previous` back, or delete the row if it had none."""
+    if previous is None:
+        delete_label(db, label_id, changed_by)
+        return
+    db.execute(
+        "UPDATE labels SET label = ?, split = ?, sarcastic = ?, unsure = ?, confidence = ?, changed_by = ?,"
+        " created_at = ? WHERE id = ?",
+        [previous.label, previous.split, int(previous.sarcastic), int(previous.unsure), previous.confidence,
+         changed_by or actor(), now(), label_id],
+    )
+
+
+def delete_label(db: sqlite_utils.Database, label_id: int, changed_by: str | None = None) -> None:
+    # Stamp the deleter first (the history trigger ignores a changed_by-only update), so the history's delete
+    # row says who deleted it; who wrote the deleted value is in the row before it.
+    db.execute("UPDATE labels SET changed_by = ? WHERE id = ?", [changed_by or actor(), label_id])
     db.execute("DELETE FROM labels WHERE id = ?", [label_id])
 
 

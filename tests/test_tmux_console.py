@@ -62,10 +62,12 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
         assert "bear 2" in screen and "neut 2" in screen and "bull 1" in screen
         assert "split TEST" in screen and "sarcastic" in screen
         tmux("send-keys", "-t", session, "q")
+        wait_for(session, "Quit bizsent?")  # on Label, q asks first
+        tmux("send-keys", "-t", session, "y")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and alive(session):
             time.sleep(0.2)
-        assert not alive(session)  # q quit the console
+        assert not alive(session)  # q, y quit the console
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     db = open_db(settings.db_path)

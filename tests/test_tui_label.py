@@ -6,6 +6,7 @@ import json
 
 import pytest
 from fakes.tui import build_store, until
+from textual.widgets import Static
 
 from tui.app import BizsentApp
 from tui.screens.label import LabelScreen
@@ -245,3 +246,103 @@ async def test_prefetched_pictures_are_redrawn_for_the_new_size_after_a_resize(s
         for _ in range(3):
             await pilot.press("3")
             assert preview.showing == "cells"  # never the slow widget with a picture drawn for the old size
+
+
+def human_label(db, pid):
+    return db.execute("SELECT label, split FROM labels WHERE post_id = ? AND source = 'human'", [pid]).fetchone()
+
+
+async def test_4_and_5_stay_on_label_so_a_slip_never_rewrites_a_test_label(settings, db, store):
+    # Before: `5` went to Spot-check and the `3` after it rewrote a human test label there.
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    set_label(db, store[5], NewLabel(label="neutral", source="human", split="test", labeler="human"))
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        for slip in ("5", "4"):
+            answered = screen.current
+            await pilot.press(slip)
+            assert app.screen is screen and app.current_mode == "label"
+            await pilot.press("3")
+            await app.writer.drained()
+            assert human_label(db, answered) == ("bullish", "test")  # the 3 labelled the post on screen
+        assert human_label(db, store[5]) == ("neutral", "test")
+        assert db.execute("SELECT count(*) FROM label_history WHERE post_id = ? AND source = 'human'",
+                          [store[5]]).fetchone()[0] == 1
+        await pilot.pause()
+        bar = "".join(strip.text for strip in screen.query_one("StatusBar").render_lines(
+            screen.query_one("StatusBar").region.reset_offset))
+        assert "F4 Eval" in bar and "F5 Spot-check" in bar  # the bar names the keys that work here
+        await pilot.press("f5")  # the F-keys still switch
+        assert app.current_mode == "spotcheck"
+
+
+async def test_q_on_label_asks_before_quitting(settings, db, store):
+    from tui.screens.confirm import ConfirmModal
+
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmModal) and app.is_running
+        await pilot.press("n")
+        assert app.screen is screen and app.is_running
+        await pilot.press("q", "escape")  # escape is "no" too
+        assert app.screen is screen and app.is_running
+        from tui.screens.help import help_markdown
+
+        everywhere = help_markdown(screen, list(app.BINDINGS)).split("## Everywhere")[1]
+        assert "`f4` Eval" in everywhere and "`4" not in everywhere and "`q`" not in everywhere
+        await pilot.press("q", "y")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_session_progress_survives_closing_and_reopening(settings, db, store):
+    first = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with first.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(first, pilot)
+        await pilot.press("g", "o")  # goal 100, order newest
+        await until(pilot, lambda: screen.queue[:1] == [store[12]])
+        await pilot.press("1", "3", "x", "t", "2")
+        answered = {store[12], store[11], store[10], store[9]}
+        shown = str(screen.query_one("#label-counts", Static).content)
+        await pilot.press("q", "y")
+    assert db.execute("SELECT count(*) FROM labels WHERE source = 'human'").fetchone()[0] == 3
+
+    second = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with second.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(second, pilot)
+        assert dict(screen.counts) == {"bearish": 1, "bullish": 1, "neutral": 1, "skip": 1}
+        assert (screen.goal, screen.order, screen.split) == (100, "newest", "train")
+        assert str(screen.query_one("#label-counts", Static).content) == shown
+        assert screen.query_one("#goal").progress == 3
+        assert screen.current == store[8] and not answered & set(screen.queue)  # where it left off
+        await pilot.press("ctrl+n")  # a new session starts from zero, with the same settings
+        assert dict(screen.counts) == {} and screen.order == "newest"
+
+
+async def test_an_answer_that_replaces_a_human_label_keeps_its_history_and_undo_restores_it(settings, db, store):
+    from core.history import label_history
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    set_label(db, store[6], NewLabel(label="neutral", source="human", split="test", labeler="human"),
+              changed_by="alice via bizsent import")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        screen.open_post(store[6])  # what `enter` in Posts does
+        await until(pilot, lambda: screen.current == store[6] and store[6] in screen.items)
+        await pilot.press("3")
+        await app.writer.drained()
+        assert human_label(db, store[6]) == ("bullish", "test")
+        change = label_history(db, store[6], "human")[-1]
+        assert (change.change, change.old.label, change.new.label) == ("update", "neutral", "bullish")
+        assert change.changed_by.endswith("via console Label screen") and change.changed_at
+        await pilot.press("u")
+        await app.writer.drained()
+        assert human_label(db, store[6]) == ("neutral", "test")  # put back, not deleted
+        assert [c.change for c in label_history(db, store[6], "human")] == ["insert", "update", "update"]

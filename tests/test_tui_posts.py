@@ -93,6 +93,21 @@ async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
         assert "bogdanoff pump" in drawn and "gpt-test" in drawn
 
 
+async def test_detail_shows_a_human_labels_earlier_values_and_who_changed_them(settings, db, store):
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    for label, who in (("neutral", "alice via bizsent import"), ("bullish", "bob via console Spot-check")):
+        set_label(db, store[12], NewLabel(label=label, source="human", split="test", labeler="human"),
+                  changed_by=who)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app, pilot)  # the cursor starts on post 12, the newest
+        detail = app.screen.query_one(PostDetailView)
+        await until(pilot, lambda: "earlier human labels" in plain(detail.renderable))
+        assert "neutral (test) → bullish (test) by bob via console Spot-check" in plain(detail.renderable)
+
+
 async def test_corrupt_image_falls_back_to_a_placeholder(settings, db, store):
     # Post 4's file on disk gets garbled after caching: status says ok, decoding fails.
     path = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
@@ -151,10 +166,10 @@ async def test_number_keys_switch_screens_and_question_mark_opens_help(settings,
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpModal)
         assert "Bearish (1)" in app.screen._markdown  # the labeling rules ship with the help
-        await pilot.press("escape", "escape")  # close help, then back to Posts
+        await pilot.press("escape")  # close help; escape does not leave Label (a slip there must not either)
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press("f1")
         assert isinstance(app.screen, PostsScreen)
-        await pilot.press("2", "escape", "1")
-        assert app.current_mode == "posts"
         await pilot.press("2", "f4")  # F-keys leave the Label screen, where 1-3 are labels
         assert app.current_mode == "eval"
         await pilot.press("f2")
@@ -234,7 +249,7 @@ async def test_enter_opens_the_post_in_the_label_screen(settings, db, store):
         assert db.execute("SELECT post_id, label FROM labels WHERE source = 'human'").fetchall() == [
             (store[6], "neutral")]
         assert screen.current != store[6]
-        await pilot.press("escape")  # back in Posts, another post opens the same way even now the queue is loaded
+        await pilot.press("f1")  # back in Posts, another post opens the same way even now the queue is loaded
         posts = table(app)
         posts.cursor = posts.ids.index(store[8])
         await pilot.press("enter")

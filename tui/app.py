@@ -1,12 +1,15 @@
 """The bizsent console: one Textual app, one screen per capability (see tui.screens.SCREENS).
 
 Number keys switch screens, `?` explains the current one, ctrl+p finds any action of any screen, and a
-status bar shows the database, running jobs and spend, re-read by a timer-driven worker.
+status bar shows the database, running jobs and spend, re-read by a timer-driven worker. A worker that fails
+becomes one notification and a traceback in the log; what failed runs again once the database is back.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -14,26 +17,32 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlite_utils
-from textual import events, work
+from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
+from textual.worker import NoActiveWorker, WorkerFailed, get_current_worker
 
 from core.config import Settings
-from core.log import redact
+from core.errors import StoreError
+from core.log import log_file, redact
 from core.store import open_db
 from tui.commands import ActionsProvider
 from tui.messages import StatusUpdated, WriteFailed
 from tui.queries import StatusInfo, reading, status_info
 from tui.screens import SCREENS
 from tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
+from tui.workers import BackgroundFailed, background
 from tui.writer import StoreWriter
 
 T = TypeVar("T")
+log = logging.getLogger("bizsent.tui")
 
 IDLE_GC_S = 2.0  # a full garbage collection runs after this long without a key press
 GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mostly wait for the idle pass
+REPORT_EVERY_S = 30.0  # the same failure (a poll while the database is gone) is shown and logged this often
 
 
 class BizsentApp(App):
@@ -51,6 +60,9 @@ class BizsentApp(App):
     ]
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
+    # Counts the database's returns after an outage: a screen whose plain @work load failed watches it to load
+    # again (the app re-runs failed `background` workers itself).
+    store_back: reactive[int] = reactive(0, init=False)
 
     def __init__(self, settings: Settings, db_path: Path) -> None:
         super().__init__()
@@ -62,6 +74,9 @@ class BizsentApp(App):
         self.writer = StoreWriter(self.db_path)
         self.screen_titles = [(spec.mode, spec.title) for spec in SCREENS]
         self._last_key = time.monotonic()
+        self._reported: dict[str, float] = {}  # failure line -> when it was last shown
+        self._retries: dict[tuple[int, str], tuple[DOMNode, Callable[[], object]]] = {}
+        self._store_down = False
 
     def on_mount(self) -> None:
         # Full cyclic-GC passes stall the event loop for 50-150 ms: freeze what lives as long as the app
@@ -84,7 +99,7 @@ class BizsentApp(App):
     def on_unmount(self) -> None:
         self.writer.close()
 
-    @work(thread=True, exclusive=True, group="status")
+    @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
         try:
             with reading(self.db_path) as db:
@@ -109,10 +124,67 @@ class BizsentApp(App):
         super().notify(redact(message), title=redact(title), severity=severity, timeout=timeout, markup=markup)
 
     def on_write_failed(self, message: WriteFailed) -> None:
-        self.notify(f"could not save: {message.error}", severity="error", timeout=10)
+        error = message.error
+        if not self.db_path.exists():  # StoreError's own advice (`bizsent init`) would start a new, empty one
+            error = f"the database {self.db_path} is gone (moved or deleted?); put it back and answer again"
+        self.notify(f"could not save: {error}", severity="error", timeout=10)
 
     def on_status_updated(self, message: StatusUpdated) -> None:
         self.status = message.info
+        was_down, self._store_down = self._store_down, bool(message.info.error)
+        if was_down and not self._store_down:
+            self._run_failed_again()
+            self.store_back += 1
+
+    # -- background failures ---------------------------------------------------------------------------------
+
+    def on_background_failed(self, message: BackgroundFailed) -> None:
+        self.report_failure(message.node, message.what, message.error)
+        if message.retry is not None:
+            self._retries[(id(message.node), message.what)] = (message.node, message.retry)
+        self._note_store_failure(message.error)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's one path from a failed plain `@work` worker to exiting the app (textual/worker.py, Worker._run):
+        # such a worker is reported like a `background` one instead; any other exception still ends the app.
+        if isinstance(error, WorkerFailed):
+            try:
+                node: DOMNode = get_current_worker().node
+            except NoActiveWorker:
+                node = self
+            self.report_failure(node, "a background task", error.error)
+            self._note_store_failure(error.error)
+            return
+        super()._handle_exception(error)
+
+    def _note_store_failure(self, error: BaseException) -> None:
+        # The database could not be opened or is gone: the next status poll that reads it counts as its return,
+        # even if the file came back before that poll could see it missing. A failing query on a healthy
+        # database (a bug) does not, so it is not re-run every second.
+        if isinstance(error, StoreError) or not self.db_path.exists():
+            self._store_down = True
+        self.refresh_status()  # the bar says at once what is wrong, and notices the return soon
+
+    def report_failure(self, node: DOMNode, what: str, error: BaseException) -> None:
+        """One line on screen saying what to do, the traceback in the log; the same failure at most every
+        REPORT_EVERY_S seconds (a poll fails every second while the database is gone)."""
+        line = failure_line(node, what, error, self.db_path)
+        now = time.monotonic()
+        if now - self._reported.get(line, -REPORT_EVERY_S) < REPORT_EVERY_S:
+            return
+        self._reported[line] = now
+        log.error("%s", line, exc_info=(type(error), error, error.__traceback__))
+        self.notify(line, severity="error", timeout=10)
+
+    def _run_failed_again(self) -> None:
+        """The database answers again: run what failed meanwhile (the first loads of a screen, say) once more."""
+        retries, self._retries = self._retries, {}
+        self._reported.clear()
+        for node, retry in retries.values():
+            if node.is_attached:
+                retry()
+        if retries:
+            self.notify("the database is back", timeout=4)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpModal, help_markdown  # markdown-it: only when help is asked for
@@ -126,3 +198,16 @@ class BizsentApp(App):
         if self.current_mode != mode:
             await self.switch_mode(mode)
         await self.run_action(action, self.screen)
+
+
+def failure_line(node: DOMNode, what: str, error: BaseException, db_path: Path) -> str:
+    """The notification for a failed worker: one line, no traceback."""
+    if not db_path.exists():
+        return f"the database {db_path} is gone (moved or deleted?): put it back and the console carries on"
+    screen = getattr(node, "screen", node)  # a widget's worker: name its screen
+    where = getattr(screen, "TITLE", None) or type(screen).__name__
+    text = redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    if isinstance(error, StoreError | sqlite3.Error):
+        return f"{where}: {what} failed: {text}; it runs again once the database answers"
+    where_log = log_file() or "the log"
+    return f"{where}: {what} failed ({type(error).__name__}: {text}); traceback in {where_log}"

@@ -16,7 +16,7 @@ import typer
 
 from core.config import Settings, load_settings
 from core.errors import BizsentError
-from core.log import RedactingStream, redact, setup_logging
+from core.log import RedactingStream, log_file, redact, setup_logging
 
 app = typer.Typer(
     name="bizsent",
@@ -616,5 +616,5 @@ def _show_usage_error(exc: typer.TyperException) -> None:
 
 
 def log_path() -> str:
-    handlers = [h for h in logging.getLogger().handlers if hasattr(h, "baseFilename")]
-    return handlers[0].baseFilename if handlers else "no log file (the error came before the config was read)"
+    path = log_file()
+    return str(path) if path else "no log file (the error came before the config was read)"

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     # metrics and the labeling stack before the first paint, for screens that may never be opened.
     from core.events import MetricEvent
     from core.report import Report
+    from core.sessions import LabelSession
     from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
     from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
     from tui.run_queries import PoolJob, RunRow, SpotItem
@@ -70,6 +71,13 @@ class LabelItemsLoaded(Message):
     """Prefetched posts for the Label screen, with their images decoded and their text wrapped."""
 
     items: list[tuple[LabelPost, Picture, Wrapped]]
+
+
+@dataclass
+class SessionLoaded(Message):
+    """The Label screen's saved session (None: start a new one)."""
+
+    session: LabelSession | None
 
 
 @dataclass

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from core.acquisition import human_queue
 from core.dataset import API_SOURCES
+from core.history import LabelChange, label_history
 from core.labels import LABELS
 from core.pool import POOL_SQL
 from core.store import open_db
@@ -99,6 +100,7 @@ class PostDetail:
     image_path: str | None  # thumbnail when there is one, else the original
     labels: tuple[LabelInfo, ...] = ()
     notes: tuple[str, ...] = ()
+    earlier: tuple[LabelChange, ...] = ()  # changes and deletes of its human label, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,8 @@ def post_detail(db: sqlite_utils.Database, pid: int) -> PostDetail | None:
         )
     )
     notes = tuple(r[0] for r in db.execute("SELECT text FROM notes WHERE post_id = ? ORDER BY id", [pid]))
-    return PostDetail(*row, labels=labels, notes=notes)
+    earlier = tuple(c for c in label_history(db, pid, "human") if c.change != "insert")
+    return PostDetail(*row, labels=labels, notes=notes, earlier=earlier)
 
 
 def label_sources(db: sqlite_utils.Database) -> list[str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -33,6 +32,7 @@ from tui.queries import reading
 from tui.screens.confirm import ConfirmModal, NewJobModal
 from tui.widgets.confusion import ConfusionMatrix
 from tui.widgets.status_bar import StatusBar
+from tui.workers import background
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class BatchesScreen(Screen):
     def refresh_jobs(self) -> None:
         self._load_jobs(self.selected)
 
-    @work(thread=True, exclusive=True, group="batches-jobs")
+    @background("reading the jobs", group="batches-jobs", exclusive=True)
     def _load_jobs(self, selected: int | None) -> None:
         with reading(self.app.db_path) as db:
             jobs = job_rows(db)
@@ -310,7 +310,7 @@ class BatchesScreen(Screen):
             self.refresh_jobs()
             self._show_detail()
 
-    @work(thread=True, exclusive=True, group="batches-agreement")
+    @background("computing agreement with the human test set", group="batches-agreement", exclusive=True)
     def _load_agreement(self) -> None:
         with reading(self.app.db_path) as db:
             scores = agreement_scores(db)

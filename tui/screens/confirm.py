@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,6 +21,7 @@ from jobs import labeling
 from tui.job_queries import EstimateView, estimate_view
 from tui.messages import EstimateReady
 from tui.queries import reading
+from tui.workers import background
 
 PROVIDERS = ("openai", "gemini", "compatible")
 MODES = ("live", "batch")
@@ -136,7 +137,7 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
         self.query_one("#newjob-start", Button).disabled = True
         self._estimate(self._generation, *self.choice())
 
-    @work(thread=True, exclusive=True, group="newjob-estimate")
+    @background("estimating the cost", group="newjob-estimate", exclusive=True)
     def _estimate(self, generation: int, provider: str, model: str, limit: int | None, batch: bool) -> None:
         with reading(self.app.db_path) as db:
             view = estimate_view(db, self.app.settings, provider, model, limit, batch)

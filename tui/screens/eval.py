@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -29,6 +28,7 @@ from tui.run_queries import RunRow, metric_events, model_unavailable, report_key
 from tui.widgets.confusion import ConfusionMatrix
 from tui.widgets.loss_plot import EvalPoint, LossPlot
 from tui.widgets.status_bar import StatusBar
+from tui.workers import background
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
     from core.metrics import Metrics
@@ -133,7 +133,7 @@ class EvalScreen(Screen):
     def on_screen_resume(self) -> None:
         self.poll()
 
-    @work(thread=True, exclusive=True, group="eval-poll")
+    @background("reading the runs", group="eval-poll", exclusive=True)
     def _poll(self, run_id: int | None, after_id: int) -> None:
         with reading(self.app.db_path) as db:
             runs = runs_list(db)
@@ -220,7 +220,7 @@ class EvalScreen(Screen):
             run = self.selected
             self._compute_report(key, run.id if run else key[0], run.name if run else str(key[0]))
 
-    @work(thread=True, group="eval-report")
+    @background("computing the metrics", group="eval-report")
     def _compute_report(self, key: tuple, run_id: int, name: str) -> None:
         try:
             with reading(self.app.db_path) as db:
@@ -274,7 +274,7 @@ class EvalScreen(Screen):
             return
         self._start_eval(run)
 
-    @work(thread=True, group="eval-launch")
+    @background("starting the evaluation", group="eval-launch")
     def _start_eval(self, run: RunRow) -> None:
         if pid_alive(self._launched.get(run.id)):
             self.app.call_from_thread(self.notify, f"run {run.id} is already being evaluated (pid "

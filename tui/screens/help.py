@@ -21,10 +21,22 @@ def _keys_list(bindings: list[Binding]) -> list[str]:
     return rows
 
 
+def _not_taken(app_bindings: list[Binding], screen_bindings: list) -> list[Binding]:
+    """The app's bindings minus the keys the screen binds itself (those win): on Label `4` and `q` are not
+    "everywhere" keys, only `F4` and a confirmed quit are."""
+    taken = {k.strip() for b in screen_bindings if isinstance(b, Binding) for k in b.key.split(",")}
+    kept = []
+    for binding in app_bindings:
+        keys = [k.strip() for k in binding.key.split(",") if k.strip() not in taken]
+        if keys:
+            kept.append(Binding(",".join(keys), binding.action, binding.description, show=binding.show))
+    return kept
+
+
 def help_markdown(screen: Screen, app_bindings: list[Binding]) -> str:
     title = getattr(screen, "TITLE", None) or type(screen).__name__
     parts = [f"# {title}", getattr(screen, "HELP", ""), "## Keys", *_keys_list(list(screen.BINDINGS))]
-    parts += ["", "## Everywhere", *_keys_list(app_bindings)]
+    parts += ["", "## Everywhere", *_keys_list(_not_taken(app_bindings, screen.BINDINGS))]
     extra = getattr(screen, "HELP_FILE", None)
     if extra:
         parts += ["", files("tui").joinpath(extra).read_text(encoding="utf-8")]

@@ -12,6 +12,7 @@ from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import sqlite_utils
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -22,10 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
 from core.acquisition import scoring_run
+from core.history import LabelValue, actor
 from core.labels import LABELS, Label
-from core.posts import add_note, add_skip, delete_label, delete_skip, set_label
+from core.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
 from core.records import NewLabel
-from tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded
+from core.sessions import LabelSession, load_label_session, new_label_session, save_label_session
+from tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded, SessionLoaded
 from tui.pool_job import start_pool_scoring
 from tui.queries import (
     NO_PREDICTIONS,
@@ -38,10 +41,12 @@ from tui.queries import (
     parse_queue_filter,
     reading,
 )
+from tui.screens.confirm import ConfirmModal
 from tui.screens.prompt import PromptModal
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
 from tui.widgets.status_bar import StatusBar
+from tui.workers import background
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
@@ -49,6 +54,7 @@ GOALS = (25, 50, 100, 200)
 ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
 IMAGE_PX = 800  # "large" image: enough for Kitty/Sixel, trivially downscaled again by half-block
+WRITER = "console Label screen"  # changed_by of what this screen writes (core.history.actor)
 
 
 @dataclass
@@ -60,12 +66,13 @@ class Answer:
     label: Label | None = None
     sarcastic: bool = False
     unsure: bool = False
-    written: Future | None = None  # set_label's future: its result is the label row id
+    written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
 
 
 class LabelScreen(Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
+    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F5 here (see the 4,5 binding)
     BINDINGS = [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
@@ -83,7 +90,11 @@ class LabelScreen(Screen):
         Binding("f", "filter", "filter", show=False),
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("p", "score_pool", "score pool", show=False),
-        Binding("escape", "app.switch_mode('posts')", "posts", show=False),
+        Binding("ctrl+n", "new_session", "new session", show=False),
+        # Next to the label keys: 4 and 5 switch screens elsewhere, here they only say how to (F-keys), and `q`
+        # asks first. A stray key must never land the user on a screen where 1-3 mean something else.
+        Binding("4,5", "screen_keys_hint", "F1-F5 switch screens", show=False),
+        Binding("q", "quit_confirm", "quit"),
     ]
     HELP = (
         "`1` bearish, `2` neutral, `3` bullish (each writes a human label at once and shows the next post); "
@@ -97,8 +108,11 @@ class LabelScreen(Screen):
         "posts on which API "
         "labelers disagree first (which labels they gave stays hidden); `f` sets the filter (free text "
         "and/or `source:label`, e.g. `openai:bullish moon`); `g` changes the session goal; PgUp/PgDn scroll "
-        "a long text. Other labels of a post are hidden here on purpose. `escape` goes back to Posts (number "
-        "keys label here); `enter` on a post in Posts opens it here."
+        "a long text. Other labels of a post are hidden here on purpose. Only `F1`-`F5` switch screens here "
+        "(`4` and `5` do nothing, so a slip next to `3` cannot take you to another screen) and `q` asks before "
+        "quitting; `enter` on a post in Posts opens it here.\n\n"
+        "The session (counts, goal, split, order, filter) is saved as you go: quitting or a crash continues it "
+        "next time; `ctrl+n` starts a new one."
     )
 
     def __init__(self) -> None:
@@ -121,6 +135,8 @@ class LabelScreen(Screen):
         self.history: list[Answer] = []
         self.counts: Counter[str] = Counter()
         self.queue_loaded = False
+        self.started_at = ""  # the session's start; set from the saved session or a new one on mount
+        self._queue_pending = False  # a queue was asked for and has not arrived (its load may have failed)
 
     @property
     def current(self) -> int | None:
@@ -143,12 +159,70 @@ class LabelScreen(Screen):
         self.query_one(TextPane).can_scroll_by_key = True
         self._show_flags()
         self._show_counts()
+        self._load_session()
+        self.watch(self.app, "store_back", self._store_back, init=False)
+
+    def _store_back(self) -> None:
+        # The database is back after an outage: a queue load that failed meanwhile runs again. (The app re-runs
+        # failed `background` workers itself; the queue's worker is a plain @work.)
+        if self._queue_pending:
+            self.reload_queue()
+
+    # -- the session -----------------------------------------------------------------------------------------
+
+    @background("reading your labeling session", group="label-session", exclusive=True)
+    def _load_session(self) -> None:
+        with reading(self.app.db_path) as db:
+            session = load_label_session(db)
+        self.post_message(SessionLoaded(session))
+
+    def on_session_loaded(self, message: SessionLoaded) -> None:
+        session = message.session or new_label_session()
+        self.started_at, self.split, self.goal = session.started_at, session.split, session.goal
+        self.order = session.order if session.order in ORDER_NAMES else "random"
+        self.disagree_first, self.filter_text = session.disagree_first, session.filter_text
+        self.counts = Counter(session.counts)
+        if self.pinned is None:  # a post opened from Posts meanwhile wins over the saved one
+            self.pinned = session.pinned
+        self._show_flags()
+        self._show_counts()
         self.reload_queue()
+
+    def session(self) -> LabelSession:
+        return LabelSession(started_at=self.started_at, split=self.split, order=self.order,
+                            disagree_first=self.disagree_first, filter_text=self.filter_text, goal=self.goal,
+                            counts={k: v for k, v in self.counts.items() if v}, pinned=self.pinned)
+
+    def _save_session(self) -> None:
+        # Queued after the answer's own write (one FIFO writer): the saved counts never run ahead of the labels.
+        if self.started_at:  # not before the saved one is read: it would be overwritten with defaults
+            snapshot = self.session()
+            self.app.write(lambda db: save_label_session(db, snapshot))
+
+    def action_new_session(self) -> None:
+        self.started_at, self.counts, self.history = new_label_session().started_at, Counter(), []
+        self._show_counts()
+        self._save_session()
+        self.notify("new labeling session: counts start from zero")
+
+    # -- keys that would leave the screen --------------------------------------------------------------------
+
+    def action_screen_keys_hint(self) -> None:
+        self.notify("while labeling, F1-F5 switch screens (4 and 5 do nothing here)", timeout=4)
+
+    def action_quit_confirm(self) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.exit()
+
+        self.app.push_screen(ConfirmModal("Quit bizsent? The session is saved and continues next time.",
+                                          yes="Quit"), answer)
 
     # -- queue and prefetch ----------------------------------------------------------------------------------
 
     def reload_queue(self) -> None:
         self._generation += 1
+        self._queue_pending = True
         source, label, text = parse_queue_filter(self.filter_text)
         spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
                          label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history))
@@ -164,6 +238,7 @@ class LabelScreen(Screen):
     def on_queue_loaded(self, message: QueueLoaded) -> None:
         if message.generation != self._generation:
             return
+        self._queue_pending = False
         ids = message.ids
         if self.pinned is not None:
             ids = [self.pinned, *(pid for pid in ids if pid != self.pinned)]
@@ -181,6 +256,7 @@ class LabelScreen(Screen):
             self.queue = [*self.queue[:self.pos], pid, *(p for p in self.queue[self.pos:] if p != pid)]
             self.sarcastic = self.unsure = False
             self._show_current()
+        self._save_session()
 
     def _prefetch(self) -> None:
         wanted = [pid for pid in self.queue[self.pos:self.pos + PREFETCH]
@@ -190,7 +266,7 @@ class LabelScreen(Screen):
             preview = self.query_one(ImagePreview)
             self._load_items(wanted, preview.renderer, preview.target_size, self.query_one(TextPane).text_width)
 
-    @work(thread=True, group="label-prefetch")
+    @background("loading the next posts", group="label-prefetch")
     def _load_items(self, ids: list[int], renderer: str, size: Size, text_width: int) -> None:
         with reading(self.app.db_path) as db:
             posts = label_posts(db, ids)
@@ -296,6 +372,7 @@ class LabelScreen(Screen):
         self.pos += 1
         self.sarcastic = self.unsure = False
         self._show_current()
+        self._save_session()
         # The tally goes in the frame after the next post: one frame later (~17 ms) nobody notices, and the
         # post's frame then repaints the post alone instead of the screen from its first row to its last.
         self.call_after_refresh(self._show_counts)
@@ -306,7 +383,7 @@ class LabelScreen(Screen):
             return
         new = NewLabel(label=label, source="human", split=self.split, labeler="human",
                        sarcastic=self.sarcastic, unsure=self.unsure)
-        written = self.app.write(lambda db: set_label(db, pid, new))
+        written = self.app.write(lambda db: write_answer(db, pid, new))
         self.history.append(Answer("label", pid, label, self.sarcastic, self.unsure, written))
         self.counts[label] += 1
         self._advance()
@@ -327,8 +404,9 @@ class LabelScreen(Screen):
         last = self.history.pop()
         if last.kind == "label":
             written = last.written
-            # FIFO writer: the label's own write has finished by the time this runs.
-            self.app.write(lambda db: delete_label(db, written.result()))
+            # FIFO writer: the label's own write has finished by the time this runs. An answer that replaced a
+            # label (a post opened from Posts) gets that label back rather than losing it.
+            self.app.write(lambda db: restore_label(db, *written.result(), changed_by=actor(WRITER)))
             self.counts[last.label] -= 1
         else:
             self.app.write(lambda db: delete_skip(db, last.post_id))
@@ -340,6 +418,7 @@ class LabelScreen(Screen):
         self.sarcastic, self.unsure = last.sarcastic, last.unsure
         self._show_counts()
         self._show_current()
+        self._save_session()
 
     def action_toggle(self, flag: str) -> None:
         setattr(self, flag, not getattr(self, flag))
@@ -363,6 +442,7 @@ class LabelScreen(Screen):
     def action_toggle_split(self) -> None:
         self.split = "train" if self.split == "test" else "test"
         self._show_flags()
+        self._save_session()
 
     def action_cycle_order(self) -> None:
         # "filter" is in the cycle once `f` has set one; until then `o` steps over it.
@@ -371,11 +451,13 @@ class LabelScreen(Screen):
         self.notice = ""
         self._show_flags()
         self.reload_queue()
+        self._save_session()
 
     def action_toggle_disagree_first(self) -> None:
         self.disagree_first = not self.disagree_first
         self._show_flags()
         self.reload_queue()
+        self._save_session()
 
     def action_scroll_text(self, pages: int) -> None:
         pane = self.query_one(TextPane)
@@ -391,6 +473,7 @@ class LabelScreen(Screen):
             self.filter_text, self.order = text.strip(), "filter"
             self._show_flags()
             self.reload_queue()
+            self._save_session()
 
         self.app.push_screen(
             PromptModal("queue filter: text and/or source:label (e.g. openai:bullish moon)", self.filter_text),
@@ -400,6 +483,7 @@ class LabelScreen(Screen):
     def action_cycle_goal(self) -> None:
         self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
         self._show_counts()
+        self._save_session()
 
     def action_score_pool(self) -> None:
         self.run_worker(self._start_scoring, thread=True, group="label-score-pool", exclusive=True)
@@ -409,3 +493,9 @@ class LabelScreen(Screen):
 
     def on_pool_scoring_started(self, message: PoolScoringStarted) -> None:
         self.notify(message.text, severity="error" if message.error else "information", timeout=8)
+
+
+def write_answer(db: sqlite_utils.Database, post: int, new: NewLabel) -> tuple[int, LabelValue | None]:
+    """Write the human label; return its row id and the label it replaced, which an undo puts back."""
+    previous = current_label(db, post, new.source, new.labeler)
+    return set_label(db, post, new, changed_by=actor(WRITER)), previous

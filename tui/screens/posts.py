@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import replace
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -23,6 +23,7 @@ from tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from tui.widgets.post_detail import PostDetailView
 from tui.widgets.post_table import PostTable, header_line
 from tui.widgets.status_bar import StatusBar
+from tui.workers import background
 
 SEARCH_DEBOUNCE_S = 0.25
 DETAIL_CACHE = 64
@@ -108,13 +109,13 @@ class PostsScreen(Screen):
         self._keep_id = keep
         self._load_ids(self.filter, self._generation)
 
-    @work(thread=True, exclusive=True, group="post-ids")
+    @background("loading the posts", group="post-ids", exclusive=True)
     def _load_ids(self, f: PostFilter, generation: int) -> None:
         with reading(self.app.db_path) as db:
             ids = post_ids(db, f)
         self.post_message(PostIdsLoaded(generation, ids))
 
-    @work(thread=True, group="post-sources")
+    @background("reading the label sources", group="post-sources")
     def _load_sources(self) -> None:
         with reading(self.app.db_path) as db:
             self.post_message(LabelSourcesLoaded(label_sources(db)))
@@ -150,7 +151,7 @@ class PostsScreen(Screen):
         preview = self.query_one(ImagePreview)
         self._load_detail(pid, preview.renderer, preview.target_size)
 
-    @work(thread=True, exclusive=True, group="post-detail")
+    @background("loading the post", group="post-detail", exclusive=True)
     def _load_detail(self, pid: int, renderer: str, size: Size) -> None:
         with reading(self.app.db_path) as db:
             detail = post_detail(db, pid)

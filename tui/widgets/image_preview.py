@@ -17,7 +17,6 @@ from rich.color import Color
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.geometry import Size
@@ -31,6 +30,8 @@ from textual_image.renderable.halfcell import Image as HalfcellRenderable
 from textual_image.renderable.unicode import Image as UnicodeRenderable
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
+
+from tui.workers import background
 
 RENDERERS: dict[str, type[Widget]] = {
     "halfcell": HalfcellImage,
@@ -234,7 +235,7 @@ class ImagePreview(Widget):
             self._redraw(self.picture, size)
         self.post_message(self.Resized(self, size))
 
-    @work(thread=True, exclusive=True, group="image-redraw")
+    @background("drawing the image", group="image-redraw", exclusive=True)
     def _redraw(self, picture: Picture, size: Size) -> None:
         assert picture.image is not None
         redrawn = Picture(picture.image, picture.reason, prerender(picture.image, self.renderer, size), size)

@@ -56,6 +56,25 @@ def labels_table(detail: PostDetail) -> Table | Text:
     return table
 
 
+def earlier_text(detail: PostDetail, last: int = 5) -> Text:
+    """The human label's earlier values: what it was, what it became, when and by whom (newest last)."""
+    out = Text("earlier human labels", style="bold")
+    for change in detail.earlier[-last:]:
+        old = change.old
+        assert old is not None  # updates and deletes always have an old value
+        out.append(f"\n{change.changed_at[:16].replace('T', ' ')} ", style="dim")
+        out.append(old.label, style=LABEL_COLOR.get(old.label, ""))
+        out.append(f" ({old.split})")
+        if change.new is None:
+            out.append(" deleted")
+        else:
+            out.append(" → ")
+            out.append(change.new.label, style=LABEL_COLOR.get(change.new.label, ""))
+            out.append(f" ({change.new.split})")
+        out.append(f" by {change.changed_by or 'unknown'}", style="dim")
+    return out
+
+
 def header(detail: PostDetail) -> Text:
     return Text.assemble(
         (f"/{detail.board}/ No.{detail.post_no}", "bold"),
@@ -168,6 +187,8 @@ class PostDetailView(TextPane):
             self.show(Text("no post selected", style="dim"))
             return
         parts: list[RenderableType] = [header(detail), post_text(detail.text, detail.subject), "", labels_table(detail)]
+        if detail.earlier:
+            parts += ["", earlier_text(detail)]
         if detail.notes:
             parts += ["", notes_text(detail)]
         self.show(Group(*parts))

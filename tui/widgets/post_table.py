@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import work
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.reactive import reactive
@@ -20,6 +19,7 @@ from textual.strip import Strip
 
 from tui.messages import RowHighlighted, RowsLoaded
 from tui.queries import LabelMark, PostRow, format_time
+from tui.workers import background
 
 SOURCE_MARK = {"human": "H", "openai": "O", "gemini": "G", "compatible": "C", "model": "M", "pseudo": "P"}
 LABEL_MARK = {"bearish": ("▼", "red"), "neutral": ("•", "yellow"), "bullish": ("▲", "green")}
@@ -147,14 +147,10 @@ class PostTable(ScrollView, can_focus=True):
             return
         self._load_rows(wanted)
 
-    @work(thread=True, group="post-rows")
+    @background("reading posts", group="post-rows")
     def _load_rows(self, ids: list[int]) -> None:
-        try:
-            rows = self._fetch_rows(ids)
-        except Exception as exc:  # a vanished or broken database must not take the console down
-            self.app.call_from_thread(self.notify, f"cannot read posts: {exc}", severity="error")
-            return  # _fetching stays set: no retry storm; a new id list (set_ids) tries again
-        self.post_message(RowsLoaded(rows))
+        # A failure leaves _fetching set (no retry storm); the app runs this again once the database is back.
+        self.post_message(RowsLoaded(self._fetch_rows(ids)))
 
     def on_rows_loaded(self, message: RowsLoaded) -> None:
         message.stop()

@@ -8,11 +8,13 @@ from textual.widget import Widget
 from tui.queries import StatusInfo
 
 
-def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int) -> Text:
+def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
+                f_keys: bool = False) -> Text:
+    """`f_keys`: the screen switches by F-keys only (Label), so the bar says F1..F5 rather than 1..5."""
     out = Text()
     for number, (mode, title) in enumerate(screens, start=1):
         style = "bold reverse" if mode == current else "dim"
-        out.append(f" {number} {title} ", style=style)
+        out.append(f" {'F' if f_keys else ''}{number} {title} ", style=style)
     jobs_style = "bold yellow" if info.running_jobs else "dim"
     right = Text.assemble(
         (f" jobs {info.running_jobs} ", jobs_style),
@@ -38,4 +40,5 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         app = self.app
-        return status_text(app.status, app.screen_titles, app.current_mode, self.size.width)
+        return status_text(app.status, app.screen_titles, app.current_mode, self.size.width,
+                           getattr(self.screen, "F_KEYS_ONLY", False))
