@@ -1,6 +1,6 @@
 """Who changed a label, and what it was before.
 
-The store's triggers (migration 4) write a `label_history` row for every insert, real change and delete of a
+The store's triggers (migration 5) write a `label_history` row for every insert, real change and delete of a
 label, whoever makes it; this module names the writer (`actor`) and reads a post's history back.
 """
 

@@ -1,4 +1,4 @@
-"""Every write to a label keeps what it replaced (migration 4's triggers), with when and who, whatever wrote it."""
+"""Every write to a label keeps what it replaced (migration 5's triggers), with when and who, whatever wrote it."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-from textual.worker import NoActiveWorker, WorkerFailed, get_current_worker
 
 from core.config import Settings
 from core.errors import StoreError
@@ -60,9 +59,6 @@ class BizsentApp(App):
     ]
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
-    # Counts the database's returns after an outage: a screen whose plain @work load failed watches it to load
-    # again (the app re-runs failed `background` workers itself).
-    store_back: reactive[int] = reactive(0, init=False)
 
     def __init__(self, settings: Settings, db_path: Path) -> None:
         super().__init__()
@@ -134,7 +130,6 @@ class BizsentApp(App):
         was_down, self._store_down = self._store_down, bool(message.info.error)
         if was_down and not self._store_down:
             self._run_failed_again()
-            self.store_back += 1
 
     # -- background failures ---------------------------------------------------------------------------------
 
@@ -143,19 +138,6 @@ class BizsentApp(App):
         if message.retry is not None:
             self._retries[(id(message.node), message.what)] = (message.node, message.retry)
         self._note_store_failure(message.error)
-
-    def _handle_exception(self, error: Exception) -> None:
-        # Textual's one path from a failed plain `@work` worker to exiting the app (textual/worker.py, Worker._run):
-        # such a worker is reported like a `background` one instead; any other exception still ends the app.
-        if isinstance(error, WorkerFailed):
-            try:
-                node: DOMNode = get_current_worker().node
-            except NoActiveWorker:
-                node = self
-            self.report_failure(node, "a background task", error.error)
-            self._note_store_failure(error.error)
-            return
-        super()._handle_exception(error)
 
     def _note_store_failure(self, error: BaseException) -> None:
         # The database could not be opened or is gone: the next status poll that reads it counts as its return,

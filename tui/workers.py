@@ -3,8 +3,7 @@
 Textual's `@work` exits the app when a worker raises (`WorkerFailed`, a traceback with local variables on the
 user's terminal). `background` is `@work(thread=True)` that instead posts `BackgroundFailed` to the app, which
 shows one line, logs the traceback (BizsentApp.on_background_failed) and runs the same call again once the
-database answers after having been unavailable. Workers started with plain `@work` are caught by the app too
-(BizsentApp._handle_exception), without the retry.
+database answers after having been unavailable. Every thread worker of the console is a `background` one.
 """
 
 from __future__ import annotations

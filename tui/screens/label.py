@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import sqlite_utils
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -136,7 +135,6 @@ class LabelScreen(Screen):
         self.counts: Counter[str] = Counter()
         self.queue_loaded = False
         self.started_at = ""  # the session's start; set from the saved session or a new one on mount
-        self._queue_pending = False  # a queue was asked for and has not arrived (its load may have failed)
 
     @property
     def current(self) -> int | None:
@@ -160,13 +158,7 @@ class LabelScreen(Screen):
         self._show_flags()
         self._show_counts()
         self._load_session()
-        self.watch(self.app, "store_back", self._store_back, init=False)
 
-    def _store_back(self) -> None:
-        # The database is back after an outage: a queue load that failed meanwhile runs again. (The app re-runs
-        # failed `background` workers itself; the queue's worker is a plain @work.)
-        if self._queue_pending:
-            self.reload_queue()
 
     # -- the session -----------------------------------------------------------------------------------------
 
@@ -222,13 +214,12 @@ class LabelScreen(Screen):
 
     def reload_queue(self) -> None:
         self._generation += 1
-        self._queue_pending = True
         source, label, text = parse_queue_filter(self.filter_text)
         spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
                          label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history))
         self._load_queue(spec, self._generation)
 
-    @work(thread=True, exclusive=True, group="label-queue")
+    @background("loading the labeling queue", group="label-queue", exclusive=True)
     def _load_queue(self, spec: QueueSpec, generation: int) -> None:
         with reading(self.app.db_path) as db:
             ids = label_queue(db, spec)
@@ -238,7 +229,6 @@ class LabelScreen(Screen):
     def on_queue_loaded(self, message: QueueLoaded) -> None:
         if message.generation != self._generation:
             return
-        self._queue_pending = False
         ids = message.ids
         if self.pinned is not None:
             ids = [self.pinned, *(pid for pid in ids if pid != self.pinned)]
@@ -486,8 +476,9 @@ class LabelScreen(Screen):
         self._save_session()
 
     def action_score_pool(self) -> None:
-        self.run_worker(self._start_scoring, thread=True, group="label-score-pool", exclusive=True)
+        self._start_scoring()
 
+    @background("starting the pool-scoring job", group="label-score-pool", exclusive=True)
     def _start_scoring(self) -> None:
         self.post_message(PoolScoringStarted(*start_pool_scoring(self.app)))
 

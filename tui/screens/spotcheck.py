@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -23,6 +22,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from core.history import actor
 from core.labels import LABELS
 from core.posts import delete_label, set_label
 from core.records import NewLabel
@@ -43,9 +43,11 @@ from tui.screens.confirm import ConfirmModal
 from tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from tui.widgets.post_detail import post_text
 from tui.widgets.status_bar import StatusBar
+from tui.workers import background
 
 PREFETCH = 4  # items ahead whose images are decoded in advance
 IMAGE_PX = 800
+WRITER = "console Spot-check screen"  # changed_by of what this screen writes (core.history.actor)
 BAR_WIDTH = 16
 COLORS = {"bearish": "red", "neutral": "yellow", "bullish": "green"}
 
@@ -174,7 +176,7 @@ class SpotCheckScreen(Screen):
         self._keep = self.current.post_id if keep_position and self.current else None
         self._load(self._generation, run_id if run_id is not None else self.run_id)
 
-    @work(thread=True, exclusive=True, group="spot-items")
+    @background("loading the spot-check list", group="spot-items", exclusive=True)
     def _load(self, generation: int, run_id: int | None) -> None:
         with reading(self.app.db_path) as db:
             runs = predicted_runs(db)
@@ -202,7 +204,7 @@ class SpotCheckScreen(Screen):
             preview = self.query_one(ImagePreview)
             self._load_pictures(wanted, preview.renderer, preview.target_size)
 
-    @work(thread=True, group="spot-pictures")
+    @background("loading pictures", group="spot-pictures")
     def _load_pictures(self, items: list[SpotItem], renderer: str, size: Size) -> None:
         for it in items:
             picture = load_picture(it.image_path, it.image_status, it.image_reason, max_px=IMAGE_PX,
@@ -286,7 +288,7 @@ class SpotCheckScreen(Screen):
                        split=before.split if before else self.split,
                        sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False)
         pid = item.post_id
-        written = self.app.write(lambda db: set_label(db, pid, new))
+        written = self.app.write(lambda db: set_label(db, pid, new, changed_by=actor(WRITER)))
         self.history.append(Answer(pid, before, written))
         self._set_human(pid, HumanLabel(-1, label, new.split, new.labeler, new.sarcastic, new.unsure))
         ids = [it.post_id for it in self.items]
@@ -315,11 +317,11 @@ class SpotCheckScreen(Screen):
         pid, before, written = last.post_id, last.before, last.written
         if before is None:
             # FIFO writer: the answer's own write has finished by the time this runs.
-            self.app.write(lambda db: delete_label(db, written.result()))
+            self.app.write(lambda db: delete_label(db, written.result(), changed_by=actor(WRITER)))
         else:
             old = NewLabel(label=before.label, source="human", split=before.split, labeler=before.labeler,
                            sarcastic=before.sarcastic, unsure=before.unsure)
-            self.app.write(lambda db: set_label(db, pid, old))
+            self.app.write(lambda db: set_label(db, pid, old, changed_by=actor(WRITER)))
         self._set_human(pid, before)
         ids = [it.post_id for it in self.items]
         if pid in ids:
@@ -353,8 +355,9 @@ class SpotCheckScreen(Screen):
     # -- scoring the pool ----------------------------------------------------------------------------------
 
     def action_score_pool(self) -> None:
-        self.run_worker(self._start_scoring, thread=True, group="spot-score-pool", exclusive=True)
+        self._start_scoring()
 
+    @background("starting the pool-scoring job", group="spot-score-pool", exclusive=True)
     def _start_scoring(self) -> None:
         self.post_message(PoolScoringStarted(*start_pool_scoring(self.app)))
 
@@ -366,7 +369,7 @@ class SpotCheckScreen(Screen):
         if self.is_current:
             self._poll_job()
 
-    @work(thread=True, exclusive=True, group="spot-job")
+    @background("reading the pool-scoring job", group="spot-job", exclusive=True)
     def _poll_job(self) -> None:
         with reading(self.app.db_path) as db:
             job = pool_job(db)
