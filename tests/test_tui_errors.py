@@ -149,7 +149,7 @@ async def test_eval_survives_and_polls_again(settings, db, store, log_path):
 
 
 async def test_spotcheck_survives_and_loads_again(settings, db, store, log_path):
-    # Spot-check's workers are plain @work: the app's WorkerFailed path reports them.
+    # Spot-check reads its list when it is shown: its load fails while the database is away, and is reported.
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await pilot.press("5")
