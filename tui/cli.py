@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -519,13 +520,35 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted; everything already written is kept", err=True)
         sys.exit(130)
-    except Exception as exc:
-        logging.getLogger("bizsent").exception("internal error")
-        typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
-                   f"{log_path()})", err=True)
+    except OSError as exc:
+        if exc.filename is None:  # not a file problem (a socket, say): a bug until shown otherwise
+            _internal_error(exc)
+        # A file or folder that cannot be written or read is the user's to fix: one line, traceback in the log.
+        logging.getLogger("bizsent").exception("file system error")
+        typer.echo(f"error: cannot use {exc.filename} ({exc.strerror or exc}); check that it exists and that "
+                   "you may write there, or choose another data folder with --db", err=True)
         sys.exit(1)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            _internal_error(exc)
+        from core.store import BUSY_TIMEOUT_MS
+
+        logging.getLogger("bizsent").exception("database busy")
+        typer.echo("error: the database stayed locked by another writer for "
+                   f"{BUSY_TIMEOUT_MS // 1000} s; retry when it is done (`bizsent status` lists running jobs)",
+                   err=True)
+        sys.exit(1)
+    except Exception as exc:
+        _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> None:
+    logging.getLogger("bizsent").exception("internal error")
+    typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
+               f"{log_path()})", err=True)
+    sys.exit(1)
 
 
 def log_path() -> str:
     handlers = [h for h in logging.getLogger().handlers if hasattr(h, "baseFilename")]
-    return handlers[0].baseFilename if handlers else "no log file (the error came before the config was read)"
+    return handlers[0].baseFilename if handlers else "none: it could not be written, or the config was not read yet"
