@@ -164,14 +164,26 @@ def _close(conn: sqlite3.Connection | None) -> None:
         conn.close()
 
 
-def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
-    """The one line a user sees for an SQLite failure on the database at `path`."""
+def usage_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError | None:
+    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file); None for a bug."""
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(f"database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
                           "wait for it to finish and retry")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"database {path} cannot be written ({text}); make it and its folder writable")
+    if "malformed" in text:
+        return StoreError(f"database {path} is damaged ({text}); restore it from a backup or pass another file "
+                          "with --db")
+    return None
+
+
+def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
+    """The one line a user sees for an SQLite failure while opening the database at `path`."""
+    text = str(exc)
+    known = usage_error(exc, path)
+    if known is not None:
+        return known
     if isinstance(exc, sqlite3.OperationalError):
         return StoreError(f"cannot open database {path} ({text}); check that the file and its folder are "
                           "readable and writable")

@@ -2,8 +2,10 @@
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,15 @@ def test_read_only_project_folder_is_one_line(tmp_path):
         assert f"cannot create the data folder {project / 'data'}" in error
     finally:
         project.chmod(0o755)
+
+
+def test_database_damaged_beyond_its_header_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "damaged.db"
+    assert run("--db", str(path), "init").returncode == 0
+    with closing(sqlite3.connect(path)) as conn:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'posts'").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page:root * page] = os.urandom(page)  # the schema survives (the file opens), posts do not
+    path.write_bytes(bytes(data))
+    assert f"database {path} is damaged" in one_line_error(run("--db", str(path), "status"))

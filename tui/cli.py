@@ -28,6 +28,9 @@ app = typer.Typer(
 )
 
 
+_opened: list[Path] = []  # the database this command opened: what `main` names when SQLite fails later
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -36,6 +39,7 @@ class Context:
     def db(self, create: bool = True):
         from core.store import open_db
 
+        _opened.append(self.db_path)
         return open_db(self.db_path, create=create)
 
 
@@ -528,15 +532,14 @@ def main() -> None:
         typer.echo(f"error: cannot use {exc.filename} ({exc.strerror or exc}); check that it exists and that "
                    "you may write there, or choose another data folder with --db", err=True)
         sys.exit(1)
-    except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc):
-            _internal_error(exc)
-        from core.store import BUSY_TIMEOUT_MS
+    except sqlite3.DatabaseError as exc:
+        from core.store import usage_error
 
-        logging.getLogger("bizsent").exception("database busy")
-        typer.echo("error: the database stayed locked by another writer for "
-                   f"{BUSY_TIMEOUT_MS // 1000} s; retry when it is done (`bizsent status` lists running jobs)",
-                   err=True)
+        problem = usage_error(exc, _opened[-1] if _opened else "(none opened)")
+        if problem is None:
+            _internal_error(exc)
+        logging.getLogger("bizsent").exception("database error")
+        typer.echo(f"error: {problem}", err=True)
         sys.exit(1)
     except Exception as exc:
         _internal_error(exc)
