@@ -239,10 +239,11 @@ def seed_demo(db: sqlite_utils.Database, image_dir: Path, *, n_posts: int = 300,
     demo = build_posts(n_posts, seed)
     counts = save_posts(db, [d.post for d in demo])
     report = DemoReport(posts=len(demo), posts_new=counts.new)
-    with transaction(db):
-        for item in demo:
-            if item.image:
-                _cache(db, image_dir, item)
+    # Rendering and caching take seconds: no transaction around them (each record commits on its own), so a
+    # job writing to the same database never waits behind the demo.
+    for item in demo:
+        if item.image:
+            _cache(db, image_dir, item)
     rng = random.Random(seed * 7919 + 1)
     with transaction(db):
         for item in demo:

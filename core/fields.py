@@ -5,11 +5,14 @@ Every parser raises ValueError with a short reason; the importer turns it into a
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
+# SQLite stores integers in 64 bits; a bigger one would fail (OverflowError) only when the whole file is written.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def blank(value: object) -> bool:
@@ -17,22 +20,46 @@ def blank(value: object) -> bool:
 
 
 def parse_int(value: object, name: str) -> int | None:
-    """A whole number, or None for a blank value."""
+    """A whole number within SQLite's 64-bit range, or None for a blank value."""
     if blank(value):
         return None
     if isinstance(value, bool):
         raise ValueError(f"{name} {value!r} is not a whole number")
+    number = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
-        if re.fullmatch(r"[+-]?\d+\.0*", text):
-            return int(float(text))
-    raise ValueError(f"{name} {value!r} is not a whole number")
+            number = int(text)
+        elif re.fullmatch(r"[+-]?\d+\.0*", text):
+            number = int(text.split(".")[0])
+    if number is None:
+        raise ValueError(f"{name} {_short(value)} is not a whole number")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"{name} {_short(value)} is too large (at most {INT64_MAX})")
+    return number
+
+
+def _short(value: object) -> str:
+    """repr of a cell for a problem line, cut so a huge value does not flood the screen."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_str(value: object, name: str) -> str:
+    """Text, "" for a missing value. A number becomes its digits (a spreadsheet may type a post "100" as one);
+    a list, object or true/false is a mistake in the file, not text, and is refused rather than stored as repr."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    kind = {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    raise ValueError(f"{name} must be text, not {kind}")
 
 
 def parse_float(value: object, name: str, low: float, high: float) -> float | None:
@@ -73,7 +100,10 @@ def parse_time(value: object, name: str = "time") -> int | None:
         return int(stamp.timestamp())
     if isinstance(value, str | float):
         try:
-            return int(float(value))
+            number = float(value)
         except ValueError:
-            raise ValueError(f"{name} {value!r} is not a time") from None
+            raise ValueError(f"{name} {_short(value)} is not a time") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name} {_short(value)} is not a time (not a finite number)")
+        return parse_int(int(number), name)
     return parse_int(value, name)

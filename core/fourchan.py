@@ -2,16 +2,20 @@
 
 The API rules: at most one request per second, and If-Modified-Since on anything fetched repeatedly.
 One `RateLimiter` spaces EVERY request (API and images) from the end of the previous one, so network
-jitter can never make two requests arrive closer together than the limit allows. Failures never raise:
+jitter can never make two requests arrive closer together than the limit allows. The limit is per data
+folder, not per process: a file there is locked around each request and holds the time the last one ended,
+so two scrapes at once, or one restarted right after a kill, still keep to it. Failures never raise:
 timeouts, 5xx, 429 and connection errors are retried a bounded number of times with backoff, then come
 back as a `Fetched` with status 0 and a one-line reason for the caller to record.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -33,28 +37,67 @@ class Clock(Protocol):
 
 class RealClock:
     def now(self) -> float:
-        return time.monotonic()
+        return time.time()  # wall clock: the shared rate file compares times taken in different processes
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
 
 class RateLimiter:
-    """At most `per_second` requests per second, measured from the end of one request to the next start."""
+    """At most `per_second` requests per second, measured from the end of one request to the next start.
 
-    def __init__(self, per_second: float, clock: Clock) -> None:
+    With `shared` (a file), every limiter using that file keeps the limit together, across processes: `wait`
+    locks the file (flock, released by `done`, so a request in flight holds it) and reads when the last request
+    ended; `done` writes it. A wait is never longer than one interval, whatever the file says, so a clock set
+    back (or a fake clock in tests) cannot stall a scrape.
+    """
+
+    def __init__(self, per_second: float, clock: Clock, shared: Path | None = None) -> None:
         self.interval = 1.0 / per_second
         self.clock = clock
         self._next_at: float | None = None
+        self._file = shared.open("a+", encoding="ascii") if shared is not None else None
+        self._held = False
 
     def wait(self) -> None:
+        if self._file is not None:
+            self._lock()
+            ended = self._last_end()
+            if ended is not None:
+                self._next_at = max(self._next_at or 0.0, ended + self.interval)
         if self._next_at is not None:
-            delay = self._next_at - self.clock.now()
+            delay = min(self._next_at - self.clock.now(), self.interval)
             if delay > 0:
                 self.clock.sleep(delay)
 
     def done(self) -> None:
-        self._next_at = self.clock.now() + self.interval
+        ended = self.clock.now()
+        self._next_at = ended + self.interval
+        if self._file is not None:
+            self._lock()
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(repr(ended))
+            self._file.flush()
+            self._held = False
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops a lock still held (a request that raised past `done`)
+            self._file = None
+
+    def _lock(self) -> None:
+        if not self._held:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            self._held = True
+
+    def _last_end(self) -> float | None:
+        self._file.seek(0)
+        try:
+            return float(self._file.read())
+        except ValueError:  # a new (empty) file
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +140,11 @@ class FourChanClient:
     """Rate-limited GETs with conditional requests and bounded retries. Use as a context manager."""
 
     def __init__(self, settings: ScrapeSettings, clock: Clock | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, shared_limit: Path | None = None) -> None:
+        """`shared_limit`: the file that makes the rate limit hold across processes (see RateLimiter)."""
         self.settings = settings
         self.clock = clock or RealClock()
-        self.limiter = RateLimiter(settings.requests_per_second, self.clock)
+        self.limiter = RateLimiter(settings.requests_per_second, self.clock, shared_limit)
         self.http = httpx.Client(
             timeout=settings.timeout_s, follow_redirects=True, transport=transport,
             headers={"User-Agent": settings.user_agent},
@@ -114,6 +158,7 @@ class FourChanClient:
 
     def close(self) -> None:
         self.http.close()
+        self.limiter.close()
 
     def get(self, url: str, *, if_modified_since: str | None = None, max_bytes: int | None = None) -> Fetched:
         """GET `url` politely. 304 means unchanged since `if_modified_since`; status 0 means it failed."""

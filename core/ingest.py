@@ -37,6 +37,10 @@ from core.store import now, transaction
 from core.video import first_frame, is_video
 
 Progress = Callable[[str], None]
+RATE_FILE = "4chan.rate"  # in the data folder: the one request-rate limit every scrape there shares
+# Network failures in a row after which the image pass stops: the host or the network is down, and each
+# further image would cost its retries and backoff (about 6 s) for nothing. The next run goes on.
+NETWORK_GIVE_UP = 5
 
 
 @dataclass
@@ -54,11 +58,13 @@ class ScrapeReport:
     images_corrupt: int = 0
     images_unsupported: int = 0
     images_missing: int = 0
-    images_failed: int = 0  # no usable response; left pending and retried after the retry window
+    images_failed: int = 0  # network trouble (timeout, connection, 5xx): left pending, retried by the next run
     images_pending: int = 0  # database-wide, after this run
     candidates: int = 0  # database-wide: posts with an image on disk and text
     posts_without_image: int = 0  # database-wide
     posts_without_text: int = 0  # database-wide
+    images_stopped: int = 0  # left for the next run after too many network failures in a row
+    corrupt_retry_min: float = 60  # scrape.retry_failed_after_min, for the summary
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -67,12 +73,17 @@ class ScrapeReport:
             f"threads: {board}{self.threads_seen} listed, {self.threads_fetched} fetched, "
             f"{self.threads_unchanged} unchanged, {self.threads_gone} gone, {self.threads_failed} failed",
             f"posts: {self.posts_new} new, {self.posts_updated} updated, {self.posts_skipped} already stored",
-            f"images: {self.images_ok} ok, {self.images_corrupt} corrupt, {self.images_unsupported} unsupported, "
-            f"{self.images_missing} missing, {self.images_failed} failed; {self.images_pending} still pending",
+            f"images: {self.images_ok} ok, {self.images_failed} failed on the network (retried by the next run), "
+            f"{self.images_corrupt} corrupt (retried after {self.corrupt_retry_min:g} min, "
+            f"scrape.retry_failed_after_min), {self.images_unsupported} unsupported and {self.images_missing} "
+            f"missing (final); {self.images_pending} still pending",
             f"database: {self.candidates} labeling candidates (image + text); "
             f"{self.posts_without_image} posts without an image and {self.posts_without_text} without text "
             "are kept but never labeled",
         ]
+        if self.images_stopped:
+            lines.append(f"image downloads stopped after {NETWORK_GIVE_UP} network failures in a row; "
+                         f"{self.images_stopped} left for the next run")
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s), retried by the next run; first: {self.problems[0]}")
         return "\n".join(lines)
@@ -100,10 +111,10 @@ def scrape(
 ) -> ScrapeReport:
     """One scrape run: changed threads (newest-bumped first, at most `max_threads` fetched), then images."""
     s = settings.scrape
-    report = ScrapeReport()
+    report = ScrapeReport(corrupt_retry_min=s.retry_failed_after_min)
     say = progress or (lambda _line: None)
     owned = client is None
-    client = client or FourChanClient(s, clock)
+    client = client or FourChanClient(s, clock, shared_limit=settings.data_dir / RATE_FILE)
     try:
         if not images_only:
             budget = s.max_threads if max_threads is None else max_threads
@@ -241,29 +252,38 @@ def _mark_thread(db: sqlite_utils.Database, board: str, ref: ThreadRef, state: s
 
 def fetch_images(db: sqlite_utils.Database, settings: Settings, client: FourChanClient, report: ScrapeReport,
                  say: Progress) -> None:
-    """Download every image that is pending, or failed/corrupt longer ago than the retry window.
+    """Download every pending image, and every corrupt one last tried longer ago than the retry window.
 
+    Pending includes network failures (timeout, connection error, 5xx), which are retried at once by the next
+    run; a corrupt download waits scrape.retry_failed_after_min, since the host usually serves the same bytes.
     Covers scraped posts and imported ones whose rows carry an http(s) URL (e.g. an archive mirror).
     """
     s = settings.scrape
     cutoff = (datetime.now(UTC) - timedelta(minutes=s.retry_failed_after_min)).isoformat(timespec="seconds")
     rows = db.execute(
-        "SELECT id, url, md5 FROM images WHERE (url LIKE 'http://%' OR url LIKE 'https://%') AND ("
-        " (status = 'pending' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))"
+        "SELECT id, url, md5 FROM images WHERE (url LIKE 'http://%' OR url LIKE 'https://%') AND (status = 'pending'"
         " OR (status = 'corrupt' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))) ORDER BY id DESC",
-        [cutoff, cutoff],
+        [cutoff],
     ).fetchall()
+    failures_in_a_row = 0
     for i, (image_id, url, md5) in enumerate(rows, 1):
+        if failures_in_a_row >= NETWORK_GIVE_UP:
+            report.images_stopped = len(rows) - i + 1
+            say(f"images: {NETWORK_GIVE_UP} network failures in a row; the next run retries the "
+                f"{report.images_stopped} left")
+            break
         result = _download(settings, client, url, md5 if url.startswith(s.image_base) else None)
         record(db, image_id, result)
-        if result.status == "pending":
+        failed = result.status == "pending"
+        failures_in_a_row = failures_in_a_row + 1 if failed else 0
+        if failed:
             report.images_failed += 1
         else:
             key = f"images_{result.status}"
             setattr(report, key, getattr(report, key) + 1)
         detail = f" ({result.reason})" if result.reason else ""
         say(f"image {i}/{len(rows)} {url.rsplit('/', 1)[-1]}: "
-            f"{'failed' if result.status == 'pending' else result.status}{detail}")
+            f"{'failed, retried by the next run' if failed else result.status}{detail}")
 
 
 def _download(settings: Settings, client: FourChanClient, url: str, md5: str | None) -> Cached:

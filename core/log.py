@@ -64,17 +64,27 @@ class RedactingStream:
         return getattr(self._stream, name)
 
 
-def setup_logging(data_dir: Path) -> Path:
-    """Send the `bizsent` loggers (and library warnings) to <data_dir>/bizsent.log; return its path."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+def setup_logging(data_dir: Path) -> Path | None:
+    """Send the `bizsent` loggers (and library warnings) to <data_dir>/bizsent.log; return its path.
+
+    If the file cannot be written (a read-only or missing data folder), records are dropped and None comes back:
+    the command then reports the folder problem in one line. A NullHandler keeps logging's last-resort handler
+    from printing tracebacks on the screen instead.
+    """
     path = data_dir / LOG_NAME
     root = logging.getLogger()
-    if not any(isinstance(h, RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
+    if any(isinstance(h, RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
+        return path
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
-        handler.addFilter(RedactSecrets())
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+    except OSError:
+        root.addHandler(logging.NullHandler())
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
+    handler.addFilter(RedactSecrets())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
     return path
 
 

@@ -27,30 +27,35 @@ def _image_id(db: sqlite_utils.Database, ref: ImageRef) -> int:
 
 def save_posts(db: sqlite_utils.Database, posts: Iterable[NewPost]) -> SaveCounts:
     """Insert new posts (and their image rows); refresh text of known ones. One transaction."""
+    with transaction(db):
+        return write_posts(db, posts)
+
+
+def write_posts(db: sqlite_utils.Database, posts: Iterable[NewPost]) -> SaveCounts:
+    """save_posts inside a transaction the caller holds (an import writes posts and labels as one)."""
     counts = SaveCounts()
     stamp = now()
-    with transaction(db):
-        for post in posts:
-            image_id = _image_id(db, post.image) if post.image else None
-            row = db.execute(
-                "SELECT id, html, image_id FROM posts WHERE board = ? AND post_no = ?", [post.board, post.post_no]
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO posts (board, thread_no, post_no, is_op, time, subject, text, html, image_id,"
-                    " source, scraped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [post.board, post.thread_no, post.post_no, int(post.is_op), post.time, post.subject,
-                     post.text, post.html, image_id, post.source, stamp],
-                )
-                counts.new += 1
-            elif row[1] != post.html or (image_id is not None and row[2] != image_id):
-                db.execute(
-                    "UPDATE posts SET subject = ?, text = ?, html = ?, image_id = coalesce(?, image_id) WHERE id = ?",
-                    [post.subject, post.text, post.html, image_id, row[0]],
-                )
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
+    for post in posts:
+        image_id = _image_id(db, post.image) if post.image else None
+        row = db.execute(
+            "SELECT id, html, image_id FROM posts WHERE board = ? AND post_no = ?", [post.board, post.post_no]
+        ).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO posts (board, thread_no, post_no, is_op, time, subject, text, html, image_id,"
+                " source, scraped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [post.board, post.thread_no, post.post_no, int(post.is_op), post.time, post.subject,
+                 post.text, post.html, image_id, post.source, stamp],
+            )
+            counts.new += 1
+        elif row[1] != post.html or (image_id is not None and row[2] != image_id):
+            db.execute(
+                "UPDATE posts SET subject = ?, text = ?, html = ?, image_id = coalesce(?, image_id) WHERE id = ?",
+                [post.subject, post.text, post.html, image_id, row[0]],
+            )
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
     return counts
 
 

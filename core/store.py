@@ -2,11 +2,17 @@
 
 Opened through sqlite-utils in WAL mode with a busy timeout, so one writer and many readers
 (the console, CLI calls, detached jobs) share it safely. Functions, not an ORM.
+
+Opening never changes a file it then refuses: the file is inspected first (read only), and only an empty file
+or one of bizsent's own is switched to WAL and migrated. Migrations run under the write lock, so several
+processes opening a new database at once apply them exactly once.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +23,12 @@ import sqlite_utils
 from core.errors import StoreError
 from core.migrations import MIGRATIONS, SCHEMA_VERSION
 
-BUSY_TIMEOUT_MS = 10_000
+# Every writer keeps its transactions to a fraction of a second (slow work happens before BEGIN), so a writer
+# that waits this long is behind something wrong; jobs wait it out rather than die at the first busy moment.
+BUSY_TIMEOUT_MS = 30_000
+APPLICATION_ID = 0x62697A73  # "bizs" in PRAGMA application_id: this file is bizsent's
+# Tables every bizsent schema has had since version 1: how a database made before APPLICATION_ID is recognised.
+CORE_TABLES = {"posts", "images", "labels", "jobs"}
 
 
 def now() -> str:
@@ -29,17 +40,56 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(db: sqlite_utils.Database) -> int:
-    """Apply pending migrations in one transaction each; return the resulting version."""
-    version = schema_version(db)
+def _header(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
+    """(user_version, application_id, table names), read in ONE statement so they come from one snapshot:
+    separate reads could see a version from before another process's migration and tables from after it."""
+    version, app_id, names = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT application_id FROM pragma_application_id),"
+        " (SELECT group_concat(name, char(9)) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%')"
+    ).fetchone()
+    return version, app_id, sorted(names.split("\t")) if names else []
+
+
+def check_ours(conn: sqlite3.Connection, path: Path | str) -> int:
+    """The file's schema version if it is empty or bizsent's and not newer; else StoreError. Reads only."""
+    version, app_id, tables = _header(conn)
+    ours = app_id == APPLICATION_ID or (app_id == 0 and (not tables or set(tables) >= CORE_TABLES))
+    if not ours or (tables and version == 0):
+        listed = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
+        what = f"it has tables {listed}" if tables else f"its application id is {app_id:#x}"
+        raise StoreError(f"{path} is not a bizsent database ({what}); pass another file with --db")
     if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"database {db_path(db)} has schema version {version}, newer than this bizsent "
-            f"({SCHEMA_VERSION}); upgrade bizsent to open it"
-        )
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        script = MIGRATIONS[target - 1]
-        db.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;")
+        raise StoreError(f"database {path} has schema version {version}, newer than this bizsent "
+                         f"({SCHEMA_VERSION}); upgrade bizsent to open it")
+    return version
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one by one (executescript would commit the open transaction)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply pending migrations in one transaction under the write lock; return the resulting version.
+
+    The version is read again after BEGIN IMMEDIATE: another process may have migrated while we waited.
+    """
+    path = db_path(db)
+    if check_ours(db.conn, path) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    with transaction(db):
+        version = check_ours(db.conn, path)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _statements(MIGRATIONS[target - 1]):
+                db.conn.execute(statement)
+        db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return schema_version(db)
 
 
@@ -48,35 +98,105 @@ def db_path(db: sqlite_utils.Database) -> str:
     return row[2] or ":memory:"
 
 
+def _check_location(path: Path, create: bool) -> None:
+    """One-line refusals for a path that cannot hold the database, before SQLite gives a vaguer error."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"data folder {folder} is a file, not a folder; move it away or choose another data "
+                         "folder (--db PATH or data.dir in config.toml)")
+    if path.is_dir():
+        raise StoreError(f"database {path} is a folder, not a file; pass a database file with --db")
+    if not create and not path.exists():
+        raise StoreError(f"database {path} does not exist; run `bizsent init` or `bizsent demo` first")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"database {path} is read-only; make it writable (chmod u+w {path}) or copy it "
+                         "somewhere writable and pass that with --db")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the data folder {folder} ({exc.strerror}); make its parent writable or "
+                         "choose another data folder (--db PATH or data.dir in config.toml)") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"data folder {folder} is read-only (the database needs to write its journal there); "
+                         f"make it writable (chmod u+w {folder}) or choose another data folder with --db")
+
+
 def open_db(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
     """Open (and migrate) the database at `path`. Raises StoreError with a one-line message on failure."""
     path = Path(path)
-    if not create and not path.exists():
-        raise StoreError(f"database {path} does not exist; run `bizsent init` or `bizsent demo` first")
+    _check_location(path, create)
+    conn = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
                                isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        check_ours(conn, path)  # before the first PRAGMA that writes: a refused file stays as it was
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         db = sqlite_utils.Database(conn)
         migrate(db)
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise StoreError(
-                f"database {path} is locked by another process; wait for it to finish and retry"
-            ) from None
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+    except StoreError:
+        _close(conn)
+        raise
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is not a bizsent database ({exc}); pass another file with --db") from None
+        _close(conn)
+        raise store_error(exc, path) from None
     return db
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. The switch needs an exclusive lock, and SQLite answers "locked" at once, without the busy
+    handler, while another process is opening the same new file: so wait here, as the busy timeout would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+def usage_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError | None:
+    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file); None for a bug."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(f"database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
+                          "wait for it to finish and retry")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"database {path} cannot be written ({text}); make it and its folder writable")
+    if "malformed" in text:
+        return StoreError(f"database {path} is damaged ({text}); restore it from a backup or pass another file "
+                          "with --db")
+    return None
+
+
+def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
+    """The one line a user sees for an SQLite failure while opening the database at `path`."""
+    text = str(exc)
+    known = usage_error(exc, path)
+    if known is not None:
+        return known
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"cannot open database {path} ({text}); check that the file and its folder are "
+                          "readable and writable")
+    return StoreError(f"{path} is not a bizsent database ({text}: damaged or not SQLite); restore it from a "
+                      "backup or pass another file with --db")
 
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers wait instead of failing."""
+    """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers wait instead of failing.
+
+    Keep it short: no network, image decoding or file writing inside; every other writer waits for it.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db

@@ -6,8 +6,13 @@ File format (both JSONL and CSV, one post or one label per row; `export_file` wr
   image_path (a local file, cached at once; relative paths are relative to the import file),
   label (bearish/neutral/bullish or 1/2/3), source (default human), labeler, split (human labels default
   to the `split` argument, others to unassigned), confidence (0..1), sarcastic, unsure (1/0), rationale.
-A bad row (no text, unknown label, a number that is not one) is reported by line and left out; good rows
-are still imported. All rows are checked before anything is written.
+A bad row (no text, unknown label, a number that is not one or too large for SQLite, text that is a list, a CSV
+row with more cells than the header) is reported by line and left out; good rows are still imported. A file
+where no row is good, or a CSV whose quote is never closed, is refused in one line.
+
+An import writes all of a file or nothing: rows are checked first, local images are read and cached next
+(slow, so with no transaction open: other writers such as a labeling job never wait on it), then posts,
+labels, notes, skips and image records go in as one short transaction.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from pathlib import Path
 import sqlite_utils
 
 from core.errors import BizsentError, ImportFormatError
-from core.fields import blank, parse_bool, parse_float, parse_int, parse_time
+from core.fields import blank, parse_bool, parse_float, parse_int, parse_str, parse_time
 from core.html_text import clean_text
 from core.images import Cached, cache_image, record
 from core.labels import SOURCES, SPLITS, parse_label
-from core.posts import add_note, add_skip, post_id, save_posts, set_label
+from core.posts import add_note, add_skip, post_id, set_label, write_posts
 from core.records import ImageRef, ImportRow, NewLabel, NewPost
 from core.scraperdb import read_scraper_db
 from core.store import db_path, transaction
@@ -103,7 +108,11 @@ def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", s
         rows, problems, bad = _parse_records(records, path, split, known)
     report.problems.extend(problems)
     report.rows_skipped = bad
-    _write(db, rows, report, image_dir or Path(db_path(db)).parent / "images")
+    if bad and not rows:
+        raise ImportFormatError(f"nothing imported from {path}: all {bad} rows are bad; the first: {problems[0]}")
+    cached = _cache_local_images(db, rows, image_dir or Path(db_path(db)).parent / "images")
+    with transaction(db):
+        _write(db, rows, report, cached)
     return report
 
 
@@ -132,12 +141,26 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | str]]:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | str]]:
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    if not reader.fieldnames or not {"text", "html", "post_no", "id"} & set(reader.fieldnames):
+    # strict: a quote that is never closed is an error, not a cell that silently swallows the rows after it.
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), strict=True)
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise ImportFormatError(f"{path.name} line 1: the header is not valid CSV ({exc}); fix it") from None
+    if not fields or not {"text", "html", "post_no", "id"} & set(fields):
         raise ImportFormatError(f"{path} has no text, html, post_no or id column; the first line must be a header")
     start = reader.line_num + 1
-    for row in reader:
-        yield start, {k: v for k, v in row.items() if k is not None}
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFormatError(
+                f"{path.name} line {start}: not valid CSV ({exc}); a quote opened on this line is probably never "
+                "closed; fix it and import again (nothing was imported)") from None
+        extra = row.pop(None, None)  # DictReader's bucket for cells beyond the header
+        yield start, f"{len(fields) + len(extra)} cells, the header has {len(fields)}" if extra else row
         start = reader.line_num + 1
 
 
@@ -159,7 +182,7 @@ def _parse_records(records: Iterator[tuple[int, dict | str]], path: Path, split:
 
 
 def _parse_row(row: dict, where: str, base: Path, split: str, known: Callable[[str, int], bool]) -> ImportRow:
-    board = str(row.get("board") or "biz").strip().strip("/")
+    board = parse_str(row.get("board"), "board").strip().strip("/") or "biz"
     post_no = parse_int(row.get("post_no"), "post_no")
     if post_no is None:
         post_no = parse_int(row.get("id"), "id")
@@ -167,22 +190,22 @@ def _parse_row(row: dict, where: str, base: Path, split: str, known: Callable[[s
         raise ValueError("no post_no or id")
     thread_no = parse_int(row.get("thread_no"), "thread_no") or post_no
     is_op = parse_bool(row["is_op"], "is_op") if not blank(row.get("is_op")) else thread_no == post_no
-    markup = str(row.get("html") or "")
-    text = str(row.get("text") or "") or clean_text(markup)
+    markup = parse_str(row.get("html"), "html")
+    text = parse_str(row.get("text"), "text") or clean_text(markup)
     image = _image_ref(row, base)
     if not text.strip() and image is None and not known(board, post_no):
         raise ValueError("missing text (and no html or image)")
     post = NewPost(
         board=board, thread_no=thread_no, post_no=post_no, text=text, html=markup,
-        subject=str(row.get("subject") or ""), time=parse_time(row.get("time")), is_op=is_op,
-        source=str(row.get("post_source") or "import"), image=image,
+        subject=parse_str(row.get("subject"), "subject"), time=parse_time(row.get("time")), is_op=is_op,
+        source=parse_str(row.get("post_source"), "post_source") or "import", image=image,
     )
     return ImportRow(where=where, post=post, label=_label(row, split))
 
 
 def _image_ref(row: dict, base: Path) -> ImageRef | None:
-    url = str(row.get("image_url") or "").strip()
-    local = str(row.get("image_path") or "").strip()
+    url = parse_str(row.get("image_url"), "image_url").strip()
+    local = parse_str(row.get("image_path"), "image_path").strip()
     if url.startswith(LOCAL_SCHEME) and not local:
         local = url.removeprefix(LOCAL_SCHEME)
     if local:
@@ -195,51 +218,82 @@ def _label(row: dict, split: str) -> NewLabel | None:
     if blank(row.get("label")):
         return None
     label = parse_label(row["label"])
-    source = str(row.get("source") or "human").strip().lower()
+    source = parse_str(row.get("source"), "source").strip().lower() or "human"
     if source not in SOURCES:
         raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
-    row_split = str(row.get("split") or "").strip().lower() or (split if source == "human" else "unassigned")
+    row_split = parse_str(row.get("split"), "split").strip().lower() or (split if source == "human" else "unassigned")
     if row_split not in SPLITS:
         raise ValueError(f"split {row_split!r} is not one of {', '.join(SPLITS)}")
     return NewLabel(
         label=label, source=source, split=row_split,
-        labeler=str(row.get("labeler") or f"{source}:import"),
+        labeler=parse_str(row.get("labeler"), "labeler") or f"{source}:import",
         confidence=parse_float(row.get("confidence"), "confidence", 0.0, 1.0),
         sarcastic=parse_bool(row.get("sarcastic"), "sarcastic"),
         unsure=parse_bool(row.get("unsure"), "unsure"),
-        rationale=None if blank(row.get("rationale")) else str(row["rationale"]),
+        rationale=None if blank(row.get("rationale")) else parse_str(row["rationale"], "rationale"),
     )
 
 
-def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportReport, image_dir: Path) -> None:
+def _cache_local_images(db: sqlite_utils.Database, rows: list[ImportRow], image_dir: Path) -> dict[str, Cached]:
+    """Read and cache every local image not cached yet: {local path: outcome}. Runs with no transaction open.
+
+    Decoding a large image takes tens of milliseconds, and every other writer waits while a transaction is
+    open. The cache is content-addressed, so files left by an import that fails later are reused by a rerun.
+    A cache folder that cannot be written stops the import here, before anything is written to the database.
+    """
+    out: dict[str, Cached] = {}
+    for row in rows:
+        ref = row.post.image
+        if ref is None or not ref.local_path or ref.local_path in out:
+            continue
+        found = db.execute("SELECT status FROM images WHERE url = ?", [ref.url]).fetchone()
+        if found and found[0] == "ok":
+            continue
+        try:
+            data = Path(ref.local_path).read_bytes()
+        except OSError as exc:
+            out[ref.local_path] = Cached(status="missing",
+                                         reason=f"local file {ref.local_path} unreadable ({exc.strerror or exc})")
+            continue
+        try:
+            out[ref.local_path] = cache_image(image_dir, data)
+        except OSError as exc:
+            raise BizsentError(
+                f"cannot write the image cache {exc.filename or image_dir} ({exc.strerror or exc}); make "
+                f"{image_dir} a writable folder and import again (nothing was imported)") from None
+    return out
+
+
+def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportReport,
+           cached: dict[str, Cached]) -> None:
+    """Write checked rows inside the caller's transaction: fast statements only."""
     # An existing post is only refreshed by a row that carries its HTML, so a labels-only row
     # never blanks a scraped post's body.
     posts = [r.post for r in rows if r.post.html or post_id(db, r.post.board, r.post.post_no) is None]
-    counts = save_posts(db, posts)
+    counts = write_posts(db, posts)
     report.posts_new, report.posts_updated = counts.new, counts.updated
     queued: set[int] = set()
-    with transaction(db):
-        for row in rows:
-            pid = post_id(db, row.post.board, row.post.post_no)
-            if pid is None:
-                continue
-            if row.label:
-                set_label(db, pid, row.label)
-                report.labels[row.label.source] = report.labels.get(row.label.source, 0) + 1
-            if row.note and not db.execute(
-                "SELECT 1 FROM notes WHERE post_id = ? AND text = ?", [pid, row.note]
-            ).fetchone():
-                add_note(db, pid, row.note)
-                report.notes += 1
-            if row.skip_reason is not None:
-                add_skip(db, pid, row.skip_reason)
-                report.skips += 1
-            if row.post.image:
-                _settle_image(db, row, report, image_dir, queued)
+    for row in rows:
+        pid = post_id(db, row.post.board, row.post.post_no)
+        if pid is None:
+            continue
+        if row.label:
+            set_label(db, pid, row.label)
+            report.labels[row.label.source] = report.labels.get(row.label.source, 0) + 1
+        if row.note and not db.execute(
+            "SELECT 1 FROM notes WHERE post_id = ? AND text = ?", [pid, row.note]
+        ).fetchone():
+            add_note(db, pid, row.note)
+            report.notes += 1
+        if row.skip_reason is not None:
+            add_skip(db, pid, row.skip_reason)
+            report.skips += 1
+        if row.post.image:
+            _settle_image(db, row, report, cached, queued)
     report.images_queued = len(queued)
 
 
-def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportReport, image_dir: Path,
+def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportReport, cached: dict[str, Cached],
                   queued: set[int]) -> None:
     ref = row.post.image
     found = db.execute("SELECT id, status FROM images WHERE url = ?", [ref.url]).fetchone()
@@ -250,19 +304,14 @@ def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportRepor
         if status == "pending":
             queued.add(image_id)
         return
-    if status == "ok":
+    result = cached.get(ref.local_path)
+    if status == "ok" or result is None:
         return
-    try:
-        data = Path(ref.local_path).read_bytes()
-    except OSError as exc:
-        reason = f"local file {ref.local_path} unreadable ({exc.strerror or exc})"
-        record(db, image_id, Cached(status="missing", reason=reason))
-        report.problems.append(f"{row.where}: {reason}; post imported without its image")
-        return
-    result = cache_image(image_dir, data)
     record(db, image_id, result)
     if result.status == "ok":
         report.images_cached += 1
+    elif result.status == "missing":
+        report.problems.append(f"{row.where}: {result.reason}; post imported without its image")
     else:
         report.problems.append(f"{row.where}: image {ref.local_path} is {result.status} ({result.reason})")
 

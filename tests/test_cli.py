@@ -1,9 +1,14 @@
 """The CLI's contract: exit codes and one-line errors, run as the user runs it (a subprocess)."""
 
 import logging
+import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from core.log import RedactSecrets, setup_logging
 
@@ -66,3 +71,55 @@ def test_the_ledger_never_stores_a_key_quoted_in_an_error(db, monkeypatch):
     ledger.complete(db, 1, status="error", error="401: Incorrect API key provided: not-a-real-key-abcdefghij")
     stored = db.execute("SELECT error FROM api_calls").fetchone()[0]
     assert "not-a-real-key-abcdefghij" not in stored and "<OPENAI_API_KEY>" in stored
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    return result.stderr
+
+
+def test_unusable_data_folder_is_one_line_for_every_command(tmp_path):
+    # Root-proof stand-in for a read-only project folder: a file where the data folder should be, so neither the
+    # log nor the database can be created there.
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[data]\ndir = "{blocker}"\n')
+    for args in (["status"], ["init"], ["export", str(tmp_path / "out.jsonl")]):
+        assert f"data folder {blocker} is a file" in one_line_error(run("--config", str(cfg), *args))
+
+
+def test_database_path_that_is_a_folder_or_garbage_is_one_line_naming_it(tmp_path):
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    assert f"database {folder} is a folder" in one_line_error(run("--db", str(folder), "status"))
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(os.urandom(8192))
+    assert f"{corrupt} is not a bizsent database" in one_line_error(run("--db", str(corrupt), "status"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions; see the root-proof test above")
+def test_read_only_project_folder_is_one_line(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o555)
+    try:
+        error = one_line_error(run("--db", str(project / "data" / "x.db"), "status"))
+        assert "does not exist" in error or "cannot create" in error
+        error = one_line_error(run("--db", str(project / "data" / "x.db"), "init"))
+        assert f"cannot create the data folder {project / 'data'}" in error
+    finally:
+        project.chmod(0o755)
+
+
+def test_database_damaged_beyond_its_header_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "damaged.db"
+    assert run("--db", str(path), "init").returncode == 0
+    with closing(sqlite3.connect(path)) as conn:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'posts'").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page:root * page] = os.urandom(page)  # the schema survives (the file opens), posts do not
+    path.write_bytes(bytes(data))
+    assert f"database {path} is damaged" in one_line_error(run("--db", str(path), "status"))

@@ -258,3 +258,68 @@ def test_a_webm_that_is_only_a_header_is_corrupt_not_a_crash() -> None:
     stub = bytes.fromhex("1a45dfa3") + b"\x42\x86\x81\x01" + b"webm" + bytes(64)  # EBML magic, no content
     frame, status, reason = first_frame(stub)
     assert frame is None and status == "corrupt" and "webm" in reason
+
+
+# ---- one rate limit per data folder, across processes ----
+
+def _gaps(times: list[float]) -> list[float]:
+    times = sorted(times)
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def test_two_scrapes_at_once_share_one_rate_limit(tmp_path: Path) -> None:
+    with FakeFourChan() as server:  # real clock: the requests come from two processes
+        biz_scenario(server)
+        for no in (1001, 2001, 3001):  # slow answers: the two processes are surely in flight together
+            server.delay[f"/biz/thread/{no}.json"] = 0.4
+        server.delay["/biz/catalog.json"] = 0.4
+        env = dict(os.environ, BIZSENT_SCRAPE__API_BASE=server.url, BIZSENT_SCRAPE__IMAGE_BASE=server.url)
+        command = [sys.executable, "-c", "from tui.cli import main; main()", "--db", str(tmp_path / "x.db"),
+                   "scrape", "--no-images", "--max-threads", "1"]
+        procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        times = [r.t for r in server.requests()]
+    assert len(times) >= 3
+    assert min(_gaps(times)) >= 0.95, _gaps(times)  # 1 request/second, the default and the API's rule
+
+
+def test_a_restarted_scrape_waits_for_the_last_request_of_the_one_before(db, settings: Settings) -> None:
+    with FakeFourChan() as server:  # real clock, real limiter: each run starts a new client, as a new process does
+        for n in (1, 2):
+            server.files[f"/biz/{n}.jpg"] = File(200, jpeg((n, 2, 3)))
+        settings.scrape.image_base = server.url
+        for n in (1, 2):
+            save_posts(db, [NewPost("biz", n, n, "x", image=ImageRef(url=f"{server.url}/biz/{n}.jpg"))])
+            assert scrape(db, settings, images_only=True).images_ok == 1
+        times = [r.t for r in server.requests()]
+    assert len(times) == 2 and _gaps(times)[0] >= 0.95  # what the data folder remembers of the first run
+
+
+# ---- network failures versus corrupt files ----
+
+def test_images_that_failed_on_the_network_are_retried_by_the_next_run(db, cfg: Settings, clock: FakeClock,
+                                                                       fake: FakeFourChan) -> None:
+    fake.fail[f"/biz/{1001123}.jpg"] = 10  # 503 on every attempt of this run
+    first = scrape(db, cfg, clock=clock)
+    failed = image_of(db, 1001)
+    assert failed["status"] == "pending" and "503" in failed["reason"] and failed["attempts"] == 1
+    assert first.images_failed == 1 and image_of(db, 1005)["status"] == "corrupt"
+    assert "1 failed on the network (retried by the next run)" in first.summary()
+    assert "3 corrupt (retried after 60 min" in first.summary()
+
+    fake.fail.clear()
+    again = scrape(db, cfg, clock=clock, images_only=True)  # at once: well inside the 60-minute window
+    assert image_of(db, 1001)["status"] == "ok" and again.images_ok == 1
+    assert again.images_corrupt == 0  # corrupt files still wait for the window
+
+
+def test_image_pass_stops_when_the_network_is_down(db, cfg: Settings, clock: FakeClock, fake: FakeFourChan) -> None:
+    scrape(db, cfg, clock=clock, download_images=False)
+    cfg.scrape.image_base = "http://127.0.0.1:9"  # nothing listens there
+    db.execute("UPDATE images SET url = replace(url, ?, ?)", [fake.url, cfg.scrape.image_base])
+    report = scrape(db, cfg, clock=clock, images_only=True)
+    assert report.images_failed == 5 and report.images_stopped == 6
+    assert "6 left for the next run" in report.summary()

@@ -1,5 +1,9 @@
+import hashlib
+import multiprocessing
+import os
 import sqlite3
 import threading
+from contextlib import closing
 
 import pytest
 
@@ -7,7 +11,7 @@ from core.errors import StoreError
 from core.migrations import MIGRATIONS, SCHEMA_VERSION
 from core.posts import add_note, add_skip, delete_label, save_posts, set_label
 from core.records import ImageRef, NewLabel, NewPost
-from core.store import open_db, schema_version, transaction
+from core.store import APPLICATION_ID, open_db, schema_version, transaction
 
 TABLES = {"posts", "images", "labels", "api_calls", "jobs", "pods", "runs", "metrics", "predictions", "notes", "skips"}
 
@@ -98,3 +102,99 @@ def test_a_second_writer_waits_for_the_first_instead_of_failing(settings):
     thread.join()
     assert other.execute("SELECT count(*) FROM posts").fetchone()[0] == 2
     assert other.execute("SELECT text FROM posts WHERE post_no = 1").fetchone()[0] == "held"
+
+
+def _open_at_barrier(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        db = open_db(path)
+        results.put(schema_version(db))
+        db.close()
+    except Exception as exc:  # reported to the parent, which asserts on it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_exactly_once(tmp_path):
+    # fork: the children start in milliseconds, so all three race for the same empty file.
+    mp = multiprocessing.get_context("fork")
+    for trial in range(20):
+        path = str(tmp_path / f"race{trial}.db")
+        barrier, results = mp.Barrier(3), mp.Queue()
+        procs = [mp.Process(target=_open_at_barrier, args=(path, barrier, results)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(60)
+        assert outcomes == [SCHEMA_VERSION] * 3, f"trial {trial}: {outcomes}"
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _assert_untouched(path, digest: str) -> None:
+    assert _digest(path) == digest
+    assert not path.with_name(path.name + "-wal").exists() and not path.with_name(path.name + "-shm").exists()
+
+
+def test_someone_elses_database_is_refused_and_left_byte_identical(tmp_path):
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                       "CREATE TABLE orders (id INTEGER PRIMARY KEY); INSERT INTO customers VALUES (1, 'x');")
+    conn.close()
+    digest = _digest(path)
+    with pytest.raises(StoreError, match=r"other.sqlite is not a bizsent database \(it has tables customers, "
+                                         r"orders\); pass another file with --db"):
+        open_db(path)
+    _assert_untouched(path, digest)
+
+
+def test_refused_newer_database_keeps_its_journal_mode(tmp_path):
+    path = tmp_path / "newer.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + f"\nPRAGMA user_version = {SCHEMA_VERSION + 1};")
+    conn.close()
+    digest = _digest(path)
+    with pytest.raises(StoreError, match="newer than this bizsent"):
+        open_db(path)
+    _assert_untouched(path, digest)
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_new_database_is_stamped_as_bizsents(tmp_path):
+    db = open_db(tmp_path / "a.db")
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_unusable_locations_are_one_line_errors_naming_the_file(tmp_path):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+    with pytest.raises(StoreError, match=f"data folder {not_a_folder} is a file"):
+        open_db(not_a_folder / "bizsent.db")
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    with pytest.raises(StoreError, match=f"database {folder} is a folder"):
+        open_db(folder)
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(os.urandom(8192))
+    with pytest.raises(StoreError, match=f"{corrupt} is not a bizsent database .*restore it from a backup"):
+        open_db(corrupt)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions; the root-proof cases are above")
+def test_read_only_database_and_folder_are_one_line_errors(tmp_path):
+    path = tmp_path / "ro.db"
+    open_db(path).close()
+    path.chmod(0o444)
+    with pytest.raises(StoreError, match="is read-only; make it writable"):
+        open_db(path)
+    path.chmod(0o644)
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match="data folder .* is read-only"):
+            open_db(path)
+    finally:
+        tmp_path.chmod(0o755)

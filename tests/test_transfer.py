@@ -6,6 +6,8 @@ import io
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -329,3 +331,98 @@ def test_cli_import_reports_problems_on_stderr_and_summary_on_stdout(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "in.jsonl line 2: missing text (and no html or image); row left out"
     assert "1 new posts" in result.stdout and "human 1" in result.stdout
+
+
+# ---- faults: all or nothing, short write transactions, edge values ----
+
+def test_cli_import_with_an_unwritable_image_cache_writes_nothing_and_says_so_in_one_line(tmp_path):
+    db_file = tmp_path / "data" / "x.db"
+    open_db(db_file).close()
+    (tmp_path / "data" / "images").write_text("a file where the image folder should be")  # root-proof "unwritable"
+    rows = []
+    for no in (1, 2, 3):
+        (tmp_path / f"{no}.png").write_bytes(png((no * 40, 10, 10)))
+        rows.append({"post_no": no, "text": f"post {no}", "image_path": f"{no}.png", "label": "bullish"})
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = subprocess.run([str(BIZSENT), "--db", str(db_file), "import", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "cannot write the image cache" in result.stderr and "nothing was imported" in result.stderr
+    db = open_db(db_file)
+    assert db.execute("SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM labels)").fetchone() == (0, 0)
+
+
+def test_a_writer_never_waits_long_while_an_import_caches_many_images(db, settings, tmp_path):
+    rows = []
+    for no in range(25):  # large pictures: decoding and thumbnailing them takes seconds in all
+        Image.new("RGB", (1600, 1600), (no * 9, 100, 50)).save(tmp_path / f"{no}.png")
+        rows.append({"post_no": no + 1, "text": f"post {no}", "image_path": f"{no}.png", "label": "neutral"})
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probe, done, waits = open_db(settings.db_path), threading.Event(), []
+
+    def write_now_and_then():  # what a labeling job does: short write transactions, all the time
+        while not done.is_set():
+            started = time.monotonic()
+            probe.execute("BEGIN IMMEDIATE")
+            waits.append(time.monotonic() - started)
+            probe.execute("COMMIT")
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=write_now_and_then)
+    thread.start()
+    started = time.monotonic()
+    try:
+        report = import_file(db, path, image_dir=settings.image_dir)
+    finally:
+        done.set()
+        thread.join()
+    took = time.monotonic() - started
+    assert report.images_cached == 25 and report.labels == {"human": 25}
+    # Before the fix the probe waited for the whole image pass (about `took`); now only for one short commit.
+    assert max(waits) < min(0.5, took / 3), (max(waits), took)
+
+
+def test_out_of_range_and_wrongly_typed_values_are_row_errors_and_good_rows_import(db, settings, tmp_path):
+    path = tmp_path / "edge.jsonl"
+    path.write_text(
+        json.dumps({"post_no": 2**70, "text": "huge number"}) + "\n"
+        + '{"post_no": 2, "text": "infinite time", "time": Infinity}\n'
+        + json.dumps({"post_no": 3, "text": ["a", "list"]}) + "\n"
+        + json.dumps({"post_no": 4, "text": "fine", "time": 1_700_000_000, "subject": 42}) + "\n"
+    )
+    report = import_file(db, path, image_dir=settings.image_dir)
+    assert report.posts_new == 1 and report.rows_skipped == 3
+    assert report.problems[0].startswith("edge.jsonl line 1: post_no 1180591620717411303424 is too large")
+    assert report.problems[1].startswith("edge.jsonl line 2: time inf is not a time")
+    assert report.problems[2].startswith("edge.jsonl line 3: text must be text, not a list")
+    assert db.execute("SELECT post_no, subject FROM posts").fetchall() == [(4, "42")]  # numbers are text as written
+
+
+def test_csv_with_an_unclosed_quote_is_refused_naming_the_line(db, settings, tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('post_no,text,label\n1,fine,bullish\n2,"never closed,bearish\n3,swallowed,neutral\n')
+    with pytest.raises(BizsentError, match="quote.csv line 3: not valid CSV") as err:
+        import_file(db, path, image_dir=settings.image_dir)
+    assert "\n" not in str(err.value)
+    assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+
+
+def test_csv_row_with_extra_cells_is_a_row_error(db, settings, tmp_path):
+    path = tmp_path / "extra.csv"
+    path.write_text("post_no,text,label\n1,fine,bullish\n2,a, b,bearish\n")
+    report = import_file(db, path, image_dir=settings.image_dir)
+    assert report.posts_new == 1
+    assert report.problems == ["extra.csv line 3: 4 cells, the header has 3; row left out"]
+
+
+def test_cli_import_where_every_row_is_bad_exits_one_in_one_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"post_no": 1}) + "\n" + json.dumps({"post_no": "x", "text": "t"}) + "\n")
+    result = subprocess.run([str(BIZSENT), "--db", str(tmp_path / "x.db"), "import", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "nothing imported" in result.stderr and "all 2 rows are bad" in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ app = typer.Typer(
 )
 
 
+_opened: list[Path] = []  # the database this command opened: what `main` names when SQLite fails later
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -35,6 +39,7 @@ class Context:
     def db(self, create: bool = True):
         from core.store import open_db
 
+        _opened.append(self.db_path)
         return open_db(self.db_path, create=create)
 
 
@@ -586,11 +591,25 @@ def main() -> None:
         _interrupted()
     except BrokenPipeError:
         sys.exit(1)
-    except Exception as exc:
-        logging.getLogger("bizsent").exception("internal error")
-        typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
-                   f"{log_path()})", err=True)
+    except OSError as exc:
+        if exc.filename is None:  # not a file problem (a socket, say): a bug until shown otherwise
+            _internal_error(exc)
+        # A file or folder that cannot be written or read is the user's to fix: one line, traceback in the log.
+        logging.getLogger("bizsent").exception("file system error")
+        typer.echo(f"error: cannot use {exc.filename} ({exc.strerror or exc}); check that it exists and that "
+                   "you may write there, or choose another data folder with --db", err=True)
         sys.exit(1)
+    except sqlite3.DatabaseError as exc:
+        from core.store import usage_error
+
+        problem = usage_error(exc, _opened[-1] if _opened else "(none opened)")
+        if problem is None:
+            _internal_error(exc)
+        logging.getLogger("bizsent").exception("database error")
+        typer.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        _internal_error(exc)
     if code == 130:  # Typer's own answer to a Ctrl-C inside a command
         _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
@@ -599,6 +618,13 @@ def main() -> None:
 def _interrupted() -> None:
     typer.echo(INTERRUPTED, err=True)
     sys.exit(130)
+
+
+def _internal_error(exc: BaseException) -> None:
+    logging.getLogger("bizsent").exception("internal error")
+    typer.echo(f"internal error: {type(exc).__name__}: {redact(str(exc))} (traceback in the log: "
+               f"{log_path()})", err=True)
+    sys.exit(1)
 
 
 def _show_usage_error(exc: typer.TyperException) -> None:
@@ -617,4 +643,4 @@ def _show_usage_error(exc: typer.TyperException) -> None:
 
 def log_path() -> str:
     path = log_file()
-    return str(path) if path else "no log file (the error came before the config was read)"
+    return str(path) if path else "none: it could not be written, or the config was not read yet"
