@@ -14,13 +14,11 @@ from typing import Any
 
 import sqlite_utils
 
-from core.labels import LABELS
+from core.labels import COMBINED_SOURCE, LABELS, combined_labeler
 from core.metrics import confusion_matrix, from_confusion
 from core.posts import set_label
 from core.records import NewLabel
 from core.store import transaction
-
-COMBINED_SOURCE = "pseudo"  # the schema's source for labels no single annotator gave
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +113,7 @@ class Combined:
 
     def summary(self) -> str:
         return (f"combined {self.labelers} labelers with {self.method} into {self.posts} training labels"
-                f" (source {COMBINED_SOURCE}, labeler combined:{self.method}); human test posts excluded")
+                f" (source {COMBINED_SOURCE}, labeler {combined_labeler(self.method)}); human test posts excluded")
 
 
 def combine_labels(db: sqlite_utils.Database, method: str = "dawid-skene") -> Combined:
@@ -145,6 +143,6 @@ def combine_labels(db: sqlite_utils.Database, method: str = "dawid-skene") -> Co
         result = {int(post): (str(row.idxmax()), float(row.max())) for post, row in probas.iterrows()}
     with transaction(db):
         for post, (label, confidence) in result.items():
-            set_label(db, post, NewLabel(label=label, source=COMBINED_SOURCE, labeler=f"combined:{method}",
+            set_label(db, post, NewLabel(label=label, source=COMBINED_SOURCE, labeler=combined_labeler(method),
                                          confidence=round(confidence, 4), split="unassigned"))
     return Combined(method, len(result), len(votes))

@@ -12,12 +12,16 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sqlite_utils
 from PIL import Image, UnidentifiedImageError
 
 from core.store import now
 
 STILL_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+# Perceptual hash: a 64-bit difference hash (dHash) of the image as 9x8 grey pixels. A re-saved, recompressed or
+# slightly resized copy lands within a few bits; unrelated pictures differ in about half of them.
+PHASH_MIN_RANGE = 8  # grey levels; a flatter 9x8 image has no structure to hash (its bits would be noise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,28 @@ class Cached:
     width: int | None = None
     height: int | None = None
     mime: str | None = None
+    phash: str | None = None  # perceptual_hash as hex; "" when the image is too flat to have one
+
+
+def perceptual_hash(image: Image.Image) -> int | None:
+    """64-bit dHash: is each of the 8x8 grey pixels brighter than its right-hand neighbour. None for a (nearly)
+    flat image, whose hash would say nothing about what it shows."""
+    grey = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
+    if int(grey.max()) - int(grey.min()) < PHASH_MIN_RANGE:
+        return None
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    return int(sum(1 << k for k, bit in enumerate(bits) if bit))
+
+
+def phash_hex(value: int | None) -> str:
+    return "" if value is None else f"{value:016x}"
+
+
+def phash_file(path: Path | str) -> int | None:
+    """The perceptual hash of the image file's first frame. Raises OSError/ValueError if unreadable."""
+    with Image.open(path) as img:
+        img.seek(0)
+        return perceptual_hash(img.convert("RGB"))
 
 
 def inspect_bytes(data: bytes) -> tuple[Image.Image | None, str]:
@@ -94,7 +120,7 @@ def store_frame(image_dir: Path, data: bytes, frame: Image.Image, ext: str, mime
         small.save(tmp, "JPEG", quality=85)
         tmp.replace(thumb)
     return Cached(status="ok", sha256=sha, path=str(path), thumb_path=str(thumb), width=frame.width,
-                  height=frame.height, mime=mime)
+                  height=frame.height, mime=mime, phash=phash_hex(perceptual_hash(frame)))
 
 
 def record(db: sqlite_utils.Database, image_id: int, result: Cached) -> None:
@@ -103,10 +129,10 @@ def record(db: sqlite_utils.Database, image_id: int, result: Cached) -> None:
     db.execute(
         "UPDATE images SET status = ?, reason = ?, sha256 = coalesce(?, sha256), path = coalesce(?, path),"
         " thumb_path = coalesce(?, thumb_path), width = coalesce(?, width), height = coalesce(?, height),"
-        " mime = coalesce(?, mime), attempts = attempts + 1, last_attempt_at = ?,"
+        " mime = coalesce(?, mime), phash = coalesce(?, phash), attempts = attempts + 1, last_attempt_at = ?,"
         " fetched_at = CASE WHEN ? = 'ok' THEN ? ELSE fetched_at END WHERE id = ?",
         [result.status, result.reason or None, result.sha256, result.path, result.thumb_path, result.width,
-         result.height, result.mime, stamp, result.status, stamp, image_id],
+         result.height, result.mime, result.phash, stamp, result.status, stamp, image_id],
     )
 
 

@@ -17,6 +17,27 @@ LABEL_TO_RATING: dict[Label, int] = {v: k for k, v in RATING_TO_LABEL.items()}
 SOURCES = ("human", "openai", "gemini", "compatible", "model", "pseudo")
 SPLITS = ("test", "train", "val", "unassigned")
 
+# Combined labels (`bizsent agreement --combine`: Dawid-Skene or majority over all API labelers) are nobody's
+# single answer. The schema has no source for them, so they are stored as source "pseudo" with labeler
+# "combined:<method>"; is_combined is the one test every reader uses to tell them from self-training's pseudo
+# labels (labeler "selftrain:runN").
+COMBINED_SOURCE = "pseudo"
+COMBINED_PREFIX = "combined:"
+
+
+def combined_labeler(method: str) -> str:
+    return f"{COMBINED_PREFIX}{method}"
+
+
+def is_combined(source: str, labeler: str | None) -> bool:
+    """Is this label row a combined label (written by core.agreement.combine_labels)?"""
+    return source == COMBINED_SOURCE and (labeler or "").startswith(COMBINED_PREFIX)
+
+
+# How a human test label's post was chosen (labels.sampling). Only "random" makes the test set a sample of the
+# pool; other orders (newest, filter, active learning, disagreements first) pick what is new or hard.
+RANDOM_SAMPLING = "random"
+
 
 def parse_label(value: object) -> Label:
     """Accept a label word or its 1/2/3 rating; raise ValueError for anything else."""
@@ -41,7 +62,9 @@ def parse_label(value: object) -> Label:
 # answer tail or the answer schema changes. API labels, ledger keys, agreement tables, dataset manifests and
 # adapters are all keyed by it, so old and new prompts never mix silently.
 
-PROMPT_VERSION = "p2"
+# p3: no base rate ("expect roughly half of /biz/ to be bearish" biased labels towards bearish; the user's own
+# hand labels are 34% bearish) and the labeling guide's remaining rules (consistency, no class balance, skips).
+PROMPT_VERSION = "p3"
 
 TASK_RULES = """You rate the market sentiment of posts from 4chan's /biz/ board (crypto and markets).
 Every post is an image plus its text. Judge the image and the text together, including any text written
@@ -62,7 +85,11 @@ context).
 Slang: wagmi, moon, hodl, ape in, send it, lfg, up only lean bullish; ngmi, rekt, rugged, rope, it's over,
 bagholder, exit liquidity lean bearish; cope, fud, dyor, ser, fren, anon depend on context. Irony markers:
 "unironically", "surely", "any day now".
-Genuinely mixed or unsure: neutral. Expect roughly half of /biz/ to be bearish."""
+Genuinely mixed or unsure: neutral, with a low confidence. When torn between two labels, settle it the same
+way every time.
+Rate each post on its own and never aim for a class balance.
+Posts with a broken or missing image, unreadable text, spam or corrupt data are skipped, not rated; if one
+reaches you, answer neutral with confidence 0 and say why in the rationale."""
 
 LABEL_RULES = f"{TASK_RULES}\n\n{LABEL_DEFINITIONS}\n\n{GUIDANCE}"
 
@@ -102,7 +129,7 @@ class Example:
 
 def prompt_version(examples: tuple[Example, ...] | list[Example]) -> str:
     """The version of what is sent: PROMPT_VERSION, plus, with few-shot examples, how many were actually sent
-    and a short hash of which posts with which labels ("p2-fs3.1a2b3c4d"). Labels, ledger keys and agreement
+    and a short hash of which posts with which labels ("p3-fs3.1a2b3c4d"). Labels, ledger keys and agreement
     tables are keyed by it, so two prompts that differ in their examples never share a labeler name."""
     if not examples:
         return PROMPT_VERSION

@@ -241,6 +241,15 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 6: trusting the training data. images.phash: a perceptual hash (core.images.perceptual_hash, hex; '' for an
+    # image too flat to have one; NULL until computed) so the leakage guard catches re-saved or resized copies of
+    # test images without decoding every image on each dataset build. labels.sampling: how a human label's post
+    # was chosen (core.labels.RANDOM_SAMPLING or the queue order; NULL where nobody recorded it), so a report can
+    # say whether the test set is a random sample.
+    """
+    ALTER TABLE images ADD COLUMN phash TEXT;
+    ALTER TABLE labels ADD COLUMN sampling TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -70,16 +70,17 @@ def set_label(db: sqlite_utils.Database, post: int, label: NewLabel, changed_by:
     `changed_by` names the writer in the label's history (default: core.history.actor()); the value a write
     replaces is kept there by the store's triggers.
     """
+    # A rewrite that does not say how its post was chosen (a correction) keeps the recorded sampling.
     cur = db.execute(
         "INSERT INTO labels (post_id, label, source, labeler, confidence, sarcastic, unsure, rationale, split,"
-        " created_at, changed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " created_at, changed_by, sampling) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (post_id, source, labeler) DO UPDATE SET label = excluded.label,"
         " confidence = excluded.confidence, sarcastic = excluded.sarcastic, unsure = excluded.unsure,"
         " rationale = excluded.rationale, split = excluded.split, created_at = excluded.created_at,"
-        " changed_by = excluded.changed_by"
+        " changed_by = excluded.changed_by, sampling = coalesce(excluded.sampling, labels.sampling)"
         " RETURNING id",
         [post, label.label, label.source, label.labeler, label.confidence, int(label.sarcastic),
-         int(label.unsure), label.rationale, label.split, now(), changed_by or actor()],
+         int(label.unsure), label.rationale, label.split, now(), changed_by or actor(), label.sampling],
     )
     return cur.fetchone()[0]
 

@@ -43,6 +43,7 @@ class NewLabel:
     sarcastic: bool = False
     unsure: bool = False
     rationale: str | None = None
+    sampling: str | None = None  # human labels: how the post was chosen (core.labels.RANDOM_SAMPLING or an order)
 
 
 @dataclass(slots=True)

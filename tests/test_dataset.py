@@ -7,6 +7,7 @@ import json
 from fakes.train import add_post, image_bytes, seed_store
 from PIL import Image
 
+from core.agreement import combine_labels
 from core.dataset import build_dataset, export_bundle, normalise_text, read_split
 from core.labels import PROMPT_VERSION
 from core.posts import set_label
@@ -57,17 +58,13 @@ def test_leakage_guard_drops_test_post_image_and_near_duplicate_text(db, setting
     assert json.loads((bundle / "manifest.json").read_text())["dropped"]["total"] == 3
 
 
-def test_label_choice_confidence_majority_and_combined(db, settings):
+def test_label_choice_confidence_majority_and_human(db, settings):
     img = settings.image_dir
     low = add_post(db, img, 1, "low confidence only rekt sir", image_bytes("bearish", 1))
     set_label(db, low, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.3))
     tie = add_post(db, img, 2, "the labelers disagree here", image_bytes("neutral", 2))
     set_label(db, tie, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.9))
     set_label(db, tie, NewLabel(label="bullish", source="gemini", labeler="g", confidence=0.9))
-    comb = add_post(db, img, 3, "combined label wins over votes", image_bytes("bullish", 3))
-    set_label(db, comb, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.9))
-    set_label(db, comb, NewLabel(label="bearish", source="gemini", labeler="g", confidence=0.9))
-    set_label(db, comb, NewLabel(label="bullish", source="openai", labeler="combined@p1", confidence=0.8))
     human = add_post(db, img, 4, "human train label beats api", image_bytes("neutral", 4))
     set_label(db, human, NewLabel(label="bullish", source="openai", labeler="o", confidence=0.9))
     set_label(db, human, NewLabel(label="neutral", source="human", labeler="h", split="train"))
@@ -76,8 +73,55 @@ def test_label_choice_confidence_majority_and_combined(db, settings):
     ds = build_dataset(db, img, settings.train.model_copy(update={"val_fraction": 0.1}))
     chosen = {e.post_id: (e.label, e.origin) for e in ds.train + ds.val}
     assert low not in chosen and tie not in chosen and no_image not in chosen
-    assert chosen[comb] == ("bullish", "combined")
     assert chosen[human] == ("neutral", "human")
+
+
+def _vote(db, pid, **labels):
+    for labeler, (label, confidence) in labels.items():
+        source = {"a": "openai", "b": "gemini", "c": "compatible"}[labeler]
+        set_label(db, pid, NewLabel(label=label, source=source, labeler=f"{labeler}@p3", confidence=confidence))
+
+
+def test_combined_labels_from_agreement_rank_above_the_majority_and_obey_the_minimum(db, settings):
+    """Issue 10.1, through the real `bizsent agreement --combine` path: combined labels are stored as pseudo
+    labels (labeler combined:<method>); the builder used to look for them among API labels only, so a tie the
+    combination had resolved was dropped, and a combined label over two below-minimum API labels got in."""
+    img = settings.image_dir
+    names = ("bearish", "neutral", "bullish")
+    for k in range(12):  # labelers a and c agree; b is often wrong: the combination learns whom to trust
+        truth = names[k % 3]
+        pid = add_post(db, img, 100 + k, f"calibration post {k} about {truth} things", image_bytes(truth, 100 + k))
+        _vote(db, pid, a=(truth, 0.9), c=(truth, 0.9), b=(truth if k % 3 == 0 else names[(k + 1) % 3], 0.9))
+    split = add_post(db, img, 1, "the two labelers split evenly on this one", image_bytes("bullish", 1))
+    _vote(db, split, a=("bullish", 0.9), b=("bearish", 0.9))
+    unsure = add_post(db, img, 2, "both labelers were unsure about this", image_bytes("bearish", 2))
+    _vote(db, unsure, a=("bearish", 0.4), b=("bearish", 0.5))
+    two_to_one = add_post(db, img, 3, "two of three labelers say bullish", image_bytes("bullish", 3))
+    _vote(db, two_to_one, a=("bullish", 0.9), b=("bearish", 0.9), c=("bullish", 0.9))
+    selftrain = add_post(db, img, 4, "only the model has an opinion here", image_bytes("neutral", 4))
+    set_label(db, selftrain, NewLabel(label="neutral", source="pseudo", labeler="selftrain:run1", confidence=0.5))
+
+    combine_labels(db, "dawid-skene")
+    stored = db.execute("SELECT source, labeler, confidence FROM labels WHERE post_id = ? AND labeler LIKE"
+                        " 'combined%'", [split]).fetchone()
+    assert stored[:2] == ("pseudo", "combined:dawid-skene") and stored[2] >= 0.6
+    ds = build_dataset(db, img, settings.train.model_copy(update={"min_label_confidence": 0.6}))
+    chosen = {e.post_id: e for e in ds.train + ds.val}
+    assert (chosen[split].label, chosen[split].origin) == ("bullish", "combined")  # the tie, resolved
+    assert chosen[split].confidence == stored[2]
+    assert unsure not in chosen  # no API label at the minimum: a combination of them is no better
+    assert selftrain not in chosen  # a self-training pseudo label below the minimum
+    assert ds.manifest["origins"]["train"].get("combined", 0) + ds.manifest["origins"]["val"].get("combined", 0) \
+        == len(chosen) and "api-majority" not in ds.manifest["origins"]["train"]
+
+    # majority combination: 2 of 3 = 0.67. At a minimum of 0.7 the combined label drops the post, although the
+    # plain API majority (two 0.9 votes) would have taken it: the combined label outranks the majority.
+    db.execute("DELETE FROM labels WHERE labeler LIKE 'combined:%'")
+    combine_labels(db, "majority")
+    strict = build_dataset(db, img, settings.train.model_copy(update={"min_label_confidence": 0.7}))
+    assert two_to_one not in {e.post_id for e in strict.train + strict.val}
+    loose = build_dataset(db, img, settings.train.model_copy(update={"min_label_confidence": 0.6}))
+    assert {e.post_id: (e.label, e.origin) for e in loose.train + loose.val}[two_to_one] == ("bullish", "combined")
 
 
 def test_stratified_seeded_split_and_balance(db, settings):
