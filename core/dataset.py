@@ -100,14 +100,14 @@ def _shingles(norm: str) -> set[str]:
 _MISSING = -1  # _Post.phash: not in the store yet (images cached before migration 6)
 
 
-def _candidates(db: sqlite_utils.Database, image_dir: Path) -> dict[int, _Post]:
+def _candidates(db: sqlite_utils.Database, image_dir: Path | None) -> dict[int, _Post]:
     rows = db.execute(
         f"SELECT p.id, p.subject, p.text, i.path, coalesce(i.sha256, ''), i.id, i.phash FROM posts p"
         f" JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
     ).fetchall()
     out = {}
     for pid, subject, text, path, sha, image_id, phash in rows:
-        full = Path(path) if Path(path).is_absolute() else image_dir / path
+        full = Path(path) if Path(path).is_absolute() or image_dir is None else image_dir / path
         out[pid] = _Post(pid, subject or "", text, str(full), sha, image_id,
                          _MISSING if phash is None else int(phash, 16) if phash else None)
     return out
@@ -127,7 +127,7 @@ def _with_phashes(db: sqlite_utils.Database, posts: list[_Post]) -> None:
     if found:
         try:
             with transaction(db):
-                db.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in found.items()])
+                db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in found.items()])
         except sqlite3.OperationalError:  # a read-only store: the hashes are only computed again next time
             pass
 
@@ -241,7 +241,7 @@ class LeakageGuard:
         return None
 
 
-def leakage_check(db: sqlite_utils.Database, image_dir: Path) -> Callable[[int], str | None]:
+def leakage_check(db: sqlite_utils.Database, image_dir: Path | None = None) -> Callable[[int], str | None]:
     """The leakage guard for posts chosen outside build_dataset (few-shot examples for the API prompt): a function
     from a post id to why that post shares something with the human test set (None: it does not)."""
     posts = _candidates(db, image_dir)

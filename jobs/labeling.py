@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_ex
 
 from core import budget, ledger
 from core.config import ModelPrice, Settings
+from core.dataset import leakage_check
 from core.errors import BizsentError
 from core.images import image_jpeg
 from core.labelers import Labeler, LabelerError, Request, Transient, make_labeler
@@ -139,9 +140,14 @@ def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int, ids: t
                     for label in LABELS}
     picked: list[Example] = []
     unreadable: list[int] = []
+    leaking: list[int] = []  # copies of test posts (image or text): the labeler is scored on the test set
+    leaks = leakage_check(db)
 
     def take(row: tuple) -> bool:
         post, subject, text, path, label, sarcastic = row
+        if leaks(post):
+            leaking.append(post)
+            return False
         try:
             url = data_url(image_jpeg(path, max_pixels))
         except (OSError, ValueError):
@@ -168,6 +174,9 @@ def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int, ids: t
     if unreadable:
         problems.append(f"few-shot: {len(unreadable)} example image(s) unreadable, not sent (posts "
                         f"{', '.join(map(str, unreadable[:10]))})")
+    if leaking:
+        problems.append(f"few-shot: {len(leaking)} example(s) share an image or text with the human test set, not"
+                        f" sent (posts {', '.join(map(str, leaking[:10]))})")
     if missing:
         problems.append(f"few-shot: {len(missing)} recorded example(s) are no longer human train labels, not sent"
                         f" (posts {', '.join(map(str, missing[:10]))})")

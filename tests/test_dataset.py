@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from fakes.train import add_post, image_bytes, seed_store
@@ -155,3 +156,91 @@ def test_bundle_is_self_contained_with_downscaled_images(db, settings, tmp_path)
             assert img.width * img.height <= 40 * 40
         roles = [m["role"] for m in r["messages"]]
         assert roles == ["system", "user", "assistant"] and r["messages"][2]["content"] == r["label"]
+
+
+def _picture(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A picture with structure: random coloured blocks, a diagonal band and a circle."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(img)
+    draw.line([(0, 0), size], fill=(255, 255, 255), width=9)
+    x, y = int(rng.integers(20, size[0] - 40)), int(rng.integers(20, size[1] - 40))
+    draw.ellipse([x, y, x + 35, y + 35], fill=(0, 0, 0))
+    return img
+
+
+def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_near_copies_of_test_images_are_dropped(db, settings):
+    """Issue 10.6: a test image re-saved as JPEG or resized by 2 px has another sha256; with new text it passed
+    the guard. The perceptual hash catches both; a different picture is kept."""
+    img = settings.image_dir
+    original = _picture(1)
+    test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(original, "PNG"))
+    set_label(db, test_post, NewLabel(label="bearish", source="human", split="test", labeler="human"))
+    resaved = add_post(db, img, 2, "completely new words about a coin", _encoded(original, "JPEG", quality=70))
+    resized = add_post(db, img, 3, "another caption nobody wrote before",
+                       _encoded(original.resize((158, 118), Image.Resampling.BICUBIC), "PNG"))
+    other = add_post(db, img, 4, "a different picture and a different text", _encoded(_picture(2), "JPEG"))
+    for pid in (resaved, resized, other):
+        for source in ("openai", "gemini"):
+            set_label(db, pid, NewLabel(label="bearish", source=source, labeler=source, confidence=0.9))
+    ds = build_dataset(db, img, settings.train)
+    reasons = {d.post_id: d.reason for d in ds.dropped}
+    assert reasons[resaved] == reasons[resized] == f"near-duplicate image (test post {test_post})"
+    assert other not in reasons and other in _all_train_ids(ds)
+    assert ds.manifest["dropped"]["by_reason"] == {"near-duplicate image": 2}
+    # the hashes are kept in the store: the next build does not decode the images again
+    assert db.execute("SELECT count(*) FROM images WHERE phash IS NULL OR phash = ''").fetchone()[0] == 0
+
+
+def test_images_cached_before_the_phash_column_are_hashed_on_build(db, settings):
+    img = settings.image_dir
+    test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(_picture(1), "PNG"))
+    set_label(db, test_post, NewLabel(label="bearish", source="human", split="test", labeler="human"))
+    copy = add_post(db, img, 2, "completely new words about a coin", _encoded(_picture(1), "JPEG", quality=70))
+    set_label(db, copy, NewLabel(label="bearish", source="human", split="train", labeler="human"))
+    db.execute("UPDATE images SET phash = NULL")  # as after migration 6 on an old store
+    ds = build_dataset(db, img, settings.train)
+    assert [d.reason for d in ds.dropped] == [f"near-duplicate image (test post {test_post})"]
+    assert db.execute("SELECT count(*) FROM images WHERE phash IS NULL").fetchone()[0] == 0
+
+
+def test_flat_images_have_no_perceptual_hash():
+    """A (nearly) one-colour picture has no structure to compare: its hash would make every flat image a copy."""
+    from core.images import perceptual_hash
+
+    assert perceptual_hash(Image.open(io.BytesIO(image_bytes("neutral", 7)))) is None
+    assert perceptual_hash(_picture(3)) is not None
+
+
+def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
+    """Issue 10.6: few-shot examples for the API prompt are human train labels; one whose image is a near-copy
+    of a test image (or whose text is a test text) would show the labeler a test answer it is then scored on."""
+    from jobs.labeling import few_shot_examples
+
+    img = settings.image_dir
+    test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(_picture(1), "PNG"))
+    set_label(db, test_post, NewLabel(label="bearish", source="human", split="test", labeler="human"))
+    copy = add_post(db, img, 2, "brand new words for an old picture", _encoded(_picture(1), "JPEG", quality=70))
+    same_text = add_post(db, img, 3, "this chart says it is over for eth!", _encoded(_picture(4), "PNG"))
+    fine = [add_post(db, img, 10 + k, f"an honest train post number {k} about {label}", _encoded(_picture(10 + k),
+                                                                                                "PNG"))
+            for k, label in enumerate(("bearish", "neutral", "bullish"))]
+    for pid, label in zip((copy, same_text, *fine), ("bearish", "bearish", "bearish", "neutral", "bullish"),
+                          strict=True):
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human"))
+    examples, problems = few_shot_examples(db, 3, 64 * 64)
+    assert {e.post_id for e in examples} == set(fine)
+    assert any("share an image or text with the human test set" in p and str(copy) in p for p in problems)
+    # a recorded job's examples are checked too
+    examples, problems = few_shot_examples(db, 0, 64 * 64, ids=(copy, fine[1]))
+    assert [e.post_id for e in examples] == [fine[1]] and problems
