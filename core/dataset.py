@@ -33,7 +33,7 @@ import sqlite_utils
 from core.chat_format import training_messages
 from core.config import TrainSettings
 from core.errors import BizsentError
-from core.images import downscaled, phash_file, phash_hex
+from core.images import CopyCheck, downscaled, phash_file, phash_hex
 from core.labels import FINETUNE_INSTRUCTION, LABELS, PROMPT_VERSION, RANDOM_SAMPLING, Label, is_combined
 from core.posts import CANDIDATE_SQL
 from core.store import transaction
@@ -202,6 +202,8 @@ class LeakageGuard:
         hashed = [p for p in test if p.phash is not None and p.phash != _MISSING]
         self.phashes = np.array([p.phash for p in hashed], dtype=np.uint64)
         self.phash_posts = [p.post_id for p in hashed]
+        self.paths = {p.post_id: p.image_path for p in hashed}
+        self.copies = CopyCheck()
         self.texts = {normalise_text(p.text): p.post_id for p in test}
         self.shingles: dict[int, set[str]] = {}
         self.index: dict[str, set[int]] = defaultdict(set)
@@ -211,20 +213,29 @@ class LeakageGuard:
             for g in grams:
                 self.index[g].add(p.post_id)
 
-    def near_image(self, phash: int | None) -> int | None:
-        """The test post whose image is a near-copy of an image with this hash (fewest differing bits), or None."""
-        if phash is None or phash == _MISSING or not len(self.phashes):
+    def near_image(self, post: _Post) -> int | None:
+        """The test post whose image `post`'s image is a near-copy of, or None: a perceptual hash within
+        NEAR_DUPLICATE_BITS, confirmed pixel by pixel (core.images.CopyCheck), nearest hash first."""
+        if post.phash is None or post.phash == _MISSING or not len(self.phashes):
             return None
-        distance = np.bitwise_count(self.phashes ^ np.uint64(phash))
-        best = int(distance.argmin())
-        return self.phash_posts[best] if distance[best] <= NEAR_DUPLICATE_BITS else None
+        distance = np.bitwise_count(self.phashes ^ np.uint64(post.phash))
+        for k in np.argsort(distance, kind="stable"):
+            if distance[k] > NEAR_DUPLICATE_BITS:
+                break
+            test = self.phash_posts[k]
+            try:
+                if self.copies.same_picture(self.paths[test], post.image_path):
+                    return test
+            except (OSError, ValueError):
+                return test  # an unreadable file cannot clear a hash match
+        return None
 
     def reason(self, post: _Post) -> str | None:
         if post.post_id in self.ids:
             return "test post"
         if post.sha256 and post.sha256 in self.shas:
             return "test image"
-        near = self.near_image(post.phash)
+        near = self.near_image(post)
         if near is not None:
             return f"near-duplicate image (test post {near})"
         norm = normalise_text(post.text)
