@@ -57,6 +57,35 @@ def model_metrics(test_rows: list[dict], scored: list[Scored], sources: dict[int
     )
 
 
+def sampling_of(test_rows: list[dict], db: sqlite_utils.Database | None = None) -> dict[str, int]:
+    """How the test posts were chosen (core.dataset.sampling_counts): from the bundle's test rows, or, for a
+    bundle built before they said, from the store's human test labels."""
+    from core.dataset import sampling_counts
+
+    if all("sampling" in r for r in test_rows) or db is None:
+        return sampling_counts(r.get("sampling") for r in test_rows)
+    ids = [r["post_id"] for r in test_rows]
+    stored: dict[int, str | None] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        stored.update(db.execute(
+            f"SELECT post_id, sampling FROM labels WHERE source = 'human' AND split = 'test'"
+            f" AND post_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    return sampling_counts(stored.get(pid) for pid in ids)
+
+
+def sampling_line(counts: dict[str, int]) -> str:
+    """"test set: N posts, sampled: random A / other B", and a warning when they are not all random."""
+    n = sum(counts.values())
+    line = f"test set: {n} posts, sampled: random {counts.get('random', 0)} / other {counts.get('other', 0)}"
+    if counts.get("not recorded"):
+        line += f" / not recorded {counts['not recorded']}"
+    if counts.get("random", 0) < n:
+        line += (" - WARNING: not all randomly sampled (other orders pick new or hard posts), so these scores"
+                 " may not hold on /biz/ at large; label test posts in the Label screen's random order")
+    return line
+
+
 def build_report(name: str, test_rows: list[dict], scored: list[Scored], *, db: sqlite_utils.Database | None = None,
                  cryptobert: Path | None = None, info: dict | None = None) -> Report:
     if not test_rows:
@@ -66,7 +95,8 @@ def build_report(name: str, test_rows: list[dict], scored: list[Scored], *, db: 
     baselines = [vader_baseline(texts, truth), cryptobert_baseline(texts, truth, cryptobert), *published_baselines()]
     if db is not None:
         baselines += api_labeler_baselines(db, {r["post_id"]: r["label"] for r in test_rows})
-    return Report(name, model_metrics(test_rows, scored, sources), baselines, info or {})
+    info = {**(info or {}), "test_sampling": sampling_of(test_rows, db)}
+    return Report(name, model_metrics(test_rows, scored, sources), baselines, info)
 
 
 def _pct(x: float | None) -> str:
@@ -98,6 +128,7 @@ HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", 
 def render_markdown(report: Report) -> str:
     lines = [f"# Evaluation: {report.name}", "",
              "Human test split only. Published figures come from the brief (107 posts), not this test set.", "",
+             *([sampling_line(report.info["test_sampling"]), ""] if "test_sampling" in report.info else []),
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
     lines += ["", "Confusion matrix (rows = truth, columns = prediction; " + "/".join(LABELS) + "):", ""]
@@ -110,7 +141,8 @@ def render_markdown(report: Report) -> str:
 def render_table(report: Report) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"{report.name} on the human test set")
+    table = Table(title=f"{report.name} on the human test set",
+                  caption=sampling_line(report.info["test_sampling"]) if "test_sampling" in report.info else None)
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("system", "kind") else "right")
     for row in rows(report):

@@ -346,3 +346,74 @@ async def test_an_answer_that_replaces_a_human_label_keeps_its_history_and_undo_
         await app.writer.drained()
         assert human_label(db, store[6]) == ("neutral", "test")  # put back, not deleted
         assert [c.change for c in label_history(db, store[6], "human")] == ["insert", "update", "update"]
+
+
+def sampled_rows(db):
+    return db.execute("SELECT post_id, split, sampling FROM labels WHERE source = 'human' ORDER BY id").fetchall()
+
+
+async def test_only_the_random_order_adds_to_the_test_split(settings, db, store):
+    """Issue 10.7: under newest, filter, active learning or disagreements first the test set would drift towards
+    what is new or hard. Those orders label into the training pool (and say so); random writes test labels."""
+    add_disagreements(db, store)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        assert screen.split == "test" and screen.order == "random"
+        first = screen.current
+        await pilot.press("1")  # random order: a test label
+        await pilot.press("o")  # newest
+        await until(pilot, lambda: screen.order == "newest" and screen.queue and screen.current in screen.items)
+        assert screen.split == "test"  # the session's choice stays; the answers go to train meanwhile
+        flags = str(screen.query_one("#label-flags", Static).content)
+        assert "TRAIN" in flags and "random order only" in flags
+        newest = screen.current
+        await pilot.press("2")
+        await pilot.press("o", "o")  # active learning (no predictions: random queue), then random again
+        await until(pilot, lambda: screen.order == "random" and screen.current in screen.items)
+        await pilot.press("d")  # disagreements first: not a random sample either
+        await until(pilot, lambda: screen.disagree_first and screen.current in screen.items)
+        disagreeing = screen.current
+        await pilot.press("3")
+        await pilot.press("d")
+        await until(pilot, lambda: not screen.disagree_first and screen.current in screen.items)
+        assert "TEST" in str(screen.query_one("#label-flags", Static).content)
+        last = screen.current
+        await pilot.press("1")
+        await app.writer.drained()
+    assert sampled_rows(db)[1:] == [
+        (first, "test", "random"), (newest, "train", "newest"), (disagreeing, "train", "disagree-first"),
+        (last, "test", "random"),
+    ]  # [0] is add_disagreements' own human train label
+
+
+async def test_a_post_opened_from_posts_goes_to_the_train_pool(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        screen.open_post(store[8])  # chosen by hand, not by the random order
+        await until(pilot, lambda: screen.current == store[8] and store[8] in screen.items)
+        await pilot.press("3")
+        await app.writer.drained()
+    assert sampled_rows(db) == [(store[8], "train", "picked")]
+
+
+def test_the_report_says_how_the_test_set_was_sampled(db, settings):
+    from core.posts import set_label
+    from core.records import NewLabel
+    from core.report import build_report, render_markdown, sampling_line
+    from core.scoring import Scored
+
+    ids = build_store(db, settings.image_dir)
+    posts = [ids[no] for no in (1, 3, 4, 5)]
+    for pid, sampling in zip(posts, ("random", "random", "active", None), strict=True):
+        set_label(db, pid, NewLabel(label="bearish", source="human", split="test", labeler="human",
+                                    sampling=sampling))
+    rows = [{"post_id": pid, "label": "bearish", "text": "it is over"} for pid in posts]  # an older bundle
+    scored = [Scored(pid, "bearish", {"bearish": 0.8, "neutral": 0.1, "bullish": 0.1}, 1.0) for pid in posts]
+    report = build_report("run", rows, scored, db=db)
+    line = "test set: 4 posts, sampled: random 2 / other 1 / not recorded 1"
+    assert sampling_line(report.info["test_sampling"]).startswith(line + " - WARNING")
+    assert line in render_markdown(report)
+    random_only = build_report("run", [{**r, "sampling": "random"} for r in rows], scored)
+    assert sampling_line(random_only.info["test_sampling"]) == "test set: 4 posts, sampled: random 4 / other 0"

@@ -1,5 +1,9 @@
 """Label: the keyboard labeling session that builds the human test set.
 
+Only the random order adds to the test split, so the test set stays a random sample of the pool: under any other
+order (newest, filter, active learning, disagreements first) and for a post opened from Posts, answers go to the
+training pool, and the flags line says so. Each human label records how its post was chosen (labels.sampling).
+
 One post at a time, image and text side by side, other labels hidden (no anchoring). Each answer goes to the
 writer thread at once; the next posts are prefetched with their images already drawn and their text already
 wrapped, into panes whose size never depends on the post, so the next one is a repaint, never a relayout.
@@ -10,7 +14,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlite_utils
 from rich.text import Text
@@ -23,7 +27,7 @@ from textual.widgets import Footer, ProgressBar, Static
 
 from core.acquisition import scoring_run
 from core.history import LabelValue, actor
-from core.labels import LABELS, Label
+from core.labels import LABELS, RANDOM_SAMPLING, Label
 from core.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
 from core.records import NewLabel
 from core.sessions import LabelSession, load_label_session, new_label_session, save_label_session
@@ -100,7 +104,10 @@ class LabelScreen(Screen):
         "`s` sarcastic and `w` unsure flag the current post before you answer; `x` skips it (broken image, "
         "spam); `u` undoes the last answer and goes back to that post; `n` adds a note to this post.\n\n"
         "`t` switches between labeling into the **test** split (the human test set, default) and the "
-        "**train** pool; `o` cycles the queue order (random, newest, filter once `f` set one, active "
+        "**train** pool. Only the **random** order adds to the test split, so the test set stays a random "
+        "sample: under any other order, with disagreements first, or for a post opened from Posts, answers go "
+        "to the train pool (the flags line says so); correcting a post that already has a human label keeps "
+        "its split. `o` cycles the queue order (random, newest, filter once `f` set one, active "
         "learning: the queue `bizsent queue` prints, the most uncertain posts of the newest run that scored the "
         "pool first, in diverse batches, repeats of an image or text left out); `p` scores the pool in the "
         "background (`bizsent score-pool`; Spot-check shows its progress); `d` puts the "
@@ -139,6 +146,19 @@ class LabelScreen(Screen):
     @property
     def current(self) -> int | None:
         return self.queue[self.pos] if self.pos < len(self.queue) else None
+
+    @property
+    def random_sample(self) -> bool:
+        """Does the queue take posts in random order (the only order that may add to the test split)?"""
+        return self.order == "random" and not self.disagree_first
+
+    def target(self, pid: int) -> tuple[str, str]:
+        """(split, sampling) of an answer to `pid`: the test split only for a post the random order chose."""
+        if pid == self.pinned:
+            return "train", "picked"  # opened from Posts: chosen by hand
+        if not self.random_sample:
+            return "train", "disagree-first" if self.disagree_first else self.order
+        return self.split, RANDOM_SAMPLING
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="label-main"):
@@ -330,6 +350,8 @@ class LabelScreen(Screen):
             return f"[reverse b] {key} {name} [/]" if on else f"[dim] {key} {name} [/]"
 
         split = "[b green]TEST[/]" if self.split == "test" else "[b yellow]TRAIN[/]"
+        if self.split == "test" and not self.random_sample:
+            split = "[b yellow]TRAIN[/] (test: random order only)"
         order = ORDER_NAMES[self.order]
         if self.order == "filter" and self.filter_text:
             order += f" “{self.filter_text}”"
@@ -371,8 +393,9 @@ class LabelScreen(Screen):
         pid = self.current
         if pid is None:
             return
-        new = NewLabel(label=label, source="human", split=self.split, labeler="human",
-                       sarcastic=self.sarcastic, unsure=self.unsure)
+        split, sampling = self.target(pid)
+        new = NewLabel(label=label, source="human", split=split, labeler="human",
+                       sarcastic=self.sarcastic, unsure=self.unsure, sampling=sampling)
         written = self.app.write(lambda db: write_answer(db, pid, new))
         self.history.append(Answer("label", pid, label, self.sarcastic, self.unsure, written))
         self.counts[label] += 1
@@ -431,6 +454,9 @@ class LabelScreen(Screen):
 
     def action_toggle_split(self) -> None:
         self.split = "train" if self.split == "test" else "test"
+        if self.split == "test" and not self.random_sample:
+            self.notify("the test split takes posts in random order only: answers go to the train pool until the "
+                        "order is random (o) without disagreements first (d)", timeout=6)
         self._show_flags()
         self._save_session()
 
@@ -487,6 +513,11 @@ class LabelScreen(Screen):
 
 
 def write_answer(db: sqlite_utils.Database, post: int, new: NewLabel) -> tuple[int, LabelValue | None]:
-    """Write the human label; return its row id and the label it replaced, which an undo puts back."""
+    """Write the human label; return its row id and the label it replaced, which an undo puts back.
+
+    A correction of a post's human label keeps that label's split and recorded sampling: answering again never
+    moves a post into or out of the test set."""
     previous = current_label(db, post, new.source, new.labeler)
+    if previous is not None:
+        new = replace(new, split=previous.split, sampling=None)
     return set_label(db, post, new, changed_by=actor(WRITER)), previous

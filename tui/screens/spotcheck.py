@@ -286,7 +286,8 @@ class SpotCheckScreen(Screen):
         before = item.human
         new = NewLabel(label=label, source="human", labeler=before.labeler if before else "human",
                        split=before.split if before else self.split,
-                       sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False)
+                       sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False,
+                       sampling=None if before else "spot-check")  # a correction keeps the recorded sampling
         pid = item.post_id
         written = self.app.write(lambda db: set_label(db, pid, new, changed_by=actor(WRITER)))
         self.history.append(Answer(pid, before, written))
