@@ -20,7 +20,7 @@ import sqlite_utils
 from core.demo_images import ImageSpec, render
 from core.demo_text import dress, fill, general_thread
 from core.images import cache_image, record
-from core.labels import LABELS, Label
+from core.labels import LABELS, RANDOM_SAMPLING, Label
 from core.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
 from core.records import ImageRef, NewLabel, NewPost
 from core.store import transaction
@@ -296,7 +296,7 @@ def _label(db: sqlite_utils.Database, rng: random.Random, item: DemoPost, report
         else:
             unsure = scenario.ambiguous and draws[1] < 0.4
             _put(db, pid, NewLabel(label=scenario.truth, source="human", split="test", labeler=HUMAN,
-                                   sarcastic=scenario.sarcastic, unsure=unsure), report)
+                                   sarcastic=scenario.sarcastic, unsure=unsure, sampling=RANDOM_SAMPLING), report)
             if scenario.sarcastic and draws[2] < 0.5:
                 _note(db, pid, f"ironic: {scenario.cue}")
     for index, (source, labeler) in enumerate(API_LABELERS):

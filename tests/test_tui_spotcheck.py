@@ -64,7 +64,7 @@ async def test_correct_and_accept_write_human_labels_and_undo_removes_them(setti
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_spot(app, pilot)
-        assert screen.split == "train" and "TRAIN" in str(screen.query_one("#spot-head").content)
+        assert "new label → TRAIN" in str(screen.query_one("#spot-head").content)
         await pilot.press("1")  # post 5 (model: bullish 0.42) corrected to bearish
         assert screen.current.post_id == store[4]  # the next item shows at once
         await pilot.press("a")  # post 4: the model's bullish accepted
@@ -78,9 +78,9 @@ async def test_correct_and_accept_write_human_labels_and_undo_removes_them(setti
         await app.writer.drained()
         assert screen.current.post_id == store[5] and screen.current.human is None
         assert human_rows(db) == []
-        await pilot.press("t", "enter")  # the test split only when chosen, and then visibly
+        await pilot.press("t", "enter")  # no key puts a spot-checked post into the test split: it is not random
         await app.writer.drained()
-        assert human_rows(db) == [(store[5], "bullish", "test", "human")]
+        assert human_rows(db) == [(store[5], "bullish", "train", "human")]
 
 
 async def test_existing_human_train_label_keeps_its_split_and_undo_restores_it(settings, db, store, run):

@@ -3,9 +3,9 @@
 and the human label. One key accepts the model's label or corrects it, and the answer becomes a human label
 (through the app's single writer, like the Label screen).
 
-The split of a new human label is an explicit, visible toggle that starts on train: a spot-check never puts a
-post into the human test set unless the user asks for it. A post that already has a human label keeps its split,
-and a human TEST label is only changed after a confirmation naming the old and the new label.
+A new human label always goes to the training pool: this list is ordered by the model's doubt, and the test split
+takes only randomly sampled posts (the Label screen's random order). A post that already has a human label keeps
+its split, and a human TEST label is only changed after a confirmation naming the old and the new label.
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class SpotCheckScreen(Screen):
         Binding("3", "correct('bullish')", "bullish"),
         Binding("u", "undo", "undo"),
         Binding("o", "cycle_order", "order"),
-        Binding("t", "toggle_split", "split"),
         Binding("p", "score_pool", "score pool"),
         Binding("r", "next_run", "run", show=False),
         Binding("j,down", "move(1)", "next", show=False),
@@ -120,9 +119,9 @@ class SpotCheckScreen(Screen):
         "the same as `bizsent score-pool`) and the list fills in as it goes.\n\n"
         "`a` or `enter` accepts the model's label and `1` bearish, `2` neutral, `3` bullish correct it: either "
         "way the answer is written as a **human** label and the next post shows. `u` undoes the last answer "
-        "(the post's earlier human label, if any, comes back). `t` switches the split a **new** human label goes "
-        "to (train by default; test only when you choose it); a post that already has a human label keeps its "
-        "split, and changing a human **test** label asks first. `o` orders by uncertainty (smallest margin "
+        "(the post's earlier human label, if any, comes back). A **new** human label goes to the training pool, "
+        "never the test split (this list is not a random sample); a post that already has a human label keeps "
+        "its split, and changing a human **test** label asks first. `o` orders by uncertainty (smallest margin "
         "between the top two classes first) or by disagreement with the API labels; `r` switches to the next "
         "run with predictions; `j`/`k` move without answering."
     )
@@ -135,7 +134,6 @@ class SpotCheckScreen(Screen):
         self.items: list[SpotItem] = []
         self.pos = 0
         self.order = SPOT_ORDERS[0]
-        self.split = "train"
         self.history: list[Answer] = []
         self.pictures: dict[int, Picture] = {}
         self._loading: set[int] = set()
@@ -253,8 +251,7 @@ class SpotCheckScreen(Screen):
         if item is not None and item.human is not None:
             split = Text.assemble("split ", (f"keeps {item.human.split.upper()}", "bold"))
         else:
-            split = Text.assemble("new label → ", ("TEST", "bold reverse red") if self.split == "test"
-                                  else ("TRAIN", "bold yellow"), " (t)")
+            split = Text.assemble("new label → ", ("TRAIN", "bold yellow"))
         where = f"{self.pos + 1}/{len(self.items)}" if self.items else "0/0"
         pid = f" · post {item.post_id}" if item else ""
         job = self.job
@@ -285,7 +282,7 @@ class SpotCheckScreen(Screen):
     def _write_answer(self, item: SpotItem, label: str) -> None:
         before = item.human
         new = NewLabel(label=label, source="human", labeler=before.labeler if before else "human",
-                       split=before.split if before else self.split,
+                       split=before.split if before else "train",  # never new test labels
                        sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False,
                        sampling=None if before else "spot-check")  # a correction keeps the recorded sampling
         pid = item.post_id
@@ -339,10 +336,6 @@ class SpotCheckScreen(Screen):
         self.items = order_items(self.all_items, self.order)
         self.pos = 0
         self._show()
-
-    def action_toggle_split(self) -> None:
-        self.split = "test" if self.split == "train" else "train"
-        self._show_head()
 
     def action_next_run(self) -> None:
         ids = [r[0] for r in self.runs]
