@@ -287,12 +287,20 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-request is a test case
+            super().handle_error(request, client_address)
+
+
 class Server:
     """Start `fake` on 127.0.0.1 in a thread; `url` is the base_url for the SDK (ends in /v1)."""
 
     def __init__(self, fake: Any, handler_factory: Callable[[Any], type[BaseHTTPRequestHandler]] = make_handler,
                  suffix: str = "/v1") -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_factory(fake))
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler_factory(fake))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{suffix}"
