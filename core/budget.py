@@ -131,7 +131,9 @@ def money(usd: float) -> str:
 def _hint(cap_key: str, posts: int | None, limit: int | None, estimate_usd: float, room_usd: float) -> str:
     """What to do about it: fewer posts when fewer would fit, else a higher cap."""
     raise_cap = f"raise labeling.{cap_key} in config.toml"
-    if posts and posts > 1 and (limit is None or limit > 1):
+    if posts is None:
+        return f"use --limit or {raise_cap}"
+    if posts > 1 and (limit is None or limit > 1):
         fit = math.floor(room_usd / (estimate_usd / posts)) if estimate_usd > 0 else posts
         if fit >= 1:
             return f"use --limit {fit} (about that many fit) or {raise_cap}"
