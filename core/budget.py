@@ -116,19 +116,44 @@ def estimate(db: sqlite_utils.Database, settings: Settings, provider: str, model
                     price.usd(tokens_in, tokens_out, mode), basis)
 
 
-def check_caps(db: sqlite_utils.Database, settings: Settings, estimate_usd: float) -> None:
-    """Refuse to start a run whose estimate crosses the per-job or the total cap."""
+def money(usd: float) -> str:
+    """Dollars with enough digits to tell small amounts apart: $12.30, $0.0349, $0.00042 (3 significant)."""
+    if usd == 0:
+        return "$0.00"
+    decimals = max(2, 2 - math.floor(math.log10(abs(usd))))
+    text = f"{usd:,.{decimals}f}"
+    if "." in text and decimals > 2:
+        whole, frac = text.split(".")
+        text = f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+    return f"${text}"
+
+
+def _hint(cap_key: str, posts: int | None, limit: int | None, estimate_usd: float, room_usd: float) -> str:
+    """What to do about it: fewer posts when fewer would fit, else a higher cap."""
+    raise_cap = f"raise labeling.{cap_key} in config.toml"
+    if posts is None:
+        return f"use --limit or {raise_cap}"
+    if posts > 1 and (limit is None or limit > 1):
+        fit = math.floor(room_usd / (estimate_usd / posts)) if estimate_usd > 0 else posts
+        if fit >= 1:
+            return f"use --limit {fit} (about that many fit) or {raise_cap}"
+    if room_usd <= 0:
+        return f"nothing more fits; {raise_cap}"
+    return f"even one post does not fit; {raise_cap}"
+
+
+def check_caps(db: sqlite_utils.Database, settings: Settings, estimate_usd: float, posts: int | None = None,
+               limit: int | None = None) -> None:
+    """Refuse to start a run whose estimate crosses the per-job or the total cap. The total counts what every
+    process has spent, reserved for requests in flight, or may have paid (ledger.committed_usd)."""
     job_cap, total_cap = settings.labeling.budget_job_usd, settings.labeling.budget_total_usd
-    spent = ledger.total_usd(db)
+    spent = ledger.committed_usd(db)
+    what = f"estimated {money(estimate_usd)}" + (f" for {posts} post(s)" if posts else "")
     if estimate_usd > job_cap:
-        raise BudgetError(f"estimated ${estimate_usd:.2f} exceeds the per-job cap ${job_cap:.2f}"
-                          " (labeling.budget_job_usd); use --limit or raise the cap")
+        raise BudgetError(f"{what} exceeds the per-job cap {money(job_cap)} (labeling.budget_job_usd); "
+                          + _hint("budget_job_usd", posts, limit, estimate_usd, job_cap))
     if spent + estimate_usd > total_cap:
-        raise BudgetError(f"estimated ${estimate_usd:.2f} plus ${spent:.2f} already spent exceeds the total cap"
-                          f" ${total_cap:.2f} (labeling.budget_total_usd); use --limit or raise the cap")
+        raise BudgetError(f"{what} plus {money(spent)} already spent or reserved exceeds the total cap"
+                          f" {money(total_cap)} (labeling.budget_total_usd); "
+                          + _hint("budget_total_usd", posts, limit, estimate_usd, total_cap - spent))
 
-
-def would_cross(settings: Settings, job_spent: float, total_spent: float, next_usd: float) -> bool:
-    """True when sending one more request (at its estimated price) could cross a cap."""
-    return (job_spent + next_usd > settings.labeling.budget_job_usd
-            or total_spent + next_usd > settings.labeling.budget_total_usd)

@@ -116,6 +116,8 @@ class LabelingSettings(Section):
     budget_job_usd: float = Field(5.0, ge=0)
     few_shot: int = Field(0, ge=0, le=20)
     max_retries: int = Field(4, ge=0)
+    request_timeout_s: float = Field(60.0, gt=0)  # one live request; past it its fate is unknown (maybe paid)
+    max_consecutive_failures: int = Field(5, ge=1)  # unreachable server this many times in a row: the run stops
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
     compatible: CompatibleSettings = Field(default_factory=CompatibleSettings)

@@ -1,9 +1,18 @@
-"""The cost ledger (`api_calls`): every paid request is written before it is sent and completed after.
+"""The cost ledger (`api_calls`): every paid request is claimed and written before it is sent and completed after.
 
-Row life: pending (queued behind the rate limiter, not sent) -> sent (handed to the SDK) -> ok | invalid |
-error. A process killed mid-run leaves 'pending' rows (never sent: 'abandoned', free) and 'sent' rows
-(maybe answered and billed: 'interrupted'); the next run resends the latter and reports them as the only
-requests that may have been paid twice.
+Row life: pending (claimed, queued behind the rate limiter, not sent) -> sent (handed to the SDK, or in a
+remote batch) -> ok | invalid | error | interrupted. An open row (pending or sent) is the **claim** on its
+request key (post, image, prompt version, model): `claim` writes it in one BEGIN IMMEDIATE transaction that
+checks that no live claim and no answer exist for the key and that its reserved dollars fit under the caps
+(settled spend + open reservations of every process), so two runs at once never send the same request and
+never overrun a cap together. A unique partial index makes a second open row for a key impossible.
+
+A claim is live while its owner runs: a live row's job is 'running' under the row's pid, that pid is alive
+and the job's heartbeat is fresh; a sent batch row lives while its batch job runs. Anything else is a dead
+claim: 'pending' rows were never sent ('abandoned', free), 'sent' rows may have been answered and billed
+('interrupted': **maybe paid**). Requests that timed out or lost their connection after sending are
+'interrupted' too. Those are the only requests that can be paid twice; the notice and `bizsent costs`
+count them.
 """
 
 from __future__ import annotations
@@ -11,16 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from core.log import redact
-from core.store import now
+from core.store import now, transaction
 
 FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
+OPEN = ("pending", "sent")
+MAYBE_PAID = "interrupted"  # sent, and no answer recorded: the fate is unknown
+CLAIM_STALE_S = 900.0  # a claim whose job has not written a heartbeat for this long is dead (pid reused)
 
 
 def request_key(post_id: int, image_sha256: str, prompt_version: str, model: str) -> str:
@@ -29,12 +41,112 @@ def request_key(post_id: int, image_sha256: str, prompt_version: str, model: str
 
 
 def begin(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: int, provider: str, model: str,
-          prompt_version: str, mode: str = "live", status: str = "pending") -> int:
+          prompt_version: str, mode: str = "live", status: str = "pending", reserved_usd: float | None = None
+          ) -> int:
+    """Write a row without the checks of `claim` (which is what every sender uses)."""
     return db.execute(
         "INSERT INTO api_calls (request_key, job_id, post_id, provider, model, prompt_version, mode, status,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [key, job_id, post_id, provider, model, prompt_version, mode, status, now()],
+        " created_at, pid, reserved_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [key, job_id, post_id, provider, model, prompt_version, mode, status, now(), os.getpid(), reserved_usd],
     ).lastrowid
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    job_usd: float
+    total_usd: float
+
+
+@dataclass(slots=True)
+class Claim:
+    call_id: int | None  # the claimed row; None when refused
+    refused: str | None = None  # 'done' (answered or labeled already), 'busy' (a live claim), 'cap'
+    recovered: list[Interrupted] = field(default_factory=list)  # dead claims on the key closed on the way
+
+    @property
+    def ok(self) -> bool:
+        return self.call_id is not None
+
+
+def claim(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: int, provider: str, model: str,
+          prompt_version: str, mode: str = "live", reserve_usd: float = 0.0, caps: Caps | None = None,
+          label_source: str | None = None, labeler: str | None = None) -> Claim:
+    """Claim `key` for this process, atomically: refused when the key is answered (or the post already has a
+    label from `label_source`/`labeler`), when a live claim holds it, or when `reserve_usd` would cross a cap
+    counting everything every process has spent or reserved. A dead claim on the key is closed on the way
+    (maybe paid, like after a kill) and returned in `recovered`."""
+    recovered: list[Interrupted] = []
+    with transaction(db):
+        if db.execute("SELECT 1 FROM api_calls WHERE request_key = ? AND status = 'ok' LIMIT 1", [key]).fetchone():
+            return Claim(None, "done")
+        if label_source and db.execute("SELECT 1 FROM labels WHERE post_id = ? AND source = ? AND labeler = ?",
+                                       [post_id, label_source, labeler or ""]).fetchone():
+            return Claim(None, "done")
+        for row in db.execute(f"{_OPEN_SQL} AND c.request_key = ?", [key]).fetchall():
+            if _alive(row):
+                return Claim(None, "busy")
+            lost = _close_dead(db, row)
+            if lost is not None:
+                recovered.append(lost)
+        if caps is not None and reserve_usd > 0:
+            if committed_usd(db) + reserve_usd > caps.total_usd + 1e-12:
+                return Claim(None, "cap", recovered)
+            if job_id is not None and committed_usd(db, job_id) + reserve_usd > caps.job_usd + 1e-12:
+                return Claim(None, "cap", recovered)
+        call_id = begin(db, key=key, job_id=job_id, post_id=post_id, provider=provider, model=model,
+                        prompt_version=prompt_version, mode=mode, reserved_usd=reserve_usd)
+    return Claim(call_id, None, recovered)
+
+
+_OPEN_SQL = ("SELECT c.id, c.post_id, c.request_key, c.job_id, c.status, c.mode, c.batch_id, c.pid, j.pid,"
+             " j.state, j.heartbeat_at FROM api_calls c LEFT JOIN jobs j ON j.id = c.job_id"
+             " WHERE c.status IN ('pending', 'sent')")
+
+
+def _age_s(stamp: str | None) -> float:
+    from datetime import UTC, datetime
+
+    if not stamp:
+        return float("inf")
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def _alive(row: tuple) -> bool:
+    """Is the process (or the remote batch job) that holds this open row still going?"""
+    _, _, _, _, status, mode, batch_id, pid, job_pid, job_state, heartbeat = row
+    if mode == "batch" and status == "sent" and batch_id:
+        return job_state == "running"  # the provider holds it until collected, failed or cancelled
+    owner = pid or job_pid
+    if job_state != "running" or not owner or job_pid != owner:
+        return False  # the job was requeued, finished, or taken over by another process
+    return pid_alive(owner) and _age_s(heartbeat) < CLAIM_STALE_S
+
+
+def _close_dead(db: sqlite_utils.Database, row: tuple) -> Interrupted | None:
+    call_id, post, key, job, status, mode, batch_id = row[:7]
+    if status == "pending" and mode == "live":
+        complete(db, call_id, status="abandoned", error="never sent: the process stopped first")
+        return None
+    # Sent (or a batch whose submission may have reached the provider): maybe billed, so maybe paid twice.
+    complete(db, call_id, status=MAYBE_PAID,
+             error="in flight when the process stopped; may be billed and will be resent")
+    return Interrupted(call_id, post, key, job)
+
+
+def live_claims(db: sqlite_utils.Database) -> set[str]:
+    """Request keys held by live claims (another run's requests in flight, posts waiting in open batches)."""
+    return {row[2] for row in db.execute(_OPEN_SQL).fetchall() if _alive(row)}
+
+
+def committed_usd(db: sqlite_utils.Database, job_id: int | None = None) -> float:
+    """What the caps count: settled dollars, plus the reservation of every open claim, plus the reservation of
+    every request of unknown fate (maybe paid) that has no settled cost."""
+    where, args = ("WHERE job_id = ?", [job_id]) if job_id is not None else ("", [])
+    return db.execute(
+        "SELECT coalesce(sum(CASE WHEN status IN ('pending', 'sent') THEN"
+        " max(coalesce(reserved_usd, 0), coalesce(usd, 0))"
+        " WHEN status = 'interrupted' THEN coalesce(usd, reserved_usd, 0) ELSE coalesce(usd, 0) END), 0)"
+        f" FROM api_calls {where}", args).fetchone()[0]
 
 
 def mark_sent(db: sqlite_utils.Database, call_id: int) -> None:
@@ -88,24 +200,21 @@ class Interrupted:
 
 
 def recover(db: sqlite_utils.Database, provider: str, model: str) -> list[Interrupted]:
-    """Close the open rows of dead processes; return the 'sent' ones (the only possible double payments)."""
-    rows = db.execute(
-        "SELECT c.id, c.post_id, c.request_key, c.job_id, c.status, j.pid, j.state FROM api_calls c"
-        " LEFT JOIN jobs j ON j.id = c.job_id WHERE c.provider = ? AND c.model = ? AND c.mode = 'live'"
-        " AND c.status IN ('pending', 'sent')",
-        [provider, model],
-    ).fetchall()
+    """Close the dead claims (open rows of stopped processes) for this provider and model; return the 'sent'
+    ones (maybe paid: the only possible double payments)."""
     lost: list[Interrupted] = []
-    for call_id, post, key, job, status, pid, state in rows:
-        if state == "running" and pid_alive(pid) and pid != os.getpid():
-            continue  # another live process owns it
-        if status == "pending":
-            complete(db, call_id, status="abandoned", error="never sent: the process stopped first")
-        else:
-            complete(db, call_id, status="interrupted",
-                     error="in flight when the process stopped; may be billed and will be resent")
-            lost.append(Interrupted(call_id, post, key, job))
+    with transaction(db):
+        for row in db.execute(f"{_OPEN_SQL} AND c.provider = ? AND c.model = ?", [provider, model]).fetchall():
+            if not _alive(row) and (closed := _close_dead(db, row)) is not None:
+                lost.append(closed)
     return lost
+
+
+def maybe_paid(db: sqlite_utils.Database) -> tuple[int, float]:
+    """Requests of unknown fate (interrupted, timed out, connection lost after sending) and their estimate."""
+    n, usd = db.execute("SELECT count(*), coalesce(sum(coalesce(usd, reserved_usd, 0)), 0) FROM api_calls"
+                        " WHERE status = 'interrupted'").fetchone()
+    return n, usd
 
 
 def total_usd(db: sqlite_utils.Database) -> float:

@@ -250,6 +250,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE images ADD COLUMN phash TEXT;
     ALTER TABLE labels ADD COLUMN sampling TEXT;
     """,
+    # 7: claims. A ledger row that is still open ('pending' or 'sent') claims its request key: at most one per
+    # key, across every process (a second run skips the post). The row names the process that holds it (pid)
+    # and the dollars it reserved against the caps until it is settled with the real cost. Duplicate open rows
+    # left by older versions (two runs at once) are closed first as 'interrupted': maybe paid.
+    """
+    ALTER TABLE api_calls ADD COLUMN pid INTEGER;
+    ALTER TABLE api_calls ADD COLUMN reserved_usd REAL;
+    UPDATE api_calls SET status = 'interrupted',
+        error = 'open twice when claims were introduced; may be billed',
+        completed_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+        WHERE status IN ('pending', 'sent') AND id NOT IN (
+            SELECT max(id) FROM api_calls WHERE status IN ('pending', 'sent') GROUP BY request_key);
+    CREATE UNIQUE INDEX api_calls_open_key ON api_calls(request_key) WHERE status IN ('pending', 'sent');
+    CREATE INDEX api_calls_post ON api_calls(post_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

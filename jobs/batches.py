@@ -13,12 +13,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from core import ledger
+from core.budget import money
 from core.config import Settings
 from core.errors import BizsentError
 from core.images import image_jpeg
@@ -40,10 +41,17 @@ class BatchReport:
     submitted: int
     remote_ids: list[str]
     state: str = "running"
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"job {self.job_id}: submitted {self.submitted} requests in batch(es) {', '.join(self.remote_ids)};"
-                " run `bizsent batches collect` later to fetch the results")
+        if not self.remote_ids:
+            line = f"job {self.job_id}: nothing submitted"
+        else:
+            line = (f"job {self.job_id}: submitted {self.submitted} requests in batch(es)"
+                    f" {', '.join(self.remote_ids)}; run `bizsent batches collect` later to fetch the results")
+        if self.skipped:
+            line += "; not sent: " + ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items()))
+        return line
 
 
 def _payloads(settings: Settings, remote: Backend, params: Params, items: list[Item], examples: tuple[Example, ...],
@@ -74,19 +82,46 @@ def _chunks(entries: list[Entry], max_bytes: int, max_requests: int) -> list[lis
 
 
 def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id: int, params: Params,
-          items: list[Item], examples: tuple[Example, ...], snap: Snapshot) -> list[str]:
-    """Ledger rows first ('pending'), then the remote job; rows become 'sent' once it exists.
+          items: list[Item], examples: tuple[Example, ...], snap: Snapshot,
+          reserve_of: Callable[[Item], float]) -> list[str]:
+    """Claim each post first (a 'pending' ledger row, its estimate reserved against the caps), then the remote
+    job; rows become 'sent' once it exists, and stay claimed until collected, failed or cancelled.
 
-    A failed submission closes its rows as 'error' (nothing was accepted, so nothing is billed) and stops with
-    one line; the remote jobs created before it stay recorded by the caller."""
+    A post another run holds or has answered is left out (snap.skipped); a claim the caps refuse ends the
+    submission there. A failed submission closes its rows as 'error' (nothing was accepted, so nothing is
+    billed) and stops with one line; the remote jobs created before it stay recorded by the caller."""
+    from jobs.labeling import CLAIMED
+
+    caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     sent: list[str] = []
+    capped = False
     for chunk in _chunks(_payloads(settings, remote, params, items, examples, snap), remote.max_bytes,
                          remote.max_requests):
-        call_ids = [ledger.begin(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
-                                 model=params.model, prompt_version=params.prompt_version, mode="batch")
-                    for item, _, _ in chunk]
+        claimed: list[tuple[int, Any]] = []
+        for item, payload, _ in chunk:
+            if capped:
+                snap.skipped["budget cap reached, not submitted"] += 1
+                snap.total -= 1
+                continue
+            got = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
+                               model=params.model, prompt_version=params.prompt_version, mode="batch",
+                               reserve_usd=reserve_of(item), caps=caps, label_source=SOURCE_OF[params.provider],
+                               labeler=params.labeler)
+            snap.interrupted += len(got.recovered)
+            if got.call_id is not None:
+                claimed.append((got.call_id, payload))
+                continue
+            snap.total -= 1
+            if got.refused == "cap":
+                capped = True
+                snap.skipped["budget cap reached, not submitted"] += 1
+            else:
+                snap.skipped["labeled by another run" if got.refused == "done" else CLAIMED] += 1
+        if not claimed:
+            continue
+        call_ids = [call_id for call_id, _ in claimed]
         try:
-            remote_id = remote.send([payload for _, payload, _ in chunk], params.model, job_id)
+            remote_id = remote.send([payload for _, payload in claimed], params.model, job_id)
         except Exception as exc:
             with transaction(db):
                 for call_id in call_ids:
@@ -119,7 +154,7 @@ def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan, job_id: in
     else:
         rows.take_over(db, job_id, len(items))
     try:
-        sent = _send(db, settings, remote, job_id, params, items, plan.examples, snap)
+        sent = _send(db, settings, remote, job_id, params, items, plan.examples, snap, plan.usd_of)
     except SubmitError as exc:
         sent = exc.sent
         _record(db, job_id, params, sent)
@@ -127,8 +162,11 @@ def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan, job_id: in
             rows.finish(db, job_id, "failed", str(exc))
         raise
     _record(db, job_id, params, sent)
-    rows.progress(db, job_id, done=0, failed=0, total=len(items), counts=snap.counts("batch"))
-    return BatchReport(job_id, len(items), sent)
+    rows.progress(db, job_id, done=0, failed=0, total=snap.total, counts=snap.counts("batch"))
+    if not sent:
+        rows.finish(db, job_id, "done", "nothing submitted: " + (", ".join(
+            f"{n} {r}" for r, n in sorted(snap.skipped.items())) or "no posts"))
+    return BatchReport(job_id, snap.total, sent, skipped=dict(snap.skipped))
 
 
 def _record(db: sqlite_utils.Database, job_id: int, params: Params, sent: list[str]) -> None:
@@ -254,8 +292,10 @@ def _resubmit(db: sqlite_utils.Database, settings: Settings, remote: Backend, jo
         snap.failed += len(again)
         snap.errors[f"not resubmitted: {problems[0] if problems else 'few-shot examples changed'}"] += len(again)
         return 0
+    per_post = snap.estimate_usd / max(1, snap.total)
     try:
-        sent = _send(db, settings, remote, job["id"], params, _items_for(db, params, again), examples, snap)
+        sent = _send(db, settings, remote, job["id"], params, _items_for(db, params, again), examples, snap,
+                     lambda item: per_post)
     except SubmitError as exc:
         sent = exc.sent
         snap.errors["resubmission refused"] += 1
@@ -330,13 +370,19 @@ def render_costs(db: sqlite_utils.Database, settings: Settings | None = None) ->
     """Spend from the ledger by provider, model, job and day; with `settings`, each model's price (the same
     [prices] table the estimates and the ledger use) beside what it cost."""
     out = [f"total spend recorded: ${ledger.total_usd(db):.4f}"]
+    unknown, unknown_usd = ledger.maybe_paid(db)
+    if unknown:
+        # Sent, but no answer was recorded (killed mid-request, timed out, connection lost): the provider may
+        # have billed them, and each was sent again, so each may have been paid twice.
+        out.append(f"maybe paid: {unknown} request(s) of unknown fate (about {money(unknown_usd)}), not in the"
+                   " total above; the caps count them")
     for column in ("provider", "model", "job", "day"):
         rows_ = ledger.spend_by(db, column)
         out.append("")
         out.append(f"by {column}:")
         priced = column == "model" and settings is not None
         out.append(f"  {column:<36} {'calls':>7} {'ok':>7} {'tokens in':>12} {'tokens out':>11} {'USD':>10}"
-                   f" {'maybe paid twice':>16}" + ("  price in/out per Mtok (batch x)" if priced else ""))
+                   f" {'maybe paid':>16}" + ("  price in/out per Mtok (batch x)" if priced else ""))
         for r in rows_:
             line = (f"  {str(r[column])[:36]:<36} {r['calls']:>7} {r['ok']:>7} {r['tokens_in']:>12,}"
                     f" {r['tokens_out']:>11,} {r['usd']:>10.4f} {r['interrupted']:>16}")

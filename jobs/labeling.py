@@ -2,8 +2,11 @@
 
 A live run sends `concurrency` requests at a time behind two client-side limiters (requests and tokens per
 minute), pauses everyone when the server says so (Retry-After, exhausted rate-limit headers), retries
-invalid answers and transient failures per `labeling.max_retries`, and writes every attempt to the ledger
-before sending it. A rerun of the same command picks up where a killed one stopped.
+invalid answers and transient failures per `labeling.max_retries`, and claims every attempt in the ledger
+before sending it (ledger.claim: one live claim per request across processes, its estimated cost reserved
+against the caps). A post another run holds (live or in an open batch) is skipped. The run stops, failed and
+resumable, when the server cannot be reached `labeling.max_consecutive_failures` times in a row or says the
+account is out of quota. A rerun of the same command picks up where a killed one stopped.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from core.config import ModelPrice, Settings
 from core.dataset import leakage_check
 from core.errors import BizsentError
 from core.images import image_jpeg
-from core.labelers import Labeler, LabelerError, Request, Transient, make_labeler
+from core.labelers import Labeler, LabelerError, QuotaExhausted, Request, Transient, Unreachable, make_labeler
 from core.labelers.base import exhausted_for, provider_settings
 from core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
 from core.posts import CANDIDATE_SQL, set_label
@@ -35,7 +38,12 @@ from jobs import rows
 
 SOURCE_OF = {"openai": "openai", "gemini": "gemini", "compatible": "compatible"}
 PROGRESS_EVERY_S = 0.5
+HEARTBEAT_S = 5.0  # a running job's heartbeat, also while every request waits on a slow server
 RATE_LIMIT_RETRIES = 30
+# A claim reserves this multiple of the post's estimate (or the dearest answer seen so far, if larger), so
+# answers somewhat longer than estimated cannot carry concurrent runs over the total cap.
+RESERVE_MARGIN = 1.5
+CLAIMED = "claimed by another run (in flight or in an open batch)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,10 @@ class Plan:
     estimates: list[budget.Estimate]  # every provider x mode, the chosen one first
     examples: tuple[Example, ...] = ()
     notes: list[str] = field(default_factory=list)  # few-shot problems, providers that could not be priced
+    item_usd: dict[int, float] = field(default_factory=dict)  # post id -> its share of the chosen estimate
+
+    def usd_of(self, item: Item) -> float:
+        return self.item_usd.get(item.post_id, self.chosen.usd / max(1, len(self.items)))
 
     @property
     def chosen(self) -> budget.Estimate:
@@ -199,19 +211,25 @@ def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Count
     ):
         skipped["no image" if image_id is None else f"image {status}" + (f": {reason}" if reason else "")] += 1
     limit = -1 if params.limit is None else params.limit
+    claimed = ledger.live_claims(db)
     items = []
     for row in db.execute(
         "SELECT p.id, p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
         " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
         f" FROM posts p JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)"
-        " ORDER BY p.id LIMIT ?",
-        [source, params.labeler, limit],
+        " ORDER BY p.id",
+        [source, params.labeler],
     ):
         post, subject, text, path, sha, width, height, is_test = row
         key = ledger.request_key(post, sha or "", params.prompt_version, params.model)
+        if key in claimed:
+            skipped[CLAIMED] += 1
+            continue
         items.append(Item(post, subject, text, path or "", sha or "", width, height,
                           "test" if is_test else "unassigned", key))
+        if len(items) == limit:
+            break
     return items, skipped
 
 
@@ -244,7 +262,23 @@ def plan(db: sqlite_utils.Database, settings: Settings, params: Params) -> Plan:
         for mode in modes:
             estimates.append(budget.estimate(db, settings, provider, model, params.prompt_version, sizes, mode,
                                              price, example_tokens))
-    return Plan(params, items, skipped, estimates, examples, notes)
+    return Plan(params, items, skipped, estimates, examples, notes,
+                item_shares(settings, params, items, estimates[0], example_tokens))
+
+
+def item_shares(settings: Settings, params: Params, items: list[Item], chosen: budget.Estimate,
+                example_tokens: int) -> dict[int, float]:
+    """Each post's share of the chosen estimate, in proportion to its own formula tokens (long posts and large
+    images reserve more against the caps than short ones)."""
+    if not items or params.price is None:
+        return {}
+    conf = provider_settings(settings, params.provider)
+    formula = [budget.formula_tokens_in(params.provider, conf.detail, i.subject, i.text, i.width, i.height,
+                                        settings.images.max_pixels, example_tokens) for i in items]
+    scale = chosen.tokens_in / max(1, sum(formula))
+    out_each = chosen.tokens_out / len(items)
+    return {i.post_id: params.price.usd(round(f * scale), round(out_each), params.mode)
+            for i, f in zip(items, formula, strict=True)}
 
 
 @dataclass(slots=True)
@@ -261,6 +295,7 @@ class Snapshot:
     skipped: Counter[str] = field(default_factory=Counter)
     interrupted: int = 0
     retries: int = 0
+    maybe_paid: int = 0  # requests of this run that got no answer after sending (timed out, connection lost)
 
     def rate_per_min(self) -> float:
         elapsed = time.monotonic() - self.started
@@ -275,7 +310,7 @@ class Snapshot:
         return {"mode": mode, "usd": round(self.usd, 6), "estimate_usd": round(self.estimate_usd, 6),
                 "rate_per_min": round(self.rate_per_min(), 2), "eta_s": self.eta_s(),
                 "skipped": dict(self.skipped), "errors": dict(self.errors), "interrupted": self.interrupted,
-                "retries": self.retries}
+                "retries": self.retries, "maybe_paid": self.maybe_paid}
 
 
 @dataclass(slots=True)
@@ -285,6 +320,7 @@ class Report:
     snapshot: Snapshot
     interrupted: list[ledger.Interrupted]
     error: str | None = None
+    unknown_fate: list[ledger.Interrupted] = field(default_factory=list)  # this run's maybe-paid requests
 
     def summary(self) -> str:
         s = self.snapshot
@@ -297,6 +333,8 @@ class Report:
         line = "; ".join(parts)
         if self.interrupted:
             line += "\n" + interrupted_notice(self.interrupted)
+        if self.unknown_fate:
+            line += "\n" + unknown_fate_notice(self.unknown_fate)
         if self.error:
             line += f"\nstopped: {self.error}"
         return line
@@ -308,12 +346,25 @@ def interrupted_notice(interrupted: list[ledger.Interrupted]) -> str:
             f" may have been paid twice (posts {posts})")
 
 
+def unknown_fate_notice(lost: list[ledger.Interrupted]) -> str:
+    posts = ", ".join(sorted({str(i.post_id) for i in lost}, key=int)[:20])
+    return (f"maybe paid: {len(lost)} request(s) got no answer after they were sent (timed out or connection"
+            f" lost); the server may have billed them, and they were sent again (posts {posts});"
+            " `bizsent costs` counts them")
+
+
 class _Invalid(Exception):  # noqa: N818  (an answer we cannot use; retried like a transient failure)
     pass
 
 
 class _Stop(Exception):  # noqa: N818
     pass
+
+
+class _Skip(Exception):  # noqa: N818  (another run holds or answered this post: not ours to send)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: Snapshot,
@@ -326,7 +377,10 @@ def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: S
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
         if same == wanted and job["state"] in ("running", "queued") and not ledger.pid_alive(job["pid"]):
-            rows.take_over(db, job["id"], total)
+            try:
+                rows.take_over(db, job["id"], total)
+            except rows.JobBusy:  # another run resumed it a moment ago
+                continue
             return job["id"]
     return rows.create(db, "label", params.as_dict(), total, snapshot.counts(params.mode))
 
@@ -335,7 +389,7 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
              progress: Callable[[Snapshot], None] | None = None, backoff_s: float = 0.5,
              labeler: Labeler | None = None, interrupted: list[ledger.Interrupted] | None = None,
              job_id: int | None = None) -> Report:
-    """Label the plan's posts now; returns when every post is answered or failed, or a cap/cancel stops it.
+    """Label the plan's posts now; returns when every post is answered or failed, or a cap/cancel/stop ends it.
 
     `interrupted`: what the caller already recovered (and reported) from an earlier killed run.
     `job_id`: run this queued job row (`bizsent label --job ID`, the console's detached runs)."""
@@ -343,11 +397,14 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     labeler = labeler or make_labeler(settings, params.provider, params.model)
     if interrupted is None:
         interrupted = ledger.recover(db, params.provider, params.model)
+    interrupted = list(interrupted)
     snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
                     interrupted=len(interrupted))
     job_id = start_job(db, params, len(the_plan.items), snap, job_id)
+    unknown: list[ledger.Interrupted] = []
     try:
-        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s))
+        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
+                                         interrupted, unknown))
     except KeyboardInterrupt:
         # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
         rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
@@ -355,27 +412,29 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
         raise
     rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
     rows.finish(db, job_id, state, error)
-    return Report(job_id, state, snap, interrupted, error)
+    return Report(job_id, state, snap, interrupted, error, unknown)
 
 
 async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, labeler: Labeler, job_id: int,
-                snap: Snapshot, progress: Callable[[Snapshot], None] | None,
-                backoff_s: float) -> tuple[str, str | None]:
+                snap: Snapshot, progress: Callable[[Snapshot], None] | None, backoff_s: float,
+                interrupted: list[ledger.Interrupted], unknown: list[ledger.Interrupted]) -> tuple[str, str | None]:
     params = the_plan.params
     conf = provider_settings(settings, params.provider)
+    caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     # One request at a time spaced 60/rpm apart: no start-up burst, so no window ever exceeds the limit.
     requests = AsyncLimiter(1, 60 / conf.requests_per_minute)
     tokens = AsyncLimiter(conf.tokens_per_minute, 60)
     queue: asyncio.Queue[Item] = asyncio.Queue()
     for item in the_plan.items:
         queue.put_nowait(item)
-    per_post = the_plan.chosen.usd / max(1, len(the_plan.items))
     tokens_per_post = the_plan.chosen.tokens_in / max(1, len(the_plan.items))
-    spent = {"job": ledger.job_usd(db, job_id), "total": ledger.total_usd(db), "reserved": 0.0}
+    dearest = [0.0]  # the largest real cost of one answer in this run
+    unreachable_in_a_row = [0]
     paused_until = [0.0]
     stop: dict[str, str | None] = {"state": None, "error": None}
     loop = asyncio.get_running_loop()
     last_write = [0.0]
+    resume = f"resume with `bizsent label --job {job_id}`"
 
     def halt(state: str, error: str | None) -> None:
         if stop["state"] is None:
@@ -390,65 +449,101 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                              counts=snap.counts("live")) == "cancelled":
                 halt("cancelled", "cancelled by the user")
 
+    async def heartbeat() -> None:
+        # Claims stay live while the job's heartbeat is fresh, even when every request waits on a slow server.
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            rows.beat(db, job_id)
+
     def pause(seconds: float) -> None:
         paused_until[0] = max(paused_until[0], loop.time() + seconds)
+
+    def unreachable(exc: Unreachable, call_id: int, item: Item, started: float) -> None:
+        latency = (time.monotonic() - started) * 1000
+        if exc.maybe_sent:
+            # It left this machine and no answer came back: the server may have billed it. Maybe paid.
+            ledger.complete(db, call_id, status=ledger.MAYBE_PAID, latency_ms=latency,
+                            error=f"{exc.cause}: fate unknown, may be billed; sent again")
+            unknown.append(ledger.Interrupted(call_id, item.post_id, item.key, job_id))
+            snap.maybe_paid += 1
+        else:
+            ledger.complete(db, call_id, status="error", latency_ms=latency, error=f"not sent: {exc.cause}")
+        unreachable_in_a_row[0] += 1
+        limit = settings.labeling.max_consecutive_failures
+        if unreachable_in_a_row[0] >= limit:
+            halt("failed", f"cannot reach {exc.host} ({exc.cause}) {unreachable_in_a_row[0]} times in a row;"
+                           f" check labeling.{params.provider}.base_url / your network; {resume}")
 
     async def attempt(item: Item, jpeg: bytes) -> None:
         if stop["state"]:
             raise _Stop
-        if budget.would_cross(settings, spent["job"] + spent["reserved"], spent["total"] + spent["reserved"],
-                              per_post):
+        reserve = max(the_plan.usd_of(item) * RESERVE_MARGIN, dearest[0])
+        claim = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
+                             model=params.model, prompt_version=params.prompt_version, reserve_usd=reserve,
+                             caps=caps, label_source=SOURCE_OF[params.provider], labeler=params.labeler)
+        if claim.recovered:
+            interrupted.extend(claim.recovered)
+            snap.interrupted += len(claim.recovered)
+        if claim.refused == "cap":
             halt("cancelled", "budget cap reached")
             raise _Stop
-        spent["reserved"] += per_post
-        call_id = ledger.begin(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
-                               model=params.model, prompt_version=params.prompt_version)
+        if claim.call_id is None:
+            raise _Skip("labeled by another run" if claim.refused == "done" else CLAIMED)
+        call_id = claim.call_id
+        while (wait := paused_until[0] - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        await requests.acquire()
+        await tokens.acquire(min(conf.tokens_per_minute, tokens_per_post))
+        if stop["state"]:
+            ledger.complete(db, call_id, status="cancelled", error="run stopped before sending")
+            raise _Stop
+        ledger.mark_sent(db, call_id)
+        started = time.monotonic()
         try:
-            while (wait := paused_until[0] - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            await requests.acquire()
-            await tokens.acquire(min(conf.tokens_per_minute, tokens_per_post))
+            outcome = await labeler.label(Request(item.key, the_text(item), jpeg, the_plan.examples))
+        except Unreachable as exc:
+            unreachable(exc, call_id, item, started)
+            snap.retries += 1
             if stop["state"]:
-                ledger.complete(db, call_id, status="cancelled", error="run stopped before sending")
-                raise _Stop
-            ledger.mark_sent(db, call_id)
-            started = time.monotonic()
-            try:
-                outcome = await labeler.label(Request(item.key, the_text(item), jpeg, the_plan.examples))
-            except Transient as exc:
-                ledger.complete(db, call_id, status="error", error=exc.reason,
-                                latency_ms=(time.monotonic() - started) * 1000)
-                if exc.retry_after is not None:
-                    pause(exc.retry_after)
-                snap.retries += 1
-                raise
-            except LabelerError as exc:
-                ledger.complete(db, call_id, status="error", error=str(exc))
-                halt("failed", str(exc))
                 raise _Stop from None
-            latency = (time.monotonic() - started) * 1000
-            if (reset := exhausted_for(outcome.headers)) is not None:
-                pause(reset)
-            usd = params.usd(outcome.tokens_in, outcome.tokens_out)
-            path = ledger.save_response(settings.data_dir, item.key, call_id, outcome.raw)
-            spent["job"] += usd
-            spent["total"] += usd
-            snap.usd += usd
-            common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, latency_ms=latency,
-                          response_path=path)
-            if outcome.answer is None:
-                ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
-                snap.retries += 1
-                raise _Invalid(outcome.error or "no answer")
-            answer = outcome.answer
-            with transaction(db):  # the label and the ledger's "ok" land together or not at all
-                ledger.complete(db, call_id, status="ok", **common)
-                set_label(db, item.post_id, NewLabel(
-                    label=answer.label, source=SOURCE_OF[params.provider], split=item.split,
-                    labeler=params.labeler, confidence=answer.confidence, sarcastic=answer.sarcastic,
-                    unsure=answer.confidence < 0.5, rationale=answer.rationale))
-        finally:
-            spent["reserved"] -= per_post
+            raise
+        except Transient as exc:
+            unreachable_in_a_row[0] = 0
+            ledger.complete(db, call_id, status="error", error=exc.reason,
+                            latency_ms=(time.monotonic() - started) * 1000)
+            if exc.retry_after is not None:
+                pause(exc.retry_after)
+            snap.retries += 1
+            raise
+        except QuotaExhausted as exc:
+            ledger.complete(db, call_id, status="error", error=str(exc))
+            halt("failed", f"{exc}; {resume}")
+            raise _Stop from None
+        except LabelerError as exc:
+            ledger.complete(db, call_id, status="error", error=str(exc))
+            halt("failed", str(exc))
+            raise _Stop from None
+        unreachable_in_a_row[0] = 0
+        latency = (time.monotonic() - started) * 1000
+        if (reset := exhausted_for(outcome.headers)) is not None:
+            pause(reset)
+        usd = params.usd(outcome.tokens_in, outcome.tokens_out)
+        dearest[0] = max(dearest[0], usd)
+        path = ledger.save_response(settings.data_dir, item.key, call_id, outcome.raw)
+        snap.usd += usd
+        common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, latency_ms=latency,
+                      response_path=path)
+        if outcome.answer is None:
+            ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
+            snap.retries += 1
+            raise _Invalid(outcome.error or "no answer")
+        answer = outcome.answer
+        with transaction(db):  # the label and the ledger's "ok" land together or not at all
+            ledger.complete(db, call_id, status="ok", **common)
+            set_label(db, item.post_id, NewLabel(
+                label=answer.label, source=SOURCE_OF[params.provider], split=item.split,
+                labeler=params.labeler, confidence=answer.confidence, sarcastic=answer.sarcastic,
+                unsure=answer.confidence < 0.5, rationale=answer.rationale))
 
     def wait(state: Any) -> float:
         exc = state.outcome.exception()
@@ -478,6 +573,9 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 with try_:
                     await attempt(item, jpeg)
             snap.done += 1
+        except _Skip as exc:
+            snap.skipped[exc.reason] += 1
+            snap.total -= 1
         except RetryError as exc:
             last = exc.last_attempt.exception()
             snap.failed += 1
@@ -495,10 +593,12 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 return
             report()
 
+    beating = asyncio.create_task(heartbeat())
     workers = [asyncio.create_task(worker()) for _ in range(conf.concurrency)]
     try:
         await asyncio.gather(*workers)
     finally:
+        beating.cancel()
         await labeler.aclose()
     report(force=True)
     return stop["state"] or "done", stop["error"]
@@ -544,10 +644,12 @@ def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Pa
     job = rows.get(db, job_id)
     if job is None or not job["kind"].startswith("label"):
         raise BizsentError(f"no labeling job {job_id}; see `bizsent batches list`")
-    if job["state"] not in ("queued", "running"):
+    # A live run stopped by an unreachable server or a spent quota is 'failed' and resumes like a killed one.
+    resumable = ("queued", "running", "failed") if job["params"].get("mode") != "batch" else ("queued", "running")
+    if job["state"] not in resumable:
         raise BizsentError(f"job {job_id} is {job['state']}; start a new one with `bizsent label`")
     if job["state"] == "running" and ledger.pid_alive(job["pid"]) and job["pid"] != os.getpid():
-        raise BizsentError(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
+        raise rows.JobBusy(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
                            f" `bizsent batches cancel {job_id}`")
     p = job["params"]
     provider_settings(settings, p.get("provider") or "?")

@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlite_utils
 
+from core.errors import BizsentError
 from core.log import redact
-from core.store import now
+from core.store import now, transaction
 
 
 def _json(value: Any) -> str:
@@ -74,12 +75,24 @@ def listing(db: sqlite_utils.Database, kind_prefix: str = "label") -> list[dict[
     return [get(db, i) for i in ids]  # type: ignore[misc]
 
 
+class JobBusy(BizsentError):
+    """Another live process runs this job: leave its row alone."""
+
+
 def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
-    """This process now runs the job (a resume after a crash or kill)."""
+    """This process now runs the job (a resume after a crash or kill). Atomic: of two processes starting the
+    same job at once, the second is refused (JobBusy), so a job's claims always belong to one process."""
+    from core.ledger import pid_alive
+
     stamp = now()
-    db.execute("UPDATE jobs SET state = 'running', pid = ?, total = ?, error = NULL, finished_at = NULL,"
-               " started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ?",
-               [os.getpid(), total, stamp, stamp, job_id])
+    with transaction(db):
+        row = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [job_id]).fetchone()
+        if row and row[0] == "running" and row[1] and row[1] != os.getpid() and pid_alive(row[1]):
+            raise JobBusy(f"job {job_id} is already running (pid {row[1]}); cancel it with"
+                          f" `bizsent batches cancel {job_id}`")
+        db.execute("UPDATE jobs SET state = 'running', pid = ?, total = ?, error = NULL, finished_at = NULL,"
+                   " started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ?",
+                   [os.getpid(), total, stamp, stamp, job_id])
 
 
 def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, total: int,
@@ -91,6 +104,11 @@ def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, 
         [done, failed, total, finished / total if total else 1.0, _json(counts), now(), job_id],
     )
     return db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
+
+
+def beat(db: sqlite_utils.Database, job_id: int) -> None:
+    """The heartbeat alone: the job's process is alive (its claims in the ledger stay live)."""
+    db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", [now(), job_id])
 
 
 def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None = None) -> None:

@@ -198,11 +198,11 @@ def label(
     if not plan.items:
         typer.echo("nothing to label: every candidate post already has a label from this labeler")
         return
-    from core.budget import check_caps
+    from core.budget import check_caps, money
 
     labeling.require_key(c.settings, params.provider)
-    check_caps(db, c.settings, plan.chosen.usd)
-    if not yes and not typer.confirm(f"send {len(plan.items)} requests for about ${plan.chosen.usd:.4f}?"):
+    check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+    if not yes and not typer.confirm(f"send {len(plan.items)} requests for about {money(plan.chosen.usd)}?"):
         typer.echo("cancelled; nothing was sent")
         return
     if batch:
@@ -236,11 +236,12 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
         return
     try:
         if not plan.items or params.limit == 0:
+            rows.take_over(db, job_id, 0)  # refused (JobBusy) when another process runs it
             rows.finish(db, job_id, "done", "nothing left to label")
             typer.echo(f"job {job_id}: nothing left to label")
             return
         labeling.require_key(c.settings, params.provider)
-        check_caps(db, c.settings, plan.chosen.usd)
+        check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
         if params.mode == "batch":
             from jobs import batches
 
@@ -250,6 +251,8 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
         if interrupted:
             typer.echo(labeling.interrupted_notice(interrupted), err=True)
         report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
+    except rows.JobBusy:
+        raise  # another process runs it: its row is not ours to mark
     except BizsentError as exc:
         if (rows.get(db, job_id) or {}).get("state") in ("queued", "running"):
             rows.finish(db, job_id, "failed", str(exc))

@@ -1,5 +1,15 @@
 """API labelers behind one small interface: `make_labeler(settings, provider)` returns a `Labeler`."""
 
-from core.labelers.base import Labeler, LabelerError, Outcome, Request, Transient, make_labeler
+from core.labelers.base import (
+    Labeler,
+    LabelerError,
+    Outcome,
+    QuotaExhausted,
+    Request,
+    Transient,
+    Unreachable,
+    make_labeler,
+)
 
-__all__ = ["Labeler", "LabelerError", "Outcome", "Request", "Transient", "make_labeler"]
+__all__ = ["Labeler", "LabelerError", "Outcome", "QuotaExhausted", "Request", "Transient", "Unreachable",
+           "make_labeler"]

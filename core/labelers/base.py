@@ -38,6 +38,58 @@ class Transient(Exception):  # noqa: N818  (a signal to retry, not an error to r
         self.retry_after = retry_after
 
 
+class Unreachable(Transient):
+    """No HTTP answer came back. `maybe_sent`: the request may have reached the server (it timed out, or the
+    connection was lost after sending), so its fate is unknown and it may be billed; False: it never left this
+    machine (connection refused, name not resolved), so it cannot have been billed."""
+
+    def __init__(self, cause: str, host: str, maybe_sent: bool) -> None:
+        super().__init__(f"connection: {cause}")
+        self.cause, self.host, self.maybe_sent = cause, host, maybe_sent
+
+
+class QuotaExhausted(LabelerError):
+    """The account is out of quota or credit: every further request would fail the same way, so the run stops."""
+
+
+def host_of(base_url: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    return f"{url.scheme}://{url.netloc}" if url.netloc else base_url
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def unreachable(exc: BaseException, base_url: str, timeout_s: float) -> Unreachable:
+    """Classify a transport failure of any SDK (httpx, aiohttp, plain sockets) by the exceptions it chains."""
+    chain = _chain(exc)
+    names = {cls.__name__ for e in chain for cls in type(e).__mro__}
+    text = " ".join(str(e) for e in chain).lower()
+    host = host_of(base_url)
+    if names & {"ConnectTimeout", "PoolTimeout"}:
+        return Unreachable(f"no connection within {timeout_s:g} s", host, False)
+    if names & {"ConnectError", "ClientConnectorError", "ConnectionRefusedError", "gaierror"}:
+        if "ConnectionRefusedError" in names or "refused" in text:
+            cause = "connection refused"
+        elif "gaierror" in names or "name or service" in text or "nodename" in text:
+            cause = "host name not found"
+        else:
+            cause = "cannot connect"
+        return Unreachable(cause, host, False)
+    if names & {"TimeoutException", "TimeoutError", "APITimeoutError", "ServerTimeoutError", "ReadTimeout",
+                "WriteTimeout"}:
+        return Unreachable(f"no answer within {timeout_s:g} s", host, True)
+    return Unreachable("connection lost before the answer", host, True)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     key: str  # the ledger's idempotency key; also sent as a header so servers and logs can match it
@@ -141,13 +193,13 @@ def make_labeler(settings: Settings, provider: str, model: str | None = None) ->
     if provider == "gemini":
         from core.labelers.gemini import GeminiLabeler
 
-        return GeminiLabeler(conf, model, secret("gemini"))
+        return GeminiLabeler(conf, model, secret("gemini"), settings.labeling.request_timeout_s)
     from core.labelers.openai_chat import OpenAIChatLabeler
 
     # Whatever its base_url says, an OpenAI-compatible server never gets OPENAI_API_KEY, only its own variable
     # (local vLLM/Ollama/LM Studio servers accept any key).
     key = secret("openai") if provider == "openai" else compatible_key(conf.base_url) or "not-needed"
-    return OpenAIChatLabeler(conf, model, key, provider=provider)
+    return OpenAIChatLabeler(conf, model, key, provider=provider, timeout_s=settings.labeling.request_timeout_s)
 
 
 def compatible_key(base_url: str) -> str | None:

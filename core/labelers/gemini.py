@@ -12,7 +12,17 @@ from google import genai
 from google.genai import errors, types
 
 from core.config import ProviderSettings
-from core.labelers.base import KEY_HEADER, LabelerError, Outcome, Request, Transient, judge_content, retry_after
+from core.labelers.base import (
+    KEY_HEADER,
+    LabelerError,
+    Outcome,
+    QuotaExhausted,
+    Request,
+    Transient,
+    judge_content,
+    retry_after,
+    unreachable,
+)
 from core.labels import PROMPT_RULES, LabelAnswer
 
 try:  # the async client uses aiohttp when it is installed, httpx otherwise
@@ -84,13 +94,29 @@ def outcome_of_response(body: dict[str, Any], headers: dict[str, str] | None = N
     return Outcome(answer, tokens_in, tokens_out, body, error, headers or {})
 
 
+QUOTA_URL = "https://aistudio.google.com/usage"
+
+
+def quota_exhausted(exc: errors.APIError) -> bool:
+    """A 429 RESOURCE_EXHAUSTED is usually a per-minute rate limit (retry later); it is a spent quota when it
+    names a daily quota or billing. Per-minute limits come with a retry delay; these do not help today."""
+    if exc.code != 429:
+        return False
+    text = json.dumps(exc.details, default=str).lower() if exc.details else ""
+    text += " " + str(exc.message or "").lower()
+    return any(word in text for word in ("perday", "per_day", "billing", "insufficient", "credit"))
+
+
 class GeminiLabeler:
-    def __init__(self, conf: ProviderSettings, model: str, api_key: str) -> None:
+    def __init__(self, conf: ProviderSettings, model: str, api_key: str, timeout_s: float = 60.0) -> None:
         self.provider = "gemini"
         self.model = model
         self.thinking_budget = getattr(conf, "thinking_budget", None)
+        self.base_url = conf.base_url
+        self.timeout_s = timeout_s
         self.client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
-            base_url=conf.base_url, retry_options=types.HttpRetryOptions(attempts=1)))
+            base_url=conf.base_url, retry_options=types.HttpRetryOptions(attempts=1),
+            timeout=int(timeout_s * 1000)))  # milliseconds
 
     async def label(self, request: Request) -> Outcome:
         try:
@@ -99,6 +125,9 @@ class GeminiLabeler:
                 config=generation_config(request.key, self.thinking_budget))
         except errors.APIError as exc:
             headers = dict(getattr(exc.response, "headers", None) or {})
+            if quota_exhausted(exc):
+                raise QuotaExhausted(f"Gemini says its quota is exhausted (RESOURCE_EXHAUSTED): check quota and"
+                                     f" billing at {QUOTA_URL}") from None
             if exc.code in (408, 429) or exc.code >= 500:
                 raise Transient(f"HTTP {exc.code}", retry_after(headers)) from None
             if exc.code in (401, 403):
@@ -107,7 +136,8 @@ class GeminiLabeler:
                 raise LabelerError(f"gemini does not know model {self.model!r}; set another in config.toml") from None
             return Outcome(None, raw=exc.details, error=f"HTTP {exc.code}: {exc.message}")
         except _TRANSPORT_ERRORS as exc:
-            raise Transient(f"connection: {type(exc).__name__}") from None
+            # Refused before sending (never billed) or no answer after sending (fate unknown: maybe billed).
+            raise unreachable(exc, self.base_url, self.timeout_s) from None
         headers = dict(response.sdk_http_response.headers or {}) if response.sdk_http_response else {}
         body = json.loads(response.model_dump_json(exclude_none=True, exclude={"sdk_http_response", "parsed"}))
         return outcome_of_response(body, headers)

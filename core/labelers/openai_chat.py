@@ -14,7 +14,18 @@ import openai
 from pydantic import ValidationError
 
 from core.config import ProviderSettings
-from core.labelers.base import KEY_HEADER, LabelerError, Outcome, Request, Transient, reason_of, retry_after
+from core.labelers.base import (
+    KEY_HEADER,
+    LabelerError,
+    Outcome,
+    QuotaExhausted,
+    Request,
+    Transient,
+    host_of,
+    reason_of,
+    retry_after,
+    unreachable,
+)
 from core.labels import PROMPT_RULES, LabelAnswer, data_url
 
 
@@ -65,13 +76,16 @@ def outcome_of_body(body: dict[str, Any], headers: dict[str, str] | None = None)
 
 
 class OpenAIChatLabeler:
-    def __init__(self, conf: ProviderSettings, model: str, api_key: str, provider: str = "openai") -> None:
+    def __init__(self, conf: ProviderSettings, model: str, api_key: str, provider: str = "openai",
+                 timeout_s: float = 60.0) -> None:
         self.provider = provider
         self.model = model
         self.detail = conf.detail
         self.reasoning = reasoning(conf)
+        self.base_url = conf.base_url
+        self.timeout_s = timeout_s
         # Retries are ours (tenacity, ledger row per attempt), so the SDK must not retry behind our back.
-        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=conf.base_url, max_retries=0, timeout=120)
+        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=conf.base_url, max_retries=0, timeout=timeout_s)
 
     async def label(self, request: Request) -> Outcome:
         try:
@@ -80,9 +94,10 @@ class OpenAIChatLabeler:
                 extra_headers={KEY_HEADER: request.key}, **self.reasoning,
             )
         except openai.APIStatusError as exc:
-            return classify(exc, self.provider, self.model)
+            return classify(exc, self.provider, self.model, self.base_url)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise Transient(f"connection: {exc}") from None
+            # Refused before sending (never billed) or no answer after sending (fate unknown: maybe billed).
+            raise unreachable(exc, self.base_url, self.timeout_s) from None
         headers = dict(raw.headers)
         try:
             body = json.loads(raw.text)
@@ -104,9 +119,18 @@ class OpenAIChatLabeler:
         await self.client.close()
 
 
-def classify(exc: openai.APIStatusError, provider: str, model: str) -> Outcome:
+BILLING_URL = "https://platform.openai.com/settings/organization/billing"
+
+
+def classify(exc: openai.APIStatusError, provider: str, model: str, base_url: str = "") -> Outcome:
     """Raise for errors that retrying (Transient) or nothing (LabelerError) fixes; other 4xx become an Outcome."""
     status = exc.status_code
+    if status == 429 and "insufficient_quota" in (str(getattr(exc, "code", "")), str(getattr(exc, "type", ""))):
+        # Out of credit, not a rate limit: retrying only repeats it.
+        if provider == "openai":
+            raise QuotaExhausted(f"OpenAI says insufficient_quota: check billing at {BILLING_URL}")
+        raise QuotaExhausted(f"the server at {host_of(base_url)} says insufficient_quota: check that account's"
+                             " credit or billing")
     if status in (408, 409, 429) or status >= 500:
         raise Transient(f"HTTP {status}", retry_after(exc.response.headers))
     if status in (401, 403):

@@ -1,7 +1,8 @@
 """A fake Gemini API on 127.0.0.1 for the real `google-genai` SDK: generateContent and batch jobs.
 
 Answers in the REST format (camelCase), checks that the post's image arrives as inline bytes, counts
-258 tokens an image, and can answer 429 (with Retry-After) or invalid JSON on demand via `script`.
+258 tokens an image, and can answer 429 (with Retry-After), invalid JSON, or "quota" (a 429 RESOURCE_EXHAUSTED
+naming a daily quota and billing, as Gemini does when the quota is spent) on demand via `script`.
 Batch jobs (`models/{m}:batchGenerateContent` with inlined requests, `batches/{id}`, `batches/{id}:cancel`)
 go BATCH_STATE_PENDING -> RUNNING -> SUCCEEDED over `batch_steps` polls; `batch_script(request)` picks
 "ok", "malformed" or "error" (a per-request error instead of a response) for each request.
@@ -115,6 +116,13 @@ def make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             if outcome == "429":
                 return self.send_json(429, {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
                                       {"retry-after": "0"})
+            if outcome == "quota":
+                return self.send_json(429, {"error": {
+                    "code": 429, "status": "RESOURCE_EXHAUSTED",
+                    "message": "You exceeded your current quota, please check your plan and billing details.",
+                    "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                        "quotaId": "GenerateRequestsPerDayPerProjectPerModel"}]}]}})
             if outcome == "no_image":
                 return self.send_json(400, {"error": {"code": 400, "message": "no image",
                                                       "status": "INVALID_ARGUMENT"}})

@@ -2,11 +2,13 @@
 
 The real `openai` SDK talks to it through base_url. Behaviour per request is chosen by `FakeOpenAI.script`
 (a function of the request number and body returning "ok", "429", "500", "malformed", "refusal",
-"bad_label", "empty" or "echo_auth": a 400 whose error message quotes the request's Authorization header back,
-as some servers do); `latency_s` delays every answer. Every chat request is logged with its
-arrival time, its ledger key header and whether it was billed (answered with usage), so tests can count
-requests paid twice. Token usage is counted independently of bizsent's estimator: 1.3 tokens a word
-plus punctuation, 85 per low-detail image.
+"bad_label", "empty", "echo_auth": a 400 whose error message quotes the request's Authorization header back,
+as some servers do, "quota": a 429 insufficient_quota (the account is out of credit), "drop": the connection is
+closed without an answer after the request arrived (a server killed mid-request; counted as billed, since the
+client cannot know), or "hang": no answer for `hang_s` seconds, then the same); `latency_s` delays every answer.
+Every chat request is logged with its arrival time, its ledger key header and whether it was billed (answered
+with usage), so tests can count requests paid twice. Token usage is counted independently of bizsent's
+estimator: 1.3 tokens a word plus punctuation, 85 per low-detail image.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class FakeOpenAI:
     batch_script: Callable[[dict[str, Any]], str] = lambda line: "ok"
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of every request
     echo_auth_on_upload: bool = False  # answer file uploads with a 400 that quotes the Authorization header
+    hang_s: float = 30.0  # how long a "hang" answer keeps the client waiting
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def billed_keys(self) -> list[str]:
@@ -251,11 +254,16 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 number = len(fake.calls)
                 outcome = fake.script(number, body) if has_image(body) else "no_image"
-                billed = outcome not in ("429", "500", "no_image")
+                billed = outcome not in ("429", "500", "no_image", "quota")
                 fake.calls.append(Call(time.monotonic(), key, outcome, billed))
                 fake.efforts.append(body.get("reasoning_effort"))
             if fake.latency_s:
                 time.sleep(fake.latency_s)
+            if outcome in ("drop", "hang"):
+                if outcome == "hang":
+                    time.sleep(fake.hang_s)
+                self.close_connection = True  # no status line at all: the client sees the connection go
+                return None
             headers = {"x-ratelimit-limit-requests": "10000", "x-ratelimit-reset-requests": "1s"}
             if fake.rate_limit_remaining is not None:
                 headers["x-ratelimit-remaining-requests"] = str(fake.rate_limit_remaining)
@@ -263,6 +271,10 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return self.send_json(429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                       "code": "rate_limit_exceeded"}},
                                       {"retry-after": "0", **headers})
+            if outcome == "quota":
+                return self.send_json(429, {"error": {
+                    "message": "You exceeded your current quota, please check your plan and billing details.",
+                    "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})
             if outcome == "echo_auth":
                 return self.send_json(400, {"error": {"message": f"bad request with {self.headers.get('authorization')}"
                                                       " (check your parameters)", "type": "invalid_request_error"}})
@@ -275,12 +287,21 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client killed mid-request (a test case) resets the connection or leaves a truncated JSON body.
+        if not isinstance(sys.exc_info()[1], ConnectionError | json.JSONDecodeError):
+            super().handle_error(request, client_address)
+
+
 class Server:
     """Start `fake` on 127.0.0.1 in a thread; `url` is the base_url for the SDK (ends in /v1)."""
 
     def __init__(self, fake: Any, handler_factory: Callable[[Any], type[BaseHTTPRequestHandler]] = make_handler,
                  suffix: str = "/v1") -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_factory(fake))
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler_factory(fake))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{suffix}"
