@@ -474,20 +474,26 @@ def selftrain(
     ctx: typer.Context,
     rounds: Annotated[int, typer.Option(help="at most this many rounds")] = 3,
     precision: Annotated[float, typer.Option(help="target precision of pseudo labels on val")] = 0.9,
+    min_support: Annotated[int, typer.Option("--min-support", help="validation predictions a class needs "
+                                             "before its threshold is trusted")] = 5,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
 ) -> None:
-    """Pseudo-label confident unlabeled posts, retrain, stop when test macro-F1 stops improving."""
+    """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
+    the test split is evaluated once, at the end."""
+    from core.report import render_table
     from core.selftrain import selftrain as run_selftrain
 
     c = ctx_of(ctx)
     settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
     result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{_stamp()}",
-                           rounds=rounds, target_precision=precision, max_steps=max_steps,
+                           rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
                            progress=lambda line: typer.echo(line, err=True))
-    best = result.best
-    typer.echo(f"stopped: {result.stopped}; best round {best.round} (run {best.run_id}) "
-               f"macro-F1 {100 * best.macro_f1:.1f}%")
+    if result.chosen is not None and result.test is not None:
+        from core.report import Report
+
+        _print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
+    typer.echo(result.summary())
 
 
 @app.command("score-pool")
