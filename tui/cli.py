@@ -368,7 +368,14 @@ def dataset_build(
 @app.command()
 def train(
     ctx: typer.Context,
-    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")],
+    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
+    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
+                                          "step for the configured model and recipe; load nothing")] = False,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
+                                             "(prompt + post + answer, padded to the batch's longest)")] = 256,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in "
+                                         "the run folder (--name) when there is one")] = True,
     bundle: Annotated[Path | None, typer.Option(help="dataset bundle (default: build one now)")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
@@ -382,21 +389,30 @@ def train(
     from core.training import train_run
 
     c = ctx_of(ctx)
-    if not local:
-        raise BizsentError("only --local training is available from the CLI yet; add --local")
     cfg = _train_settings(c, base_model)
+    if dry_run:
+        from core.memory import estimate_training_memory, render, shape_for
+
+        shape, source = shape_for(cfg.base_model)
+        typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
+        return
+    if not local:
+        raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
     from core.modeling import require_model
 
     require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
     run_name = name or f"train-{_stamp()}"
     out_dir = c.settings.data_dir / "runs" / run_name
+    if bundle is None and resume and (out_dir / "bundle" / "manifest.json").exists():
+        bundle = out_dir / "bundle"  # a rerun of a crashed run trains on the data its checkpoints came from
     if bundle is None:
         bundle = export_bundle(build_dataset(db, c.settings.image_dir, cfg), out_dir / "bundle",
                                max_pixels=cfg.max_pixels)
     run_id, result = train_run(db, c.settings, bundle=bundle, out_dir=out_dir, name=run_name, max_steps=max_steps,
-                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg)
-    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s, train loss "
+                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg, resume=resume)
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s{resumed}, train loss "
                f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
     if evaluate:
         report, md, _ = evaluate_run(db, c.settings, run_id)
