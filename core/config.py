@@ -143,6 +143,11 @@ class TrainSettings(Section):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = ["q_proj", "v_proj"]
+    # The vision recipe (README "The 7B recipe"): the tower stays out of 4-bit (bf16, frozen) and learns through
+    # LoRA on its attention and on the merger that projects it into the language model. Names are peft suffixes
+    # that match only the tower (Qwen2.5-VL's language model has no qkv, attn.proj or merger).
+    quantize_vision: bool = False
+    vision_target_modules: list[str] = ["attn.qkv", "attn.proj", "merger.mlp.0", "merger.mlp.2"]
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(2.0, gt=0)
     batch_size: int = Field(4, ge=1)
@@ -151,6 +156,10 @@ class TrainSettings(Section):
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     min_label_confidence: float = Field(0.6, ge=0, le=1)
     seed: int = 42
+    # Checkpoints (adapter + optimizer + scheduler) every save_steps optimiser steps, the newest save_total_limit
+    # kept; a rerun of the same run folder resumes from the newest (a preempted or crashed pod loses < save_steps).
+    save_steps: int = Field(50, ge=1)
+    save_total_limit: int = Field(2, ge=1)
 
 
 class TuiSettings(Section):

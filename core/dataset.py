@@ -33,7 +33,7 @@ import sqlite_utils
 from core.chat_format import training_messages
 from core.config import TrainSettings
 from core.errors import BizsentError
-from core.images import CopyCheck, downscaled, phash_file, phash_hex
+from core.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
 from core.labels import FINETUNE_INSTRUCTION, LABELS, PROMPT_VERSION, RANDOM_SAMPLING, Label, is_combined
 from core.posts import CANDIDATE_SQL
 from core.store import transaction
@@ -377,10 +377,10 @@ def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) 
 
 
 def _downscale(src: str, dest: Path, max_pixels: int) -> None:
-    # 28 px is one Qwen2.5-VL patch: the processor refuses anything smaller
-    frame = downscaled(src, max_pixels, min_side=28)
+    # The same pixels as core.images.model_image gives scoring (pool, store, predict), from the same constants.
+    frame = downscaled(src, max_pixels, min_side=MODEL_MIN_SIDE)
     tmp = dest.with_suffix(".part")
-    frame.save(tmp, format="JPEG", quality=90)
+    frame.save(tmp, format="JPEG", quality=MODEL_JPEG_QUALITY)
     tmp.replace(dest)
 
 

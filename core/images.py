@@ -192,3 +192,19 @@ def image_jpeg(path: Path | str, max_pixels: int) -> bytes:
     downscaled(path, max_pixels).save(out, "JPEG", quality=85)
     return out.getvalue()
 
+
+
+# What core.dataset's bundle export writes (its _downscale): the frame within the budget, at least one 28 px patch
+# a side, as a JPEG of this quality. Scoring applies the same to original images (model_image).
+MODEL_MIN_SIDE = 28
+MODEL_JPEG_QUALITY = 90
+
+
+def model_image(path: Path | str, max_pixels: int) -> Image.Image:
+    """The image as the model sees it in a bundle: downscaled to the budget and JPEG-encoded at the bundle's
+    quality, so a post scored from the store, the pool or `predict --file` gets the same pixels as in training."""
+    out = io.BytesIO()
+    downscaled(path, max_pixels, MODEL_MIN_SIDE).save(out, "JPEG", quality=MODEL_JPEG_QUALITY)
+    out.seek(0)
+    with Image.open(out) as img:
+        return img.convert("RGB")

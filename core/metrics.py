@@ -1,6 +1,10 @@
 """Classification metrics over the three labels: accuracy, macro-F1, per-class P/R/F1, the confusion matrix
 (rows = truth, columns = prediction, in core.labels order), seeded bootstrap 95% intervals, expected
 calibration error, and slices (sarcastic posts, per source).
+
+A slice's macro-F1 averages over the classes present in its truth: a slice of 12 sarcastic posts with no
+neutral one would otherwise count neutral's F1 as 0 and read a perfect model as 66.7%. The full set's macro-F1
+averages over all three classes (the test set is expected to hold all of them).
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def _safe(num: float, den: float) -> float:
     return float(num / den) if den else 0.0
 
 
-def from_confusion(cm: Sequence[Sequence[int]]) -> Metrics:
-    """Accuracy, per-class scores and macro-F1 from a confusion matrix (rows = truth)."""
+def from_confusion(cm: Sequence[Sequence[int]], *, present_only: bool = False) -> Metrics:
+    """Accuracy, per-class scores and macro-F1 from a confusion matrix (rows = truth); with `present_only`,
+    macro-F1 over the classes with at least one true example."""
     m = np.asarray(cm, dtype=float)
     per_class = {}
     for k, label in enumerate(LABELS):
@@ -62,8 +67,9 @@ def from_confusion(cm: Sequence[Sequence[int]]) -> Metrics:
         f1 = _safe(2 * precision * recall, precision + recall)
         per_class[label] = ClassScores(precision, recall, f1, int(m[k, :].sum()))
     n = int(m.sum())
+    averaged = [c.f1 for c in per_class.values() if c.support or not present_only] or [0.0]
     return Metrics(
-        n=n, accuracy=_safe(np.trace(m), n), macro_f1=float(np.mean([c.f1 for c in per_class.values()])),
+        n=n, accuracy=_safe(np.trace(m), n), macro_f1=float(np.mean(averaged)),
         per_class=per_class, confusion=m.astype(int).tolist(),
     )
 
@@ -127,4 +133,4 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], *, probs: Sequence[di
 
 
 def _subset(y_true: Sequence[str], y_pred: Sequence[str], keep: list[int]) -> Metrics:
-    return from_confusion(confusion_matrix([y_true[k] for k in keep], [y_pred[k] for k in keep]))
+    return from_confusion(confusion_matrix([y_true[k] for k in keep], [y_pred[k] for k in keep]), present_only=True)

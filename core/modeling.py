@@ -80,17 +80,27 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def quantization_config() -> Any:
-    """QLoRA's 4-bit NF4 with double quantisation and bf16 compute."""
+# Kept out of 4-bit when the vision tower is not quantised (train.quantize_vision = false, the default recipe):
+# the tower by both spellings of its module path (transformers 5 nests it under model.) and the output layer,
+# which transformers leaves unquantised anyway when no skip list is given.
+VISION_SKIP_MODULES = ["model.visual", "visual", "lm_head"]
+
+
+def quantization_config(*, quantize_vision: bool = True) -> Any:
+    """QLoRA's 4-bit NF4 with double quantisation and bf16 compute; the vision tower stays bf16 unless
+    `quantize_vision`."""
     import torch
     from transformers import BitsAndBytesConfig
 
+    skip = None if quantize_vision else list(VISION_SKIP_MODULES)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=skip)
 
 
-def load_model(path: str | Path, *, load_in_4bit: bool, adapter: str | Path | None = None) -> Any:
-    """The Qwen2.5-VL model at `path` (optionally 4-bit NF4), with the LoRA adapter at `adapter` applied."""
+def load_model(path: str | Path, *, load_in_4bit: bool, adapter: str | Path | None = None,
+               quantize_vision: bool = True) -> Any:
+    """The Qwen2.5-VL model at `path` (optionally 4-bit NF4, its vision tower too only with `quantize_vision`),
+    with the LoRA adapter at `adapter` applied."""
     require_training_stack()
     import torch
     from transformers import AutoModelForImageTextToText
@@ -99,7 +109,7 @@ def load_model(path: str | Path, *, load_in_4bit: bool, adapter: str | Path | No
     cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cuda else torch.float32}
     if load_in_4bit:
-        kwargs["quantization_config"] = quantization_config()
+        kwargs["quantization_config"] = quantization_config(quantize_vision=quantize_vision)
     if cuda:
         kwargs["device_map"] = {"": 0}
     try:
@@ -157,6 +167,19 @@ def load_processor(path: str | Path, max_pixels: int) -> Any:
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return processor
+
+
+def free_memory() -> None:
+    """Give back what dropped models and optimizers held: Python cycles first, then the CUDA allocator's cache."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def model_device(model: Any) -> Any:

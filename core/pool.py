@@ -6,7 +6,7 @@ not take a post out of the pool: a human label is worth more than any of them.
 
 `score_pool` scores the posts of the pool that a run has not scored yet, one batch per transaction, so a second
 call scores only new posts and a killed call loses at most one batch. Each prediction keeps a small embedding
-(a fixed random projection of the pooled hidden state) for the queue's diversity step.
+(a fixed random projection of the answer-position hidden state) for the queue's diversity step.
 """
 
 from __future__ import annotations

@@ -127,7 +127,8 @@ HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", 
 
 def render_markdown(report: Report) -> str:
     lines = [f"# Evaluation: {report.name}", "",
-             "Human test split only. Published figures come from the brief (107 posts), not this test set.", "",
+             "Human test split only. Published figures come from the brief (107 posts), not this test set.",
+             "Slice rows: macro-F1 over the classes present in the slice.", "",
              *([sampling_line(report.info["test_sampling"]), ""] if "test_sampling" in report.info else []),
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
@@ -183,8 +184,11 @@ def run_row(db: sqlite_utils.Database, run: int | str) -> dict:
 
 
 def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
-    """The run's base model (4-bit on CUDA when configured) with its adapter, and the processor."""
+    """The run's base model (4-bit on CUDA when configured, quantised as it was trained) with its adapter, and the
+    processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
+    checked before the model is loaded."""
     from core.modeling import cuda_available, load_model, load_processor
+    from core.training import check_run_info
 
     train_cfg = run["params"].get("train", {})
     max_pixels = train_cfg.get("max_pixels", settings.train.max_pixels)
@@ -192,7 +196,12 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     if four_bit is None:
         four_bit = settings.train.load_in_4bit and cuda_available()
     processor = load_processor(run["base_model"], max_pixels)
-    model = load_model(run["base_model"], load_in_4bit=four_bit, adapter=run["adapter_path"])
+    if run["adapter_path"]:
+        check_run_info(Path(run["adapter_path"]), processor, run["base_model"])
+    # runs from before train.quantize_vision existed had their vision tower quantised with the rest
+    quantize_vision = train_cfg.get("quantize_vision", True)
+    model = load_model(run["base_model"], load_in_4bit=four_bit, adapter=run["adapter_path"],
+                       quantize_vision=quantize_vision)
     return model, processor
 
 
@@ -208,10 +217,17 @@ def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cr
     test_rows = read_split(bundle, "test")
     model, processor = load_for_run(info, settings)
     inputs = score_inputs(bundle, test_rows)
-    scored = score(model, processor, inputs, batch_size=batch_size or settings.train.batch_size)
+    # an untuned model (zero-shot) answers in any spelling: score whole label sequences, see core.scoring
+    zero_shot = not info["adapter_path"]
+    scored = score(model, processor, inputs, batch_size=batch_size or settings.train.batch_size,
+                   sequences=zero_shot)
+    masses = [s.label_mass for s in scored if s.label_mass is not None]
     report = build_report(info["name"], test_rows, scored, db=db, cryptobert=cryptobert,
                           info={"run_id": info["id"], "base_model": info["base_model"],
-                                "adapter": info["adapter_path"], "bundle": str(bundle)})
+                                "adapter": info["adapter_path"], "bundle": str(bundle),
+                                "scoring": "label sequences, every case and leading-space variant" if zero_shot
+                                else "first token of each lowercase label",
+                                "label_mass": sum(masses) / len(masses) if masses else None})
     record_evaluation(db, info["id"], report, scored)
     out_dir = Path(info["params"].get("out_dir") or bundle)
     md, js = write_report(report, out_dir)

@@ -3,6 +3,18 @@
 No generation and no parsing, so no invalid outputs. Prompts come from core.chat_format (the training format),
 batches are left-padded so the last position of every row is its answer position. `generate_and_parse` is
 kept only to compare against (bench/scoring.py).
+
+Two ways to read the answer:
+- a fine-tuned run (`sequences=False`): the first token of each lowercase label word. Training taught the model
+  exactly those tokens, so the first one decides the class (one forward pass).
+- an untuned model, the zero-shot row (`sequences=True`): an instruct model answers "Bearish" as often as
+  "bearish", and Qwen2.5 splits the variants differently ("bear"+"ish", "Bear"+"ish", "B"+"ull"+"ish", ...), so
+  a first-token softmax over the lowercase words misses most of its answer. Every case and leading-space variant
+  of each label is scored as a whole token sequence (teacher-forced: one forward pass per distinct proper prefix
+  of the variants), a class gets the summed probability of its variants, and the three sums are renormalised.
+
+Images go through the bundle's preprocessing (core.images.model_image) unless they come from a bundle already, so
+a post scored from the store, the pool or `predict --file` is seen exactly as in training.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from PIL import Image
 
 from core.chat_format import render_prompt
 from core.errors import BizsentError
+from core.images import model_image
 from core.labels import LABELS, Label
 from core.store import now, transaction
 
@@ -33,6 +46,8 @@ class ScoreInput:
     text: str
     image_path: str
     subject: str = ""
+    # True: the image is a bundle's own (already downscaled JPEG); False: an original that gets the same treatment
+    prepared: bool = False
 
 
 @dataclass(slots=True)
@@ -41,7 +56,10 @@ class Scored:
     label: Label
     probs: dict[str, float]
     latency_ms: float
-    embedding: list[float] | None = field(default=None, repr=False)
+    # the answer-position hidden state of the last layer (with `embeddings`), float32
+    embedding: Any = field(default=None, repr=False)
+    # full-vocabulary probability of all label answers together (how much of its answer the model put on labels)
+    label_mass: float | None = None
 
     @property
     def confidence(self) -> float:
@@ -75,16 +93,88 @@ def label_token_counts(tokenizer: Any) -> dict[str, int]:
     return {w: len(tokenizer(ANSWER_PREFIX + w, add_special_tokens=False)["input_ids"]) - prefix for w in LABELS}
 
 
+def label_variants(tokenizer: Any) -> dict[str, list[tuple[int, ...]]]:
+    """Every spelling of each label an untuned model may answer with, as token ids after the assistant prefix:
+    lower, Capitalised and UPPER case, each with and without a leading space (duplicates dropped)."""
+    prefix = tokenizer(ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
+    out: dict[str, list[tuple[int, ...]]] = {}
+    for word in LABELS:
+        seqs: list[tuple[int, ...]] = []
+        for spelled in (word, word.capitalize(), word.upper()):
+            for lead in ("", " "):
+                ids = tokenizer(ANSWER_PREFIX + lead + spelled, add_special_tokens=False)["input_ids"]
+                if ids[: len(prefix)] != prefix or len(ids) == len(prefix):
+                    continue  # merged with the prefix: not a continuation this scoring can read
+                seq = tuple(ids[len(prefix):])
+                if seq not in seqs:
+                    seqs.append(seq)
+        out[word] = seqs
+    return out
+
+
 def open_image(path: str | Path) -> Image.Image:
     with Image.open(path) as img:
         return img.convert("RGB")
 
 
+def pixel_budget(processor: Any) -> int | None:
+    """The processor's image budget (core.modeling.load_processor sets it from train.max_pixels)."""
+    size = getattr(processor.image_processor, "size", None)
+    value = getattr(size, "longest_edge", None)
+    if value is None and isinstance(size, dict):
+        value = size.get("longest_edge")
+    return int(value) if value else None
+
+
+def item_image(item: ScoreInput, max_pixels: int | None) -> Image.Image:
+    if item.prepared or max_pixels is None:
+        return open_image(item.image_path)
+    return model_image(item.image_path, max_pixels)
+
+
 def encode_prompts(processor: Any, items: Sequence[ScoreInput], device: Any) -> Any:
     texts = [render_prompt(processor, item.text, item.subject) for item in items]
-    images = [open_image(item.image_path) for item in items]
+    budget = pixel_budget(processor)
+    images = [item_image(item, budget) for item in items]
     batch = processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
     return batch.to(device)
+
+
+def _extended(batch: Any, tokens: Sequence[int]) -> dict:
+    """The left-padded batch with `tokens` appended to every row (their answer so far)."""
+    import torch
+
+    out = dict(batch)
+    if not tokens:
+        return out
+    ids = batch["input_ids"]
+    extra = torch.tensor(tokens, dtype=ids.dtype, device=ids.device).expand(ids.shape[0], len(tokens))
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() == 2 and value.shape == ids.shape:
+            fill = extra if key == "input_ids" else (torch.ones_like(extra) if key == "attention_mask"
+                                                      else torch.zeros_like(extra))
+            out[key] = torch.cat([value, fill], dim=1)
+    return out
+
+
+def _sequence_probs(model: Any, batch: Any, variants: dict[str, list[tuple[int, ...]]],
+                    first: Any) -> tuple[Any, Any]:
+    """(class probabilities renormalised over the labels, total label mass) from whole variant sequences.
+
+    `first` holds the full-vocabulary log-probabilities at the answer position (the empty prefix)."""
+    import torch
+
+    prefixes = sorted({seq[:k] for seqs in variants.values() for seq in seqs for k in range(1, len(seq))})
+    logp = {(): first}
+    for pre in prefixes:
+        result = model(**_extended(batch, pre), logits_to_keep=1)
+        logp[pre] = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
+    per_class = []
+    for word in LABELS:
+        seq_logps = [sum(logp[seq[:k]][:, tok] for k, tok in enumerate(seq)) for seq in variants[word]]
+        per_class.append(torch.logsumexp(torch.stack(seq_logps, dim=-1), dim=-1))
+    joint = torch.stack(per_class, dim=-1)
+    return torch.softmax(joint, dim=-1).cpu(), torch.logsumexp(joint, dim=-1).exp().cpu()
 
 
 def _batches(items: Sequence[ScoreInput], size: int):
@@ -93,13 +183,16 @@ def _batches(items: Sequence[ScoreInput], size: int):
 
 
 def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size: int = 8,
-          embeddings: bool = False) -> list[Scored]:
-    """Class probabilities for each item; with `embeddings`, also the mean-pooled last hidden state."""
+          embeddings: bool = False, sequences: bool = False) -> list[Scored]:
+    """Class probabilities for each item; with `embeddings`, also the last layer's hidden state at the answer
+    position (what the next token is read from); with `sequences`, whole label sequences in every spelling
+    (the untuned model, see the module docstring) instead of the lowercase first tokens."""
     import torch
 
     from core.modeling import model_device
 
     ids = label_token_ids(processor.tokenizer)
+    variants = label_variants(processor.tokenizer) if sequences else None
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -110,22 +203,24 @@ def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size
                 started = time.perf_counter()
                 batch = encode_prompts(processor, chunk, device)
                 result = model(**batch, output_hidden_states=embeddings, logits_to_keep=1)
-                probs = torch.softmax(result.logits[:, -1, ids].float(), dim=-1).cpu()
-                pooled = _pool(result.hidden_states[-1], batch["attention_mask"]) if embeddings else None
+                first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
+                if variants is not None:
+                    probs, mass = _sequence_probs(model, batch, variants, first)
+                else:
+                    probs = torch.softmax(first[:, ids], dim=-1).cpu()
+                    mass = first[:, ids].exp().sum(-1).cpu()
+                # left padding: the last position of every row is its answer position
+                answer = result.hidden_states[-1][:, -1].float().cpu().numpy() if embeddings else None
+                del result
                 per_item = (time.perf_counter() - started) * 1000 / len(chunk)
                 for row, item in enumerate(chunk):
                     p = {label: float(probs[row, k]) for k, label in enumerate(LABELS)}
                     best = LABELS[int(probs[row].argmax())]
-                    vec = pooled[row].tolist() if pooled is not None else None
-                    out.append(Scored(item.post_id, best, p, per_item, vec))
+                    vec = answer[row].copy() if answer is not None else None
+                    out.append(Scored(item.post_id, best, p, per_item, vec, float(mass[row])))
     finally:
         model.train(was_training)
     return out
-
-
-def _pool(hidden: Any, mask: Any) -> Any:
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return ((hidden * weights).sum(1) / weights.sum(1).clamp(min=1)).float().cpu()
 
 
 def parse_answer(text: str) -> Label | None:

@@ -1,12 +1,25 @@
-"""Self-training: pseudo-label unlabeled posts the model is sure about, retrain, and report each round on the
-same human test set; stop when the test macro-F1 stops improving.
+"""Self-training: pseudo-label unlabeled posts the model is sure about, retrain, and keep the round that does best
+on a fixed human-labelled validation split; the human test split is scored once, at the end, for that round.
 
-Per-class thresholds come from the validation split: the lowest probability at which that class's predictions
-still reach the target precision (so a class the model is bad at gets few or no pseudo labels).
+- Validation is chosen once, before round 0 (seeded, stratified), from the training pool's human train labels
+  (API labels only when there are too few human ones, and the report says so). It never changes between rounds
+  and never holds a pseudo label: pseudo labels go to posts that had no label at all.
+- Rounds are compared on validation macro-F1. A round that does not beat the best one is rejected: the pseudo
+  labels it was trained with (written by the previous round's model) are deleted from the store, and
+  self-training stops. Choosing rounds on the test split would bias the reported figure upward (macro-F1's
+  standard error is 3-5 points on 100-300 posts), so the test split is not looked at until the end.
+- Per-class thresholds come from validation: the lowest probability at which that class's predictions still
+  reach the target precision, over at least `min_support` predictions (so one lucky post cannot set a class's
+  threshold, and a class the model is bad at gets no pseudo labels).
+- The model is loaded once per round (training keeps it for scoring validation and the unlabeled posts) and
+  freed before the next round trains; the final test evaluation loads the chosen round's adapter.
 """
 
 from __future__ import annotations
 
+import json
+import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,37 +27,61 @@ from typing import Any
 
 import sqlite_utils
 
+from core.errors import BizsentError
 from core.labels import LABELS
-from core.posts import set_label
+from core.metrics import Metrics, evaluate
+from core.posts import delete_label, set_label
 from core.records import NewLabel
 from core.scoring import Scored
 from core.store import transaction
+
+MIN_SUPPORT = 5  # predictions of a class on validation needed before a threshold is trusted
+MIN_HUMAN_VAL = 6  # fewer human train labels than this: validation falls back to API labels (and says so)
 
 
 @dataclass(slots=True)
 class Round:
     round: int
     run_id: int
-    macro_f1: float
-    accuracy: float
+    macro_f1: float  # on the validation split
+    accuracy: float  # on the validation split
     thresholds: dict[str, float | None]
     pseudo_added: int
     train_size: int
+    accepted: bool = True
 
 
 @dataclass(slots=True)
 class SelfTrainResult:
     rounds: list[Round] = field(default_factory=list)
     stopped: str = ""
+    val_posts: list[int] = field(default_factory=list)
+    val_source: str = "human"  # human | api (too few human train labels)
+    chosen: Round | None = None  # the round with the best validation macro-F1
+    test: Metrics | None = None  # the chosen round on the human test split, evaluated once
+    rolled_back: int = 0  # pseudo labels deleted with a rejected round
 
     @property
     def best(self) -> Round | None:
-        return max(self.rounds, key=lambda r: r.macro_f1, default=None)
+        return self.chosen
+
+    def summary(self) -> str:
+        if self.chosen is None:
+            return f"stopped: {self.stopped}; no round finished"
+        c, t = self.chosen, self.test
+        line = (f"stopped: {self.stopped}. Rounds chosen on validation ({len(self.val_posts)} posts, "
+                f"{self.val_source} labels): round {c.round} (run {c.run_id}), validation macro-F1 "
+                f"{100 * c.macro_f1:.1f}%. Test evaluated once, on that round")
+        if t is not None:
+            ci = f" [{100 * t.macro_f1_ci[0]:.1f}, {100 * t.macro_f1_ci[1]:.1f}]" if t.macro_f1_ci else ""
+            line += f": macro-F1 {100 * t.macro_f1:.1f}%{ci}, accuracy {100 * t.accuracy:.1f}% (n={t.n})"
+        return line + "."
 
 
 def choose_thresholds(truth: Sequence[str], scored: Sequence[Scored], target_precision: float,
-                      min_support: int = 1) -> dict[str, float | None]:
-    """For each class, the lowest confidence whose predictions of that class reach `target_precision` on val."""
+                      min_support: int = MIN_SUPPORT) -> dict[str, float | None]:
+    """For each class, the lowest confidence whose predictions of that class reach `target_precision` on val,
+    counting only cut-offs with at least `min_support` predictions above them (None: no such cut-off)."""
     out: dict[str, float | None] = {}
     for label in LABELS:
         preds = sorted(((s.probs[label], t == label) for s, t in zip(scored, truth, strict=True) if s.label == label),
@@ -71,45 +108,134 @@ def write_pseudo_labels(db: sqlite_utils.Database, picks: Sequence[Scored], labe
     return len(picks)
 
 
+def rollback_pseudo_labels(db: sqlite_utils.Database, labeler: str) -> int:
+    """Delete the pseudo labels `labeler` wrote (a rejected round's); their history keeps the deletion."""
+    ids = [r[0] for r in db.execute("SELECT id FROM labels WHERE source = 'pseudo' AND labeler = ?", [labeler])]
+    with transaction(db):
+        for label_id in ids:
+            delete_label(db, label_id, changed_by=f"selftrain rollback of {labeler}")
+    return len(ids)
+
+
+def fixed_validation(pool: Sequence[Any], fraction: float, seed: int) -> tuple[list[int], str]:
+    """Post ids of the self-training validation split and where its labels come from: a seeded, stratified draw
+    of about `fraction` of the pool from its human-labelled examples (at most half of them, so human labels
+    also train), or from its non-pseudo examples when there are fewer than MIN_HUMAN_VAL human ones."""
+    human = [e for e in pool if e.origin == "human"]
+    source = "human" if len(human) >= MIN_HUMAN_VAL else "api"
+    candidates = human if source == "human" else [e for e in pool if e.origin != "pseudo"]
+    target = min(max(3, round(fraction * len(pool))), len(candidates) // 2)
+    rng = random.Random(seed)
+    counts = Counter(e.label for e in candidates)
+    picked: list[int] = []
+    for label in LABELS:
+        group = sorted((e for e in candidates if e.label == label), key=lambda e: e.post_id)
+        if len(group) < 2:
+            continue
+        rng.shuffle(group)
+        take = max(1, round(target * counts[label] / len(candidates)))
+        picked.extend(e.post_id for e in group[:take])
+    return sorted(picked), source
+
+
+def round_bundle(db: sqlite_utils.Database, settings: Any, out_dir: Path, val_ids: set[int]) -> Path:
+    """This round's bundle: the current training pool (with pseudo labels so far) minus the fixed validation
+    posts, which form the val split; the test split as build_dataset makes it."""
+    from core.dataset import Dataset, build_dataset, export_bundle, manifest
+
+    cfg = settings.train
+    ds = build_dataset(db, settings.image_dir, cfg)
+    pool = ds.train + ds.val
+    fixed = Dataset([e for e in pool if e.post_id not in val_ids], sorted(
+        (e for e in pool if e.post_id in val_ids), key=lambda e: e.post_id), ds.test, ds.dropped)
+    fixed.manifest = {**manifest(fixed, cfg, seed=cfg.seed, balance=False),
+                      "validation": "fixed for self-training (core.selftrain.fixed_validation)"}
+    return export_bundle(fixed, out_dir, max_pixels=cfg.max_pixels)
+
+
+def val_metrics(truth: Sequence[str], scored: Sequence[Scored]) -> Metrics:
+    return evaluate(truth, [s.label for s in scored], probs=[s.probs for s in scored], n_boot=0)
+
+
 def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, rounds: int = 3,
-              target_precision: float = 0.9, max_steps: int | None = None, load_in_4bit: bool | None = None,
-              progress: Any = print) -> SelfTrainResult:
-    """Round 0 trains on the current labels; every later round adds pseudo labels from the previous model."""
+              target_precision: float = 0.9, min_support: int = MIN_SUPPORT, max_steps: int | None = None,
+              load_in_4bit: bool | None = None, progress: Any = print) -> SelfTrainResult:
+    """Round 0 trains on the current labels; every later round adds pseudo labels from the previous model.
+    Rounds are chosen on the fixed validation split; the chosen round is evaluated on the test split once."""
     from core.acquisition import unlabeled_inputs
-    from core.dataset import build_dataset, export_bundle, read_split
-    from core.report import evaluate_run, load_for_run, run_row
+    from core.dataset import build_dataset, read_split
+    from core.modeling import free_memory
+    from core.report import evaluate_run
     from core.scoring import score
     from core.training import score_inputs, train_run
 
-    result = SelfTrainResult()
     cfg = settings.train
+    work_dir = Path(work_dir)
+    result = SelfTrainResult()
+    first = build_dataset(db, settings.image_dir, cfg)
+    result.val_posts, result.val_source = fixed_validation(first.train + first.val, cfg.val_fraction, cfg.seed)
+    if not result.val_posts:
+        raise BizsentError("too few training labels for a validation split; label more posts on the train split "
+                           "before self-training")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "validation.json").write_text(json.dumps({"post_ids": result.val_posts,
+                                                          "source": result.val_source}), encoding="utf-8")
+    progress(f"validation: {len(result.val_posts)} posts with {result.val_source} labels, fixed for every round"
+             + ("" if result.val_source == "human" else " (fewer than "
+                f"{MIN_HUMAN_VAL} human train labels: label more posts on the train split)"))
+    val_ids = set(result.val_posts)
+    pending_labeler: str | None = None  # the pseudo labels the next round trains with
     for n in range(rounds):
-        bundle = export_bundle(build_dataset(db, settings.image_dir, cfg), Path(work_dir) / f"round{n}" / "bundle",
-                               max_pixels=cfg.max_pixels)
-        run_id, _ = train_run(db, settings, bundle=bundle, out_dir=Path(work_dir) / f"round{n}",
-                              name=f"selftrain-r{n}", max_steps=max_steps, load_in_4bit=load_in_4bit)
-        report, _, _ = evaluate_run(db, settings, run_id)
-        model, processor = load_for_run(run_row(db, run_id), settings)
+        bundle = round_bundle(db, settings, work_dir / f"round{n}" / "bundle", val_ids)
+        run_id, trained = train_run(db, settings, bundle=bundle, out_dir=work_dir / f"round{n}",
+                                    name=f"selftrain-r{n}", max_steps=max_steps, load_in_4bit=load_in_4bit,
+                                    keep_model=True)
+        model = trained.model
+        processor = trained_processor(cfg)
         val_rows = read_split(bundle, "val")
+        truth = [r["label"] for r in val_rows]
         val_scored = score(model, processor, score_inputs(bundle, val_rows), batch_size=cfg.batch_size)
-        thresholds = choose_thresholds([r["label"] for r in val_rows], val_scored, target_precision)
-        previous = result.best
-        this = Round(n, run_id, report.model.macro_f1, report.model.accuracy, thresholds, 0,
-                     len(read_split(bundle, "train")))
+        metrics = val_metrics(truth, val_scored)
+        thresholds = choose_thresholds(truth, val_scored, target_precision, min_support)
+        previous = result.chosen
+        this = Round(n, run_id, metrics.macro_f1, metrics.accuracy, thresholds, 0, len(read_split(bundle, "train")))
         result.rounds.append(this)
-        progress(f"round {n}: run {run_id}, test macro-F1 {100 * this.macro_f1:.1f}%, "
+        progress(f"round {n}: run {run_id}, validation macro-F1 {100 * this.macro_f1:.1f}%, "
                  f"accuracy {100 * this.accuracy:.1f}%, thresholds {thresholds}")
         if previous is not None and this.macro_f1 <= previous.macro_f1:
-            result.stopped = f"test macro-F1 did not improve in round {n}"
+            this.accepted = False
+            if pending_labeler is not None:
+                result.rolled_back = rollback_pseudo_labels(db, pending_labeler)
+            result.stopped = (f"validation macro-F1 did not improve in round {n}; its {result.rolled_back} "
+                              "pseudo labels were deleted")
+            del model, trained
+            free_memory()
             break
+        result.chosen = this
         if n == rounds - 1:
             result.stopped = f"reached {rounds} rounds"
+            del model, trained
+            free_memory()
             break
         unlabeled = unlabeled_inputs(db, settings.image_dir)
         picks = pseudo_labels(score(model, processor, unlabeled, batch_size=cfg.batch_size), thresholds)
-        this.pseudo_added = write_pseudo_labels(db, picks, f"selftrain:run{run_id}")
+        del model, trained
+        free_memory()  # the scoring model goes before the next round's training loads its own
+        pending_labeler = f"selftrain:run{run_id}"
+        this.pseudo_added = write_pseudo_labels(db, picks, pending_labeler)
         progress(f"round {n}: {this.pseudo_added} pseudo labels from {len(unlabeled)} unlabeled posts")
         if not picks:
             result.stopped = "no unlabeled post cleared the thresholds"
             break
+    if result.chosen is not None:
+        report, _, _ = evaluate_run(db, settings, result.chosen.run_id)
+        result.test = report.model
+        free_memory()
+    progress(result.summary())
     return result
+
+
+def trained_processor(cfg: Any) -> Any:
+    from core.modeling import load_processor
+
+    return load_processor(cfg.base_model, cfg.max_pixels)

@@ -1,10 +1,14 @@
 """QLoRA fine-tuning of Qwen2.5-VL with TRL's SFTTrainer on a dataset bundle (core.dataset.export_bundle).
 
 The same function trains the 7B model on a GPU pod and the tiny test model on a CPU: 4-bit NF4 when CUDA is
-present (or when asked), LoRA from config, loss on the assistant turn only, gradient checkpointing, each
-example with its own image, evaluation on the validation split by label-token scoring, and metric events to
-whatever sink the caller passes (the store locally, a JSONL file on a pod). The adapter folder holds the LoRA
-weights, their config and bizsent.json (prompt version, base model, training settings, dataset manifest).
+present (or when asked) with the vision tower kept in bf16 (train.quantize_vision), LoRA from config on the
+language model and the vision tower, loss on the assistant turn only, gradient checkpointing, each example with
+its own image, evaluation on the validation split by label-token scoring (one scoring pass per evaluation; its
+eval_loss is the full-vocabulary cross-entropy of the answer's first token), checkpoints every
+train.save_steps with resume from the newest, and metric events to whatever sink the caller passes (the store
+locally, a JSONL file on a pod). The adapter folder holds the LoRA weights, their config and bizsent.json
+(prompt version, base model, label tokens, training settings, dataset manifest), which `check_run_info` compares
+with what scoring uses before an adapter is scored.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,13 @@ from core.errors import BizsentError
 from core.events import MetricEvent, Sink
 from core.labels import LABELS, PROMPT_VERSION
 from core.metrics import evaluate
-from core.modeling import load_model, load_processor, require_model, require_training_stack
+from core.modeling import free_memory, load_model, load_processor, require_model, require_training_stack
 from core.scoring import ScoreInput, label_token_ids, open_image, score
 
 ADAPTER_DIR = "adapter"
 RUN_INFO = "bizsent.json"
+TRAINER_DIR = "trainer"  # checkpoints live here: out_dir/trainer/checkpoint-N
+RESUME_INFO = "bizsent-resume.json"  # the bundle the checkpoints were made from
 
 
 @dataclass(slots=True)
@@ -37,10 +44,13 @@ class TrainResult:
     train_loss: float | None
     seconds: float
     last_eval: MetricEvent | None
+    resumed_from: str | None = None  # the checkpoint this training continued from
+    model: Any = field(default=None, repr=False)  # the trained model, only with train(keep_model=True)
 
 
 def score_inputs(bundle: Path, rows: list[dict]) -> list[ScoreInput]:
-    return [ScoreInput(r["post_id"], r["text"], str(Path(bundle) / r["images"][0]), r.get("subject", ""))
+    """A bundle's rows as scoring inputs (their images are the bundle's own, already prepared)."""
+    return [ScoreInput(r["post_id"], r["text"], str(Path(bundle) / r["images"][0]), r.get("subject", ""), True)
             for r in rows]
 
 
@@ -66,11 +76,27 @@ class BundleCollator:
         return self.inner(batch)
 
 
-def _event_callback(events: Sink, processor: Any, val: list[ScoreInput], val_labels: list[str], batch_size: int):
+def val_event(scored: list, val_labels: list[str], step: int | None, epoch: float | None) -> MetricEvent:
+    """The eval event of one validation pass: label-token metrics, and as eval_loss the mean full-vocabulary
+    cross-entropy of the answer's first token (what the trainer's own evaluation would add, without a second
+    forward pass over the validation set)."""
+    result = evaluate(val_labels, [s.label for s in scored], probs=[s.probs for s in scored], n_boot=0)
+    nll = [-math.log(max(s.probs[t] * (s.label_mass if s.label_mass is not None else 1.0), 1e-12))
+           for s, t in zip(scored, val_labels, strict=True)]
+    return MetricEvent("eval", step=step, epoch=epoch, accuracy=result.accuracy, macro_f1=result.macro_f1,
+                       confusion=result.confusion,
+                       data={"split": "val", "n": result.n, "ece": result.ece,
+                             "eval_loss": sum(nll) / len(nll) if nll else None,
+                             "per_class": {k: v.f1 for k, v in result.per_class.items()}})
+
+
+def _event_callback(events: Sink, processor: Any, val: list[ScoreInput], val_labels: list[str], batch_size: int,
+                    eval_steps: int):
     from transformers import TrainerCallback
 
     class EventCallback(TrainerCallback):
-        """Turns the trainer's logs into train events and each evaluation into a scored eval event."""
+        """Turns the trainer's logs into train events, and every `eval_steps` (and at the last step) scores the
+        validation split once and sends the eval event. The trainer runs no evaluation loop of its own."""
 
         def __init__(self):
             self.last = (0, time.perf_counter())
@@ -89,16 +115,12 @@ def _event_callback(events: Sink, processor: Any, val: list[ScoreInput], val_lab
                                data={"samples_per_s": samples / max(now - started, 1e-9),
                                      "grad_norm": float(logs.get("grad_norm", 0.0) or 0.0)}))
 
-        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-            if not val:
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            step = state.global_step
+            if not val or not (step % eval_steps == 0 or step >= state.max_steps):
                 return
             scored = score(model, processor, val, batch_size=batch_size)
-            result = evaluate(val_labels, [s.label for s in scored], probs=[s.probs for s in scored], n_boot=0)
-            event = MetricEvent("eval", step=state.global_step, epoch=state.epoch, accuracy=result.accuracy,
-                                macro_f1=result.macro_f1, confusion=result.confusion,
-                                data={"split": "val", "n": result.n, "ece": result.ece,
-                                      "eval_loss": (metrics or {}).get("eval_loss"),
-                                      "per_class": {k: v.f1 for k, v in result.per_class.items()}})
+            event = val_event(scored, val_labels, step, state.epoch)
             self.latest_eval = event
             events(event)
 
@@ -111,16 +133,39 @@ def _to_dataset(rows: list[dict]) -> Any:
     return Dataset.from_list([{"messages": r["messages"], "images": r["images"]} for r in rows])
 
 
+def prepare_kbit(model: Any) -> Any:
+    """Ready a 4-bit model for LoRA training: every base weight frozen, 1-D parameters (norms, biases) in fp32,
+    gradient checkpointing on, gradients reaching the inputs.
+
+    peft's prepare_model_for_kbit_training also casts every other non-4-bit weight to fp32: for the 7B that is
+    the embeddings, the output layer and the bf16 vision tower, ~3.5 GB more on a 24 GB card for frozen weights
+    that bf16 serves as well. They stay in their loaded dtype here."""
+    import torch
+
+    for param in model.parameters():
+        param.requires_grad = False
+        if param.dtype in (torch.float16, torch.bfloat16) and param.dim() == 1:
+            param.data = param.data.float()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    return model
+
+
+def lora_targets(cfg: TrainSettings) -> list[str]:
+    """The language model's LoRA targets and the vision tower's (the recipe in config.TrainSettings)."""
+    return list(dict.fromkeys([*cfg.target_modules, *cfg.vision_target_modules]))
+
+
 def prepare_lora(model: Any, cfg: TrainSettings, *, quantized: bool, modules_to_save: list[str] | None = None) -> Any:
-    """LoRA adapters on cfg.target_modules; `modules_to_save` names modules trained in full and saved with the adapter
-    (LoRA targets inside them are left alone: the full copy already learns what an adapter would)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    """LoRA adapters on cfg.target_modules and cfg.vision_target_modules; `modules_to_save` names modules trained in
+    full and saved with the adapter (LoRA targets inside them are left alone: the full copy already learns what an
+    adapter would)."""
+    from peft import LoraConfig, get_peft_model
 
     if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_kbit(model)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
+                      target_modules=lora_targets(cfg), task_type="CAUSAL_LM", bias="none",
                       modules_to_save=list(modules_to_save) if modules_to_save else None,
                       exclude_modules=_inside(modules_to_save) if modules_to_save else None)
     return get_peft_model(model, lora)
@@ -132,12 +177,42 @@ def _inside(modules: list[str]) -> str:
     return rf"(.*\.)?({names})\..+"
 
 
+def last_checkpoint(out_dir: Path) -> Path | None:
+    """The newest out_dir/trainer/checkpoint-N that holds a trainer state (a checkpoint cut short has none)."""
+    folder = Path(out_dir) / TRAINER_DIR
+    found = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
+             if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(found)[1] if found else None
+
+
+def _resume_check(out_dir: Path, manifest: dict, cfg: TrainSettings) -> Path | None:
+    """The checkpoint to resume from, after checking it was made from this bundle and these settings."""
+    folder = Path(out_dir) / TRAINER_DIR
+    mine = {"hashes": manifest.get("hashes"), "train": cfg.model_dump(mode="json")}
+    checkpoint = last_checkpoint(out_dir)
+    info_path = folder / RESUME_INFO
+    if checkpoint is not None and info_path.exists():
+        theirs = json.loads(info_path.read_text(encoding="utf-8"))
+        if theirs != mine:
+            what = "bundle" if theirs.get("hashes") != mine["hashes"] else "[train] settings"
+            raise BizsentError(f"the checkpoints in {folder} were made with another {what}; rerun with the same "
+                               f"bundle and settings to resume, or delete {folder} to start over")
+    folder.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps(mine, indent=2), encoding="utf-8")
+    return checkpoint
+
+
 def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink | None = None,
           max_steps: int | None = None, load_in_4bit: bool | None = None, eval_steps: int | None = None,
-          modules_to_save: list[str] | None = None) -> TrainResult:
+          modules_to_save: list[str] | None = None, resume: bool = True, callbacks: list | None = None,
+          keep_model: bool = False) -> TrainResult:
     """Fine-tune cfg.base_model on the bundle; the adapter lands in out_dir/adapter.
 
     load_in_4bit None means: cfg.load_in_4bit, on CUDA only (bitsandbytes' CPU 4-bit is for tests, not speed).
+    A checkpoint in out_dir/trainer (from a crashed or preempted run on the same bundle) is resumed from unless
+    `resume` is False; the checkpoints are deleted once the adapter is saved. `keep_model` returns the trained
+    model in the result (self-training scores with it instead of loading the adapter again); otherwise it is
+    freed before returning.
     """
     require_training_stack()
     import torch
@@ -155,38 +230,44 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
     quantized = (cfg.load_in_4bit and cuda) if load_in_4bit is None else load_in_4bit
     processor = load_processor(cfg.base_model, cfg.max_pixels)
     label_token_ids(processor.tokenizer)  # fail before training if the labels cannot be scored
-    model = load_model(cfg.base_model, load_in_4bit=quantized)
+    checkpoint = _resume_check(out_dir, manifest, cfg) if resume else None
+    model = load_model(cfg.base_model, load_in_4bit=quantized, quantize_vision=cfg.quantize_vision)
     model.config.use_cache = False
     model = prepare_lora(model, cfg, quantized=quantized, modules_to_save=modules_to_save)
 
     per_step = cfg.batch_size * cfg.grad_accum
     total = max_steps or max(1, math.ceil(cfg.epochs * math.ceil(len(train_rows) / per_step)))
     args = SFTConfig(
-        output_dir=str(out_dir / "trainer"), per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        output_dir=str(out_dir / TRAINER_DIR), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=max_steps or -1,
         lr_scheduler_type="cosine", warmup_steps=max(0, total // 20), logging_steps=max(1, total // 50),
-        eval_strategy="steps" if val_rows else "no", eval_steps=eval_steps or max(1, total // 4),
-        save_strategy="no", report_to="none", seed=cfg.seed, bf16=cuda, use_cpu=not cuda,
+        eval_strategy="no", save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        report_to="none", seed=cfg.seed, bf16=cuda, use_cpu=not cuda,
         gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
         assistant_only_loss=True, max_length=None, remove_unused_columns=False, dataloader_num_workers=0,
         disable_tqdm=True,
     )
     val_inputs = score_inputs(bundle_dir, val_rows)
-    callback = _event_callback(emit, processor, val_inputs, [r["label"] for r in val_rows], cfg.batch_size)
+    callback = _event_callback(emit, processor, val_inputs, [r["label"] for r in val_rows], cfg.batch_size,
+                               eval_steps or max(1, total // 4))
     trainer = SFTTrainer(
         model=model, args=args, processing_class=processor, data_collator=BundleCollator(processor, bundle_dir),
-        train_dataset=_to_dataset(train_rows), eval_dataset=_to_dataset(val_rows) if val_rows else None,
-        callbacks=[callback],
+        train_dataset=_to_dataset(train_rows), callbacks=[callback, *(callbacks or [])],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes out as metric events, not printed dicts
     started = time.perf_counter()
-    output = trainer.train()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     adapter = out_dir / ADAPTER_DIR
     trainer.model.save_pretrained(str(adapter))
     write_run_info(adapter, cfg, manifest, processor)
+    for old in (out_dir / TRAINER_DIR).glob("checkpoint-*"):  # for crashes only: the adapter is safe now
+        shutil.rmtree(old, ignore_errors=True)
+    trained = trainer.model if keep_model else None
+    del trainer, model
+    free_memory()
     return TrainResult(adapter, output.global_step, output.training_loss, time.perf_counter() - started,
-                       callback.latest_eval)
+                       callback.latest_eval, str(checkpoint) if checkpoint else None, trained)
 
 
 def write_run_info(adapter: Path, cfg: TrainSettings, manifest: dict, processor: Any) -> None:
@@ -208,9 +289,30 @@ def read_run_info(adapter: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def check_run_info(adapter: Path, processor: Any, base_model: str | None = None) -> dict:
+    """The adapter's bizsent.json, checked against what scoring uses now: the prompt version (core.labels), the
+    label tokens of the loaded tokenizer and the base model. A mismatch is one line saying what to do."""
+    info = read_run_info(adapter)
+    theirs = info.get("prompt_version")
+    if theirs != PROMPT_VERSION:
+        raise BizsentError(f"adapter {adapter} was trained with prompt version {theirs}, scoring uses "
+                           f"{PROMPT_VERSION}; retrain on a bundle built with {PROMPT_VERSION}, or score it with a "
+                           f"bizsent whose prompt version is {theirs}")
+    ids = label_token_ids(processor.tokenizer)
+    if info.get("label_token_ids") != ids or list(info.get("labels", LABELS)) != list(LABELS):
+        raise BizsentError(f"adapter {adapter} was trained to answer with label tokens {info.get('label_token_ids')} "
+                           f"({info.get('labels')}), this tokenizer scores {ids} ({list(LABELS)}); retrain the "
+                           "adapter with this base model and label set")
+    if base_model is not None and info.get("base_model") != str(base_model):
+        raise BizsentError(f"adapter {adapter} was trained on {info.get('base_model')}, not {base_model}; load it "
+                           f"with base model {info.get('base_model')} or retrain")
+    return info
+
+
 def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str, max_steps: int | None = None,
               load_in_4bit: bool | None = None, jsonl: Path | None = None, cfg: TrainSettings | None = None,
-              eval_steps: int | None = None) -> tuple[int, TrainResult]:
+              eval_steps: int | None = None, resume: bool = True, keep_model: bool = False,
+              callbacks: list | None = None) -> tuple[int, TrainResult]:
     """Train with events going to the store (and `jsonl`), recording the run's row from start to finish."""
     from core.events import create_run, finish_run, jsonl_sink, store_sink, tee
 
@@ -222,7 +324,7 @@ def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str,
     sink = tee(store_sink(db, run_id), jsonl_sink(jsonl) if jsonl else None)
     try:
         result = train(bundle, out_dir, cfg, events=sink, max_steps=max_steps, load_in_4bit=load_in_4bit,
-                       eval_steps=eval_steps)
+                       eval_steps=eval_steps, resume=resume, keep_model=keep_model, callbacks=callbacks)
     except BaseException:
         finish_run(db, run_id, "failed")
         raise

@@ -77,3 +77,12 @@ def test_slices_sarcastic_and_source():
     assert m.slices["source:demo"].accuracy == 1.0
     assert m.slices["source:live"].accuracy == 0.5
     assert m.to_dict()["slices"]["sarcastic"]["confusion"] == [[1, 0, 1], [0, 0, 0], [0, 0, 0]]
+
+
+def test_slice_macro_f1_is_over_the_classes_present_in_the_slice():
+    truth = ["bearish", "bearish", "bullish", "neutral", "bullish"]
+    pred = ["bearish", "bearish", "bullish", "neutral", "neutral"]
+    m = evaluate(truth, pred, sarcastic=[True, True, True, False, False], n_boot=0)
+    sl = m.slices["sarcastic"]  # bearish and bullish only, all right
+    assert sl.accuracy == 1.0 and sl.macro_f1 == 1.0  # not 2/3: neutral is absent, not failed
+    assert m.macro_f1 < 1.0 and len(m.per_class) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from core.chat_format import render_prompt
 from core.dataset import read_split
@@ -110,6 +111,7 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
     api = next(b for b in report.baselines if b.kind == "store")
     assert api.name == "openai: gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
     assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None
+    assert report.info["scoring"].startswith("label sequences")  # the untuned model: every spelling counts
 
 
 def test_missing_base_model_is_a_one_line_error(tmp_path):
@@ -144,7 +146,8 @@ def test_predict_file_scores_posts_outside_the_store(run, loaded, tmp_path):
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["image_path"] for o in out] == [str(tmp_path / "a.jpg"), lines[1]["image_path"]]
-    model = load_model(run["settings"].train.base_model, load_in_4bit=True, adapter=run["result"].adapter_dir)
+    model = load_model(run["settings"].train.base_model, load_in_4bit=True, adapter=run["result"].adapter_dir,
+                       quantize_vision=False)  # the run's recipe: the vision tower stays out of 4-bit
     inputs = [ScoreInput(None, x["text"], o["image_path"]) for x, o in zip(lines, out, strict=True)]
     expected = score(model, loaded[1], inputs)
     for o, e in zip(out, expected, strict=True):
@@ -172,3 +175,93 @@ def test_predict_file_errors_are_one_line(run, tmp_path):
         result = _cli(run["settings"], "predict", *args)
         assert isinstance(result.exception, BizsentError), (args, result.output)
         assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+class _Answers(torch.nn.Module):
+    """The tiny model, made to answer one token sequence: after the assistant prefix, and after each of its tokens,
+    the next one gets a large logit (an untuned model that answers "Bearish" rather than "bearish")."""
+
+    def __init__(self, model, answer: list[int], prefix_last: int):
+        super().__init__()
+        self.model, self.next = model, {prefix_last: answer[0], **dict(zip(answer, answer[1:], strict=False))}
+
+    def forward(self, **kwargs):
+        out = self.model(**kwargs)
+        last = kwargs["input_ids"][:, -1].tolist()
+        for row, tok in enumerate(last):
+            if tok in self.next:
+                out.logits[row, -1, self.next[tok]] += 30.0
+        return out
+
+
+def test_zero_shot_counts_every_spelling_of_a_label(loaded, run):
+    from core.scoring import ANSWER_PREFIX, label_variants
+
+    model, processor = loaded
+    tok = processor.tokenizer
+    variants = label_variants(tok)
+    capital = tok(ANSWER_PREFIX + "Bearish", add_special_tokens=False)["input_ids"][len(
+        tok(ANSWER_PREFIX, add_special_tokens=False)["input_ids"]):]
+    assert tok.convert_ids_to_tokens(capital) == ["B", "ear", "ish"] and tuple(capital) in variants["bearish"]
+    assert all(len(v) >= 4 for v in variants.values())  # lower, Capitalised, UPPER, leading space
+    # "B" starts both "Bearish" and "Bullish" here: only whole sequences tell them apart
+    assert any(seq[0] == capital[0] for seq in variants["bullish"])
+    answering = _Answers(model, capital, tok(ANSWER_PREFIX, add_special_tokens=False)["input_ids"][-1])
+    items = _items(run, 2)
+    zero_shot = score(answering, processor, items, sequences=True)
+    assert all(s.label == "bearish" and s.probs["bearish"] > 0.99 for s in zero_shot)
+    assert all(s.label_mass > 0.9 for s in zero_shot)  # nearly all its answer is a label word
+    first_token = score(answering, processor, items)  # the fine-tuned path reads lowercase first tokens only
+    assert all(s.probs["bearish"] < 0.9 for s in first_token)
+
+
+def test_embedding_is_the_answer_position_hidden_state(loaded, run):
+    from core.scoring import encode_prompts
+
+    model, processor = loaded
+    items = _items(run, 3)
+    batched = score(model, processor, items, batch_size=3, embeddings=True)
+    for item, s in zip(items, batched, strict=True):
+        with torch.no_grad():
+            out = model(**encode_prompts(processor, [item], "cpu"), output_hidden_states=True)
+        assert s.embedding == pytest.approx(out.hidden_states[-1][0, -1].numpy(), abs=1e-4)
+
+
+def test_store_images_get_the_bundle_preprocessing(loaded, run):
+    """A post scored from the store (its original PNG) sees the pixels training saw (the bundle's JPEG)."""
+    from core.scoring import encode_prompts
+
+    processor = loaded[1]
+    row = read_split(run["bundle"], "test")[0]
+    db = open_db(run["settings"].db_path)
+    original = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
+                          [row["post_id"]]).fetchone()[0]
+    assert original.endswith(".png")
+    from_store = encode_prompts(processor, [ScoreInput(row["post_id"], row["text"], original)], "cpu")
+    from_bundle = encode_prompts(processor, score_inputs(run["bundle"], [row]), "cpu")
+    assert torch.equal(from_store["pixel_values"], from_bundle["pixel_values"])
+
+
+def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path):
+    import shutil
+
+    from core.errors import BizsentError
+    from core.labels import PROMPT_VERSION
+    from core.report import load_for_run, run_row
+
+    settings = run["settings"]
+    db = open_db(settings.db_path)
+    info = run_row(db, run["run_id"])
+    adapter = tmp_path / "adapter"
+    shutil.copytree(info["adapter_path"], adapter)
+    meta = json.loads((adapter / "bizsent.json").read_text())
+    (adapter / "bizsent.json").write_text(json.dumps({**meta, "prompt_version": "p0"}))
+    with pytest.raises(BizsentError) as err:
+        load_for_run({**info, "adapter_path": str(adapter)}, settings)
+    message = str(err.value)
+    assert "p0" in message and PROMPT_VERSION in message and "retrain" in message and "\n" not in message
+    (adapter / "bizsent.json").write_text(json.dumps({**meta, "label_token_ids": [1, 2, 3]}))
+    with pytest.raises(BizsentError, match="label tokens"):
+        load_for_run({**info, "adapter_path": str(adapter)}, settings)
+    (adapter / "bizsent.json").write_text(json.dumps(meta))
+    assert load_for_run({**info, "adapter_path": str(adapter)}, settings)[0] is not None

@@ -1,4 +1,5 @@
-"""Self-training: thresholds chosen on validation data, and one real round on the tiny model."""
+"""Self-training: thresholds chosen on validation data with a minimum support, rounds chosen on a fixed human
+validation split, rejected rounds rolled back, the test split evaluated once, one model load per round."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ def _s(label, p):
 def test_thresholds_reach_target_precision_on_val():
     scored = [_s("bullish", 0.9), _s("bullish", 0.8), _s("bullish", 0.7), _s("bullish", 0.6), _s("bearish", 0.9)]
     truth = ["bullish", "bullish", "neutral", "bullish", "neutral"]
-    th = choose_thresholds(truth, scored, target_precision=0.75)
+    th = choose_thresholds(truth, scored, target_precision=0.75, min_support=1)
     assert th["bullish"] == 0.6  # top 4: 3 right of 4 = 0.75
-    assert choose_thresholds(truth, scored, 0.9)["bullish"] == 0.8
+    assert choose_thresholds(truth, scored, 0.9, min_support=1)["bullish"] == 0.8
     assert th["bearish"] is None and th["neutral"] is None
     picked = pseudo_labels([_s("bullish", 0.85), _s("bullish", 0.5), _s("bearish", 0.99)], {"bullish": 0.8,
                                                                                           "bearish": None})
@@ -39,7 +40,9 @@ def test_one_self_training_round(tmp_path, tmp_path_factory):
     r = result.rounds[0]
     assert 0 <= r.macro_f1 <= 1 and r.train_size > 0 and set(r.thresholds) == {"bearish", "neutral", "bullish"}
     assert db.execute("SELECT state FROM runs WHERE id = ?", [r.run_id]).fetchone()[0] == "done"
-    assert lines and "macro-F1" in lines[0]
+    assert result.val_source == "api" and "api labels" in lines[0]  # the seeded train pool has no human labels
+    assert any("validation macro-F1" in line for line in lines)
+    assert "Test evaluated once" in lines[-1] and result.test is not None and result.test.n == 6
 
 
 def test_pseudo_labels_are_written_and_used_next_round(tmp_path, tmp_path_factory):
@@ -57,3 +60,116 @@ def test_pseudo_labels_are_written_and_used_next_round(tmp_path, tmp_path_factor
     assert all(origins[pid] == "pseudo" for pid in ids["unlabeled"])
     assert db.execute("SELECT count(*) FROM labels WHERE source = 'pseudo' AND confidence = 0.9").fetchone()[0] == 2
     pytest.importorskip("torch")
+
+
+def test_one_lucky_prediction_does_not_set_a_threshold():
+    scored = [_s("bullish", 0.95), _s("bullish", 0.9), _s("bearish", 0.9)] + [_s("neutral", 0.6)] * 6
+    truth = ["bullish", "bullish", "bearish"] + ["neutral"] * 5 + ["bearish"]
+    th = choose_thresholds(truth, scored, target_precision=0.8)  # default minimum support
+    assert th["bullish"] is None and th["bearish"] is None  # 2 and 1 predictions: too few to trust
+    assert th["neutral"] == 0.6  # 5 of 6 right
+
+
+def _human_train_labels(db, ids, n):
+    from core.posts import set_label
+    from core.records import NewLabel
+
+    for pid in ids[:n]:
+        label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t"))
+
+
+def _counting(monkeypatch):
+    """Count model loads and test evaluations; check that no earlier model is alive when a new one loads."""
+    import gc
+    import weakref
+
+    import core.modeling
+    import core.report
+
+    calls = {"loads": 0, "evaluations": [], "alive_at_load": 0}
+    refs: list = []
+    real_load, real_eval = core.modeling.load_model, core.report.evaluate_run
+
+    def load(*args, **kwargs):
+        gc.collect()
+        calls["alive_at_load"] += sum(r() is not None for r in refs)
+        calls["loads"] += 1
+        model = real_load(*args, **kwargs)
+        refs.append(weakref.ref(model))
+        return model
+
+    def evaluate(db, settings, run, **kwargs):
+        calls["evaluations"].append(run)
+        return real_eval(db, settings, run, **kwargs)
+
+    monkeypatch.setattr(core.modeling, "load_model", load)
+    monkeypatch.setattr("core.training.load_model", load)
+    monkeypatch.setattr(core.report, "evaluate_run", evaluate)
+    return calls
+
+
+def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_once(tmp_path, tmp_path_factory,
+                                                                                    monkeypatch):
+    import core.selftrain
+    from core.dataset import read_split
+
+    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25)
+    db = open_db(settings.db_path)
+    ids = seed_store(db, settings.image_dir, n_train=15, n_test=6, n_unlabeled=6)
+    _human_train_labels(db, ids["train"], 12)
+    calls = _counting(monkeypatch)
+    f1s = iter([0.5, 0.6])  # round 1 beats round 0 on validation
+    real_metrics = core.selftrain.val_metrics
+
+    def metrics(truth, scored):
+        m = real_metrics(truth, scored)
+        m.macro_f1 = next(f1s)
+        return m
+
+    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
+    # every class gets a threshold (a 1-step random model predicts one class on validation at best)
+    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
+                                                                                       "bullish"), 0.0))
+    lines = []
+    result = selftrain(db, settings, tmp_path / "work", rounds=2, target_precision=0.0, min_support=1, max_steps=1,
+                       load_in_4bit=False, progress=lines.append)
+    assert [r.accepted for r in result.rounds] == [True, True] and result.chosen.round == 1
+    assert result.rounds[0].pseudo_added == 6  # every unlabeled post clears a 0-precision threshold
+    vals = [read_split(tmp_path / "work" / f"round{n}" / "bundle", "val") for n in range(2)]
+    assert [r["post_id"] for r in vals[0]] == [r["post_id"] for r in vals[1]] == result.val_posts
+    assert result.val_source == "human" and all(r["origin"] == "human" for v in vals for r in v)
+    assert not set(result.val_posts) & set(ids["unlabeled"])
+    train1 = read_split(tmp_path / "work" / "round1" / "bundle", "train")
+    assert {r["post_id"] for r in train1 if r["origin"] == "pseudo"} == set(ids["unlabeled"])
+    assert calls["evaluations"] == [result.chosen.run_id]  # the test split, once, for the chosen round
+    assert calls["loads"] == 3 and calls["alive_at_load"] == 0  # one load a round + the test evaluation
+    assert "Rounds chosen on validation" in lines[-1] and "Test evaluated once" in lines[-1]
+
+
+def test_a_rejected_round_is_rolled_back(tmp_path, tmp_path_factory, monkeypatch):
+    import core.selftrain
+
+    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25)
+    db = open_db(settings.db_path)
+    ids = seed_store(db, settings.image_dir, n_train=12, n_test=6, n_unlabeled=4)
+    calls = _counting(monkeypatch)
+    f1s = iter([0.6, 0.5])  # round 1 is worse on validation
+    real_metrics = core.selftrain.val_metrics
+
+    def metrics(truth, scored):
+        m = real_metrics(truth, scored)
+        m.macro_f1 = next(f1s)
+        return m
+
+    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
+    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
+                                                                                       "bullish"), 0.0))
+    result = selftrain(db, settings, tmp_path / "work", rounds=3, target_precision=0.0, min_support=1, max_steps=1,
+                       load_in_4bit=False, progress=lambda line: None)
+    assert [r.accepted for r in result.rounds] == [True, False] and result.chosen.round == 0
+    assert result.rolled_back == 4 and "deleted" in result.stopped
+    assert db.execute("SELECT count(*) FROM labels WHERE source = 'pseudo'").fetchone()[0] == 0
+    history = db.execute("SELECT count(*) FROM label_history WHERE source = 'pseudo' AND change = 'delete'")
+    assert history.fetchone()[0] == 4 and len(ids["unlabeled"]) == 4
+    assert calls["evaluations"] == [result.rounds[0].run_id]

@@ -169,3 +169,83 @@ def test_cli_train_with_a_missing_base_model_is_one_line(tmp_path, run):
                                       str(run["bundle"]), "--base-model", str(tmp_path / "missing-model")])
     assert isinstance(result.exception, BizsentError)
     assert "does not exist" in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_the_recipe_keeps_the_vision_tower_out_of_4bit_and_trains_it_through_lora(model_dir, run):
+    """The 7B recipe (TrainSettings defaults): language model NF4, vision tower bf16 (here fp32, the CPU dtype) and
+    frozen, LoRA on the language model's q/v and on the tower's attention and merger; gradients reach the tower."""
+    import bitsandbytes as bnb
+
+    from core.config import TrainSettings
+
+    cfg = TrainSettings()
+    assert cfg.quantize_vision is False and cfg.vision_target_modules
+    model = prepare_lora(load_model(model_dir, load_in_4bit=True, quantize_vision=cfg.quantize_vision), cfg,
+                         quantized=True)
+    four_bit = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert four_bit and not any(".visual." in n for n in four_bit)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    for part in ("attn.qkv", "attn.proj", "merger.mlp.0", "language_model.layers.0.self_attn.q_proj"):
+        assert any(part in n for n in trainable), part
+    processor = load_processor(model_dir, 56 * 56)
+    rows = read_split(run["bundle"], "train")[:2]
+    batch = BundleCollator(processor, run["bundle"])(rows)
+    model.train()
+    model(**batch).loss.backward()
+    grads = [p.grad.abs().sum() for n, p in model.named_parameters() if ".visual." in n and "lora_B" in n]
+    assert grads and all(g > 0 for g in grads)
+
+
+def test_a_crashed_run_resumes_from_its_last_checkpoint(run, tmp_path):
+    from transformers import TrainerCallback
+
+    from core.training import train
+
+    class Preempted(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise RuntimeError("pod preempted")
+
+    cfg = run["settings"].train.model_copy(update={"save_steps": 2})
+    with pytest.raises(RuntimeError, match="preempted"):
+        train(run["bundle"], tmp_path, cfg, max_steps=4, load_in_4bit=True, callbacks=[Preempted()])
+    saved = tmp_path / "trainer" / "checkpoint-2"
+    assert (saved / "optimizer.pt").exists() and (saved / "adapter_model.safetensors").exists()
+    assert not (tmp_path / "adapter").exists()
+    events = []
+    result = train(run["bundle"], tmp_path, cfg, max_steps=4, load_in_4bit=True, events=events.append)
+    assert result.resumed_from == str(saved) and result.steps == 4
+    assert min(e.step for e in events if e.kind == "train") == 3  # steps 1-2 were not trained again
+    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    assert not list((tmp_path / "trainer").glob("checkpoint-*"))  # the adapter is safe: checkpoints go
+    other = cfg.model_copy(update={"learning_rate": 1e-3})
+    (tmp_path / "trainer" / "checkpoint-9").mkdir()
+    (tmp_path / "trainer" / "checkpoint-9" / "trainer_state.json").write_text("{}")
+    from core.errors import BizsentError
+
+    with pytest.raises(BizsentError, match="another \\[train\\] settings"):
+        train(run["bundle"], tmp_path, other, max_steps=4, load_in_4bit=True)
+
+
+def test_validation_is_forwarded_once_per_evaluation(run, tmp_path):
+    from transformers import TrainerCallback
+
+    from core.training import train
+
+    class Forwards(TrainerCallback):
+        rows = 0
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            def count(module, args_, kwargs_):
+                if not torch.is_grad_enabled():
+                    Forwards.rows += kwargs_["input_ids"].shape[0]
+            model.register_forward_pre_hook(count, with_kwargs=True)
+
+    events = []
+    train(run["bundle"], tmp_path, run["settings"].train, max_steps=2, eval_steps=1, load_in_4bit=False,
+          events=events.append, callbacks=[Forwards()])
+    evals = [e for e in events if e.kind == "eval"]
+    n_val = len(read_split(run["bundle"], "val"))
+    assert len(evals) == 2 and Forwards.rows == 2 * n_val
+    assert all(math.isfinite(e.data["eval_loss"]) and e.data["eval_loss"] > 0 for e in evals)

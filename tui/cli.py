@@ -371,7 +371,14 @@ def dataset_build(
 @app.command()
 def train(
     ctx: typer.Context,
-    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")],
+    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
+    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
+                                          "step for the configured model and recipe; load nothing")] = False,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
+                                             "(prompt + post + answer, padded to the batch's longest)")] = 256,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in "
+                                         "the run folder (--name) when there is one")] = True,
     bundle: Annotated[Path | None, typer.Option(help="dataset bundle (default: build one now)")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
@@ -385,21 +392,30 @@ def train(
     from core.training import train_run
 
     c = ctx_of(ctx)
-    if not local:
-        raise BizsentError("only --local training is available from the CLI yet; add --local")
     cfg = _train_settings(c, base_model)
+    if dry_run:
+        from core.memory import estimate_training_memory, render, shape_for
+
+        shape, source = shape_for(cfg.base_model)
+        typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
+        return
+    if not local:
+        raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
     from core.modeling import require_model
 
     require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
     run_name = name or f"train-{_stamp()}"
     out_dir = c.settings.data_dir / "runs" / run_name
+    if bundle is None and resume and (out_dir / "bundle" / "manifest.json").exists():
+        bundle = out_dir / "bundle"  # a rerun of a crashed run trains on the data its checkpoints came from
     if bundle is None:
         bundle = export_bundle(build_dataset(db, c.settings.image_dir, cfg), out_dir / "bundle",
                                max_pixels=cfg.max_pixels)
     run_id, result = train_run(db, c.settings, bundle=bundle, out_dir=out_dir, name=run_name, max_steps=max_steps,
-                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg)
-    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s, train loss "
+                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg, resume=resume)
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s{resumed}, train loss "
                f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
     if evaluate:
         report, md, _ = evaluate_run(db, c.settings, run_id)
@@ -477,20 +493,26 @@ def selftrain(
     ctx: typer.Context,
     rounds: Annotated[int, typer.Option(help="at most this many rounds")] = 3,
     precision: Annotated[float, typer.Option(help="target precision of pseudo labels on val")] = 0.9,
+    min_support: Annotated[int, typer.Option("--min-support", help="validation predictions a class needs "
+                                             "before its threshold is trusted")] = 5,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
 ) -> None:
-    """Pseudo-label confident unlabeled posts, retrain, stop when test macro-F1 stops improving."""
+    """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
+    the test split is evaluated once, at the end."""
+    from core.report import render_table
     from core.selftrain import selftrain as run_selftrain
 
     c = ctx_of(ctx)
     settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
     result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{_stamp()}",
-                           rounds=rounds, target_precision=precision, max_steps=max_steps,
+                           rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
                            progress=lambda line: typer.echo(line, err=True))
-    best = result.best
-    typer.echo(f"stopped: {result.stopped}; best round {best.round} (run {best.run_id}) "
-               f"macro-F1 {100 * best.macro_f1:.1f}%")
+    if result.chosen is not None and result.test is not None:
+        from core.report import Report
+
+        _print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
+    typer.echo(result.summary())
 
 
 @app.command("score-pool")
