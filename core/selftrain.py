@@ -96,8 +96,11 @@ def choose_thresholds(truth: Sequence[str], scored: Sequence[Scored], target_pre
     return out
 
 
-def pseudo_labels(scored: Sequence[Scored], thresholds: dict[str, float | None]) -> list[Scored]:
-    return [s for s in scored if thresholds.get(s.label) is not None and s.probs[s.label] >= thresholds[s.label]]
+def pseudo_labels(scored: Sequence[Scored], thresholds: dict[str, float | None], floor: float = 0.0) -> list[Scored]:
+    """Predictions that clear their class's threshold and `floor` (train.min_label_confidence: the dataset builder
+    leaves out pseudo labels below it, so writing them would only inflate the round's count)."""
+    return [s for s in scored
+            if thresholds.get(s.label) is not None and s.probs[s.label] >= max(thresholds[s.label], floor)]
 
 
 def write_pseudo_labels(db: sqlite_utils.Database, picks: Sequence[Scored], labeler: str) -> int:
@@ -218,7 +221,8 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
             free_memory()
             break
         unlabeled = unlabeled_inputs(db, settings.image_dir)
-        picks = pseudo_labels(score(model, processor, unlabeled, batch_size=cfg.batch_size), thresholds)
+        picks = pseudo_labels(score(model, processor, unlabeled, batch_size=cfg.batch_size), thresholds,
+                              cfg.min_label_confidence)
         del model, trained
         free_memory()  # the scoring model goes before the next round's training loads its own
         pending_labeler = f"selftrain:run{run_id}"

@@ -114,7 +114,8 @@ def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_
     import core.selftrain
     from core.dataset import read_split
 
-    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25)
+    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
+                             min_label_confidence=0.0)  # a 1-step random model is never confident
     db = open_db(settings.db_path)
     ids = seed_store(db, settings.image_dir, n_train=15, n_test=6, n_unlabeled=6)
     _human_train_labels(db, ids["train"], 12)
@@ -150,7 +151,8 @@ def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_
 def test_a_rejected_round_is_rolled_back(tmp_path, tmp_path_factory, monkeypatch):
     import core.selftrain
 
-    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25)
+    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
+                             min_label_confidence=0.0)  # a 1-step random model is never confident
     db = open_db(settings.db_path)
     ids = seed_store(db, settings.image_dir, n_train=12, n_test=6, n_unlabeled=4)
     calls = _counting(monkeypatch)
@@ -173,3 +175,12 @@ def test_a_rejected_round_is_rolled_back(tmp_path, tmp_path_factory, monkeypatch
     history = db.execute("SELECT count(*) FROM label_history WHERE source = 'pseudo' AND change = 'delete'")
     assert history.fetchone()[0] == 4 and len(ids["unlabeled"]) == 4
     assert calls["evaluations"] == [result.rounds[0].run_id]
+
+
+def test_pseudo_labels_below_the_training_minimum_are_not_written():
+    """The dataset builder leaves out pseudo labels below train.min_label_confidence: selftrain must not count them."""
+    scored = [Scored(1, "bullish", {"bearish": 0.2, "neutral": 0.25, "bullish": 0.55}, 0.0),
+              Scored(2, "bullish", {"bearish": 0.1, "neutral": 0.1, "bullish": 0.8}, 0.0)]
+    thresholds = {"bearish": None, "neutral": None, "bullish": 0.5}
+    assert [s.post_id for s in pseudo_labels(scored, thresholds)] == [1, 2]
+    assert [s.post_id for s in pseudo_labels(scored, thresholds, floor=0.6)] == [2]
