@@ -1,7 +1,7 @@
 """Active learning: which posts the human should label next. `human_queue` is the one queue that
 `bizsent queue` and the Label screen's active-learning order both serve.
 
-The queue is the pool (core.pool.POOL_SQL: candidates without a human label or skip), ranked by the predictions
+The queue is the pool (core.posts.POOL_SQL: candidates without a human label or skip), ranked by the predictions
 of the newest run that scored it (`bizsent score-pool`). Posts whose image (sha256) or normalised text repeats a
 post already queued are left out, keeping the more uncertain copy. Then, batch by batch, uncertainty (smallest
 margin between the top two classes) picks a window several times the batch size and greedy farthest-point
@@ -24,8 +24,8 @@ import numpy as np
 import sqlite_utils
 
 from core.dataset import normalise_text
-from core.pool import POOL_SQL, pool_ids, unpack_embedding
-from core.posts import CANDIDATE_SQL
+from core.pool import pool_ids, unpack_embedding
+from core.posts import CANDIDATE_SQL, POOL_SQL
 from core.scoring import Scored, ScoreInput
 
 Strategy = Literal["uncertainty", "random"]

@@ -15,6 +15,8 @@ RATING_TO_LABEL: dict[int, Label] = {1: "bearish", 2: "neutral", 3: "bullish"}
 LABEL_TO_RATING: dict[Label, int] = {v: k for k, v in RATING_TO_LABEL.items()}
 
 SOURCES = ("human", "openai", "gemini", "compatible", "model", "pseudo")
+API_SOURCES = ("openai", "gemini", "compatible")  # the vision LLM labelers among SOURCES
+NON_API_SOURCES = tuple(s for s in SOURCES if s not in API_SOURCES)
 SPLITS = ("test", "train", "val", "unassigned")
 
 # Combined labels (`bizsent agreement --combine`: Dawid-Skene or majority over all API labelers) are nobody's

@@ -1,8 +1,8 @@
 """The candidate pool: the posts a human may still label, and a run's predictions on them.
 
-`POOL_SQL` is the one definition of the pool, used by scoring, the active-learning queue and the Label screen:
-a candidate post (image bytes on disk and text) that the human has neither labelled nor skipped. API labels do
-not take a post out of the pool: a human label is worth more than any of them.
+`core.posts.POOL_SQL` is the one definition of the pool, used by scoring, the active-learning queue and the Label
+screen: a candidate post (image bytes on disk and text) that the human has neither labelled nor skipped. API labels
+do not take a post out of the pool: a human label is worth more than any of them.
 
 `score_pool` scores the posts of the pool that a run has not scored yet, one batch per transaction, so a second
 call scores only new posts and a killed call loses at most one batch. Each prediction keeps a small embedding
@@ -24,15 +24,10 @@ import numpy as np
 import sqlite_utils
 
 from core.errors import BizsentError
-from core.posts import CANDIDATE_SQL
+from core.posts import POOL_SQL
 from core.scoring import Scored, ScoreInput
 from core.store import now, transaction
 
-POOL_SQL = (
-    f"{CANDIDATE_SQL}"
-    " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = 'human')"
-    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.post_id = p.id AND s.source = 'human')"
-)
 EMBED_DIM = 64  # 128 bytes a post as float16, instead of 7 KB for the 7B's 3584 hidden floats
 
 # done, total -> keep going? (a job returns False once its row says cancelled)

@@ -12,6 +12,13 @@ from core.store import now, transaction
 
 # A post the model may ever see: image bytes on disk and some text (never text alone, never image alone).
 CANDIDATE_SQL = "p.image_id IS NOT NULL AND i.status = 'ok' AND trim(p.text) != ''"
+# The pool: candidates the human has not labelled or skipped (API labels do not take a post out). Pool scoring,
+# the active-learning queue and the Label screen all use this one definition.
+POOL_SQL = (
+    f"{CANDIDATE_SQL}"
+    " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = 'human')"
+    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.post_id = p.id AND s.source = 'human')"
+)
 
 
 def _image_id(db: sqlite_utils.Database, ref: ImageRef) -> int:

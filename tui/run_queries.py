@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from core.events import MetricEvent
-from core.labels import LABELS
+from core.labels import LABELS, NON_API_SOURCES
 
 if TYPE_CHECKING:
     from core.report import Report
 
 SPOT_ORDERS = ("uncertainty", "disagreement")
-NON_API_SOURCES = ("human", "model", "pseudo")
 
 
 @dataclass(frozen=True, slots=True)
