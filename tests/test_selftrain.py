@@ -109,9 +109,26 @@ def _counting(monkeypatch):
     return calls
 
 
+def _script_validation(monkeypatch, f1s: list[float]) -> None:
+    """Each round's validation macro-F1 comes from `f1s` (a 1-step random model scores them at random), and every
+    class gets a threshold of 0 (such a model predicts one class on validation at best)."""
+    import core.selftrain
+
+    scripted = iter(f1s)
+    real_metrics = core.selftrain.val_metrics
+
+    def metrics(truth, scored):
+        m = real_metrics(truth, scored)
+        m.macro_f1 = next(scripted)
+        return m
+
+    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
+    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
+                                                                                       "bullish"), 0.0))
+
+
 def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_once(tmp_path, tmp_path_factory,
                                                                                     monkeypatch):
-    import core.selftrain
     from core.dataset import read_split
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
@@ -120,18 +137,7 @@ def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_
     ids = seed_store(db, settings.image_dir, n_train=15, n_test=6, n_unlabeled=6)
     _human_train_labels(db, ids["train"], 12)
     calls = _counting(monkeypatch)
-    f1s = iter([0.5, 0.6])  # round 1 beats round 0 on validation
-    real_metrics = core.selftrain.val_metrics
-
-    def metrics(truth, scored):
-        m = real_metrics(truth, scored)
-        m.macro_f1 = next(f1s)
-        return m
-
-    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
-    # every class gets a threshold (a 1-step random model predicts one class on validation at best)
-    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
-                                                                                       "bullish"), 0.0))
+    _script_validation(monkeypatch, [0.5, 0.6])  # round 1 beats round 0 on validation
     lines = []
     result = selftrain(db, settings, tmp_path / "work", rounds=2, target_precision=0.0, min_support=1, max_steps=1,
                        load_in_4bit=False, progress=lines.append)
@@ -149,24 +155,13 @@ def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_
 
 
 def test_a_rejected_round_is_rolled_back(tmp_path, tmp_path_factory, monkeypatch):
-    import core.selftrain
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
                              min_label_confidence=0.0)  # a 1-step random model is never confident
     db = open_db(settings.db_path)
     ids = seed_store(db, settings.image_dir, n_train=12, n_test=6, n_unlabeled=4)
     calls = _counting(monkeypatch)
-    f1s = iter([0.6, 0.5])  # round 1 is worse on validation
-    real_metrics = core.selftrain.val_metrics
-
-    def metrics(truth, scored):
-        m = real_metrics(truth, scored)
-        m.macro_f1 = next(f1s)
-        return m
-
-    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
-    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
-                                                                                       "bullish"), 0.0))
+    _script_validation(monkeypatch, [0.6, 0.5])  # round 1 is worse on validation
     result = selftrain(db, settings, tmp_path / "work", rounds=3, target_precision=0.0, min_support=1, max_steps=1,
                        load_in_4bit=False, progress=lambda line: None)
     assert [r.accepted for r in result.rounds] == [True, False] and result.chosen.round == 0
