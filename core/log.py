@@ -85,6 +85,7 @@ def setup_logging(data_dir: Path) -> Path | None:
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # libraries' deprecation warnings go to the log, not between a command's lines
     return path
 
 

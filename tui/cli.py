@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -594,6 +595,9 @@ INTERRUPTED = "interrupted; everything already written is kept"
 
 
 def main() -> None:
+    # The commands draw their own progress; the Hugging Face libraries' bars ("Loading weights") would only
+    # interleave with it. Read when transformers is first imported, so it is set before any command runs.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # Everything the CLI prints goes through the same scrubber as the log, the database and the responses files.
     sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
     sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
