@@ -98,6 +98,10 @@ def db_path(db: sqlite_utils.Database) -> str:
     return row[2] or ":memory:"
 
 
+def _missing(path: Path) -> StoreError:
+    return StoreError(f"database {path} does not exist; run `bizsent init` or `bizsent demo` first")
+
+
 def _check_location(path: Path, create: bool) -> None:
     """One-line refusals for a path that cannot hold the database, before SQLite gives a vaguer error."""
     folder = path.parent
@@ -107,7 +111,7 @@ def _check_location(path: Path, create: bool) -> None:
     if path.is_dir():
         raise StoreError(f"database {path} is a folder, not a file; pass a database file with --db")
     if not create and not path.exists():
-        raise StoreError(f"database {path} does not exist; run `bizsent init` or `bizsent demo` first")
+        raise _missing(path)
     if path.exists() and not os.access(path, os.W_OK):
         raise StoreError(f"database {path} is read-only; make it writable (chmod u+w {path}) or copy it "
                          "somewhere writable and pass that with --db")
@@ -126,8 +130,11 @@ def open_db(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
     path = Path(path)
     _check_location(path, create)
     conn = None
+    # Without create, open read-write but never create: the file can go between the check above and the connect
+    # (a user moving it while the console polls), and a plain connect would leave a new, empty database there.
+    target, uri = (str(path), False) if create else (path.resolve().as_uri() + "?mode=rw", True)
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+        conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
                                isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         check_ours(conn, path)  # before the first PRAGMA that writes: a refused file stays as it was
@@ -141,6 +148,8 @@ def open_db(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
         raise
     except sqlite3.DatabaseError as exc:
         _close(conn)
+        if not create and not path.exists():
+            raise _missing(path) from None
         raise store_error(exc, path) from None
     return db
 

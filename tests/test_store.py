@@ -198,3 +198,15 @@ def test_read_only_database_and_folder_are_one_line_errors(tmp_path):
             open_db(path)
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_a_reader_never_creates_a_database_where_one_vanished(tmp_path, monkeypatch):
+    """The file can go between open_db's location check and its connect (a user moving it while the console
+    polls): without `create`, the connect itself must not leave a new, empty database at the old path."""
+    import core.store
+
+    monkeypatch.setattr(core.store, "_check_location", lambda path, create: None)  # the file goes after the check
+    path = tmp_path / "moved-away.db"
+    with pytest.raises(StoreError, match="does not exist"):
+        open_db(path, create=False)
+    assert not path.exists()
