@@ -34,14 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bizsent.core import ledger  # noqa: E402
+from bizsent.core.config import load_settings  # noqa: E402
+from bizsent.core.store import open_db  # noqa: E402
+from bizsent.jobs import labeling  # noqa: E402
 from fakes.fourchan import FakeFourChan, big_board  # noqa: E402
 from fakes.label_posts import FAKE_CONFIG, make_posts  # noqa: E402
 from fakes.openai_server import FakeOpenAI, Server  # noqa: E402
-
-from core import ledger  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.store import open_db  # noqa: E402
-from jobs import labeling  # noqa: E402
 
 SEED = int(os.environ.get("FAULTS_SEED", "9"))
 CAP = 0.025
@@ -51,7 +50,7 @@ OUTPUTS: list[str] = []  # everything every command printed (tracebacks are coun
 
 
 def start(cfg: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from tui.cli import main; main()", "--config", str(cfg), *args],
+    return subprocess.Popen([sys.executable, "-c", "from bizsent.cli import main; main()", "--config", str(cfg), *args],
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -47,10 +47,10 @@ FOUR_BIT = True
 
 def demo_store(base: Path):
     """A demo store whose non-test candidates carry their ground truth as train-split human labels."""
-    from core.demo import HUMAN, build_posts, seed_demo
-    from core.posts import post_id, set_label
-    from core.records import NewLabel
-    from core.store import open_db, transaction
+    from bizsent.core.demo import HUMAN, build_posts, seed_demo
+    from bizsent.core.posts import post_id, set_label
+    from bizsent.core.records import NewLabel
+    from bizsent.core.store import open_db, transaction
 
     db = open_db(base / "demo.db")
     seed_demo(db, base / "images", n_posts=N_POSTS, seed=SEED)
@@ -77,10 +77,10 @@ def grey_copy(bundle: Path, out: Path) -> Path:
 
 
 def train_and_score(bundle: Path, out: Path, cfg, label: str):
-    from core.dataset import read_split
-    from core.modeling import load_model, load_processor
-    from core.scoring import score
-    from core.training import score_inputs, train
+    from bizsent.core.dataset import read_split
+    from bizsent.core.modeling import load_model, load_processor
+    from bizsent.core.scoring import score
+    from bizsent.core.training import score_inputs, train
 
     started = time.perf_counter()
     result = train(bundle, out, cfg, max_steps=STEPS, load_in_4bit=FOUR_BIT, eval_steps=STEPS)
@@ -107,11 +107,10 @@ def recipe(cfg) -> str:
 
 def main() -> None:
     import torch
+    from bizsent.core.baselines import vader_labels
+    from bizsent.core.config import TrainSettings
+    from bizsent.core.dataset import build_dataset, export_bundle, read_split
     from tiny_qwen import build_tiny_qwen
-
-    from core.baselines import vader_labels
-    from core.config import TrainSettings
-    from core.dataset import build_dataset, export_bundle, read_split
 
     torch.manual_seed(0)
     started = time.perf_counter()

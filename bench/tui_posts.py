@@ -40,9 +40,8 @@ WORDS = ["wagmi", "ngmi", "moon", "rekt", "hodl", "cope", "fud", "ser", "fren", 
 
 def build(db_path: Path, image_dir: Path, n_posts: int) -> None:
     """100k posts in one transaction: ~1 s. Every 10th image row is corrupt, every 20th post has none."""
+    from bizsent.core.store import now, open_db
     from PIL import Image, ImageDraw
-
-    from core.store import now, open_db
 
     rng = random.Random(7)
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -123,12 +122,11 @@ def p95(values: list[float]) -> float:
 
 
 async def measure(db_path: Path, config: Path, presses: int, labels: int) -> dict:
+    from bizsent.core.config import load_settings
+    from bizsent.tui.app import BizsentApp
+    from bizsent.tui.screens.label import LabelScreen
+    from bizsent.tui.widgets.post_table import PostTable
     from textual import events
-
-    from core.config import load_settings
-    from tui.app import BizsentApp
-    from tui.screens.label import LabelScreen
-    from tui.widgets.post_table import PostTable
 
     marks: dict[str, list[float]] = {"key": [], "page": [], "detail": [], "label": []}
     state: dict = {"first_paint": None, "key_t": 0.0, "kind": None, "label_pending": False}
@@ -191,7 +189,7 @@ async def measure(db_path: Path, config: Path, presses: int, labels: int) -> dic
             if time.perf_counter() > deadline:
                 raise SystemExit("the Posts list never painted a row within 60 s")
             await asyncio.sleep(0.005)
-        from tui.screens.posts import PostsScreen
+        from bizsent.tui.screens.posts import PostsScreen
 
         posts_screen = app.screen
         assert isinstance(posts_screen, PostsScreen)

@@ -13,12 +13,11 @@ from itertools import combinations
 from typing import Any
 
 import sqlite_utils
-
-from core.labels import COMBINED_SOURCE, LABELS, combined_labeler
-from core.metrics import confusion_matrix, from_confusion
-from core.posts import set_label
-from core.records import NewLabel
-from core.store import transaction
+from bizsent.core.labels import COMBINED_SOURCE, LABELS, combined_labeler
+from bizsent.core.metrics import confusion_matrix, from_confusion
+from bizsent.core.posts import set_label
+from bizsent.core.records import NewLabel
+from bizsent.core.store import transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +118,7 @@ class Combined:
 def combine_labels(db: sqlite_utils.Database, method: str = "dawid-skene") -> Combined:
     """One label per non-test post from all API labelers' votes, with its confidence, stored for training."""
     if method not in ("dawid-skene", "majority"):
-        from core.errors import BizsentError
+        from bizsent.core.errors import BizsentError
 
         raise BizsentError(f"unknown combination {method!r}; use dawid-skene or majority")
     test_posts = set(_human_test(db))

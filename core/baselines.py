@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
-
-from core.errors import BizsentError
-from core.labels import Label
-from core.metrics import Metrics, evaluate, from_confusion
+from bizsent.core.errors import BizsentError
+from bizsent.core.labels import Label
+from bizsent.core.metrics import Metrics, evaluate, from_confusion
 
 # VADER's conventional compound-score cut-offs.
 VADER_POSITIVE = 0.05

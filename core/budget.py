@@ -13,12 +13,11 @@ import math
 from dataclasses import dataclass
 
 import sqlite_utils
-
-from core import ledger
-from core.config import ModelPrice, ProviderSettings, Settings
-from core.errors import BizsentError
-from core.images import fit_to_budget
-from core.labels import PROMPT_RULES, user_prompt
+from bizsent.core import ledger
+from bizsent.core.config import ModelPrice, ProviderSettings, Settings
+from bizsent.core.errors import BizsentError
+from bizsent.core.images import fit_to_budget
+from bizsent.core.labels import PROMPT_RULES, user_prompt
 
 DEFAULT_TOKENS_OUT = 60  # a compact JSON answer with a one-sentence rationale
 MESSAGE_OVERHEAD = 12  # role markers and the image part wrapper

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.labels import FINETUNE_INSTRUCTION, Label, post_text
+from bizsent.core.labels import FINETUNE_INSTRUCTION, Label, post_text
 
 
 def prompt_messages(text: str, subject: str = "") -> list[dict[str, Any]]:

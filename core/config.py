@@ -10,9 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+from bizsent.core.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 ENV_PREFIX = "BIZSENT_"

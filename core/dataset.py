@@ -29,14 +29,21 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
-
-from core.chat_format import training_messages
-from core.config import TrainSettings
-from core.errors import BizsentError
-from core.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
-from core.labels import API_SOURCES, FINETUNE_INSTRUCTION, LABELS, PROMPT_VERSION, RANDOM_SAMPLING, Label, is_combined
-from core.posts import CANDIDATE_SQL
-from core.store import transaction
+from bizsent.core.chat_format import training_messages
+from bizsent.core.config import TrainSettings
+from bizsent.core.errors import BizsentError
+from bizsent.core.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
+from bizsent.core.labels import (
+    API_SOURCES,
+    FINETUNE_INSTRUCTION,
+    LABELS,
+    PROMPT_VERSION,
+    RANDOM_SAMPLING,
+    Label,
+    is_combined,
+)
+from bizsent.core.posts import CANDIDATE_SQL
+from bizsent.core.store import transaction
 
 NEAR_DUPLICATE_JACCARD = 0.8
 NEAR_DUPLICATE_BITS = 6  # perceptual hashes (64 bits) this close are the same picture

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
-
-from core.demo_images import ImageSpec, render
-from core.demo_text import dress, fill, general_thread
-from core.images import cache_image, record
-from core.labels import LABELS, RANDOM_SAMPLING, Label
-from core.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
-from core.store import transaction
+from bizsent.core.demo_images import ImageSpec, render
+from bizsent.core.demo_text import dress, fill, general_thread
+from bizsent.core.images import cache_image, record
+from bizsent.core.labels import LABELS, RANDOM_SAMPLING, Label
+from bizsent.core.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.store import transaction
 
 BOARD = "biz"
 SOURCE = "demo"

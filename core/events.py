@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlite_utils
-
-from core.store import now
+from bizsent.core.store import now
 
 
 @dataclass(slots=True)

@@ -20,9 +20,8 @@ from typing import Any, Protocol
 
 import httpx
 import sqlite_utils
-
-from core.config import ScrapeSettings
-from core.store import now
+from bizsent.core.config import ScrapeSettings
+from bizsent.core.store import now
 
 RETRIES = 3  # attempts per request before giving up with a reason
 BACKOFF_S = 2.0  # wait before the second attempt; doubles after each failure

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
+from bizsent.core.store import now
 from PIL import Image, UnidentifiedImageError
-
-from core.store import now
 
 STILL_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 # Perceptual hash: a 64-bit difference hash (dHash) of the image as 9x8 grey pixels. A re-saved, recompressed or

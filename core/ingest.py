@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
-
-from core.config import ScrapeSettings, Settings
-from core.fourchan import (
+from bizsent.core.config import ScrapeSettings, Settings
+from bizsent.core.fourchan import (
     Clock,
     Fetched,
     FourChanClient,
@@ -29,12 +28,12 @@ from core.fourchan import (
     thread_url,
     thumb_url,
 )
-from core.html_text import clean_text
-from core.images import Cached, cache_image, record
-from core.posts import CANDIDATE_SQL, save_posts
-from core.records import ImageRef, NewPost
-from core.store import now, transaction
-from core.video import first_frame, is_video
+from bizsent.core.html_text import clean_text
+from bizsent.core.images import Cached, cache_image, record
+from bizsent.core.posts import CANDIDATE_SQL, save_posts
+from bizsent.core.records import ImageRef, NewPost
+from bizsent.core.store import now, transaction
+from bizsent.core.video import first_frame, is_video
 
 Progress = Callable[[str], None]
 RATE_FILE = "4chan.rate"  # in the data folder: the one request-rate limit every scrape there shares

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from core.log import redact
-from core.store import now, transaction
+from bizsent.core.log import redact
+from bizsent.core.store import now, transaction
 
 FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
 OPEN = ("pending", "sent")

@@ -14,7 +14,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.config import SECRET_ENV
+from bizsent.core.config import SECRET_ENV
 
 LOG_NAME = "bizsent.log"
 

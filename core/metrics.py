@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
-from core.labels import LABELS
+from bizsent.core.labels import LABELS
 
 INDEX = {label: k for k, label in enumerate(LABELS)}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.errors import BizsentError
+from bizsent.core.errors import BizsentError
 
 INSTALL_HINT = "install the training extra: scripts/setup train"
 # Qwen2-VL's own lower bound: 4 patches of 28 px (merged 2x2), below which an image has no tokens.

@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bizsent.core.errors import BizsentError
+from bizsent.core.scoring import ScoreInput
 from PIL import Image, UnidentifiedImageError
-
-from core.errors import BizsentError
-from core.scoring import ScoreInput
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.labels import Label
+from bizsent.core.labels import Label
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import sqlite_utils
-
-from core.store import now
+from bizsent.core.store import now
 
 LABEL_SESSION = "label_session"
 

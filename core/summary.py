@@ -9,10 +9,9 @@ import os
 from pathlib import Path
 
 import sqlite_utils
-
-from core.labels import LABELS
-from core.posts import CANDIDATE_SQL
-from core.store import db_path
+from bizsent.core.labels import LABELS
+from bizsent.core.posts import CANDIDATE_SQL
+from bizsent.core.store import db_path
 
 
 def _pairs(db: sqlite_utils.Database, sql: str) -> dict[str, int]:

@@ -25,16 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
-
-from core.errors import BizsentError, ImportFormatError
-from core.fields import blank, parse_bool, parse_float, parse_int, parse_str, parse_time
-from core.html_text import clean_text
-from core.images import Cached, cache_image, record
-from core.labels import SOURCES, SPLITS, parse_label
-from core.posts import add_note, add_skip, post_id, set_label, write_posts
-from core.records import ImageRef, ImportRow, NewLabel, NewPost
-from core.scraperdb import read_scraper_db
-from core.store import db_path, transaction
+from bizsent.core.errors import BizsentError, ImportFormatError
+from bizsent.core.fields import blank, parse_bool, parse_float, parse_int, parse_str, parse_time
+from bizsent.core.html_text import clean_text
+from bizsent.core.images import Cached, cache_image, record
+from bizsent.core.labels import SOURCES, SPLITS, parse_label
+from bizsent.core.posts import add_note, add_skip, post_id, set_label, write_posts
+from bizsent.core.records import ImageRef, ImportRow, NewLabel, NewPost
+from bizsent.core.scraperdb import read_scraper_db
+from bizsent.core.store import db_path, transaction
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}

@@ -17,20 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
-
-from core import ledger
-from core.budget import money
-from core.config import Settings
-from core.errors import BizsentError
-from core.images import image_jpeg
-from core.labelers.base import Request
-from core.labels import Example, user_prompt
-from core.posts import set_label
-from core.records import NewLabel
-from core.store import now, transaction
-from jobs import rows
-from jobs.batch_backends import Backend, backend
-from jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples
+from bizsent.core import ledger
+from bizsent.core.budget import money
+from bizsent.core.config import Settings
+from bizsent.core.errors import BizsentError
+from bizsent.core.images import image_jpeg
+from bizsent.core.labelers.base import Request
+from bizsent.core.labels import Example, user_prompt
+from bizsent.core.posts import set_label
+from bizsent.core.records import NewLabel
+from bizsent.core.store import now, transaction
+from bizsent.jobs import rows
+from bizsent.jobs.batch_backends import Backend, backend
+from bizsent.jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples
 
 Entry = tuple[Item, Any, int]  # the post, its provider payload, the payload's size in bytes
 
@@ -90,7 +89,7 @@ def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id
     A post another run holds or has answered is left out (snap.skipped); a claim the caps refuse ends the
     submission there. A failed submission closes its rows as 'error' (nothing was accepted, so nothing is
     billed) and stops with one line; the remote jobs created before it stay recorded by the caller."""
-    from jobs.labeling import CLAIMED
+    from bizsent.jobs.labeling import CLAIMED
 
     caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     sent: list[str] = []

@@ -21,20 +21,19 @@ from typing import Any
 
 import sqlite_utils
 from aiolimiter import AsyncLimiter
+from bizsent.core import budget, ledger
+from bizsent.core.config import ModelPrice, Settings
+from bizsent.core.dataset import leakage_check
+from bizsent.core.errors import BizsentError
+from bizsent.core.images import image_jpeg
+from bizsent.core.labelers import Labeler, LabelerError, QuotaExhausted, Request, Transient, Unreachable, make_labeler
+from bizsent.core.labelers.base import exhausted_for, provider_settings
+from bizsent.core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
+from bizsent.core.posts import CANDIDATE_SQL, set_label
+from bizsent.core.records import NewLabel
+from bizsent.core.store import transaction
+from bizsent.jobs import rows
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
-
-from core import budget, ledger
-from core.config import ModelPrice, Settings
-from core.dataset import leakage_check
-from core.errors import BizsentError
-from core.images import image_jpeg
-from core.labelers import Labeler, LabelerError, QuotaExhausted, Request, Transient, Unreachable, make_labeler
-from core.labelers.base import exhausted_for, provider_settings
-from core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
-from core.posts import CANDIDATE_SQL, set_label
-from core.records import NewLabel
-from core.store import transaction
-from jobs import rows
 
 SOURCE_OF = {"openai": "openai", "gemini": "gemini", "compatible": "compatible"}
 PROGRESS_EVERY_S = 0.5
@@ -605,19 +604,19 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
 
 
 def the_text(item: Item) -> str:
-    from core.labels import user_prompt
+    from bizsent.core.labels import user_prompt
 
     return user_prompt(item.subject, item.text)
 
 
 def require_key(settings: Settings, provider: str) -> None:
     """Fail with one line before anything is spent when the provider's key is missing."""
-    from core.config import secret
+    from bizsent.core.config import secret
 
     if provider in ("openai", "gemini"):
         secret(provider)
     elif provider == "compatible":
-        from core.labelers.base import compatible_key
+        from bizsent.core.labelers.base import compatible_key
 
         compatible_key(provider_settings(settings, provider).base_url)  # a key over plain http is refused here
 
@@ -669,8 +668,8 @@ def queue(db: sqlite_utils.Database, params: Params) -> int:
 def cancel(db: sqlite_utils.Database, job_id: int, settings: Settings | None = None) -> str:
     """Cancel a labeling job: state -> cancelled; a live run stops before its next request, batch jobs are
     cancelled at the provider (which needs `settings`; the default config when not given)."""
-    from core.config import load_settings
-    from jobs import batches
+    from bizsent.core.config import load_settings
+    from bizsent.jobs import batches
 
     return batches.cancel(db, settings or load_settings(), job_id)
 

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import sqlite_utils
-
-from core.errors import BizsentError
-from jobs import labeling, rows
+from bizsent.core.errors import BizsentError
+from bizsent.jobs import labeling, rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +32,7 @@ _SPAWN = (
 def bizsent_command(db_path: Path | str, config_path: Path | str | None, args: list[str]) -> list[str]:
     """The same interpreter and code as this process, so a detached job runs the version the console runs."""
     config = ["--config", str(config_path)] if config_path else []
-    return [sys.executable, "-c", "from tui.cli import main; main()", *config, "--db", str(db_path), *args]
+    return [sys.executable, "-c", "from bizsent.cli import main; main()", *config, "--db", str(db_path), *args]
 
 
 def start_detached(db_path: Path | str, config_path: Path | str | None, args: list[str],

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from core.errors import BizsentError
-from core.ledger import pid_alive
-from core.pool import PoolReport, resolve_run, score_pool
-from jobs import rows
+from bizsent.core.errors import BizsentError
+from bizsent.core.ledger import pid_alive
+from bizsent.core.pool import PoolReport, resolve_run, score_pool
+from bizsent.jobs import rows
 
 KIND = "score-pool"
 
@@ -52,7 +51,7 @@ def run_job(db: sqlite_utils.Database, settings: Any, job_id: int, batch_size: i
 def launch(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, log_dir: Path | str,
            run: int | None = None) -> tuple[int, int, int]:
     """Check the run, queue a row and start `bizsent score-pool --job ID` detached: (job id, pid, run id)."""
-    from jobs.launch import start_detached
+    from bizsent.jobs.launch import start_detached
 
     busy = running_job(db)
     if busy is not None:

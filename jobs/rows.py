@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
-
-from core.errors import BizsentError
-from core.log import redact
-from core.store import now, transaction
+from bizsent.core.errors import BizsentError
+from bizsent.core.log import redact
+from bizsent.core.store import now, transaction
 
 
 def _json(value: Any) -> str:
@@ -82,7 +81,7 @@ class JobBusy(BizsentError):
 def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
     """This process now runs the job (a resume after a crash or kill). Atomic: of two processes starting the
     same job at once, the second is refused (JobBusy), so a job's claims always belong to one process."""
-    from core.ledger import pid_alive
+    from bizsent.core.ledger import pid_alive
 
     stamp = now()
     with transaction(db):

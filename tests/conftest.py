@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from core.config import Settings, load_settings
-from core.store import open_db
+from bizsent.core.config import Settings, load_settings
+from bizsent.core.store import open_db
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from bizsent.core.agreement import agreement, combine_labels, render_agreement, scores
+from bizsent.core.posts import set_label
+from bizsent.core.records import NewLabel
 from fakes.label_posts import make_posts
-
-from core.agreement import agreement, combine_labels, render_agreement, scores
-from core.posts import set_label
-from core.records import NewLabel
 
 
 def test_scores_match_hand_computed_values():

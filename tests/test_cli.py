@@ -9,8 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-
-from core.log import RedactSecrets, setup_logging
+from bizsent.core.log import RedactSecrets, setup_logging
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 
@@ -64,7 +63,7 @@ def test_log_filter_scrubs_secret_values(tmp_path, monkeypatch):
 
 
 def test_the_ledger_never_stores_a_key_quoted_in_an_error(db, monkeypatch):
-    from core import ledger
+    from bizsent.core import ledger
 
     monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key-abcdefghij")
     db.execute("INSERT INTO api_calls (request_key, provider, model, created_at) VALUES ('k', 'openai', 'm', 'x')")

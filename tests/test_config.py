@@ -1,9 +1,8 @@
 from pathlib import Path
 
 import pytest
-
-from core.config import load_settings, secret
-from core.errors import ConfigError
+from bizsent.core.config import load_settings, secret
+from bizsent.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+from bizsent.core.agreement import combine_labels
+from bizsent.core.dataset import build_dataset, export_bundle, normalise_text, read_split
+from bizsent.core.labels import PROMPT_VERSION
+from bizsent.core.posts import set_label
+from bizsent.core.records import NewLabel
 from fakes.train import add_post, image_bytes, seed_store
 from PIL import Image
-
-from core.agreement import combine_labels
-from core.dataset import build_dataset, export_bundle, normalise_text, read_split
-from core.labels import PROMPT_VERSION
-from core.posts import set_label
-from core.records import NewLabel
 
 
 def _all_train_ids(ds):
@@ -219,7 +218,7 @@ def test_images_cached_before_the_phash_column_are_hashed_on_build(db, settings)
 
 def test_flat_images_have_no_perceptual_hash():
     """A (nearly) one-colour picture has no structure to compare: its hash would make every flat image a copy."""
-    from core.images import perceptual_hash
+    from bizsent.core.images import perceptual_hash
 
     assert perceptual_hash(Image.open(io.BytesIO(image_bytes("neutral", 7)))) is None
     assert perceptual_hash(_picture(3)) is not None
@@ -228,7 +227,7 @@ def test_flat_images_have_no_perceptual_hash():
 def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
     """Issue 10.6: few-shot examples for the API prompt are human train labels; one whose image is a near-copy
     of a test image (or whose text is a test text) would show the labeler a test answer it is then scored on."""
-    from jobs.labeling import few_shot_examples
+    from bizsent.jobs.labeling import few_shot_examples
 
     img = settings.image_dir
     test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(_picture(1), "PNG"))

@@ -8,15 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from bizsent.core.config import Settings
+from bizsent.core.fourchan import FourChanClient, threads_url
+from bizsent.core.ingest import scrape
+from bizsent.core.posts import save_posts
+from bizsent.core.records import ImageRef, NewPost
+from bizsent.core.video import first_frame
 from fakes.fourchan import FakeClock, FakeFourChan, File, biz_scenario, jpeg, png, post
 from PIL import Image
-
-from core.config import Settings
-from core.fourchan import FourChanClient, threads_url
-from core.ingest import scrape
-from core.posts import save_posts
-from core.records import ImageRef, NewPost
-from core.video import first_frame
 
 ALL_POSTS = 16  # biz_scenario with the archive: 10 + 4 live posts, 2 archived; thread 3001 404s
 LIVE_POSTS = 14
@@ -243,7 +242,7 @@ def test_cli_scrape_end_to_end(tmp_path: Path, fake: FakeFourChan) -> None:
                BIZSENT_DATA__DIR=str(tmp_path / "data"))
     db_file = tmp_path / "x.db"
     out = subprocess.run(
-        [sys.executable, "-c", "from tui.cli import main; main()", "--db", str(db_file), "scrape", "--no-images",
+        [sys.executable, "-c", "from bizsent.cli import main; main()", "--db", str(db_file), "scrape", "--no-images",
          "--max-threads", "2"],
         env=env, capture_output=True, text=True, timeout=60,
     )
@@ -274,7 +273,7 @@ def test_two_scrapes_at_once_share_one_rate_limit(tmp_path: Path) -> None:
             server.delay[f"/biz/thread/{no}.json"] = 0.4
         server.delay["/biz/catalog.json"] = 0.4
         env = dict(os.environ, BIZSENT_SCRAPE__API_BASE=server.url, BIZSENT_SCRAPE__IMAGE_BASE=server.url)
-        command = [sys.executable, "-c", "from tui.cli import main; main()", "--db", str(tmp_path / "x.db"),
+        command = [sys.executable, "-c", "from bizsent.cli import main; main()", "--db", str(tmp_path / "x.db"),
                    "scrape", "--no-images", "--max-threads", "1"]
         procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]

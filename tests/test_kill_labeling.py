@@ -17,11 +17,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bizsent.core.config import load_settings
+from bizsent.core.store import open_db
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
-
-from core.config import load_settings
-from core.store import open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 8
@@ -30,7 +29,7 @@ CONCURRENCY = 8
 def launch(cfg: Path) -> subprocess.Popen:
     env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-c", "from tui.cli import main; main()", "--config", str(cfg), "label", "--provider",
+        [sys.executable, "-c", "from bizsent.cli import main; main()", "--config", str(cfg), "label", "--provider",
          "openai", "--yes"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -15,16 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from bizsent.core import budget, ledger
+from bizsent.core.budget import BudgetError, check_caps
+from bizsent.core.config import load_settings
+from bizsent.core.store import open_db
+from bizsent.jobs import batches, labeling, rows
 from fakes.gemini_server import FakeGemini
 from fakes.gemini_server import make_handler as gemini_handler
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
-
-from core import budget, ledger
-from core.budget import BudgetError, check_caps
-from core.config import load_settings
-from core.store import open_db
-from jobs import batches, labeling, rows
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 ENV = {**os.environ, "OPENAI_API_KEY": "sk-test", "GEMINI_API_KEY": "gm-test"}

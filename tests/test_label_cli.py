@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from bizsent.core.config import load_settings
+from bizsent.core.store import open_db
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
-
-from core.config import load_settings
-from core.store import open_db
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 
@@ -53,7 +52,7 @@ def test_dry_run_prints_the_estimate_and_spends_nothing(world):
 
 
 def test_batch_estimate_has_no_batch_row_for_compatible_servers(world):
-    from jobs import labeling
+    from bizsent.jobs import labeling
 
     _, cfg, db = world
     settings = load_settings(cfg, environ={})

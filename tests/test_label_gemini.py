@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from bizsent.core.config import load_settings
+from bizsent.core.labels import PROMPT_VERSION
+from bizsent.core.store import open_db
+from bizsent.jobs import batches, labeling, rows
 from fakes.gemini_server import FakeGemini, make_handler
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import Server
-
-from core.config import load_settings
-from core.labels import PROMPT_VERSION
-from core.store import open_db
-from jobs import batches, labeling, rows
 
 
 def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):

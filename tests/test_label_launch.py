@@ -8,23 +8,22 @@ import sys
 import time
 
 import pytest
+from bizsent.core import ledger
+from bizsent.core.config import load_settings
+from bizsent.core.errors import BizsentError
+from bizsent.core.store import now, open_db
+from bizsent.jobs import labeling, rows
+from bizsent.jobs.launch import ROOT, bizsent_command
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
-from core import ledger
-from core.config import load_settings
-from core.errors import BizsentError
-from core.store import now, open_db
-from jobs import labeling, rows
-from jobs.launch import ROOT, bizsent_command
-
 PARENT = """
 import sys
-from core.config import load_settings
-from core.errors import BizsentError
-from core.store import open_db
-from jobs import labeling
-from jobs.launch import launch_label
+from bizsent.core.config import load_settings
+from bizsent.core.errors import BizsentError
+from bizsent.core.store import open_db
+from bizsent.jobs import labeling
+from bizsent.jobs.launch import launch_label
 settings = load_settings(sys.argv[1])
 db = open_db(settings.db_path)
 params = labeling.resolve(settings, "openai", None, None, False)
@@ -80,7 +79,7 @@ def test_detached_job_outlives_its_parent_and_writes_progress(world):
 
 
 def test_cancel_stops_a_detached_live_run(world):
-    from jobs.launch import launch_label
+    from bizsent.jobs.launch import launch_label
 
     fake, cfg, settings, db = world
     fake.latency_s = 0.3

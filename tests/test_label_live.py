@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from bizsent.core import ledger
+from bizsent.core.config import load_settings
+from bizsent.core.labels import PROMPT_VERSION
+from bizsent.core.store import open_db
+from bizsent.jobs import labeling
 from fakes.label_posts import make_posts
 from fakes.openai_server import FakeOpenAI, Server, last_user_text
-
-from core import ledger
-from core.config import load_settings
-from core.labels import PROMPT_VERSION
-from core.store import open_db
-from jobs import labeling
 
 
 def settings_for(tmp_path, url: str, **labeling_extra):

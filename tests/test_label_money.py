@@ -10,15 +10,14 @@ import re
 from pathlib import Path
 
 import pytest
+from bizsent.core.config import load_settings
+from bizsent.core.errors import ConfigError
+from bizsent.core.labels import PROMPT_VERSION
+from bizsent.core.store import open_db
+from bizsent.jobs import batches, labeling
+from bizsent.tui.job_queries import estimate_view
 from fakes.label_posts import make_posts
 from fakes.openai_server import FakeOpenAI, Server
-
-from core.config import load_settings
-from core.errors import ConfigError
-from core.labels import PROMPT_VERSION
-from core.store import open_db
-from jobs import batches, labeling
-from tui.job_queries import estimate_view
 
 
 def write_config(path: Path, url: str, *, few_shot: int = 0, price_in: float = 1.0, price_out: float = 4.0,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.chat_format import prompt_messages, training_messages
-from core.labels import (
+from bizsent.core.chat_format import prompt_messages, training_messages
+from bizsent.core.labels import (
     FINETUNE_INSTRUCTION,
     GUIDANCE,
     LABEL_DEFINITIONS,
@@ -39,7 +39,7 @@ def test_the_prompt_has_no_base_rate_and_follows_the_labeling_guide():
     labeling guide (tui/labeling_rules.md)."""
     import re
 
-    from core.labels import PROMPT_VERSION
+    from bizsent.core.labels import PROMPT_VERSION
 
     assert PROMPT_VERSION not in ("p1", "p2")
     for prompt in (PROMPT_RULES, FINETUNE_INSTRUCTION):

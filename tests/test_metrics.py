@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from core.metrics import (
+from bizsent.core.metrics import (
     bootstrap_ci,
     confusion_matrix,
     evaluate,

@@ -6,15 +6,21 @@ import json
 
 import pytest
 import torch
-
-from core.chat_format import render_prompt
-from core.dataset import read_split
-from core.events import run_events
-from core.modeling import load_model, load_processor
-from core.report import evaluate_run, render_table, zero_shot_run
-from core.scoring import ScoreInput, generate_and_parse, label_token_counts, label_token_ids, parse_answer, score
-from core.store import open_db
-from core.training import BundleCollator, score_inputs
+from bizsent.core.chat_format import render_prompt
+from bizsent.core.dataset import read_split
+from bizsent.core.events import run_events
+from bizsent.core.modeling import load_model, load_processor
+from bizsent.core.report import evaluate_run, render_table, zero_shot_run
+from bizsent.core.scoring import (
+    ScoreInput,
+    generate_and_parse,
+    label_token_counts,
+    label_token_ids,
+    parse_answer,
+    score,
+)
+from bizsent.core.store import open_db
+from bizsent.core.training import BundleCollator, score_inputs
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +102,8 @@ def test_evaluate_run_writes_predictions_event_and_report(run):
 
 
 def test_zero_shot_run_and_api_labelers_from_the_store(run):
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     settings = run["settings"]
     db = open_db(settings.db_path)
@@ -115,7 +121,7 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
 
 
 def test_missing_base_model_is_a_one_line_error(tmp_path):
-    from core.errors import BizsentError
+    from bizsent.core.errors import BizsentError
 
     with pytest.raises(BizsentError, match="does not exist"):
         load_model(tmp_path / "nope", load_in_4bit=False)
@@ -125,9 +131,8 @@ def test_missing_base_model_is_a_one_line_error(tmp_path):
 
 
 def _cli(settings, *args):
+    from bizsent.cli import app
     from typer.testing import CliRunner
-
-    from tui.cli import app
 
     return CliRunner().invoke(app, ["--config", str(settings.source), *args])
 
@@ -135,7 +140,7 @@ def _cli(settings, *args):
 def test_predict_file_scores_posts_outside_the_store(run, loaded, tmp_path):
     import shutil
 
-    from core.modeling import load_model
+    from bizsent.core.modeling import load_model
 
     rows = read_split(run["bundle"], "test")[:2]
     shutil.copy(run["bundle"] / rows[0]["images"][0], tmp_path / "a.jpg")
@@ -157,7 +162,7 @@ def test_predict_file_scores_posts_outside_the_store(run, loaded, tmp_path):
 
 
 def test_predict_file_errors_are_one_line(run, tmp_path):
-    from core.errors import BizsentError
+    from bizsent.core.errors import BizsentError
 
     image = run["bundle"] / read_split(run["bundle"], "test")[0]["images"][0]
     (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "gm", "image_path": str(image)}) + "\n{oops\n")
@@ -195,7 +200,7 @@ class _Answers(torch.nn.Module):
 
 
 def test_zero_shot_counts_every_spelling_of_a_label(loaded, run):
-    from core.scoring import ANSWER_PREFIX, label_variants
+    from bizsent.core.scoring import ANSWER_PREFIX, label_variants
 
     model, processor = loaded
     tok = processor.tokenizer
@@ -216,7 +221,7 @@ def test_zero_shot_counts_every_spelling_of_a_label(loaded, run):
 
 
 def test_embedding_is_the_answer_position_hidden_state(loaded, run):
-    from core.scoring import encode_prompts
+    from bizsent.core.scoring import encode_prompts
 
     model, processor = loaded
     items = _items(run, 3)
@@ -229,7 +234,7 @@ def test_embedding_is_the_answer_position_hidden_state(loaded, run):
 
 def test_store_images_get_the_bundle_preprocessing(loaded, run):
     """A post scored from the store (its original PNG) sees the pixels training saw (the bundle's JPEG)."""
-    from core.scoring import encode_prompts
+    from bizsent.core.scoring import encode_prompts
 
     processor = loaded[1]
     row = read_split(run["bundle"], "test")[0]
@@ -245,9 +250,9 @@ def test_store_images_get_the_bundle_preprocessing(loaded, run):
 def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path):
     import shutil
 
-    from core.errors import BizsentError
-    from core.labels import PROMPT_VERSION
-    from core.report import load_for_run, run_row
+    from bizsent.core.errors import BizsentError
+    from bizsent.core.labels import PROMPT_VERSION
+    from bizsent.core.report import load_for_run, run_row
 
     settings = run["settings"]
     db = open_db(settings.db_path)

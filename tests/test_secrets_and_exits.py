@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from bizsent.core.config import load_settings
+from bizsent.core.errors import BizsentError, ConfigError
+from bizsent.core.store import open_db
+from bizsent.jobs import labeling
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
-
-from core.config import load_settings
-from core.errors import BizsentError, ConfigError
-from core.store import open_db
-from jobs import labeling
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 CANARY = "sk-canary-0123456789abcdefXYZ"

@@ -4,11 +4,10 @@ validation split, rejected rounds rolled back, the test split evaluated once, on
 from __future__ import annotations
 
 import pytest
+from bizsent.core.scoring import Scored
+from bizsent.core.selftrain import choose_thresholds, pseudo_labels, selftrain
+from bizsent.core.store import open_db
 from fakes.train import seed_store, tiny_model_dir, tiny_settings
-
-from core.scoring import Scored
-from core.selftrain import choose_thresholds, pseudo_labels, selftrain
-from core.store import open_db
 
 
 def _s(label, p):
@@ -46,8 +45,8 @@ def test_one_self_training_round(tmp_path, tmp_path_factory):
 
 
 def test_pseudo_labels_are_written_and_used_next_round(tmp_path, tmp_path_factory):
-    from core.dataset import build_dataset
-    from core.selftrain import write_pseudo_labels
+    from bizsent.core.dataset import build_dataset
+    from bizsent.core.selftrain import write_pseudo_labels
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory))
     db = open_db(settings.db_path)
@@ -71,8 +70,8 @@ def test_one_lucky_prediction_does_not_set_a_threshold():
 
 
 def _human_train_labels(db, ids, n):
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     for pid in ids[:n]:
         label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
@@ -84,12 +83,12 @@ def _counting(monkeypatch):
     import gc
     import weakref
 
-    import core.modeling
-    import core.report
+    import bizsent.core.modeling
+    import bizsent.core.report
 
     calls = {"loads": 0, "evaluations": [], "alive_at_load": 0}
     refs: list = []
-    real_load, real_eval = core.modeling.load_model, core.report.evaluate_run
+    real_load, real_eval = bizsent.core.modeling.load_model, bizsent.core.report.evaluate_run
 
     def load(*args, **kwargs):
         gc.collect()
@@ -103,33 +102,33 @@ def _counting(monkeypatch):
         calls["evaluations"].append(run)
         return real_eval(db, settings, run, **kwargs)
 
-    monkeypatch.setattr(core.modeling, "load_model", load)
-    monkeypatch.setattr("core.training.load_model", load)
-    monkeypatch.setattr(core.report, "evaluate_run", evaluate)
+    monkeypatch.setattr(bizsent.core.modeling, "load_model", load)
+    monkeypatch.setattr("bizsent.core.training.load_model", load)
+    monkeypatch.setattr(bizsent.core.report, "evaluate_run", evaluate)
     return calls
 
 
 def _script_validation(monkeypatch, f1s: list[float]) -> None:
     """Each round's validation macro-F1 comes from `f1s` (a 1-step random model scores them at random), and every
     class gets a threshold of 0 (such a model predicts one class on validation at best)."""
-    import core.selftrain
+    import bizsent.core.selftrain
 
     scripted = iter(f1s)
-    real_metrics = core.selftrain.val_metrics
+    real_metrics = bizsent.core.selftrain.val_metrics
 
     def metrics(truth, scored):
         m = real_metrics(truth, scored)
         m.macro_f1 = next(scripted)
         return m
 
-    monkeypatch.setattr(core.selftrain, "val_metrics", metrics)
-    monkeypatch.setattr(core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
+    monkeypatch.setattr(bizsent.core.selftrain, "val_metrics", metrics)
+    monkeypatch.setattr(bizsent.core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
                                                                                        "bullish"), 0.0))
 
 
 def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_once(tmp_path, tmp_path_factory,
                                                                                     monkeypatch):
-    from core.dataset import read_split
+    from bizsent.core.dataset import read_split
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
                              min_label_confidence=0.0)  # a 1-step random model is never confident

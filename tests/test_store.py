@@ -6,12 +6,11 @@ import threading
 from contextlib import closing
 
 import pytest
-
-from core.errors import StoreError
-from core.migrations import MIGRATIONS, SCHEMA_VERSION
-from core.posts import add_note, add_skip, delete_label, save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
-from core.store import APPLICATION_ID, open_db, schema_version, transaction
+from bizsent.core.errors import StoreError
+from bizsent.core.migrations import MIGRATIONS, SCHEMA_VERSION
+from bizsent.core.posts import add_note, add_skip, delete_label, save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.store import APPLICATION_ID, open_db, schema_version, transaction
 
 TABLES = {"posts", "images", "labels", "api_calls", "jobs", "pods", "runs", "metrics", "predictions", "notes", "skips"}
 
@@ -203,9 +202,10 @@ def test_read_only_database_and_folder_are_one_line_errors(tmp_path):
 def test_a_reader_never_creates_a_database_where_one_vanished(tmp_path, monkeypatch):
     """The file can go between open_db's location check and its connect (a user moving it while the console
     polls): without `create`, the connect itself must not leave a new, empty database at the old path."""
-    import core.store
+    import bizsent.core.store
 
-    monkeypatch.setattr(core.store, "_check_location", lambda path, create: None)  # the file goes after the check
+    # the file goes right after the location check
+    monkeypatch.setattr(bizsent.core.store, "_check_location", lambda path, create: None)
     path = tmp_path / "moved-away.db"
     with pytest.raises(StoreError, match="does not exist"):
         open_db(path, create=False)

@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bizsent.core.images import Cached, cache_image, record
+from bizsent.core.posts import add_note, add_skip, post_id, save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.store import now
+from bizsent.core.summary import render_summary, summarize
 from PIL import Image
-
-from core.images import Cached, cache_image, record
-from core.posts import add_note, add_skip, post_id, save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
-from core.store import now
-from core.summary import render_summary, summarize
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 

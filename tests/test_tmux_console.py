@@ -10,9 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from bizsent.core.store import open_db
 from fakes.tui import build_store
-
-from core.store import open_db
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 BIZSENT = Path(sys.executable).parent / "bizsent"

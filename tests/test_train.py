@@ -7,14 +7,13 @@ import math
 
 import pytest
 import torch
-
-from core.dataset import read_split
-from core.events import read_jsonl, run_events
-from core.labels import PROMPT_VERSION
-from core.modeling import load_model, load_processor
-from core.scoring import ScoreInput, score
-from core.store import open_db
-from core.training import BundleCollator, prepare_lora, read_run_info
+from bizsent.core.dataset import read_split
+from bizsent.core.events import read_jsonl, run_events
+from bizsent.core.labels import PROMPT_VERSION
+from bizsent.core.modeling import load_model, load_processor
+from bizsent.core.scoring import ScoreInput, score
+from bizsent.core.store import open_db
+from bizsent.core.training import BundleCollator, prepare_lora, read_run_info
 
 
 def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, model_dir):
@@ -24,7 +23,7 @@ def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, mod
     processor = load_processor(model_dir, 56 * 56)
     batch = BundleCollator(processor, bundle)([first, second])
     # pixel rows of example k must equal the processor's output for example k's own image alone
-    from core.scoring import open_image
+    from bizsent.core.scoring import open_image
 
     own = [processor.image_processor(images=[open_image(bundle / r["images"][0])], return_tensors="pt")
            for r in (first, second)]
@@ -84,8 +83,7 @@ def test_4bit_cpu_guard_holds_as_if_the_cpu_had_avx512_bf16(model_dir, monkeypat
     """
     import bitsandbytes as bnb
     import bitsandbytes.nn.modules as bnb_modules
-
-    from core.config import TrainSettings
+    from bizsent.core.config import TrainSettings
 
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
     model = prepare_lora(load_model(model_dir, load_in_4bit=True), TrainSettings(), quantized=True)
@@ -150,8 +148,8 @@ def test_modules_trained_in_full_get_no_adapter_and_survive_a_reload(model_dir, 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the bf16 QLoRA path of a GPU pod)")
 def test_qlora_on_cuda(tmp_path, model_dir, run):
-    from core.config import TrainSettings
-    from core.training import train
+    from bizsent.core.config import TrainSettings
+    from bizsent.core.training import train
 
     cfg = TrainSettings(base_model=str(model_dir), max_pixels=56 * 56, batch_size=2, grad_accum=1)
     result = train(run["bundle"], tmp_path, cfg, max_steps=2)
@@ -159,10 +157,9 @@ def test_qlora_on_cuda(tmp_path, model_dir, run):
 
 
 def test_cli_train_with_a_missing_base_model_is_one_line(tmp_path, run):
+    from bizsent.cli import app
+    from bizsent.core.errors import BizsentError
     from typer.testing import CliRunner
-
-    from core.errors import BizsentError
-    from tui.cli import app
 
     settings = run["settings"]
     result = CliRunner().invoke(app, ["--config", str(settings.source), "train", "--local", "--bundle",
@@ -175,8 +172,7 @@ def test_the_recipe_keeps_the_vision_tower_out_of_4bit_and_trains_it_through_lor
     """The 7B recipe (TrainSettings defaults): language model NF4, vision tower bf16 (here fp32, the CPU dtype) and
     frozen, LoRA on the language model's q/v and on the tower's attention and merger; gradients reach the tower."""
     import bitsandbytes as bnb
-
-    from core.config import TrainSettings
+    from bizsent.core.config import TrainSettings
 
     cfg = TrainSettings()
     assert cfg.quantize_vision is False and cfg.vision_target_modules
@@ -198,9 +194,8 @@ def test_the_recipe_keeps_the_vision_tower_out_of_4bit_and_trains_it_through_lor
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint(run, tmp_path):
+    from bizsent.core.training import train
     from transformers import TrainerCallback
-
-    from core.training import train
 
     class Preempted(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -222,16 +217,15 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(run, tmp_path):
     other = cfg.model_copy(update={"learning_rate": 1e-3})
     (tmp_path / "trainer" / "checkpoint-9").mkdir()
     (tmp_path / "trainer" / "checkpoint-9" / "trainer_state.json").write_text("{}")
-    from core.errors import BizsentError
+    from bizsent.core.errors import BizsentError
 
     with pytest.raises(BizsentError, match="another \\[train\\] settings"):
         train(run["bundle"], tmp_path, other, max_steps=4, load_in_4bit=True)
 
 
 def test_validation_is_forwarded_once_per_evaluation(run, tmp_path):
+    from bizsent.core.training import train
     from transformers import TrainerCallback
-
-    from core.training import train
 
     class Forwards(TrainerCallback):
         rows = 0

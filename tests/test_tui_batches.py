@@ -7,6 +7,19 @@ from __future__ import annotations
 import os
 
 import pytest
+from bizsent.core import ledger
+from bizsent.core.agreement import scores
+from bizsent.core.config import load_settings
+from bizsent.core.demo import seed_demo
+from bizsent.core.labels import LABELS
+from bizsent.core.posts import set_label
+from bizsent.core.records import NewLabel
+from bizsent.core.store import open_db
+from bizsent.jobs import labeling, rows
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.screens.batches import NARROW, BatchesScreen
+from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
+from bizsent.tui.widgets.confusion import ConfusionMatrix, confusion_table
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 from fakes.tui import until
@@ -14,20 +27,6 @@ from rich.console import Console
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Button, DataTable
-
-from core import ledger
-from core.agreement import scores
-from core.config import load_settings
-from core.demo import seed_demo
-from core.labels import LABELS
-from core.posts import set_label
-from core.records import NewLabel
-from core.store import open_db
-from jobs import labeling, rows
-from tui.app import BizsentApp
-from tui.screens.batches import NARROW, BatchesScreen
-from tui.screens.confirm import ConfirmModal, NewJobModal
-from tui.widgets.confusion import ConfusionMatrix, confusion_table
 
 SIZE = (100, 32)
 
@@ -301,8 +300,8 @@ async def test_start_runs_a_detached_job_that_completes(world):
 def test_a_running_job_whose_process_died_reads_as_stalled(settings, db):
     import subprocess
 
-    from tui.job_queries import job_rows
-    from tui.screens.batches import job_cells
+    from bizsent.tui.job_queries import job_rows
+    from bizsent.tui.screens.batches import job_cells
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -320,7 +319,7 @@ def test_a_running_job_whose_process_died_reads_as_stalled(settings, db):
 def test_palette_lists_the_batches_actions():
     from types import SimpleNamespace
 
-    from tui.commands import _entries
+    from bizsent.tui.commands import _entries
 
     app = SimpleNamespace(switch_mode=lambda mode: None, run_screen_action=lambda mode, action: None,
                           action_help=lambda: None)

@@ -8,19 +8,18 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 import pytest
+from bizsent.core.log import setup_logging
+from bizsent.core.store import now
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.screens.batches import BatchesScreen
+from bizsent.tui.screens.eval import EvalScreen
+from bizsent.tui.screens.label import LabelScreen
+from bizsent.tui.screens.posts import PostsScreen
+from bizsent.tui.screens.spotcheck import SpotCheckScreen
+from bizsent.tui.widgets.post_table import PostTable
 from fakes.eval_runs import add_predictions, add_run, probs
 from fakes.tui import build_store, until
 from textual.widgets import DataTable
-
-from core.log import setup_logging
-from core.store import now
-from tui.app import BizsentApp
-from tui.screens.batches import BatchesScreen
-from tui.screens.eval import EvalScreen
-from tui.screens.label import LabelScreen
-from tui.screens.posts import PostsScreen
-from tui.screens.spotcheck import SpotCheckScreen
-from tui.widgets.post_table import PostTable
 
 GONE = "is gone (moved or deleted?)"
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import io
 
 import pytest
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.screens.eval import EvalScreen
+from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot, render_plot
 from fakes.eval_runs import add_eval, add_predictions, add_run, add_train_steps, human, probs
 from fakes.tui import build_store, until
 from rich.console import Console
 from textual.widgets import DataTable
-
-from tui.app import BizsentApp
-from tui.screens.eval import EvalScreen
-from tui.widgets.confusion import ConfusionMatrix
-from tui.widgets.loss_plot import EvalPoint, LossPlot, render_plot
 
 FIRST = [[3, 1, 0], [0, 2, 1], [1, 0, 4]]
 SECOND = [[41, 2, 3], [5, 37, 1], [2, 4, 59]]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.screens.label import LabelScreen
+from bizsent.tui.widgets.image_preview import ImagePreview
 from fakes.tui import build_store, until
 from textual.widgets import Static
-
-from tui.app import BizsentApp
-from tui.screens.label import LabelScreen
-from tui.widgets.image_preview import ImagePreview
 
 
 @pytest.fixture
@@ -106,8 +105,8 @@ async def test_note_stays_with_its_post(settings, db, store):
 
 
 async def test_queue_holds_only_unlabelled_candidates_and_hides_other_labels(settings, db, store):
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     set_label(db, store[5], NewLabel(label="neutral", source="human", split="test", labeler="human"))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -142,8 +141,8 @@ async def test_filter_order_and_session_progress(settings, db, store):
 def add_disagreements(db, store) -> set[int]:
     """Post 3: openai bullish vs gemini bearish; post 9: two openai labelers disagree. Post 5 agrees (both
     bullish) and post 7's only other label is human: neither is an API disagreement."""
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
     set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
@@ -153,7 +152,7 @@ def add_disagreements(db, store) -> set[int]:
 
 
 def shown_text(screen) -> str:
-    from tui.widgets.post_detail import TextPane
+    from bizsent.tui.widgets.post_detail import TextPane
 
     statics = " ".join(str(w.render()) for w in screen.query("Static"))
     pane = "".join(strip.text for strip in screen.query_one(TextPane).lines)
@@ -190,10 +189,9 @@ def shared_run(tmp_path_factory):
 
 
 async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, store, shared_run):
+    from bizsent.core.acquisition import human_queue, uncertainty
+    from bizsent.core.pool import score_pool
     from fakes.pool_runs import bizsent, register_run
-
-    from core.acquisition import human_queue, uncertainty
-    from core.pool import score_pool
 
     db.execute("UPDATE posts SET text = ? WHERE id IN (?, ?)", ["WAGMI >>555 to the moon!", store[8], store[11]])
     db.execute("UPDATE posts SET text = ? WHERE id = ?", ["wagmi to the moon", store[3]])  # same as 8 and 11
@@ -220,7 +218,7 @@ async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, s
 
 
 async def test_active_learning_without_predictions_says_so_and_falls_back_to_random(settings, db, store):
-    from tui.queries import NO_PREDICTIONS
+    from bizsent.tui.queries import NO_PREDICTIONS
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -254,8 +252,8 @@ def human_label(db, pid):
 
 async def test_4_and_5_stay_on_label_so_a_slip_never_rewrites_a_test_label(settings, db, store):
     # Before: `5` went to Spot-check and the `3` after it rewrote a human test label there.
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     set_label(db, store[5], NewLabel(label="neutral", source="human", split="test", labeler="human"))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -280,7 +278,7 @@ async def test_4_and_5_stay_on_label_so_a_slip_never_rewrites_a_test_label(setti
 
 
 async def test_q_on_label_asks_before_quitting(settings, db, store):
-    from tui.screens.confirm import ConfirmModal
+    from bizsent.tui.screens.confirm import ConfirmModal
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -291,7 +289,7 @@ async def test_q_on_label_asks_before_quitting(settings, db, store):
         assert app.screen is screen and app.is_running
         await pilot.press("q", "escape")  # escape is "no" too
         assert app.screen is screen and app.is_running
-        from tui.screens.help import help_markdown
+        from bizsent.tui.screens.help import help_markdown
 
         everywhere = help_markdown(screen, list(app.BINDINGS)).split("## Everywhere")[1]
         assert "`f4` Eval" in everywhere and "`4" not in everywhere and "`q`" not in everywhere
@@ -325,9 +323,9 @@ async def test_session_progress_survives_closing_and_reopening(settings, db, sto
 
 
 async def test_an_answer_that_replaces_a_human_label_keeps_its_history_and_undo_restores_it(settings, db, store):
-    from core.history import label_history
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.history import label_history
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     set_label(db, store[6], NewLabel(label="neutral", source="human", split="test", labeler="human"),
               changed_by="alice via bizsent import")
@@ -399,10 +397,10 @@ async def test_a_post_opened_from_posts_goes_to_the_train_pool(settings, db, sto
 
 
 def test_the_report_says_how_the_test_set_was_sampled(db, settings):
-    from core.posts import set_label
-    from core.records import NewLabel
-    from core.report import build_report, render_markdown, sampling_line
-    from core.scoring import Scored
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
+    from bizsent.core.report import build_report, render_markdown, sampling_line
+    from bizsent.core.scoring import Scored
 
     ids = build_store(db, settings.image_dir)
     posts = [ids[no] for no in (1, 3, 4, 5)]

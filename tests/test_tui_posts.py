@@ -5,17 +5,16 @@ from __future__ import annotations
 import io
 
 import pytest
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.commands import _entries
+from bizsent.tui.screens.help import HelpModal
+from bizsent.tui.screens.label import LabelScreen
+from bizsent.tui.screens.posts import PostsScreen
+from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
+from bizsent.tui.widgets.post_detail import PostDetailView, post_text
+from bizsent.tui.widgets.post_table import PostTable
 from fakes.tui import build_store, until
 from rich.console import Console
-
-from tui.app import BizsentApp
-from tui.commands import _entries
-from tui.screens.help import HelpModal
-from tui.screens.label import LabelScreen
-from tui.screens.posts import PostsScreen
-from tui.widgets.image_preview import ImagePreview, load_picture
-from tui.widgets.post_detail import PostDetailView, post_text
-from tui.widgets.post_table import PostTable
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ async def test_search_narrows_the_list_as_you_type(settings, db, store):
 
 
 async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
-    from core.posts import add_note
+    from bizsent.core.posts import add_note
 
     add_note(db, store[11], "bogdanoff pump")
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -94,8 +93,8 @@ async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
 
 
 async def test_detail_shows_a_human_labels_earlier_values_and_who_changed_them(settings, db, store):
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     for label, who in (("neutral", "alice via bizsent import"), ("bullish", "bob via console Spot-check")):
         set_label(db, store[12], NewLabel(label=label, source="human", split="test", labeler="human"),
@@ -190,7 +189,7 @@ async def test_palette_lists_every_action_and_runs_it_on_its_screen(settings, db
 
 
 async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
-    from core.store import now
+    from bizsent.core.store import now
 
     db.execute("INSERT INTO jobs (kind, state, created_at) VALUES ('label', 'running', ?)", [now()])
     db.execute("INSERT INTO api_calls (request_key, provider, model, usd, created_at)"
@@ -205,8 +204,8 @@ async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
 
 
 async def test_labelers_disagree_filter_narrows_to_the_right_posts(settings, db, store):
-    from core.posts import set_label
-    from core.records import NewLabel
+    from bizsent.core.posts import set_label
+    from bizsent.core.records import NewLabel
 
     # Disagree: 3 (openai bullish, gemini bearish), 9 (two openai labelers), 12 (gemini vs compatible).
     # Not: 5 (both bullish), 7 (the other label is human's), 4 (one API label only).

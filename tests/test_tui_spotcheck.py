@@ -4,13 +4,12 @@ writer (train split unless chosen), a post's existing human label keeps its spli
 from __future__ import annotations
 
 import pytest
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.run_queries import order_items
+from bizsent.tui.screens.spotcheck import SpotCheckScreen
+from bizsent.tui.widgets.image_preview import ImagePreview
 from fakes.eval_runs import add_predictions, add_run, human, probs
 from fakes.tui import build_store, until
-
-from tui.app import BizsentApp
-from tui.run_queries import order_items
-from tui.screens.spotcheck import SpotCheckScreen
-from tui.widgets.image_preview import ImagePreview
 
 
 @pytest.fixture
@@ -103,7 +102,7 @@ async def test_existing_human_train_label_keeps_its_split_and_undo_restores_it(s
 
 
 def test_order_items_is_stable_on_ties(db, store, run):
-    from tui.run_queries import spot_items
+    from bizsent.tui.run_queries import spot_items
 
     items = spot_items(db, run)
     tied = [*items, *(it for it in items)]
@@ -127,9 +126,8 @@ def shared_run(tmp_path_factory):
 @pytest.fixture
 def scored(settings, db, store, shared_run):
     """The console's store scored by `score_pool` with a real run: every pool post has a prediction."""
+    from bizsent.core.pool import pool_ids, score_pool
     from fakes.pool_runs import register_run
-
-    from core.pool import pool_ids, score_pool
 
     run_id = register_run(db, shared_run)
     assert score_pool(db, settings, run_id).scored == len(pool_ids(db))
@@ -137,7 +135,7 @@ def scored(settings, db, store, shared_run):
 
 
 async def test_spot_check_lists_the_scored_pool_most_uncertain_first(settings, db, store, scored):
-    from core.pool import pool_ids
+    from bizsent.core.pool import pool_ids
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -153,7 +151,7 @@ async def test_spot_check_lists_the_scored_pool_most_uncertain_first(settings, d
 
 
 async def test_a_on_a_human_test_post_changes_it_only_after_confirmation(settings, db, store, scored):
-    from tui.screens.confirm import ConfirmModal
+    from bizsent.tui.screens.confirm import ConfirmModal
 
     model_label = db.execute("SELECT label FROM predictions WHERE run_id = ? AND post_id = ?",
                              [scored, store[6]]).fetchone()[0]
@@ -179,16 +177,15 @@ async def test_a_on_a_human_test_post_changes_it_only_after_confirmation(setting
 
 
 async def test_p_scores_the_pool_in_a_detached_job_and_the_list_fills_in(settings, db, store, shared_run):
+    from bizsent.core.pool import pool_ids
     from fakes.pool_runs import register_run
-
-    from core.pool import pool_ids
 
     run_id = register_run(db, shared_run)
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_spot(app, pilot)
         assert screen.items == [] and "press `p`" in str(screen.query_one("#spot-text").content)
-        from tui.commands import _entries
+        from bizsent.tui.commands import _entries
 
         palette = [text for text, _, _ in _entries(app)]
         assert "Spot-check: score pool" in palette and "Label: score pool" in palette

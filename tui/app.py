@@ -17,24 +17,23 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlite_utils
+from bizsent.core.config import Settings
+from bizsent.core.errors import StoreError
+from bizsent.core.log import log_file, redact
+from bizsent.core.store import open_db
+from bizsent.tui.commands import ActionsProvider
+from bizsent.tui.messages import StatusUpdated, WriteFailed
+from bizsent.tui.queries import StatusInfo, reading, status_info
+from bizsent.tui.screens import SCREENS
+from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
+from bizsent.tui.workers import BackgroundFailed, background
+from bizsent.tui.writer import StoreWriter
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-
-from core.config import Settings
-from core.errors import StoreError
-from core.log import log_file, redact
-from core.store import open_db
-from tui.commands import ActionsProvider
-from tui.messages import StatusUpdated, WriteFailed
-from tui.queries import StatusInfo, reading, status_info
-from tui.screens import SCREENS
-from tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
-from tui.workers import BackgroundFailed, background
-from tui.writer import StoreWriter
 
 T = TypeVar("T")
 log = logging.getLogger("bizsent.tui")
@@ -169,7 +168,7 @@ class BizsentApp(App):
             self.notify("the database is back", timeout=4)
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpModal, help_markdown  # markdown-it: only when help is asked for
+        from bizsent.tui.screens.help import HelpModal, help_markdown  # markdown-it: only when help is asked for
 
         if isinstance(self.screen, HelpModal):
             return

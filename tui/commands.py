@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
+from bizsent.tui.screens import SCREENS
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-
-from tui.screens import SCREENS
 
 
 def _entries(app) -> Iterator[tuple[str, str, object]]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlite_utils
-
-from core import ledger
-from core.agreement import agreement
-from core.budget import check_caps
-from core.config import Settings
-from core.errors import BizsentError
-from core.labels import LABELS
-from jobs import labeling, rows
+from bizsent.core import ledger
+from bizsent.core.agreement import agreement
+from bizsent.core.budget import check_caps
+from bizsent.core.config import Settings
+from bizsent.core.errors import BizsentError
+from bizsent.core.labels import LABELS
+from bizsent.jobs import labeling, rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,14 @@ from textual.message import Message
 if TYPE_CHECKING:
     # Types only (annotations are strings): importing the screens' query modules here would load numpy, the
     # metrics and the labeling stack before the first paint, for screens that may never be opened.
-    from core.events import MetricEvent
-    from core.report import Report
-    from core.sessions import LabelSession
-    from tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
-    from tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
-    from tui.run_queries import PoolJob, RunRow, SpotItem
-    from tui.widgets.image_preview import Picture
-    from tui.widgets.post_detail import Wrapped
+    from bizsent.core.events import MetricEvent
+    from bizsent.core.report import Report
+    from bizsent.core.sessions import LabelSession
+    from bizsent.tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
+    from bizsent.tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
+    from bizsent.tui.run_queries import PoolJob, RunRow, SpotItem
+    from bizsent.tui.widgets.image_preview import Picture
+    from bizsent.tui.widgets.post_detail import Wrapped
 
 
 @dataclass

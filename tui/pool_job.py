@@ -7,8 +7,8 @@ import logging
 from contextlib import closing
 from typing import Any
 
-from core.errors import BizsentError
-from core.store import open_db
+from bizsent.core.errors import BizsentError
+from bizsent.core.store import open_db
 
 log = logging.getLogger("bizsent")
 
@@ -16,7 +16,7 @@ log = logging.getLogger("bizsent")
 def start_pool_scoring(app: Any) -> tuple[str, bool]:
     """(message, is_error). Runs in a worker thread, on a connection of its own: spawning takes a moment and
     must not hold up the console's writer thread."""
-    from jobs.pool import launch
+    from bizsent.jobs.pool import launch
 
     source = app.settings.source
     config = source if source is not None and source.exists() else None

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlite_utils
-
-from core.store import open_db
+from bizsent.core.store import open_db
 
 T = TypeVar("T")
 

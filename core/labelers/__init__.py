@@ -1,6 +1,6 @@
 """API labelers behind one small interface: `make_labeler(settings, provider)` returns a `Labeler`."""
 
-from core.labelers.base import (
+from bizsent.core.labelers.base import (
     Labeler,
     LabelerError,
     Outcome,

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bizsent.core.errors import BizsentError
+from bizsent.core.labels import Example, LabelAnswer
 from pydantic import ValidationError
 
-from core.errors import BizsentError
-from core.labels import Example, LabelAnswer
-
 if TYPE_CHECKING:
-    from core.config import ProviderSettings, Settings
+    from bizsent.core.config import ProviderSettings, Settings
 
 KEY_HEADER = "X-Bizsent-Request-Key"
 
@@ -186,15 +185,15 @@ def provider_settings(settings: Settings, provider: str) -> ProviderSettings:
 
 def make_labeler(settings: Settings, provider: str, model: str | None = None) -> Labeler:
     """The labeler for `provider` with its own key from the environment; each key goes to its own host only."""
-    from core.config import secret
+    from bizsent.core.config import secret
 
     conf = provider_settings(settings, provider)
     model = model or conf.model
     if provider == "gemini":
-        from core.labelers.gemini import GeminiLabeler
+        from bizsent.core.labelers.gemini import GeminiLabeler
 
         return GeminiLabeler(conf, model, secret("gemini"), settings.labeling.request_timeout_s)
-    from core.labelers.openai_chat import OpenAIChatLabeler
+    from bizsent.core.labelers.openai_chat import OpenAIChatLabeler
 
     # Whatever its base_url says, an OpenAI-compatible server never gets OPENAI_API_KEY, only its own variable
     # (local vLLM/Ollama/LM Studio servers accept any key).
@@ -206,7 +205,7 @@ def compatible_key(base_url: str) -> str | None:
     """BIZSENT_COMPATIBLE_API_KEY, if set; refused over plain http to anything but this machine."""
     from urllib.parse import urlsplit
 
-    from core.config import SECRET_ENV, optional_secret
+    from bizsent.core.config import SECRET_ENV, optional_secret
 
     key = optional_secret("compatible")
     if key is None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from google import genai
-from google.genai import errors, types
-
-from core.config import ProviderSettings
-from core.labelers.base import (
+from bizsent.core.config import ProviderSettings
+from bizsent.core.labelers.base import (
     KEY_HEADER,
     LabelerError,
     Outcome,
@@ -23,7 +20,9 @@ from core.labelers.base import (
     retry_after,
     unreachable,
 )
-from core.labels import PROMPT_RULES, LabelAnswer
+from bizsent.core.labels import PROMPT_RULES, LabelAnswer
+from google import genai
+from google.genai import errors, types
 
 try:  # the async client uses aiohttp when it is installed, httpx otherwise
     import aiohttp

@@ -11,10 +11,8 @@ import json
 from typing import Any
 
 import openai
-from pydantic import ValidationError
-
-from core.config import ProviderSettings
-from core.labelers.base import (
+from bizsent.core.config import ProviderSettings
+from bizsent.core.labelers.base import (
     KEY_HEADER,
     LabelerError,
     Outcome,
@@ -26,7 +24,8 @@ from core.labelers.base import (
     retry_after,
     unreachable,
 )
-from core.labels import PROMPT_RULES, LabelAnswer, data_url
+from bizsent.core.labels import PROMPT_RULES, LabelAnswer, data_url
+from pydantic import ValidationError
 
 
 def messages(request: Request, detail: str) -> list[dict[str, Any]]:
@@ -61,7 +60,7 @@ def request_body(request: Request, model: str, conf: ProviderSettings) -> dict[s
 
 def outcome_of_body(body: dict[str, Any], headers: dict[str, str] | None = None) -> Outcome:
     """Judge a chat.completion JSON body (live response or one Batch API output line)."""
-    from core.labelers.base import judge_content
+    from bizsent.core.labelers.base import judge_content
 
     usage = body.get("usage") or {}
     tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

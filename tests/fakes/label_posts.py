@@ -7,11 +7,10 @@ import random
 from pathlib import Path
 
 import sqlite_utils
+from bizsent.core.images import cache_image, record
+from bizsent.core.posts import post_id, save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
 from PIL import Image
-
-from core.images import cache_image, record
-from core.posts import post_id, save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
 
 TEXTS = ("we're so back, wagmi", "it's over, I'm rekt", "anyone know a good wallet?", "ape in, {n} to the moon",
          "ngmi, sold the bottom again", ">/smg/ links thread {n}", "crab market, thoughts?")

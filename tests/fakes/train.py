@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from bizsent.core.images import cache_image, record
+from bizsent.core.posts import post_id, save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
 from PIL import Image
-
-from core.images import cache_image, record
-from core.posts import post_id, save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
 
 COLOURS = {"bearish": (220, 30, 30), "neutral": (128, 128, 128), "bullish": (30, 200, 60)}
 WORDS = {"bearish": "it is over rekt going to zero", "neutral": "what wallet do you use anon",
@@ -74,7 +73,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_settings(base: Path, model_dir: Path, **train: object):
     """Settings under `base` whose train section points at the tiny model with a tiny pixel budget."""
-    from core.config import load_settings
+    from bizsent.core.config import load_settings
 
     cfg = base / "config.toml"
     cfg.write_text('[data]\ndir = "data"\n', encoding="utf-8")
@@ -87,9 +86,9 @@ def tiny_settings(base: Path, model_dir: Path, **train: object):
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One 4-bit QLoRA run of 4 steps on a seeded store, shared by the modules that need a trained adapter."""
     if "run" not in _BUILT:
-        from core.dataset import build_dataset, export_bundle
-        from core.store import open_db
-        from core.training import train_run
+        from bizsent.core.dataset import build_dataset, export_bundle
+        from bizsent.core.store import open_db
+        from bizsent.core.training import train_run
 
         base = tmp_path_factory.mktemp("trained")
         settings = tiny_settings(base, tiny_model_dir(tmp_path_factory))

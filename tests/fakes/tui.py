@@ -6,11 +6,10 @@ import io
 from pathlib import Path
 
 import sqlite_utils
+from bizsent.core.images import Cached, cache_image, record
+from bizsent.core.posts import save_posts, set_label
+from bizsent.core.records import ImageRef, NewLabel, NewPost
 from PIL import Image
-
-from core.images import Cached, cache_image, record
-from core.posts import save_posts, set_label
-from core.records import ImageRef, NewLabel, NewPost
 
 BASE_TIME = 1_700_000_000
 

@@ -26,9 +26,9 @@ class ScreenSpec:
 
 
 SCREENS: tuple[ScreenSpec, ...] = (
-    ScreenSpec("posts", "Posts", "tui.screens.posts:PostsScreen"),
-    ScreenSpec("label", "Label", "tui.screens.label:LabelScreen"),
-    ScreenSpec("batches", "Batches", "tui.screens.batches:BatchesScreen"),
-    ScreenSpec("eval", "Eval", "tui.screens.eval:EvalScreen"),
-    ScreenSpec("spotcheck", "Spot-check", "tui.screens.spotcheck:SpotCheckScreen"),
+    ScreenSpec("posts", "Posts", "bizsent.tui.screens.posts:PostsScreen"),
+    ScreenSpec("label", "Label", "bizsent.tui.screens.label:LabelScreen"),
+    ScreenSpec("batches", "Batches", "bizsent.tui.screens.batches:BatchesScreen"),
+    ScreenSpec("eval", "Eval", "bizsent.tui.screens.eval:EvalScreen"),
+    ScreenSpec("spotcheck", "Spot-check", "bizsent.tui.screens.spotcheck:SpotCheckScreen"),
 )

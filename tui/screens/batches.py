@@ -13,6 +13,17 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+from bizsent.core.errors import BizsentError
+from bizsent.core.labels import LABELS
+from bizsent.core.store import open_db
+from bizsent.jobs import labeling
+from bizsent.tui.job_queries import Agreement, JobDetail, JobRow, LabelerScore, agreement_scores, job_detail, job_rows
+from bizsent.tui.messages import AgreementLoaded, JobActionDone, JobsLoaded
+from bizsent.tui.queries import reading
+from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
+from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.status_bar import StatusBar
+from bizsent.tui.workers import background
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -21,18 +32,6 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-
-from core.errors import BizsentError
-from core.labels import LABELS
-from core.store import open_db
-from jobs import labeling
-from tui.job_queries import Agreement, JobDetail, JobRow, LabelerScore, agreement_scores, job_detail, job_rows
-from tui.messages import AgreementLoaded, JobActionDone, JobsLoaded
-from tui.queries import reading
-from tui.screens.confirm import ConfirmModal, NewJobModal
-from tui.widgets.confusion import ConfusionMatrix
-from tui.widgets.status_bar import StatusBar
-from tui.workers import background
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +395,7 @@ class BatchesScreen(Screen):
             self._run_action(lambda db: self._launch(db, params))
 
     def _launch(self, db, params: labeling.Params) -> str:
-        from jobs.launch import launch_label
+        from bizsent.jobs.launch import launch_label
 
         job_id, pid = launch_label(db, self.app.db_path, self._config_path(), params,
                                    self.app.settings.data_dir / "logs")
@@ -424,7 +423,7 @@ class BatchesScreen(Screen):
             lambda db: labeling.cancel(db, job.id, self.app.settings)))
 
     def action_collect(self) -> None:
-        from jobs import batches
+        from bizsent.jobs import batches
 
         job = self.selected_job()
         only = job.id if job is not None and job.mode == "batch" and job.state == "running" else None
@@ -432,8 +431,8 @@ class BatchesScreen(Screen):
         self._run_action(lambda db: "\n".join(batches.collect(db, self.app.settings, only)), group="batches-collect")
 
     def action_resume(self) -> None:
-        from jobs import rows
-        from jobs.launch import start_detached
+        from bizsent.jobs import rows
+        from bizsent.jobs.launch import start_detached
 
         job = self.selected_job()
         if job is None or not (job.state == "queued" or job.stalled):

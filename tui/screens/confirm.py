@@ -7,6 +7,11 @@ Nothing is written and nothing is sent while it is open. ConfirmModal: a yes/no 
 
 from __future__ import annotations
 
+from bizsent.jobs import labeling
+from bizsent.tui.job_queries import EstimateView, estimate_view
+from bizsent.tui.messages import EstimateReady
+from bizsent.tui.queries import reading
+from bizsent.tui.workers import background
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -16,12 +21,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Select, Static
-
-from jobs import labeling
-from tui.job_queries import EstimateView, estimate_view
-from tui.messages import EstimateReady
-from tui.queries import reading
-from tui.workers import background
 
 PROVIDERS = ("openai", "gemini", "compatible")
 MODES = ("live", "batch")

@@ -12,6 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bizsent.core.events import MetricEvent
+from bizsent.core.labels import LABELS
+from bizsent.core.ledger import pid_alive
+from bizsent.tui.messages import EvalPolled, ReportLoaded
+from bizsent.tui.queries import reading
+from bizsent.tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
+from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
+from bizsent.tui.widgets.status_bar import StatusBar
+from bizsent.tui.workers import background
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,20 +29,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.events import MetricEvent
-from core.labels import LABELS
-from core.ledger import pid_alive
-from tui.messages import EvalPolled, ReportLoaded
-from tui.queries import reading
-from tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
-from tui.widgets.confusion import ConfusionMatrix
-from tui.widgets.loss_plot import EvalPoint, LossPlot
-from tui.widgets.status_bar import StatusBar
-from tui.workers import background
-
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
-    from core.metrics import Metrics
-    from core.report import Report
+    from bizsent.core.metrics import Metrics
+    from bizsent.core.report import Report
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
@@ -284,7 +283,7 @@ class EvalScreen(Screen):
         if reason:
             self.app.call_from_thread(self.notify, reason, severity="warning")
             return
-        from jobs.launch import start_detached
+        from bizsent.jobs.launch import start_detached
 
         settings = self.app.settings
         log = settings.data_dir / "logs" / f"eval-run-{run.id}.log"

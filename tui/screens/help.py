@@ -39,7 +39,7 @@ def help_markdown(screen: Screen, app_bindings: list[Binding]) -> str:
     parts += ["", "## Everywhere", *_keys_list(_not_taken(app_bindings, screen.BINDINGS))]
     extra = getattr(screen, "HELP_FILE", None)
     if extra:
-        parts += ["", files("tui").joinpath(extra).read_text(encoding="utf-8")]
+        parts += ["", files("bizsent.tui").joinpath(extra).read_text(encoding="utf-8")]
     return "\n".join(parts)
 
 

@@ -17,23 +17,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import sqlite_utils
-from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
-from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
-
-from core.acquisition import scoring_run
-from core.history import LabelValue, actor
-from core.labels import LABELS, RANDOM_SAMPLING, Label
-from core.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
-from core.records import NewLabel
-from core.sessions import LabelSession, load_label_session, new_label_session, save_label_session
-from tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded, SessionLoaded
-from tui.pool_job import start_pool_scoring
-from tui.queries import (
+from bizsent.core.acquisition import scoring_run
+from bizsent.core.history import LabelValue, actor
+from bizsent.core.labels import LABELS, RANDOM_SAMPLING, Label
+from bizsent.core.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
+from bizsent.core.records import NewLabel
+from bizsent.core.sessions import LabelSession, load_label_session, new_label_session, save_label_session
+from bizsent.tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded, SessionLoaded
+from bizsent.tui.pool_job import start_pool_scoring
+from bizsent.tui.queries import (
     NO_PREDICTIONS,
     QUEUE_ORDERS,
     LabelPost,
@@ -44,12 +36,19 @@ from tui.queries import (
     parse_queue_filter,
     reading,
 )
-from tui.screens.confirm import ConfirmModal
-from tui.screens.prompt import PromptModal
-from tui.widgets.image_preview import ImagePreview, Picture, load_picture
-from tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
-from tui.widgets.status_bar import StatusBar
-from tui.workers import background
+from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
+from bizsent.tui.widgets.status_bar import StatusBar
+from bizsent.tui.workers import background
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo

@@ -5,6 +5,24 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import replace
 
+from bizsent.core.labels import LABELS, SOURCES, SPLITS
+from bizsent.tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
+from bizsent.tui.queries import (
+    DISAGREE,
+    IMAGE_STATES,
+    PostFilter,
+    label_sources,
+    post_detail,
+    post_ids,
+    post_rows,
+    reading,
+)
+from bizsent.tui.screens.label import LabelScreen
+from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.post_detail import PostDetailView
+from bizsent.tui.widgets.post_table import PostTable, header_line
+from bizsent.tui.widgets.status_bar import StatusBar
+from bizsent.tui.workers import background
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -14,16 +32,6 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
-
-from core.labels import LABELS, SOURCES, SPLITS
-from tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
-from tui.queries import DISAGREE, IMAGE_STATES, PostFilter, label_sources, post_detail, post_ids, post_rows, reading
-from tui.screens.label import LabelScreen
-from tui.widgets.image_preview import ImagePreview, Picture, load_picture
-from tui.widgets.post_detail import PostDetailView
-from tui.widgets.post_table import PostTable, header_line
-from tui.widgets.status_bar import StatusBar
-from tui.workers import background
 
 SEARCH_DEBOUNCE_S = 0.25
 DETAIL_CACHE = 64

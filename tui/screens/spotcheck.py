@@ -14,22 +14,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.geometry import Size
-from textual.screen import Screen
-from textual.widgets import Footer, Static
-
-from core.history import actor
-from core.labels import LABELS
-from core.posts import delete_label, set_label
-from core.records import NewLabel
-from tui.messages import PoolJobPolled, PoolScoringStarted, SpotItemsLoaded, SpotPictureLoaded
-from tui.pool_job import start_pool_scoring
-from tui.queries import reading
-from tui.run_queries import (
+from bizsent.core.history import actor
+from bizsent.core.labels import LABELS
+from bizsent.core.posts import delete_label, set_label
+from bizsent.core.records import NewLabel
+from bizsent.tui.messages import PoolJobPolled, PoolScoringStarted, SpotItemsLoaded, SpotPictureLoaded
+from bizsent.tui.pool_job import start_pool_scoring
+from bizsent.tui.queries import reading
+from bizsent.tui.run_queries import (
     SPOT_ORDERS,
     HumanLabel,
     PoolJob,
@@ -39,11 +31,18 @@ from tui.run_queries import (
     predicted_runs,
     spot_items,
 )
-from tui.screens.confirm import ConfirmModal
-from tui.widgets.image_preview import ImagePreview, Picture, load_picture
-from tui.widgets.post_detail import post_text
-from tui.widgets.status_bar import StatusBar
-from tui.workers import background
+from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.post_detail import post_text
+from bizsent.tui.widgets.status_bar import StatusBar
+from bizsent.tui.workers import background
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 PREFETCH = 4  # items ahead whose images are decoded in advance
 IMAGE_PX = 800

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bizsent.core.labels import LABELS
 from rich.color import Color, blend_rgb
 from rich.color_triplet import ColorTriplet
 from rich.console import Group
@@ -16,8 +17,6 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
-
-from core.labels import LABELS
 
 _BASE = ColorTriplet(32, 32, 40)
 _RIGHT = ColorTriplet(30, 150, 70)

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bizsent.tui.workers import background
 from PIL import Image as PILImage
 from rich.color import Color
 from rich.console import Console
@@ -30,8 +31,6 @@ from textual_image.renderable.halfcell import Image as HalfcellRenderable
 from textual_image.renderable.unicode import Image as UnicodeRenderable
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
-
-from tui.workers import background
 
 RENDERERS: dict[str, type[Widget]] = {
     "halfcell": HalfcellImage,

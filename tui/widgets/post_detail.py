@@ -10,6 +10,7 @@ import io
 import re
 from dataclasses import dataclass
 
+from bizsent.tui.queries import PostDetail, format_time
 from rich.console import Console, Group, RenderableType
 from rich.segment import Segment
 from rich.style import Style
@@ -18,8 +19,6 @@ from rich.text import Text
 from textual import events
 from textual.strip import Strip
 from textual.widget import Widget
-
-from tui.queries import PostDetail, format_time
 
 QUOTE_LINK = re.compile(r"^>>\d+")
 LABEL_COLOR = {"bearish": "red", "neutral": "yellow", "bullish": "green"}

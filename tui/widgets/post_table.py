@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from bizsent.tui.messages import RowHighlighted, RowsLoaded
+from bizsent.tui.queries import LabelMark, PostRow, format_time
+from bizsent.tui.workers import background
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -16,10 +19,6 @@ from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-
-from tui.messages import RowHighlighted, RowsLoaded
-from tui.queries import LabelMark, PostRow, format_time
-from tui.workers import background
 
 SOURCE_MARK = {"human": "H", "openai": "O", "gemini": "G", "compatible": "C", "model": "M", "pseudo": "P"}
 LABEL_MARK = {"bearish": ("▼", "red"), "neutral": ("•", "yellow"), "bullish": ("▲", "green")}

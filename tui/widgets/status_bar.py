@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from bizsent.tui.queries import StatusInfo
 from rich.text import Text
 from textual.widget import Widget
-
-from tui.queries import StatusInfo
 
 
 def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
