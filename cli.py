@@ -114,7 +114,7 @@ def scrape(
     images_only: Annotated[bool, typer.Option("--images-only", help="only fetch pending/retryable images")] = False,
 ) -> None:
     """Pull /biz/ threads from 4chan's read-only JSON API into the database (resumable, incremental)."""
-    from bizsent.core.ingest import scrape as run_scrape
+    from bizsent.core.collect.ingest import scrape as run_scrape
 
     c = ctx_of(ctx)
     report = run_scrape(
@@ -132,7 +132,7 @@ def import_(
     scale: Annotated[str, typer.Option(help="rating scale of the old scraper's labels: auto | 3 | 5 | 10")] = "auto",
 ) -> None:
     """Import posts and labels; the format is detected from the file."""
-    from bizsent.core.transfer import import_file
+    from bizsent.core.collect.transfer import import_file
 
     c = ctx_of(ctx)
     report = import_file(c.db(), file, split=split, scale=scale, image_dir=c.settings.image_dir)
@@ -150,7 +150,7 @@ def export(
     split: Annotated[str | None, typer.Option(help="only labels in this split")] = None,
 ) -> None:
     """Export posts or labels as JSONL or CSV."""
-    from bizsent.core.transfer import export_file
+    from bizsent.core.collect.transfer import export_file
 
     c = ctx_of(ctx)
     count = export_file(c.db(create=False), file, what=what, source=source, split=split)
@@ -163,7 +163,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Counts by source, split and label; image states; disk use; spend so far."""
-    from bizsent.core.summary import render_summary, summarize
+    from bizsent.core.store.summary import render_summary, summarize
 
     c = ctx_of(ctx)
     summary = summarize(c.db(create=False), c.settings.image_dir)
@@ -198,7 +198,7 @@ def label(
     if not plan.items:
         typer.echo("nothing to label: every candidate post already has a label from this labeler")
         return
-    from bizsent.core.budget import check_caps, money
+    from bizsent.core.label.budget import check_caps, money
 
     labeling.require_key(c.settings, params.provider)
     check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
@@ -210,7 +210,7 @@ def label(
 
         typer.echo(batches.submit(db, c.settings, plan).summary())
         return
-    from bizsent.core.ledger import recover
+    from bizsent.core.label.ledger import recover
 
     interrupted = recover(db, params.provider, params.model)
     if interrupted:
@@ -225,8 +225,8 @@ def label(
 def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
     it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
-    from bizsent.core.budget import check_caps
-    from bizsent.core.ledger import recover
+    from bizsent.core.label.budget import check_caps
+    from bizsent.core.label.ledger import recover
     from bizsent.jobs import labeling, rows
 
     params = labeling.job_params(db, c.settings, job_id)
@@ -322,7 +322,7 @@ def agreement(
     = None,
 ) -> None:
     """Every labeler against the human test set (accuracy, macro-F1, kappa, confusion) and against each other."""
-    from bizsent.core.agreement import combine_labels, render_agreement
+    from bizsent.core.label.agreement import combine_labels, render_agreement
 
     c = ctx_of(ctx)
     db = c.db(create=False)
@@ -356,7 +356,7 @@ def dataset_build(
     seed: Annotated[int | None, typer.Option(help="split seed (default: train.seed)")] = None,
 ) -> None:
     """Build train/val/test from the store (leakage-guarded) and export a self-contained bundle."""
-    from bizsent.core.dataset import build_dataset, export_bundle
+    from bizsent.core.model.dataset import build_dataset, export_bundle
 
     c = ctx_of(ctx)
     ds = build_dataset(c.db(create=False), c.settings.image_dir, c.settings.train, balance=balance, seed=seed)
@@ -387,21 +387,21 @@ def train(
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
 ) -> None:
     """Fine-tune with LoRA; metric events go to the store (the console draws them live)."""
-    from bizsent.core.dataset import build_dataset, export_bundle
-    from bizsent.core.report import evaluate_run, render_table
-    from bizsent.core.training import train_run
+    from bizsent.core.evaluate.report import evaluate_run, render_table
+    from bizsent.core.model.dataset import build_dataset, export_bundle
+    from bizsent.core.model.training import train_run
 
     c = ctx_of(ctx)
     cfg = _train_settings(c, base_model)
     if dry_run:
-        from bizsent.core.memory import estimate_training_memory, render, shape_for
+        from bizsent.core.model.memory import estimate_training_memory, render, shape_for
 
         shape, source = shape_for(cfg.base_model)
         typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
         return
     if not local:
         raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
-    from bizsent.core.modeling import require_model
+    from bizsent.core.model.modeling import require_model
 
     require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
@@ -437,7 +437,7 @@ def eval_(
     cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
 ) -> None:
     """Score the run's test split; print and write the report next to the baselines and API labelers."""
-    from bizsent.core.report import evaluate_run, render_table, zero_shot_run
+    from bizsent.core.evaluate.report import evaluate_run, render_table, zero_shot_run
 
     c = ctx_of(ctx)
     db = c.db(create=False)
@@ -459,9 +459,9 @@ def predict(
     run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")] = None,
 ) -> None:
     """Class probabilities from a trained run for a stored post, or for posts in a file (one JSON line each)."""
-    from bizsent.core.predict_input import inputs_from_file
-    from bizsent.core.report import load_for_run, run_row
-    from bizsent.core.scoring import ScoreInput, score
+    from bizsent.core.evaluate.report import load_for_run, run_row
+    from bizsent.core.model.predict_input import inputs_from_file
+    from bizsent.core.model.scoring import ScoreInput, score
 
     c = ctx_of(ctx)
     if (post is None) == (file is None):
@@ -500,8 +500,8 @@ def selftrain(
 ) -> None:
     """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
     the test split is evaluated once, at the end."""
-    from bizsent.core.report import render_table
-    from bizsent.core.selftrain import selftrain as run_selftrain
+    from bizsent.core.evaluate.report import render_table
+    from bizsent.core.model.selftrain import selftrain as run_selftrain
 
     c = ctx_of(ctx)
     settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
@@ -509,7 +509,7 @@ def selftrain(
                            rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
                            progress=lambda line: typer.echo(line, err=True))
     if result.chosen is not None and result.test is not None:
-        from bizsent.core.report import Report
+        from bizsent.core.evaluate.report import Report
 
         _print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
     typer.echo(result.summary())
@@ -526,7 +526,7 @@ def score_pool_(
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
 ) -> None:
     """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
-    from bizsent.core.pool import score_pool
+    from bizsent.core.model.pool import score_pool
 
     c = ctx_of(ctx)
     db = c.db(create=False)
@@ -573,8 +573,8 @@ def queue(
                                             " run that scored the pool)")] = None,
 ) -> None:
     """The next posts to label by hand: the Label screen's active-learning queue (most uncertain, diverse)."""
-    from bizsent.core.acquisition import human_queue
-    from bizsent.core.report import run_row
+    from bizsent.core.evaluate.report import run_row
+    from bizsent.core.model.acquisition import human_queue
 
     c = ctx_of(ctx)
     if strategy not in ("uncertainty", "random"):

@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bizsent.core import ledger  # noqa: E402
 from bizsent.core.config import load_settings  # noqa: E402
+from bizsent.core.label import ledger  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
 from bizsent.jobs import labeling  # noqa: E402
 from fakes.fourchan import FakeFourChan, big_board  # noqa: E402

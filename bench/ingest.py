@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the fake server lives with the tests
 
+from bizsent.core.collect.html_text import clean_text  # noqa: E402
+from bizsent.core.collect.ingest import posts_from_thread, scrape  # noqa: E402
 from bizsent.core.config import Settings, load_settings  # noqa: E402
-from bizsent.core.html_text import clean_text  # noqa: E402
-from bizsent.core.ingest import posts_from_thread, scrape  # noqa: E402
-from bizsent.core.posts import save_posts  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
+from bizsent.core.store.posts import save_posts  # noqa: E402
 from fakes.fourchan import FakeFourChan, big_board  # noqa: E402
 
 THREADS, REPLIES = 250, 199  # 50,000 posts

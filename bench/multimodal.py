@@ -48,9 +48,9 @@ FOUR_BIT = True
 def demo_store(base: Path):
     """A demo store whose non-test candidates carry their ground truth as train-split human labels."""
     from bizsent.core.demo import HUMAN, build_posts, seed_demo
-    from bizsent.core.posts import post_id, set_label
-    from bizsent.core.records import NewLabel
     from bizsent.core.store import open_db, transaction
+    from bizsent.core.store.posts import post_id, set_label
+    from bizsent.core.store.records import NewLabel
 
     db = open_db(base / "demo.db")
     seed_demo(db, base / "images", n_posts=N_POSTS, seed=SEED)
@@ -77,10 +77,10 @@ def grey_copy(bundle: Path, out: Path) -> Path:
 
 
 def train_and_score(bundle: Path, out: Path, cfg, label: str):
-    from bizsent.core.dataset import read_split
-    from bizsent.core.modeling import load_model, load_processor
-    from bizsent.core.scoring import score
-    from bizsent.core.training import score_inputs, train
+    from bizsent.core.model.dataset import read_split
+    from bizsent.core.model.modeling import load_model, load_processor
+    from bizsent.core.model.scoring import score
+    from bizsent.core.model.training import score_inputs, train
 
     started = time.perf_counter()
     result = train(bundle, out, cfg, max_steps=STEPS, load_in_4bit=FOUR_BIT, eval_steps=STEPS)
@@ -107,9 +107,9 @@ def recipe(cfg) -> str:
 
 def main() -> None:
     import torch
-    from bizsent.core.baselines import vader_labels
     from bizsent.core.config import TrainSettings
-    from bizsent.core.dataset import build_dataset, export_bundle, read_split
+    from bizsent.core.evaluate.baselines import vader_labels
+    from bizsent.core.model.dataset import build_dataset, export_bundle, read_split
     from tiny_qwen import build_tiny_qwen
 
     torch.manual_seed(0)

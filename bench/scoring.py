@@ -33,11 +33,11 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 def fine_tuned_tiny(base: Path):
     """The tiny model after TRAIN_STEPS LoRA steps on the demo store, merged, with its processor."""
     from bizsent.core.config import TrainSettings
-    from bizsent.core.dataset import build_dataset, export_bundle
     from bizsent.core.demo import seed_demo
-    from bizsent.core.modeling import load_model, load_processor
+    from bizsent.core.model.dataset import build_dataset, export_bundle
+    from bizsent.core.model.modeling import load_model, load_processor
+    from bizsent.core.model.training import train
     from bizsent.core.store import open_db
-    from bizsent.core.training import train
     from tiny_qwen import PIXELS, build_tiny_qwen
 
     model_dir = build_tiny_qwen(base / "model")
@@ -57,9 +57,9 @@ def fine_tuned_tiny(base: Path):
 
 def main() -> None:
     import torch
-    from bizsent.core.dataset import read_split
-    from bizsent.core.scoring import generate_and_parse, label_token_counts, score
-    from bizsent.core.training import score_inputs
+    from bizsent.core.model.dataset import read_split
+    from bizsent.core.model.scoring import generate_and_parse, label_token_counts, score
+    from bizsent.core.model.training import score_inputs
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from bizsent.core.config import Settings, secret
 from bizsent.core.errors import BizsentError
-from bizsent.core.labelers.base import Outcome, Request, provider_settings
+from bizsent.core.label.labelers.base import Outcome, Request, provider_settings
 
 # A remote job in one of these states will not change any more.
 OPENAI_FINISHED = ("completed", "failed", "expired", "cancelled")
@@ -61,7 +61,7 @@ class OpenAIBatches:
         self.client = openai.OpenAI(api_key=secret("openai"), base_url=self.conf.base_url, max_retries=3)
 
     def payload(self, request: Request, model: str) -> tuple[bytes, int]:
-        from bizsent.core.labelers.openai_chat import request_body
+        from bizsent.core.label.labelers.openai_chat import request_body
 
         line = {"custom_id": request.key, "method": "POST", "url": "/v1/chat/completions",
                 "body": request_body(request, model, self.conf)}
@@ -92,7 +92,7 @@ class OpenAIBatches:
         return Poll(remote.status, True, results)
 
     def outcome(self, body: dict[str, Any]) -> Outcome:
-        from bizsent.core.labelers.openai_chat import outcome_of_body
+        from bizsent.core.label.labelers.openai_chat import outcome_of_body
 
         return outcome_of_body(body)
 
@@ -114,7 +114,7 @@ class GeminiBatches:
             base_url=self.conf.base_url))
 
     def payload(self, request: Request, model: str) -> tuple[Any, int]:
-        from bizsent.core.labelers.gemini import inlined_request
+        from bizsent.core.label.labelers.gemini import inlined_request
         from bizsent.core.labels import PROMPT_RULES
 
         size = (len(request.jpeg) * 4 // 3 + len(request.text) + len(PROMPT_RULES) + 2048
@@ -149,7 +149,7 @@ class GeminiBatches:
         return Poll(state, True, results)
 
     def outcome(self, body: dict[str, Any]) -> Outcome:
-        from bizsent.core.labelers.gemini import outcome_of_response
+        from bizsent.core.label.labelers.gemini import outcome_of_response
 
         return outcome_of_response(body)
 

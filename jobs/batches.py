@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
-from bizsent.core import ledger
-from bizsent.core.budget import money
+from bizsent.core.collect.images import image_jpeg
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.images import image_jpeg
-from bizsent.core.labelers.base import Request
+from bizsent.core.label import ledger
+from bizsent.core.label.budget import money
+from bizsent.core.label.labelers.base import Request
 from bizsent.core.labels import Example, user_prompt
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
 from bizsent.core.store import now, transaction
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
 from bizsent.jobs.batch_backends import Backend, backend
 from bizsent.jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples

@@ -21,17 +21,25 @@ from typing import Any
 
 import sqlite_utils
 from aiolimiter import AsyncLimiter
-from bizsent.core import budget, ledger
+from bizsent.core.collect.images import image_jpeg
 from bizsent.core.config import ModelPrice, Settings
-from bizsent.core.dataset import leakage_check
 from bizsent.core.errors import BizsentError
-from bizsent.core.images import image_jpeg
-from bizsent.core.labelers import Labeler, LabelerError, QuotaExhausted, Request, Transient, Unreachable, make_labeler
-from bizsent.core.labelers.base import exhausted_for, provider_settings
+from bizsent.core.label import budget, ledger
+from bizsent.core.label.labelers import (
+    Labeler,
+    LabelerError,
+    QuotaExhausted,
+    Request,
+    Transient,
+    Unreachable,
+    make_labeler,
+)
+from bizsent.core.label.labelers.base import exhausted_for, provider_settings
 from bizsent.core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
-from bizsent.core.posts import CANDIDATE_SQL, set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.model.dataset import leakage_check
 from bizsent.core.store import transaction
+from bizsent.core.store.posts import CANDIDATE_SQL, set_label
+from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
 
@@ -616,7 +624,7 @@ def require_key(settings: Settings, provider: str) -> None:
     if provider in ("openai", "gemini"):
         secret(provider)
     elif provider == "compatible":
-        from bizsent.core.labelers.base import compatible_key
+        from bizsent.core.label.labelers.base import compatible_key
 
         compatible_key(provider_settings(settings, provider).base_url)  # a key over plain http is refused here
 

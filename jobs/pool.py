@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
-from bizsent.core.ledger import pid_alive
-from bizsent.core.pool import PoolReport, resolve_run, score_pool
+from bizsent.core.label.ledger import pid_alive
+from bizsent.core.model.pool import PoolReport, resolve_run, score_pool
 from bizsent.jobs import rows
 
 KIND = "score-pool"

@@ -81,7 +81,7 @@ class JobBusy(BizsentError):
 def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
     """This process now runs the job (a resume after a crash or kill). Atomic: of two processes starting the
     same job at once, the second is refused (JobBusy), so a job's claims always belong to one process."""
-    from bizsent.core.ledger import pid_alive
+    from bizsent.core.label.ledger import pid_alive
 
     stamp = now()
     with transaction(db):

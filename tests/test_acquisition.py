@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from bizsent.core.acquisition import entropy, farthest_point, margin, select, unlabeled_inputs
-from bizsent.core.scoring import Scored
+from bizsent.core.model.acquisition import entropy, farthest_point, margin, select, unlabeled_inputs
+from bizsent.core.model.scoring import Scored
 from fakes.train import seed_store
 
 
@@ -45,7 +45,7 @@ def test_unlabeled_inputs_are_unlabeled_candidates(db, settings):
 
 
 def test_diverse_batches_spread_each_batch_and_keep_every_post():
-    from bizsent.core.acquisition import diverse_batches
+    from bizsent.core.model.acquisition import diverse_batches
 
     unsure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}
     # The four most uncertain posts are nearly the same picture: a batch of 2 takes the first of them and the
@@ -58,7 +58,7 @@ def test_diverse_batches_spread_each_batch_and_keep_every_post():
 
 
 def test_packed_embeddings_keep_directions():
-    from bizsent.core.pool import EMBED_DIM, pack_embedding, unpack_embedding
+    from bizsent.core.model.pool import EMBED_DIM, pack_embedding, unpack_embedding
 
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal(512) * 300, rng.standard_normal(512) * 300  # raw hidden states run large

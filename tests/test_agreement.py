@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from bizsent.core.agreement import agreement, combine_labels, render_agreement, scores
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.label.agreement import agreement, combine_labels, render_agreement, scores
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 from fakes.label_posts import make_posts
 
 

@@ -63,7 +63,7 @@ def test_log_filter_scrubs_secret_values(tmp_path, monkeypatch):
 
 
 def test_the_ledger_never_stores_a_key_quoted_in_an_error(db, monkeypatch):
-    from bizsent.core import ledger
+    from bizsent.core.label import ledger
 
     monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key-abcdefghij")
     db.execute("INSERT INTO api_calls (request_key, provider, model, created_at) VALUES ('k', 'openai', 'm', 'x')")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-from bizsent.core.agreement import combine_labels
-from bizsent.core.dataset import build_dataset, export_bundle, normalise_text, read_split
+from bizsent.core.label.agreement import combine_labels
 from bizsent.core.labels import PROMPT_VERSION
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.model.dataset import build_dataset, export_bundle, normalise_text, read_split
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 from fakes.train import add_post, image_bytes, seed_store
 from PIL import Image
 
@@ -218,7 +218,7 @@ def test_images_cached_before_the_phash_column_are_hashed_on_build(db, settings)
 
 def test_flat_images_have_no_perceptual_hash():
     """A (nearly) one-colour picture has no structure to compare: its hash would make every flat image a copy."""
-    from bizsent.core.images import perceptual_hash
+    from bizsent.core.collect.images import perceptual_hash
 
     assert perceptual_hash(Image.open(io.BytesIO(image_bytes("neutral", 7)))) is None
     assert perceptual_hash(_picture(3)) is not None

@@ -1,7 +1,7 @@
 """Clean text from 4chan comment HTML."""
 
 import pytest
-from bizsent.core.html_text import clean_text
+from bizsent.core.collect.html_text import clean_text
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from bizsent.core.collect.fourchan import FourChanClient, threads_url
+from bizsent.core.collect.ingest import scrape
+from bizsent.core.collect.video import first_frame
 from bizsent.core.config import Settings
-from bizsent.core.fourchan import FourChanClient, threads_url
-from bizsent.core.ingest import scrape
-from bizsent.core.posts import save_posts
-from bizsent.core.records import ImageRef, NewPost
-from bizsent.core.video import first_frame
+from bizsent.core.store.posts import save_posts
+from bizsent.core.store.records import ImageRef, NewPost
 from fakes.fourchan import FakeClock, FakeFourChan, File, biz_scenario, jpeg, png, post
 from PIL import Image
 

@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bizsent.core import budget, ledger
-from bizsent.core.budget import BudgetError, check_caps
 from bizsent.core.config import load_settings
+from bizsent.core.label import budget, ledger
+from bizsent.core.label.budget import BudgetError, check_caps
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling, rows
 from fakes.gemini_server import FakeGemini

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from bizsent.core.history import actor, label_history
-from bizsent.core.migrations import MIGRATIONS
-from bizsent.core.posts import delete_label, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
 from bizsent.core.store import open_db
+from bizsent.core.store.history import actor, label_history
+from bizsent.core.store.migrations import MIGRATIONS
+from bizsent.core.store.posts import delete_label, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 

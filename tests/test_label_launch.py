@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
-from bizsent.core import ledger
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError
+from bizsent.core.label import ledger
 from bizsent.core.store import now, open_db
 from bizsent.jobs import labeling, rows
 from bizsent.jobs.launch import ROOT, bizsent_command

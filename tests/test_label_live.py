@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bizsent.core import ledger
 from bizsent.core.config import load_settings
+from bizsent.core.label import ledger
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling

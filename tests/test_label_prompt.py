@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bizsent.core.chat_format import prompt_messages, training_messages
 from bizsent.core.labels import (
     FINETUNE_INSTRUCTION,
     GUIDANCE,
@@ -12,6 +11,7 @@ from bizsent.core.labels import (
     TASK_RULES,
     LabelAnswer,
 )
+from bizsent.core.model.chat_format import prompt_messages, training_messages
 
 
 def test_both_prompts_share_the_rules_and_differ_only_in_the_answer_tail():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bizsent.core.config import TrainSettings
-from bizsent.core.memory import GB, QWEN25_VL_7B, estimate_training_memory, shape_from_config, vision_params
+from bizsent.core.model.memory import GB, QWEN25_VL_7B, estimate_training_memory, shape_from_config, vision_params
 
 
 def test_the_7b_recipe_fits_a_24_gb_card_and_the_full_tower_would_not_leave_room():
@@ -27,15 +27,15 @@ def test_shape_comes_from_a_local_config(model_dir):
 
 
 def test_cli_dry_run_prints_the_estimate_without_loading_a_model(settings, monkeypatch):
-    import bizsent.core.modeling
+    import bizsent.core.model.modeling
     from bizsent.cli import app
     from typer.testing import CliRunner
 
     def refuse(*args, **kwargs):
         raise AssertionError("--dry-run loaded a model")
 
-    monkeypatch.setattr(bizsent.core.modeling, "load_model", refuse)
-    monkeypatch.setattr(bizsent.core.modeling, "require_model", refuse)
+    monkeypatch.setattr(bizsent.core.model.modeling, "load_model", refuse)
+    monkeypatch.setattr(bizsent.core.model.modeling, "require_model", refuse)
     result = CliRunner().invoke(app, ["--config", str(settings.source), "train", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "Qwen2.5-VL-7B" in result.stdout and "total" in result.stdout and "fits in 24 GiB" in result.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bizsent.core.metrics import (
+from bizsent.core.evaluate.metrics import (
     bootstrap_ci,
     confusion_matrix,
     evaluate,

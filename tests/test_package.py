@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ENGINE = ["bizsent.core.training", "bizsent.core.scoring", "bizsent.core.pool", "bizsent.core.selftrain",
-          "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli"]
+ENGINE = ["bizsent.core.model.training", "bizsent.core.model.scoring", "bizsent.core.model.pool",
+          "bizsent.core.model.selftrain", "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli"]
 
 
 def test_engine_and_cli_import_with_textual_blocked():

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from bizsent.core.acquisition import human_queue, uncertainty
 from bizsent.core.errors import BizsentError
-from bizsent.core.events import create_run, finish_run
-from bizsent.core.pool import EMBED_DIM, pool_ids, score_pool
-from bizsent.core.posts import add_skip, set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.model.acquisition import human_queue, uncertainty
+from bizsent.core.model.events import create_run, finish_run
+from bizsent.core.model.pool import EMBED_DIM, pool_ids, score_pool
+from bizsent.core.store.posts import add_skip, set_label
+from bizsent.core.store.records import NewLabel
 from fakes.pool_runs import bizsent, fp32_run, register_run
 from fakes.train import add_post, image_bytes, seed_store
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from bizsent.core.chat_format import render_prompt
-from bizsent.core.dataset import read_split
-from bizsent.core.events import run_events
-from bizsent.core.modeling import load_model, load_processor
-from bizsent.core.report import evaluate_run, render_table, zero_shot_run
-from bizsent.core.scoring import (
+from bizsent.core.evaluate.report import evaluate_run, render_table, zero_shot_run
+from bizsent.core.model.chat_format import render_prompt
+from bizsent.core.model.dataset import read_split
+from bizsent.core.model.events import run_events
+from bizsent.core.model.modeling import load_model, load_processor
+from bizsent.core.model.scoring import (
     ScoreInput,
     generate_and_parse,
     label_token_counts,
@@ -19,8 +19,8 @@ from bizsent.core.scoring import (
     parse_answer,
     score,
 )
+from bizsent.core.model.training import BundleCollator, score_inputs
 from bizsent.core.store import open_db
-from bizsent.core.training import BundleCollator, score_inputs
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,8 @@ def test_evaluate_run_writes_predictions_event_and_report(run):
 
 
 def test_zero_shot_run_and_api_labelers_from_the_store(run):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     settings = run["settings"]
     db = open_db(settings.db_path)
@@ -140,7 +140,7 @@ def _cli(settings, *args):
 def test_predict_file_scores_posts_outside_the_store(run, loaded, tmp_path):
     import shutil
 
-    from bizsent.core.modeling import load_model
+    from bizsent.core.model.modeling import load_model
 
     rows = read_split(run["bundle"], "test")[:2]
     shutil.copy(run["bundle"] / rows[0]["images"][0], tmp_path / "a.jpg")
@@ -200,7 +200,7 @@ class _Answers(torch.nn.Module):
 
 
 def test_zero_shot_counts_every_spelling_of_a_label(loaded, run):
-    from bizsent.core.scoring import ANSWER_PREFIX, label_variants
+    from bizsent.core.model.scoring import ANSWER_PREFIX, label_variants
 
     model, processor = loaded
     tok = processor.tokenizer
@@ -221,7 +221,7 @@ def test_zero_shot_counts_every_spelling_of_a_label(loaded, run):
 
 
 def test_embedding_is_the_answer_position_hidden_state(loaded, run):
-    from bizsent.core.scoring import encode_prompts
+    from bizsent.core.model.scoring import encode_prompts
 
     model, processor = loaded
     items = _items(run, 3)
@@ -234,7 +234,7 @@ def test_embedding_is_the_answer_position_hidden_state(loaded, run):
 
 def test_store_images_get_the_bundle_preprocessing(loaded, run):
     """A post scored from the store (its original PNG) sees the pixels training saw (the bundle's JPEG)."""
-    from bizsent.core.scoring import encode_prompts
+    from bizsent.core.model.scoring import encode_prompts
 
     processor = loaded[1]
     row = read_split(run["bundle"], "test")[0]
@@ -251,8 +251,8 @@ def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path
     import shutil
 
     from bizsent.core.errors import BizsentError
+    from bizsent.core.evaluate.report import load_for_run, run_row
     from bizsent.core.labels import PROMPT_VERSION
-    from bizsent.core.report import load_for_run, run_row
 
     settings = run["settings"]
     db = open_db(settings.db_path)

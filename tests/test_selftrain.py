@@ -4,8 +4,8 @@ validation split, rejected rounds rolled back, the test split evaluated once, on
 from __future__ import annotations
 
 import pytest
-from bizsent.core.scoring import Scored
-from bizsent.core.selftrain import choose_thresholds, pseudo_labels, selftrain
+from bizsent.core.model.scoring import Scored
+from bizsent.core.model.selftrain import choose_thresholds, pseudo_labels, selftrain
 from bizsent.core.store import open_db
 from fakes.train import seed_store, tiny_model_dir, tiny_settings
 
@@ -45,8 +45,8 @@ def test_one_self_training_round(tmp_path, tmp_path_factory):
 
 
 def test_pseudo_labels_are_written_and_used_next_round(tmp_path, tmp_path_factory):
-    from bizsent.core.dataset import build_dataset
-    from bizsent.core.selftrain import write_pseudo_labels
+    from bizsent.core.model.dataset import build_dataset
+    from bizsent.core.model.selftrain import write_pseudo_labels
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory))
     db = open_db(settings.db_path)
@@ -70,8 +70,8 @@ def test_one_lucky_prediction_does_not_set_a_threshold():
 
 
 def _human_train_labels(db, ids, n):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     for pid in ids[:n]:
         label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
@@ -83,12 +83,12 @@ def _counting(monkeypatch):
     import gc
     import weakref
 
-    import bizsent.core.modeling
-    import bizsent.core.report
+    import bizsent.core.evaluate.report
+    import bizsent.core.model.modeling
 
     calls = {"loads": 0, "evaluations": [], "alive_at_load": 0}
     refs: list = []
-    real_load, real_eval = bizsent.core.modeling.load_model, bizsent.core.report.evaluate_run
+    real_load, real_eval = bizsent.core.model.modeling.load_model, bizsent.core.evaluate.report.evaluate_run
 
     def load(*args, **kwargs):
         gc.collect()
@@ -102,33 +102,33 @@ def _counting(monkeypatch):
         calls["evaluations"].append(run)
         return real_eval(db, settings, run, **kwargs)
 
-    monkeypatch.setattr(bizsent.core.modeling, "load_model", load)
-    monkeypatch.setattr("bizsent.core.training.load_model", load)
-    monkeypatch.setattr(bizsent.core.report, "evaluate_run", evaluate)
+    monkeypatch.setattr(bizsent.core.model.modeling, "load_model", load)
+    monkeypatch.setattr("bizsent.core.model.training.load_model", load)
+    monkeypatch.setattr(bizsent.core.evaluate.report, "evaluate_run", evaluate)
     return calls
 
 
 def _script_validation(monkeypatch, f1s: list[float]) -> None:
     """Each round's validation macro-F1 comes from `f1s` (a 1-step random model scores them at random), and every
     class gets a threshold of 0 (such a model predicts one class on validation at best)."""
-    import bizsent.core.selftrain
+    import bizsent.core.model.selftrain
 
     scripted = iter(f1s)
-    real_metrics = bizsent.core.selftrain.val_metrics
+    real_metrics = bizsent.core.model.selftrain.val_metrics
 
     def metrics(truth, scored):
         m = real_metrics(truth, scored)
         m.macro_f1 = next(scripted)
         return m
 
-    monkeypatch.setattr(bizsent.core.selftrain, "val_metrics", metrics)
-    monkeypatch.setattr(bizsent.core.selftrain, "choose_thresholds", lambda *a: dict.fromkeys(("bearish", "neutral",
-                                                                                       "bullish"), 0.0))
+    monkeypatch.setattr(bizsent.core.model.selftrain, "val_metrics", metrics)
+    monkeypatch.setattr(bizsent.core.model.selftrain, "choose_thresholds",
+                        lambda *a: dict.fromkeys(("bearish", "neutral", "bullish"), 0.0))
 
 
 def test_rounds_are_chosen_on_a_fixed_human_validation_split_and_test_is_scored_once(tmp_path, tmp_path_factory,
                                                                                     monkeypatch):
-    from bizsent.core.dataset import read_split
+    from bizsent.core.model.dataset import read_split
 
     settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
                              min_label_confidence=0.0)  # a 1-step random model is never confident

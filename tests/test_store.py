@@ -7,10 +7,10 @@ from contextlib import closing
 
 import pytest
 from bizsent.core.errors import StoreError
-from bizsent.core.migrations import MIGRATIONS, SCHEMA_VERSION
-from bizsent.core.posts import add_note, add_skip, delete_label, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
 from bizsent.core.store import APPLICATION_ID, open_db, schema_version, transaction
+from bizsent.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from bizsent.core.store.posts import add_note, add_skip, delete_label, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 
 TABLES = {"posts", "images", "labels", "api_calls", "jobs", "pods", "runs", "metrics", "predictions", "notes", "skips"}
 

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bizsent.core.images import Cached, cache_image, record
-from bizsent.core.posts import add_note, add_skip, post_id, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.collect.images import Cached, cache_image, record
 from bizsent.core.store import now
-from bizsent.core.summary import render_summary, summarize
+from bizsent.core.store.posts import add_note, add_skip, post_id, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
+from bizsent.core.store.summary import render_summary, summarize
 from PIL import Image
 
 BIZSENT = Path(sys.executable).with_name("bizsent")

@@ -7,13 +7,13 @@ import math
 
 import pytest
 import torch
-from bizsent.core.dataset import read_split
-from bizsent.core.events import read_jsonl, run_events
 from bizsent.core.labels import PROMPT_VERSION
-from bizsent.core.modeling import load_model, load_processor
-from bizsent.core.scoring import ScoreInput, score
+from bizsent.core.model.dataset import read_split
+from bizsent.core.model.events import read_jsonl, run_events
+from bizsent.core.model.modeling import load_model, load_processor
+from bizsent.core.model.scoring import ScoreInput, score
+from bizsent.core.model.training import BundleCollator, prepare_lora, read_run_info
 from bizsent.core.store import open_db
-from bizsent.core.training import BundleCollator, prepare_lora, read_run_info
 
 
 def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, model_dir):
@@ -23,7 +23,7 @@ def test_collator_gives_each_example_its_own_image_and_masks_the_prompt(run, mod
     processor = load_processor(model_dir, 56 * 56)
     batch = BundleCollator(processor, bundle)([first, second])
     # pixel rows of example k must equal the processor's output for example k's own image alone
-    from bizsent.core.scoring import open_image
+    from bizsent.core.model.scoring import open_image
 
     own = [processor.image_processor(images=[open_image(bundle / r["images"][0])], return_tensors="pt")
            for r in (first, second)]
@@ -149,7 +149,7 @@ def test_modules_trained_in_full_get_no_adapter_and_survive_a_reload(model_dir, 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the bf16 QLoRA path of a GPU pod)")
 def test_qlora_on_cuda(tmp_path, model_dir, run):
     from bizsent.core.config import TrainSettings
-    from bizsent.core.training import train
+    from bizsent.core.model.training import train
 
     cfg = TrainSettings(base_model=str(model_dir), max_pixels=56 * 56, batch_size=2, grad_accum=1)
     result = train(run["bundle"], tmp_path, cfg, max_steps=2)
@@ -194,7 +194,7 @@ def test_the_recipe_keeps_the_vision_tower_out_of_4bit_and_trains_it_through_lor
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint(run, tmp_path):
-    from bizsent.core.training import train
+    from bizsent.core.model.training import train
     from transformers import TrainerCallback
 
     class Preempted(TrainerCallback):
@@ -224,7 +224,7 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(run, tmp_path):
 
 
 def test_validation_is_forwarded_once_per_evaluation(run, tmp_path):
-    from bizsent.core.training import train
+    from bizsent.core.model.training import train
     from transformers import TrainerCallback
 
     class Forwards(TrainerCallback):

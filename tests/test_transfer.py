@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from bizsent.core.collect.transfer import export_file, import_file
 from bizsent.core.errors import BizsentError
-from bizsent.core.posts import post_id, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
 from bizsent.core.store import open_db
-from bizsent.core.transfer import export_file, import_file
+from bizsent.core.store.posts import post_id, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from fakes.scraperdb import label, make_scraper_db, op
 from PIL import Image
 
@@ -54,7 +54,7 @@ def filled(db, settings, tmp_path):
                 image=ImageRef(url="https://i.4cdn.org/biz/101.jpg")),
         NewPost("biz", 100, 102, "which wallet ser, \"quoted\", comma", time=1_700_000_100),
     ])
-    from bizsent.core.images import cache_image, record
+    from bizsent.core.collect.images import cache_image, record
 
     image_id = db.execute("SELECT image_id FROM posts WHERE post_no = 100").fetchone()[0]
     record(db, image_id, cache_image(settings.image_dir, local.read_bytes()))

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from bizsent.core import ledger
-from bizsent.core.agreement import scores
 from bizsent.core.config import load_settings
 from bizsent.core.demo import seed_demo
+from bizsent.core.label import ledger
+from bizsent.core.label.agreement import scores
 from bizsent.core.labels import LABELS
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
 from bizsent.core.store import open_db
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 from bizsent.jobs import labeling, rows
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.batches import NARROW, BatchesScreen

@@ -105,8 +105,8 @@ async def test_note_stays_with_its_post(settings, db, store):
 
 
 async def test_queue_holds_only_unlabelled_candidates_and_hides_other_labels(settings, db, store):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     set_label(db, store[5], NewLabel(label="neutral", source="human", split="test", labeler="human"))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -141,8 +141,8 @@ async def test_filter_order_and_session_progress(settings, db, store):
 def add_disagreements(db, store) -> set[int]:
     """Post 3: openai bullish vs gemini bearish; post 9: two openai labelers disagree. Post 5 agrees (both
     bullish) and post 7's only other label is human: neither is an API disagreement."""
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
     set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
@@ -189,8 +189,8 @@ def shared_run(tmp_path_factory):
 
 
 async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, store, shared_run):
-    from bizsent.core.acquisition import human_queue, uncertainty
-    from bizsent.core.pool import score_pool
+    from bizsent.core.model.acquisition import human_queue, uncertainty
+    from bizsent.core.model.pool import score_pool
     from fakes.pool_runs import bizsent, register_run
 
     db.execute("UPDATE posts SET text = ? WHERE id IN (?, ?)", ["WAGMI >>555 to the moon!", store[8], store[11]])
@@ -252,8 +252,8 @@ def human_label(db, pid):
 
 async def test_4_and_5_stay_on_label_so_a_slip_never_rewrites_a_test_label(settings, db, store):
     # Before: `5` went to Spot-check and the `3` after it rewrote a human test label there.
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     set_label(db, store[5], NewLabel(label="neutral", source="human", split="test", labeler="human"))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -323,9 +323,9 @@ async def test_session_progress_survives_closing_and_reopening(settings, db, sto
 
 
 async def test_an_answer_that_replaces_a_human_label_keeps_its_history_and_undo_restores_it(settings, db, store):
-    from bizsent.core.history import label_history
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.history import label_history
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     set_label(db, store[6], NewLabel(label="neutral", source="human", split="test", labeler="human"),
               changed_by="alice via bizsent import")
@@ -397,10 +397,10 @@ async def test_a_post_opened_from_posts_goes_to_the_train_pool(settings, db, sto
 
 
 def test_the_report_says_how_the_test_set_was_sampled(db, settings):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
-    from bizsent.core.report import build_report, render_markdown, sampling_line
-    from bizsent.core.scoring import Scored
+    from bizsent.core.evaluate.report import build_report, render_markdown, sampling_line
+    from bizsent.core.model.scoring import Scored
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     ids = build_store(db, settings.image_dir)
     posts = [ids[no] for no in (1, 3, 4, 5)]

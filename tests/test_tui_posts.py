@@ -72,7 +72,7 @@ async def test_search_narrows_the_list_as_you_type(settings, db, store):
 
 
 async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
-    from bizsent.core.posts import add_note
+    from bizsent.core.store.posts import add_note
 
     add_note(db, store[11], "bogdanoff pump")
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -93,8 +93,8 @@ async def test_rows_and_detail_show_labels_text_and_image(settings, db, store):
 
 
 async def test_detail_shows_a_human_labels_earlier_values_and_who_changed_them(settings, db, store):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     for label, who in (("neutral", "alice via bizsent import"), ("bullish", "bob via console Spot-check")):
         set_label(db, store[12], NewLabel(label=label, source="human", split="test", labeler="human"),
@@ -204,8 +204,8 @@ async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
 
 
 async def test_labelers_disagree_filter_narrows_to_the_right_posts(settings, db, store):
-    from bizsent.core.posts import set_label
-    from bizsent.core.records import NewLabel
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
 
     # Disagree: 3 (openai bullish, gemini bearish), 9 (two openai labelers), 12 (gemini vs compatible).
     # Not: 5 (both bullish), 7 (the other label is human's), 4 (one API label only).

@@ -126,7 +126,7 @@ def shared_run(tmp_path_factory):
 @pytest.fixture
 def scored(settings, db, store, shared_run):
     """The console's store scored by `score_pool` with a real run: every pool post has a prediction."""
-    from bizsent.core.pool import pool_ids, score_pool
+    from bizsent.core.model.pool import pool_ids, score_pool
     from fakes.pool_runs import register_run
 
     run_id = register_run(db, shared_run)
@@ -135,7 +135,7 @@ def scored(settings, db, store, shared_run):
 
 
 async def test_spot_check_lists_the_scored_pool_most_uncertain_first(settings, db, store, scored):
-    from bizsent.core.pool import pool_ids
+    from bizsent.core.model.pool import pool_ids
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -177,7 +177,7 @@ async def test_a_on_a_human_test_post_changes_it_only_after_confirmation(setting
 
 
 async def test_p_scores_the_pool_in_a_detached_job_and_the_list_fills_in(settings, db, store, shared_run):
-    from bizsent.core.pool import pool_ids
+    from bizsent.core.model.pool import pool_ids
     from fakes.pool_runs import register_run
 
     run_id = register_run(db, shared_run)

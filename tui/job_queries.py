@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlite_utils
-from bizsent.core import ledger
-from bizsent.core.agreement import agreement
-from bizsent.core.budget import check_caps
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
+from bizsent.core.label import ledger
+from bizsent.core.label.agreement import agreement
+from bizsent.core.label.budget import check_caps
 from bizsent.core.labels import LABELS
 from bizsent.jobs import labeling, rows
 

@@ -13,9 +13,9 @@ from textual.message import Message
 if TYPE_CHECKING:
     # Types only (annotations are strings): importing the screens' query modules here would load numpy, the
     # metrics and the labeling stack before the first paint, for screens that may never be opened.
-    from bizsent.core.events import MetricEvent
-    from bizsent.core.report import Report
-    from bizsent.core.sessions import LabelSession
+    from bizsent.core.evaluate.report import Report
+    from bizsent.core.model.events import MetricEvent
+    from bizsent.core.store.sessions import LabelSession
     from bizsent.tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
     from bizsent.tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
     from bizsent.tui.run_queries import PoolJob, RunRow, SpotItem

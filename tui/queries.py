@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.history import LabelChange, label_history
 from bizsent.core.labels import API_SOURCES, LABELS
-from bizsent.core.posts import POOL_SQL
 from bizsent.core.store import open_db
+from bizsent.core.store.history import LabelChange, label_history
+from bizsent.core.store.posts import POOL_SQL
 
 IMAGE_STATES = ("ok", "pending", "corrupt", "missing", "unsupported", "none")
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
@@ -262,7 +262,9 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
     order = "p.time DESC, p.id DESC" if spec.order in ("newest", "filter") else "p.id"
     sql = f"SELECT p.id FROM posts p JOIN images i ON i.id = p.image_id WHERE {' AND '.join(where)} ORDER BY {order}"
     ids = [r[0] for r in db.execute(sql, args) if r[0] not in spec.exclude]
-    from bizsent.core.acquisition import human_queue  # numpy and the scoring types: only for the active-learning order
+    from bizsent.core.model.acquisition import (
+        human_queue,  # numpy and the scoring types: only for the active-learning order
+    )
 
     active = human_queue(db) if spec.order == "active" else None
     if active is not None and active.run_id is not None:

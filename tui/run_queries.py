@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlite_utils
-from bizsent.core.events import MetricEvent
 from bizsent.core.labels import LABELS, NON_API_SOURCES
+from bizsent.core.model.events import MetricEvent
 
 if TYPE_CHECKING:
-    from bizsent.core.report import Report
+    from bizsent.core.evaluate.report import Report
 
 SPOT_ORDERS = ("uncertainty", "disagreement")
 
@@ -92,8 +92,10 @@ def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | No
     labelers on the same posts (bootstrap intervals included: seconds of CPU, so callers cache it).
 
     None when the run has no prediction on any human test post yet."""
-    from bizsent.core.report import build_report  # numpy and the metrics stack: loaded on first use, in a worker
-    from bizsent.core.scoring import Scored
+    from bizsent.core.evaluate.report import (
+        build_report,  # numpy and the metrics stack: loaded on first use, in a worker
+    )
+    from bizsent.core.model.scoring import Scored
 
     test_rows = [
         {"post_id": pid, "label": label, "sarcastic": bool(sarcastic), "text": text}
@@ -222,7 +224,7 @@ class PoolJob:
 
 
 def pool_job(db: sqlite_utils.Database) -> PoolJob | None:
-    from bizsent.core.ledger import pid_alive
+    from bizsent.core.label.ledger import pid_alive
     from bizsent.jobs.pool import KIND
 
     row = db.execute("SELECT id, params, state, done, total, error, pid FROM jobs WHERE kind = ? ORDER BY id DESC"

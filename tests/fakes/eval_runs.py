@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import sqlite_utils
-from bizsent.core.events import MetricEvent, create_run, finish_run, record
 from bizsent.core.labels import LABELS
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.model.events import MetricEvent, create_run, finish_run, record
 from bizsent.core.store import now
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 
 
 def add_run(db: sqlite_utils.Database, name: str = "run-a", kind: str = "train", state: str = "done") -> int:

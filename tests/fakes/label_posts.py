@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.images import cache_image, record
-from bizsent.core.posts import post_id, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.collect.images import cache_image, record
+from bizsent.core.store.posts import post_id, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from PIL import Image
 
 TEXTS = ("we're so back, wagmi", "it's over, I'm rekt", "anyone know a good wallet?", "ape in, {n} to the moon",

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def fp32_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """{"base_model", "adapter", "params"} of a one-step LoRA run on the tiny model in full precision."""
     if "run" not in _BUILT:
-        from bizsent.core.dataset import build_dataset, export_bundle
-        from bizsent.core.report import run_row
+        from bizsent.core.evaluate.report import run_row
+        from bizsent.core.model.dataset import build_dataset, export_bundle
+        from bizsent.core.model.training import train_run
         from bizsent.core.store import open_db
-        from bizsent.core.training import train_run
 
         base = tmp_path_factory.mktemp("fp32-run")
         settings = tiny_settings(base, tiny_model_dir(tmp_path_factory))
@@ -45,7 +45,7 @@ def fp32_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def register_run(db: sqlite_utils.Database, run: dict, name: str = "tiny-fp32") -> int:
     """The shared run as a finished training run of `db` (same base model and adapter on disk)."""
-    from bizsent.core.events import create_run, finish_run
+    from bizsent.core.model.events import create_run, finish_run
 
     run_id = create_run(db, kind="train", name=name, base_model=run["base_model"], params=run["params"])
     finish_run(db, run_id, "done", run["adapter"])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from bizsent.core.images import cache_image, record
-from bizsent.core.posts import post_id, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.collect.images import cache_image, record
+from bizsent.core.store.posts import post_id, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from PIL import Image
 
 COLOURS = {"bearish": (220, 30, 30), "neutral": (128, 128, 128), "bullish": (30, 200, 60)}
@@ -86,9 +86,9 @@ def tiny_settings(base: Path, model_dir: Path, **train: object):
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One 4-bit QLoRA run of 4 steps on a seeded store, shared by the modules that need a trained adapter."""
     if "run" not in _BUILT:
-        from bizsent.core.dataset import build_dataset, export_bundle
+        from bizsent.core.model.dataset import build_dataset, export_bundle
+        from bizsent.core.model.training import train_run
         from bizsent.core.store import open_db
-        from bizsent.core.training import train_run
 
         base = tmp_path_factory.mktemp("trained")
         settings = tiny_settings(base, tiny_model_dir(tmp_path_factory))

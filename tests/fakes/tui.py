@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.images import Cached, cache_image, record
-from bizsent.core.posts import save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
+from bizsent.core.collect.images import Cached, cache_image, record
+from bizsent.core.store.posts import save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from PIL import Image
 
 BASE_TIME = 1_700_000_000

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bizsent.core.events import MetricEvent
+from bizsent.core.label.ledger import pid_alive
 from bizsent.core.labels import LABELS
-from bizsent.core.ledger import pid_alive
+from bizsent.core.model.events import MetricEvent
 from bizsent.tui.messages import EvalPolled, ReportLoaded
 from bizsent.tui.queries import reading
 from bizsent.tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
@@ -30,8 +30,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
-    from bizsent.core.metrics import Metrics
-    from bizsent.core.report import Report
+    from bizsent.core.evaluate.metrics import Metrics
+    from bizsent.core.evaluate.report import Report
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")

@@ -17,12 +17,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import sqlite_utils
-from bizsent.core.acquisition import scoring_run
-from bizsent.core.history import LabelValue, actor
 from bizsent.core.labels import LABELS, RANDOM_SAMPLING, Label
-from bizsent.core.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
-from bizsent.core.records import NewLabel
-from bizsent.core.sessions import LabelSession, load_label_session, new_label_session, save_label_session
+from bizsent.core.model.acquisition import scoring_run
+from bizsent.core.store.history import LabelValue, actor
+from bizsent.core.store.posts import add_note, add_skip, current_label, delete_skip, restore_label, set_label
+from bizsent.core.store.records import NewLabel
+from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.messages import LabelItemsLoaded, PoolScoringStarted, QueueLoaded, SessionLoaded
 from bizsent.tui.pool_job import start_pool_scoring
 from bizsent.tui.queries import (

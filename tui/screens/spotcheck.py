@@ -14,10 +14,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bizsent.core.history import actor
 from bizsent.core.labels import LABELS
-from bizsent.core.posts import delete_label, set_label
-from bizsent.core.records import NewLabel
+from bizsent.core.store.history import actor
+from bizsent.core.store.posts import delete_label, set_label
+from bizsent.core.store.records import NewLabel
 from bizsent.tui.messages import PoolJobPolled, PoolScoringStarted, SpotItemsLoaded, SpotPictureLoaded
 from bizsent.tui.pool_job import start_pool_scoring
 from bizsent.tui.queries import reading

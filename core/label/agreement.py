@@ -13,11 +13,11 @@ from itertools import combinations
 from typing import Any
 
 import sqlite_utils
+from bizsent.core.evaluate.metrics import confusion_matrix, from_confusion
 from bizsent.core.labels import COMBINED_SOURCE, LABELS, combined_labeler
-from bizsent.core.metrics import confusion_matrix, from_confusion
-from bizsent.core.posts import set_label
-from bizsent.core.records import NewLabel
 from bizsent.core.store import transaction
+from bizsent.core.store.posts import set_label
+from bizsent.core.store.records import NewLabel
 
 
 @dataclass(frozen=True, slots=True)

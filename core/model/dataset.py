@@ -29,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
-from bizsent.core.chat_format import training_messages
+from bizsent.core.collect.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
 from bizsent.core.config import TrainSettings
 from bizsent.core.errors import BizsentError
-from bizsent.core.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
 from bizsent.core.labels import (
     API_SOURCES,
     FINETUNE_INSTRUCTION,
@@ -42,8 +41,9 @@ from bizsent.core.labels import (
     Label,
     is_combined,
 )
-from bizsent.core.posts import CANDIDATE_SQL
+from bizsent.core.model.chat_format import training_messages
 from bizsent.core.store import transaction
+from bizsent.core.store.posts import CANDIDATE_SQL
 
 NEAR_DUPLICATE_JACCARD = 0.8
 NEAR_DUPLICATE_BITS = 6  # perceptual hashes (64 bits) this close are the same picture

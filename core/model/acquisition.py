@@ -22,10 +22,10 @@ from typing import Literal
 
 import numpy as np
 import sqlite_utils
-from bizsent.core.dataset import normalise_text
-from bizsent.core.pool import pool_ids, unpack_embedding
-from bizsent.core.posts import CANDIDATE_SQL, POOL_SQL
-from bizsent.core.scoring import Scored, ScoreInput
+from bizsent.core.model.dataset import normalise_text
+from bizsent.core.model.pool import pool_ids, unpack_embedding
+from bizsent.core.model.scoring import Scored, ScoreInput
+from bizsent.core.store.posts import CANDIDATE_SQL, POOL_SQL
 
 Strategy = Literal["uncertainty", "random"]
 BATCH = 20  # posts per diverse batch of the queue (a labeling sitting's worth)

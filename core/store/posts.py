@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlite_utils
-from bizsent.core.history import LabelValue, actor
-from bizsent.core.records import ImageRef, NewLabel, NewPost, SaveCounts
 from bizsent.core.store import now, transaction
+from bizsent.core.store.history import LabelValue, actor
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost, SaveCounts
 
 # A post the model may ever see: image bytes on disk and some text (never text alone, never image alone).
 CANDIDATE_SQL = "p.image_id IS NOT NULL AND i.status = 'ok' AND trim(p.text) != ''"

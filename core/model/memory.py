@@ -202,5 +202,6 @@ def render(est: MemoryEstimate, source: str = "") -> str:
     lines += [f"  {part:<{width}}  {size / GB:6.2f} GiB  {how}" for part, size, how in est.rows]
     lines += [f"  {'total':<{width}}  {est.total / GB:6.2f} GiB  {est.verdict}", ""]
     lines += [f"note: {n}" for n in est.notes]
-    lines.append("These are estimates from the config and the model's shape (assumptions: core/memory.py, README).")
+    lines.append("These are estimates from the config and the model's shape "
+                 "(assumptions: core/model/memory.py, README).")
     return "\n".join(lines)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 from bizsent.core.errors import BizsentError
-from bizsent.core.posts import POOL_SQL
-from bizsent.core.scoring import Scored, ScoreInput
+from bizsent.core.model.scoring import Scored, ScoreInput
 from bizsent.core.store import now, transaction
+from bizsent.core.store.posts import POOL_SQL
 
 EMBED_DIM = 64  # 128 bytes a post as float16, instead of 7 KB for the 7B's 3584 hidden floats
 
@@ -64,7 +64,7 @@ def newest_train_run(db: sqlite_utils.Database) -> int | None:
 
 def resolve_run(db: sqlite_utils.Database, run: int | str | None) -> dict:
     """The run that scores the pool (default: the newest finished training run), checked usable here."""
-    from bizsent.core.report import run_row
+    from bizsent.core.evaluate.report import run_row
 
     if run is None:
         run = newest_train_run(db)
@@ -132,8 +132,8 @@ def score_pool(db: sqlite_utils.Database, settings: Any, run: int | str | None =
                batch_size: int | None = None, limit: int | None = None, progress: Progress | None = None
                ) -> PoolReport:
     """Score the pool posts that `run` has not scored yet (at most `limit`), committing every batch."""
-    from bizsent.core.report import load_for_run
-    from bizsent.core.scoring import score
+    from bizsent.core.evaluate.report import load_for_run
+    from bizsent.core.model.scoring import score
 
     started = time.perf_counter()
     info = resolve_run(db, run)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.errors import StoreError
-from bizsent.core.migrations import MIGRATIONS, SCHEMA_VERSION
+from bizsent.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 # Every writer keeps its transactions to a fraction of a second (slow work happens before BEGIN), so a writer
 # that waits this long is behind something wrong; jobs wait it out rather than die at the first busy moment.

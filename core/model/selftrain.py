@@ -27,12 +27,12 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.evaluate.metrics import Metrics, evaluate
 from bizsent.core.labels import LABELS
-from bizsent.core.metrics import Metrics, evaluate
-from bizsent.core.posts import delete_label, set_label
-from bizsent.core.records import NewLabel
-from bizsent.core.scoring import Scored
+from bizsent.core.model.scoring import Scored
 from bizsent.core.store import transaction
+from bizsent.core.store.posts import delete_label, set_label
+from bizsent.core.store.records import NewLabel
 
 MIN_SUPPORT = 5  # predictions of a class on validation needed before a threshold is trusted
 MIN_HUMAN_VAL = 6  # fewer human train labels than this: validation falls back to API labels (and says so)
@@ -143,7 +143,7 @@ def fixed_validation(pool: Sequence[Any], fraction: float, seed: int) -> tuple[l
 def round_bundle(db: sqlite_utils.Database, settings: Any, out_dir: Path, val_ids: set[int]) -> Path:
     """This round's bundle: the current training pool (with pseudo labels so far) minus the fixed validation
     posts, which form the val split; the test split as build_dataset makes it."""
-    from bizsent.core.dataset import Dataset, build_dataset, export_bundle, manifest
+    from bizsent.core.model.dataset import Dataset, build_dataset, export_bundle, manifest
 
     cfg = settings.train
     ds = build_dataset(db, settings.image_dir, cfg)
@@ -164,12 +164,12 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
               load_in_4bit: bool | None = None, progress: Any = print) -> SelfTrainResult:
     """Round 0 trains on the current labels; every later round adds pseudo labels from the previous model.
     Rounds are chosen on the fixed validation split; the chosen round is evaluated on the test split once."""
-    from bizsent.core.acquisition import unlabeled_inputs
-    from bizsent.core.dataset import build_dataset, read_split
-    from bizsent.core.modeling import free_memory
-    from bizsent.core.report import evaluate_run
-    from bizsent.core.scoring import score
-    from bizsent.core.training import score_inputs, train_run
+    from bizsent.core.evaluate.report import evaluate_run
+    from bizsent.core.model.acquisition import unlabeled_inputs
+    from bizsent.core.model.dataset import build_dataset, read_split
+    from bizsent.core.model.modeling import free_memory
+    from bizsent.core.model.scoring import score
+    from bizsent.core.model.training import score_inputs, train_run
 
     cfg = settings.train
     work_dir = Path(work_dir)
@@ -239,6 +239,6 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
 
 
 def trained_processor(cfg: Any) -> Any:
-    from bizsent.core.modeling import load_processor
+    from bizsent.core.model.modeling import load_processor
 
     return load_processor(cfg.base_model, cfg.max_pixels)

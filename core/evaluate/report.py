@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from bizsent.core.baselines import (
+from bizsent.core.errors import BizsentError
+from bizsent.core.evaluate.baselines import (
     Baseline,
     api_labeler_baselines,
     cryptobert_baseline,
     published_baselines,
     vader_baseline,
 )
-from bizsent.core.errors import BizsentError
-from bizsent.core.events import MetricEvent, record
+from bizsent.core.evaluate.metrics import Metrics, evaluate
 from bizsent.core.labels import LABELS
-from bizsent.core.metrics import Metrics, evaluate
-from bizsent.core.scoring import Scored, write_predictions
+from bizsent.core.model.events import MetricEvent, record
+from bizsent.core.model.scoring import Scored, write_predictions
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ def model_metrics(test_rows: list[dict], scored: list[Scored], sources: dict[int
 def sampling_of(test_rows: list[dict], db: sqlite_utils.Database | None = None) -> dict[str, int]:
     """How the test posts were chosen (core.dataset.sampling_counts): from the bundle's test rows, or, for a
     bundle built before they said, from the store's human test labels."""
-    from bizsent.core.dataset import sampling_counts
+    from bizsent.core.model.dataset import sampling_counts
 
     if all("sampling" in r for r in test_rows) or db is None:
         return sampling_counts(r.get("sampling") for r in test_rows)
@@ -186,8 +186,8 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     """The run's base model (4-bit on CUDA when configured, quantised as it was trained) with its adapter, and the
     processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
     checked before the model is loaded."""
-    from bizsent.core.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.training import check_run_info
+    from bizsent.core.model.modeling import cuda_available, load_model, load_processor
+    from bizsent.core.model.training import check_run_info
 
     train_cfg = run["params"].get("train", {})
     max_pixels = train_cfg.get("max_pixels", settings.train.max_pixels)
@@ -207,9 +207,9 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
 def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cryptobert: Path | None = None,
                  batch_size: int | None = None) -> tuple[Report, Path, Path]:
     """Score the run's bundle test split, store predictions and the eval event, write report.md/json."""
-    from bizsent.core.dataset import read_split
-    from bizsent.core.scoring import score
-    from bizsent.core.training import score_inputs
+    from bizsent.core.model.dataset import read_split
+    from bizsent.core.model.scoring import score
+    from bizsent.core.model.training import score_inputs
 
     info = run_row(db, run)
     bundle = Path(info["params"].get("bundle", ""))
@@ -235,8 +235,8 @@ def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cr
 
 def zero_shot_run(db: sqlite_utils.Database, settings: Any, bundle: Path, name: str = "zero-shot") -> int:
     """A run without an adapter: evaluating it gives the brief's "zero-shot Qwen" row."""
-    from bizsent.core.dataset import read_manifest
-    from bizsent.core.events import create_run, finish_run
+    from bizsent.core.model.dataset import read_manifest
+    from bizsent.core.model.events import create_run, finish_run
 
     run_id = create_run(db, kind="eval", name=name, base_model=settings.train.base_model,
                         manifest=read_manifest(bundle), params={"bundle": str(bundle), "out_dir": str(bundle),

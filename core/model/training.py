@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from bizsent.core.config import TrainSettings
-from bizsent.core.dataset import read_manifest, read_split
 from bizsent.core.errors import BizsentError
-from bizsent.core.events import MetricEvent, Sink
+from bizsent.core.evaluate.metrics import evaluate
 from bizsent.core.labels import LABELS, PROMPT_VERSION
-from bizsent.core.metrics import evaluate
-from bizsent.core.modeling import free_memory, load_model, load_processor, require_model, require_training_stack
-from bizsent.core.scoring import ScoreInput, label_token_ids, open_image, score
+from bizsent.core.model.dataset import read_manifest, read_split
+from bizsent.core.model.events import MetricEvent, Sink
+from bizsent.core.model.modeling import free_memory, load_model, load_processor, require_model, require_training_stack
+from bizsent.core.model.scoring import ScoreInput, label_token_ids, open_image, score
 
 ADAPTER_DIR = "adapter"
 RUN_INFO = "bizsent.json"
@@ -314,7 +314,7 @@ def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str,
               eval_steps: int | None = None, resume: bool = True, keep_model: bool = False,
               callbacks: list | None = None) -> tuple[int, TrainResult]:
     """Train with events going to the store (and `jsonl`), recording the run's row from start to finish."""
-    from bizsent.core.events import create_run, finish_run, jsonl_sink, store_sink, tee
+    from bizsent.core.model.events import create_run, finish_run, jsonl_sink, store_sink, tee
 
     cfg = cfg or settings.train
     require_model(cfg.base_model)  # a model that cannot be loaded fails now, before any run row exists

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
-from bizsent.core.config import ScrapeSettings, Settings
-from bizsent.core.fourchan import (
+from bizsent.core.collect.fourchan import (
     Clock,
     Fetched,
     FourChanClient,
@@ -28,12 +27,13 @@ from bizsent.core.fourchan import (
     thread_url,
     thumb_url,
 )
-from bizsent.core.html_text import clean_text
-from bizsent.core.images import Cached, cache_image, record
-from bizsent.core.posts import CANDIDATE_SQL, save_posts
-from bizsent.core.records import ImageRef, NewPost
+from bizsent.core.collect.html_text import clean_text
+from bizsent.core.collect.images import Cached, cache_image, record
+from bizsent.core.collect.video import first_frame, is_video
+from bizsent.core.config import ScrapeSettings, Settings
 from bizsent.core.store import now, transaction
-from bizsent.core.video import first_frame, is_video
+from bizsent.core.store.posts import CANDIDATE_SQL, save_posts
+from bizsent.core.store.records import ImageRef, NewPost
 
 Progress = Callable[[str], None]
 RATE_FILE = "4chan.rate"  # in the data folder: the one request-rate limit every scrape there shares

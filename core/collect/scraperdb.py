@@ -15,11 +15,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bizsent.core.collect.fields import blank, parse_bool, parse_int, parse_time
+from bizsent.core.collect.html_text import clean_text
 from bizsent.core.errors import ImportFormatError
-from bizsent.core.fields import blank, parse_bool, parse_int, parse_time
-from bizsent.core.html_text import clean_text
 from bizsent.core.labels import Label
-from bizsent.core.records import ImageRef, ImportRow, NewLabel, NewPost
+from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
 
 SCALES: dict[int, dict[int, Label]] = {
     3: {1: "bearish", 2: "neutral", 3: "bullish"},

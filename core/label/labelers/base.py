@@ -190,10 +190,10 @@ def make_labeler(settings: Settings, provider: str, model: str | None = None) ->
     conf = provider_settings(settings, provider)
     model = model or conf.model
     if provider == "gemini":
-        from bizsent.core.labelers.gemini import GeminiLabeler
+        from bizsent.core.label.labelers.gemini import GeminiLabeler
 
         return GeminiLabeler(conf, model, secret("gemini"), settings.labeling.request_timeout_s)
-    from bizsent.core.labelers.openai_chat import OpenAIChatLabeler
+    from bizsent.core.label.labelers.openai_chat import OpenAIChatLabeler
 
     # Whatever its base_url says, an OpenAI-compatible server never gets OPENAI_API_KEY, only its own variable
     # (local vLLM/Ollama/LM Studio servers accept any key).

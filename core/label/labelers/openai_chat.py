@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 from bizsent.core.config import ProviderSettings
-from bizsent.core.labelers.base import (
+from bizsent.core.label.labelers.base import (
     KEY_HEADER,
     LabelerError,
     Outcome,
@@ -60,7 +60,7 @@ def request_body(request: Request, model: str, conf: ProviderSettings) -> dict[s
 
 def outcome_of_body(body: dict[str, Any], headers: dict[str, str] | None = None) -> Outcome:
     """Judge a chat.completion JSON body (live response or one Batch API output line)."""
-    from bizsent.core.labelers.base import judge_content
+    from bizsent.core.label.labelers.base import judge_content
 
     usage = body.get("usage") or {}
     tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
+from bizsent.core.collect.fields import blank, parse_bool, parse_float, parse_int, parse_str, parse_time
+from bizsent.core.collect.html_text import clean_text
+from bizsent.core.collect.images import Cached, cache_image, record
+from bizsent.core.collect.scraperdb import read_scraper_db
 from bizsent.core.errors import BizsentError, ImportFormatError
-from bizsent.core.fields import blank, parse_bool, parse_float, parse_int, parse_str, parse_time
-from bizsent.core.html_text import clean_text
-from bizsent.core.images import Cached, cache_image, record
 from bizsent.core.labels import SOURCES, SPLITS, parse_label
-from bizsent.core.posts import add_note, add_skip, post_id, set_label, write_posts
-from bizsent.core.records import ImageRef, ImportRow, NewLabel, NewPost
-from bizsent.core.scraperdb import read_scraper_db
 from bizsent.core.store import db_path, transaction
+from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
+from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.labels import LABELS
-from bizsent.core.posts import CANDIDATE_SQL
 from bizsent.core.store import db_path
+from bizsent.core.store.posts import CANDIDATE_SQL
 
 
 def _pairs(db: sqlite_utils.Database, sql: str) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """API labelers behind one small interface: `make_labeler(settings, provider)` returns a `Labeler`."""
 
-from bizsent.core.labelers.base import (
+from bizsent.core.label.labelers.base import (
     Labeler,
     LabelerError,
     Outcome,

@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 
 import sqlite_utils
-from bizsent.core import ledger
+from bizsent.core.collect.images import fit_to_budget
 from bizsent.core.config import ModelPrice, ProviderSettings, Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.images import fit_to_budget
+from bizsent.core.label import ledger
 from bizsent.core.labels import PROMPT_RULES, user_prompt
 
 DEFAULT_TOKENS_OUT = 60  # a compact JSON answer with a one-sentence rationale

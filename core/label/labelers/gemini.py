@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from bizsent.core.config import ProviderSettings
-from bizsent.core.labelers.base import (
+from bizsent.core.label.labelers.base import (
     KEY_HEADER,
     LabelerError,
     Outcome,

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from bizsent.core.errors import BizsentError
-from bizsent.core.scoring import ScoreInput
+from bizsent.core.model.scoring import ScoreInput
 from PIL import Image, UnidentifiedImageError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")

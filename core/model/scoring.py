@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from bizsent.core.chat_format import render_prompt
+from bizsent.core.collect.images import model_image
 from bizsent.core.errors import BizsentError
-from bizsent.core.images import model_image
 from bizsent.core.labels import LABELS, Label
+from bizsent.core.model.chat_format import render_prompt
 from bizsent.core.store import now, transaction
 from PIL import Image
 
@@ -187,7 +187,7 @@ def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size
     position (what the next token is read from); with `sequences`, whole label sequences in every spelling
     (the untuned model, see the module docstring) instead of the lowercase first tokens."""
     import torch
-    from bizsent.core.modeling import model_device
+    from bizsent.core.model.modeling import model_device
 
     ids = label_token_ids(processor.tokenizer)
     variants = label_variants(processor.tokenizer) if sequences else None
@@ -231,7 +231,7 @@ def generate_and_parse(model: Any, processor: Any, items: Sequence[ScoreInput], 
                        max_new_tokens: int | None = None) -> list[Label | None]:
     """The comparison path: greedy generation of at most the longest label's tokens, then parsing."""
     import torch
-    from bizsent.core.modeling import model_device
+    from bizsent.core.model.modeling import model_device
 
     budget = max_new_tokens or max(label_token_counts(processor.tokenizer).values())
     device = model_device(model)

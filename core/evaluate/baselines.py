@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.evaluate.metrics import Metrics, evaluate, from_confusion
 from bizsent.core.labels import Label
-from bizsent.core.metrics import Metrics, evaluate, from_confusion
 
 # VADER's conventional compound-score cut-offs.
 VADER_POSITIVE = 0.05

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.demo_images import ImageSpec, render
-from bizsent.core.demo_text import dress, fill, general_thread
-from bizsent.core.images import cache_image, record
+from bizsent.core.collect.images import cache_image, record
+from bizsent.core.demo.images import ImageSpec, render
+from bizsent.core.demo.text import dress, fill, general_thread
 from bizsent.core.labels import LABELS, RANDOM_SAMPLING, Label
-from bizsent.core.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
-from bizsent.core.records import ImageRef, NewLabel, NewPost
 from bizsent.core.store import transaction
+from bizsent.core.store.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
+from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 
 BOARD = "biz"
 SOURCE = "demo"

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the text-only baselines and the report."""
