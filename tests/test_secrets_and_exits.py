@@ -20,7 +20,7 @@ from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
-CANARY = "sk-canary-0123456789abcdefXYZ"
+CANARY = "canary-openai-0123456789abcdefXYZ"  # redaction goes by value, not by shape
 GEMINI_CANARY = "gm-canary-9876543210zyxwv"
 
 
