@@ -103,6 +103,11 @@ class BizsentApp(App):
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
         self.post_message(StatusUpdated(info))
 
+    def config_path(self) -> Path | None:
+        """The config file the console was started with, so a job it starts detached reads the same settings."""
+        source = self.settings.source
+        return source if source is not None and source.exists() else None
+
     def write(self, fn: Callable[[sqlite_utils.Database], T]) -> Future[T]:
         """Queue a store write on the single writer thread; a failure is shown, never silently dropped."""
         future = self.writer.submit(fn)

@@ -3,14 +3,11 @@ as a detached job (it keeps running after the console quits) and say in one line
 
 from __future__ import annotations
 
-import logging
 from contextlib import closing
 from typing import Any
 
 from bizsent.core.errors import BizsentError
 from bizsent.core.store import open_db
-
-log = logging.getLogger("bizsent")
 
 
 def start_pool_scoring(app: Any) -> tuple[str, bool]:
@@ -18,15 +15,11 @@ def start_pool_scoring(app: Any) -> tuple[str, bool]:
     must not hold up the console's writer thread."""
     from bizsent.jobs.pool import launch
 
-    source = app.settings.source
-    config = source if source is not None and source.exists() else None
+    # Anything else that fails is reported by the calling `background` worker: one line, the trace in the log.
     try:
         with closing(open_db(app.db_path, create=False)) as db:
-            job_id, pid, run_id = launch(db, app.db_path, config, app.settings.data_dir / "logs")
+            job_id, pid, run_id = launch(db, app.db_path, app.config_path(), app.settings.data_dir / "logs")
     except BizsentError as exc:
         return str(exc), True
-    except Exception as exc:  # a failed spawn must not take the console down; the log keeps the trace
-        log.exception("starting pool scoring failed")
-        return f"could not start pool scoring: {type(exc).__name__}: {exc}", True
     return (f"scoring the pool with run {run_id} in the background (job {job_id}, pid {pid}); Spot-check shows "
             "its progress and the predictions as they land"), False

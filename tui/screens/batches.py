@@ -397,15 +397,10 @@ class BatchesScreen(Screen):
     def _launch(self, db, params: labeling.Params) -> str:
         from bizsent.jobs.launch import launch_label
 
-        job_id, pid = launch_label(db, self.app.db_path, self._config_path(), params,
+        job_id, pid = launch_label(db, self.app.db_path, self.app.config_path(), params,
                                    self.app.settings.data_dir / "logs")
         self.selected = job_id
         return f"job {job_id} started in the background (pid {pid}); it keeps running after you quit"
-
-    def _config_path(self) -> Path | None:
-        """The config the console was started with, so the detached job reads the same settings."""
-        source = self.app.settings.source
-        return source if source is not None and source.exists() else None
 
     def action_cancel_job(self) -> None:
         job = self.selected_job()
@@ -440,7 +435,7 @@ class BatchesScreen(Screen):
             return
 
         def resume(db) -> str:
-            pid = start_detached(self.app.db_path, self._config_path(), ["label", "--job", str(job.id), "--yes"],
+            pid = start_detached(self.app.db_path, self.app.config_path(), ["label", "--job", str(job.id), "--yes"],
                                  self.app.settings.data_dir / "logs" / f"label-job-{job.id}.log")
             rows.set_pid(db, job.id, pid)
             return f"job {job.id} resumed in the background (pid {pid})"
