@@ -1,0 +1,173 @@
+"""Labeling commands: label (live or batch), batches, costs, agreement."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from bizsent.cli.app import Context, app, ctx_of
+from bizsent.core.errors import BizsentError
+
+
+@app.command()
+def label(
+    ctx: typer.Context,
+    provider: Annotated[str | None, typer.Option(help="openai | gemini | compatible (default: config)")] = None,
+    model: Annotated[str | None, typer.Option(help="model name (default: the provider's in config.toml)")] = None,
+    limit: Annotated[int | None, typer.Option(help="label at most this many posts")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="use the provider's Batch API (cheaper, slower)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimate; send nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued job row; its own"
+                                            " provider, model, mode and limit apply")] = None,
+) -> None:
+    """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
+    from bizsent.jobs import labeling
+
+    c = ctx_of(ctx)
+    db = c.db()
+    if job is not None:
+        _label_job(c, db, job, dry_run)
+        return
+    params = labeling.resolve(c.settings, provider, model, limit, batch)
+    plan = labeling.plan(db, c.settings, params)
+    typer.echo(plan.render())
+    if dry_run:
+        return
+    if not plan.items:
+        typer.echo("nothing to label: every candidate post already has a label from this labeler")
+        return
+    from bizsent.core.label.budget import check_caps, money
+
+    labeling.require_key(c.settings, params.provider)
+    check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+    if not yes and not typer.confirm(f"send {len(plan.items)} requests for about {money(plan.chosen.usd)}?"):
+        typer.echo("cancelled; nothing was sent")
+        return
+    if batch:
+        from bizsent.jobs import batches
+
+        typer.echo(batches.submit(db, c.settings, plan).summary())
+        return
+    from bizsent.core.label.ledger import recover
+
+    interrupted = recover(db, params.provider, params.model)
+    if interrupted:
+        typer.echo(labeling.interrupted_notice(interrupted), err=True)
+    with _label_progress(len(plan.items)) as update:
+        report = labeling.run_live(db, c.settings, plan, progress=update, interrupted=interrupted)
+    typer.echo(report.summary())
+    if report.state == "failed":
+        raise typer.Exit(1)
+
+
+def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
+    """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
+    it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
+    from bizsent.core.label.budget import check_caps
+    from bizsent.core.label.ledger import recover
+    from bizsent.jobs import labeling, rows
+
+    params = labeling.job_params(db, c.settings, job_id)
+    plan = labeling.plan(db, c.settings, params)
+    typer.echo(plan.render())
+    if dry_run:
+        return
+    try:
+        if not plan.items or params.limit == 0:
+            rows.take_over(db, job_id, 0)  # refused (JobBusy) when another process runs it
+            rows.finish(db, job_id, "done", "nothing left to label")
+            typer.echo(f"job {job_id}: nothing left to label")
+            return
+        labeling.require_key(c.settings, params.provider)
+        check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+        if params.mode == "batch":
+            from bizsent.jobs import batches
+
+            typer.echo(batches.submit(db, c.settings, plan, job_id=job_id).summary())
+            return
+        interrupted = recover(db, params.provider, params.model)
+        if interrupted:
+            typer.echo(labeling.interrupted_notice(interrupted), err=True)
+        report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
+    except rows.JobBusy:
+        raise  # another process runs it: its row is not ours to mark
+    except BizsentError as exc:
+        if (rows.get(db, job_id) or {}).get("state") in ("queued", "running"):
+            rows.finish(db, job_id, "failed", str(exc))
+        raise
+    typer.echo(report.summary())
+    if report.state == "failed":
+        raise typer.Exit(1)
+
+
+def _label_progress(total: int):
+    """A Rich progress bar on stderr: done/total, rate, ETA, dollars so far."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        progress = Progress(TextColumn("labeling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[rate]:.0f}/min ${task.fields[usd]:.4f}"),
+                            console=Console(stderr=True), transient=False)
+        task = progress.add_task("label", total=total, rate=0.0, usd=0.0)
+
+        def update(snap) -> None:
+            progress.update(task, completed=snap.done + snap.failed, total=snap.total, rate=snap.rate_per_min(),
+                            usd=snap.usd)
+
+        with progress:
+            yield update
+
+    return bar()
+
+
+@app.command()
+def batches(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(help="list | show | cancel | collect")] = "list",
+    job: Annotated[int | None, typer.Argument(help="job id (show, cancel; collect: only this job)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done")]
+    = False,
+    interval: Annotated[float, typer.Option(help="collect --wait: seconds between polls")] = 60.0,
+) -> None:
+    """Labeling jobs (live and batch): list, show one, cancel, or collect finished batch results."""
+    from bizsent.jobs import batches as batch_jobs
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if action == "collect" and wait:
+        batch_jobs.collect_until_done(db, c.settings, job, max(0.0, interval), echo=typer.echo)
+        return
+    typer.echo(batch_jobs.command(db, c.settings, action, job))
+
+
+@app.command()
+def costs(ctx: typer.Context) -> None:
+    """API spend from the ledger by provider, model, job and day."""
+    from bizsent.jobs.batches import render_costs
+
+    c = ctx_of(ctx)
+    typer.echo(render_costs(c.db(create=False), c.settings))
+
+
+@app.command()
+def agreement(
+    ctx: typer.Context,
+    combine: Annotated[str | None, typer.Option(help="also store a combined training label: dawid-skene | majority")]
+    = None,
+) -> None:
+    """Every labeler against the human test set (accuracy, macro-F1, kappa, confusion) and against each other."""
+    from bizsent.core.label.agreement import combine_labels, render_agreement
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    typer.echo(render_agreement(db))
+    if combine:
+        typer.echo(combine_labels(db, method=combine).summary())
+
+
+# ---- training and evaluation (issue 5): dataset, train, eval, predict, selftrain, queue ----

@@ -1,0 +1,237 @@
+"""Model commands: dataset build, train, eval, predict, selftrain, score-pool, queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from bizsent.cli.app import Context, app, count_progress, ctx_of, print_table, stamp
+from bizsent.core.errors import BizsentError
+
+dataset_app = typer.Typer(help="Build training datasets from the store.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _train_settings(c: Context, base_model: str | None, max_pixels: int | None = None):
+    update = {k: v for k, v in (("base_model", base_model), ("max_pixels", max_pixels)) if v is not None}
+    return c.settings.train.model_copy(update=update)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="bundle folder (default: data/bundles/<time>)")] = None,
+    balance: Annotated[bool, typer.Option("--balance", help="oversample the smaller classes in train")] = False,
+    seed: Annotated[int | None, typer.Option(help="split seed (default: train.seed)")] = None,
+) -> None:
+    """Build train/val/test from the store (leakage-guarded) and export a self-contained bundle."""
+    from bizsent.core.model.dataset import build_dataset, export_bundle
+
+    c = ctx_of(ctx)
+    ds = build_dataset(c.db(create=False), c.settings.image_dir, c.settings.train, balance=balance, seed=seed)
+    folder = out or c.settings.data_dir / "bundles" / stamp()
+    export_bundle(ds, folder, max_pixels=c.settings.train.max_pixels)
+    m = ds.manifest
+    typer.echo(f"bundle {folder}: train {m['sizes']['train']} {m['counts']['train']}, val {m['sizes']['val']}, "
+               f"test {m['sizes']['test']} {m['counts']['test']}; dropped for test leakage: "
+               f"{m['dropped']['total']} {m['dropped']['by_reason']}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
+    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
+                                          "step for the configured model and recipe; load nothing")] = False,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
+                                             "(prompt + post + answer, padded to the batch's longest)")] = 256,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in "
+                                         "the run folder (--name) when there is one")] = True,
+    bundle: Annotated[Path | None, typer.Option(help="dataset bundle (default: build one now)")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
+    four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
+    name: Annotated[str | None, typer.Option(help="run name")] = None,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
+) -> None:
+    """Fine-tune with LoRA; metric events go to the store (the console draws them live)."""
+    from bizsent.core.evaluate.report import evaluate_run, render_table
+    from bizsent.core.model.dataset import build_dataset, export_bundle
+    from bizsent.core.model.training import train_run
+
+    c = ctx_of(ctx)
+    cfg = _train_settings(c, base_model)
+    if dry_run:
+        from bizsent.core.model.memory import estimate_training_memory, render, shape_for
+
+        shape, source = shape_for(cfg.base_model)
+        typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
+        return
+    if not local:
+        raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
+    from bizsent.core.model.modeling import require_model
+
+    require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
+    db = c.db(create=False)
+    run_name = name or f"train-{stamp()}"
+    out_dir = c.settings.data_dir / "runs" / run_name
+    if bundle is None and resume and (out_dir / "bundle" / "manifest.json").exists():
+        bundle = out_dir / "bundle"  # a rerun of a crashed run trains on the data its checkpoints came from
+    if bundle is None:
+        bundle = export_bundle(build_dataset(db, c.settings.image_dir, cfg), out_dir / "bundle",
+                               max_pixels=cfg.max_pixels)
+    run_id, result = train_run(db, c.settings, bundle=bundle, out_dir=out_dir, name=run_name, max_steps=max_steps,
+                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg, resume=resume)
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s{resumed}, train loss "
+               f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
+    if evaluate:
+        report, md, _ = evaluate_run(db, c.settings, run_id)
+        print_table(render_table(report))
+        typer.echo(f"report: {md}")
+
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="run id or name; 'zero-shot' scores the base model without adapter")],
+    bundle: Annotated[Path | None, typer.Option(help="bundle for a zero-shot run")] = None,
+    cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
+) -> None:
+    """Score the run's test split; print and write the report next to the baselines and API labelers."""
+    from bizsent.core.evaluate.report import evaluate_run, render_table, zero_shot_run
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if run == "zero-shot":
+        if bundle is None:
+            raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
+        run = str(zero_shot_run(db, c.settings, bundle))
+    report, md, js = evaluate_run(db, c.settings, run, cryptobert=cryptobert)
+    print_table(render_table(report))
+    typer.echo(f"report: {md} and {js}")
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    post: Annotated[int | None, typer.Argument(help="post id (or use --file)")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="JSONL of {text, image_path} lines, or one image")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="post text for a single image (--file)")] = None,
+    run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")] = None,
+) -> None:
+    """Class probabilities from a trained run for a stored post, or for posts in a file (one JSON line each)."""
+    from bizsent.core.evaluate.report import load_for_run, run_row
+    from bizsent.core.model.predict_input import inputs_from_file
+    from bizsent.core.model.scoring import ScoreInput, score
+
+    c = ctx_of(ctx)
+    if (post is None) == (file is None):
+        raise BizsentError("pass either a POST_ID or --file PATH (a JSONL of {text, image_path} or an image + --text)")
+    db = c.db(create=False)
+    if file is not None:
+        items = inputs_from_file(file, text)
+    else:
+        row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
+                         " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
+        if row is None:
+            raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from "
+                               "`bizsent status`")
+        items = [ScoreInput(post, row[0], row[1], row[2] or "")]
+    if run is None:
+        newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC").fetchone()
+        if newest is None:
+            raise BizsentError("no finished training run; run `bizsent train --local` first or pass --run")
+        run = str(newest[0])
+    model, processor = load_for_run(run_row(db, run), c.settings)
+    for item, result in zip(items, score(model, processor, items, batch_size=c.settings.train.batch_size),
+                            strict=True):
+        where = {"post_id": item.post_id} if item.post_id is not None else {"image_path": item.image_path}
+        typer.echo(json.dumps({**where, "label": result.label, "probs": result.probs}))
+
+
+@app.command()
+def selftrain(
+    ctx: typer.Context,
+    rounds: Annotated[int, typer.Option(help="at most this many rounds")] = 3,
+    precision: Annotated[float, typer.Option(help="target precision of pseudo labels on val")] = 0.9,
+    min_support: Annotated[int, typer.Option("--min-support", help="validation predictions a class needs "
+                                             "before its threshold is trusted")] = 5,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+) -> None:
+    """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
+    the test split is evaluated once, at the end."""
+    from bizsent.core.evaluate.report import render_table
+    from bizsent.core.model.selftrain import selftrain as run_selftrain
+
+    c = ctx_of(ctx)
+    settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
+    result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{stamp()}",
+                           rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
+                           progress=lambda line: typer.echo(line, err=True))
+    if result.chosen is not None and result.test is not None:
+        from bizsent.core.evaluate.report import Report
+
+        print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
+    typer.echo(result.summary())
+
+
+@app.command("score-pool")
+def score_pool_(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")]
+    = None,
+    limit: Annotated[int | None, typer.Option(help="score at most this many new posts")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="posts per forward pass and commit "
+                                                   "(default: train.batch_size)")] = None,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
+) -> None:
+    """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
+    from bizsent.core.model.pool import score_pool
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if job is not None:
+        from bizsent.jobs.pool import run_job
+
+        typer.echo(run_job(db, c.settings, job, batch_size=batch_size).summary())
+        return
+    if limit is not None and limit < 1:
+        raise BizsentError("--limit must be at least 1")
+    with count_progress("scoring") as update:
+        report = score_pool(db, c.settings, run, batch_size=batch_size, limit=limit, progress=update)
+    typer.echo(report.summary())
+
+
+
+@app.command()
+def queue(
+    ctx: typer.Context,
+    strategy: Annotated[str, typer.Option(help="uncertainty | random")] = "uncertainty",
+    size: Annotated[int, typer.Option(help="posts to print")] = 20,
+    run: Annotated[str | None, typer.Option(help="run whose pool predictions rank the posts (default: the newest"
+                                            " run that scored the pool)")] = None,
+) -> None:
+    """The next posts to label by hand: the Label screen's active-learning queue (most uncertain, diverse)."""
+    from bizsent.core.evaluate.report import run_row
+    from bizsent.core.model.acquisition import human_queue
+
+    c = ctx_of(ctx)
+    if strategy not in ("uncertainty", "random"):
+        raise BizsentError(f"unknown strategy {strategy!r}; use uncertainty or random")
+    db = c.db(create=False)
+    run_id = run_row(db, run)["id"] if run is not None else None
+    q = human_queue(db, strategy=strategy, run_id=run_id)  # type: ignore[arg-type]
+    if strategy == "uncertainty" and not q.scores:
+        which = f"run {run_id} has" if run_id is not None else "no run has"
+        raise BizsentError(f"{which} scored the pool yet; run `bizsent score-pool` first (or --strategy random)")
+    for pid in q.ids[:size]:
+        s = q.scores.get(pid)
+        typer.echo(json.dumps({"post_id": pid, "label": s.label if s else None, "probs": s.probs if s else None}))
+
+
