@@ -116,6 +116,25 @@ def eval_(
     typer.echo(f"report: {md} and {js}")
 
 
+def _predict_items(c: Context, db, post: int | None, file: Path | None, text: str | None) -> list:
+    from bizsent.core.model.predict_input import inputs_from_file
+    from bizsent.core.model.scoring import ScoreInput
+
+    if (post is None) == (file is None):
+        raise BizsentError("pass either a POST_ID or --file PATH (a JSONL of {text, image_path} or an image + --text)")
+    if file is not None:
+        return inputs_from_file(file, text)
+    row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
+                     " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
+    if row is None:
+        raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from `bizsent status`")
+    return [ScoreInput(post, row[0], row[1], row[2] or "")]
+
+
+def _where(item) -> dict:
+    return {"post_id": item.post_id} if item.post_id is not None else {"image_path": item.image_path}
+
+
 @app.command()
 def predict(
     ctx: typer.Context,
@@ -123,25 +142,24 @@ def predict(
     file: Annotated[Path | None, typer.Option("--file", help="JSONL of {text, image_path} lines, or one image")] = None,
     text: Annotated[str | None, typer.Option("--text", help="post text for a single image (--file)")] = None,
     run: Annotated[str | None, typer.Option(help="run id or name (default: the newest finished training run)")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="a deployed RunPod serverless endpoint ID: "
+                                                 "score there (billed) instead of on this machine")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="send more than one post to --endpoint without asking")]
+    = False,
 ) -> None:
-    """Class probabilities from a trained run for a stored post, or for posts in a file (one JSON line each)."""
-    from bizsent.core.evaluate.report import load_for_run, run_row
-    from bizsent.core.model.predict_input import inputs_from_file
-    from bizsent.core.model.scoring import ScoreInput, score
-
+    """Class probabilities from a trained run for a stored post, or for posts in a file (one JSON line each);
+    with --endpoint, from a deployed serverless worker instead of this machine."""
     c = ctx_of(ctx)
-    if (post is None) == (file is None):
-        raise BizsentError("pass either a POST_ID or --file PATH (a JSONL of {text, image_path} or an image + --text)")
     db = c.db(create=False)
-    if file is not None:
-        items = inputs_from_file(file, text)
-    else:
-        row = db.execute("SELECT p.text, i.path, p.subject FROM posts p JOIN images i ON i.id = p.image_id"
-                         " WHERE p.id = ? AND i.status = 'ok'", [post]).fetchone()
-        if row is None:
-            raise BizsentError(f"post {post} does not exist or has no usable image; pick a post id from "
-                               "`bizsent status`")
-        items = [ScoreInput(post, row[0], row[1], row[2] or "")]
+    items = _predict_items(c, db, post, file, text)
+    if endpoint is not None:
+        if run is not None:
+            raise BizsentError("--run picks a local run; an endpoint scores with the adapter it was deployed with")
+        _predict_on_endpoint(c, endpoint, items, yes)
+        return
+    from bizsent.core.evaluate.report import load_for_run, run_row
+    from bizsent.core.model.scoring import score
+
     if run is None:
         newest = db.execute("SELECT id FROM runs WHERE kind = 'train' AND state = 'done' ORDER BY id DESC").fetchone()
         if newest is None:
@@ -150,8 +168,37 @@ def predict(
     model, processor = load_for_run(run_row(db, run), c.settings)
     for item, result in zip(items, score(model, processor, items, batch_size=c.settings.train.batch_size),
                             strict=True):
-        where = {"post_id": item.post_id} if item.post_id is not None else {"image_path": item.image_path}
-        typer.echo(json.dumps({**where, "label": result.label, "probs": result.probs}))
+        typer.echo(json.dumps({**_where(item), "label": result.label, "probs": result.probs}))
+
+
+def _predict_on_endpoint(c: Context, endpoint: str, items: list, yes: bool) -> None:
+    """Each post to the endpoint, one request each (image and text together), after the estimate and, for more
+    than one post, a yes."""
+    from bizsent.core.config import secret
+    from bizsent.core.serve.endpoint import EndpointClient, check_endpoint_id, estimate, job_input
+
+    cfg = c.settings.serverless
+    check_endpoint_id(endpoint)
+    key = secret("runpod")
+    cost = estimate(cfg, len(items))
+    typer.echo(f"{len(items)} post(s) to endpoint {endpoint}: at most about ${cost.usd:.4f} from a cold start "
+               f"({cost.formula}; estimate, see README \"Serverless\")", err=True)
+    if len(items) > 1 and not yes and not typer.confirm(f"send {len(items)} posts for about ${cost.usd:.4f}?"):
+        typer.echo("nothing was sent", err=True)
+        return
+    client = EndpointClient(c.settings.runpod.serverless_base, endpoint, key, cfg)
+    executed = 0.0
+    try:
+        for item in items:
+            answer = client.predict(job_input(item.text, item.image_path, item.subject))
+            executed += answer.execution_s
+            typer.echo(json.dumps({**_where(item), "label": answer.label, "probs": answer.probabilities,
+                                   "latency_ms": answer.latency_ms}))
+    finally:
+        client.close()
+    typer.echo(f"{len(items)} post(s) scored; the endpoint reports {executed:.1f} s of execution, about "
+               f"${executed * cfg.usd_per_s:.4f} at ${cfg.usd_per_s:g}/s (its start-up and idle time are billed "
+               "too)", err=True)
 
 
 @app.command()

@@ -133,6 +133,18 @@ class RunpodSettings(Section):
     idle_timeout_min: float = Field(20.0, gt=0)
     volume_gb: int = Field(40, ge=10)
     name_prefix: str = "bizsent-"
+    serverless_base: str = "https://api.runpod.ai"
+
+
+class ServerlessSettings(Section):
+    """Calling a deployed endpoint (`bizsent predict --endpoint`): its price, for the estimate shown before
+    sending, and how long to wait for an answer."""
+    usd_per_s: float = Field(0.00031, gt=0)
+    s_per_post: float = Field(0.5, gt=0)
+    cold_start_s: float = Field(60.0, ge=0)
+    wait_s: float = Field(90.0, ge=1, le=300)
+    max_wait_s: float = Field(300.0, gt=0)
+    poll_s: float = Field(2.0, gt=0)
 
 
 class TrainSettings(Section):
@@ -172,6 +184,7 @@ class Settings(Section):
     images: ImageSettings = Field(default_factory=ImageSettings)
     labeling: LabelingSettings = Field(default_factory=LabelingSettings)
     runpod: RunpodSettings = Field(default_factory=RunpodSettings)
+    serverless: ServerlessSettings = Field(default_factory=ServerlessSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
