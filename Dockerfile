@@ -3,9 +3,11 @@
 # environment names the adapter (BIZSENT_ADAPTER), baked into a derived image or on a network volume.
 FROM pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
 
+# RUNPOD_LOG_LEVEL: the SDK's default (DEBUG) logs every job's input, base64 image and all, and its output.
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    HF_HUB_DISABLE_PROGRESS_BARS=1
+    HF_HUB_DISABLE_PROGRESS_BARS=1 \
+    RUNPOD_LOG_LEVEL=INFO
 
 WORKDIR /opt/bizsent/src
 COPY . .
