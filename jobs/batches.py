@@ -23,8 +23,8 @@ from bizsent.core.errors import BizsentError
 from bizsent.core.label import ledger
 from bizsent.core.label.budget import money
 from bizsent.core.label.labelers.base import Request
-from bizsent.core.pods import records as pod_records
 from bizsent.core.labels import Example, user_prompt
+from bizsent.core.pods import records as pod_records
 from bizsent.core.store import now, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel

@@ -97,7 +97,8 @@ class GpuOffer:
     def from_json(cls, data: dict[str, Any]) -> GpuOffer:
         price = data.get("price") or {}
         return cls(id=str(data["id"]), name=str(data.get("name", data["id"])), memory_gb=int(data.get("memory", 0)),
-                   usd_per_hour={"SECURE": float(price.get("secure", 0)), "COMMUNITY": float(price.get("community", 0))},
+                   usd_per_hour={"SECURE": float(price.get("secure", 0)),
+                                 "COMMUNITY": float(price.get("community", 0))},
                    offered={"SECURE": bool(data.get("secure")), "COMMUNITY": bool(data.get("community"))},
                    availability=data.get("availability"))
 
