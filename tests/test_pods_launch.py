@@ -169,3 +169,15 @@ def test_a_secret_is_refused_in_the_pod_env(pod_settings, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf-secret-value-123")
     with pytest.raises(BizsentError, match="HF_TOKEN"):
         launch.pod_env(pod_settings, "tok", 0.3, STUB_AGENT, {"BIZSENT_HF": "hf-secret-value-123"})
+
+
+def test_older_single_gpu_settings_become_fallback_lists(tmp_path):
+    from bizsent.core.config import load_settings
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[runpod]\ngpu_type = "NVIDIA RTX A5000"\ncloud_type = "ALL"\n', encoding="utf-8")
+    conf = load_settings(cfg, environ={}).runpod
+    assert conf.gpu_types == ["NVIDIA RTX A5000"] and conf.cloud_types == ["COMMUNITY", "SECURE"]
+    cfg.write_text('[runpod]\ngpu_type = "A"\ngpu_types = ["B"]\n', encoding="utf-8")
+    with pytest.raises(BizsentError, match="set gpu_types only"):
+        load_settings(cfg, environ={})
