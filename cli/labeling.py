@@ -147,7 +147,7 @@ def batches(
 
 @app.command()
 def costs(ctx: typer.Context) -> None:
-    """API spend from the ledger by provider, model, job and day."""
+    """API spend from the ledger by provider, model, job and day, and what RunPod pods cost."""
     from bizsent.jobs.batches import render_costs
 
     c = ctx_of(ctx)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bizsent.core.errors import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 ENV_PREFIX = "BIZSENT_"
@@ -122,18 +122,49 @@ class LabelingSettings(Section):
     compatible: CompatibleSettings = Field(default_factory=CompatibleSettings)
 
 
+CloudType = Literal["COMMUNITY", "SECURE"]
+
+
 class RunpodSettings(Section):
-    api_base: str = "https://api.runpod.io"
-    gpu_type: str = "NVIDIA GeForce RTX 4090"
-    cloud_type: Literal["COMMUNITY", "SECURE", "ALL"] = "COMMUNITY"
+    api_base: str = "https://api.runpod.io"  # REST v2 lives under {api_base}/v2
+    # Tried in this order for each cloud type in `cloud_types` (all GPU types of the first cloud type first):
+    # "There are no longer any instances available" is the usual answer to a create, so one type is not enough.
+    gpu_types: list[str] = Field(default_factory=lambda: [
+        "NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3090", "NVIDIA RTX A5000"], min_length=1)
+    cloud_types: list[CloudType] = Field(default_factory=lambda: ["COMMUNITY", "SECURE"], min_length=1)
     image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
     max_usd_per_hour: float = Field(0.80, gt=0)
+    # Kill switches, enforced by the pod itself (RunPod's own stop-after settings never held): it terminates
+    # after max_hours, at max_dollars, after idle_timeout_min without progress, and grace_min after training
+    # ended with the adapter not collected.
     max_hours: float = Field(5.0, gt=0)
     max_dollars: float = Field(5.0, gt=0)
     idle_timeout_min: float = Field(20.0, gt=0)
+    grace_min: float = Field(30.0, gt=0)
+    boot_timeout_min: float = Field(15.0, gt=0)  # a pod not RUNNING by then is terminated
     volume_gb: int = Field(40, ge=10)
-    name_prefix: str = "bizsent-"
+    disk_gb: int = Field(30, ge=1)
+    name_prefix: str = Field("bizsent-", min_length=1)
+    # Where the laptop reaches the pod's agent: RunPod's HTTP proxy (tests point it at the fake server's proxy).
+    proxy_url: str = "https://{pod_id}-{port}.proxy.runpod.net"
+    agent_port: int = Field(8765, ge=1, le=65535)
+    install_deps: bool = True  # a real pod pip-installs the training extra; tests run without
     serverless_base: str = "https://api.runpod.ai"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_type(cls, value: Any) -> Any:
+        """The one-GPU settings of older configs (gpu_type, cloud_type) become one-item fallback lists."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        for old, new in (("gpu_type", "gpu_types"), ("cloud_type", "cloud_types")):
+            if old in value:
+                if new in value:
+                    raise ValueError(f"set {new} only ({old} is its older one-value form)")
+                one = value.pop(old)
+                value[new] = ["COMMUNITY", "SECURE"] if one == "ALL" else [one]
+        return value
 
 
 class ServerlessSettings(Section):

@@ -24,6 +24,7 @@ from bizsent.core.label import ledger
 from bizsent.core.label.budget import money
 from bizsent.core.label.labelers.base import Request
 from bizsent.core.labels import Example, user_prompt
+from bizsent.core.pods import records as pod_records
 from bizsent.core.store import now, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
@@ -366,9 +367,14 @@ def command(db: sqlite_utils.Database, settings: Settings, action: str, job_id: 
 
 
 def render_costs(db: sqlite_utils.Database, settings: Settings | None = None) -> str:
-    """Spend from the ledger by provider, model, job and day; with `settings`, each model's price (the same
-    [prices] table the estimates and the ledger use) beside what it cost."""
+    """Spend from the ledger by provider, model, job and day, and the pods' spend; with `settings`, each model's
+    price (the same [prices] table the estimates and the ledger use) beside what it cost."""
     out = [f"total spend recorded: ${ledger.total_usd(db):.4f}"]
+    pods, pods_usd, live, live_usd = pod_records.spend(db)
+    if pods:
+        # Pods are billed by the hour, not per request: their own line, beside the API ledger's total.
+        still = f"; {live} still running, ${live_usd:.4f} so far (as of `bizsent pods list`)" if live else ""
+        out.append(f"pods (RunPod): ${pods_usd:.4f} over {pods} pod(s){still}")
     unknown, unknown_usd = ledger.maybe_paid(db)
     if unknown:
         # Sent, but no answer was recorded (killed mid-request, timed out, connection lost): the provider may

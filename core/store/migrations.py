@@ -265,6 +265,18 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX api_calls_open_key ON api_calls(request_key) WHERE status IN ('pending', 'sent');
     CREATE INDEX api_calls_post ON api_calls(post_id);
     """,
+    # 8: RunPod pods (core.pods). run_name and cloud say what was started where; token is the per-run bearer
+    # token the pod's agent checks. It is not the user's RunPod key (that never leaves the environment) and it
+    # dies with the pod, so keeping it in the user's own database, next to the pod it opens, is acceptable: a
+    # later process (tail, collect) needs it to reach the agent. updated_at: when total_usd was last refreshed.
+    """
+    ALTER TABLE pods ADD COLUMN run_name TEXT;
+    ALTER TABLE pods ADD COLUMN cloud TEXT;
+    ALTER TABLE pods ADD COLUMN token TEXT;
+    ALTER TABLE pods ADD COLUMN updated_at TEXT;
+    ALTER TABLE pods ADD COLUMN error TEXT;
+    CREATE INDEX pods_state ON pods(state);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

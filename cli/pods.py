@@ -1,0 +1,101 @@
+"""RunPod commands: pods list | gpus | reap | stop | terminate (the key comes from RUNPOD_API_KEY only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from bizsent.cli.app import app, ctx_of
+
+pods_app = typer.Typer(help="RunPod pods: what is running and billing, prices, and cleaning up orphans.",
+                       no_args_is_help=True)
+app.add_typer(pods_app, name="pods")
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+
+
+@pods_app.command("list")
+def pods_list(ctx: typer.Context) -> None:
+    """Every pod of the account with status, $/h and cost so far; marks bizsent orphans; updates the database."""
+    from bizsent.core.pods import api, orphans
+
+    c = ctx_of(ctx)
+    db = c.db()
+    with api.client(c.settings) as client:
+        account = orphans.survey(db, client, c.settings)
+        vanished = orphans.reconcile(db, client, account)
+    typer.echo(orphans.render(account))
+    for row in vanished:
+        typer.echo(f"pod {row.pod_id} ({row.name}) is no longer on RunPod; the database now says so")
+
+
+@pods_app.command("gpus")
+def pods_gpus(ctx: typer.Context) -> None:
+    """Price and current stock of the configured GPU types, in the order a pod start tries them."""
+    from bizsent.core.pods import api, plan
+
+    c = ctx_of(ctx)
+    with api.client(c.settings) as client:
+        chosen, refused = plan.candidates(plan.read_offers(client, c.settings), c.settings)
+    conf = c.settings.runpod
+    typer.echo(f"tried in this order (max ${conf.max_usd_per_hour:.2f}/h):")
+    for i, candidate in enumerate(chosen, 1):
+        typer.echo(f"  {i}. {candidate.label()}")
+    for gpu, cloud, why in refused:
+        typer.echo(f"  skipped: {gpu} ({cloud}): {why}")
+    if not chosen:
+        typer.echo("no configured GPU can be used; change runpod.gpu_types or runpod.max_usd_per_hour")
+
+
+@pods_app.command("reap")
+def pods_reap(ctx: typer.Context, yes: Yes = False) -> None:
+    """Terminate bizsent pods nobody will stop (unknown to the database, or finished there). Others untouched."""
+    from bizsent.core.pods import api, orphans
+
+    c = ctx_of(ctx)
+    db = c.db()
+    with api.client(c.settings) as client:
+        found = [a for a in orphans.survey(db, client, c.settings) if a.orphan]
+        if not found:
+            typer.echo("no orphan pods: nothing to reap")
+            return
+        for a in found:
+            typer.echo(f"orphan {a.pod.id} {a.pod.name} ({a.pod.status}, ${a.pod.usd_per_hour:.2f}/h,"
+                       f" ${a.usd_so_far:.2f} so far): {a.why}")
+        if not yes and not typer.confirm(f"terminate these {len(found)} pod(s)?"):
+            typer.echo("cancelled; nothing was terminated")
+            return
+        for pod_id, usd in orphans.reap(db, client, c.settings, found):
+            typer.echo(f"pod {pod_id} terminated (RunPod confirms it is gone); cost ${usd:.2f}")
+
+
+def _act(ctx: typer.Context, pod_id: str, action: str, yes: bool) -> None:
+    from bizsent.core.pods import api, orphans
+
+    c = ctx_of(ctx)
+    db = c.db()
+    with api.client(c.settings) as client:
+        pod = client.get_pod(pod_id)
+        if pod is None:
+            typer.echo(f"RunPod has no pod {pod_id}; nothing to {action}")
+            return
+        mine = "" if pod.name.startswith(c.settings.runpod.name_prefix) else " (not a bizsent pod)"
+        if not yes and not typer.confirm(f"{action} pod {pod.id} {pod.name}{mine} ({pod.status},"
+                                         f" ${pod.usd_per_hour:.2f}/h)?"):
+            typer.echo(f"cancelled; pod {pod_id} was not touched")
+            return
+        typer.echo(orphans.stop_or_terminate(db, client, pod_id, action))
+
+
+@pods_app.command("stop")
+def pods_stop(ctx: typer.Context, pod: Annotated[str, typer.Argument(help="RunPod pod id")], yes: Yes = False
+              ) -> None:
+    """Stop a pod: its GPU is released and billing mostly stops; its disk stays until terminated."""
+    _act(ctx, pod, "stop", yes)
+
+
+@pods_app.command("terminate")
+def pods_terminate(ctx: typer.Context, pod: Annotated[str, typer.Argument(help="RunPod pod id")],
+                   yes: Yes = False) -> None:
+    """Terminate a pod and confirm with RunPod that it is gone; its cost goes into `bizsent costs`."""
+    _act(ctx, pod, "terminate", yes)
