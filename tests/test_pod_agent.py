@@ -222,7 +222,9 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
 
     agent = agent_of(grace_min=0.02, base=tmp_path, the_settings=settings)
     _assert_no_canary(Path(f"/proc/{agent.proc.pid}/environ").read_bytes(), "the pod's environment")
-    url = agent_url("http://127.0.0.1:{port}", POD_ID, int(agent.url.rsplit(":", 1)[1]))
+    # the laptop reaches the agent through a proxy, as on RunPod: one that cuts the first adapter download midway
+    proxy = CutProxy(agent.url, cut_adapter_at=5000).start()
+    url = agent_url(proxy.url + "/proxy/{pod_id}-{port}", POD_ID, 8765)
     with AgentChannel(url, agent.token, backoff_s=0.05) as channel:
         channel.upload_payload(payload, chunk_bytes=64 * 1024)
         channel.start()
@@ -240,12 +242,14 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
         # not collected within the grace period: stopped, so the volume keeps the adapter
         assert stub.wait_for("stop")[1:] == ("stop", f"Bearer {POD_KEY}")
         sha = channel.download_adapter(laptop / "adapter")
-        assert sha == health.adapter_sha256
+        assert sha == health.adapter_sha256 and proxy.adapter_ranges == [None, "bytes=5000-"]
+        assert proxy.routes == {f"{POD_ID}-8765"}
         assert json.loads((laptop / "adapter" / "bizsent.json").read_text())["train"]["max_pixels"] == 56 * 56
         assert (laptop / "adapter" / "adapter_model.safetensors").stat().st_size > 0
         assert not stub.calls[1:]
         channel.mark_collected(sha)
         assert stub.wait_for("terminate")[1:] == ("terminate", f"Bearer {POD_KEY}")
         answers = json.dumps([channel.health().__repr__(), log]).encode()
+    proxy.server.shutdown()
     _assert_no_canary(answers + agent.log.read_bytes(), "health, logs and the container log")
     assert POD_KEY.encode() not in answers + agent.log.read_bytes()

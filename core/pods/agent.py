@@ -204,7 +204,8 @@ def run_dir(cfg: Config, job: dict) -> Path:
 def child_env(site: Path) -> dict[str, str]:
     # The agent's own BIZSENT_* variables would read as bizsent settings (BIZSENT_SECTION__KEY) in the child.
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSENT_") and k not in PRIVATE_ENV}
-    return {**env, "PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"}
+    # The base model (16 GB for the 7B) goes on the volume: the container disk is small and lost on a stop.
+    return {"HF_HOME": str(site.parent / "hf"), **env, "PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"}
 
 
 def wheel_copy(upload: Path, dist: Path) -> Path:
@@ -290,9 +291,12 @@ def run_job(cfg: Config, state: State) -> None:
 def recover(cfg: Config, state: State) -> None:
     """After a stop and a start the volume still holds the adapter: serve it again instead of waiting for uploads."""
     record, tar = cfg.workdir / "adapter.tar.json", cfg.workdir / "adapter.tar"
-    if record.exists() and tar.exists():
-        state.job = read_job(cfg.workdir / "uploads" / "job.json")
-        state.phase, state.adapter, state.ended_at = "done", json.loads(record.read_text()), time.monotonic()
+    try:
+        if record.exists() and tar.exists():
+            state.job = read_job(cfg.workdir / "uploads" / "job.json")
+            state.phase, state.adapter, state.ended_at = "done", json.loads(record.read_text()), time.monotonic()
+    except (Refused, OSError, ValueError) as exc:
+        say(f"the adapter of an earlier start cannot be served ({exc}); waiting for uploads")
 
 
 def complete_lines(path: Path) -> list[bytes]:
@@ -492,6 +496,7 @@ def int_arg(query: dict[str, str], name: str, default: int, most: int = 1 << 62)
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 300  # seconds a connection may sit silent (a client that went away mid-request)
     server: AgentServer
 
     def do_GET(self) -> None:

@@ -142,7 +142,10 @@ class AgentChannel:
             self.upload(item.path, item.name, chunk_bytes=chunk_bytes)
 
     def start(self) -> None:
-        self.request("POST", "start")
+        """Begin install and training; a retry whose first try started it already counts as started."""
+        resp = self.request("POST", "start", ok=(200, 409))
+        if resp.status_code == 409 and self.health().state == "waiting-upload":
+            raise BizsentError(f"the pod cannot start training: {_reason(resp)}")
 
     def logs(self, tail: int = 100) -> list[str]:
         return self.request("GET", "logs", params={"tail": tail}).json()["lines"]
@@ -162,9 +165,10 @@ class AgentChannel:
         """Fetch the adapter tar into `dest` (resuming after a cut), verify its sha256, untar it; returns the sha256.
 
         Mark it collected (`mark_collected`) only once it is stored: the watchdog then terminates the pod."""
-        expected = self.health().adapter_sha256
+        health = self.health()
+        expected = health.adapter_sha256
         if expected is None:
-            raise BizsentError(f"the pod has no adapter yet (state {self.health().state})")
+            raise BizsentError(f"the pod has no adapter yet (state {health.state})")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.parent / f".{dest.name}-{expected[:16]}.tar.part"

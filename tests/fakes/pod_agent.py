@@ -81,11 +81,15 @@ class ActionStub:
 
 @dataclass
 class CutProxy:
-    """Forwards to the agent; the PUTs whose numbers (1-based) are in `cut` are read and then dropped unanswered."""
+    """Forwards to the agent. The PUTs whose numbers (1-based) are in `cut` are read, then dropped unanswered; the
+    first adapter download stops after `cut_adapter_at` bytes of its body (as a proxy ending a long request)."""
 
     target: str
     cut: set[int] = field(default_factory=set)
+    cut_adapter_at: int | None = None
     put_offsets: list[int] = field(default_factory=list)
+    adapter_ranges: list[str | None] = field(default_factory=list)
+    routes: set[str] = field(default_factory=set)  # the /proxy/{pod_id}-{port} prefixes requests came through
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -100,6 +104,10 @@ class CutProxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/proxy/"):
+                    route, _, rest = self.path.removeprefix("/proxy/").partition("/")
+                    proxy.routes.add(route)
+                    self.path = "/" + rest
                 if self.command == "PUT":
                     proxy.put_offsets.append(int(self.path.split("offset=")[1]))
                     if len(proxy.put_offsets) in proxy.cut:
@@ -119,8 +127,16 @@ class CutProxy:
                         self.send_header(key, resp.getheader(key))
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
                 conn.close()
+                if self.path == "/adapter":
+                    proxy.adapter_ranges.append(self.headers.get("Range"))
+                    if proxy.cut_adapter_at is not None and len(proxy.adapter_ranges) == 1:
+                        self.wfile.write(data[: proxy.cut_adapter_at])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                self.wfile.write(data)
 
             do_GET = do_PUT = do_POST = forward
 
