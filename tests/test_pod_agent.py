@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bizsent.core.errors import BizsentError
-from bizsent.core.pods.agent import Refused, confined, safe_extract
+from bizsent.core.pods.agent import Refused, confined, read_job, safe_extract
 from bizsent.core.pods.channel import AgentChannel, agent_url
 from bizsent.core.pods.payload import pod_env, prepare_payload
 from fakes.pod_agent import POD_ID, POD_KEY, ActionStub, CutProxy, launch_agent, token
@@ -121,6 +121,18 @@ def test_untar_refuses_links_and_paths_out_of_its_folder(tmp_path):
         with pytest.raises(tarfile.TarError):
             safe_extract(archive, tmp_path / "out")
         assert not (tmp_path / "escape.txt").exists() and not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("job", [{"name": "../../etc", "base_model": "m"}, {"name": "ok", "base_model": ""},
+                                 {"name": "ok", "base_model": "m", "max_steps": "5; rm -rf /"},
+                                 {"name": "ok", "base_model": "m", "train": {"lr\n[data]": 1}},
+                                 {"name": "ok", "base_model": "m", "train": {"lora_r": {"nested": 1}}}])
+def test_job_json_is_refused_unless_every_value_has_its_shape(tmp_path, job):
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    with pytest.raises(Refused) as refused:
+        read_job(path)
+    assert refused.value.status == 400
 
 
 def test_upload_checks_each_chunk_and_resumes_after_a_cut_without_resending(agent_of, tmp_path):
@@ -253,3 +265,9 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
     proxy.server.shutdown()
     _assert_no_canary(answers + agent.log.read_bytes(), "health, logs and the container log")
     assert POD_KEY.encode() not in answers + agent.log.read_bytes()
+    # nor anywhere on the pod's volume (its database, bizsent.log, the training log, the installed code)
+    volume = [p for p in agent.workdir.rglob("*") if p.is_file()]
+    assert any(p.name == "pod.db" for p in volume) and any(p.name == "train.log" for p in volume)
+    for path in volume:
+        _assert_no_canary(path.read_bytes(), str(path))
+        assert POD_KEY.encode() not in path.read_bytes(), path

@@ -282,6 +282,10 @@ def run_job(cfg: Config, state: State) -> None:
     except (StepFailed, Refused, OSError, tarfile.TarError) as exc:
         with state.lock:
             state.phase, state.error = "failed", str(exc)
+    except Exception as exc:  # the thread's edge: a bug here must still end in "failed", or the laptop waits on
+        traceback.print_exc()
+        with state.lock:
+            state.phase, state.error = "failed", f"agent error {type(exc).__name__}; see the pod's container log"
     finally:
         with state.lock:
             state.ended_at = time.monotonic()
