@@ -1,1 +1,1 @@
-"""RunPod: the REST v2 client, pod launch and cleanup (laptop side), and the in-pod agent."""
+"""Training on a RunPod GPU pod: the REST client, the launcher, the in-pod agent and the laptop's channel to it."""
