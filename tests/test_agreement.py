@@ -26,8 +26,8 @@ def labeled(db, settings):
     truth = {pid: lab for pid, lab in db.execute("SELECT post_id, label FROM labels WHERE source = 'human'")}
     for pid in ids:
         right = truth.get(pid, "neutral")
-        set_label(db, pid, NewLabel(label=right, source="openai", labeler="a@p1", confidence=0.9))
-        set_label(db, pid, NewLabel(label="bearish", source="gemini", labeler="b@p1", confidence=0.9))
+        set_label(db, pid, NewLabel(label=right, source="api", labeler="openai:a@p1", confidence=0.9))
+        set_label(db, pid, NewLabel(label="bearish", source="api", labeler="gemini:b@p1", confidence=0.9))
     set_label(db, ids[0], NewLabel(label="neutral", source="human", split="test", labeler="anon", sarcastic=True))
     return ids
 
