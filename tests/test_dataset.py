@@ -228,7 +228,7 @@ def test_flat_images_have_no_perceptual_hash():
 def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
     """Issue 10.6: few-shot examples for the API prompt are human train labels; one whose image is a near-copy
     of a test image (or whose text is a test text) would show the labeler a test answer it is then scored on."""
-    from bizsent.jobs.labeling import few_shot_examples
+    from bizsent.core.label.planning import few_shot_examples
 
     img = settings.image_dir
     test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(_picture(1), "PNG"))

@@ -27,7 +27,7 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
         report = labeling.run_live(db, settings, plan, backoff_s=0.01)
     assert report.state == "done" and report.snapshot.done == 5
     labels = db.execute("SELECT labeler, label FROM labels WHERE source = 'api' AND labeler LIKE 'gemini:%'").fetchall()
-    assert len(labels) == 5 and {r[0] for r in labels} == {f"gemini-fake@{PROMPT_VERSION}"}
+    assert len(labels) == 5 and {r[0] for r in labels} == {f"gemini:gemini-fake@{PROMPT_VERSION}"}
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())
     assert statuses == {"ok": 5, "error": 1, "invalid": 1}
     tokens = db.execute("SELECT min(tokens_in) FROM api_calls WHERE status = 'ok'").fetchone()[0]
@@ -73,7 +73,7 @@ def test_gemini_batch_submits_collects_resubmits_failures_at_the_discount(tmp_pa
     assert [b["id"] for b in rows.get(db, report.job_id)["params"]["batches"]] == ["batches/job1", "batches/job2"]
     labels = db.execute("SELECT count(DISTINCT post_id), min(labeler) FROM labels"
                         " WHERE source = 'api' AND labeler LIKE 'gemini:%'").fetchone()
-    assert labels == (5, f"gemini-fake@{PROMPT_VERSION}")
+    assert labels == (5, f"gemini:gemini-fake@{PROMPT_VERSION}")
     assert db.execute("SELECT count(*) FROM labels"
                       " WHERE source = 'api' AND labeler LIKE 'gemini:%' AND split = 'test'").fetchone()[0] == 2
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())

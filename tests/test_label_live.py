@@ -58,7 +58,7 @@ def test_live_run_labels_every_post_and_fills_the_ledger(tmp_path, fake):
     assert plan.skipped and sum(plan.skipped.values()) == 2 and all("corrupt" in r for r in plan.skipped)
     labels = db.execute("SELECT post_id, label, labeler, split FROM labels"
                         " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
-    assert len(labels) == 10 and {r[2] for r in labels} == {f"gpt-fake@{PROMPT_VERSION}"}
+    assert len(labels) == 10 and {r[2] for r in labels} == {f"openai:gpt-fake@{PROMPT_VERSION}"}
     assert sum(r[3] == "test" for r in labels) == 3  # API labels of human test posts stay in the test split
     assert fake.efforts and set(fake.efforts) == {"minimal"}  # reasoning kept minimal by default
     calls = db.execute("SELECT status, tokens_in, tokens_out, usd, response_path, request_key FROM api_calls")
@@ -127,5 +127,5 @@ def test_compatible_server_needs_no_key(tmp_path, fake, monkeypatch):
     assert report.snapshot.done == 3
     labelers = {r[0] for r in db.execute("SELECT labeler FROM labels"
                                          " WHERE source = 'api' AND labeler LIKE 'compatible:%'")}
-    assert labelers == {f"qwen-fake@{PROMPT_VERSION}"}
+    assert labelers == {f"compatible:qwen-fake@{PROMPT_VERSION}"}
     assert fake.efforts and set(fake.efforts) == {None}  # "default": no reasoning_effort sent to local servers

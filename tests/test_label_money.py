@@ -55,7 +55,7 @@ def test_few_shot_version_counts_the_examples_sent_and_hashes_which(tmp_path, fa
     assert len(plan.examples) == 4
     assert sorted(e.answer.label for e in plan.examples) == ["bearish", "bearish", "bullish", "neutral"]
     assert re.fullmatch(rf"{PROMPT_VERSION}-fs4\.[0-9a-f]{{8}}", plan.params.prompt_version)
-    assert plan.params.labeler == f"gpt-fake@{plan.params.prompt_version}"
+    assert plan.params.labeler == f"openai:gpt-fake@{plan.params.prompt_version}"
     assert plan.params.examples == tuple(e.post_id for e in plan.examples)
     # Asking for more than there is: the name says what was actually sent, and the plan says so in one line.
     settings5 = load_settings(write_config(tmp_path / "c5.toml", fake.url, few_shot=5), environ={})

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 ENGINE = ["bizsent.core.model.training", "bizsent.core.model.scoring", "bizsent.core.model.pool",
-          "bizsent.core.model.selftrain", "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli"]
+          "bizsent.core.model.selftrain", "bizsent.core.label.planning", "bizsent.core.label.providers",
+          "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli"]
 
 
 def test_engine_and_cli_import_with_textual_blocked():

@@ -115,7 +115,7 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
     run_id = zero_shot_run(db, settings, run["bundle"])
     report, _, _ = evaluate_run(db, settings, run_id)
     api = next(b for b in report.baselines if b.kind == "store")
-    assert api.name == "openai: gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
+    assert api.name == "openai:gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
     assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None
     assert report.info["scoring"].startswith("label sequences")  # the untuned model: every spelling counts
 

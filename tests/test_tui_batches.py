@@ -233,7 +233,7 @@ async def test_agreement_table_and_confusion_of_demo_labels(settings, db):
     openai = db.execute("SELECT post_id, label, labeler FROM labels"
                         " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
     expected = scores([(human[p], label) for p, label, _ in openai if p in human])
-    name = f"openai:{openai[0][2]}"
+    name = openai[0][2]
     assert expected.n > 5
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:

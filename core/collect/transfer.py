@@ -33,7 +33,7 @@ from bizsent.core.collect.images import Cached, cache_image, record
 from bizsent.core.collect.scraperdb import read_scraper_db
 from bizsent.core.errors import BizsentError, ImportFormatError
 from bizsent.core.label import providers
-from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin_sql, parse_label
+from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, origin_sql, parse_label
 from bizsent.core.store import db_path, transaction
 from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
 from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
@@ -52,7 +52,7 @@ class ImportReport:
     format: str = ""
     posts_new: int = 0
     posts_updated: int = 0
-    labels: dict[str, int] = field(default_factory=dict)  # by source
+    labels: dict[str, int] = field(default_factory=dict)  # by who they are from (core.labels.origin)
     skips: int = 0
     notes: int = 0
     rows_skipped: int = 0  # bad rows left out
@@ -287,7 +287,8 @@ def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportRepor
             continue
         if row.label:
             set_label(db, pid, row.label)
-            report.labels[row.label.source] = report.labels.get(row.label.source, 0) + 1
+            who = origin(row.label.source, row.label.labeler)
+            report.labels[who] = report.labels.get(who, 0) + 1
         if row.note and not db.execute(
             "SELECT 1 FROM notes WHERE post_id = ? AND text = ?", [pid, row.note]
         ).fetchone():
