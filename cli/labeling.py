@@ -12,7 +12,8 @@ from bizsent.core.errors import BizsentError
 @app.command()
 def label(
     ctx: typer.Context,
-    provider: Annotated[str | None, typer.Option(help="openai | gemini | compatible (default: config)")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai, gemini, compatible or another registered provider"
+                                                      " (default: config)")] = None,
     model: Annotated[str | None, typer.Option(help="model name (default: the provider's in config.toml)")] = None,
     limit: Annotated[int | None, typer.Option(help="label at most this many posts")] = None,
     batch: Annotated[bool, typer.Option("--batch", help="use the provider's Batch API (cheaper, slower)")] = False,
@@ -22,6 +23,7 @@ def label(
                                             " provider, model, mode and limit apply")] = None,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
+    from bizsent.core.label import planning, providers
     from bizsent.jobs import labeling
 
     c = ctx_of(ctx)
@@ -29,8 +31,8 @@ def label(
     if job is not None:
         _label_job(c, db, job, dry_run)
         return
-    params = labeling.resolve(c.settings, provider, model, limit, batch)
-    plan = labeling.plan(db, c.settings, params)
+    params = planning.resolve(c.settings, provider, model, limit, batch)
+    plan = planning.plan(db, c.settings, params)
     typer.echo(plan.render())
     if dry_run:
         return
@@ -39,7 +41,7 @@ def label(
         return
     from bizsent.core.label.budget import check_caps, money
 
-    labeling.require_key(c.settings, params.provider)
+    providers.require_key(c.settings, params.provider)
     check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
     if not yes and not typer.confirm(f"send {len(plan.items)} requests for about {money(plan.chosen.usd)}?"):
         typer.echo("cancelled; nothing was sent")
@@ -64,12 +66,13 @@ def label(
 def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
     it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
+    from bizsent.core.label import planning, providers
     from bizsent.core.label.budget import check_caps
     from bizsent.core.label.ledger import recover
     from bizsent.jobs import labeling, rows
 
     params = labeling.job_params(db, c.settings, job_id)
-    plan = labeling.plan(db, c.settings, params)
+    plan = planning.plan(db, c.settings, params)
     typer.echo(plan.render())
     if dry_run:
         return
@@ -79,7 +82,7 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
             rows.finish(db, job_id, "done", "nothing left to label")
             typer.echo(f"job {job_id}: nothing left to label")
             return
-        labeling.require_key(c.settings, params.provider)
+        providers.require_key(c.settings, params.provider)
         check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
         if params.mode == "batch":
             from bizsent.jobs import batches

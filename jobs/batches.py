@@ -1,10 +1,12 @@
-"""Batch API labeling (OpenAI `/v1/batches`, Gemini batch jobs; both half price) and the `bizsent batches` /
+"""Batch API labeling (every provider with `supports_batch`: OpenAI `/v1/batches`, Gemini batch jobs; both half
+price) and the `bizsent batches` /
 `costs` views.
 
 `submit` writes a ledger row per request (status 'pending', mode 'batch'), sends the requests as one or more
-remote batch jobs (jobs.batch_backends) and marks the rows 'sent' with their remote id, and records the remote
-ids in the job row, so any later process can `collect`: poll each remote job, complete the ledger rows from
-its answers at the batch price, write labels, and resubmit the failures (up to labeling.max_retries).
+remote batch jobs (the provider's core.label.batching.Backend) and marks the rows 'sent' with their remote id,
+and records the remote ids in the job row, so any later process can `collect`: poll each remote job, complete
+the ledger rows from its answers at the batch price, write labels, and resubmit the failures (up to
+labeling.max_retries).
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ import sqlite_utils
 from bizsent.core.collect.images import image_jpeg
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, providers
+from bizsent.core.label.batching import Backend
 from bizsent.core.label.budget import money
 from bizsent.core.label.labelers.base import Request
+from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, few_shot_examples
 from bizsent.core.labels import Example, user_prompt
 from bizsent.core.pods import records as pod_records
 from bizsent.core.store import now, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
-from bizsent.jobs.batch_backends import Backend, backend
-from bizsent.jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples
+from bizsent.jobs.labeling import Snapshot
 
 Entry = tuple[Item, Any, int]  # the post, its provider payload, the payload's size in bytes
 
@@ -90,8 +93,6 @@ def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id
     A post another run holds or has answered is left out (snap.skipped); a claim the caps refuse ends the
     submission there. A failed submission closes its rows as 'error' (nothing was accepted, so nothing is
     billed) and stops with one line; the remote jobs created before it stay recorded by the caller."""
-    from bizsent.jobs.labeling import CLAIMED
-
     caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     sent: list[str] = []
     capped = False
@@ -105,7 +106,7 @@ def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id
                 continue
             got = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
                                model=params.model, prompt_version=params.prompt_version, mode="batch",
-                               reserve_usd=reserve_of(item), caps=caps, label_source=SOURCE_OF[params.provider],
+                               reserve_usd=reserve_of(item), caps=caps, label_source=params.source,
                                labeler=params.labeler)
             snap.interrupted += len(got.recovered)
             if got.call_id is not None:
@@ -144,7 +145,7 @@ class SubmitError(BizsentError):
 def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan, job_id: int | None = None) -> BatchReport:
     """Send the plan's posts as batch job(s); `job_id`: run an already queued job row instead of a new one."""
     params = plan.params
-    remote = backend(settings, params.provider)
+    remote = providers.batch_backend(settings, params.provider)
     open_keys = {r[0] for r in db.execute(
         "SELECT request_key FROM api_calls WHERE mode = 'batch' AND status IN ('pending', 'sent')")}
     items = [i for i in plan.items if i.key not in open_keys]
@@ -218,7 +219,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
     # The job's own record, never the config as it is now: labels are filed under the labeler name its requests
     # were sent as, and billed at the price it was estimated and confirmed at.
     params = Params.from_dict(p, settings)
-    remote = backend(settings, params.provider)
+    remote = providers.batch_backend(settings, params.provider)
     before = job["counts"]  # what submit recorded: the estimate and skip reasons outlive each collect
     snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"],
                     estimate_usd=before.get("estimate_usd", 0.0), skipped=Counter(before.get("skipped", {})))
@@ -256,7 +257,7 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
             a = outcome.answer
             with transaction(db):
                 ledger.complete(db, call_id, status="ok", **common)
-                set_label(db, post, NewLabel(label=a.label, source=SOURCE_OF[params.provider], split=split,
+                set_label(db, post, NewLabel(label=a.label, source=params.source, split=split,
                                              labeler=params.labeler, confidence=a.confidence, sarcastic=a.sarcastic,
                                              unsure=a.confidence < 0.5, rationale=a.rationale))
             snap.done += 1
@@ -312,7 +313,7 @@ def cancel(db: sqlite_utils.Database, settings: Settings, job_id: int) -> str:
     if job["state"] not in ("running", "queued"):
         return f"job {job_id} is already {job['state']}"
     if job["params"].get("mode") == "batch" and job["params"].get("batches"):
-        remote = backend(settings, job["params"]["provider"])
+        remote = providers.batch_backend(settings, job["params"]["provider"])
         for entry in job["params"]["batches"]:
             if not entry["collected"]:
                 remote.cancel(entry["id"])

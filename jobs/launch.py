@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.label.planning import Params
 from bizsent.jobs import labeling, rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def start_detached(db_path: Path | str, config_path: Path | str | None, args: li
 
 
 def launch_label(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,
-                 params: labeling.Params, log_dir: Path | str) -> tuple[int, int]:
+                 params: Params, log_dir: Path | str) -> tuple[int, int]:
     """Queue a labeling job and run it detached (`bizsent label --job ID --yes`); returns (job id, pid).
 
     The caller has already shown the estimate and got the user's confirmation."""

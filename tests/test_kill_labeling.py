@@ -69,7 +69,7 @@ def test_sigkill_and_resume_pays_twice_only_for_requests_in_flight(tmp_path):
         said += err
     db = open_db(settings.db_path)
     per_post = db.execute("SELECT p.id, count(l.id) FROM posts p LEFT JOIN labels l ON l.post_id = p.id"
-                          " AND l.source = 'openai' GROUP BY p.id").fetchall()
+                          " AND l.source = 'api' AND l.labeler LIKE 'openai:%' GROUP BY p.id").fetchall()
     assert len(per_post) == 300 and all(n == 1 for _, n in per_post)
     billed = Counter(fake.billed_keys())
     twice = {k for k, n in billed.items() if n > 1}

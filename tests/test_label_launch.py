@@ -10,7 +10,7 @@ import time
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning
 from bizsent.core.store import now, open_db
 from bizsent.jobs import labeling, rows
 from bizsent.jobs.launch import ROOT, bizsent_command
@@ -22,11 +22,11 @@ import sys
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError
 from bizsent.core.store import open_db
-from bizsent.jobs import labeling
+from bizsent.core.label import planning
 from bizsent.jobs.launch import launch_label
 settings = load_settings(sys.argv[1])
 db = open_db(settings.db_path)
-params = labeling.resolve(settings, "openai", None, None, False)
+params = planning.resolve(settings, "openai", None, None, False)
 job, pid = launch_label(db, settings.db_path, sys.argv[1], params, settings.data_dir / "logs")
 print(job, pid)
 """
@@ -72,7 +72,8 @@ def test_detached_job_outlives_its_parent_and_writes_progress(world):
     job = rows.get(db, job_id)
     assert job["state"] == "done" and job["done"] == 12 and job["pid"] == pid
     assert any(state == "running" and 0 < done < 12 for state, done in states)  # progress seen while running
-    assert db.execute("SELECT count(*) FROM labels WHERE source = 'openai'").fetchone()[0] == 12
+    assert db.execute("SELECT count(*) FROM labels"
+                      " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0] == 12
     assert [j["id"] for j in rows.listing(db)] == [job_id]  # it ran the queued row, made no other
     assert (settings.data_dir / "logs" / f"label-job-{job_id}.log").exists()
     wait_for(lambda: not ledger.pid_alive(pid), 10)
@@ -84,7 +85,7 @@ def test_cancel_stops_a_detached_live_run(world):
     fake, cfg, settings, db = world
     fake.latency_s = 0.3
     make_posts(db, settings.image_dir, 40)
-    job_id, pid = launch_label(db, settings.db_path, cfg, labeling.resolve(settings, "openai", None, None, False),
+    job_id, pid = launch_label(db, settings.db_path, cfg, planning.resolve(settings, "openai", None, None, False),
                                settings.data_dir / "logs")
     wait_for(lambda: rows.get(db, job_id)["done"] >= 2)
     assert labeling.cancel(db, job_id, settings) == f"job {job_id} cancelled"
@@ -100,7 +101,7 @@ def test_stale_jobs_become_resumable_and_resume_by_id(world):
     fake, cfg, settings, db = world
     fake.latency_s = 0.0
     make_posts(db, settings.image_dir, 6)
-    params = labeling.resolve(settings, "openai", None, 4, False)
+    params = planning.resolve(settings, "openai", None, 4, False)
     dead = subprocess.Popen(["true"])
     dead.wait()
     living = subprocess.Popen(["sleep", "60"])
@@ -134,7 +135,7 @@ def test_stale_jobs_become_resumable_and_resume_by_id(world):
 def test_a_job_that_cannot_start_says_why_in_its_row(world):
     fake, cfg, settings, db = world
     make_posts(db, settings.image_dir, 2)
-    job_id = labeling.queue(db, labeling.resolve(settings, "openai", None, None, False))
+    job_id = labeling.queue(db, planning.resolve(settings, "openai", None, None, False))
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     result = subprocess.run(bizsent_command(settings.db_path, cfg, ["label", "--job", str(job_id), "--yes"]),
                             cwd=ROOT, capture_output=True, text=True, timeout=60,

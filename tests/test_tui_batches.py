@@ -9,7 +9,7 @@ import os
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.demo import seed_demo
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning
 from bizsent.core.label.agreement import scores
 from bizsent.core.labels import LABELS
 from bizsent.core.store import open_db
@@ -122,7 +122,7 @@ async def test_confusion_widget_renders_at_80_columns():
 async def test_dialog_shows_the_estimate_and_cancel_spends_nothing(world):
     fake, settings, db = world
     make_posts(db, settings.image_dir, 8, corrupt=1)
-    expected = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    expected = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
         await open_batches(app, pilot)
@@ -167,7 +167,7 @@ async def test_dialog_shows_a_missing_key_instead_of_starting(world, monkeypatch
 async def test_a_job_written_elsewhere_shows_progress_cost_and_failures(world):
     fake, settings, db = world
     ids = make_posts(db, settings.image_dir, 3)
-    params = labeling.resolve(settings, "openai", None, None, False)
+    params = planning.resolve(settings, "openai", None, None, False)
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_batches(app, pilot)
@@ -204,7 +204,7 @@ async def test_a_job_written_elsewhere_shows_progress_cost_and_failures(world):
 async def test_cancel_asks_first_then_cancels_the_selected_job(world):
     fake, settings, db = world
     make_posts(db, settings.image_dir, 2)
-    job = labeling.queue(db, labeling.resolve(settings, "openai", None, None, False))
+    job = labeling.queue(db, planning.resolve(settings, "openai", None, None, False))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_batches(app, pilot)
@@ -230,9 +230,10 @@ async def test_cancel_asks_first_then_cancels_the_selected_job(world):
 async def test_agreement_table_and_confusion_of_demo_labels(settings, db):
     seed_demo(db, settings.image_dir, n_posts=80, seed=3)
     human = dict(db.execute("SELECT post_id, label FROM labels WHERE source = 'human' AND split = 'test'"))
-    openai = db.execute("SELECT post_id, label, labeler FROM labels WHERE source = 'openai'").fetchall()
+    openai = db.execute("SELECT post_id, label, labeler FROM labels"
+                        " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
     expected = scores([(human[p], label) for p, label, _ in openai if p in human])
-    name = f"openai:{openai[0][2]}"
+    name = openai[0][2]
     assert expected.n > 5
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -270,8 +271,8 @@ async def test_agreement_follows_new_api_labels(settings, db):
         assert screen.view == "agreement"
         assert "no API labels yet" in text_of(screen.query_one("#agreement-table"))
         for pid in ids:
-            set_label(db, pid, NewLabel(label="bullish", source="openai", labeler="m@p2", split="test"))
-        job = labeling.queue(db, labeling.resolve(settings, "openai", "gpt-5-mini", None, False))
+            set_label(db, pid, NewLabel(label="bullish", source="api", labeler="openai:m@p2", split="test"))
+        job = labeling.queue(db, planning.resolve(settings, "openai", "gpt-5-mini", None, False))
         await until(pilot, lambda: screen.agreement.labelers)  # a new job row triggers a re-read
         assert screen.query_one(ConfusionMatrix).matrix == [[0, 0, 2], [0, 0, 2], [0, 0, 2]]
         assert job in screen.jobs
@@ -294,7 +295,7 @@ async def test_start_runs_a_detached_job_that_completes(world):
         await until(pilot, lambda: screen.jobs[job].state == "done", timeout=30)
         assert cells(screen.query_one("#jobs", DataTable), job)[5] == "6/6"
     assert count(db, "jobs") == 1 and len(fake.calls) == 6
-    assert db.execute("SELECT count(*) FROM labels WHERE source = 'openai'").fetchone()[0] == 6
+    assert db.execute("SELECT count(*) FROM labels WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0] == 6
 
 
 def test_a_running_job_whose_process_died_reads_as_stalled(settings, db):
@@ -305,7 +306,7 @@ def test_a_running_job_whose_process_died_reads_as_stalled(settings, db):
 
     dead = subprocess.Popen(["true"])
     dead.wait()
-    params = labeling.resolve(settings, "openai", None, None, False)
+    params = planning.resolve(settings, "openai", None, None, False)
     stalled, fresh = labeling.queue(db, params), labeling.queue(db, params)
     db.execute("UPDATE jobs SET state = 'running', pid = ?, heartbeat_at = '2020-01-01T00:00:00+00:00' WHERE id = ?",
                [dead.pid, stalled])

@@ -105,7 +105,7 @@ async def test_metrics_table_shows_model_baselines_and_api_labelers(settings, db
         assert rows[0][2] == "5" and rows[0][3].startswith("80.0 [")  # 4 of the 5 test posts (post 7 has no truth)
         assert ("  sarcastic", "slice") in names
         for expected in (("VADER (text only)", "live"), ("CryptoBERT", "brief"), ("agree/confidence rule", "brief"),
-                         ("CryptoBERT+VADER ensemble", "brief"), ("openai: gpt-test", "API")):
+                         ("CryptoBERT+VADER ensemble", "brief"), ("openai:gpt-test", "API")):
             assert expected in names
         crypto = rows[names.index(("CryptoBERT", "brief"))]
         assert crypto[3].startswith("39.3") and crypto[6].split("/")[1] == "22"  # bearish recall 22.4%

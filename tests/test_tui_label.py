@@ -144,9 +144,9 @@ def add_disagreements(db, store) -> set[int]:
     from bizsent.core.store.posts import set_label
     from bizsent.core.store.records import NewLabel
 
-    set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
-    set_label(db, store[5], NewLabel(label="bullish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[3], NewLabel(label="bearish", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[9], NewLabel(label="neutral", source="api", split="unassigned", labeler="openai:gpt-other"))
+    set_label(db, store[5], NewLabel(label="bullish", source="api", split="unassigned", labeler="gemini:flash-test"))
     set_label(db, store[7], NewLabel(label="bearish", source="human", split="train", labeler="human"))
     return {store[3], store[9]}
 

@@ -209,11 +209,11 @@ async def test_labelers_disagree_filter_narrows_to_the_right_posts(settings, db,
 
     # Disagree: 3 (openai bullish, gemini bearish), 9 (two openai labelers), 12 (gemini vs compatible).
     # Not: 5 (both bullish), 7 (the other label is human's), 4 (one API label only).
-    set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
-    set_label(db, store[12], NewLabel(label="neutral", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[12], NewLabel(label="bearish", source="compatible", split="unassigned", labeler="qwen"))
-    set_label(db, store[5], NewLabel(label="bullish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[3], NewLabel(label="bearish", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[9], NewLabel(label="neutral", source="api", split="unassigned", labeler="openai:gpt-other"))
+    set_label(db, store[12], NewLabel(label="neutral", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[12], NewLabel(label="bearish", source="api", split="unassigned", labeler="compatible:qwen"))
+    set_label(db, store[5], NewLabel(label="bullish", source="api", split="unassigned", labeler="gemini:flash-test"))
     set_label(db, store[7], NewLabel(label="bearish", source="human", split="test", labeler="human"))
     expected = [store[12], store[9], store[3]]  # newest first
     app = BizsentApp(settings=settings, db_path=settings.db_path)

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning, providers
 from bizsent.core.label.agreement import agreement
 from bizsent.core.label.budget import check_caps
-from bizsent.core.labels import LABELS
+from bizsent.core.label.planning import Plan
+from bizsent.core.labels import LABELS, api_labeler, labeler_name
 from bizsent.jobs import labeling, rows
 
 
@@ -26,7 +27,7 @@ class JobRow:
     id: int
     provider: str
     model: str
-    labeler: str  # model@prompt_version: the name its labels carry, and the agreement table's key
+    labeler: str  # provider:model@prompt_version: the name its labels carry, and the agreement table's key
     mode: str
     state: str
     stalled: bool  # 'running' but its process is gone and its heartbeat is old
@@ -48,10 +49,6 @@ class JobRow:
     interrupted: int = 0
 
     @property
-    def source(self) -> str:
-        return labeling.SOURCE_OF.get(self.provider, self.provider)
-
-    @property
     def active(self) -> bool:
         return self.state in ("queued", "running")
 
@@ -63,7 +60,8 @@ def _job_row(job: dict) -> JobRow:
                and rows.age_s(job["heartbeat_at"]) > labeling.STALE_AFTER_S and not ledger.pid_alive(job["pid"]))
     return JobRow(
         id=job["id"], provider=p.get("provider", "?"), model=model,
-        labeler=f"{model}@{p.get('prompt_version', '?')}", mode=p.get("mode", "live"), state=job["state"],
+        labeler=api_labeler(p.get("provider", "?"), model, p.get("prompt_version", "?")),
+        mode=p.get("mode", "live"), state=job["state"],
         stalled=stalled, done=job["done"], failed=job["failed"], total=job["total"] or 0,
         usd=float(c.get("usd") or 0.0), estimate_usd=float(c.get("estimate_usd") or 0.0),
         rate_per_min=c.get("rate_per_min"), eta_s=c.get("eta_s"), error=job["error"], pid=job["pid"],
@@ -124,7 +122,7 @@ class LabelerScore:
 
     @property
     def name(self) -> str:
-        return f"{self.source}:{self.labeler}"
+        return labeler_name(self.source, self.labeler)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +143,7 @@ def agreement_scores(db: sqlite_utils.Database) -> Agreement:
 class EstimateView:
     """What the new-job dialog shows for one choice of provider, model, mode and limit."""
 
-    plan: labeling.Plan | None
+    plan: Plan | None
     spent_usd: float
     job_cap_usd: float
     total_cap_usd: float
@@ -154,11 +152,12 @@ class EstimateView:
 
 def estimate_view(db: sqlite_utils.Database, settings: Settings, provider: str, model: str | None,
                   limit: int | None, batch: bool) -> EstimateView:
-    """The dry-run estimate (jobs.labeling.plan: nothing is sent, nothing is written) and what would stop it."""
+    """The dry-run estimate (core.label.planning.plan: nothing is sent, nothing is written) and what would stop
+    it."""
     caps = (ledger.total_usd(db), settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     try:
-        params = labeling.resolve(settings, provider, model or None, limit, batch)
-        the_plan = labeling.plan(db, settings, params)
+        params = planning.resolve(settings, provider, model or None, limit, batch)
+        the_plan = planning.plan(db, settings, params)
     except BizsentError as exc:
         return EstimateView(None, *caps, str(exc))
     blocker = None
@@ -166,7 +165,7 @@ def estimate_view(db: sqlite_utils.Database, settings: Settings, provider: str, 
         blocker = "nothing to label: every candidate post already has a label from this labeler"
     else:
         try:
-            labeling.require_key(settings, provider)
+            providers.require_key(settings, provider)
             check_caps(db, settings, the_plan.chosen.usd)
         except BizsentError as exc:  # a missing key or a crossed budget cap, in one line
             blocker = str(exc)

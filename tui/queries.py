@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.labels import API_SOURCES, LABELS
+from bizsent.core.labels import API_SOURCE, LABELS, origin_sql
 from bizsent.core.store import open_db
 from bizsent.core.store.history import LabelChange, label_history
 from bizsent.core.store.posts import POOL_SQL
@@ -29,7 +29,7 @@ NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent s
 # are always two different labelers; `<` looks at each pair once.
 DISAGREE_SQL = (
     "EXISTS (SELECT 1 FROM labels a JOIN labels b ON b.post_id = a.post_id AND b.label > a.label"
-    f" WHERE a.post_id = p.id AND a.source IN {API_SOURCES!r} AND b.source IN {API_SOURCES!r})"
+    f" WHERE a.post_id = p.id AND a.source = '{API_SOURCE}' AND b.source = '{API_SOURCE}')"
 )
 
 
@@ -48,7 +48,7 @@ class PostFilter:
     """What the Posts list shows. Label, source and split all constrain the same label row."""
 
     label: str | None = None  # bearish | neutral | bullish | "unlabeled" | DISAGREE
-    source: str | None = None  # label source: human | openai | ...
+    source: str | None = None  # who the label is from (core.labels.origin): human | openai | ...
     split: str | None = None
     image: str | None = None  # one of IMAGE_STATES
     text: str = ""
@@ -56,7 +56,7 @@ class PostFilter:
 
 @dataclass(frozen=True, slots=True)
 class LabelMark:
-    source: str
+    source: str  # who the label is from (core.labels.origin): a provider's name for API labels
     label: str
 
 
@@ -138,7 +138,7 @@ def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
     label_conds: list[str] = []
     label_args: list[object] = []
     if f.source:
-        label_conds.append("l.source = ?")
+        label_conds.append(f"{origin_sql('l')} = ?")
         label_args.append(f.source)
     if f.split:
         label_conds.append("l.split = ?")
@@ -180,7 +180,8 @@ def post_rows(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, PostRo
     marks = ",".join("?" * len(ids))
     labels: dict[int, list[LabelMark]] = {}
     for pid, source, label in db.execute(
-        f"SELECT post_id, source, label FROM labels WHERE post_id IN ({marks}) ORDER BY source, labeler", list(ids)
+        f"SELECT post_id, {origin_sql()} AS origin, label FROM labels WHERE post_id IN ({marks})"
+        " ORDER BY origin, labeler", list(ids)
     ):
         labels.setdefault(pid, []).append(LabelMark(source, label))
     rows = {}
@@ -219,7 +220,8 @@ def post_detail(db: sqlite_utils.Database, pid: int) -> PostDetail | None:
 
 
 def label_sources(db: sqlite_utils.Database) -> list[str]:
-    return [r[0] for r in db.execute("SELECT DISTINCT source FROM labels ORDER BY source")]
+    """Who the store's labels are from (core.labels.origin: providers by name)."""
+    return [r[0] for r in db.execute(f"SELECT DISTINCT {origin_sql()} AS origin FROM labels ORDER BY origin")]
 
 
 def status_info(db: sqlite_utils.Database, db_path: Path) -> StatusInfo:
@@ -254,7 +256,7 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> list[int]:
     if spec.order == "filter":
         if spec.label:
             where.append("EXISTS (SELECT 1 FROM labels f WHERE f.post_id = p.id AND f.label = ?"
-                         + (" AND f.source = ?)" if spec.label_source else ")"))
+                         + (f" AND {origin_sql('f')} = ?)" if spec.label_source else ")"))
             args += [spec.label] + ([spec.label_source] if spec.label_source else [])
         if spec.text.strip():
             where.append("(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\')")

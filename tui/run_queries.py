@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlite_utils
-from bizsent.core.labels import LABELS, NON_API_SOURCES
+from bizsent.core.labels import API_SOURCE, LABELS, origin_sql
 from bizsent.core.model.events import MetricEvent
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | No
 
 @dataclass(frozen=True, slots=True)
 class ApiLabel:
-    source: str
+    source: str  # its provider (core.labels.origin)
     labeler: str
     label: str
     confidence: float | None
@@ -173,11 +173,10 @@ def spot_items(db: sqlite_utils.Database, run_id: int) -> list[SpotItem]:
     """Every prediction of the run with the post's text, image, API labels and human label (unordered)."""
     api: dict[int, list[ApiLabel]] = {}
     human: dict[int, HumanLabel] = {}
-    marks = ",".join("?" * len(NON_API_SOURCES))
     for pid, source, labeler, label, conf in db.execute(
-        "SELECT l.post_id, l.source, l.labeler, l.label, l.confidence FROM labels l"
+        f"SELECT l.post_id, {origin_sql('l')}, l.labeler, l.label, l.confidence FROM labels l"
         " JOIN predictions pr ON pr.post_id = l.post_id AND pr.run_id = ?"
-        f" WHERE l.source NOT IN ({marks}) ORDER BY l.source, l.labeler", [run_id, *NON_API_SOURCES]
+        " WHERE l.source = ? ORDER BY l.labeler", [run_id, API_SOURCE]
     ):
         api.setdefault(pid, []).append(ApiLabel(source, labeler, label, conf))
     for lid, pid, label, split, labeler, sarcastic, unsure in db.execute(

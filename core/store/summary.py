@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.labels import LABELS
+from bizsent.core.labels import LABELS, origin_sql
 from bizsent.core.store import db_path
 from bizsent.core.store.posts import CANDIDATE_SQL
 
@@ -36,8 +36,9 @@ def disk_bytes(folder: Path) -> int:
 
 def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
     labels: dict[str, dict] = {}
-    for source, split, label, count in db.execute(
-        "SELECT source, split, label, count(*) FROM labels GROUP BY source, split, label ORDER BY source"
+    for source, split, label, count in db.execute(  # by who the labels are from: API labels by provider
+        f"SELECT {origin_sql()} AS origin, split, label, count(*) FROM labels GROUP BY origin, split, label"
+        " ORDER BY origin"
     ):
         entry = labels.setdefault(source, {"total": 0, "by_split": {}, "by_label": {}})
         entry["total"] += count

@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 from bizsent.core.errors import BizsentError
+from bizsent.core.label.planning import Params
 from bizsent.core.labels import LABELS
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
@@ -337,8 +338,8 @@ class BatchesScreen(Screen):
         if self.labeler in by_name:
             return by_name[self.labeler]
         job = self.jobs.get(self.selected) if self.selected is not None else None
-        if job is not None and f"{job.source}:{job.labeler}" in by_name:
-            return by_name[f"{job.source}:{job.labeler}"]
+        if job is not None and job.labeler in by_name:
+            return by_name[job.labeler]
         return self.agreement.labelers[0]
 
     def _show_detail(self) -> None:
@@ -390,11 +391,11 @@ class BatchesScreen(Screen):
     def action_new_job(self) -> None:
         self.app.push_screen(NewJobModal(), callback=self._confirmed)
 
-    def _confirmed(self, params: labeling.Params | None) -> None:
+    def _confirmed(self, params: Params | None) -> None:
         if params is not None:
             self._run_action(lambda db: self._launch(db, params))
 
-    def _launch(self, db, params: labeling.Params) -> str:
+    def _launch(self, db, params: Params) -> str:
         from bizsent.jobs.launch import launch_label
 
         job_id, pid = launch_label(db, self.app.db_path, self.app.config_path(), params,

@@ -7,7 +7,8 @@ Nothing is written and nothing is sent while it is open. ConfirmModal: a yes/no 
 
 from __future__ import annotations
 
-from bizsent.jobs import labeling
+from bizsent.core.label import providers
+from bizsent.core.label.planning import Params
 from bizsent.tui.job_queries import EstimateView, estimate_view
 from bizsent.tui.messages import EstimateReady
 from bizsent.tui.queries import reading
@@ -22,7 +23,6 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Select, Static
 
-PROVIDERS = ("openai", "gemini", "compatible")
 MODES = ("live", "batch")
 ESTIMATE_DEBOUNCE_S = 0.3
 
@@ -67,7 +67,7 @@ def estimate_summary(view: EstimateView) -> Text:
     return out
 
 
-class NewJobModal(ModalScreen[labeling.Params | None]):
+class NewJobModal(ModalScreen[Params | None]):
     """Dismisses with the Params to start, or None. Start is enabled only for an estimate with no blocker."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
@@ -79,20 +79,20 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
         self._debounce: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        conf = self.app.settings.labeling
-        provider = conf.provider if conf.provider in PROVIDERS else PROVIDERS[0]
+        settings = self.app.settings
+        provider = settings.labeling.provider
         with Vertical(id="newjob-box", classes="modal-box"):
             yield Static("New labeling job · tab moves · escape cancels", classes="modal-title")
             with Horizontal(classes="newjob-row"):
                 yield Static("provider", classes="newjob-label")
-                yield Select([(p, p) for p in PROVIDERS], value=provider, allow_blank=False, compact=True,
+                yield Select([(p, p) for p in providers.names()], value=provider, allow_blank=False, compact=True,
                              id="newjob-provider")
                 yield Static("mode", classes="newjob-label")
                 yield Select([(m, m) for m in MODES], value="live", allow_blank=False, compact=True,
                              id="newjob-mode")
             with Horizontal(classes="newjob-row"):
                 yield Static("model", classes="newjob-label")
-                yield Input(value=getattr(conf, provider).model, compact=True, id="newjob-model")
+                yield Input(value=providers.settings_of(settings, provider).model, compact=True, id="newjob-model")
                 yield Static("limit", classes="newjob-label")
                 yield Input(placeholder="all", type="integer", compact=True, id="newjob-limit")
             yield Static(Text("estimating…", style="dim"), id="newjob-estimate")
@@ -117,7 +117,8 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
     @on(Select.Changed, "#newjob-provider")
     def _provider_changed(self, event: Select.Changed) -> None:
         # Each provider has its own default model; a typed model name rarely makes sense for another provider.
-        self.query_one("#newjob-model", Input).value = getattr(self.app.settings.labeling, str(event.value)).model
+        self.query_one("#newjob-model", Input).value = providers.settings_of(self.app.settings,
+                                                                            str(event.value)).model
         self._estimate_soon()
 
     @on(Select.Changed, "#newjob-mode")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import replace
 
-from bizsent.core.labels import LABELS, SOURCES, SPLITS
+from bizsent.core.label.providers import origins
+from bizsent.core.labels import LABELS, SPLITS
 from bizsent.tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
 from bizsent.tui.queries import (
     DISAGREE,
@@ -58,7 +59,7 @@ class PostsScreen(Screen):
         "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
         "`l` label, `o` label source, `t` split and `i` image status cycle through their filters; label, source "
         "and split apply to the same label row (e.g. *bullish* from *openai* in *train*); the label cycle ends "
-        "with *disagree*, which `d` also toggles: posts to which two API labelers (openai, gemini, compatible) "
+        "with *disagree*, which `d` also toggles: posts to which two API labelers (e.g. openai and gemini) "
         "gave different labels. `/` searches the text (as you type); `escape` returns to the list; `c` clears "
         "every filter; `enter` opens the post under the cursor in the Label screen."
     )
@@ -68,7 +69,7 @@ class PostsScreen(Screen):
         self.filter = PostFilter()
         self.choices: dict[str, list[str | None]] = {
             "label": [None, *LABELS, "unlabeled", DISAGREE],
-            "source": [None, *SOURCES],
+            "source": [None, *origins()],
             "split": [None, *SPLITS],
             "image": [None, *IMAGE_STATES],
         }
@@ -129,8 +130,9 @@ class PostsScreen(Screen):
             self.post_message(LabelSourcesLoaded(label_sources(db)))
 
     def on_label_sources_loaded(self, message: LabelSourcesLoaded) -> None:
-        known = [s for s in SOURCES if s in message.sources] + [s for s in message.sources if s not in SOURCES]
-        self.choices["source"] = [None, *(known or SOURCES)]
+        every = origins()
+        known = [s for s in every if s in message.sources] + [s for s in message.sources if s not in every]
+        self.choices["source"] = [None, *(known or every)]
 
     def on_post_ids_loaded(self, message: PostIdsLoaded) -> None:
         if message.generation != self._generation:

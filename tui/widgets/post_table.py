@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from bizsent.core.label import providers
 from bizsent.tui.messages import RowHighlighted, RowsLoaded
 from bizsent.tui.queries import LabelMark, PostRow, format_time
 from bizsent.tui.workers import background
@@ -20,7 +21,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-SOURCE_MARK = {"human": "H", "openai": "O", "gemini": "G", "compatible": "C", "model": "M", "pseudo": "P"}
+# One letter per origin (core.labels.origin); each provider declares its own (core.label.providers).
+SOURCE_MARK = {"human": "H", "model": "M", "pseudo": "P"}
 LABEL_MARK = {"bearish": ("▼", "red"), "neutral": ("•", "yellow"), "bullish": ("▲", "green")}
 IMAGE_STYLE = {"ok": "green", "pending": "yellow", "corrupt": "red", "missing": "red", "unsupported": "magenta"}
 COLUMNS = (("id", 7), ("time", 14), ("labels", 8), ("image", 8))  # the text preview takes the rest
@@ -37,6 +39,13 @@ def header_line(width: int) -> str:
     return _cell(f"{fixed} text", width)
 
 
+def source_mark(origin: str) -> str:
+    if origin in SOURCE_MARK:
+        return SOURCE_MARK[origin]
+    known = {p.name: p.mark for p in providers.registered()}
+    return known.get(origin, origin[:1].upper())
+
+
 def _label_segments(marks: Sequence[LabelMark], width: int, base: Style) -> list[Segment]:
     out: list[Segment] = []
     used = 0
@@ -44,7 +53,7 @@ def _label_segments(marks: Sequence[LabelMark], width: int, base: Style) -> list
         glyph, color = LABEL_MARK.get(mark.label, ("?", "white"))
         if used + 2 > width:
             break
-        out.append(Segment(SOURCE_MARK.get(mark.source, mark.source[:1].upper()), base))
+        out.append(Segment(source_mark(mark.source), base))
         out.append(Segment(glyph, base + Style(color=color, bold=True)))
         used += 2
     out.append(Segment(" " * (width - used), base))
