@@ -38,7 +38,7 @@ from bizsent.core.label.labelers.base import exhausted_for, provider_settings
 from bizsent.core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
 from bizsent.core.model.dataset import leakage_check
 from bizsent.core.store import transaction
-from bizsent.core.store.posts import CANDIDATE_SQL, set_label
+from bizsent.core.store.posts import CANDIDATE_SQL, human_test, set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
@@ -222,7 +222,7 @@ def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Count
     items = []
     for row in db.execute(
         "SELECT p.id, p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
-        " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
+        f" EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND {human_test('h')})"
         f" FROM posts p JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)"
         " ORDER BY p.id",
