@@ -23,7 +23,7 @@ def label(
                                             " provider, model, mode and limit apply")] = None,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
-    from bizsent.core.label import planning, providers
+    from bizsent.core.label import planning
     from bizsent.jobs import labeling
 
     c = ctx_of(ctx)
@@ -36,13 +36,15 @@ def label(
     typer.echo(plan.render())
     if dry_run:
         return
-    if not plan.items:
-        typer.echo("nothing to label: every candidate post already has a label from this labeler")
-        return
-    from bizsent.core.label.budget import check_caps, money
+    from bizsent.core.label.approval import approve
+    from bizsent.core.label.budget import money
 
-    providers.require_key(c.settings, params.provider)
-    check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+    approval = approve(db, c.settings, plan)
+    if approval.nothing_to_do:
+        typer.echo(approval.blocker)
+        return
+    if approval.error is not None:
+        raise approval.error
     if not yes and not typer.confirm(f"send {len(plan.items)} requests for about {money(plan.chosen.usd)}?"):
         typer.echo("cancelled; nothing was sent")
         return
@@ -66,8 +68,8 @@ def label(
 def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
     it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
-    from bizsent.core.label import planning, providers
-    from bizsent.core.label.budget import check_caps
+    from bizsent.core.label import planning
+    from bizsent.core.label.approval import approve
     from bizsent.core.label.ledger import recover
     from bizsent.jobs import labeling, rows
 
@@ -82,8 +84,9 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
             rows.finish(db, job_id, "done", "nothing left to label")
             typer.echo(f"job {job_id}: nothing left to label")
             return
-        providers.require_key(c.settings, params.provider)
-        check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+        approval = approve(db, c.settings, plan)
+        if approval.error is not None:
+            raise approval.error
         if params.mode == "batch":
             from bizsent.jobs import batches
 

@@ -30,7 +30,7 @@ from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, few_shot_ex
 from bizsent.core.labels import Example, user_prompt
 from bizsent.core.pods import records as pod_records
 from bizsent.core.store import now, transaction
-from bizsent.core.store.posts import set_label
+from bizsent.core.store.posts import HUMAN_TEST, human_test, set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
 from bizsent.jobs.labeling import Snapshot
@@ -180,7 +180,7 @@ def _items_for(db: sqlite_utils.Database, params: Params, post_ids: list[int]) -
     for post in post_ids:
         row = db.execute(
             "SELECT p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
-            " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
+            f" EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND {human_test('h')})"
             " FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?", [post]).fetchone()
         if row:
             subject, text, path, sha, w, h, is_test = row
@@ -252,8 +252,8 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
                 ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
                 retry_posts.append(post)
                 continue
-            split = "test" if db.execute("SELECT 1 FROM labels WHERE post_id = ? AND source = 'human' AND"
-                                         " split = 'test'", [post]).fetchone() else "unassigned"
+            split = "test" if db.execute(f"SELECT 1 FROM labels WHERE post_id = ? AND {HUMAN_TEST}",
+                                         [post]).fetchone() else "unassigned"
             a = outcome.answer
             with transaction(db):
                 ledger.complete(db, call_id, status="ok", **common)

@@ -15,6 +15,7 @@ from bizsent.tui.widgets.post_detail import PostDetailView, post_text
 from bizsent.tui.widgets.post_table import PostTable
 from fakes.tui import build_store, until
 from rich.console import Console
+from textual.geometry import Region
 
 
 @pytest.fixture
@@ -263,9 +264,10 @@ async def test_filter_line_keeps_every_field_at_80_columns(settings, db, store):
         screen.set_filter(label="unlabeled", source="compatible", split="unassigned", image="unsupported")
         await pilot.pause(0.2)
         await pilot.pause()
-        lines = [strip.text for strip in screen._compositor.render_strips()]
-        region = screen.query_one("#filters").region
-        drawn = " ".join(" ".join(line[region.x:region.right].split()) for line in lines[region.y:region.bottom])
+        filters = screen.query_one("#filters")
+        region = filters.region
+        lines = [strip.text for strip in filters.render_lines(Region(0, 0, region.width, region.height))]
+        drawn = " ".join(" ".join(line.split()) for line in lines)
         for shown in ("label unlabeled", "src compatible", "split unassigned", "img unsupported"):
             assert shown.split()[-1] in drawn, drawn  # wrapped onto a second line if need be, never cut
         assert drawn.endswith("img unsupported")

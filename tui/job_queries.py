@@ -1,7 +1,7 @@
 """Read-only data behind the Batches screen: labeling jobs as their rows say, a job's failures from the ledger,
 every labeler against the human test set, and the dry-run estimate the new-job dialog shows.
 
-Like tui.queries, every function runs in a worker thread on a connection of its own. Jobs are read from the
+Like every read of the console, each function runs in a worker thread on a connection of its own. Jobs are read from the
 store only: a job started from the console is another process, and its row is all the console knows of it.
 """
 
@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger, planning, providers
+from bizsent.core.label import ledger, planning
 from bizsent.core.label.agreement import agreement
-from bizsent.core.label.budget import check_caps
+from bizsent.core.label.approval import approve
 from bizsent.core.label.planning import Plan
 from bizsent.core.labels import LABELS, api_labeler, labeler_name
+from bizsent.core.store.posts import HUMAN_TEST
 from bizsent.jobs import labeling, rows
 
 
@@ -132,7 +133,7 @@ class Agreement:
 
 
 def agreement_scores(db: sqlite_utils.Database) -> Agreement:
-    test_posts = db.execute("SELECT count(*) FROM labels WHERE source = 'human' AND split = 'test'").fetchone()[0]
+    test_posts = db.execute(f"SELECT count(*) FROM labels WHERE {HUMAN_TEST}").fetchone()[0]
     scored = [LabelerScore(r["source"], r["labeler"], r["n"], r["accuracy"], r["macro_f1"], r["kappa"],
                            {label: r["recall"][label] for label in LABELS}, r["confusion"], r["sarcastic_n"],
                            r["sarcastic_accuracy"]) for r in agreement(db).against_human]
@@ -160,13 +161,4 @@ def estimate_view(db: sqlite_utils.Database, settings: Settings, provider: str, 
         the_plan = planning.plan(db, settings, params)
     except BizsentError as exc:
         return EstimateView(None, *caps, str(exc))
-    blocker = None
-    if not the_plan.items:
-        blocker = "nothing to label: every candidate post already has a label from this labeler"
-    else:
-        try:
-            providers.require_key(settings, provider)
-            check_caps(db, settings, the_plan.chosen.usd)
-        except BizsentError as exc:  # a missing key or a crossed budget cap, in one line
-            blocker = str(exc)
-    return EstimateView(the_plan, *caps, blocker)
+    return EstimateView(the_plan, *caps, approve(db, settings, the_plan).blocker)

@@ -16,7 +16,7 @@ import sqlite_utils
 from bizsent.core.evaluate.metrics import confusion_matrix, from_confusion
 from bizsent.core.labels import COMBINED_SOURCE, LABELS, combined_labeler, labeler_name
 from bizsent.core.store import transaction
-from bizsent.core.store.posts import set_label
+from bizsent.core.store.posts import HUMAN_TEST, set_label
 from bizsent.core.store.records import NewLabel
 
 
@@ -51,7 +51,7 @@ def _votes(db: sqlite_utils.Database) -> dict[tuple[str, str], dict[int, str]]:
 
 def _human_test(db: sqlite_utils.Database) -> dict[int, tuple[str, bool]]:
     return {post: (label, bool(sarcastic)) for post, label, sarcastic in db.execute(
-        "SELECT post_id, label, sarcastic FROM labels WHERE source = 'human' AND split = 'test'")}
+        f"SELECT post_id, label, sarcastic FROM labels WHERE {HUMAN_TEST}")}
 
 
 @dataclass(slots=True)

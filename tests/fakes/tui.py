@@ -55,3 +55,8 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("condition not reached in time")
+
+
+def toasts(app) -> list[str]:
+    """The notifications as drawn on the current screen (what the user sees, not the app's internal list)."""
+    return [str(toast.render()) for toast in app.screen.query("Toast")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from bizsent.core.errors import BizsentError
@@ -19,18 +20,17 @@ from bizsent.core.labels import LABELS
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
 from bizsent.tui.job_queries import Agreement, JobDetail, JobRow, LabelerScore, agreement_scores, job_detail, job_rows
-from bizsent.tui.messages import AgreementLoaded, JobActionDone, JobsLoaded
-from bizsent.tui.queries import reading
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background
+from bizsent.tui.workers import background, reading
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -198,6 +198,28 @@ class BatchesScreen(Screen):
         "matrix of one labeler; `l` picks the next labeler."
     )
 
+    @dataclass
+    class JobsLoaded(Message):
+        """The job list, and the detail of the selected job (None: nothing selected); a newer poll replaces an
+        older one still queued."""
+
+        jobs: list[JobRow]
+        detail: JobDetail | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, BatchesScreen.JobsLoaded)
+
+    @dataclass
+    class AgreementLoaded(Message):
+        agreement: Agreement
+
+    @dataclass
+    class ActionDone(Message):
+        """A job action (start, cancel, collect) finished in its worker: one line for the user."""
+
+        text: str
+        error: bool = False
+
     def __init__(self) -> None:
         super().__init__()
         self.jobs: dict[int, JobRow] = {}
@@ -246,9 +268,9 @@ class BatchesScreen(Screen):
             if selected is None and jobs:
                 selected = jobs[0].id
             detail = job_detail(db, selected) if selected is not None else None
-        self.post_message(JobsLoaded(jobs, detail))
+        self.post_message(self.JobsLoaded(jobs, detail))
 
-    def on_jobs_loaded(self, message: JobsLoaded) -> None:
+    def on_batches_screen_jobs_loaded(self, message: BatchesScreen.JobsLoaded) -> None:
         first = not self.loaded
         self.loaded = True
         self._fill_table(message.jobs)
@@ -314,9 +336,9 @@ class BatchesScreen(Screen):
     def _load_agreement(self) -> None:
         with reading(self.app.db_path) as db:
             scores = agreement_scores(db)
-        self.post_message(AgreementLoaded(scores))
+        self.post_message(self.AgreementLoaded(scores))
 
-    def on_agreement_loaded(self, message: AgreementLoaded) -> None:
+    def on_batches_screen_agreement_loaded(self, message: BatchesScreen.AgreementLoaded) -> None:
         self.agreement = message.agreement
         self._show_detail()
 
@@ -457,8 +479,8 @@ class BatchesScreen(Screen):
         except Exception as exc:  # a provider outage must not take the console down; the log keeps the trace
             log.exception("batches action failed")
             text, error = f"failed: {type(exc).__name__}: {exc}", True
-        self.post_message(JobActionDone(text, error))
+        self.post_message(self.ActionDone(text, error))
 
-    def on_job_action_done(self, message: JobActionDone) -> None:
+    def on_batches_screen_action_done(self, message: BatchesScreen.ActionDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information", timeout=8)
         self.refresh_jobs()
