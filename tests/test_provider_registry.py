@@ -15,10 +15,10 @@ from bizsent.core.label.agreement import render_agreement
 from bizsent.core.labels import PROMPT_VERSION, origin
 from bizsent.core.log import redact
 from bizsent.core.store import open_db
+from bizsent.core.store.browse import PostFilter, label_sources, post_ids
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import labeling
-from bizsent.core.store.browse import PostFilter, label_sources, post_ids
 from bizsent.tui.widgets.post_table import source_mark
 from fakes.echo_provider import Echo
 from fakes.label_posts import make_posts
