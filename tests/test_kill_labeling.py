@@ -23,11 +23,13 @@ from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 ROOT = Path(__file__).resolve().parent.parent
+# The children run this checkout (the test's own PYTHONPATH first found it).
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 CONCURRENCY = 8
 
 
 def launch(cfg: Path) -> subprocess.Popen:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": PYTHONPATH}
     return subprocess.Popen(
         [sys.executable, "-c", "from bizsent.cli import main; main()", "--config", str(cfg), "label", "--provider",
          "openai", "--yes"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -265,6 +265,13 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX api_calls_open_key ON api_calls(request_key) WHERE status IN ('pending', 'sent');
     CREATE INDEX api_calls_post ON api_calls(post_id);
     """,
+    # 8: one job interface for every long-running kind (jobs.kinds). A job row names the machine its process
+    # runs on (host), so a pid is only ever checked where it means something; liveness itself goes by the
+    # heartbeat (core.store.liveness), which any machine can read.
+    """
+    ALTER TABLE jobs ADD COLUMN host TEXT;
+    CREATE INDEX jobs_kind ON jobs(kind, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
