@@ -107,3 +107,15 @@ def run_eval(db: sqlite_utils.Database, settings: Any, job_id: int) -> tuple[Any
         out = evaluate_run(db, settings, run, cryptobert=Path(p["cryptobert"]) if p.get("cryptobert") else None)
         rows.progress(db, job_id, done=1, failed=0, total=1, counts={"report": str(out[1])})
     return out
+
+
+def launch_eval(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, run: int | str,
+                log_dir: Path | str) -> tuple[int, int]:
+    """Evaluate `run` in a detached eval job (the console's `e`): (job id, pid). One at a time per run."""
+    from bizsent.jobs.control import launch
+    from bizsent.jobs.kinds import status
+
+    for job in reversed(rows.listing(db, EVAL)):
+        if job["params"].get("run") == str(run) and status(job) in ("starting", "running"):
+            raise BizsentError(f"run {run} is already being evaluated (job {job['id']}, pid {job['pid']})")
+    return launch(db, db_path, config_path, EVAL, eval_params(str(run), bundle=None, cryptobert=None), log_dir)

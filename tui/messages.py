@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from bizsent.core.evaluate.report import Report
     from bizsent.core.model.events import MetricEvent
     from bizsent.core.store.sessions import LabelSession
-    from bizsent.tui.job_queries import Agreement, EstimateView, JobDetail, JobRow
+    from bizsent.tui.job_queries import EstimateView
     from bizsent.tui.queries import LabelPost, PostDetail, PostRow, StatusInfo
     from bizsent.tui.run_queries import PoolJob, RunRow, SpotItem
     from bizsent.tui.widgets.image_preview import Picture
@@ -86,32 +86,11 @@ class WriteFailed(Message):
 
 
 @dataclass
-class JobsLoaded(Message):
-    """The Batches screen's job list, and the detail of the selected job (None: nothing selected)."""
-
-    jobs: list[JobRow]
-    detail: JobDetail | None
-
-
-@dataclass
-class AgreementLoaded(Message):
-    agreement: Agreement
-
-
-@dataclass
 class EstimateReady(Message):
     """The new-job dialog's dry-run estimate for one choice (generation tells stale results apart)."""
 
     generation: int
     view: EstimateView
-
-
-@dataclass
-class JobActionDone(Message):
-    """A job action (start, cancel, collect) finished in its worker: one line for the user."""
-
-    text: str
-    error: bool = False
 
 
 @dataclass
