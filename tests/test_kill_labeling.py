@@ -43,6 +43,17 @@ def answered(db_path: Path) -> int:
             return 0
 
 
+def newest_job(db_path: Path) -> dict:
+    from bizsent.jobs import views
+
+    db = open_db(db_path, create=False)
+    try:
+        job = views.listing(db, "label")[0]
+    finally:
+        db.close()
+    return {"status": job.status, "id": job.id}
+
+
 def test_sigkill_and_resume_pays_twice_only_for_requests_in_flight(tmp_path):
     fake = FakeOpenAI(latency_s=0.03)
     rng = random.Random(int(os.environ.get("KILL_SEED", "11")))
@@ -63,7 +74,11 @@ def test_sigkill_and_resume_pays_twice_only_for_requests_in_flight(tmp_path):
                 time.sleep(0.005)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
+                proc.wait()
                 kills += 1
+                # The killed run's job reads dead at once on this machine, and to any other once its heartbeat
+                # is older than the liveness limit; only then do its claims count as dead.
+                assert newest_job(settings.db_path)["status"] == "dead"
             said += proc.communicate()[1]
         final = launch(cfg)
         out, err = final.communicate(timeout=120)
