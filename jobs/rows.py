@@ -72,6 +72,12 @@ def listing(db: sqlite_utils.Database, kind_prefix: str = "") -> list[dict[str, 
     return [get(db, i) for i in ids]  # type: ignore[misc]
 
 
+def listing_active(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The rows that may have a process or a remote batch at work ('queued' or 'running'), oldest first."""
+    ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")]
+    return [get(db, i) for i in ids]  # type: ignore[misc]
+
+
 class JobBusy(BizsentError):
     """Another live process runs this job: leave its row alone."""
 

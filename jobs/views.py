@@ -158,3 +158,10 @@ def render_job(job: JobView) -> str:
         out.append("its process is gone: " + (f"`bizsent jobs resume {job.id}` continues it" if job.resumable
                                                else f"`bizsent jobs cancel {job.id}` closes it"))
     return "\n".join(out)
+
+
+def running_count(db: sqlite_utils.Database) -> int:
+    """Jobs at work now (starting, running, or waiting on a remote batch): what the status bar counts. Dead ones
+    are not counted, though their rows still say 'running'."""
+    jobs = rows.listing_active(db)
+    return sum(status(job) in ("starting", "running", "waiting") for job in jobs)

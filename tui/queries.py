@@ -223,7 +223,9 @@ def label_sources(db: sqlite_utils.Database) -> list[str]:
 
 
 def status_info(db: sqlite_utils.Database, db_path: Path) -> StatusInfo:
-    running = db.execute("SELECT count(*) FROM jobs WHERE state = 'running'").fetchone()[0]
+    from bizsent.jobs.views import running_count
+
+    running = running_count(db)  # a dead job's row still says 'running': the engine's rule decides
     spend = db.execute(
         "SELECT (SELECT coalesce(sum(usd), 0) FROM api_calls) + (SELECT coalesce(sum(total_usd), 0) FROM pods)"
     ).fetchone()[0]
