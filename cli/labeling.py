@@ -136,17 +136,28 @@ def batches(
     ctx: typer.Context,
     action: Annotated[str, typer.Argument(help="list | show | cancel | collect")] = "list",
     job: Annotated[int | None, typer.Argument(help="job id (show, cancel; collect: only this job)")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done")]
-    = False,
+    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done, as a"
+                                       " batch-collect job of its own (see `bizsent jobs`)")] = False,
     interval: Annotated[float, typer.Option(help="collect --wait: seconds between polls")] = 60.0,
+    detach: Annotated[bool, typer.Option("--detach", help="collect --wait: run in the background")] = False,
+    collector: Annotated[int | None, typer.Option("--job", help="collect --wait: run (or resume) this"
+                                                  " batch-collect job row")] = None,
 ) -> None:
     """Labeling jobs (live and batch): list, show one, cancel, or collect finished batch results."""
     from bizsent.jobs import batches as batch_jobs
 
     c = ctx_of(ctx)
     db = c.db(create=False)
-    if action == "collect" and wait:
-        batch_jobs.collect_until_done(db, c.settings, job, max(0.0, interval), echo=typer.echo)
+    if action == "collect" and (wait or collector is not None):
+        if collector is None:
+            collector = batch_jobs.queue_collect(db, job, max(0.0, interval))
+        if detach:
+            from bizsent.jobs.control import start
+
+            pid = start(db, c.db_path, c.settings.source, collector, c.settings.data_dir / "logs")
+            typer.echo(f"job {collector} (batch-collect) started in the background (pid {pid})")
+            return
+        batch_jobs.run_collect_job(db, c.settings, collector, echo=typer.echo)
         return
     typer.echo(batch_jobs.command(db, c.settings, action, job))
 

@@ -11,7 +11,6 @@ labeling.max_retries).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -214,6 +213,41 @@ def collect_until_done(db: sqlite_utils.Database, settings: Settings, job_id: in
         sleep(interval_s)
 
 
+COLLECT_KIND = "batch-collect"
+
+
+def queue_collect(db: sqlite_utils.Database, label_job: int | None, interval_s: float) -> int:
+    """A `batch-collect` job row: `collect --wait` for one labeling job (or every open one) as a job of its own."""
+    return rows.queue(db, COLLECT_KIND, {"label_job": label_job, "interval_s": interval_s})
+
+
+def run_collect_job(db: sqlite_utils.Database, settings: Settings, job_id: int,
+                    echo: Callable[[str], None] = print) -> None:
+    """Run (or resume) a batch-collect row here, with its heartbeat; a cancel ends it at its next wait."""
+    from bizsent.core.errors import Cancelled
+    from bizsent.jobs.heartbeat import running
+
+    job = rows.get(db, job_id)
+    if job is None or job["kind"] != COLLECT_KIND:
+        raise BizsentError(f"job {job_id} is not a {COLLECT_KIND} job; see `bizsent jobs`")
+    target, interval = job["params"].get("label_job"), float(job["params"].get("interval_s", 60.0))
+    total = len(open_jobs(db, target))
+    with running(db, job_id, total) as beat:
+
+        def report(line: str) -> None:
+            echo(line)
+            left = len(open_jobs(db, target))
+            if rows.progress(db, job_id, done=max(0, total - left), failed=0, total=total,
+                             counts={"last": line}) == "cancelled":
+                raise Cancelled(f"job {job_id} cancelled")
+
+        def wait(seconds: float) -> None:
+            if beat.cancelled.wait(seconds):
+                raise Cancelled(f"job {job_id} cancelled")
+
+        collect_until_done(db, settings, target, interval, echo=report, sleep=wait)
+
+
 def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
     p = job["params"]
     # The job's own record, never the config as it is now: labels are filed under the labeler name its requests
@@ -327,39 +361,16 @@ def cancel(db: sqlite_utils.Database, settings: Settings, job_id: int) -> str:
 
 
 
-def render_list(db: sqlite_utils.Database) -> str:
-    jobs = rows.listing(db, "label")
-    if not jobs:
-        return "no labeling jobs yet; start one with `bizsent label`"
-    out = [f"{'id':>4} {'state':<9} {'mode':<5} {'provider':<10} {'model':<24} {'done':>6} {'failed':>6} {'total':>6}"
-           f" {'USD':>9} {'estimate':>9}  started"]
-    for j in jobs:
-        c, p = j["counts"], j["params"]
-        out.append(f"{j['id']:>4} {j['state']:<9} {p.get('mode', ''):<5} {p.get('provider', ''):<10}"
-                   f" {p.get('model', '')[:24]:<24} {j['done']:>6} {j['failed']:>6} {j['total'] or 0:>6}"
-                   f" {c.get('usd', 0):>9.4f} {c.get('estimate_usd', 0):>9.4f}  {j['started_at']}")
-    return "\n".join(out)
-
-
-def render_job(db: sqlite_utils.Database, job_id: int) -> str:
-    job = rows.get(db, job_id)
-    if job is None:
-        raise BizsentError(f"no job {job_id}; see `bizsent batches list`")
-    out = [f"job {job_id}: {job['kind']} {job['state']}" + (f" ({job['error']})" if job["error"] else "")]
-    for key in ("params", "counts"):
-        out.append(f"{key}: {json.dumps(job[key], sort_keys=True)}")
-    out.append(f"progress {job['progress']:.0%}: done {job['done']}, failed {job['failed']}, total {job['total']};"
-               f" remote {job['remote_id'] or '-'}; heartbeat {job['heartbeat_at']}; pid {job['pid']}")
-    return "\n".join(out)
-
-
 def command(db: sqlite_utils.Database, settings: Settings, action: str, job_id: int | None) -> str:
+    from bizsent.jobs import views
+
     if action == "list":
-        return render_list(db)
+        return views.render_list(views.listing(db, "label"),
+                                 "no labeling jobs yet; start one with `bizsent label`")
     if action in ("show", "cancel") and job_id is None:
         raise BizsentError(f"`bizsent batches {action}` needs a job id; see `bizsent batches list`")
     if action == "show":
-        return render_job(db, job_id)  # type: ignore[arg-type]
+        return views.render_job(views.one(db, job_id))  # type: ignore[arg-type]
     if action == "cancel":
         return cancel(db, settings, job_id)  # type: ignore[arg-type]
     if action == "collect":

@@ -13,7 +13,6 @@ account is out of quota. A rerun of the same command picks up where a killed one
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,11 +38,11 @@ from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, the_text
 from bizsent.core.store import transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
-from bizsent.jobs import rows
+from bizsent.jobs import kinds, rows
+from bizsent.jobs.heartbeat import Beat
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
 
 PROGRESS_EVERY_S = 0.5
-HEARTBEAT_S = 5.0  # a running job's heartbeat, also while every request waits on a slow server
 RATE_LIMIT_RETRIES = 30
 # A claim reserves this multiple of the post's estimate (or the dearest answer seen so far, if larger), so
 # answers somewhat longer than estimated cannot carry concurrent runs over the total cap.
@@ -145,7 +144,7 @@ def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: S
     for job in rows.listing(db, "label"):
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
-        if same == wanted and job["state"] in ("running", "queued") and not ledger.pid_alive(job["pid"]):
+        if same == wanted and job["state"] in ("running", "queued") and kinds.status(job) in ("dead", "queued"):
             try:
                 rows.take_over(db, job["id"], total)
             except rows.JobBusy:  # another run resumed it a moment ago
@@ -172,8 +171,10 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     job_id = start_job(db, params, len(the_plan.items), snap, job_id)
     unknown: list[ledger.Interrupted] = []
     try:
-        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
-                                         interrupted, unknown))
+        # Claims stay live while the heartbeat (a thread of its own) is fresh, even when the event loop waits.
+        with Beat(db, job_id):
+            state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
+                                             interrupted, unknown))
     except KeyboardInterrupt:
         # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
         rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
@@ -217,12 +218,6 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
             if rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total,
                              counts=snap.counts("live")) == "cancelled":
                 halt("cancelled", "cancelled by the user")
-
-    async def heartbeat() -> None:
-        # Claims stay live while the job's heartbeat is fresh, even when every request waits on a slow server.
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            rows.beat(db, job_id)
 
     def pause(seconds: float) -> None:
         paused_until[0] = max(paused_until[0], loop.time() + seconds)
@@ -362,19 +357,15 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 return
             report()
 
-    beating = asyncio.create_task(heartbeat())
     workers = [asyncio.create_task(worker()) for _ in range(conf.concurrency)]
     try:
         await asyncio.gather(*workers)
     finally:
-        beating.cancel()
         await labeler.aclose()
     report(force=True)
     return stop["state"] or "done", stop["error"]
 
 
-
-STALE_AFTER_S = 60.0
 
 
 def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Params:
@@ -386,9 +377,9 @@ def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Pa
     resumable = ("queued", "running", "failed") if job["params"].get("mode") != "batch" else ("queued", "running")
     if job["state"] not in resumable:
         raise BizsentError(f"job {job_id} is {job['state']}; start a new one with `bizsent label`")
-    if job["state"] == "running" and ledger.pid_alive(job["pid"]) and job["pid"] != os.getpid():
+    if job["state"] == "running" and kinds.status(job) == "running" and not rows.mine(job["pid"], job["host"]):
         raise rows.JobBusy(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
-                           f" `bizsent batches cancel {job_id}`")
+                           f" `bizsent jobs cancel {job_id}`")
     p = job["params"]
     providers.get(p.get("provider") or "?")
     params = Params.from_dict(p, settings)  # the job's own examples, prompt version and price
@@ -413,14 +404,12 @@ def cancel(db: sqlite_utils.Database, job_id: int, settings: Settings | None = N
     return batches.cancel(db, settings or load_settings(), job_id)
 
 
-def recover_stale(db: sqlite_utils.Database, max_age_s: float = STALE_AFTER_S) -> list[int]:
-    """Live jobs whose process died (heartbeat older than `max_age_s` and pid gone) go back to 'queued', so
-    `bizsent label --job ID` resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
+def recover_stale(db: sqlite_utils.Database) -> list[int]:
+    """Live jobs whose process is dead (core.store.liveness) go back to 'queued', so `bizsent label --job ID`
+    resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
     stale = []
     for job in rows.listing(db, "label"):
-        if job["state"] != "running" or job["params"].get("mode") == "batch":
-            continue
-        if rows.age_s(job["heartbeat_at"]) > max_age_s and not ledger.pid_alive(job["pid"]):
+        if job["state"] == "running" and kinds.status(job) == "dead":
             rows.requeue(db, job["id"], f"interrupted: process {job['pid']} stopped; resume with"
                                         f" `bizsent label --job {job['id']}`")
             stale.append(job["id"])

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import sqlite_utils
-from bizsent.core.label.ledger import pid_alive
+from bizsent.jobs import views
 from bizsent.jobs.pool import KIND
 
 
@@ -21,18 +20,17 @@ class PoolJob:
     done: int
     total: int
     error: str | None
-    alive: bool
+    alive: bool  # its process is starting or running (jobs.kinds.status)
 
     @property
     def active(self) -> bool:
-        return self.state in ("queued", "running") and self.alive
+        return self.alive
 
 
 def pool_job(db: sqlite_utils.Database) -> PoolJob | None:
-    row = db.execute("SELECT id, params, state, done, total, error, pid FROM jobs WHERE kind = ? ORDER BY id DESC"
-                     " LIMIT 1", [KIND]).fetchone()
-    if row is None:
+    jobs = views.listing(db, KIND)
+    if not jobs:
         return None
-    jid, params, state, done, total, error, pid = row
-    return PoolJob(jid, json.loads(params or "{}").get("run_id"), state, done or 0, total or 0, error,
-                   pid_alive(pid))
+    job = jobs[0]
+    return PoolJob(job.id, job.params.get("run_id"), job.status, job.done, job.total, job.error,
+                   job.status in ("starting", "running"))

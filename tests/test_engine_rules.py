@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from bizsent.core.config import load_settings
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning
 from bizsent.core.label.approval import NOTHING_TO_LABEL, approve
 from bizsent.core.label.budget import BudgetError
 from bizsent.core.label.human import answer_target
@@ -16,7 +16,6 @@ from bizsent.core.store import now, open_db
 from bizsent.core.store.posts import HUMAN_TEST, human_test, set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.summary import spend, summarize
-from bizsent.jobs import labeling
 from fakes.label_posts import make_posts
 
 
@@ -33,12 +32,12 @@ def world(tmp_path, monkeypatch):
 
 
 def plan(settings, db, limit=None):
-    return labeling.plan(db, settings, labeling.resolve(settings, "openai", None, limit, False))
+    return planning.plan(db, settings, planning.resolve(settings, "openai", None, limit, False))
 
 
 def test_human_test_is_one_condition_with_or_without_an_alias(world):
     _, db, ids = world
-    set_label(db, ids[3], NewLabel(label="bearish", source="openai", split="test", labeler="x"))
+    set_label(db, ids[3], NewLabel(label="bearish", source="api", split="test", labeler="openai:x"))
     set_label(db, ids[4], NewLabel(label="bearish", source="human", split="train", labeler="human"))
     plain = db.execute(f"SELECT count(*) FROM labels WHERE {HUMAN_TEST}").fetchone()[0]
     aliased = db.execute(f"SELECT count(*) FROM labels h WHERE {human_test('h')}").fetchone()[0]

@@ -192,7 +192,11 @@ async def test_palette_lists_every_action_and_runs_it_on_its_screen(settings, db
 async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
     from bizsent.core.store import now
 
-    db.execute("INSERT INTO jobs (kind, state, created_at) VALUES ('label', 'running', ?)", [now()])
+    # A job beating now counts; one whose heartbeat stopped long ago is dead, however its row reads.
+    db.execute("INSERT INTO jobs (kind, state, created_at, heartbeat_at) VALUES ('label', 'running', ?, ?)",
+               [now(), now()])
+    db.execute("INSERT INTO jobs (kind, state, created_at, heartbeat_at) VALUES ('train', 'running', ?,"
+               " '2020-01-01T00:00:00+00:00')", [now()])
     db.execute("INSERT INTO api_calls (request_key, provider, model, usd, created_at)"
                " VALUES ('k', 'openai', 'm', 1.25, ?)", [now()])
     db.execute("INSERT INTO pods (name, created_at, total_usd) VALUES ('bizsent-x', ?, 0.5)", [now()])

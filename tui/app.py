@@ -22,7 +22,7 @@ from bizsent.core.config import Settings
 from bizsent.core.errors import StoreError
 from bizsent.core.log import log_file, redact
 from bizsent.core.store import open_db
-from bizsent.core.store.summary import running_jobs, spend
+from bizsent.core.store.summary import spend
 from bizsent.tui.commands import ActionsProvider
 from bizsent.tui.screens import SCREENS
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
@@ -122,9 +122,11 @@ class BizsentApp(App):
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
+        from bizsent.jobs.views import running_count  # the liveness rule decides, not a row's stored state
+
         try:
             with reading(self.db_path) as db:
-                info = StatusInfo(str(self.db_path), running_jobs(db), spend(db).total_usd)
+                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd)
         except Exception as exc:  # the bar reports a broken database; the console stays up
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
         self.post_message(self.StatusUpdated(info))

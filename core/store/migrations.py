@@ -338,6 +338,13 @@ MIGRATIONS: list[str] = [
             OLD.unsure, OLD.confidence, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), OLD.changed_by);
     END;
     """,
+    # 10: one job interface for every long-running kind (jobs.kinds). A job row names the machine its process
+    # runs on (host), so a pid is only ever checked where it means something; liveness itself goes by the
+    # heartbeat (core.store.liveness), which any machine can read.
+    """
+    ALTER TABLE jobs ADD COLUMN host TEXT;
+    CREATE INDEX jobs_kind ON jobs(kind, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -53,10 +53,6 @@ def spend(db: sqlite_utils.Database) -> Spend:
     return Spend(float(api_usd), float(pods_usd))
 
 
-def running_jobs(db: sqlite_utils.Database) -> int:
-    return db.execute("SELECT count(*) FROM jobs WHERE state = 'running'").fetchone()[0]
-
-
 def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
     labels: dict[str, dict] = {}
     for source, split, label, count in db.execute(  # by who the labels are from: API labels by provider

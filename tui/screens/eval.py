@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from bizsent.core.evaluate.runs import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
 from bizsent.core.evaluate.tables import DETAIL_HEADERS, detail_rows, pct
-from bizsent.core.label.ledger import pid_alive
 from bizsent.core.model.events import MetricEvent
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.widgets.confusion import ConfusionMatrix
@@ -91,7 +90,6 @@ class EvalScreen(BizsentNode, Screen):
         self.reports: dict[tuple, Report | None] = {}
         self.shown_key: tuple | None = None
         self._computing: set[tuple] = set()
-        self._launched: dict[int, int] = {}  # run id -> pid of the `bizsent eval` this screen started
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
@@ -264,24 +262,25 @@ class EvalScreen(BizsentNode, Screen):
 
     @background("starting the evaluation", group="eval-launch")
     def _start_eval(self, run: RunRow) -> None:
-        if pid_alive(self._launched.get(run.id)):
-            self.app.call_from_thread(self.notify, f"run {run.id} is already being evaluated (pid "
-                                                   f"{self._launched[run.id]})")
-            return
         reason = model_unavailable(run)
         if reason:
             self.app.call_from_thread(self.notify, reason, severity="warning")
             return
-        from bizsent.jobs.launch import start_detached
+        from contextlib import closing
 
-        settings = self.app.settings
-        log = settings.data_dir / "logs" / f"eval-run-{run.id}.log"
+        from bizsent.core.errors import BizsentError
+        from bizsent.core.store import open_db
+        from bizsent.jobs.training import launch_eval
+
+        settings = self.bizsent.settings
+        # An eval job of its own (jobs.training): closing the console never loses it, the Jobs screen shows it.
         try:
-            pid = start_detached(self.app.db_path, settings.source, ["eval", str(run.id)], log)
-        except Exception as exc:  # the launch failed: say so in one line, nothing was written
-            self.app.call_from_thread(self.notify, f"could not start the evaluation: {exc}", severity="error")
+            with closing(open_db(self.bizsent.db_path, create=False)) as db:
+                job_id, pid = launch_eval(db, self.bizsent.db_path, self.bizsent.config_path(), run.id,
+                                          settings.data_dir / "logs")
+        except BizsentError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
-        self._launched[run.id] = pid
         self.app.call_from_thread(
-            self.notify, f"evaluating run {run.id} in the background (pid {pid}); the matrix redraws when it "
-                         f"lands. Log: {log}", timeout=8)
+            self.notify, f"evaluating run {run.id} in the background (job {job_id}, pid {pid}); the matrix redraws"
+                         " when it lands; the Jobs screen follows it", timeout=8)
