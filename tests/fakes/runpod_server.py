@@ -15,7 +15,8 @@ Pods: PROVISIONING -> STARTING -> RUNNING after `boot_delay_s`, then the create 
 as a subprocess in its own session, with env: PATH (this Python's bin first, so `python3` is the test venv's),
 HOME, `extra_env`, the request's env, RUNPOD_POD_ID, RUNPOD_API_KEY (pod-scoped, never the user's key) and
 BIZSENT_PORT replaced by a free local port (the container port mapping). Emulating the container's private
-filesystem: "/tmp/" in the command and a BIZSENT_WORKDIR under /workspace are moved under <root>/<pod id>/.
+filesystem: the container's own "/tmp/" files in the command and a BIZSENT_WORKDIR under /workspace are moved under
+<root>/<pod id>/ (a host path that exists, such as a checkout under /tmp, is left alone).
 stdout/stderr become 'container' log lines, lifecycle events 'system' lines. A container whose process exits
 stays RUNNING and billing (RunPod bills the pod, not the process) until stopped or terminated. stop/terminate
 kill the process group; terminated pods vanish from GET /v2/pods and 404 on GET /v2/pods/{id}.
@@ -37,6 +38,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shlex
 import signal
 import socket
@@ -289,7 +291,7 @@ class FakeRunpod:
         workdir = env.get("BIZSENT_WORKDIR", "")
         if workdir.startswith("/workspace"):
             env["BIZSENT_WORKDIR"] = str(pod.root / workdir.lstrip("/"))
-        command = [part.replace("/tmp/", f"{pod.root}/tmp/") for part in shlex.split(args)]
+        command = [_container_tmp(part, pod.root) for part in shlex.split(args)]
         pod.proc = subprocess.Popen(command, env=env, cwd=pod.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         readers = [threading.Thread(target=self._read, args=(pod, pod.proc, s), daemon=True)
@@ -656,3 +658,10 @@ class FakeRunpod:
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
+
+def _container_tmp(part: str, root: Path) -> str:
+    """The container's own /tmp files (the agent the start command writes) land in the pod's folder; a path under
+    /tmp that exists on this machine (a test file, a checkout under /tmp) is the host's and stays as it is."""
+    return re.sub(r"/tmp/[^\s'\"&;|]*",
+                  lambda m: m.group(0) if os.path.exists(m.group(0)) else f"{root}{m.group(0)}", part)
