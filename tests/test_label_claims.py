@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
+from bizsent.core.costs import render_costs
 from bizsent.core.label import budget, ledger, planning
 from bizsent.core.label.budget import BudgetError, check_caps
 from bizsent.core.store import open_db
@@ -194,7 +195,7 @@ def test_a_request_whose_connection_dies_is_maybe_paid_and_counted(tmp_path, fak
     maybe = [r[0] for r in db.execute("SELECT request_key FROM api_calls WHERE status = 'interrupted'")]
     assert maybe == list(twice)  # ...and the ledger says that one may have been paid twice
     assert "maybe paid: 1 request(s)" in report.summary()
-    costs = batches.render_costs(db, settings)
+    costs = render_costs(db, settings)
     assert "maybe paid: 1 request(s)" in costs
     assert json.loads(db.execute("SELECT counts FROM jobs").fetchone()[0])["maybe_paid"] == 1
 
