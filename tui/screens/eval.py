@@ -108,13 +108,12 @@ class EvalScreen(BizsentNode, Screen):
         runs.focus()
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
         self.poll()
-        self.set_interval(self.bizsent.settings.tui.refresh_s, self.poll)
+        self.poll_while_shown(self.poll)
 
     # -- polling the store ---------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        if self.is_current:  # a screen in the background waits; resuming polls at once
-            self._poll(self.run_id, self.last_id)
+        self._poll(self.run_id, self.last_id)
 
     def on_screen_resume(self) -> None:
         self.poll()
