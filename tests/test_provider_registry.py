@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bizsent.core.collect.transfer import export_file
+from bizsent.core.collect.export import export_file
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError, ConfigError
 from bizsent.core.label import planning, providers

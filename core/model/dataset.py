@@ -210,7 +210,7 @@ def _digest(examples: list[Example]) -> str:
 
 def sampling_counts(samplings: Iterable[str | None]) -> dict[str, int]:
     """How the test posts were chosen: random (the Label screen's random order), other (another order, a
-    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import)."""
+    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
     counts = Counter("not recorded" if s is None else "random" if s == RANDOM_SAMPLING else "other"
                      for s in samplings)
     return {"random": counts["random"], "other": counts["other"], "not recorded": counts["not recorded"]}
