@@ -128,9 +128,11 @@ def status(
 ) -> None:
     """Counts by source, split and label; image states; disk use; spend so far."""
     from bizsent.core.store.summary import render_summary, summarize
+    from bizsent.jobs.views import status_counts
 
     c = ctx_of(ctx)
-    summary = summarize(c.db(create=False), c.settings.image_dir)
+    db = c.db(create=False)
+    summary = summarize(db, c.settings.image_dir, status_counts(db))
     typer.echo(json.dumps(summary) if as_json else render_summary(summary))
 
 

@@ -68,7 +68,7 @@ def test_total_spend_counts_api_calls_and_pods(world, tmp_path):
     db.execute("INSERT INTO pods (pod_id, name, created_at, total_usd) VALUES ('p1', 'train', ?, 1.5)", [now()])
     money = spend(db)
     assert (money.api_usd, money.pods_usd, money.total_usd) == (0.25, 1.5, 1.75)
-    assert summarize(db, tmp_path)["spend_usd"] == 1.75
+    assert summarize(db, tmp_path, {})["spend_usd"] == 1.75
 
 
 def test_only_a_random_order_adds_to_the_test_split():
