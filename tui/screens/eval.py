@@ -145,7 +145,7 @@ class EvalScreen(BizsentNode, Screen):
         self.runs, self.runs_loaded = runs, True
         table.clear()
         for run in runs:
-            state_style = {"running": "bold yellow", "failed": "red", "done": "green"}.get(run.state, "")
+            state_style = {"running": "bold yellow", "failed": "red", "dead": "red", "done": "green"}.get(run.state, "")
             table.add_row(str(run.id), run.kind, run.name, Text(run.state, style=state_style),
                           (run.created or "")[:16].replace("T", " "), pct(run.best_f1), key=str(run.id))
         if not runs:
