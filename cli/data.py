@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from bizsent.cli.app import app, ctx_of, open_console
+
+if TYPE_CHECKING:
+    from bizsent.core.collect.transfer import HumanTestChange
+
+TEST_CHANGE_EXAMPLES = 5  # changed test labels listed before asking
 
 
 @app.command()
@@ -67,15 +73,35 @@ def import_(
     file: Annotated[Path, typer.Argument(help="JSONL, CSV or the old scraper's SQLite database")],
     split: Annotated[str, typer.Option(help="split for imported human labels: test | train | unassigned")] = "test",
     scale: Annotated[str, typer.Option(help="rating scale of the old scraper's labels: auto | 3 | 5 | 10")] = "auto",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="change existing human test labels the file disagrees"
+                                                          " with, without asking")] = False,
 ) -> None:
-    """Import posts and labels; the format is detected from the file."""
+    """Import posts and labels; the format is detected from the file. Existing human test labels change only
+    when confirmed."""
     from bizsent.core.collect.transfer import import_file
 
     c = ctx_of(ctx)
-    report = import_file(c.db(), file, split=split, scale=scale, image_dir=c.settings.image_dir)
+    report = import_file(c.db(), file, split=split, scale=scale, image_dir=c.settings.image_dir,
+                         confirm=lambda changes: _confirm_test_changes(changes, yes))
     for problem in report.problems:
         typer.echo(problem, err=True)
     typer.echo(report.summary())
+
+
+def _confirm_test_changes(changes: list[HumanTestChange], yes: bool) -> bool:
+    typer.echo(f"{len(changes)} human test label(s) would change (the test set every evaluation scores against):",
+               err=True)
+    for change in changes[:TEST_CHANGE_EXAMPLES]:
+        typer.echo(f"  {change.describe()}", err=True)
+    if len(changes) > TEST_CHANGE_EXAMPLES:
+        typer.echo(f"  … and {len(changes) - TEST_CHANGE_EXAMPLES} more", err=True)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        typer.echo("not changing them: nobody to ask; import again with --yes to change them (the rest imports now)",
+                   err=True)
+        return False
+    return typer.confirm("change them?")
 
 
 @app.command()
@@ -88,7 +114,7 @@ def export(
     split: Annotated[str | None, typer.Option(help="only labels in this split")] = None,
 ) -> None:
     """Export posts or labels as JSONL or CSV."""
-    from bizsent.core.collect.transfer import export_file
+    from bizsent.core.collect.export import export_file
 
     c = ctx_of(ctx)
     count = export_file(c.db(create=False), file, what=what, source=source, split=split)
@@ -102,9 +128,11 @@ def status(
 ) -> None:
     """Counts by source, split and label; image states; disk use; spend so far."""
     from bizsent.core.store.summary import render_summary, summarize
+    from bizsent.jobs.views import status_counts
 
     c = ctx_of(ctx)
-    summary = summarize(c.db(create=False), c.settings.image_dir)
+    db = c.db(create=False)
+    summary = summarize(db, c.settings.image_dir, status_counts(db))
     typer.echo(json.dumps(summary) if as_json else render_summary(summary))
 
 

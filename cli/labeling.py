@@ -25,6 +25,7 @@ def label(
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
     from bizsent.core.label import planning
     from bizsent.jobs import labeling
+    from bizsent.jobs.label_report import interrupted_notice
 
     c = ctx_of(ctx)
     db = c.db()
@@ -57,7 +58,7 @@ def label(
 
     interrupted = recover(db, params.provider, params.model)
     if interrupted:
-        typer.echo(labeling.interrupted_notice(interrupted), err=True)
+        typer.echo(interrupted_notice(interrupted), err=True)
     with _label_progress(len(plan.items)) as update:
         report = labeling.run_live(db, c.settings, plan, progress=update, interrupted=interrupted)
     typer.echo(report.summary())
@@ -72,6 +73,7 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     from bizsent.core.label.approval import approve
     from bizsent.core.label.ledger import recover
     from bizsent.jobs import labeling, rows
+    from bizsent.jobs.label_report import interrupted_notice
 
     params = labeling.job_params(db, c.settings, job_id)
     plan = planning.plan(db, c.settings, params)
@@ -94,7 +96,7 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
             return
         interrupted = recover(db, params.provider, params.model)
         if interrupted:
-            typer.echo(labeling.interrupted_notice(interrupted), err=True)
+            typer.echo(interrupted_notice(interrupted), err=True)
         report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
     except rows.JobBusy:
         raise  # another process runs it: its row is not ours to mark
@@ -165,7 +167,7 @@ def batches(
 @app.command()
 def costs(ctx: typer.Context) -> None:
     """API spend from the ledger by provider, model, job and day, and what RunPod pods cost."""
-    from bizsent.jobs.batches import render_costs
+    from bizsent.core.costs import render_costs
 
     c = ctx_of(ctx)
     typer.echo(render_costs(c.db(create=False), c.settings))

@@ -161,3 +161,13 @@ def running_count(db: sqlite_utils.Database) -> int:
     are not counted, though their rows still say 'running'."""
     jobs = rows.listing_active(db)
     return sum(status(job) in ("starting", "running", "waiting") for job in jobs)
+
+
+def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Jobs by what they are now (kinds.status: a 'running' row whose process is gone counts as dead), for
+    `bizsent status`."""
+    counts: dict[str, int] = {}
+    for job in rows.listing(db):
+        now_ = status(job)
+        counts[now_] = counts.get(now_, 0) + 1
+    return dict(sorted(counts.items()))

@@ -37,3 +37,14 @@ def run(tmp_path_factory):
     from fakes.train import trained_run
 
     return trained_run(tmp_path_factory)
+
+
+@pytest.fixture
+def fake_openai():
+    """The fake OpenAI-compatible server (tests/fakes/openai_server.py) on 127.0.0.1; `.url` is its base_url."""
+    from fakes.openai_server import FakeOpenAI, Server
+
+    fake = FakeOpenAI()
+    with Server(fake) as server:
+        fake.url = server.url
+        yield fake

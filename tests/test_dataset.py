@@ -7,7 +7,8 @@ import json
 
 from bizsent.core.label.agreement import combine_labels
 from bizsent.core.labels import PROMPT_VERSION
-from bizsent.core.model.dataset import build_dataset, export_bundle, normalise_text, read_split
+from bizsent.core.model.dataset import build_dataset, export_bundle, read_split
+from bizsent.core.model.leakage import normalise_text
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from fakes.train import add_post, image_bytes, seed_store

@@ -149,7 +149,8 @@ def test_three_hundred_posts_seed_in_a_few_seconds(seeded):
 
 def test_texts_vary_so_the_leakage_guard_drops_only_a_few_reposts(seeded):
     from bizsent.core.config import TrainSettings
-    from bizsent.core.model.dataset import build_dataset, normalise_text
+    from bizsent.core.model.dataset import build_dataset
+    from bizsent.core.model.leakage import normalise_text
 
     db, images, _ = seeded
     texts = [normalise_text(d.post.text) for d in build_posts(300, 7) if d.post.text]

@@ -68,7 +68,7 @@ def test_total_spend_counts_api_calls_and_pods(world, tmp_path):
     db.execute("INSERT INTO pods (pod_id, name, created_at, total_usd) VALUES ('p1', 'train', ?, 1.5)", [now()])
     money = spend(db)
     assert (money.api_usd, money.pods_usd, money.total_usd) == (0.25, 1.5, 1.75)
-    assert summarize(db, tmp_path)["spend_usd"] == 1.75
+    assert summarize(db, tmp_path, {})["spend_usd"] == 1.75
 
 
 def test_only_a_random_order_adds_to_the_test_split():
@@ -103,3 +103,21 @@ def test_polls_coalesce_but_other_messages_do_not():
     assert not newer.can_replace(EvalScreen.Polled([], 2, 5, [], None))  # another run's rows
     assert not newer.can_replace(EvalScreen.Polled([], 1, 0, [], None))  # another cursor
 
+
+
+def test_a_run_whose_job_died_is_shown_dead(tmp_path):
+    import os
+
+    from bizsent.core.evaluate.runs import DEAD, runs_list
+    from bizsent.core.model.events import create_run
+
+    db = open_db(tmp_path / "runs.db")
+    stamp = now()
+    db.execute("INSERT INTO jobs (id, kind, state, created_at, heartbeat_at, pid) VALUES"
+               " (1, 'train', 'running', ?, '2020-01-01T00:00:00+00:00', NULL), (2, 'train', 'running', ?, ?, ?)",
+               [stamp, stamp, stamp, os.getpid()])
+    killed = create_run(db, kind="train", name="killed", job_id=1)
+    alive = create_run(db, kind="train", name="alive", job_id=2)
+    foreground = create_run(db, kind="train", name="no job")
+    states = {run.id: run.state for run in runs_list(db)}
+    assert states == {killed: DEAD, alive: "running", foreground: "running"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
-from bizsent.core.store import liveness, open_db
+from bizsent.core.store import liveness, now, open_db
 from bizsent.jobs import kinds, rows, views
 from fakes.train import seed_store
 
@@ -78,6 +78,10 @@ def test_killed_train_reads_dead_within_seconds_and_resumes_its_run_from_a_check
     assert views.one(db, job_id).resumable
     shown = run(cfg, "jobs", "show", str(job_id))
     assert "train dead" in shown.stdout and f"bizsent jobs resume {job_id}" in shown.stdout
+    # A step logged after the last checkpoint (the kill came before the next save): the resume runs it again.
+    saved = max(int(p.name.split("-")[1]) for p in trainer.glob("checkpoint-*"))
+    db.execute("INSERT INTO metrics (run_id, kind, step, loss, created_at) VALUES (?, 'train', ?, 999.0, ?)",
+               [run_id, saved + 1, now()])
 
     resumed = run(cfg, "train", "--local", "--job", str(job_id))
     assert resumed.returncode == 0, resumed.stderr
@@ -86,6 +90,9 @@ def test_killed_train_reads_dead_within_seconds_and_resumes_its_run_from_a_check
     assert job["state"] == "done" and job["done"] == 6 and job["host"] == liveness.HOST
     # The same run row, now finished with its adapter; no second run was made.
     assert db.execute("SELECT id, job_id, state FROM runs").fetchall() == [(run_id, job_id, "done")]
+    steps = [s for (s,) in db.execute("SELECT step FROM metrics WHERE run_id = ? AND kind = 'train'", [run_id])]
+    assert len(steps) == len(set(steps)) and max(steps) == 6  # each step once: none from before the resume twice
+    assert not db.execute("SELECT 1 FROM metrics WHERE loss = 999.0").fetchone()
 
 
 def test_cancel_stops_a_detached_train_job_at_its_next_step(world):

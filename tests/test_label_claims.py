@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
+from bizsent.core.costs import render_costs
 from bizsent.core.label import budget, ledger, planning
 from bizsent.core.label.budget import BudgetError, check_caps
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling, rows
 from fakes.gemini_server import FakeGemini
 from fakes.gemini_server import make_handler as gemini_handler
-from fakes.label_posts import FAKE_CONFIG, make_posts
+from fakes.label_posts import FAKE_CONFIG, gemini_store, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
@@ -49,11 +50,9 @@ def bizsent(cfg: Path, *args: str, timeout: float = 90) -> subprocess.CompletedP
 
 
 @pytest.fixture
-def fake():
-    fake = FakeOpenAI(latency_s=0.05)
-    with Server(fake) as server:
-        fake.url = server.url
-        yield fake
+def fake(fake_openai):
+    fake_openai.latency_s = 0.05
+    return fake_openai
 
 
 @pytest.fixture(autouse=True)
@@ -194,7 +193,7 @@ def test_a_request_whose_connection_dies_is_maybe_paid_and_counted(tmp_path, fak
     maybe = [r[0] for r in db.execute("SELECT request_key FROM api_calls WHERE status = 'interrupted'")]
     assert maybe == list(twice)  # ...and the ledger says that one may have been paid twice
     assert "maybe paid: 1 request(s)" in report.summary()
-    costs = batches.render_costs(db, settings)
+    costs = render_costs(db, settings)
     assert "maybe paid: 1 request(s)" in costs
     assert json.loads(db.execute("SELECT counts FROM jobs").fetchone()[0])["maybe_paid"] == 1
 
@@ -281,11 +280,7 @@ def test_insufficient_quota_stops_at_once_and_says_check_billing(tmp_path, fake)
 def test_gemini_spent_quota_stops_but_a_rate_limit_is_retried(tmp_path):
     gemini = FakeGemini(script=lambda n, body: "quota")
     with Server(gemini, gemini_handler, suffix="") as server:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(FAKE_CONFIG + f'[labeling.gemini]\nbase_url = "{server.url}"\nmodel = "gemini-fake"\n'
-                       "requests_per_minute = 60000\n", encoding="utf-8")
-        settings = load_settings(cfg, environ={})
-        db = open_db(settings.db_path)
+        settings, db = gemini_store(tmp_path, server.url)
         make_posts(db, settings.image_dir, 10)
         report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
             settings, "gemini", None, None, False)), backoff_s=0.01)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from bizsent.core.config import load_settings
 from bizsent.core.label import planning
 from bizsent.core.labels import PROMPT_VERSION
-from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling, rows
 from fakes.gemini_server import FakeGemini, make_handler
-from fakes.label_posts import FAKE_CONFIG, make_posts
+from fakes.label_posts import gemini_store, make_posts
 from fakes.openai_server import Server
 
 
@@ -17,11 +15,7 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "g-test")
     fake = FakeGemini(script=lambda n, body: {0: "429", 1: "malformed"}.get(n, "ok"))
     with Server(fake, make_handler, suffix="") as server:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(FAKE_CONFIG + f'[labeling.gemini]\nbase_url = "{server.url}"\nmodel = "gemini-fake"\n'
-                       "requests_per_minute = 60000\n", encoding="utf-8")
-        settings = load_settings(cfg, environ={})
-        db = open_db(settings.db_path)
+        settings, db = gemini_store(tmp_path, server.url)
         make_posts(db, settings.image_dir, 5)
         plan = planning.plan(db, settings, planning.resolve(settings, "gemini", None, None, False))
         report = labeling.run_live(db, settings, plan, backoff_s=0.01)
@@ -34,15 +28,6 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
     assert tokens > 258
     assert all(key for _, key in fake.calls)  # the ledger key travels with every request
     assert fake.thinking and set(fake.thinking) == {0}  # thinking off by default
-
-
-def gemini_world(tmp_path, fake, server, extra: str = ""):
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(FAKE_CONFIG + f'[labeling]\nmax_retries = 2\n[labeling.gemini]\nbase_url = "{server.url}"\n'
-                   f'model = "gemini-fake"\n{extra}', encoding="utf-8")
-    settings = load_settings(cfg, environ={})
-    db = open_db(settings.db_path)
-    return settings, db
 
 
 def test_gemini_batch_submits_collects_resubmits_failures_at_the_discount(tmp_path, monkeypatch):
@@ -58,7 +43,7 @@ def test_gemini_batch_submits_collects_resubmits_failures_at_the_discount(tmp_pa
 
     fake = FakeGemini(batch_script=batch_script)
     with Server(fake, make_handler, suffix="") as server:
-        settings, db = gemini_world(tmp_path, fake, server, "thinking_budget = 64\n")
+        settings, db = gemini_store(tmp_path, server.url, "thinking_budget = 64\n")
         make_posts(db, settings.image_dir, 6, corrupt=1, human_test=2)
         plan = planning.plan(db, settings, planning.resolve(settings, "gemini", None, None, True))
         report = batches.submit(db, settings, plan)
@@ -91,7 +76,7 @@ def test_gemini_batch_cancel_cancels_remotely_and_frees_the_posts(tmp_path, monk
     monkeypatch.setenv("GEMINI_API_KEY", "g-test")
     fake = FakeGemini(batch_steps=100)
     with Server(fake, make_handler, suffix="") as server:
-        settings, db = gemini_world(tmp_path, fake, server)
+        settings, db = gemini_store(tmp_path, server.url)
         make_posts(db, settings.image_dir, 3)
         queued = labeling.queue(db, planning.resolve(settings, "gemini", None, None, True))
         plan = planning.plan(db, settings, labeling.job_params(db, settings, queued))

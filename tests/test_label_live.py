@@ -12,7 +12,7 @@ from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
 from fakes.label_posts import make_posts
-from fakes.openai_server import FakeOpenAI, Server, last_user_text
+from fakes.openai_server import last_user_text
 
 
 def settings_for(tmp_path, url: str, **labeling_extra):
@@ -30,11 +30,9 @@ def settings_for(tmp_path, url: str, **labeling_extra):
 
 
 @pytest.fixture
-def fake():
-    fake = FakeOpenAI(latency_s=0.01)
-    with Server(fake) as server:
-        fake.url = server.url
-        yield fake
+def fake(fake_openai):
+    fake_openai.latency_s = 0.01
+    return fake_openai
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,6 @@ from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling
 from bizsent.tui.job_queries import estimate_view
 from fakes.label_posts import make_posts
-from fakes.openai_server import FakeOpenAI, Server
 
 
 def write_config(path: Path, url: str, *, few_shot: int = 0, price_in: float = 1.0, price_out: float = 4.0,
@@ -33,12 +32,9 @@ def write_config(path: Path, url: str, *, few_shot: int = 0, price_in: float = 1
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, fake_openai):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fake = FakeOpenAI()
-    with Server(fake) as server:
-        fake.url = server.url
-        yield fake
+    return fake_openai
 
 
 def world(tmp_path, fake, n=6, human_train=6, **kw):

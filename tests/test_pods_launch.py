@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bizsent.core.costs import render_costs
 from bizsent.core.errors import BizsentError
 from bizsent.core.pods import api, launch, plan, records
-from bizsent.jobs.batches import render_costs
 from fakes.runpod_server import FakeRunpod
 
 CANARY = "canary-runpod-user-key-5d1e7b"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bizsent.core.collect.transfer import export_file
+from bizsent.core.collect.export import export_file
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError, ConfigError
 from bizsent.core.label import planning, providers
@@ -22,7 +22,6 @@ from bizsent.jobs import labeling
 from bizsent.tui.widgets.post_table import source_mark
 from fakes.echo_provider import Echo
 from fakes.label_posts import make_posts
-from fakes.openai_server import FakeOpenAI, Server
 
 KEY = "echo-test-key-0123456789"
 
@@ -35,11 +34,9 @@ def echo():
 
 
 @pytest.fixture
-def fake():
-    fake = FakeOpenAI(latency_s=0.01)
-    with Server(fake) as server:
-        fake.url = server.url
-        yield fake
+def fake(fake_openai):
+    fake_openai.latency_s = 0.01
+    return fake_openai
 
 
 def settings_for(tmp_path, url: str):

@@ -18,7 +18,6 @@ from bizsent.core.label import planning, providers
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
 from fakes.label_posts import FAKE_CONFIG, make_posts
-from fakes.openai_server import FakeOpenAI, Server
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
 CANARY = "canary-openai-0123456789abcdefXYZ"  # redaction goes by value, not by shape
@@ -41,11 +40,8 @@ def bizsent(cfg: Path, *args: str, env: dict[str, str] | None = None, timeout: f
 
 
 @pytest.fixture
-def fake():
-    fake = FakeOpenAI()
-    with Server(fake) as server:
-        fake.url = server.url
-        yield fake
+def fake(fake_openai):
+    return fake_openai
 
 
 # -- the compatible provider's key ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from bizsent.core.store import now
 from bizsent.core.store.posts import add_note, add_skip, post_id, save_posts, set_label
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from bizsent.core.store.summary import render_summary, summarize
+from bizsent.jobs.views import status_counts
 from PIL import Image
 
 BIZSENT = Path(sys.executable).with_name("bizsent")
@@ -47,13 +49,15 @@ def fill(db, image_dir: Path) -> None:
     db.execute("INSERT INTO api_calls (request_key, provider, model, usd, created_at) VALUES ('k', 'openai', 'm',"
                " 0.25, ?), ('k2', 'openai', 'm', 0.5, ?)", [stamp, stamp])
     db.execute("INSERT INTO pods (pod_id, name, total_usd, created_at) VALUES ('p', 'bizsent-1', 1.25, ?)", [stamp])
-    db.execute("INSERT INTO jobs (kind, state, created_at) VALUES ('scrape', 'done', ?), ('label', 'running', ?),"
-               " ('label', 'done', ?)", [stamp, stamp, stamp])
+    # a live job (fresh heartbeat, this process) and a killed one (its heartbeat stopped long ago)
+    db.execute("INSERT INTO jobs (kind, state, created_at, heartbeat_at, pid) VALUES ('scrape', 'done', ?, NULL, NULL),"
+               " ('label', 'running', ?, ?, ?), ('train', 'running', ?, '2020-01-01T00:00:00+00:00', NULL),"
+               " ('label', 'done', ?, NULL, NULL)", [stamp, stamp, stamp, os.getpid(), stamp, stamp])
 
 
 def test_summary_numbers(db, settings):
     fill(db, settings.image_dir)
-    summary = summarize(db, settings.image_dir)
+    summary = summarize(db, settings.image_dir, status_counts(db))
     assert summary["posts"] == 5 and summary["candidates"] == 2 and summary["unlabeled_candidates"] == 0
     assert summary["posts_by_source"] == {"import": 2, "live": 3}
     assert summary["images"] == {"corrupt": 1, "ok": 3}
@@ -64,7 +68,7 @@ def test_summary_numbers(db, settings):
     files = [p for p in settings.image_dir.rglob("*") if p.is_file()]
     assert len(files) == 2 and summary["disk_bytes"] == sum(p.stat().st_size for p in files)
     assert summary["spend_usd"] == 2.0 and summary["spend"] == {"api_usd": 0.75, "pods_usd": 1.25}
-    assert summary["jobs"] == {"done": 2, "running": 1}
+    assert summary["jobs"] == {"dead": 1, "done": 2, "running": 1}
     assert (summary["skips"], summary["notes"]) == (1, 1)
     json.dumps(summary)  # the CLI prints it as JSON
 
@@ -73,7 +77,7 @@ def test_summary_numbers(db, settings):
 
 
 def test_summary_of_empty_database(db, tmp_path):
-    summary = summarize(db, tmp_path / "no-images-yet")
+    summary = summarize(db, tmp_path / "no-images-yet", status_counts(db))
     assert (summary["posts"], summary["images"], summary["labels"], summary["disk_bytes"]) == (0, {}, {}, 0)
     assert summary["spend_usd"] == 0 and "none yet" in render_summary(summary)
 

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from bizsent.core.collect.transfer import export_file, import_file
+from bizsent.core.collect.export import export_file
+from bizsent.core.collect.transfer import import_file
 from bizsent.core.errors import BizsentError
+from bizsent.core.labels import RANDOM_SAMPLING
 from bizsent.core.store import open_db
 from bizsent.core.store.posts import post_id, save_posts, set_label
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost
@@ -59,7 +61,7 @@ def filled(db, settings, tmp_path):
     image_id = db.execute("SELECT image_id FROM posts WHERE post_no = 100").fetchone()[0]
     record(db, image_id, cache_image(settings.image_dir, local.read_bytes()))
     set_label(db, post_id(db, "biz", 100), NewLabel("bearish", "human", split="test", labeler="human:me",
-                                                    sarcastic=True, unsure=False))
+                                                    sarcastic=True, unsure=False, sampling=RANDOM_SAMPLING))
     set_label(db, post_id(db, "biz", 100), NewLabel("bullish", "api", labeler="openai:gpt@p1", confidence=0.81,
                                                     rationale="text says wagmi, chart red"))
     set_label(db, post_id(db, "biz", 101), NewLabel("bearish", "api", labeler="gemini:flash@p1", confidence=0.9))
@@ -84,9 +86,73 @@ def test_labels_and_posts_round_trip(filled, settings, tmp_path, suffix):
     assert report.posts_new == 0 and report.problems == []
 
     assert labels_of(fresh) == labels_of(filled)
+    sampling = "SELECT sampling FROM labels l JOIN posts p ON p.id = l.post_id ORDER BY p.post_no, l.source, l.labeler"
+    assert fresh.execute(sampling).fetchall() == filled.execute(sampling).fetchall()
+    assert (RANDOM_SAMPLING,) in fresh.execute(sampling).fetchall()
     assert posts_of(fresh) == posts_of(filled)
     cached = fresh.execute("SELECT path FROM images WHERE status = 'ok'").fetchone()[0]
     assert Path(cached).is_relative_to(images) and Path(cached).read_bytes() == png()
+
+
+def test_an_import_changes_human_test_labels_only_when_confirmed(filled, settings, tmp_path):
+    path = tmp_path / "in.jsonl"
+    rows = [{"post_no": 100, "label": "bullish", "labeler": "human:me", "sarcastic": 1},  # changes a test label
+            {"post_no": 102, "label": "neutral", "labeler": "human:me", "unsure": 1},  # the same: no change
+            {"post_no": 101, "label": "bullish", "labeler": "human:me", "split": "train"},  # a new human label
+            {"post_no": 103, "text": "new post", "label": "bearish", "labeler": "human:me"}]  # a new post, test label
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    test_label = "SELECT label FROM labels WHERE post_id = ? AND source = 'human' AND labeler = 'human:me'"
+    asked: list = []
+
+    def refuse(changes) -> bool:
+        asked.append(changes)
+        return False
+
+    report = import_file(filled, path, image_dir=settings.image_dir, confirm=refuse)
+    assert [c.describe() for c in asked[0]] == ["post biz/100 (in.jsonl line 1): bearish/test -> bullish/test"]
+    assert filled.execute(test_label, [post_id(filled, "biz", 100)]).fetchone()[0] == "bearish"
+    assert filled.execute(test_label, [post_id(filled, "biz", 101)]).fetchone()[0] == "bullish"
+    assert filled.execute(test_label, [post_id(filled, "biz", 103)]).fetchone()[0] == "bearish"
+    assert report.posts_new == 1 and "1 human test label(s) left as they were" in report.summary()
+
+    assert import_file(filled, path, image_dir=settings.image_dir).test_changed is False  # nobody to ask: no
+    assert filled.execute(test_label, [post_id(filled, "biz", 100)]).fetchone()[0] == "bearish"
+
+    report = import_file(filled, path, image_dir=settings.image_dir, confirm=lambda changes: True)
+    assert filled.execute(test_label, [post_id(filled, "biz", 100)]).fetchone()[0] == "bullish"
+    assert "1 human test label(s) changed" in report.summary()
+    # the history keeps the value the import replaced
+    assert filled.execute("SELECT count(*) FROM label_history WHERE old_label = 'bearish' AND post_id = ?",
+                          [post_id(filled, "biz", 100)]).fetchone()[0] >= 1
+
+
+def test_cli_import_asks_before_changing_test_labels(filled, settings, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("post_no,label,labeler,sarcastic\n100,bullish,human:me,1\n102,bearish,human:me,0\n")
+    test_labels = "SELECT label FROM labels WHERE source = 'human' AND split = 'test' ORDER BY post_id"
+    command = [str(BIZSENT), "--db", str(settings.db_path), "import", str(path)]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 0, refused.stderr
+    assert "2 human test label(s) would change" in refused.stderr
+    assert "post biz/102 (in.csv line 3): neutral/test -> bearish/test, unsure True -> False" in refused.stderr
+    assert "import again with --yes" in refused.stderr.splitlines()[-1]
+    assert filled.execute(test_labels).fetchall() == [("bearish",), ("neutral",)]
+    confirmed = subprocess.run([*command, "--yes"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "2 human test label(s) changed" in confirmed.stdout
+    assert filled.execute(test_labels).fetchall() == [("bullish",), ("bearish",)]
+
+
+def test_sampling_is_only_for_human_labels(db, settings, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"post_no": 1, "text": "a", "label": "bullish", "source": "api",
+                                "labeler": "openai:gpt@p1", "sampling": "random"}) + "\n"
+                    + json.dumps({"post_no": 2, "text": "b", "label": "bearish", "sampling": "active"}) + "\n")
+    report = import_file(db, path, image_dir=settings.image_dir)
+    assert report.problems == ["in.jsonl line 1: sampling 'random' is recorded for human labels only, not api;"
+                               " row left out"]
+    assert db.execute("SELECT sampling FROM labels").fetchall() == [("active",)]
 
 
 def test_export_filters_by_source_and_split(filled, tmp_path):

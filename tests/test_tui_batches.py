@@ -20,7 +20,7 @@ from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix, confusion_table
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
-from fakes.tui import until
+from fakes.tui import open_screen, until
 from rich.console import Console
 from textual.geometry import Region
 from textual.widget import Widget
@@ -63,11 +63,7 @@ def cells(table: DataTable, job_id: int) -> list[str]:
 
 
 async def open_batches(app: BizsentApp, pilot) -> BatchesScreen:
-    await app.switch_mode("batches")
-    screen = app.screen
-    assert isinstance(screen, BatchesScreen)
-    await until(pilot, lambda: screen.loaded)
-    return screen
+    return await open_screen(app, pilot, "batches", BatchesScreen, lambda screen: screen.loaded)
 
 
 async def open_dialog(app: BizsentApp, pilot) -> NewJobModal:

@@ -11,7 +11,7 @@ from bizsent.tui.screens.eval import EvalScreen
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot, render_plot
 from fakes.eval_runs import add_eval, add_predictions, add_run, add_train_steps, human, probs
-from fakes.tui import build_store, toasts, until
+from fakes.tui import build_store, open_screen, toasts, until
 from rich.console import Console
 from textual.widgets import DataTable
 
@@ -35,10 +35,7 @@ def shown(renderable) -> str:
 
 
 async def open_eval(app: BizsentApp, pilot) -> EvalScreen:
-    await app.switch_mode("eval")
-    screen = app.screen
-    assert isinstance(screen, EvalScreen)
-    return screen
+    return await open_screen(app, pilot, "eval", EvalScreen)
 
 
 async def test_matrix_redraws_live_when_a_new_eval_event_lands(settings, db, store):

@@ -9,7 +9,7 @@ from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.spotcheck import SpotCheckScreen
 from bizsent.tui.widgets.image_preview import ImagePreview
 from fakes.eval_runs import add_predictions, add_run, human, probs
-from fakes.tui import build_store, until
+from fakes.tui import build_store, open_screen, until
 
 
 @pytest.fixture
@@ -30,11 +30,7 @@ def run(db, store):
 
 
 async def open_spot(app: BizsentApp, pilot) -> SpotCheckScreen:
-    await app.switch_mode("spotcheck")
-    screen = app.screen
-    assert isinstance(screen, SpotCheckScreen)
-    await until(pilot, lambda: screen.loaded)
-    return screen
+    return await open_screen(app, pilot, "spotcheck", SpotCheckScreen, lambda screen: screen.loaded)
 
 
 def human_rows(db):

@@ -239,3 +239,15 @@ class BizsentNode:
             raise TypeError(f"{type(self).__name__} belongs to the bizsent console, not to {type(app).__name__}")
         return app
 
+    def poll_while_shown(self, poll: Callable[[], object]) -> None:
+        """Call `poll` every tui.refresh_s while this node's screen is on show: a screen in the background reads
+        nothing (each screen reads again when it is shown)."""
+        assert isinstance(self, DOMNode), "BizsentNode mixes into screens and widgets only"
+        node = self
+
+        def tick() -> None:
+            if node.screen.is_current:
+                poll()
+
+        node.set_interval(self.bizsent.settings.tui.refresh_s, tick)
+

@@ -1,4 +1,4 @@
-"""The console's "score the pool" action, shared by the Spot-check and Label screens: start `bizsent score-pool`
+"""The console's "score the pool" key (`p`), shared by the Spot-check and Label screens: start `bizsent score-pool`
 as a detached job (it keeps running after the console quits) and say in one line what happened."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from typing import Any
 
 from bizsent.core.errors import BizsentError
 from bizsent.core.store import open_db
+from bizsent.tui.app import BizsentNode
+from bizsent.tui.workers import background
 
 
 def start_pool_scoring(app: Any) -> tuple[str, bool]:
@@ -23,3 +25,18 @@ def start_pool_scoring(app: Any) -> tuple[str, bool]:
         return str(exc), True
     return (f"scoring the pool with run {run_id} in the background (job {job_id}, pid {pid}); Spot-check shows "
             "its progress and the predictions as they land"), False
+
+
+class ScorePoolKey(BizsentNode):
+    """Mixin for a screen with the `p` binding to "score_pool": starts the job off the event loop and says what
+    happened; a screen that shows the job's progress extends `pool_scoring_started`."""
+
+    def action_score_pool(self) -> None:
+        self._start_scoring()
+
+    @background("starting the pool-scoring job", group="score-pool", exclusive=True)
+    def _start_scoring(self) -> None:
+        self.bizsent.call_from_thread(self.pool_scoring_started, *start_pool_scoring(self.bizsent))
+
+    def pool_scoring_started(self, text: str, error: bool) -> None:
+        self.bizsent.notify(text, severity="error" if error else "information", timeout=8)

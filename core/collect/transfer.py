@@ -1,16 +1,21 @@
-"""Import and export: JSONL, CSV and the user's old scraper database in; JSONL and CSV out.
+"""Import: JSONL, CSV and the user's old scraper database in (core.collect.export writes JSONL and CSV out).
 
 File format (both JSONL and CSV, one post or one label per row; `export_file` writes exactly this):
   board (default biz), thread_no, post_no (or `id`), is_op, time (unix seconds or ISO 8601), subject,
   text, html, post_source (default import), image_url (fetched later by the image pipeline),
   image_path (a local file, cached at once; relative paths are relative to the import file),
   label (bearish/neutral/bullish or 1/2/3), source (default human), labeler, split (human labels default
-  to the `split` argument, others to unassigned), confidence (0..1), sarcastic, unsure (1/0), rationale.
+  to the `split` argument, others to unassigned), confidence (0..1), sarcastic, unsure (1/0), rationale,
+  sampling (human labels: how the post was chosen, core.labels.RANDOM_SAMPLING or another order; blank keeps
+  what the store recorded).
   API labels have source api and a labeler that starts with its provider ("openai:gpt-5-mini@p3"); files from
   before providers were data (source openai, gemini, ...) are read the same way.
 A bad row (no text, unknown label, a number that is not one or too large for SQLite, text that is a list, a CSV
 row with more cells than the header) is reported by line and left out; good rows are still imported. A file
 where no row is good, or a CSV whose quote is never closed, is refused in one line.
+
+An existing human test label (core.label.human.changes_test_label) changes only when the caller confirms: the
+`confirm` callback sees every such change first; without a yes those labels stay and the rest imports.
 
 An import writes all of a file or nothing: rows are checked first, local images are read and cached next
 (slow, so with no transaction open: other writers such as a labeling job never wait on it), then posts,
@@ -33,8 +38,10 @@ from bizsent.core.collect.images import Cached, cache_image, record
 from bizsent.core.collect.scraperdb import read_scraper_db
 from bizsent.core.errors import BizsentError, ImportFormatError
 from bizsent.core.label import providers
-from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, origin_sql, parse_label
+from bizsent.core.label.human import changes_test_label
+from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, parse_label
 from bizsent.core.store import db_path, transaction
+from bizsent.core.store.history import LabelValue
 from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
 from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
 
@@ -42,7 +49,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 POST_FIELDS = ["board", "thread_no", "post_no", "is_op", "time", "subject", "text", "html", "post_source",
                "image_url", "image_path"]
-LABEL_FIELDS = ["label", "source", "labeler", "split", "confidence", "sarcastic", "unsure", "rationale"]
+LABEL_FIELDS = ["label", "source", "labeler", "split", "confidence", "sarcastic", "unsure", "rationale", "sampling"]
 LOCAL_SCHEME = "file://"
 
 
@@ -58,6 +65,8 @@ class ImportReport:
     rows_skipped: int = 0  # bad rows left out
     images_cached: int = 0
     images_queued: int = 0
+    test_changes: list[HumanTestChange] = field(default_factory=list)  # human test labels the file would change
+    test_changed: bool = False  # they were confirmed and written
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -69,7 +78,27 @@ class ImportReport:
         )
         if self.rows_skipped:
             line += f"; {self.rows_skipped} bad rows left out (listed above)"
+        if self.test_changes:
+            n = len(self.test_changes)
+            line += (f"; {n} human test label(s) changed" if self.test_changed else
+                     f"; {n} human test label(s) left as they were (import again with --yes to change them)")
         return line
+
+
+@dataclass(frozen=True, slots=True)
+class HumanTestChange:
+    """A row that would change an existing human test label."""
+
+    where: str
+    post: str  # board/post_no
+    before: LabelValue
+    after: NewLabel
+
+    def describe(self) -> str:
+        b, a = self.before, self.after
+        return (f"post {self.post} ({self.where}): {b.label}/{b.split} -> {a.label}/{a.split}"
+                + (f", sarcastic {b.sarcastic} -> {a.sarcastic}" if b.sarcastic != a.sarcastic else "")
+                + (f", unsure {b.unsure} -> {a.unsure}" if b.unsure != a.unsure else ""))
 
 
 def detect_format(path: Path) -> str:
@@ -96,8 +125,12 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", scale: str = "auto",
-                image_dir: Path | None = None) -> ImportReport:
-    """Import posts, labels, notes and skips from `path` (format detected); return what happened."""
+                image_dir: Path | None = None,
+                confirm: Callable[[list[HumanTestChange]], bool] | None = None) -> ImportReport:
+    """Import posts, labels, notes and skips from `path` (format detected); return what happened.
+
+    `confirm` is asked (once, before anything is written) whether to change the existing human test labels the
+    file disagrees with; without it, or on no, they stay as they are."""
     path = Path(path)
     if split not in SPLITS:
         raise BizsentError(f"--split {split} is not a split; use one of {', '.join(SPLITS)}")
@@ -112,10 +145,21 @@ def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", s
     report.rows_skipped = bad
     if bad and not rows:
         raise ImportFormatError(f"nothing imported from {path}: all {bad} rows are bad; the first: {problems[0]}")
+    report.test_changes = _test_changes(db, rows)
+    report.test_changed = bool(report.test_changes) and confirm is not None and confirm(report.test_changes)
     cached = _cache_local_images(db, rows, image_dir or Path(db_path(db)).parent / "images")
     with transaction(db):
         _write(db, rows, report, cached)
     return report
+
+
+def _test_changes(db: sqlite_utils.Database, rows: list[ImportRow]) -> list[HumanTestChange]:
+    out = []
+    for row in rows:
+        pid = post_id(db, row.post.board, row.post.post_no)
+        if row.label and pid is not None and (before := changes_test_label(db, pid, row.label)) is not None:
+            out.append(HumanTestChange(row.where, f"{row.post.board}/{row.post.post_no}", before, row.label))
+    return out
 
 
 def _known_posts(db: sqlite_utils.Database) -> Callable[[str, int], bool]:
@@ -239,7 +283,15 @@ def _label(row: dict, split: str) -> NewLabel | None:
         sarcastic=parse_bool(row.get("sarcastic"), "sarcastic"),
         unsure=parse_bool(row.get("unsure"), "unsure"),
         rationale=None if blank(row.get("rationale")) else parse_str(row["rationale"], "rationale"),
+        sampling=_sampling(row, source),
     )
+
+
+def _sampling(row: dict, source: str) -> str | None:
+    sampling = parse_str(row.get("sampling"), "sampling").strip() or None
+    if sampling is not None and source != "human":
+        raise ValueError(f"sampling {sampling!r} is recorded for human labels only, not {source}")
+    return sampling
 
 
 def _cache_local_images(db: sqlite_utils.Database, rows: list[ImportRow], image_dir: Path) -> dict[str, Cached]:
@@ -285,7 +337,8 @@ def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportRepor
         pid = post_id(db, row.post.board, row.post.post_no)
         if pid is None:
             continue
-        if row.label:
+        # Checked again here, in the transaction: only what the user confirmed (or nothing) changes the test set.
+        if row.label and (report.test_changed or changes_test_label(db, pid, row.label) is None):
             set_label(db, pid, row.label)
             who = origin(row.label.source, row.label.labeler)
             report.labels[who] = report.labels.get(who, 0) + 1
@@ -323,61 +376,3 @@ def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportRepor
         report.problems.append(f"{row.where}: {result.reason}; post imported without its image")
     else:
         report.problems.append(f"{row.where}: image {ref.local_path} is {result.status} ({result.reason})")
-
-
-def export_file(db: sqlite_utils.Database, path: Path, *, what: str = "labels", source: str | None = None,
-                split: str | None = None) -> int:
-    """Write posts or labels to `path` (.jsonl or .csv) in the format `import_file` reads; return the count."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in JSONL_SUFFIXES | {".csv"}:
-        raise BizsentError(f"cannot export to {path.name}: use a .jsonl or .csv file name")
-    if what not in {"labels", "posts"}:
-        raise BizsentError(f"--what {what} is not exportable; use labels or posts")
-    if source is not None and source not in (*providers.origins(), API_SOURCE):
-        raise BizsentError(f"--source {source} is not a label source; use one of {', '.join(providers.origins())}"
-                           f" or {API_SOURCE} (every provider)")
-    if split is not None and split not in SPLITS:
-        raise BizsentError(f"--split {split} is not a split; use one of {', '.join(SPLITS)}")
-    fields = POST_FIELDS + (LABEL_FIELDS if what == "labels" else [])
-    rows = [dict(zip(fields, values, strict=True)) for values in db.execute(*_export_query(what, source, split))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        if suffix == ".csv":
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return len(rows)
-
-
-def _export_query(what: str, source: str | None, split: str | None) -> tuple[str, list]:
-    post_cols = (
-        "p.board, p.thread_no, p.post_no, p.is_op, p.time, p.subject, p.text, p.html, p.source, i.url,"
-        " CASE WHEN i.status = 'ok' THEN i.path END"
-    )
-    where, params = [], []
-    if source:  # a provider's name (openai) picks its labels, api picks every provider's
-        where.append("l.source = ?" if source == API_SOURCE else f"{origin_sql('l')} = ?")
-        params.append(source)
-    if split:
-        where.append("l.split = ?")
-        params.append(split)
-    if what == "labels":
-        sql = (
-            f"SELECT {post_cols}, l.label, l.source, l.labeler, l.split, l.confidence, l.sarcastic, l.unsure,"
-            " l.rationale FROM labels l JOIN posts p ON p.id = l.post_id LEFT JOIN images i ON i.id = p.image_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY p.board, p.post_no, l.source, l.labeler"
-        )
-    else:
-        # Posts filtered by source/split: those that have such a label.
-        exists = (" WHERE EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND " + " AND ".join(where) + ")"
-                  if where else "")
-        sql = (f"SELECT {post_cols} FROM posts p LEFT JOIN images i ON i.id = p.image_id{exists}"
-               " ORDER BY p.board, p.post_no")
-    return sql, params

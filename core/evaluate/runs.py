@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 from bizsent.core.model.events import MetricEvent
 from bizsent.core.model.modeling import model_here
+from bizsent.core.store.liveness import is_dead
 from bizsent.core.store.posts import HUMAN_TEST, human_test
+
+DEAD = "dead"  # a run's shown state when its job's process is gone
 
 if TYPE_CHECKING:
     from bizsent.core.evaluate.report import Report
@@ -34,13 +37,19 @@ class RunRow:
 
 
 def runs_list(db: sqlite_utils.Database) -> list[RunRow]:
-    """Every run, newest first, with its best macro-F1 over all evaluation events (validation or test)."""
+    """Every run, newest first, with its best macro-F1 over all evaluation events (validation or test).
+
+    A 'running' run whose job's process is gone (core.store.liveness, the one rule) is 'dead': a killed training
+    never gets to write its run's end, so its stored state would say running forever."""
     out = []
-    for rid, kind, name, state, created, best, base, adapter, params in db.execute(
+    for rid, kind, name, state, created, best, base, adapter, params, job_state, beat, pid, host in db.execute(
         "SELECT r.id, r.kind, r.name, r.state, r.created_at,"
         " (SELECT max(m.macro_f1) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'eval'),"
-        " r.base_model, r.adapter_path, r.params FROM runs r ORDER BY r.id DESC"
+        " r.base_model, r.adapter_path, r.params, j.state, j.heartbeat_at, j.pid, j.host"
+        " FROM runs r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.id DESC"
     ):
+        if state == "running" and job_state is not None and is_dead(job_state, beat, pid, host):
+            state = DEAD
         bundle = json.loads(params or "{}").get("bundle")
         out.append(RunRow(rid, kind, name, state, created, best, base, adapter, bundle))
     return out

@@ -1,5 +1,6 @@
 """Where a human's answer goes: the test split takes only posts a random order chose, so the human test set stays
 a random sample of the pool, and a correction of a post's human label keeps that label's split and sampling.
+Nothing else changes a human test label unasked: an import that would asks first (changes_test_label).
 
 The Label screen and the Spot-check screen both write through these rules.
 """
@@ -11,7 +12,7 @@ from dataclasses import replace
 import sqlite_utils
 from bizsent.core.labels import RANDOM_SAMPLING
 from bizsent.core.store.history import LabelValue
-from bizsent.core.store.posts import current_label, set_label
+from bizsent.core.store.posts import HUMAN_TEST, current_label, set_label
 from bizsent.core.store.records import NewLabel
 
 PICKED = "picked"  # sampling of a post chosen by hand (opened from the post list)
@@ -41,3 +42,18 @@ def write_answer(db: sqlite_utils.Database, post: int, new: NewLabel, changed_by
     if previous is not None:
         new = replace(new, split=previous.split, sampling=None)
     return set_label(db, post, new, changed_by=changed_by), previous
+
+
+def changes_test_label(db: sqlite_utils.Database, post: int, new: NewLabel) -> LabelValue | None:
+    """The human test label that writing `new` would change (its label, split or flags), else None.
+
+    The human test set is what every evaluation is scored against: a bulk write (an import) must not change it
+    without the user confirming (the label history would keep the old value, but the scores move at once)."""
+    if new.source != "human" or not db.execute(
+            f"SELECT 1 FROM labels WHERE post_id = ? AND labeler = ? AND {HUMAN_TEST}", [post, new.labeler]).fetchone():
+        return None
+    before = current_label(db, post, new.source, new.labeler)
+    assert before is not None
+    same = (before.label, before.split, before.sarcastic, before.unsure) == (new.label, new.split, new.sarcastic,
+                                                                             new.unsure)
+    return None if same else before

@@ -25,7 +25,7 @@ from bizsent.core.labels import (
     prompt_version,
     user_prompt,
 )
-from bizsent.core.model.dataset import leakage_check
+from bizsent.core.model.leakage import leakage_check
 from bizsent.core.store.posts import CANDIDATE_SQL
 
 CLAIMED = "claimed by another run (in flight or in an open batch)"

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 import sqlite_utils
-from bizsent.core.model.dataset import normalise_text
+from bizsent.core.model.leakage import normalise_text
 from bizsent.core.model.pool import pool_ids, unpack_embedding
 from bizsent.core.model.scoring import Scored, ScoreInput
 from bizsent.core.store.posts import CANDIDATE_SQL, POOL_SQL

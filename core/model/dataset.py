@@ -1,5 +1,5 @@
-"""Train / validation / test sets from the store, the leakage guard, and the self-contained bundle a pod trains
-from.
+"""Train / validation / test sets from the store (the leakage guard applied), and the self-contained bundle a pod
+trains from.
 
 - test: human labels on the test split, nothing else.
 - training pool, first that applies: a human label outside the test split; the combined label of
@@ -7,10 +7,8 @@ from.
   the majority of the API labels (a tie gives nothing); a self-training pseudo label. Combined, API and pseudo
   labels below train.min_label_confidence are not used (labels without a confidence are kept: older imports
   lack one); a combined label below it drops the post.
-- leakage guard: a pool post is dropped when its post id, its image (exactly by sha256, or as a near-copy by
-  perceptual hash: re-saved, recompressed, slightly resized), or its normalised text (exactly, or as a near
-  duplicate by word-trigram Jaccard) is in the test set; every drop is reported. Few-shot examples for the API
-  prompt pass the same guard (leakage_check).
+- leakage guard (core.model.leakage): a pool post is dropped when its id, its image or its text (exactly or
+  nearly) is in the test set; every drop is reported.
 - validation: a stratified, seeded fraction of the pool; optional oversampling of the smaller classes in train.
 Only candidate posts are used (image ok and text present, core.posts.CANDIDATE_SQL).
 """
@@ -20,16 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
-import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import sqlite_utils
-from bizsent.core.collect.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, CopyCheck, downscaled, phash_file, phash_hex
+from bizsent.core.collect.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, downscaled
 from bizsent.core.config import TrainSettings
 from bizsent.core.errors import BizsentError
 from bizsent.core.labels import (
@@ -42,11 +37,8 @@ from bizsent.core.labels import (
     is_combined,
 )
 from bizsent.core.model.chat_format import training_messages
-from bizsent.core.store import transaction
-from bizsent.core.store.posts import CANDIDATE_SQL
+from bizsent.core.model.leakage import Candidate, LeakageGuard, candidates, fill_phashes
 
-NEAR_DUPLICATE_JACCARD = 0.8
-NEAR_DUPLICATE_BITS = 6  # perceptual hashes (64 bits) this close are the same picture
 SPLIT_FILES = ("train", "val", "test")
 
 
@@ -78,64 +70,6 @@ class Dataset:
     test: list[Example]
     dropped: list[Dropped] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Post:
-    post_id: int
-    subject: str
-    text: str
-    image_path: str
-    sha256: str
-    image_id: int = 0
-    phash: int | None = None  # filled by _with_phashes
-
-
-def normalise_text(text: str) -> str:
-    """Lower case, no quote links (>>123), no URLs, words only: what two copies of a post still share."""
-    text = re.sub(r">>\d+", " ", text.lower())
-    text = re.sub(r"https?://\S+", " ", text)
-    return " ".join(re.findall(r"[a-z0-9]+", text))
-
-
-def _shingles(norm: str) -> set[str]:
-    words = norm.split()
-    return {" ".join(words[k : k + 3]) for k in range(len(words) - 2)}
-
-
-_MISSING = -1  # _Post.phash: not in the store yet (images cached before migration 6)
-
-
-def _candidates(db: sqlite_utils.Database, image_dir: Path | None) -> dict[int, _Post]:
-    rows = db.execute(
-        f"SELECT p.id, p.subject, p.text, i.path, coalesce(i.sha256, ''), i.id, i.phash FROM posts p"
-        f" JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
-    ).fetchall()
-    out = {}
-    for pid, subject, text, path, sha, image_id, phash in rows:
-        full = Path(path) if Path(path).is_absolute() or image_dir is None else image_dir / path
-        out[pid] = _Post(pid, subject or "", text, str(full), sha, image_id,
-                         _MISSING if phash is None else int(phash, 16) if phash else None)
-    return out
-
-
-def _with_phashes(db: sqlite_utils.Database, posts: list[_Post]) -> None:
-    """Compute the perceptual hashes the store lacks (images cached before it kept them) and keep them there."""
-    todo = [p for p in posts if p.phash == _MISSING]
-    found: dict[int, str] = {}
-    for post in todo:
-        try:
-            post.phash = phash_file(post.image_path)
-        except (OSError, ValueError):
-            post.phash = None  # unreadable: nothing to compare (the bundle export reports the file)
-            continue
-        found[post.image_id] = phash_hex(post.phash)
-    if found:
-        try:
-            with transaction(db):
-                db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in found.items()])
-        except sqlite3.OperationalError:  # a read-only store: the hashes are only computed again next time
-            pass
 
 
 def _labels(db: sqlite_utils.Database) -> dict[int, list[dict]]:
@@ -198,87 +132,7 @@ def _training_label(labels: list[dict], min_conf: float) -> tuple[Label, str, bo
     return None
 
 
-class LeakageGuard:
-    """Answers "does this post share anything with the test set?" by id, image (sha256, then perceptual hash)
-    and (near-)duplicate text. Posts need their phash filled in (_with_phashes) for the near-copy check."""
-
-    def __init__(self, test: list[_Post]):
-        self.ids = {p.post_id for p in test}
-        self.shas = {p.sha256 for p in test if p.sha256}
-        hashed = [p for p in test if p.phash is not None and p.phash != _MISSING]
-        self.phashes = np.array([p.phash for p in hashed], dtype=np.uint64)
-        self.phash_posts = [p.post_id for p in hashed]
-        self.paths = {p.post_id: p.image_path for p in hashed}
-        self.copies = CopyCheck()
-        self.texts = {normalise_text(p.text): p.post_id for p in test}
-        self.shingles: dict[int, set[str]] = {}
-        self.index: dict[str, set[int]] = defaultdict(set)
-        for p in test:
-            grams = _shingles(normalise_text(p.text))
-            self.shingles[p.post_id] = grams
-            for g in grams:
-                self.index[g].add(p.post_id)
-
-    def near_image(self, post: _Post) -> int | None:
-        """The test post whose image `post`'s image is a near-copy of, or None: a perceptual hash within
-        NEAR_DUPLICATE_BITS, confirmed pixel by pixel (core.images.CopyCheck), nearest hash first."""
-        if post.phash is None or post.phash == _MISSING or not len(self.phashes):
-            return None
-        distance = np.bitwise_count(self.phashes ^ np.uint64(post.phash))
-        for k in np.argsort(distance, kind="stable"):
-            if distance[k] > NEAR_DUPLICATE_BITS:
-                break
-            test = self.phash_posts[k]
-            try:
-                if self.copies.same_picture(self.paths[test], post.image_path):
-                    return test
-            except (OSError, ValueError):
-                return test  # an unreadable file cannot clear a hash match
-        return None
-
-    def reason(self, post: _Post) -> str | None:
-        if post.post_id in self.ids:
-            return "test post"
-        if post.sha256 and post.sha256 in self.shas:
-            return "test image"
-        near = self.near_image(post)
-        if near is not None:
-            return f"near-duplicate image (test post {near})"
-        norm = normalise_text(post.text)
-        if norm in self.texts:
-            return f"test text (post {self.texts[norm]})"
-        grams = _shingles(norm)
-        shared: Counter[int] = Counter()
-        for g in grams:
-            shared.update(self.index.get(g, ()))
-        for tid, common in shared.items():
-            union = len(grams) + len(self.shingles[tid]) - common
-            if union and common / union >= NEAR_DUPLICATE_JACCARD:
-                return f"near-duplicate of test post {tid}"
-        return None
-
-
-def leakage_check(db: sqlite_utils.Database, image_dir: Path | None = None) -> Callable[[int], str | None]:
-    """The leakage guard for posts chosen outside build_dataset (few-shot examples for the API prompt): a function
-    from a post id to why that post shares something with the human test set (None: it does not)."""
-    posts = _candidates(db, image_dir)
-    labels = _labels(db)
-    test = [post for pid, post in posts.items() if _test_label(labels.get(pid, []))]
-    _with_phashes(db, test)
-    guard = LeakageGuard(test)
-
-    def reason(post_id: int) -> str | None:
-        post = posts.get(post_id)
-        if post is None:
-            return None if post_id not in guard.ids else "test post"
-        if len(guard.phashes):
-            _with_phashes(db, [post])
-        return guard.reason(post)
-
-    return reason
-
-
-def _example(post: _Post, label: Label, origin: str, sarcastic: bool, confidence: float | None) -> Example:
+def _example(post: Candidate, label: Label, origin: str, sarcastic: bool, confidence: float | None) -> Example:
     return Example(post.post_id, post.text, label, post.image_path, post.sha256, origin, post.subject, sarcastic,
                    confidence)
 
@@ -308,7 +162,7 @@ def _oversample(train: list[Example], rng: random.Random) -> list[Example]:
 def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings, *, balance: bool = False,
                   seed: int | None = None) -> Dataset:
     seed = cfg.seed if seed is None else seed
-    posts = _candidates(db, image_dir)
+    posts = candidates(db, image_dir)
     labels = _labels(db)
     test_posts, test = [], []
     for pid, post in posts.items():
@@ -318,7 +172,7 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
             example = _example(post, lab["label"], "human", bool(lab["sarcastic"]), None)
             example.sampling = lab["sampling"]
             test.append(example)
-    _with_phashes(db, test_posts)
+    fill_phashes(db, test_posts)
     guard = LeakageGuard(test_posts)
     chosen_posts = []
     for pid, post in posts.items():
@@ -328,7 +182,7 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
         if chosen is not None:
             chosen_posts.append((post, chosen))
     if len(guard.phashes):  # nothing to compare with otherwise: no need to hash the pool
-        _with_phashes(db, [post for post, _ in chosen_posts])
+        fill_phashes(db, [post for post, _ in chosen_posts])
     pool, dropped = [], []
     for post, chosen in chosen_posts:
         why = guard.reason(post)
@@ -356,7 +210,7 @@ def _digest(examples: list[Example]) -> str:
 
 def sampling_counts(samplings: Iterable[str | None]) -> dict[str, int]:
     """How the test posts were chosen: random (the Label screen's random order), other (another order, a
-    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import)."""
+    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
     counts = Counter("not recorded" if s is None else "random" if s == RANDOM_SAMPLING else "other"
                      for s in samplings)
     return {"random": counts["random"], "other": counts["other"], "not recorded": counts["not recorded"]}

@@ -329,6 +329,11 @@ def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str,
                             job_id=job_id)
     else:
         reopen_run(db, run_id)
+        if resume:
+            # Steps after the checkpoint run again: their rows from before the crash would show twice.
+            checkpoint = last_checkpoint(out_dir)
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?",
+                       [run_id, int(checkpoint.name.split("-")[1]) if checkpoint else 0])
     sink = tee(store_sink(db, run_id), jsonl_sink(jsonl) if jsonl else None)
     try:
         result = train(bundle, out_dir, cfg, events=sink, max_steps=max_steps, load_in_4bit=load_in_4bit,

@@ -53,7 +53,9 @@ def spend(db: sqlite_utils.Database) -> Spend:
     return Spend(float(api_usd), float(pods_usd))
 
 
-def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
+def summarize(db: sqlite_utils.Database, image_dir: Path, job_counts: dict[str, int]) -> dict:
+    """`job_counts`: jobs by what they are now (jobs.views.status_counts): a row's stored state alone would count
+    a killed job as running forever, and whether it is alive is the job kinds' rule, not the store's."""
     labels: dict[str, dict] = {}
     for source, split, label, count in db.execute(  # by who the labels are from: API labels by provider
         f"SELECT {origin_sql()} AS origin, split, label, count(*) FROM labels GROUP BY origin, split, label"
@@ -82,7 +84,7 @@ def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
         "disk_bytes": disk_bytes(image_dir),
         "spend_usd": round(money.total_usd, 6),
         "spend": {"api_usd": round(money.api_usd, 6), "pods_usd": round(money.pods_usd, 6)},
-        "jobs": _pairs(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state"),
+        "jobs": job_counts,
     }
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.collect.images import cache_image, record
+from bizsent.core.config import Settings, load_settings
+from bizsent.core.store import open_db
 from bizsent.core.store.posts import post_id, save_posts, set_label
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from PIL import Image
@@ -51,3 +53,12 @@ FAKE_PRICES = ('[prices."gpt-fake"]\ninput_per_mtok = 0.25\noutput_per_mtok = 2.
                '[prices."gemini-fake"]\ninput_per_mtok = 0.30\noutput_per_mtok = 2.50\n'
                '[prices."qwen-fake"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\nbatch_discount = 1.0\n')
 FAKE_CONFIG = FAKE_PRICES + '[data]\ndir = "data"\n'  # the start of a test config.toml
+
+
+def gemini_store(tmp_path: Path, url: str, extra: str = "") -> tuple[Settings, sqlite_utils.Database]:
+    """A config labeling with the fake Gemini at `url` (`extra`: more [labeling.gemini] lines) and its store."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(FAKE_CONFIG + f'[labeling]\nmax_retries = 2\n[labeling.gemini]\nbase_url = "{url}"\n'
+                   f'model = "gemini-fake"\nrequests_per_minute = 60000\n{extra}', encoding="utf-8")
+    settings = load_settings(cfg, environ={})
+    return settings, open_db(settings.db_path)

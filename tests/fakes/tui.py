@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 from bizsent.core.collect.images import Cached, cache_image, record
@@ -12,6 +14,7 @@ from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 from PIL import Image
 
 BASE_TIME = 1_700_000_000
+S = TypeVar("S")
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
@@ -55,6 +58,16 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("condition not reached in time")
+
+
+async def open_screen(app, pilot, mode: str, kind: type[S], ready: Callable[[S], bool] | None = None) -> S:
+    """Switch the console to `mode`, check it shows a `kind` screen, and wait until `ready(screen)` holds."""
+    await app.switch_mode(mode)
+    screen = app.screen
+    assert isinstance(screen, kind)
+    if ready is not None:
+        await until(pilot, lambda: ready(screen))
+    return screen
 
 
 def toasts(app) -> list[str]:

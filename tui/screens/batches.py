@@ -142,15 +142,11 @@ class BatchesScreen(BizsentNode, Screen):
     def on_mount(self) -> None:
         self._show_view()
         self.refresh_jobs()
-        self.set_interval(self.bizsent.settings.tui.refresh_s, self._tick)
+        self.poll_while_shown(self.refresh_jobs)
 
     def on_screen_resume(self) -> None:
         self._agreement_key = None  # human labels may have changed on another screen
         self.refresh_jobs()
-
-    def _tick(self) -> None:
-        if self.is_current:
-            self.refresh_jobs()
 
     # -- reading the store -----------------------------------------------------------------------------------
 

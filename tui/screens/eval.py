@@ -108,13 +108,12 @@ class EvalScreen(BizsentNode, Screen):
         runs.focus()
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
         self.poll()
-        self.set_interval(self.bizsent.settings.tui.refresh_s, self.poll)
+        self.poll_while_shown(self.poll)
 
     # -- polling the store ---------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        if self.is_current:  # a screen in the background waits; resuming polls at once
-            self._poll(self.run_id, self.last_id)
+        self._poll(self.run_id, self.last_id)
 
     def on_screen_resume(self) -> None:
         self.poll()
@@ -146,7 +145,7 @@ class EvalScreen(BizsentNode, Screen):
         self.runs, self.runs_loaded = runs, True
         table.clear()
         for run in runs:
-            state_style = {"running": "bold yellow", "failed": "red", "done": "green"}.get(run.state, "")
+            state_style = {"running": "bold yellow", "failed": "red", "dead": "red", "done": "green"}.get(run.state, "")
             table.add_row(str(run.id), run.kind, run.name, Text(run.state, style=state_style),
                           (run.created or "")[:16].replace("T", " "), pct(run.best_f1), key=str(run.id))
         if not runs:

@@ -23,8 +23,7 @@ from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_la
 from bizsent.core.store.queue import QUEUE_ORDERS, LabelQueue, QueueSpec, label_queue, parse_queue_filter
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
-from bizsent.tui.app import BizsentNode
-from bizsent.tui.pool_job import start_pool_scoring
+from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
@@ -58,7 +57,7 @@ class Answer:
     written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
 
 
-class LabelScreen(BizsentNode, Screen):
+class LabelScreen(ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
     F_KEYS_ONLY = True  # the status bar numbers the screens F1..F5 here (see the 4,5 binding)
@@ -392,11 +391,3 @@ class LabelScreen(BizsentNode, Screen):
         self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
         self._show_counts()
         self._save_session()
-
-    def action_score_pool(self) -> None:
-        self._start_scoring()
-
-    @background("starting the pool-scoring job", group="label-score-pool", exclusive=True)
-    def _start_scoring(self) -> None:
-        text, error = start_pool_scoring(self.bizsent)
-        self.app.call_from_thread(self.notify, text, severity="error" if error else "information", timeout=8)

@@ -28,8 +28,7 @@ from bizsent.core.labels import LABELS
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
-from bizsent.tui.app import BizsentNode
-from bizsent.tui.pool_job import start_pool_scoring
+from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
@@ -96,7 +95,7 @@ def label_lines(item: SpotItem) -> Text:
     return out
 
 
-class SpotCheckScreen(BizsentNode, Screen):
+class SpotCheckScreen(ScorePoolKey, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
     BINDINGS = [
@@ -182,7 +181,7 @@ class SpotCheckScreen(BizsentNode, Screen):
     def on_mount(self) -> None:
         self.load()
         self.poll_job()
-        self.set_interval(self.bizsent.settings.tui.refresh_s, self.poll_job)
+        self.poll_while_shown(self.poll_job)
 
     def on_screen_resume(self) -> None:
         # A run may have been evaluated, or labels changed elsewhere, since this screen was last shown.
@@ -366,23 +365,12 @@ class SpotCheckScreen(BizsentNode, Screen):
 
     # -- scoring the pool ----------------------------------------------------------------------------------
 
-    def action_score_pool(self) -> None:
-        self._start_scoring()
-
-    @background("starting the pool-scoring job", group="spot-score-pool", exclusive=True)
-    def _start_scoring(self) -> None:
-        self.app.call_from_thread(self._scoring_started, *start_pool_scoring(self.bizsent))
-
-    def _scoring_started(self, text: str, error: bool) -> None:
-        self.notify(text, severity="error" if error else "information", timeout=8)
+    def pool_scoring_started(self, text: str, error: bool) -> None:
+        super().pool_scoring_started(text, error)
         self.poll_job()
 
-    def poll_job(self) -> None:
-        if self.is_current:
-            self._poll_job()
-
     @background("reading the pool-scoring job", group="spot-job", exclusive=True)
-    def _poll_job(self) -> None:
+    def poll_job(self) -> None:
         with reading(self.bizsent.db_path) as db:
             job = pool_job(db)
         self.post_message(self.JobPolled(job))
