@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bizsent.core.config import load_settings  # noqa: E402
-from bizsent.core.label import ledger  # noqa: E402
+from bizsent.core.label import ledger, planning  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
 from bizsent.jobs import labeling  # noqa: E402
 from fakes.fourchan import FakeFourChan, big_board  # noqa: E402
@@ -89,7 +89,7 @@ def beyond_inflight(fake: FakeOpenAI, db_path: Path) -> int:
 
 def labeled(db_path: Path) -> int:
     with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'openai'").fetchone()[0]
+        return conn.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'api'").fetchone()[0]
 
 
 def row(name: str, note: str, double: int = 0, overrun: float = 0.0, lost: int = 0, stop: float | None = None
@@ -115,7 +115,7 @@ def same_job_twice(tmp: Path) -> dict:
         cfg, db_path = world(tmp / "job-twice", server.url, 60)
         settings = load_settings(cfg, environ={})
         db = open_db(db_path)
-        job = labeling.queue(db, labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None,
+        job = labeling.queue(db, planning.plan(db, settings, planning.resolve(settings, "openai", None, None,
                                                                               False)).params)
         db.close()
         procs = [start(cfg, "label", "--job", str(job), "--yes") for _ in range(2)]

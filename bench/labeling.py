@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bizsent.core.config import load_settings  # noqa: E402
-from bizsent.core.label import budget, ledger  # noqa: E402
+from bizsent.core.label import budget, ledger, planning  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
 from bizsent.jobs import labeling  # noqa: E402
 from fakes.label_posts import FAKE_CONFIG, make_posts  # noqa: E402
@@ -44,16 +44,16 @@ def main() -> None:
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)
         make_posts(db, settings.image_dir, CALIBRATION_POSTS + MAIN_POSTS)
-        params = labeling.resolve(settings, "openai", None, None, False)
+        params = planning.resolve(settings, "openai", None, None, False)
 
-        all_items = labeling.plan(db, settings, params).items
+        all_items = planning.plan(db, settings, params).items
         main_sizes = [budget.PostSize(i.subject, i.text, i.width, i.height) for i in all_items[CALIBRATION_POSTS:]]
         formula = budget.estimate(db, settings, "openai", params.model, params.prompt_version, main_sizes, "live")
 
-        calib_plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, CALIBRATION_POSTS, False))
+        calib_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, CALIBRATION_POSTS, False))
         labeling.run_live(db, settings, calib_plan)
 
-        main_plan = labeling.plan(db, settings, params)
+        main_plan = planning.plan(db, settings, params)
         calibrated = main_plan.chosen
         first_call = len(fake.calls)
         started = time.monotonic()

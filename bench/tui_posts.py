@@ -78,7 +78,7 @@ def build(db_path: Path, image_dir: Path, n_posts: int) -> None:
                       None if i % 20 == 19 else i + 1, "live", stamp))
     conn.executemany("INSERT INTO posts (board, thread_no, post_no, time, text, image_id, source, scraped_at)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", posts)
-    labels = [(pid, rng.choice(("bearish", "neutral", "bullish")), "openai", "gpt-bench", 0.8, "train", stamp)
+    labels = [(pid, rng.choice(("bearish", "neutral", "bullish")), "api", "openai:gpt-bench@p3", 0.8, "train", stamp)
               for pid in range(1, n_posts + 1, 2)]
     conn.executemany("INSERT INTO labels (post_id, label, source, labeler, confidence, split, created_at)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?)", labels)

@@ -1,6 +1,7 @@
 """The `bizsent` command line: a thin layer over core and jobs (the console calls the same functions).
 
-Commands live in modules by stage (data, labeling, model, pods); importing them registers them on `app`.
+Commands live in modules by stage (data, labeling, model, pods) and jobs (every kind); importing them registers
+them on `app`.
 Exit codes: 0 ok, 1 user error (one line on stderr), 2 usage.
 """
 
@@ -12,7 +13,7 @@ import sqlite3
 import sys
 
 import typer
-from bizsent.cli import data, labeling, model, pods  # noqa: F401  (registers the commands)
+from bizsent.cli import data, jobs, labeling, model, pods  # noqa: F401  (registers the commands)
 from bizsent.cli.app import _opened, app
 from bizsent.core.errors import BizsentError
 from bizsent.core.log import RedactingStream, log_file, redact

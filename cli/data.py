@@ -83,7 +83,8 @@ def export(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="output file, .jsonl or .csv")],
     what: Annotated[str, typer.Option(help="posts | labels")] = "labels",
-    source: Annotated[str | None, typer.Option(help="only labels from this source")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="only labels from this source or provider: human, openai, …, or api (every provider)")] = None,
     split: Annotated[str | None, typer.Option(help="only labels in this split")] = None,
 ) -> None:
     """Export posts or labels as JSONL or CSV."""

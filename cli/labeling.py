@@ -12,7 +12,8 @@ from bizsent.core.errors import BizsentError
 @app.command()
 def label(
     ctx: typer.Context,
-    provider: Annotated[str | None, typer.Option(help="openai | gemini | compatible (default: config)")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai, gemini, compatible or another registered provider"
+                                                      " (default: config)")] = None,
     model: Annotated[str | None, typer.Option(help="model name (default: the provider's in config.toml)")] = None,
     limit: Annotated[int | None, typer.Option(help="label at most this many posts")] = None,
     batch: Annotated[bool, typer.Option("--batch", help="use the provider's Batch API (cheaper, slower)")] = False,
@@ -22,6 +23,7 @@ def label(
                                             " provider, model, mode and limit apply")] = None,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
+    from bizsent.core.label import planning
     from bizsent.jobs import labeling
 
     c = ctx_of(ctx)
@@ -29,18 +31,20 @@ def label(
     if job is not None:
         _label_job(c, db, job, dry_run)
         return
-    params = labeling.resolve(c.settings, provider, model, limit, batch)
-    plan = labeling.plan(db, c.settings, params)
+    params = planning.resolve(c.settings, provider, model, limit, batch)
+    plan = planning.plan(db, c.settings, params)
     typer.echo(plan.render())
     if dry_run:
         return
-    if not plan.items:
-        typer.echo("nothing to label: every candidate post already has a label from this labeler")
-        return
-    from bizsent.core.label.budget import check_caps, money
+    from bizsent.core.label.approval import approve
+    from bizsent.core.label.budget import money
 
-    labeling.require_key(c.settings, params.provider)
-    check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+    approval = approve(db, c.settings, plan)
+    if approval.nothing_to_do:
+        typer.echo(approval.blocker)
+        return
+    if approval.error is not None:
+        raise approval.error
     if not yes and not typer.confirm(f"send {len(plan.items)} requests for about {money(plan.chosen.usd)}?"):
         typer.echo("cancelled; nothing was sent")
         return
@@ -64,12 +68,13 @@ def label(
 def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     """`bizsent label --job ID`: run a job row queued by the console (or resume a crashed one). Whatever stops
     it before it starts is written to the row too, since a detached run has nobody reading its stderr."""
-    from bizsent.core.label.budget import check_caps
+    from bizsent.core.label import planning
+    from bizsent.core.label.approval import approve
     from bizsent.core.label.ledger import recover
     from bizsent.jobs import labeling, rows
 
     params = labeling.job_params(db, c.settings, job_id)
-    plan = labeling.plan(db, c.settings, params)
+    plan = planning.plan(db, c.settings, params)
     typer.echo(plan.render())
     if dry_run:
         return
@@ -79,8 +84,9 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
             rows.finish(db, job_id, "done", "nothing left to label")
             typer.echo(f"job {job_id}: nothing left to label")
             return
-        labeling.require_key(c.settings, params.provider)
-        check_caps(db, c.settings, plan.chosen.usd, len(plan.items), params.limit)
+        approval = approve(db, c.settings, plan)
+        if approval.error is not None:
+            raise approval.error
         if params.mode == "batch":
             from bizsent.jobs import batches
 
@@ -130,17 +136,28 @@ def batches(
     ctx: typer.Context,
     action: Annotated[str, typer.Argument(help="list | show | cancel | collect")] = "list",
     job: Annotated[int | None, typer.Argument(help="job id (show, cancel; collect: only this job)")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done")]
-    = False,
+    wait: Annotated[bool, typer.Option("--wait", help="collect: keep polling until every batch job is done, as a"
+                                       " batch-collect job of its own (see `bizsent jobs`)")] = False,
     interval: Annotated[float, typer.Option(help="collect --wait: seconds between polls")] = 60.0,
+    detach: Annotated[bool, typer.Option("--detach", help="collect --wait: run in the background")] = False,
+    collector: Annotated[int | None, typer.Option("--job", help="collect --wait: run (or resume) this"
+                                                  " batch-collect job row")] = None,
 ) -> None:
     """Labeling jobs (live and batch): list, show one, cancel, or collect finished batch results."""
     from bizsent.jobs import batches as batch_jobs
 
     c = ctx_of(ctx)
     db = c.db(create=False)
-    if action == "collect" and wait:
-        batch_jobs.collect_until_done(db, c.settings, job, max(0.0, interval), echo=typer.echo)
+    if action == "collect" and (wait or collector is not None):
+        if collector is None:
+            collector = batch_jobs.queue_collect(db, job, max(0.0, interval))
+        if detach:
+            from bizsent.jobs.control import start
+
+            pid = start(db, c.db_path, c.settings.source, collector, c.settings.data_dir / "logs")
+            typer.echo(f"job {collector} (batch-collect) started in the background (pid {pid})")
+            return
+        batch_jobs.run_collect_job(db, c.settings, collector, echo=typer.echo)
         return
     typer.echo(batch_jobs.command(db, c.settings, action, job))
 

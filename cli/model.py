@@ -39,6 +39,19 @@ def dataset_build(
                f"{m['dropped']['total']} {m['dropped']['by_reason']}")
 
 
+def _detach_or_run(c: Context, db, job_id: int, detach: bool) -> bool:
+    """With --detach: start job row `job_id` in the background, say so, and return True (nothing left to do)."""
+    if not detach:
+        return False
+    from bizsent.jobs.control import start
+    from bizsent.jobs.rows import get
+
+    pid = start(db, c.db_path, c.settings.source, job_id, c.settings.data_dir / "logs")
+    typer.echo(f"job {job_id} ({get(db, job_id)['kind']}) started in the background (pid {pid}); follow it with"
+               f" `bizsent jobs show {job_id}`")
+    return True
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -56,62 +69,71 @@ def train(
     four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
+    detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this train job row with the options"
+                                            " it recorded")] = None,
 ) -> None:
-    """Fine-tune with LoRA; metric events go to the store (the console draws them live)."""
-    from bizsent.core.evaluate.report import evaluate_run, render_table
-    from bizsent.core.model.dataset import build_dataset, export_bundle
-    from bizsent.core.model.training import train_run
+    """Fine-tune with LoRA as a job (heartbeat, cancel, resume); metric events go to the store."""
+    from bizsent.core.evaluate.report import render_table
+    from bizsent.jobs import rows, training
 
     c = ctx_of(ctx)
-    cfg = _train_settings(c, base_model)
     if dry_run:
         from bizsent.core.model.memory import estimate_training_memory, render, shape_for
 
+        cfg = _train_settings(c, base_model)
         shape, source = shape_for(cfg.base_model)
         typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
         return
     if not local:
         raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
-    from bizsent.core.model.modeling import require_model
-
-    require_model(cfg.base_model)  # fail in seconds, before a bundle or a run row is made for nothing
     db = c.db(create=False)
-    run_name = name or f"train-{stamp()}"
-    out_dir = c.settings.data_dir / "runs" / run_name
-    if bundle is None and resume and (out_dir / "bundle" / "manifest.json").exists():
-        bundle = out_dir / "bundle"  # a rerun of a crashed run trains on the data its checkpoints came from
-    if bundle is None:
-        bundle = export_bundle(build_dataset(db, c.settings.image_dir, cfg), out_dir / "bundle",
-                               max_pixels=cfg.max_pixels)
-    run_id, result = train_run(db, c.settings, bundle=bundle, out_dir=out_dir, name=run_name, max_steps=max_steps,
-                               load_in_4bit=four_bit, jsonl=out_dir / "events.jsonl", cfg=cfg, resume=resume)
-    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
-    typer.echo(f"run {run_id} ({run_name}): {result.steps} steps in {result.seconds:.0f}s{resumed}, train loss "
-               f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
-    if evaluate:
-        report, md, _ = evaluate_run(db, c.settings, run_id)
-        print_table(render_table(report))
-        typer.echo(f"report: {md}")
+    if job is None:
+        from bizsent.core.model.modeling import require_model
 
+        require_model(_train_settings(c, base_model).base_model)  # fail in seconds, before a row is made
+        job = rows.queue(db, training.TRAIN, training.train_params(
+            name or f"train-{stamp()}", bundle=bundle, base_model=base_model, max_steps=max_steps,
+            four_bit=four_bit, evaluate=evaluate, resume=resume))
+    if _detach_or_run(c, db, job, detach):
+        return
+    out = training.run_train(db, c.settings, job)
+    result = out.result
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(f"job {job}: run {out.run_id}: {result.steps} steps in {result.seconds:.0f}s{resumed}, train loss "
+               f"{result.train_loss:.4f}; adapter {result.adapter_dir}")
+    if out.report is not None:
+        print_table(render_table(out.report))
+        typer.echo(f"report: {out.report_path}")
 
 
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="run id or name; 'zero-shot' scores the base model without adapter")],
+    run: Annotated[str | None, typer.Argument(help="run id or name; 'zero-shot' scores the base model without "
+                                              "adapter")] = None,
     bundle: Annotated[Path | None, typer.Option(help="bundle for a zero-shot run")] = None,
     cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run this eval job row")] = None,
 ) -> None:
-    """Score the run's test split; print and write the report next to the baselines and API labelers."""
-    from bizsent.core.evaluate.report import evaluate_run, render_table, zero_shot_run
+    """Score the run's test split as a job; print and write the report next to the baselines and API labelers."""
+    from bizsent.core.evaluate.report import render_table, run_row
+    from bizsent.jobs import rows, training
 
     c = ctx_of(ctx)
     db = c.db(create=False)
-    if run == "zero-shot":
-        if bundle is None:
+    if job is None:
+        if run is None:
+            raise BizsentError("name the run to evaluate: `bizsent eval RUN` (id or name, or zero-shot)")
+        if run == "zero-shot" and bundle is None:
             raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
-        run = str(zero_shot_run(db, c.settings, bundle))
-    report, md, js = evaluate_run(db, c.settings, run, cryptobert=cryptobert)
+        if run != "zero-shot":
+            run_row(db, run)  # an unknown run fails now, in one line, before a job row is made
+        job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert))
+    if _detach_or_run(c, db, job, detach):
+        return
+    report, md, js = training.run_eval(db, c.settings, job)
     print_table(render_table(report))
     typer.echo(f"report: {md} and {js}")
 

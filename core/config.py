@@ -12,12 +12,13 @@ from typing import Any, Literal
 
 from bizsent.core.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 ENV_PREFIX = "BIZSENT_"
-# Each key goes to its own host only: an OpenAI-compatible server (any base_url) never gets the OpenAI key.
-SECRET_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "compatible": "BIZSENT_COMPATIBLE_API_KEY",
-              "runpod": "RUNPOD_API_KEY"}
+# The secrets that are not a label provider's; each provider declares its own (core.label.providers), and each
+# key goes to its own host only.
+SECRET_ENV = {"runpod": "RUNPOD_API_KEY"}
 
 
 class Section(BaseModel):
@@ -49,10 +50,6 @@ class ImageSettings(Section):
     max_pixels: int = Field(448 * 448, ge=28 * 28)
 
 
-# "default" sends nothing (the model's own default); the rest are OpenAI's reasoning_effort values.
-ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high"]
-
-
 class ModelPrice(Section):
     """What one model costs, USD per million tokens; the Batch API bills `batch_discount` times that."""
 
@@ -65,19 +62,10 @@ class ModelPrice(Section):
         return usd * (self.batch_discount if mode == "batch" else 1.0)
 
 
-# Prices belong to models, not providers. These defaults were taken from the November 2026 planning facts of
-# issue 8 (not re-verified against the providers' price pages); config.toml's [prices."MODEL"] tables add to
-# or replace them.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
-    "gpt-5-mini": {"input_per_mtok": 0.25, "output_per_mtok": 2.00, "batch_discount": 0.5},
-    "gemini-2.5-flash-lite": {"input_per_mtok": 0.10, "output_per_mtok": 0.40, "batch_discount": 0.5},
-    "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50, "batch_discount": 0.5},
-    # the compatible provider's default: a server you run yourself, no per-token bill
-    "Qwen/Qwen2.5-VL-7B-Instruct": {"input_per_mtok": 0.0, "output_per_mtok": 0.0, "batch_discount": 1.0},
-}
-
-
 class ProviderSettings(Section):
+    """The keys every [labeling.PROVIDER] section has; each provider's own subclass (core.label.providers) adds
+    its keys and defaults."""
+
     model: str
     base_url: str
     concurrency: int = Field(8, ge=1)
@@ -86,40 +74,62 @@ class ProviderSettings(Section):
     detail: Literal["low", "high", "auto"] = "low"
 
 
-# Each provider section may set any subset of keys; the rest keep that provider's defaults.
-class OpenAISettings(ProviderSettings):
-    model: str = "gpt-5-mini"
-    base_url: str = "https://api.openai.com/v1"
-    # Reasoning tokens are billed as output: "minimal" keeps a label answer near its ~60 tokens.
-    reasoning_effort: ReasoningEffort = "minimal"
-
-
-class GeminiSettings(ProviderSettings):
-    model: str = "gemini-2.5-flash-lite"
-    base_url: str = "https://generativelanguage.googleapis.com"
-    requests_per_minute: int = Field(1000, ge=1)
-    # Thinking tokens are billed as output: 0 switches thinking off (2.5 Flash), -1 lets the model decide.
-    thinking_budget: int = Field(0, ge=-1)
-
-
-class CompatibleSettings(ProviderSettings):
-    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    base_url: str = "http://127.0.0.1:8000/v1"
-    concurrency: int = Field(4, ge=1)
-    reasoning_effort: ReasoningEffort = "default"  # local servers mostly ignore or reject it
-
-
 class LabelingSettings(Section):
-    provider: Literal["openai", "gemini", "compatible"] = "openai"
+    """[labeling], and one [labeling.PROVIDER] section per registered provider (core.label.providers): each
+    section may set any subset of keys, the rest keep that provider's defaults."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    provider: str = "openai"
     budget_total_usd: float = Field(10.0, ge=0)
     budget_job_usd: float = Field(5.0, ge=0)
     few_shot: int = Field(0, ge=0, le=20)
     max_retries: int = Field(4, ge=0)
     request_timeout_s: float = Field(60.0, gt=0)  # one live request; past it its fate is unknown (maybe paid)
     max_consecutive_failures: int = Field(5, ge=1)  # unreachable server this many times in a row: the run stops
-    openai: OpenAISettings = Field(default_factory=OpenAISettings)
-    gemini: GeminiSettings = Field(default_factory=GeminiSettings)
-    compatible: CompatibleSettings = Field(default_factory=CompatibleSettings)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _provider_sections(cls, data: Any, handler: Any) -> Any:
+        """The registry, not this class, knows the providers: their sections are validated by their own models
+        (errors keep their place, labeling.NAME.KEY); any other unknown key is refused as usual."""
+        from bizsent.core.label import providers
+
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        sections: dict[str, ProviderSettings] = {}
+        problems: list[InitErrorDetails] = []
+        for provider in providers.registered():
+            try:
+                sections[provider.name] = provider.settings.model_validate(data.pop(provider.name, None) or {})
+            except ValidationError as err:
+                problems += [InitErrorDetails(type=e["type"], loc=(provider.name, *e["loc"]), input=e["input"],
+                                              ctx=e.get("ctx", {})) for e in err.errors()]
+        problems += [InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key])
+                     for key in data if key not in cls.model_fields]
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        model = handler(data)
+        model.__pydantic_extra__.update(sections)
+        return model
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        from bizsent.core.label import providers
+
+        if value not in providers.names():
+            raise PydanticCustomError("unknown_provider", "input should be {expected}",
+                                      {"expected": ", ".join(repr(n) for n in providers.names())})
+        return value
+
+    def section(self, provider: str) -> ProviderSettings:
+        """The [labeling.PROVIDER] settings of a registered provider."""
+        from bizsent.core.label import providers
+
+        known = (self.__pydantic_extra__ or {}).get(provider)
+        return known if known is not None else providers.get(provider).settings()
 
 
 CloudType = Literal["COMMUNITY", "SECURE"]
@@ -219,7 +229,7 @@ class Settings(Section):
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
-        m: ModelPrice.model_validate(p) for m, p in DEFAULT_PRICES.items()})
+        m: ModelPrice.model_validate(p) for m, p in default_prices().items()})
     # Where the settings came from; relative data paths resolve against its folder.
     source: Path | None = Field(default=None, exclude=True)
 
@@ -229,7 +239,7 @@ class Settings(Section):
         """A [prices."MODEL"] table adds a model or changes keys of a built-in one; the other defaults stay."""
         if not isinstance(value, dict):
             return value
-        merged: dict[str, Any] = {m: dict(p) for m, p in DEFAULT_PRICES.items()}
+        merged: dict[str, Any] = {m: dict(p) for m, p in default_prices().items()}
         for model, price in value.items():
             merged[model] = {**merged[model], **price} if model in merged and isinstance(price, dict) else price
         return merged
@@ -338,15 +348,39 @@ def load_settings(
     return settings
 
 
-def secret(provider: str) -> str:
-    """The API key for `provider`, from its environment variable only."""
-    var = SECRET_ENV[provider]
+def default_prices() -> dict[str, dict[str, float]]:
+    """Prices belong to models, not providers: the registered providers' default models' prices, which
+    config.toml's [prices."MODEL"] tables add to or replace."""
+    from bizsent.core.label import providers
+
+    return {model: price for p in providers.registered() for model, price in p.prices.items()}
+
+
+def secret_variable(name: str) -> str:
+    """The environment variable that holds the key of `name`: a label provider or another service (runpod)."""
+    if name in SECRET_ENV:
+        return SECRET_ENV[name]
+    from bizsent.core.label import providers
+
+    return providers.get(name).secret_env
+
+
+def secret_variables() -> set[str]:
+    """Every variable a bizsent key is read from (what logs and notifications must never show)."""
+    from bizsent.core.label import providers
+
+    return set(SECRET_ENV.values()) | {p.secret_env for p in providers.registered()}
+
+
+def secret(name: str) -> str:
+    """The API key for `name`, from its environment variable only."""
+    var = secret_variable(name)
     value = os.environ.get(var, "").strip()
     if not value:
-        raise ConfigError(f"{var} is not set; export it in your shell to use {provider}")
+        raise ConfigError(f"{var} is not set; export it in your shell to use {name}")
     return value
 
 
-def optional_secret(provider: str) -> str | None:
-    """The key for `provider` if its variable is set (local OpenAI-compatible servers usually need none)."""
-    return os.environ.get(SECRET_ENV[provider], "").strip() or None
+def optional_secret(name: str) -> str | None:
+    """The key for `name` if its variable is set (local OpenAI-compatible servers usually need none)."""
+    return os.environ.get(secret_variable(name), "").strip() or None

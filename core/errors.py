@@ -15,3 +15,7 @@ class StoreError(BizsentError):
 
 class ImportFormatError(BizsentError):
     pass
+
+
+class Cancelled(BizsentError):
+    """The user cancelled the job this process runs (its row says 'cancelled'); the work stopped cleanly."""

@@ -14,9 +14,10 @@ LABELS: tuple[Label, ...] = ("bearish", "neutral", "bullish")
 RATING_TO_LABEL: dict[int, Label] = {1: "bearish", 2: "neutral", 3: "bullish"}
 LABEL_TO_RATING: dict[Label, int] = {v: k for k, v in RATING_TO_LABEL.items()}
 
-SOURCES = ("human", "openai", "gemini", "compatible", "model", "pseudo")
-API_SOURCES = ("openai", "gemini", "compatible")  # the vision LLM labelers among SOURCES
-NON_API_SOURCES = tuple(s for s in SOURCES if s not in API_SOURCES)
+SOURCES = ("human", "api", "model", "pseudo")
+# The vision LLM labelers' source. Which provider answered is data, not schema: the labeler name says it,
+# "openai:gpt-5-mini@p3" (api_labeler), so a new provider (core.label.providers) needs no table change.
+API_SOURCE = "api"
 SPLITS = ("test", "train", "val", "unassigned")
 
 # Combined labels (`bizsent agreement --combine`: Dawid-Skene or majority over all API labelers) are nobody's
@@ -34,6 +35,36 @@ def combined_labeler(method: str) -> str:
 def is_combined(source: str, labeler: str | None) -> bool:
     """Is this label row a combined label (written by core.agreement.combine_labels)?"""
     return source == COMBINED_SOURCE and (labeler or "").startswith(COMBINED_PREFIX)
+
+
+def api_labeler(provider: str, model: str, prompt_version: str) -> str:
+    """The labeler name of an API label: which provider, which model, which prompt ("openai:gpt-5-mini@p3")."""
+    return f"{provider}:{model}@{prompt_version}"
+
+
+def provider_of(source: str, labeler: str | None) -> str | None:
+    """The provider that gave an API label (the labeler name up to its first colon); None for other sources."""
+    if source != API_SOURCE:
+        return None
+    return (labeler or "").partition(":")[0] or None
+
+
+def origin(source: str, labeler: str | None) -> str:
+    """Who a label is from, as users name it: the provider for API labels ("openai"), else the source ("human")."""
+    return provider_of(source, labeler) or source
+
+
+def origin_sql(alias: str = "") -> str:
+    """`origin` as an SQL expression over the labels table (`alias`: its alias in the query, if any)."""
+    a = f"{alias}." if alias else ""
+    return (f"(CASE WHEN {a}source = '{API_SOURCE}' THEN substr({a}labeler, 1, instr({a}labeler, ':') - 1)"
+            f" ELSE {a}source END)")
+
+
+def labeler_name(source: str, labeler: str | None) -> str:
+    """A labeler as tables show it, "openai:gpt-5-mini@p3" or "model:run4": API labeler names already start with
+    their provider."""
+    return labeler or source if source == API_SOURCE else f"{source}:{labeler or ''}"
 
 
 # How a human test label's post was chosen (labels.sampling). Only "random" makes the test set a sample of the

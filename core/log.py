@@ -14,7 +14,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any, TextIO
 
-from bizsent.core.config import SECRET_ENV
+from bizsent.core.config import secret_variables
 
 LOG_NAME = "bizsent.log"
 
@@ -36,7 +36,7 @@ SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 
 def secret_values() -> list[tuple[str, str]]:
     """(variable, value) of every secret in the environment: the providers' keys and anything named like one."""
-    names = set(SECRET_ENV.values()) | {n for n in os.environ if n.upper().endswith(SECRET_SUFFIXES)}
+    names = secret_variables() | {n for n in os.environ if n.upper().endswith(SECRET_SUFFIXES)}
     out = [(n, os.environ.get(n, "").strip()) for n in sorted(names)]
     # Longest first, so a key that contains another is replaced whole.
     return sorted(((n, v) for n, v in out if len(v) >= 8), key=lambda nv: -len(nv[1]))

@@ -1,15 +1,16 @@
-"""Batch API labeling (OpenAI `/v1/batches`, Gemini batch jobs; both half price) and the `bizsent batches` /
+"""Batch API labeling (every provider with `supports_batch`: OpenAI `/v1/batches`, Gemini batch jobs; both half
+price) and the `bizsent batches` /
 `costs` views.
 
 `submit` writes a ledger row per request (status 'pending', mode 'batch'), sends the requests as one or more
-remote batch jobs (jobs.batch_backends) and marks the rows 'sent' with their remote id, and records the remote
-ids in the job row, so any later process can `collect`: poll each remote job, complete the ledger rows from
-its answers at the batch price, write labels, and resubmit the failures (up to labeling.max_retries).
+remote batch jobs (the provider's core.label.batching.Backend) and marks the rows 'sent' with their remote id,
+and records the remote ids in the job row, so any later process can `collect`: poll each remote job, complete
+the ledger rows from its answers at the batch price, write labels, and resubmit the failures (up to
+labeling.max_retries).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,17 +21,18 @@ import sqlite_utils
 from bizsent.core.collect.images import image_jpeg
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, providers
+from bizsent.core.label.batching import Backend
 from bizsent.core.label.budget import money
 from bizsent.core.label.labelers.base import Request
+from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, few_shot_examples
 from bizsent.core.labels import Example, user_prompt
 from bizsent.core.pods import records as pod_records
 from bizsent.core.store import now, transaction
-from bizsent.core.store.posts import set_label
+from bizsent.core.store.posts import HUMAN_TEST, human_test, set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import rows
-from bizsent.jobs.batch_backends import Backend, backend
-from bizsent.jobs.labeling import SOURCE_OF, Item, Params, Plan, Snapshot, few_shot_examples
+from bizsent.jobs.labeling import Snapshot
 
 Entry = tuple[Item, Any, int]  # the post, its provider payload, the payload's size in bytes
 
@@ -90,8 +92,6 @@ def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id
     A post another run holds or has answered is left out (snap.skipped); a claim the caps refuse ends the
     submission there. A failed submission closes its rows as 'error' (nothing was accepted, so nothing is
     billed) and stops with one line; the remote jobs created before it stay recorded by the caller."""
-    from bizsent.jobs.labeling import CLAIMED
-
     caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     sent: list[str] = []
     capped = False
@@ -105,7 +105,7 @@ def _send(db: sqlite_utils.Database, settings: Settings, remote: Backend, job_id
                 continue
             got = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
                                model=params.model, prompt_version=params.prompt_version, mode="batch",
-                               reserve_usd=reserve_of(item), caps=caps, label_source=SOURCE_OF[params.provider],
+                               reserve_usd=reserve_of(item), caps=caps, label_source=params.source,
                                labeler=params.labeler)
             snap.interrupted += len(got.recovered)
             if got.call_id is not None:
@@ -144,7 +144,7 @@ class SubmitError(BizsentError):
 def submit(db: sqlite_utils.Database, settings: Settings, plan: Plan, job_id: int | None = None) -> BatchReport:
     """Send the plan's posts as batch job(s); `job_id`: run an already queued job row instead of a new one."""
     params = plan.params
-    remote = backend(settings, params.provider)
+    remote = providers.batch_backend(settings, params.provider)
     open_keys = {r[0] for r in db.execute(
         "SELECT request_key FROM api_calls WHERE mode = 'batch' AND status IN ('pending', 'sent')")}
     items = [i for i in plan.items if i.key not in open_keys]
@@ -179,7 +179,7 @@ def _items_for(db: sqlite_utils.Database, params: Params, post_ids: list[int]) -
     for post in post_ids:
         row = db.execute(
             "SELECT p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
-            " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
+            f" EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND {human_test('h')})"
             " FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?", [post]).fetchone()
         if row:
             subject, text, path, sha, w, h, is_test = row
@@ -213,12 +213,47 @@ def collect_until_done(db: sqlite_utils.Database, settings: Settings, job_id: in
         sleep(interval_s)
 
 
+COLLECT_KIND = "batch-collect"
+
+
+def queue_collect(db: sqlite_utils.Database, label_job: int | None, interval_s: float) -> int:
+    """A `batch-collect` job row: `collect --wait` for one labeling job (or every open one) as a job of its own."""
+    return rows.queue(db, COLLECT_KIND, {"label_job": label_job, "interval_s": interval_s})
+
+
+def run_collect_job(db: sqlite_utils.Database, settings: Settings, job_id: int,
+                    echo: Callable[[str], None] = print) -> None:
+    """Run (or resume) a batch-collect row here, with its heartbeat; a cancel ends it at its next wait."""
+    from bizsent.core.errors import Cancelled
+    from bizsent.jobs.heartbeat import running
+
+    job = rows.get(db, job_id)
+    if job is None or job["kind"] != COLLECT_KIND:
+        raise BizsentError(f"job {job_id} is not a {COLLECT_KIND} job; see `bizsent jobs`")
+    target, interval = job["params"].get("label_job"), float(job["params"].get("interval_s", 60.0))
+    total = len(open_jobs(db, target))
+    with running(db, job_id, total) as beat:
+
+        def report(line: str) -> None:
+            echo(line)
+            left = len(open_jobs(db, target))
+            if rows.progress(db, job_id, done=max(0, total - left), failed=0, total=total,
+                             counts={"last": line}) == "cancelled":
+                raise Cancelled(f"job {job_id} cancelled")
+
+        def wait(seconds: float) -> None:
+            if beat.cancelled.wait(seconds):
+                raise Cancelled(f"job {job_id} cancelled")
+
+        collect_until_done(db, settings, target, interval, echo=report, sleep=wait)
+
+
 def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
     p = job["params"]
     # The job's own record, never the config as it is now: labels are filed under the labeler name its requests
     # were sent as, and billed at the price it was estimated and confirmed at.
     params = Params.from_dict(p, settings)
-    remote = backend(settings, params.provider)
+    remote = providers.batch_backend(settings, params.provider)
     before = job["counts"]  # what submit recorded: the estimate and skip reasons outlive each collect
     snap = Snapshot(total=job["total"] or 0, done=job["done"], failed=job["failed"],
                     estimate_usd=before.get("estimate_usd", 0.0), skipped=Counter(before.get("skipped", {})))
@@ -251,12 +286,12 @@ def _collect_job(db: sqlite_utils.Database, settings: Settings, job: dict[str, A
                 ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
                 retry_posts.append(post)
                 continue
-            split = "test" if db.execute("SELECT 1 FROM labels WHERE post_id = ? AND source = 'human' AND"
-                                         " split = 'test'", [post]).fetchone() else "unassigned"
+            split = "test" if db.execute(f"SELECT 1 FROM labels WHERE post_id = ? AND {HUMAN_TEST}",
+                                         [post]).fetchone() else "unassigned"
             a = outcome.answer
             with transaction(db):
                 ledger.complete(db, call_id, status="ok", **common)
-                set_label(db, post, NewLabel(label=a.label, source=SOURCE_OF[params.provider], split=split,
+                set_label(db, post, NewLabel(label=a.label, source=params.source, split=split,
                                              labeler=params.labeler, confidence=a.confidence, sarcastic=a.sarcastic,
                                              unsure=a.confidence < 0.5, rationale=a.rationale))
             snap.done += 1
@@ -312,7 +347,7 @@ def cancel(db: sqlite_utils.Database, settings: Settings, job_id: int) -> str:
     if job["state"] not in ("running", "queued"):
         return f"job {job_id} is already {job['state']}"
     if job["params"].get("mode") == "batch" and job["params"].get("batches"):
-        remote = backend(settings, job["params"]["provider"])
+        remote = providers.batch_backend(settings, job["params"]["provider"])
         for entry in job["params"]["batches"]:
             if not entry["collected"]:
                 remote.cancel(entry["id"])
@@ -326,39 +361,16 @@ def cancel(db: sqlite_utils.Database, settings: Settings, job_id: int) -> str:
 
 
 
-def render_list(db: sqlite_utils.Database) -> str:
-    jobs = rows.listing(db, "label")
-    if not jobs:
-        return "no labeling jobs yet; start one with `bizsent label`"
-    out = [f"{'id':>4} {'state':<9} {'mode':<5} {'provider':<10} {'model':<24} {'done':>6} {'failed':>6} {'total':>6}"
-           f" {'USD':>9} {'estimate':>9}  started"]
-    for j in jobs:
-        c, p = j["counts"], j["params"]
-        out.append(f"{j['id']:>4} {j['state']:<9} {p.get('mode', ''):<5} {p.get('provider', ''):<10}"
-                   f" {p.get('model', '')[:24]:<24} {j['done']:>6} {j['failed']:>6} {j['total'] or 0:>6}"
-                   f" {c.get('usd', 0):>9.4f} {c.get('estimate_usd', 0):>9.4f}  {j['started_at']}")
-    return "\n".join(out)
-
-
-def render_job(db: sqlite_utils.Database, job_id: int) -> str:
-    job = rows.get(db, job_id)
-    if job is None:
-        raise BizsentError(f"no job {job_id}; see `bizsent batches list`")
-    out = [f"job {job_id}: {job['kind']} {job['state']}" + (f" ({job['error']})" if job["error"] else "")]
-    for key in ("params", "counts"):
-        out.append(f"{key}: {json.dumps(job[key], sort_keys=True)}")
-    out.append(f"progress {job['progress']:.0%}: done {job['done']}, failed {job['failed']}, total {job['total']};"
-               f" remote {job['remote_id'] or '-'}; heartbeat {job['heartbeat_at']}; pid {job['pid']}")
-    return "\n".join(out)
-
-
 def command(db: sqlite_utils.Database, settings: Settings, action: str, job_id: int | None) -> str:
+    from bizsent.jobs import views
+
     if action == "list":
-        return render_list(db)
+        return views.render_list(views.listing(db, "label"),
+                                 "no labeling jobs yet; start one with `bizsent label`")
     if action in ("show", "cancel") and job_id is None:
         raise BizsentError(f"`bizsent batches {action}` needs a job id; see `bizsent batches list`")
     if action == "show":
-        return render_job(db, job_id)  # type: ignore[arg-type]
+        return views.render_job(views.one(db, job_id))  # type: ignore[arg-type]
     if action == "cancel":
         return cancel(db, settings, job_id)  # type: ignore[arg-type]
     if action == "collect":

@@ -1,4 +1,5 @@
-"""Labeling runs: choose the posts, estimate the bill, then label them live (or hand them to jobs.batches).
+"""Labeling runs, live: label a plan's posts now (core.label.planning chose them and estimated the bill; a
+batch plan goes to jobs.batches instead).
 
 A live run sends `concurrency` requests at a time behind two client-side limiters (requests and tokens per
 minute), pauses everyone when the server says so (Retry-After, exhausted rate-limit headers), retries
@@ -12,7 +13,6 @@ account is out of quota. A rerun of the same command picks up where a killed one
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,9 +22,9 @@ from typing import Any
 import sqlite_utils
 from aiolimiter import AsyncLimiter
 from bizsent.core.collect.images import image_jpeg
-from bizsent.core.config import ModelPrice, Settings
+from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import budget, ledger
+from bizsent.core.label import ledger, providers
 from bizsent.core.label.labelers import (
     Labeler,
     LabelerError,
@@ -32,260 +32,21 @@ from bizsent.core.label.labelers import (
     Request,
     Transient,
     Unreachable,
-    make_labeler,
 )
-from bizsent.core.label.labelers.base import exhausted_for, provider_settings
-from bizsent.core.labels import LABELS, PROMPT_VERSION, Example, LabelAnswer, data_url, post_text, prompt_version
-from bizsent.core.model.dataset import leakage_check
+from bizsent.core.label.labelers.base import exhausted_for
+from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, the_text
 from bizsent.core.store import transaction
-from bizsent.core.store.posts import CANDIDATE_SQL, set_label
+from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
-from bizsent.jobs import rows
+from bizsent.jobs import kinds, rows
+from bizsent.jobs.heartbeat import Beat
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
 
-SOURCE_OF = {"openai": "openai", "gemini": "gemini", "compatible": "compatible"}
 PROGRESS_EVERY_S = 0.5
-HEARTBEAT_S = 5.0  # a running job's heartbeat, also while every request waits on a slow server
 RATE_LIMIT_RETRIES = 30
 # A claim reserves this multiple of the post's estimate (or the dearest answer seen so far, if larger), so
 # answers somewhat longer than estimated cannot carry concurrent runs over the total cap.
 RESERVE_MARGIN = 1.5
-CLAIMED = "claimed by another run (in flight or in an open batch)"
-
-
-@dataclass(frozen=True, slots=True)
-class Params:
-    """What a labeling job sends and how its labels are filed. A job records these (jobs.params) when it starts;
-    resuming or collecting it rebuilds them from that record, never from the config as it is now."""
-
-    provider: str
-    model: str
-    mode: str = "live"  # live | batch
-    limit: int | None = None
-    few_shot: int = 0  # few-shot examples asked for (labeling.few_shot)
-    examples: tuple[int, ...] | None = None  # post ids of the examples actually sent; None until `plan` picks them
-    prompt_version: str = PROMPT_VERSION  # of what is actually sent (core.labels.prompt_version)
-    price: ModelPrice | None = None  # the model's price when the job was planned
-
-    @property
-    def labeler(self) -> str:
-        return f"{self.model}@{self.prompt_version}"
-
-    def usd(self, tokens_in: int, tokens_out: int) -> float:
-        assert self.price is not None, "a Params without a price was never resolved"
-        return self.price.usd(tokens_in, tokens_out, self.mode)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model, "mode": self.mode, "limit": self.limit,
-                "prompt_version": self.prompt_version, "few_shot": self.few_shot,
-                "examples": list(self.examples) if self.examples is not None else None,
-                "price": self.price.model_dump() if self.price is not None else None}
-
-    @classmethod
-    def from_dict(cls, p: dict[str, Any], settings: Settings) -> Params:
-        """The Params a job recorded; rows from before prices were recorded take the model's price now."""
-        price = ModelPrice.model_validate(p["price"]) if p.get("price") else settings.price(p["model"])
-        examples = tuple(int(i) for i in p["examples"]) if p.get("examples") is not None else None
-        return cls(p["provider"], p["model"], p.get("mode") or "live", p.get("limit"), int(p.get("few_shot") or 0),
-                   examples, p.get("prompt_version") or PROMPT_VERSION, price)
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    post_id: int
-    subject: str
-    text: str
-    image_path: str
-    image_sha: str
-    width: int
-    height: int
-    split: str  # 'test' when a human test label exists: the API label must never train the model
-    key: str
-
-
-@dataclass(slots=True)
-class Plan:
-    params: Params
-    items: list[Item]
-    skipped: Counter[str]
-    estimates: list[budget.Estimate]  # every provider x mode, the chosen one first
-    examples: tuple[Example, ...] = ()
-    notes: list[str] = field(default_factory=list)  # few-shot problems, providers that could not be priced
-    item_usd: dict[int, float] = field(default_factory=dict)  # post id -> its share of the chosen estimate
-
-    def usd_of(self, item: Item) -> float:
-        return self.item_usd.get(item.post_id, self.chosen.usd / max(1, len(self.items)))
-
-    @property
-    def chosen(self) -> budget.Estimate:
-        return self.estimates[0]
-
-    def render(self) -> str:
-        lines = [f"posts to label: {len(self.items)} (labeler {self.params.provider} {self.params.labeler})"]
-        for reason, n in sorted(self.skipped.items()):
-            lines.append(f"skipped, not sent: {n} ({reason})")
-        lines.extend(self.notes)
-        lines.append(f"{'provider':<11} {'model':<28} {'mode':<6} {'tokens in':>11} {'tokens out':>10}"
-                     f" {'USD':>9}  basis")
-        for e in self.estimates:
-            mark = "*" if e is self.chosen else " "
-            lines.append(f"{mark}{e.provider:<10} {e.model[:28]:<28} {e.mode:<6} {e.tokens_in:>11,}"
-                         f" {e.tokens_out:>10,} {e.usd:>9.4f}  {e.basis}")
-        return "\n".join(lines)
-
-
-EXAMPLE_SQL = ("SELECT p.id, p.subject, p.text, i.path, l.label, l.sarcastic FROM labels l"
-               " JOIN posts p ON p.id = l.post_id JOIN images i ON i.id = p.image_id"
-               " WHERE l.source = 'human' AND l.split = 'train' AND " + CANDIDATE_SQL +
-               " AND NOT EXISTS (SELECT 1 FROM labels t WHERE t.post_id = p.id AND t.split = 'test')")
-
-
-def few_shot_examples(db: sqlite_utils.Database, n: int, max_pixels: int, ids: tuple[int, ...] | None = None
-                      ) -> tuple[tuple[Example, ...], list[str]]:
-    """Human TRAIN-split labels only (test-split posts must never leak into prompts): `n` spread over the classes
-    as evenly as they allow, or exactly the posts `ids` (a recorded job's). Returns the examples that will be
-    sent and one line per problem (fewer than asked, unreadable images): nothing is dropped silently."""
-    if (ids is None and n <= 0) or ids == ():
-        return (), []
-    rows: list[tuple] = []
-    if ids is not None:
-        marks = ",".join("?" * len(ids))
-        found = {r[0]: r for r in db.execute(f"{EXAMPLE_SQL} AND p.id IN ({marks})", list(ids))}
-        rows = [found[i] for i in ids if i in found]
-        missing = [i for i in ids if i not in found]
-    else:
-        missing = []
-        by_class = {label: db.execute(f"{EXAMPLE_SQL} AND l.label = ? ORDER BY l.id", [label]).fetchall()
-                    for label in LABELS}
-    picked: list[Example] = []
-    unreadable: list[int] = []
-    leaking: list[int] = []  # copies of test posts (image or text): the labeler is scored on the test set
-    leaks = leakage_check(db)
-
-    def take(row: tuple) -> bool:
-        post, subject, text, path, label, sarcastic = row
-        if leaks(post):
-            leaking.append(post)
-            return False
-        try:
-            url = data_url(image_jpeg(path, max_pixels))
-        except (OSError, ValueError):
-            unreadable.append(post)
-            return False
-        picked.append(Example(post_text(subject, text), url, LabelAnswer(
-            label=label, confidence=1.0, sarcastic=bool(sarcastic), rationale="human label"), post))
-        return True
-
-    if ids is not None:
-        for row in rows:
-            take(row)
-        wanted = len(ids)
-    else:
-        wanted = n
-        for index, label in enumerate(LABELS):
-            share = n // len(LABELS) + (1 if index < n % len(LABELS) else 0)
-            got = 0
-            for row in by_class[label]:
-                if got >= share:
-                    break
-                got += take(row)
-    problems = []
-    if unreadable:
-        problems.append(f"few-shot: {len(unreadable)} example image(s) unreadable, not sent (posts "
-                        f"{', '.join(map(str, unreadable[:10]))})")
-    if leaking:
-        problems.append(f"few-shot: {len(leaking)} example(s) share an image or text with the human test set, not"
-                        f" sent (posts {', '.join(map(str, leaking[:10]))})")
-    if missing:
-        problems.append(f"few-shot: {len(missing)} recorded example(s) are no longer human train labels, not sent"
-                        f" (posts {', '.join(map(str, missing[:10]))})")
-    if len(picked) < wanted:
-        counts = Counter(e.answer.label for e in picked)
-        problems.append(f"few-shot: asked for {wanted} example(s), sending {len(picked)} ("
-                        + (", ".join(f"{counts[label]} {label}" for label in LABELS)) + ")")
-    return tuple(picked), problems
-
-
-def select(db: sqlite_utils.Database, params: Params) -> tuple[list[Item], Counter[str]]:
-    """Candidate posts without a label from this labeler, and the posts that cannot be sent (with why)."""
-    source = SOURCE_OF[params.provider]
-    skipped: Counter[str] = Counter()
-    for image_id, status, reason in db.execute(
-        "SELECT p.image_id, i.status, i.reason FROM posts p LEFT JOIN images i ON i.id = p.image_id"
-        " WHERE trim(p.text) != '' AND (p.image_id IS NULL OR i.status != 'ok')"
-        " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)",
-        [source, params.labeler],
-    ):
-        skipped["no image" if image_id is None else f"image {status}" + (f": {reason}" if reason else "")] += 1
-    limit = -1 if params.limit is None else params.limit
-    claimed = ledger.live_claims(db)
-    items = []
-    for row in db.execute(
-        "SELECT p.id, p.subject, p.text, i.path, i.sha256, coalesce(i.width, 0), coalesce(i.height, 0),"
-        " EXISTS (SELECT 1 FROM labels h WHERE h.post_id = p.id AND h.source = 'human' AND h.split = 'test')"
-        f" FROM posts p JOIN images i ON i.id = p.image_id WHERE {CANDIDATE_SQL}"
-        " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = ? AND l.labeler = ?)"
-        " ORDER BY p.id",
-        [source, params.labeler],
-    ):
-        post, subject, text, path, sha, width, height, is_test = row
-        key = ledger.request_key(post, sha or "", params.prompt_version, params.model)
-        if key in claimed:
-            skipped[CLAIMED] += 1
-            continue
-        items.append(Item(post, subject, text, path or "", sha or "", width, height,
-                          "test" if is_test else "unassigned", key))
-        if len(items) == limit:
-            break
-    return items, skipped
-
-
-def plan(db: sqlite_utils.Database, settings: Settings, params: Params) -> Plan:
-    """Everything `--dry-run` prints; nothing is sent and nothing is written.
-
-    The returned plan's params are final: the few-shot examples actually sent, the prompt version (and so the
-    labeler name) that says so, and the model's price."""
-    provider_settings(settings, params.provider)
-    examples, notes = few_shot_examples(db, params.few_shot, settings.images.max_pixels, params.examples)
-    params = replace(params, examples=tuple(e.post_id for e in examples), prompt_version=prompt_version(examples),
-                     price=params.price or settings.price(params.model))
-    items, skipped = select(db, params)
-    example_tokens = sum(budget.text_tokens(e.text) + 85 + 40 for e in examples)
-    sizes = [budget.PostSize(i.subject, i.text, i.width, i.height) for i in items]
-    estimates = []
-    for provider in [params.provider] + [p for p in ("openai", "gemini", "compatible") if p != params.provider]:
-        if provider == params.provider:
-            model, price = params.model, params.price
-        else:
-            model = getattr(settings.labeling, provider).model
-            price = settings.prices.get(model)
-            if price is None:
-                notes.append(f"{provider} {model}: no price known, not estimated (add [prices.\"{model}\"])")
-                continue
-        assert price is not None
-        # the chosen mode first; compatible servers have no batch API, so they only ever get a live row
-        modes = ["live"] if provider == "compatible" else [params.mode] + [m for m in ("live", "batch")
-                                                                          if m != params.mode]
-        for mode in modes:
-            estimates.append(budget.estimate(db, settings, provider, model, params.prompt_version, sizes, mode,
-                                             price, example_tokens))
-    return Plan(params, items, skipped, estimates, examples, notes,
-                item_shares(settings, params, items, estimates[0], example_tokens))
-
-
-def item_shares(settings: Settings, params: Params, items: list[Item], chosen: budget.Estimate,
-                example_tokens: int) -> dict[int, float]:
-    """Each post's share of the chosen estimate, in proportion to its own formula tokens (long posts and large
-    images reserve more against the caps than short ones)."""
-    if not items or params.price is None:
-        return {}
-    conf = provider_settings(settings, params.provider)
-    formula = [budget.formula_tokens_in(params.provider, conf.detail, i.subject, i.text, i.width, i.height,
-                                        settings.images.max_pixels, example_tokens) for i in items]
-    scale = chosen.tokens_in / max(1, sum(formula))
-    out_each = chosen.tokens_out / len(items)
-    return {i.post_id: params.price.usd(round(f * scale), round(out_each), params.mode)
-            for i, f in zip(items, formula, strict=True)}
 
 
 @dataclass(slots=True)
@@ -383,7 +144,7 @@ def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: S
     for job in rows.listing(db, "label"):
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
-        if same == wanted and job["state"] in ("running", "queued") and not ledger.pid_alive(job["pid"]):
+        if same == wanted and job["state"] in ("running", "queued") and kinds.status(job) in ("dead", "queued"):
             try:
                 rows.take_over(db, job["id"], total)
             except rows.JobBusy:  # another run resumed it a moment ago
@@ -401,7 +162,7 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     `interrupted`: what the caller already recovered (and reported) from an earlier killed run.
     `job_id`: run this queued job row (`bizsent label --job ID`, the console's detached runs)."""
     params = the_plan.params
-    labeler = labeler or make_labeler(settings, params.provider, params.model)
+    labeler = labeler or providers.make_labeler(settings, params.provider, params.model)
     if interrupted is None:
         interrupted = ledger.recover(db, params.provider, params.model)
     interrupted = list(interrupted)
@@ -410,8 +171,10 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     job_id = start_job(db, params, len(the_plan.items), snap, job_id)
     unknown: list[ledger.Interrupted] = []
     try:
-        state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
-                                         interrupted, unknown))
+        # Claims stay live while the heartbeat (a thread of its own) is fresh, even when the event loop waits.
+        with Beat(db, job_id):
+            state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
+                                             interrupted, unknown))
     except KeyboardInterrupt:
         # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
         rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
@@ -426,7 +189,7 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 snap: Snapshot, progress: Callable[[Snapshot], None] | None, backoff_s: float,
                 interrupted: list[ledger.Interrupted], unknown: list[ledger.Interrupted]) -> tuple[str, str | None]:
     params = the_plan.params
-    conf = provider_settings(settings, params.provider)
+    conf = providers.settings_of(settings, params.provider)
     caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     # One request at a time spaced 60/rpm apart: no start-up burst, so no window ever exceeds the limit.
     requests = AsyncLimiter(1, 60 / conf.requests_per_minute)
@@ -456,12 +219,6 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                              counts=snap.counts("live")) == "cancelled":
                 halt("cancelled", "cancelled by the user")
 
-    async def heartbeat() -> None:
-        # Claims stay live while the job's heartbeat is fresh, even when every request waits on a slow server.
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            rows.beat(db, job_id)
-
     def pause(seconds: float) -> None:
         paused_until[0] = max(paused_until[0], loop.time() + seconds)
 
@@ -487,7 +244,7 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         reserve = max(the_plan.usd_of(item) * RESERVE_MARGIN, dearest[0])
         claim = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
                              model=params.model, prompt_version=params.prompt_version, reserve_usd=reserve,
-                             caps=caps, label_source=SOURCE_OF[params.provider], labeler=params.labeler)
+                             caps=caps, label_source=params.source, labeler=params.labeler)
         if claim.recovered:
             interrupted.extend(claim.recovered)
             snap.interrupted += len(claim.recovered)
@@ -548,7 +305,7 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         with transaction(db):  # the label and the ledger's "ok" land together or not at all
             ledger.complete(db, call_id, status="ok", **common)
             set_label(db, item.post_id, NewLabel(
-                label=answer.label, source=SOURCE_OF[params.provider], split=item.split,
+                label=answer.label, source=params.source, split=item.split,
                 labeler=params.labeler, confidence=answer.confidence, sarcastic=answer.sarcastic,
                 unsure=answer.confidence < 0.5, rationale=answer.rationale))
 
@@ -600,50 +357,15 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 return
             report()
 
-    beating = asyncio.create_task(heartbeat())
     workers = [asyncio.create_task(worker()) for _ in range(conf.concurrency)]
     try:
         await asyncio.gather(*workers)
     finally:
-        beating.cancel()
         await labeler.aclose()
     report(force=True)
     return stop["state"] or "done", stop["error"]
 
 
-def the_text(item: Item) -> str:
-    from bizsent.core.labels import user_prompt
-
-    return user_prompt(item.subject, item.text)
-
-
-def require_key(settings: Settings, provider: str) -> None:
-    """Fail with one line before anything is spent when the provider's key is missing."""
-    from bizsent.core.config import secret
-
-    if provider in ("openai", "gemini"):
-        secret(provider)
-    elif provider == "compatible":
-        from bizsent.core.label.labelers.base import compatible_key
-
-        compatible_key(provider_settings(settings, provider).base_url)  # a key over plain http is refused here
-
-
-def resolve(settings: Settings, provider: str | None, model: str | None, limit: int | None, batch: bool) -> Params:
-    provider = provider or settings.labeling.provider
-    conf = provider_settings(settings, provider)
-    if batch and provider == "compatible":
-        raise BizsentError("OpenAI-compatible servers have no batch API here; run without --batch")
-    if limit is not None and limit < 1:
-        raise BizsentError("--limit must be at least 1")
-    model = model or conf.model
-    return Params(provider, model, "batch" if batch else "live", limit, settings.labeling.few_shot,
-                  price=settings.price(model))
-
-
-# ---- jobs run by id: queued by the console, resumed after a crash, cancelled from anywhere ----
-
-STALE_AFTER_S = 60.0
 
 
 def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Params:
@@ -655,11 +377,11 @@ def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Pa
     resumable = ("queued", "running", "failed") if job["params"].get("mode") != "batch" else ("queued", "running")
     if job["state"] not in resumable:
         raise BizsentError(f"job {job_id} is {job['state']}; start a new one with `bizsent label`")
-    if job["state"] == "running" and ledger.pid_alive(job["pid"]) and job["pid"] != os.getpid():
+    if job["state"] == "running" and kinds.status(job) == "running" and not rows.mine(job["pid"], job["host"]):
         raise rows.JobBusy(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
-                           f" `bizsent batches cancel {job_id}`")
+                           f" `bizsent jobs cancel {job_id}`")
     p = job["params"]
-    provider_settings(settings, p.get("provider") or "?")
+    providers.get(p.get("provider") or "?")
     params = Params.from_dict(p, settings)  # the job's own examples, prompt version and price
     if params.limit is not None:
         labeled = db.execute("SELECT count(*) FROM api_calls WHERE job_id = ? AND status = 'ok'",
@@ -682,14 +404,12 @@ def cancel(db: sqlite_utils.Database, job_id: int, settings: Settings | None = N
     return batches.cancel(db, settings or load_settings(), job_id)
 
 
-def recover_stale(db: sqlite_utils.Database, max_age_s: float = STALE_AFTER_S) -> list[int]:
-    """Live jobs whose process died (heartbeat older than `max_age_s` and pid gone) go back to 'queued', so
-    `bizsent label --job ID` resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
+def recover_stale(db: sqlite_utils.Database) -> list[int]:
+    """Live jobs whose process is dead (core.store.liveness) go back to 'queued', so `bizsent label --job ID`
+    resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
     stale = []
     for job in rows.listing(db, "label"):
-        if job["state"] != "running" or job["params"].get("mode") == "batch":
-            continue
-        if rows.age_s(job["heartbeat_at"]) > max_age_s and not ledger.pid_alive(job["pid"]):
+        if job["state"] == "running" and kinds.status(job) == "dead":
             rows.requeue(db, job["id"], f"interrupted: process {job['pid']} stopped; resume with"
                                         f" `bizsent label --job {job['id']}`")
             stale.append(job["id"])

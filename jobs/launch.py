@@ -1,5 +1,6 @@
-"""Start `bizsent` commands that outlive the console: the console queues a job row, then launches
-`bizsent label --job ID --yes` detached; the child writes its progress to that row, which the console reads.
+"""Start `bizsent` commands that outlive the console: jobs.control queues a job row, then launches its kind's
+command (`bizsent label --job ID --yes`, ...) detached; the child writes its progress to that row, which the
+console reads.
 
 The child is started through a short-lived intermediate process (a double fork): it lands in its own session,
 belongs to no terminal, gets no SIGHUP when the console's terminal closes, and is never left as a zombie of
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
-from bizsent.jobs import labeling, rows
+from bizsent.core.label.planning import Params
+from bizsent.jobs import labeling
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,12 +52,11 @@ def start_detached(db_path: Path | str, config_path: Path | str | None, args: li
 
 
 def launch_label(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,
-                 params: labeling.Params, log_dir: Path | str) -> tuple[int, int]:
+                 params: Params, log_dir: Path | str) -> tuple[int, int]:
     """Queue a labeling job and run it detached (`bizsent label --job ID --yes`); returns (job id, pid).
 
     The caller has already shown the estimate and got the user's confirmation."""
+    from bizsent.jobs.control import start
+
     job_id = labeling.queue(db, params)
-    pid = start_detached(db_path, config_path, ["label", "--job", str(job_id), "--yes"],
-                         Path(log_dir) / f"label-job-{job_id}.log")
-    rows.set_pid(db, job_id, pid)
-    return job_id, pid
+    return job_id, start(db, db_path, config_path, job_id, log_dir)

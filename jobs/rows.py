@@ -1,21 +1,22 @@
-"""Rows of the `jobs` table: what the console and `bizsent batches` read to show a job's progress.
+"""Rows of the `jobs` table: what the console and `bizsent jobs` read to show a job's progress.
 
-A job writes its own row (state, progress, done/failed/total, counts JSON, heartbeat, pid); readers never
-talk to the process. counts holds: usd (spent so far), estimate_usd, rate_per_min, eta_s, skipped and
-errors (reason -> posts), interrupted (requests that may have been paid twice), mode.
+A job writes its own row (state, progress, done/failed/total, counts JSON, heartbeat, pid, host); readers never
+talk to the process. Whether a row's process is alive is core.store.liveness's rule alone. counts holds: usd
+(spent so far), estimate_usd, rate_per_min, eta_s, skipped and errors (reason -> posts), interrupted (requests
+that may have been paid twice), mode.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.log import redact
 from bizsent.core.store import now, transaction
+from bizsent.core.store.liveness import HOST, is_dead
 
 
 def _json(value: Any) -> str:
@@ -30,9 +31,9 @@ def _text(value: str | None) -> str | None:
 def create(db: sqlite_utils.Database, kind: str, params: dict[str, Any], total: int, counts: dict[str, Any]) -> int:
     stamp = now()
     return db.execute(
-        "INSERT INTO jobs (kind, params, state, total, counts, pid, created_at, started_at, heartbeat_at)"
-        " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-        [kind, _json(params), total, _json(counts), os.getpid(), stamp, stamp, stamp],
+        "INSERT INTO jobs (kind, params, state, total, counts, pid, host, created_at, started_at, heartbeat_at)"
+        " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+        [kind, _json(params), total, _json(counts), os.getpid(), HOST, stamp, stamp, stamp],
     ).lastrowid
 
 
@@ -43,19 +44,15 @@ def queue(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> int:
 
 
 def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> None:
-    db.execute("UPDATE jobs SET pid = ?, heartbeat_at = ? WHERE id = ?", [pid, now(), job_id])
+    """The launched child's pid on this machine (jobs.control.launch); the row counts as starting until the
+    child takes it over."""
+    db.execute("UPDATE jobs SET pid = ?, host = ?, heartbeat_at = ? WHERE id = ?", [pid, HOST, now(), job_id])
 
 
 def requeue(db: sqlite_utils.Database, job_id: int, reason: str) -> None:
     """Back to 'queued' (its process died); what it recorded stays, a resume continues from there."""
-    db.execute("UPDATE jobs SET state = 'queued', error = ?, pid = NULL WHERE id = ?", [_text(reason), job_id])
-
-
-def age_s(stamp: str | None) -> float:
-    """Seconds since a stored timestamp (infinite when there is none)."""
-    if not stamp:
-        return float("inf")
-    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+    db.execute("UPDATE jobs SET state = 'queued', error = ?, pid = NULL, host = NULL WHERE id = ?",
+               [_text(reason), job_id])
 
 
 def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
@@ -69,8 +66,15 @@ def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
     return out
 
 
-def listing(db: sqlite_utils.Database, kind_prefix: str = "label") -> list[dict[str, Any]]:
+def listing(db: sqlite_utils.Database, kind_prefix: str = "") -> list[dict[str, Any]]:
+    """Job rows, oldest first: every kind, or those whose kind starts with `kind_prefix`."""
     ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE kind LIKE ? ORDER BY id", [kind_prefix + "%"])]
+    return [get(db, i) for i in ids]  # type: ignore[misc]
+
+
+def listing_active(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The rows that may have a process or a remote batch at work ('queued' or 'running'), oldest first."""
+    ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")]
     return [get(db, i) for i in ids]  # type: ignore[misc]
 
 
@@ -81,17 +85,22 @@ class JobBusy(BizsentError):
 def take_over(db: sqlite_utils.Database, job_id: int, total: int) -> None:
     """This process now runs the job (a resume after a crash or kill). Atomic: of two processes starting the
     same job at once, the second is refused (JobBusy), so a job's claims always belong to one process."""
-    from bizsent.core.label.ledger import pid_alive
-
     stamp = now()
     with transaction(db):
-        row = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [job_id]).fetchone()
-        if row and row[0] == "running" and row[1] and row[1] != os.getpid() and pid_alive(row[1]):
-            raise JobBusy(f"job {job_id} is already running (pid {row[1]}); cancel it with"
-                          f" `bizsent batches cancel {job_id}`")
-        db.execute("UPDATE jobs SET state = 'running', pid = ?, total = ?, error = NULL, finished_at = NULL,"
-                   " started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ?",
-                   [os.getpid(), total, stamp, stamp, job_id])
+        row = db.execute("SELECT state, pid, host, heartbeat_at FROM jobs WHERE id = ?", [job_id]).fetchone()
+        if row and row[0] in ("cancelled", "done"):  # a cancel that came before the launched child started
+            raise BizsentError(f"job {job_id} is {row[0]}; start a new one instead")
+        if row and row[0] == "running" and not mine(row[1], row[2]) and not is_dead(row[0], row[3], row[1], row[2]):
+            raise JobBusy(f"job {job_id} is already running (pid {row[1]} on {row[2] or HOST}); cancel it with"
+                          f" `bizsent jobs cancel {job_id}`")
+        db.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, total = ?, error = NULL,"
+                   " finished_at = NULL, started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ?",
+                   [os.getpid(), HOST, total, stamp, stamp, job_id])
+
+
+def mine(pid: int | None, host: str | None) -> bool:
+    """Is a row's process this one?"""
+    return pid == os.getpid() and (host or HOST) == HOST
 
 
 def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, total: int,
@@ -105,9 +114,14 @@ def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, 
     return db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
 
 
-def beat(db: sqlite_utils.Database, job_id: int) -> None:
-    """The heartbeat alone: the job's process is alive (its claims in the ledger stay live)."""
-    db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", [now(), job_id])
+def beat(db: sqlite_utils.Database, job_id: int) -> str | None:
+    """The heartbeat alone: this process is alive (its claims in the ledger stay live). Only while the row is
+    still this process's: a job another process took over is not kept alive by the one it replaced. Returns
+    the row's state (someone may have cancelled the job), None when the row is no longer ours."""
+    db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND pid = ? AND coalesce(host, ?) = ?",
+               [now(), job_id, os.getpid(), HOST, HOST])
+    row = db.execute("SELECT state, pid, host FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return row[0] if row and mine(row[1], row[2]) else None
 
 
 def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None = None) -> None:

@@ -26,8 +26,8 @@ def labeled(db, settings):
     truth = {pid: lab for pid, lab in db.execute("SELECT post_id, label FROM labels WHERE source = 'human'")}
     for pid in ids:
         right = truth.get(pid, "neutral")
-        set_label(db, pid, NewLabel(label=right, source="openai", labeler="a@p1", confidence=0.9))
-        set_label(db, pid, NewLabel(label="bearish", source="gemini", labeler="b@p1", confidence=0.9))
+        set_label(db, pid, NewLabel(label=right, source="api", labeler="openai:a@p1", confidence=0.9))
+        set_label(db, pid, NewLabel(label="bearish", source="api", labeler="gemini:b@p1", confidence=0.9))
     set_label(db, ids[0], NewLabel(label="neutral", source="human", split="test", labeler="anon", sarcastic=True))
     return ids
 
@@ -35,9 +35,10 @@ def labeled(db, settings):
 def test_agreement_table_scores_each_labeler_and_pairs(db, labeled):
     table = agreement(db)
     by_name = {r["labeler"]: r for r in table.against_human}
-    assert by_name["a@p1"]["n"] == 6 and by_name["a@p1"]["accuracy"] < 1.0  # post 0's truth was changed
-    assert by_name["b@p1"]["recall"]["bearish"] == 1.0 and by_name["b@p1"]["recall"]["bullish"] == 0.0
-    assert by_name["a@p1"]["sarcastic_n"] == 1
+    a, b = by_name["openai:a@p1"], by_name["gemini:b@p1"]
+    assert a["n"] == 6 and a["accuracy"] < 1.0  # post 0's truth was changed
+    assert b["recall"]["bearish"] == 1.0 and b["recall"]["bullish"] == 0.0
+    assert a["sarcastic_n"] == 1
     assert table.pairwise[0]["n"] == 12
     assert "confusion openai:a@p1" in render_agreement(db)
 

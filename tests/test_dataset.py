@@ -33,7 +33,7 @@ def test_leakage_guard_drops_test_post_image_and_near_duplicate_text(db, setting
     test_text = db.execute("SELECT text FROM posts WHERE id = ?", [test_post]).fetchone()[0]
     test_sha_bytes = image_bytes("bearish", 1007)  # the first test post's image (post_no 1007)
     # 1) the test post itself also carries API labels
-    set_label(db, test_post, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.99))
+    set_label(db, test_post, NewLabel(label="bearish", source="api", labeler="openai:o", confidence=0.99))
     # 2) another post reusing the test image
     same_image = add_post(db, settings.image_dir, 5001, "a totally different caption about eth", test_sha_bytes)
     # 3) a near-duplicate text (quote link, case, punctuation, one word changed) with a new image
@@ -41,8 +41,8 @@ def test_leakage_guard_drops_test_post_image_and_near_duplicate_text(db, setting
                     image_bytes("neutral", 5002))
     exact = add_post(db, settings.image_dir, 5003, test_text + "  ", image_bytes("neutral", 5003))
     for pid in (same_image, near, exact):
-        for source in ("openai", "gemini"):
-            set_label(db, pid, NewLabel(label="bullish", source=source, labeler=source, confidence=0.9))
+        for provider in ("openai", "gemini"):
+            set_label(db, pid, NewLabel(label="bullish", source="api", labeler=f"{provider}:m", confidence=0.9))
     ds = build_dataset(db, settings.image_dir, settings.train)
     reasons = {d.post_id: d.reason for d in ds.dropped}
     assert reasons[same_image] == "test image"
@@ -61,15 +61,15 @@ def test_leakage_guard_drops_test_post_image_and_near_duplicate_text(db, setting
 def test_label_choice_confidence_majority_and_human(db, settings):
     img = settings.image_dir
     low = add_post(db, img, 1, "low confidence only rekt sir", image_bytes("bearish", 1))
-    set_label(db, low, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.3))
+    set_label(db, low, NewLabel(label="bearish", source="api", labeler="openai:o", confidence=0.3))
     tie = add_post(db, img, 2, "the labelers disagree here", image_bytes("neutral", 2))
-    set_label(db, tie, NewLabel(label="bearish", source="openai", labeler="o", confidence=0.9))
-    set_label(db, tie, NewLabel(label="bullish", source="gemini", labeler="g", confidence=0.9))
+    set_label(db, tie, NewLabel(label="bearish", source="api", labeler="openai:o", confidence=0.9))
+    set_label(db, tie, NewLabel(label="bullish", source="api", labeler="gemini:g", confidence=0.9))
     human = add_post(db, img, 4, "human train label beats api", image_bytes("neutral", 4))
-    set_label(db, human, NewLabel(label="bullish", source="openai", labeler="o", confidence=0.9))
+    set_label(db, human, NewLabel(label="bullish", source="api", labeler="openai:o", confidence=0.9))
     set_label(db, human, NewLabel(label="neutral", source="human", labeler="h", split="train"))
     no_image = add_post(db, img, 5, "text but no image", None)
-    set_label(db, no_image, NewLabel(label="bullish", source="openai", labeler="o", confidence=0.9))
+    set_label(db, no_image, NewLabel(label="bullish", source="api", labeler="openai:o", confidence=0.9))
     ds = build_dataset(db, img, settings.train.model_copy(update={"val_fraction": 0.1}))
     chosen = {e.post_id: (e.label, e.origin) for e in ds.train + ds.val}
     assert low not in chosen and tie not in chosen and no_image not in chosen
@@ -78,8 +78,9 @@ def test_label_choice_confidence_majority_and_human(db, settings):
 
 def _vote(db, pid, **labels):
     for labeler, (label, confidence) in labels.items():
-        source = {"a": "openai", "b": "gemini", "c": "compatible"}[labeler]
-        set_label(db, pid, NewLabel(label=label, source=source, labeler=f"{labeler}@p3", confidence=confidence))
+        provider = {"a": "openai", "b": "gemini", "c": "compatible"}[labeler]
+        set_label(db, pid, NewLabel(label=label, source="api", labeler=f"{provider}:{labeler}@p3",
+                                    confidence=confidence))
 
 
 def test_combined_labels_from_agreement_rank_above_the_majority_and_obey_the_minimum(db, settings):
@@ -193,8 +194,8 @@ def test_near_copies_of_test_images_are_dropped(db, settings):
                        _encoded(original.resize((158, 118), Image.Resampling.BICUBIC), "PNG"))
     other = add_post(db, img, 4, "a different picture and a different text", _encoded(_picture(2), "JPEG"))
     for pid in (resaved, resized, other):
-        for source in ("openai", "gemini"):
-            set_label(db, pid, NewLabel(label="bearish", source=source, labeler=source, confidence=0.9))
+        for provider in ("openai", "gemini"):
+            set_label(db, pid, NewLabel(label="bearish", source="api", labeler=f"{provider}:m", confidence=0.9))
     ds = build_dataset(db, img, settings.train)
     reasons = {d.post_id: d.reason for d in ds.dropped}
     assert reasons[resaved] == reasons[resized] == f"near-duplicate image (test post {test_post})"
@@ -227,7 +228,7 @@ def test_flat_images_have_no_perceptual_hash():
 def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
     """Issue 10.6: few-shot examples for the API prompt are human train labels; one whose image is a near-copy
     of a test image (or whose text is a test text) would show the labeler a test answer it is then scored on."""
-    from bizsent.jobs.labeling import few_shot_examples
+    from bizsent.core.label.planning import few_shot_examples
 
     img = settings.image_dir
     test_post = add_post(db, img, 1, "this chart says it is over for eth", _encoded(_picture(1), "PNG"))

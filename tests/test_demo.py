@@ -67,18 +67,18 @@ def test_labels_cover_human_api_and_unlabeled(seeded):
     assert 0.1 <= report.unlabeled / candidates <= 0.3
     api = db.execute(
         "SELECT source, labeler, count(*), min(confidence), max(confidence), min(split), max(split),"
-        " min(length(rationale)) FROM labels WHERE source != 'human' GROUP BY source ORDER BY source").fetchall()
-    assert [(s, lab) for s, lab, *_ in api] == [("gemini", "gemini-2.5-flash@demo-v1"),
-                                                ("openai", "gpt-5-mini@demo-v1")]
+        " min(length(rationale)) FROM labels WHERE source != 'human' GROUP BY labeler ORDER BY labeler").fetchall()
+    assert [(s, lab) for s, lab, *_ in api] == [("api", "gemini:gemini-2.5-flash@demo-v1"),
+                                                ("api", "openai:gpt-5-mini@demo-v1")]
     for _, _, count, low_c, high_c, low_s, high_s, shortest in api:
         assert count > candidates * 0.5 and low_c >= 0.5 and high_c <= 0.99
         assert (low_s, high_s) == ("unassigned", "unassigned") and shortest > 0
     disagree = db.execute(
         "SELECT count(*) FROM labels a JOIN labels b ON a.post_id = b.post_id"
-        " WHERE a.source = 'openai' AND b.source = 'gemini' AND a.label != b.label").fetchone()[0]
+        " WHERE a.labeler LIKE 'openai:%' AND b.labeler LIKE 'gemini:%' AND a.label != b.label").fetchone()[0]
     both = db.execute(
         "SELECT count(*) FROM labels a JOIN labels b ON a.post_id = b.post_id"
-        " WHERE a.source = 'openai' AND b.source = 'gemini'").fetchone()[0]
+        " WHERE a.labeler LIKE 'openai:%' AND b.labeler LIKE 'gemini:%'").fetchone()[0]
     assert 0.1 <= disagree / both <= 0.5  # a "labelers disagree" filter has hits, but they mostly agree
     assert db.execute("SELECT count(*) FROM labels WHERE source = 'human' AND unsure = 1").fetchone()[0] > 0
     assert {reason for (reason,) in db.execute("SELECT reason FROM skips")} <= {"spam"}  # only spam is skipped

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
-from bizsent.core.label import budget, ledger
+from bizsent.core.label import budget, ledger, planning
 from bizsent.core.label.budget import BudgetError, check_caps
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling, rows
@@ -75,7 +75,8 @@ def paid_twice(fake: FakeOpenAI) -> dict[str, int]:
 
 
 def labeled(db) -> int:
-    return db.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'openai'").fetchone()[0]
+    return db.execute("SELECT count(DISTINCT post_id) FROM labels"
+                      " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0]
 
 
 # -- §1 two runs at once ---------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_two_runs_at_once_pay_once_per_post(tmp_path, fake):
 
 def test_the_same_queued_job_started_twice_pays_once(tmp_path, fake):
     cfg, settings, db, ids = world(tmp_path, fake.url, 30)
-    params = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False)).params
+    params = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False)).params
     job = labeling.queue(db, params)
     first = start(cfg, "label", "--job", str(job), "--yes")
     second = start(cfg, "label", "--job", str(job), "--yes")
@@ -142,15 +143,15 @@ def test_a_claim_is_refused_while_its_owner_lives_and_recovered_when_it_dies(tmp
 
 def test_a_live_run_skips_posts_waiting_in_a_batch(tmp_path, fake):
     _, settings, db, ids = world(tmp_path, fake.url, 20)
-    batch_plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, 10, True))
+    batch_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, 10, True))
     batches.submit(db, settings, batch_plan)
-    live_plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, 10, False))
+    live_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, 10, False))
     assert not {i.post_id for i in live_plan.items} & {i.post_id for i in batch_plan.items}
     assert live_plan.skipped[labeling.CLAIMED] == 10
     labeling.run_live(db, settings, live_plan, backoff_s=0.01)
     # Even a plan made before the batch was submitted does not resend its posts.
-    stale_plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
-    batch_again = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, True))
+    stale_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
+    batch_again = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, True))
     assert batches.submit(db, settings, batch_again).remote_ids == []  # everything is labeled or in a batch
     labeling.run_live(db, settings, stale_plan, backoff_s=0.01)
     batches.collect_until_done(db, settings, echo=lambda line: None, sleep=lambda s: None)
@@ -162,7 +163,7 @@ def test_a_live_run_skips_posts_waiting_in_a_batch(tmp_path, fake):
 def test_the_total_cap_holds_across_two_processes(tmp_path, fake):
     fake.latency_s = 0.2  # each run sends for about 4 s, so the two overlap even on a loaded machine
     cfg, settings, db, ids = world(tmp_path, fake.url, 80)
-    one = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False)).chosen.usd
+    one = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False)).chosen.usd
     cap = round(one * 1.3, 6)  # each run's estimate fits under the cap; both together do not
     cfg.write_text(cfg.read_text().replace("[labeling]\n", f"[labeling]\nbudget_total_usd = {cap}\n"))
     first = start(cfg, "label", "--yes")
@@ -185,7 +186,7 @@ def test_the_total_cap_holds_across_two_processes(tmp_path, fake):
 def test_a_request_whose_connection_dies_is_maybe_paid_and_counted(tmp_path, fake):
     fake.script = lambda n, body: "drop" if n == 0 else "ok"
     _, settings, db, ids = world(tmp_path, fake.url, 4)
-    report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "openai", None, None, False)), backoff_s=0.01)
     assert report.state == "done" and report.snapshot.done == 4
     twice = paid_twice(fake)
@@ -203,7 +204,7 @@ def test_the_request_timeout_is_a_setting_and_a_timeout_is_maybe_paid(tmp_path, 
     fake.hang_s = 5.0
     _, settings, db, ids = world(tmp_path, fake.url, 3, extra="request_timeout_s = 0.5\n")
     started = time.monotonic()
-    report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "openai", None, None, False)), backoff_s=0.01)
     assert time.monotonic() - started < 4.5
     assert report.snapshot.done == 3
@@ -215,7 +216,7 @@ def test_a_refused_connection_is_not_paid(tmp_path):
     port = free_port()
     _, settings, db, ids = world(tmp_path, f"http://127.0.0.1:{port}/v1", 2,
                                  extra="max_consecutive_failures = 100\n")
-    report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "openai", None, None, False)), backoff_s=0.01)
     assert report.snapshot.failed == 2
     statuses = {r[0] for r in db.execute("SELECT DISTINCT status FROM api_calls")}
@@ -257,7 +258,7 @@ def test_a_hanging_server_stops_after_the_timeouts(tmp_path, fake):
     fake.hang_s = 10.0
     _, settings, db, ids = world(tmp_path, fake.url, 20, extra="request_timeout_s = 0.5\n")
     started = time.monotonic()
-    report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "openai", None, None, False)), backoff_s=0.01)
     assert time.monotonic() - started < 5
     assert report.state == "failed"
@@ -286,12 +287,12 @@ def test_gemini_spent_quota_stops_but_a_rate_limit_is_retried(tmp_path):
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)
         make_posts(db, settings.image_dir, 10)
-        report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+        report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
             settings, "gemini", None, None, False)), backoff_s=0.01)
         assert report.state == "failed" and "Gemini says its quota is exhausted" in report.error
         assert len(gemini.calls) <= 8
         gemini.script = lambda n, body: "429" if n % 2 else "ok"
-        report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+        report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
             settings, "gemini", None, None, False)), backoff_s=0.01)
         assert report.state == "done" and report.snapshot.done == 10
 
@@ -300,14 +301,14 @@ def test_gemini_spent_quota_stops_but_a_rate_limit_is_retried(tmp_path):
 
 def test_budget_messages_show_the_digits_and_a_hint_that_fits(tmp_path, fake):
     cfg, settings, db, ids = world(tmp_path, fake.url, 10, extra="budget_job_usd = 0.0001\n")
-    one = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, 1, False))
+    one = planning.plan(db, settings, planning.resolve(settings, "openai", None, 1, False))
     with pytest.raises(BudgetError) as err:
         check_caps(db, settings, one.chosen.usd, len(one.items), 1)
     message = str(err.value)
     assert f"estimated {budget.money(one.chosen.usd)} for 1 post(s)" in message
     assert "$0.00 " not in message and "$0.0001 " in message
     assert "--limit" not in message and "raise labeling.budget_job_usd" in message
-    ten = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    ten = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     settings.labeling.budget_job_usd = ten.chosen.usd * 0.45
     with pytest.raises(BudgetError, match=r"use --limit 4 \(about that many fit\)"):
         check_caps(db, settings, ten.chosen.usd, len(ten.items), None)

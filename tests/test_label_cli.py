@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
+from bizsent.core.label import planning
 from bizsent.core.store import open_db
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
@@ -52,11 +53,10 @@ def test_dry_run_prints_the_estimate_and_spends_nothing(world):
 
 
 def test_batch_estimate_has_no_batch_row_for_compatible_servers(world):
-    from bizsent.jobs import labeling
 
     _, cfg, db = world
     settings = load_settings(cfg, environ={})
-    plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, True))
+    plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, True))
     rows = [(e.provider, e.mode) for e in plan.estimates]
     assert rows[0] == ("openai", "batch") and plan.chosen.mode == "batch"
     assert ("compatible", "live") in rows and ("compatible", "batch") not in rows
@@ -113,7 +113,8 @@ def test_batch_run_submits_collects_and_resubmits_failures(world):
     assert waited.returncode == 0, waited.stderr
     assert "resubmitted 2" in waited.stdout
     assert waited.stdout.strip().splitlines()[-1].startswith("job 1 done: labeled 9, failed 0")
-    assert db.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'openai'").fetchone()[0] == 9
+    assert db.execute("SELECT count(DISTINCT post_id) FROM labels"
+                      " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0] == 9
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())
     assert statuses == {"ok": 9, "error": 2}
     usd = db.execute("SELECT sum(usd), sum(tokens_in), sum(tokens_out) FROM api_calls").fetchone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bizsent.core.config import load_settings
+from bizsent.core.label import planning
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling, rows
@@ -22,11 +23,11 @@ def test_gemini_live_run_with_rate_limits_and_bad_json(tmp_path, monkeypatch):
         settings = load_settings(cfg, environ={})
         db = open_db(settings.db_path)
         make_posts(db, settings.image_dir, 5)
-        plan = labeling.plan(db, settings, labeling.resolve(settings, "gemini", None, None, False))
+        plan = planning.plan(db, settings, planning.resolve(settings, "gemini", None, None, False))
         report = labeling.run_live(db, settings, plan, backoff_s=0.01)
     assert report.state == "done" and report.snapshot.done == 5
-    labels = db.execute("SELECT labeler, label FROM labels WHERE source = 'gemini'").fetchall()
-    assert len(labels) == 5 and {r[0] for r in labels} == {f"gemini-fake@{PROMPT_VERSION}"}
+    labels = db.execute("SELECT labeler, label FROM labels WHERE source = 'api' AND labeler LIKE 'gemini:%'").fetchall()
+    assert len(labels) == 5 and {r[0] for r in labels} == {f"gemini:gemini-fake@{PROMPT_VERSION}"}
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())
     assert statuses == {"ok": 5, "error": 1, "invalid": 1}
     tokens = db.execute("SELECT min(tokens_in) FROM api_calls WHERE status = 'ok'").fetchone()[0]
@@ -59,7 +60,7 @@ def test_gemini_batch_submits_collects_resubmits_failures_at_the_discount(tmp_pa
     with Server(fake, make_handler, suffix="") as server:
         settings, db = gemini_world(tmp_path, fake, server, "thinking_budget = 64\n")
         make_posts(db, settings.image_dir, 6, corrupt=1, human_test=2)
-        plan = labeling.plan(db, settings, labeling.resolve(settings, "gemini", None, None, True))
+        plan = planning.plan(db, settings, planning.resolve(settings, "gemini", None, None, True))
         report = batches.submit(db, settings, plan)
         assert report.submitted == 5 and report.remote_ids == ["batches/job1"]
         assert db.execute("SELECT count(*) FROM api_calls WHERE status = 'sent' AND mode = 'batch'"
@@ -70,9 +71,11 @@ def test_gemini_batch_submits_collects_resubmits_failures_at_the_discount(tmp_pa
         batches.collect_until_done(db, settings, interval_s=0, echo=lines.append)
     assert "done: labeled 5, failed 0" in lines[-1]
     assert [b["id"] for b in rows.get(db, report.job_id)["params"]["batches"]] == ["batches/job1", "batches/job2"]
-    labels = db.execute("SELECT count(DISTINCT post_id), min(labeler) FROM labels WHERE source = 'gemini'").fetchone()
-    assert labels == (5, f"gemini-fake@{PROMPT_VERSION}")
-    assert db.execute("SELECT count(*) FROM labels WHERE source = 'gemini' AND split = 'test'").fetchone()[0] == 2
+    labels = db.execute("SELECT count(DISTINCT post_id), min(labeler) FROM labels"
+                        " WHERE source = 'api' AND labeler LIKE 'gemini:%'").fetchone()
+    assert labels == (5, f"gemini:gemini-fake@{PROMPT_VERSION}")
+    assert db.execute("SELECT count(*) FROM labels"
+                      " WHERE source = 'api' AND labeler LIKE 'gemini:%' AND split = 'test'").fetchone()[0] == 2
     statuses = dict(db.execute("SELECT status, count(*) FROM api_calls GROUP BY status").fetchall())
     assert statuses == {"ok": 5, "error": 2}
     assert "internal error" in db.execute("SELECT error FROM api_calls WHERE status = 'error'").fetchone()[0]
@@ -90,13 +93,13 @@ def test_gemini_batch_cancel_cancels_remotely_and_frees_the_posts(tmp_path, monk
     with Server(fake, make_handler, suffix="") as server:
         settings, db = gemini_world(tmp_path, fake, server)
         make_posts(db, settings.image_dir, 3)
-        queued = labeling.queue(db, labeling.resolve(settings, "gemini", None, None, True))
-        plan = labeling.plan(db, settings, labeling.job_params(db, settings, queued))
+        queued = labeling.queue(db, planning.resolve(settings, "gemini", None, None, True))
+        plan = planning.plan(db, settings, labeling.job_params(db, settings, queued))
         report = batches.submit(db, settings, plan, job_id=queued)
         assert report.job_id == queued and rows.get(db, queued)["state"] == "running"
         assert labeling.cancel(db, report.job_id, settings) == f"job {report.job_id} cancelled"
         assert fake.batches["job1"]["metadata"]["state"] == "BATCH_STATE_CANCELLED"
         assert rows.get(db, report.job_id)["state"] == "cancelled"
         assert db.execute("SELECT count(*) FROM api_calls WHERE status = 'cancelled'").fetchone()[0] == 3
-        again = batches.submit(db, settings, labeling.plan(db, settings, plan.params))
+        again = batches.submit(db, settings, planning.plan(db, settings, plan.params))
     assert again.submitted == 3  # cancelled requests no longer block the posts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.config import load_settings
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
@@ -46,8 +46,8 @@ def run(tmp_path, fake, n=12, corrupt=0, **extra):
     settings = settings_for(tmp_path, fake.url, **extra)
     db = open_db(settings.db_path)
     ids = make_posts(db, settings.image_dir, n, corrupt=corrupt, human_test=3)
-    params = labeling.resolve(settings, "openai", None, None, False)
-    plan = labeling.plan(db, settings, params)
+    params = planning.resolve(settings, "openai", None, None, False)
+    plan = planning.plan(db, settings, params)
     report = labeling.run_live(db, settings, plan, backoff_s=0.01)
     return settings, db, ids, plan, report
 
@@ -56,8 +56,9 @@ def test_live_run_labels_every_post_and_fills_the_ledger(tmp_path, fake):
     settings, db, ids, plan, report = run(tmp_path, fake, n=12, corrupt=2)
     assert report.state == "done" and report.snapshot.done == 10
     assert plan.skipped and sum(plan.skipped.values()) == 2 and all("corrupt" in r for r in plan.skipped)
-    labels = db.execute("SELECT post_id, label, labeler, split FROM labels WHERE source = 'openai'").fetchall()
-    assert len(labels) == 10 and {r[2] for r in labels} == {f"gpt-fake@{PROMPT_VERSION}"}
+    labels = db.execute("SELECT post_id, label, labeler, split FROM labels"
+                        " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
+    assert len(labels) == 10 and {r[2] for r in labels} == {f"openai:gpt-fake@{PROMPT_VERSION}"}
     assert sum(r[3] == "test" for r in labels) == 3  # API labels of human test posts stay in the test split
     assert fake.efforts and set(fake.efforts) == {"minimal"}  # reasoning kept minimal by default
     calls = db.execute("SELECT status, tokens_in, tokens_out, usd, response_path, request_key FROM api_calls")
@@ -68,7 +69,7 @@ def test_live_run_labels_every_post_and_fills_the_ledger(tmp_path, fake):
     job = db.execute("SELECT state, done, total, progress, counts FROM jobs").fetchone()
     assert job[:4] == ("done", 10, 10, 1.0) and json.loads(job[4])["usd"] == pytest.approx(ledger.total_usd(db))
     # A rerun has nothing left to send.
-    again = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    again = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     assert again.items == []
 
 
@@ -95,7 +96,8 @@ def test_429_storm_loses_no_post(tmp_path, fake):
     fake.script = lambda n, body: "429" if n % 2 == 0 else "ok"
     settings, db, ids, plan, report = run(tmp_path, fake, n=20, max_retries=1)
     assert report.snapshot.done == 20 and report.snapshot.failed == 0
-    assert db.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'openai'").fetchone()[0] == 20
+    assert db.execute("SELECT count(DISTINCT post_id) FROM labels"
+                      " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0] == 20
     assert db.execute("SELECT count(*) FROM api_calls WHERE error = 'HTTP 429'").fetchone()[0] >= 10
 
 
@@ -120,9 +122,10 @@ def test_compatible_server_needs_no_key(tmp_path, fake, monkeypatch):
     settings = settings_for(tmp_path, fake.url)
     db = open_db(settings.db_path)
     make_posts(db, settings.image_dir, 3)
-    plan = labeling.plan(db, settings, labeling.resolve(settings, "compatible", None, None, False))
+    plan = planning.plan(db, settings, planning.resolve(settings, "compatible", None, None, False))
     report = labeling.run_live(db, settings, plan)
     assert report.snapshot.done == 3
-    labelers = {r[0] for r in db.execute("SELECT labeler FROM labels WHERE source = 'compatible'")}
-    assert labelers == {f"qwen-fake@{PROMPT_VERSION}"}
+    labelers = {r[0] for r in db.execute("SELECT labeler FROM labels"
+                                         " WHERE source = 'api' AND labeler LIKE 'compatible:%'")}
+    assert labelers == {f"compatible:qwen-fake@{PROMPT_VERSION}"}
     assert fake.efforts and set(fake.efforts) == {None}  # "default": no reasoning_effort sent to local servers

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.errors import ConfigError
+from bizsent.core.label import planning
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling
@@ -50,18 +51,18 @@ def world(tmp_path, fake, n=6, human_train=6, **kw):
 def test_few_shot_version_counts_the_examples_sent_and_hashes_which(tmp_path, fake):
     # 6 human train labels, two per class: fs4 sends 4 (2+1+1), not 3; the name says 4 and which posts.
     settings, db, ids = world(tmp_path, fake, few_shot=4)
-    plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     assert len(plan.examples) == 4
     assert sorted(e.answer.label for e in plan.examples) == ["bearish", "bearish", "bullish", "neutral"]
     assert re.fullmatch(rf"{PROMPT_VERSION}-fs4\.[0-9a-f]{{8}}", plan.params.prompt_version)
-    assert plan.params.labeler == f"gpt-fake@{plan.params.prompt_version}"
+    assert plan.params.labeler == f"openai:gpt-fake@{plan.params.prompt_version}"
     assert plan.params.examples == tuple(e.post_id for e in plan.examples)
     # Asking for more than there is: the name says what was actually sent, and the plan says so in one line.
     settings5 = load_settings(write_config(tmp_path / "c5.toml", fake.url, few_shot=5), environ={})
-    plan5 = labeling.plan(db, settings5, labeling.resolve(settings5, "openai", None, None, False))
+    plan5 = planning.plan(db, settings5, planning.resolve(settings5, "openai", None, None, False))
     assert plan5.params.prompt_version.startswith(f"{PROMPT_VERSION}-fs5.")
     settings9 = load_settings(write_config(tmp_path / "c9.toml", fake.url, few_shot=9), environ={})
-    plan9 = labeling.plan(db, settings9, labeling.resolve(settings9, "openai", None, None, False))
+    plan9 = planning.plan(db, settings9, planning.resolve(settings9, "openai", None, None, False))
     assert plan9.params.prompt_version.startswith(f"{PROMPT_VERSION}-fs6.")
     assert any("asked for 9 example(s), sending 6" in note for note in plan9.notes)
     assert "asked for 9" in plan9.render()
@@ -69,41 +70,41 @@ def test_few_shot_version_counts_the_examples_sent_and_hashes_which(tmp_path, fa
 
 def test_an_unreadable_example_image_is_reported_and_not_counted(tmp_path, fake):
     settings, db, ids = world(tmp_path, fake, few_shot=3)
-    first = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    first = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     broken = first.examples[0].post_id
     path = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
                       [broken]).fetchone()[0]
     Path(path).unlink()
-    plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     assert broken not in plan.params.examples
     assert any("unreadable" in n and str(broken) in n for n in plan.notes)
     # another example of the same class took its place: a different set of posts, so a different name
     assert plan.params.prompt_version != first.params.prompt_version
     report = labeling.run_live(db, settings, plan, backoff_s=0.01)
     assert report.state == "done"
-    labelers = {r[0] for r in db.execute("SELECT labeler FROM labels WHERE source = 'openai'")}
+    labelers = {r[0] for r in db.execute("SELECT labeler FROM labels WHERE source = 'api' AND labeler LIKE 'openai:%'")}
     assert labelers == {plan.params.labeler}
 
 
 def test_a_changed_example_label_changes_the_labeler_name(tmp_path, fake):
     settings, db, ids = world(tmp_path, fake, few_shot=3)
-    before = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False)).params
+    before = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False)).params
     post = before.examples[0]
     db.execute("UPDATE labels SET sarcastic = 1 WHERE post_id = ? AND source = 'human'", [post])
-    after = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False)).params
+    after = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False)).params
     assert after.examples == before.examples and after.prompt_version != before.prompt_version
 
 
 def test_batch_collect_files_labels_under_the_jobs_own_name_model_and_price(tmp_path, fake):
     settings, db, ids = world(tmp_path, fake, n=4, few_shot=3)
-    plan = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, True))
+    plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, True))
     submitted = batches.submit(db, settings, plan)
     assert submitted.submitted == len(plan.items) == 10  # 4 unlabeled + 6 human-train posts
     # Between submit and collect the user edits the config: no few-shot, another price, another model.
     later = load_settings(write_config(tmp_path / "config.toml", fake.url, few_shot=0, price_in=50.0,
                                        price_out=90.0, model="gpt-cheap"), environ={})
     batches.collect_until_done(db, later, echo=lambda line: None, sleep=lambda s: None)
-    labels = db.execute("SELECT labeler FROM labels WHERE source = 'openai'").fetchall()
+    labels = db.execute("SELECT labeler FROM labels WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
     assert len(labels) == 10 and {r[0] for r in labels} == {plan.params.labeler}
     assert "-fs3." in plan.params.labeler
     calls = db.execute("SELECT model, prompt_version, tokens_in, tokens_out, usd FROM api_calls"
@@ -119,7 +120,7 @@ def test_batch_collect_files_labels_under_the_jobs_own_name_model_and_price(tmp_
 def test_a_model_without_a_price_is_refused_in_one_line(tmp_path, fake):
     settings, db, ids = world(tmp_path, fake)
     with pytest.raises(ConfigError) as err:
-        labeling.resolve(settings, "openai", "gpt-5-nano", None, False)
+        planning.resolve(settings, "openai", "gpt-5-nano", None, False)
     message = str(err.value)
     assert "\n" not in message and "no price known for model gpt-5-nano" in message
     assert '[prices."gpt-5-nano"]' in message and "input_per_mtok" in message

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 ENGINE = ["bizsent.core.model.training", "bizsent.core.model.scoring", "bizsent.core.model.pool",
-          "bizsent.core.model.selftrain", "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli",
+          "bizsent.core.model.selftrain", "bizsent.core.label.planning", "bizsent.core.label.providers",
+          "bizsent.jobs.launch", "bizsent.jobs.labeling", "bizsent.cli",
           "bizsent.core.serve.handler", "bizsent.core.serve.endpoint", "runpod.serverless"]
 
 

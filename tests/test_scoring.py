@@ -111,11 +111,11 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
     truth = {r["post_id"]: r["label"] for r in read_split(run["bundle"], "test")}
     for k, pid in enumerate(test_ids[:4]):  # right on three posts, wrong on one
         wrong = "neutral" if truth[pid] != "neutral" else "bullish"
-        set_label(db, pid, NewLabel(label=truth[pid] if k else wrong, source="openai", labeler="gpt@p1"))
+        set_label(db, pid, NewLabel(label=truth[pid] if k else wrong, source="api", labeler="openai:gpt@p1"))
     run_id = zero_shot_run(db, settings, run["bundle"])
     report, _, _ = evaluate_run(db, settings, run_id)
     api = next(b for b in report.baselines if b.kind == "store")
-    assert api.name == "openai: gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
+    assert api.name == "openai:gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
     assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None
     assert report.info["scoring"].startswith("label sequences")  # the untuned model: every spelling counts
 

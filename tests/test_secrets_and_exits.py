@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError, ConfigError
+from bizsent.core.label import planning, providers
 from bizsent.core.store import open_db
 from bizsent.jobs import labeling
 from fakes.label_posts import FAKE_CONFIG, make_posts
@@ -55,7 +56,7 @@ def test_a_compatible_server_never_gets_the_openai_key(tmp_path, fake, monkeypat
     settings = load_settings(config(tmp_path, fake.url), environ={})
     db = open_db(settings.db_path)
     make_posts(db, settings.image_dir, 3)
-    report = labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    report = labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "compatible", None, None, False)))
     assert report.snapshot.done == 3
     assert fake.authorizations and not any(CANARY in (a or "") for a in fake.authorizations)
@@ -63,7 +64,7 @@ def test_a_compatible_server_never_gets_the_openai_key(tmp_path, fake, monkeypat
     monkeypatch.setenv("BIZSENT_COMPATIBLE_API_KEY", "local-server-key")
     fake.authorizations.clear()
     make_posts(db, settings.image_dir, 2, start=5000)
-    labeling.run_live(db, settings, labeling.plan(db, settings, labeling.resolve(
+    labeling.run_live(db, settings, planning.plan(db, settings, planning.resolve(
         settings, "compatible", None, None, False)))
     assert fake.authorizations and set(fake.authorizations) == {"Bearer local-server-key"}
 
@@ -72,9 +73,9 @@ def test_a_key_over_plain_http_to_another_host_is_refused(tmp_path, monkeypatch)
     monkeypatch.setenv("BIZSENT_COMPATIBLE_API_KEY", "local-server-key")
     settings = load_settings(config(tmp_path, "http://10.11.12.13:8000/v1"), environ={})
     with pytest.raises(BizsentError, match="refusing to send BIZSENT_COMPATIBLE_API_KEY over plain http"):
-        labeling.require_key(settings, "compatible")
+        providers.require_key(settings, "compatible")
     https = load_settings(config(tmp_path, "https://vllm.example.org/v1"), environ={})
-    labeling.require_key(https, "compatible")  # https is fine, and so is loopback http (the test above)
+    providers.require_key(https, "compatible")  # https is fine, and so is loopback http (the test above)
 
 
 # -- redaction: a server that echoes the key back -------------------------------------------------------------

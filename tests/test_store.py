@@ -75,10 +75,10 @@ def test_labels_upsert_per_source_and_labeler(db):
     save_posts(db, [post(1)])
     first = set_label(db, 1, NewLabel(label="bullish", source="human", split="test"))
     second = set_label(db, 1, NewLabel(label="bearish", source="human", split="test", sarcastic=True))
-    set_label(db, 1, NewLabel(label="bullish", source="openai", labeler="gpt@v1", confidence=0.9))
+    set_label(db, 1, NewLabel(label="bullish", source="api", labeler="openai:gpt@v1", confidence=0.9))
     assert first == second
     rows = db.execute("SELECT source, label, sarcastic FROM labels ORDER BY source").fetchall()
-    assert rows == [("human", "bearish", 1), ("openai", "bullish", 0)]
+    assert rows == [("api", "bullish", 0), ("human", "bearish", 1)]
     delete_label(db, first)
     assert db.execute("SELECT count(*) FROM labels WHERE source = 'human'").fetchone()[0] == 0
     add_skip(db, 1, "spam")

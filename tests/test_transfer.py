@@ -60,9 +60,9 @@ def filled(db, settings, tmp_path):
     record(db, image_id, cache_image(settings.image_dir, local.read_bytes()))
     set_label(db, post_id(db, "biz", 100), NewLabel("bearish", "human", split="test", labeler="human:me",
                                                     sarcastic=True, unsure=False))
-    set_label(db, post_id(db, "biz", 100), NewLabel("bullish", "openai", labeler="gpt@p1", confidence=0.81,
+    set_label(db, post_id(db, "biz", 100), NewLabel("bullish", "api", labeler="openai:gpt@p1", confidence=0.81,
                                                     rationale="text says wagmi, chart red"))
-    set_label(db, post_id(db, "biz", 101), NewLabel("bearish", "gemini", labeler="flash@p1", confidence=0.9))
+    set_label(db, post_id(db, "biz", 101), NewLabel("bearish", "api", labeler="gemini:flash@p1", confidence=0.9))
     set_label(db, post_id(db, "biz", 102), NewLabel("neutral", "human", split="test", labeler="human:me",
                                                     unsure=True))
     return db
@@ -127,7 +127,7 @@ def test_bad_rows_are_reported_by_line_and_good_rows_import(db, settings, tmp_pa
     assert "post_no '12a' is not a whole number" in report.problems[3]
     assert all("\n" not in p for p in report.problems)
     assert labels_of(db) == [("biz", 1, "bullish", "human", "human:import", "test", None, 0, 0, None),
-                             ("biz", 6, "bearish", "openai", "openai:import", "unassigned", 0.7, 0, 0, None)]
+                             ("biz", 6, "bearish", "api", "openai:import", "unassigned", 0.7, 0, 0, None)]
     assert db.execute("SELECT url, status FROM images").fetchall() == [
         ("https://warosu.org/data/biz/img/8.jpg", "pending")]
     assert report.images_queued == 1

@@ -1,18 +1,16 @@
-"""The Batches screen through Textual's Pilot: the new-job dialog's estimate and its Cancel (nothing spent), jobs
+"""The Jobs screen through Textual's Pilot: the new-job dialog's estimate and its Cancel (nothing spent), jobs
 written by other processes showing up with progress and cost, failures, cancel, the agreement table and the
 confusion heat-map, and a job started from the dialog running detached against the fake OpenAI server."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.demo import seed_demo
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, planning
 from bizsent.core.label.agreement import scores
 from bizsent.core.labels import LABELS
-from bizsent.core.store import open_db
+from bizsent.core.store import now, open_db
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import labeling, rows
@@ -122,7 +120,7 @@ async def test_confusion_widget_renders_at_80_columns():
 async def test_dialog_shows_the_estimate_and_cancel_spends_nothing(world):
     fake, settings, db = world
     make_posts(db, settings.image_dir, 8, corrupt=1)
-    expected = labeling.plan(db, settings, labeling.resolve(settings, "openai", None, None, False))
+    expected = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
         await open_batches(app, pilot)
@@ -167,7 +165,7 @@ async def test_dialog_shows_a_missing_key_instead_of_starting(world, monkeypatch
 async def test_a_job_written_elsewhere_shows_progress_cost_and_failures(world):
     fake, settings, db = world
     ids = make_posts(db, settings.image_dir, 3)
-    params = labeling.resolve(settings, "openai", None, None, False)
+    params = planning.resolve(settings, "openai", None, None, False)
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_batches(app, pilot)
@@ -184,9 +182,9 @@ async def test_a_job_written_elsewhere_shows_progress_cost_and_failures(world):
             ledger.complete(other, call, status="error", error="HTTP 500")
         await until(pilot, lambda: job in screen.jobs)
         row = cells(table, job)
-        assert row[:4] == [str(job), "openai/gpt-fake", "live", "running"]
-        assert row[4].endswith("30%") and row[5:9] == ["5/20", "1", "30/m", "28s"]
-        assert row[9] == "$0.012/$0.050"
+        assert row[:4] == [str(job), "label", "openai/gpt-fake live", "running"]
+        assert row[4].endswith("30%") and row[5:8] == ["5/20", "1", "28s"]
+        assert row[8] == "$0.012/$0.050" and row[9].endswith("s")  # the heartbeat's age
         await until(pilot, lambda: "HTTP 500" in text_of(screen.query_one("#job-info")))
         info = text_of(screen.query_one("#job-info"))
         assert "cost $0.012 so far, estimate $0.050" in info and "error 2" in info
@@ -196,15 +194,15 @@ async def test_a_job_written_elsewhere_shows_progress_cost_and_failures(world):
                                                                       "estimate_usd": 0.05})
         rows.finish(other, job, "done")
         other.close()
-        await until(pilot, lambda: screen.jobs[job].state == "done")
+        await until(pilot, lambda: screen.jobs[job].status == "done")
         row = cells(table, job)
-        assert row[3] == "done" and row[4].endswith("100%") and row[5] == "19/20" and row[8] == "–"
+        assert row[3] == "done" and row[4].endswith("100%") and row[5] == "19/20" and row[7] == "–"
 
 
 async def test_cancel_asks_first_then_cancels_the_selected_job(world):
     fake, settings, db = world
     make_posts(db, settings.image_dir, 2)
-    job = labeling.queue(db, labeling.resolve(settings, "openai", None, None, False))
+    job = labeling.queue(db, planning.resolve(settings, "openai", None, None, False))
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_batches(app, pilot)
@@ -221,7 +219,7 @@ async def test_cancel_asks_first_then_cancels_the_selected_job(world):
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("y")
-        await until(pilot, lambda: screen.jobs[job].state == "cancelled")
+        await until(pilot, lambda: screen.jobs[job].status == "cancelled")
     assert rows.get(db, job)["error"] == "cancelled by the user"
 
 
@@ -230,9 +228,10 @@ async def test_cancel_asks_first_then_cancels_the_selected_job(world):
 async def test_agreement_table_and_confusion_of_demo_labels(settings, db):
     seed_demo(db, settings.image_dir, n_posts=80, seed=3)
     human = dict(db.execute("SELECT post_id, label FROM labels WHERE source = 'human' AND split = 'test'"))
-    openai = db.execute("SELECT post_id, label, labeler FROM labels WHERE source = 'openai'").fetchall()
+    openai = db.execute("SELECT post_id, label, labeler FROM labels"
+                        " WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchall()
     expected = scores([(human[p], label) for p, label, _ in openai if p in human])
-    name = f"openai:{openai[0][2]}"
+    name = openai[0][2]
     assert expected.n > 5
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -270,8 +269,8 @@ async def test_agreement_follows_new_api_labels(settings, db):
         assert screen.view == "agreement"
         assert "no API labels yet" in text_of(screen.query_one("#agreement-table"))
         for pid in ids:
-            set_label(db, pid, NewLabel(label="bullish", source="openai", labeler="m@p2", split="test"))
-        job = labeling.queue(db, labeling.resolve(settings, "openai", "gpt-5-mini", None, False))
+            set_label(db, pid, NewLabel(label="bullish", source="api", labeler="openai:m@p2", split="test"))
+        job = labeling.queue(db, planning.resolve(settings, "openai", "gpt-5-mini", None, False))
         await until(pilot, lambda: screen.agreement.labelers)  # a new job row triggers a re-read
         assert screen.query_one(ConfusionMatrix).matrix == [[0, 0, 2], [0, 0, 2], [0, 0, 2]]
         assert job in screen.jobs
@@ -291,29 +290,54 @@ async def test_start_runs_a_detached_job_that_completes(world):
         await pilot.click("#newjob-start")
         await until(pilot, lambda: screen.jobs, timeout=15)
         job = next(iter(screen.jobs))
-        await until(pilot, lambda: screen.jobs[job].state == "done", timeout=30)
+        await until(pilot, lambda: screen.jobs[job].status == "done", timeout=30)
         assert cells(screen.query_one("#jobs", DataTable), job)[5] == "6/6"
     assert count(db, "jobs") == 1 and len(fake.calls) == 6
-    assert db.execute("SELECT count(*) FROM labels WHERE source = 'openai'").fetchone()[0] == 6
+    assert db.execute("SELECT count(*) FROM labels WHERE source = 'api' AND labeler LIKE 'openai:%'").fetchone()[0] == 6
 
 
-def test_a_running_job_whose_process_died_reads_as_stalled(settings, db):
+async def test_a_dead_job_of_any_kind_shows_dead_within_seconds_and_cancels(world):
+    """A train job whose local process is killed, and an eval job on another machine whose heartbeat stopped, both
+    read as dead (the one liveness rule) on the screen; the dead one is cancelled from the screen."""
+    import signal
     import subprocess
 
-    from bizsent.tui.job_queries import job_rows
-    from bizsent.tui.screens.batches import job_cells
+    from bizsent.core.store import liveness
+    from bizsent.core.store.liveness import DEAD_AFTER_S
 
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    params = labeling.resolve(settings, "openai", None, None, False)
-    stalled, fresh = labeling.queue(db, params), labeling.queue(db, params)
-    db.execute("UPDATE jobs SET state = 'running', pid = ?, heartbeat_at = '2020-01-01T00:00:00+00:00' WHERE id = ?",
-               [dead.pid, stalled])
-    db.execute("UPDATE jobs SET state = 'running', pid = ?, heartbeat_at = '2020-01-01T00:00:00+00:00' WHERE id = ?",
-               [os.getpid(), fresh])
-    by_id = {job.id: job for job in job_rows(db)}
-    assert by_id[stalled].stalled and not by_id[fresh].stalled
-    assert job_cells(by_id[stalled])[3].plain.strip() == "stalled"
+    fake, settings, db = world
+    worker = subprocess.Popen(["sleep", "60"])
+    train = rows.queue(db, "train", {"name": "t1", "max_steps": 4})
+    remote = rows.queue(db, "eval", {"run": "1"})
+    db.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, heartbeat_at = ? WHERE id = ?",
+               [worker.pid, liveness.HOST, now(), train])
+    db.execute("UPDATE jobs SET state = 'running', pid = 1, host = 'another-machine', heartbeat_at = ? WHERE id = ?",
+               [now(), remote])
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_batches(app, pilot)
+        await until(pilot, lambda: {screen.jobs[j].status for j in (train, remote)} == {"running"})
+        assert cells(screen.query_one("#jobs", DataTable), train)[1:4] == ["train", "t1 (4 steps)", "running"]
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        await until(pilot, lambda: screen.jobs[train].status == "dead", timeout=DEAD_AFTER_S)
+        # Nothing on this machine can see the other one's process: only its heartbeat's age tells.
+        db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", [ago(DEAD_AFTER_S + 1), remote])
+        await until(pilot, lambda: screen.jobs[remote].status == "dead")
+        screen.query_one("#jobs", DataTable).move_cursor(row=screen.order.index(train))
+        await until(pilot, lambda: screen.detail is not None and screen.detail.job.id == train)
+        await until(pilot, lambda: "its process is gone" in text_of(screen.query_one("#job-info")))
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await until(pilot, lambda: screen.jobs[train].status == "cancelled")
+    assert rows.get(db, train)["state"] == "cancelled" and rows.get(db, remote)["state"] == "running"
+
+
+def ago(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
 def test_palette_lists_the_batches_actions():
@@ -324,6 +348,6 @@ def test_palette_lists_the_batches_actions():
     app = SimpleNamespace(switch_mode=lambda mode: None, run_screen_action=lambda mode, action: None,
                           action_help=lambda: None)
     texts = [text for text, _, _ in _entries(app)]
-    for entry in ("Batches: open screen", "Batches: new job", "Batches: cancel", "Batches: collect",
-                  "Batches: agreement"):
+    for entry in ("Jobs: open screen", "Jobs: new job", "Jobs: cancel", "Jobs: collect", "Jobs: resume",
+                  "Jobs: agreement"):
         assert entry in texts

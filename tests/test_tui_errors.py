@@ -18,7 +18,7 @@ from bizsent.tui.screens.posts import PostsScreen
 from bizsent.tui.screens.spotcheck import SpotCheckScreen
 from bizsent.tui.widgets.post_table import PostTable
 from fakes.eval_runs import add_predictions, add_run, probs
-from fakes.tui import build_store, until
+from fakes.tui import build_store, toasts, until
 from textual.widgets import DataTable
 
 GONE = "is gone (moved or deleted?)"
@@ -43,11 +43,6 @@ def log_path(settings):
                     and Path(h.baseFilename) == path]:
         root.removeHandler(handler)
         handler.close()
-
-
-def toasts(app: BizsentApp) -> list[str]:
-    """The notifications as drawn on screen."""
-    return [str(toast.render()) for toast in app.screen.query("Toast")]
 
 
 class TakenAway:

@@ -11,7 +11,7 @@ from bizsent.tui.screens.eval import EvalScreen
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot, render_plot
 from fakes.eval_runs import add_eval, add_predictions, add_run, add_train_steps, human, probs
-from fakes.tui import build_store, until
+from fakes.tui import build_store, toasts, until
 from rich.console import Console
 from textual.widgets import DataTable
 
@@ -105,7 +105,7 @@ async def test_metrics_table_shows_model_baselines_and_api_labelers(settings, db
         assert rows[0][2] == "5" and rows[0][3].startswith("80.0 [")  # 4 of the 5 test posts (post 7 has no truth)
         assert ("  sarcastic", "slice") in names
         for expected in (("VADER (text only)", "live"), ("CryptoBERT", "brief"), ("agree/confidence rule", "brief"),
-                         ("CryptoBERT+VADER ensemble", "brief"), ("openai: gpt-test", "API")):
+                         ("CryptoBERT+VADER ensemble", "brief"), ("openai:gpt-test", "API")):
             assert expected in names
         crypto = rows[names.index(("CryptoBERT", "brief"))]
         assert crypto[3].startswith("39.3") and crypto[6].split("/")[1] == "22"  # bearish recall 22.4%
@@ -117,16 +117,15 @@ async def test_runs_list_and_evaluate_without_model_says_why(settings, db, store
     add_eval(db, first, FIRST)
     add_run(db, name="newer", state="running")
     app = BizsentApp(settings=settings, db_path=settings.db_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
         screen = await open_eval(app, pilot)
         table = screen.query_one("#eval-runs", DataTable)
         await until(pilot, lambda: table.row_count == 2)
         assert [str(table.get_row_at(k)[2]) for k in range(2)] == ["newer", "older"]
         assert str(table.get_row_at(1)[5]) == "67.5"  # best macro-F1: 0.9 * 9/12
         await pilot.press("e")  # the running run: nothing to evaluate yet, one line says why
-        await until(pilot, lambda: any("no adapter yet" in str(n.message) for n in app._notifications))
+        await until(pilot, lambda: any("no adapter yet" in t for t in toasts(app)))
         await pilot.press("down")
         await until(pilot, lambda: screen.query_one(ConfusionMatrix).matrix == FIRST)
         await pilot.press("e")  # its adapter is on another machine: a notice, no process started
-        await until(pilot, lambda: any("adapter /nowhere/adapter is not on this machine" in str(n.message)
-                                       for n in app._notifications))
+        await until(pilot, lambda: any("adapter /nowhere/adapter is not on this machine" in t for t in toasts(app)))

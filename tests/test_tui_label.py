@@ -8,7 +8,7 @@ import pytest
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.widgets.image_preview import ImagePreview
-from fakes.tui import build_store, until
+from fakes.tui import build_store, toasts, until
 from textual.widgets import Static
 
 
@@ -81,11 +81,11 @@ async def test_skip_writes_a_skip_and_undo_removes_it(settings, db, store):
 
 async def test_a_failed_write_is_shown_not_dropped(settings, db, store):
     app = BizsentApp(settings=settings, db_path=settings.db_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await open_label(app, pilot)
         app.write(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
         await app.writer.drained()
-        await until(pilot, lambda: any("could not save" in n.message for n in app._notifications))
+        await until(pilot, lambda: any("could not save" in t for t in toasts(app)))
 
 
 async def test_note_stays_with_its_post(settings, db, store):
@@ -144,9 +144,9 @@ def add_disagreements(db, store) -> set[int]:
     from bizsent.core.store.posts import set_label
     from bizsent.core.store.records import NewLabel
 
-    set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
-    set_label(db, store[5], NewLabel(label="bullish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[3], NewLabel(label="bearish", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[9], NewLabel(label="neutral", source="api", split="unassigned", labeler="openai:gpt-other"))
+    set_label(db, store[5], NewLabel(label="bullish", source="api", split="unassigned", labeler="gemini:flash-test"))
     set_label(db, store[7], NewLabel(label="bearish", source="human", split="train", labeler="human"))
     return {store[3], store[9]}
 
@@ -218,16 +218,16 @@ async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, s
 
 
 async def test_active_learning_without_predictions_says_so_and_falls_back_to_random(settings, db, store):
-    from bizsent.tui.queries import NO_PREDICTIONS
+    from bizsent.core.store.queue import NO_PREDICTIONS
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
         screen = await open_label(app, pilot)
         random_queue = list(screen.queue)
         await pilot.press("o", "o")
         await until(pilot, lambda: screen.order == "active" and screen.notice == NO_PREDICTIONS)
         assert screen.queue == random_queue  # the same seeded random order
-        assert any(NO_PREDICTIONS in n.message for n in app._notifications)
+        assert any(NO_PREDICTIONS in t for t in toasts(app))
         assert "active learning → random" in shown_text(screen)
 
 

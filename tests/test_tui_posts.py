@@ -15,6 +15,7 @@ from bizsent.tui.widgets.post_detail import PostDetailView, post_text
 from bizsent.tui.widgets.post_table import PostTable
 from fakes.tui import build_store, until
 from rich.console import Console
+from textual.geometry import Region
 
 
 @pytest.fixture
@@ -191,7 +192,11 @@ async def test_palette_lists_every_action_and_runs_it_on_its_screen(settings, db
 async def test_status_bar_shows_running_jobs_and_spend(settings, db, store):
     from bizsent.core.store import now
 
-    db.execute("INSERT INTO jobs (kind, state, created_at) VALUES ('label', 'running', ?)", [now()])
+    # A job beating now counts; one whose heartbeat stopped long ago is dead, however its row reads.
+    db.execute("INSERT INTO jobs (kind, state, created_at, heartbeat_at) VALUES ('label', 'running', ?, ?)",
+               [now(), now()])
+    db.execute("INSERT INTO jobs (kind, state, created_at, heartbeat_at) VALUES ('train', 'running', ?,"
+               " '2020-01-01T00:00:00+00:00')", [now()])
     db.execute("INSERT INTO api_calls (request_key, provider, model, usd, created_at)"
                " VALUES ('k', 'openai', 'm', 1.25, ?)", [now()])
     db.execute("INSERT INTO pods (name, created_at, total_usd) VALUES ('bizsent-x', ?, 0.5)", [now()])
@@ -209,11 +214,11 @@ async def test_labelers_disagree_filter_narrows_to_the_right_posts(settings, db,
 
     # Disagree: 3 (openai bullish, gemini bearish), 9 (two openai labelers), 12 (gemini vs compatible).
     # Not: 5 (both bullish), 7 (the other label is human's), 4 (one API label only).
-    set_label(db, store[3], NewLabel(label="bearish", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[9], NewLabel(label="neutral", source="openai", split="unassigned", labeler="gpt-other"))
-    set_label(db, store[12], NewLabel(label="neutral", source="gemini", split="unassigned", labeler="flash-test"))
-    set_label(db, store[12], NewLabel(label="bearish", source="compatible", split="unassigned", labeler="qwen"))
-    set_label(db, store[5], NewLabel(label="bullish", source="gemini", split="unassigned", labeler="flash-test"))
+    set_label(db, store[3], NewLabel(label="bearish", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[9], NewLabel(label="neutral", source="api", split="unassigned", labeler="openai:gpt-other"))
+    set_label(db, store[12], NewLabel(label="neutral", source="api", split="unassigned", labeler="gemini:flash-test"))
+    set_label(db, store[12], NewLabel(label="bearish", source="api", split="unassigned", labeler="compatible:qwen"))
+    set_label(db, store[5], NewLabel(label="bullish", source="api", split="unassigned", labeler="gemini:flash-test"))
     set_label(db, store[7], NewLabel(label="bearish", source="human", split="test", labeler="human"))
     expected = [store[12], store[9], store[3]]  # newest first
     app = BizsentApp(settings=settings, db_path=settings.db_path)
@@ -263,9 +268,10 @@ async def test_filter_line_keeps_every_field_at_80_columns(settings, db, store):
         screen.set_filter(label="unlabeled", source="compatible", split="unassigned", image="unsupported")
         await pilot.pause(0.2)
         await pilot.pause()
-        lines = [strip.text for strip in screen._compositor.render_strips()]
-        region = screen.query_one("#filters").region
-        drawn = " ".join(" ".join(line[region.x:region.right].split()) for line in lines[region.y:region.bottom])
+        filters = screen.query_one("#filters")
+        region = filters.region
+        lines = [strip.text for strip in filters.render_lines(Region(0, 0, region.width, region.height))]
+        drawn = " ".join(" ".join(line.split()) for line in lines)
         for shown in ("label unlabeled", "src compatible", "split unassigned", "img unsupported"):
             assert shown.split()[-1] in drawn, drawn  # wrapped onto a second line if need be, never cut
         assert drawn.endswith("img unsupported")

@@ -4,8 +4,8 @@ writer (train split unless chosen), a post's existing human label keeps its spli
 from __future__ import annotations
 
 import pytest
+from bizsent.core.evaluate.spotcheck import order_items
 from bizsent.tui.app import BizsentApp
-from bizsent.tui.run_queries import order_items
 from bizsent.tui.screens.spotcheck import SpotCheckScreen
 from bizsent.tui.widgets.image_preview import ImagePreview
 from fakes.eval_runs import add_predictions, add_run, human, probs
@@ -102,7 +102,7 @@ async def test_existing_human_train_label_keeps_its_split_and_undo_restores_it(s
 
 
 def test_order_items_is_stable_on_ties(db, store, run):
-    from bizsent.tui.run_queries import spot_items
+    from bizsent.core.evaluate.spotcheck import spot_items
 
     items = spot_items(db, run)
     tied = [*items, *(it for it in items)]

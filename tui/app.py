@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,17 +22,17 @@ from bizsent.core.config import Settings
 from bizsent.core.errors import StoreError
 from bizsent.core.log import log_file, redact
 from bizsent.core.store import open_db
+from bizsent.core.store.summary import spend
 from bizsent.tui.commands import ActionsProvider
-from bizsent.tui.messages import StatusUpdated, WriteFailed
-from bizsent.tui.queries import StatusInfo, reading, status_info
 from bizsent.tui.screens import SCREENS
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
-from bizsent.tui.workers import BackgroundFailed, background
+from bizsent.tui.workers import BackgroundFailed, background, reading
 from bizsent.tui.writer import StoreWriter
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
@@ -41,6 +42,16 @@ log = logging.getLogger("bizsent.tui")
 IDLE_GC_S = 2.0  # a full garbage collection runs after this long without a key press
 GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mostly wait for the idle pass
 REPORT_EVERY_S = 30.0  # the same failure (a poll while the database is gone) is shown and logged this often
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    """What the status bar shows besides the screens."""
+
+    db_path: str
+    running_jobs: int = 0
+    spend_usd: float = 0.0
+    error: str = ""
 
 
 class BizsentApp(App):
@@ -58,6 +69,21 @@ class BizsentApp(App):
     ]
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
+
+    @dataclass
+    class StatusUpdated(Message):
+        """One read of the status bar's figures; a newer one replaces an older one still queued."""
+
+        info: StatusInfo
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, BizsentApp.StatusUpdated)
+
+    @dataclass
+    class WriteFailed(Message):
+        """A write on the writer thread raised: one line for the user."""
+
+        error: str
 
     def __init__(self, settings: Settings, db_path: Path) -> None:
         super().__init__()
@@ -96,12 +122,14 @@ class BizsentApp(App):
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
+        from bizsent.jobs.views import running_count  # the liveness rule decides, not a row's stored state
+
         try:
             with reading(self.db_path) as db:
-                info = status_info(db, self.db_path)
+                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd)
         except Exception as exc:  # the bar reports a broken database; the console stays up
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
-        self.post_message(StatusUpdated(info))
+        self.post_message(self.StatusUpdated(info))
 
     def config_path(self) -> Path | None:
         """The config file the console was started with, so a job it starts detached reads the same settings."""
@@ -116,20 +144,20 @@ class BizsentApp(App):
 
     def _check_write(self, future: Future) -> None:
         if future.exception() is not None:  # runs on the writer thread: post_message is thread-safe
-            self.post_message(WriteFailed(str(future.exception())))
+            self.post_message(self.WriteFailed(str(future.exception())))
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """Every notification of every screen: scrubbed like the log (a provider's error can quote a key)."""
         super().notify(redact(message), title=redact(title), severity=severity, timeout=timeout, markup=markup)
 
-    def on_write_failed(self, message: WriteFailed) -> None:
+    def on_bizsent_app_write_failed(self, message: BizsentApp.WriteFailed) -> None:
         error = message.error
         if not self.db_path.exists():  # StoreError's own advice (`bizsent init`) would start a new, empty one
             error = f"the database {self.db_path} is gone (moved or deleted?); put it back and answer again"
         self.notify(f"could not save: {error}", severity="error", timeout=10)
 
-    def on_status_updated(self, message: StatusUpdated) -> None:
+    def on_bizsent_app_status_updated(self, message: BizsentApp.StatusUpdated) -> None:
         self.status = message.info
         was_down, self._store_down = self._store_down, bool(message.info.error)
         if was_down and not self._store_down:
@@ -197,3 +225,17 @@ def failure_line(node: DOMNode, what: str, error: BaseException, db_path: Path) 
         return f"{where}: {what} failed: {text}; it runs again once the database answers"
     where_log = log_file() or "the log"
     return f"{where}: {what} failed ({type(error).__name__}: {text}); traceback in {where_log}"
+
+
+class BizsentNode:
+    """Mixin for the console's screens and widgets: `self.bizsent` is the running BizsentApp, typed, where
+    Textual's `self.app` is any App. Its settings, database path, single writer and status are read through it."""
+
+    @property
+    def bizsent(self) -> BizsentApp:
+        assert isinstance(self, DOMNode), "BizsentNode mixes into screens and widgets only"
+        app = self.app
+        if not isinstance(app, BizsentApp):
+            raise TypeError(f"{type(self).__name__} belongs to the bizsent console, not to {type(app).__name__}")
+        return app
+

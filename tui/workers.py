@@ -3,16 +3,22 @@
 Textual's `@work` exits the app when a worker raises (`WorkerFailed`, a traceback with local variables on the
 user's terminal). `background` is `@work(thread=True)` that instead posts `BackgroundFailed` to the app, which
 shows one line, logs the traceback (BizsentApp.on_background_failed) and runs the same call again once the
-database answers after having been unavailable. Every thread worker of the console is a `background` one.
+database answers after having been unavailable. Every thread worker of the console is a `background` one, and
+reads the store on a connection of its own (`reading`), never the event loop's: WAL lets these readers run while
+jobs and the console's writer thread write.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+from bizsent.core.store import open_db
 from textual import work
 from textual.dom import DOMNode
 from textual.message import Message
@@ -47,3 +53,13 @@ def background(what: str, *, group: str, exclusive: bool = False) -> Callable:
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(guarded)
 
     return decorate
+
+
+@contextmanager
+def reading(db_path: Path) -> Iterator[sqlite_utils.Database]:
+    """A short-lived connection for one worker run (sqlite3 connections must not hop threads casually)."""
+    db = open_db(db_path, create=False)
+    try:
+        yield db
+    finally:
+        db.close()

@@ -6,6 +6,8 @@ File format (both JSONL and CSV, one post or one label per row; `export_file` wr
   image_path (a local file, cached at once; relative paths are relative to the import file),
   label (bearish/neutral/bullish or 1/2/3), source (default human), labeler, split (human labels default
   to the `split` argument, others to unassigned), confidence (0..1), sarcastic, unsure (1/0), rationale.
+  API labels have source api and a labeler that starts with its provider ("openai:gpt-5-mini@p3"); files from
+  before providers were data (source openai, gemini, ...) are read the same way.
 A bad row (no text, unknown label, a number that is not one or too large for SQLite, text that is a list, a CSV
 row with more cells than the header) is reported by line and left out; good rows are still imported. A file
 where no row is good, or a CSV whose quote is never closed, is refused in one line.
@@ -30,7 +32,8 @@ from bizsent.core.collect.html_text import clean_text
 from bizsent.core.collect.images import Cached, cache_image, record
 from bizsent.core.collect.scraperdb import read_scraper_db
 from bizsent.core.errors import BizsentError, ImportFormatError
-from bizsent.core.labels import SOURCES, SPLITS, parse_label
+from bizsent.core.label import providers
+from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, origin_sql, parse_label
 from bizsent.core.store import db_path, transaction
 from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
 from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
@@ -49,7 +52,7 @@ class ImportReport:
     format: str = ""
     posts_new: int = 0
     posts_updated: int = 0
-    labels: dict[str, int] = field(default_factory=dict)  # by source
+    labels: dict[str, int] = field(default_factory=dict)  # by who they are from (core.labels.origin)
     skips: int = 0
     notes: int = 0
     rows_skipped: int = 0  # bad rows left out
@@ -218,14 +221,20 @@ def _label(row: dict, split: str) -> NewLabel | None:
         return None
     label = parse_label(row["label"])
     source = parse_str(row.get("source"), "source").strip().lower() or "human"
+    labeler = parse_str(row.get("labeler"), "labeler") or f"{source}:import"
+    if source in providers.names():  # an older file: the provider was the source
+        source, labeler = API_SOURCE, labeler if labeler.startswith(f"{source}:") else f"{source}:{labeler}"
     if source not in SOURCES:
-        raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+        raise ValueError(f"source {source!r} is not one of {', '.join(providers.origins())} or {API_SOURCE}")
+    if source == API_SOURCE and ":" not in labeler.strip(":"):
+        raise ValueError(f"an {API_SOURCE} label's labeler must name its provider (e.g. openai:gpt-5-mini@p3),"
+                         f" not {labeler!r}")
     row_split = parse_str(row.get("split"), "split").strip().lower() or (split if source == "human" else "unassigned")
     if row_split not in SPLITS:
         raise ValueError(f"split {row_split!r} is not one of {', '.join(SPLITS)}")
     return NewLabel(
         label=label, source=source, split=row_split,
-        labeler=parse_str(row.get("labeler"), "labeler") or f"{source}:import",
+        labeler=labeler,
         confidence=parse_float(row.get("confidence"), "confidence", 0.0, 1.0),
         sarcastic=parse_bool(row.get("sarcastic"), "sarcastic"),
         unsure=parse_bool(row.get("unsure"), "unsure"),
@@ -278,7 +287,8 @@ def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportRepor
             continue
         if row.label:
             set_label(db, pid, row.label)
-            report.labels[row.label.source] = report.labels.get(row.label.source, 0) + 1
+            who = origin(row.label.source, row.label.labeler)
+            report.labels[who] = report.labels.get(who, 0) + 1
         if row.note and not db.execute(
             "SELECT 1 FROM notes WHERE post_id = ? AND text = ?", [pid, row.note]
         ).fetchone():
@@ -324,8 +334,9 @@ def export_file(db: sqlite_utils.Database, path: Path, *, what: str = "labels", 
         raise BizsentError(f"cannot export to {path.name}: use a .jsonl or .csv file name")
     if what not in {"labels", "posts"}:
         raise BizsentError(f"--what {what} is not exportable; use labels or posts")
-    if source is not None and source not in SOURCES:
-        raise BizsentError(f"--source {source} is not a label source; use one of {', '.join(SOURCES)}")
+    if source is not None and source not in (*providers.origins(), API_SOURCE):
+        raise BizsentError(f"--source {source} is not a label source; use one of {', '.join(providers.origins())}"
+                           f" or {API_SOURCE} (every provider)")
     if split is not None and split not in SPLITS:
         raise BizsentError(f"--split {split} is not a split; use one of {', '.join(SPLITS)}")
     fields = POST_FIELDS + (LABEL_FIELDS if what == "labels" else [])
@@ -350,8 +361,8 @@ def _export_query(what: str, source: str | None, split: str | None) -> tuple[str
         " CASE WHEN i.status = 'ok' THEN i.path END"
     )
     where, params = [], []
-    if source:
-        where.append("l.source = ?")
+    if source:  # a provider's name (openai) picks its labels, api picks every provider's
+        where.append("l.source = ?" if source == API_SOURCE else f"{origin_sql('l')} = ?")
         params.append(source)
     if split:
         where.append("l.split = ?")

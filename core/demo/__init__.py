@@ -19,7 +19,7 @@ import sqlite_utils
 from bizsent.core.collect.images import cache_image, record
 from bizsent.core.demo.images import ImageSpec, render
 from bizsent.core.demo.text import dress, fill, general_thread
-from bizsent.core.labels import LABELS, RANDOM_SAMPLING, Label
+from bizsent.core.labels import API_SOURCE, LABELS, RANDOM_SAMPLING, Label, api_labeler, origin
 from bizsent.core.store import transaction
 from bizsent.core.store.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost
@@ -27,7 +27,8 @@ from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 BOARD = "biz"
 SOURCE = "demo"
 HUMAN = "human:demo"
-API_LABELERS = (("openai", "gpt-5-mini@demo-v1"), ("gemini", "gemini-2.5-flash@demo-v1"))
+API_LABELERS = (("openai", api_labeler("openai", "gpt-5-mini", "demo-v1")),
+                ("gemini", api_labeler("gemini", "gemini-2.5-flash", "demo-v1")))
 START_TIME = 1_736_899_200  # 2025-01-15 00:00 UTC: fixed, so the same seed gives the same posts
 REPOST_RATE = 0.03
 COINS = ("BTC", "ETH", "SOL", "LINK", "XMR", "PEPE", "DOGE", "ADA")
@@ -298,11 +299,11 @@ def _label(db: sqlite_utils.Database, rng: random.Random, item: DemoPost, report
                                    sarcastic=scenario.sarcastic, unsure=unsure, sampling=RANDOM_SAMPLING), report)
             if scenario.sarcastic and draws[2] < 0.5:
                 _note(db, pid, f"ironic: {scenario.cue}")
-    for index, (source, labeler) in enumerate(API_LABELERS):
-        if source == "gemini" and draws[3] < 0.1:
+    for index, (provider, labeler) in enumerate(API_LABELERS):
+        if provider == "gemini" and draws[3] < 0.1:
             continue  # some posts only went through one provider
         label, confidence, rationale = _api_answer(scenario, draws[4 + index * 2], draws[5 + index * 2])
-        _put(db, pid, NewLabel(label=label, source=source, labeler=labeler, confidence=confidence,
+        _put(db, pid, NewLabel(label=label, source=API_SOURCE, labeler=labeler, confidence=confidence,
                                sarcastic=scenario.sarcastic and label == scenario.truth, rationale=rationale), report)
 
 
@@ -321,7 +322,8 @@ def _api_answer(scenario: Scenario, hit: float, spread: float) -> tuple[Label, f
 
 def _put(db: sqlite_utils.Database, pid: int, label: NewLabel, report: DemoReport) -> None:
     set_label(db, pid, label)
-    report.labels[label.source] = report.labels.get(label.source, 0) + 1
+    who = origin(label.source, label.labeler)
+    report.labels[who] = report.labels.get(who, 0) + 1
 
 
 def _note(db: sqlite_utils.Database, pid: int, text: str) -> None:

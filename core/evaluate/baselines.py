@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.evaluate.metrics import Metrics, evaluate, from_confusion
-from bizsent.core.labels import Label
+from bizsent.core.labels import API_SOURCE, Label, labeler_name
 
 # VADER's conventional compound-score cut-offs.
 VADER_POSITIVE = 0.05
@@ -81,16 +81,16 @@ def published_baselines() -> list[Baseline]:
 
 
 def api_labeler_baselines(db: sqlite_utils.Database, truth: dict[int, str]) -> list[Baseline]:
-    """Accuracy and macro-F1 of each (source, labeler) on the human test posts it labelled."""
-    pairs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for post, label, source, labeler in db.execute(
-        "SELECT post_id, label, source, labeler FROM labels WHERE source NOT IN ('human', 'model', 'pseudo')"
+    """Accuracy and macro-F1 of each API labeler (provider, model, prompt) on the human test posts it labelled."""
+    pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for post, label, labeler in db.execute(
+        "SELECT post_id, label, labeler FROM labels WHERE source = ?", [API_SOURCE]
     ).fetchall():
         if post in truth:
-            pairs[(source, labeler)].append((truth[post], label))
+            pairs[labeler].append((truth[post], label))
     out = []
-    for (source, labeler), rows in sorted(pairs.items()):
+    for labeler, rows in sorted(pairs.items()):
         m = evaluate([t for t, _ in rows], [p for _, p in rows], n_boot=200)
-        out.append(Baseline(f"{source}: {labeler}", "store", m.accuracy, m.macro_f1, m.n, m,
+        out.append(Baseline(labeler_name(API_SOURCE, labeler), "store", m.accuracy, m.macro_f1, m.n, m,
                             f"{m.n} of {len(truth)} test posts"))
     return out

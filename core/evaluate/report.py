@@ -20,9 +20,11 @@ from bizsent.core.evaluate.baselines import (
     vader_baseline,
 )
 from bizsent.core.evaluate.metrics import Metrics, evaluate
+from bizsent.core.evaluate.tables import HEADERS, rows
 from bizsent.core.labels import LABELS
 from bizsent.core.model.events import MetricEvent, record
 from bizsent.core.model.scoring import Scored, write_predictions
+from bizsent.core.store.posts import HUMAN_TEST
 
 
 @dataclass(slots=True)
@@ -68,7 +70,7 @@ def sampling_of(test_rows: list[dict], db: sqlite_utils.Database | None = None) 
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         stored.update(db.execute(
-            f"SELECT post_id, sampling FROM labels WHERE source = 'human' AND split = 'test'"
+            f"SELECT post_id, sampling FROM labels WHERE {HUMAN_TEST}"
             f" AND post_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
     return sampling_counts(stored.get(pid) for pid in ids)
 
@@ -96,32 +98,6 @@ def build_report(name: str, test_rows: list[dict], scored: list[Scored], *, db: 
         baselines += api_labeler_baselines(db, {r["post_id"]: r["label"] for r in test_rows})
     info = {**(info or {}), "test_sampling": sampling_of(test_rows, db)}
     return Report(name, model_metrics(test_rows, scored, sources), baselines, info)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def _ci(ci: tuple[float, float] | list[float] | None) -> str:
-    return "" if not ci else f" [{_pct(ci[0])}, {_pct(ci[1])}]"
-
-
-def rows(report: Report) -> list[list[str]]:
-    """Name, kind, n, accuracy (95% CI), macro-F1 (95% CI), recalls, ECE: one row per system."""
-    m = report.model
-    out = [[report.name, "model", str(m.n), _pct(m.accuracy) + _ci(m.accuracy_ci),
-            _pct(m.macro_f1) + _ci(m.macro_f1_ci), "/".join(_pct(m.per_class[k].recall) for k in LABELS), _pct(m.ece)]]
-    for name, sl in m.slices.items():
-        out.append([f"  {name}", "slice", str(sl.n), _pct(sl.accuracy), _pct(sl.macro_f1),
-                    "/".join(_pct(sl.per_class[k].recall) for k in LABELS), ""])
-    for b in report.baselines:
-        recalls = "/".join(_pct(b.metrics.per_class[k].recall) for k in LABELS) if b.metrics else "-"
-        ci = _ci(b.metrics.accuracy_ci) if b.metrics else ""
-        out.append([b.name, b.kind, str(b.n or "-"), _pct(b.accuracy) + ci, _pct(b.macro_f1), recalls, ""])
-    return out
-
-
-HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", "recall bear/neu/bull %", "ECE %"]
 
 
 def render_markdown(report: Report) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.evaluate.metrics import confusion_matrix, from_confusion
-from bizsent.core.labels import COMBINED_SOURCE, LABELS, combined_labeler
+from bizsent.core.labels import COMBINED_SOURCE, LABELS, combined_labeler, labeler_name
 from bizsent.core.store import transaction
-from bizsent.core.store.posts import set_label
+from bizsent.core.store.posts import HUMAN_TEST, set_label
 from bizsent.core.store.records import NewLabel
 
 
@@ -51,7 +51,7 @@ def _votes(db: sqlite_utils.Database) -> dict[tuple[str, str], dict[int, str]]:
 
 def _human_test(db: sqlite_utils.Database) -> dict[int, tuple[str, bool]]:
     return {post: (label, bool(sarcastic)) for post, label, sarcastic in db.execute(
-        "SELECT post_id, label, sarcastic FROM labels WHERE source = 'human' AND split = 'test'")}
+        f"SELECT post_id, label, sarcastic FROM labels WHERE {HUMAN_TEST}")}
 
 
 @dataclass(slots=True)
@@ -76,7 +76,7 @@ def agreement(db: sqlite_utils.Database) -> Table:
     for a, b in combinations(sorted(votes), 2):
         common = [(votes[a][p], votes[b][p]) for p in votes[a].keys() & votes[b].keys()]
         s = scores(common)
-        table.pairwise.append({"a": f"{a[0]}:{a[1]}", "b": f"{b[0]}:{b[1]}", "n": s.n, "agreement": s.accuracy,
+        table.pairwise.append({"a": labeler_name(*a), "b": labeler_name(*b), "n": s.n, "agreement": s.accuracy,
                                "kappa": s.kappa})
     return table
 
@@ -89,11 +89,12 @@ def render_agreement(db: sqlite_utils.Database) -> str:
            f"  {'labeler':<40} {'n':>5} {'acc':>6} {'F1':>6} {'kappa':>6}  recall bear/neut/bull  sarcastic n/acc"]
     for r in table.against_human:
         rec = "/".join(f"{r['recall'][label]:.2f}" for label in LABELS)
-        out.append(f"  {(r['source'] + ':' + r['labeler'])[:40]:<40} {r['n']:>5} {r['accuracy']:>6.3f}"
+        out.append(f"  {labeler_name(r['source'], r['labeler'])[:40]:<40} {r['n']:>5} {r['accuracy']:>6.3f}"
                    f" {r['macro_f1']:>6.3f} {r['kappa']:>6.3f}  {rec:<21}"
                    f"  {r['sarcastic_n']}/{r['sarcastic_accuracy']:.2f}")
     for r in table.against_human:
-        out.append(f"\nconfusion {r['source']}:{r['labeler']} (rows human, columns labeler: bear neut bull)")
+        name = labeler_name(r["source"], r["labeler"])
+        out.append(f"\nconfusion {name} (rows human, columns labeler: bear neut bull)")
         for label, row in zip(LABELS, r["confusion"], strict=True):
             out.append(f"  {label:<8} " + " ".join(f"{v:>5}" for v in row))
     if table.pairwise:
@@ -123,7 +124,7 @@ def combine_labels(db: sqlite_utils.Database, method: str = "dawid-skene") -> Co
         raise BizsentError(f"unknown combination {method!r}; use dawid-skene or majority")
     test_posts = set(_human_test(db))
     votes = _votes(db)
-    rows = [(post, f"{src}:{name}", label) for (src, name), labels in votes.items()
+    rows = [(post, labeler_name(src, name), label) for (src, name), labels in votes.items()
             for post, label in labels.items() if post not in test_posts]
     if not rows:
         return Combined(method, 0, len(votes))

@@ -16,7 +16,7 @@ import sqlite_utils
 from bizsent.core.collect.images import fit_to_budget
 from bizsent.core.config import ModelPrice, ProviderSettings, Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label import ledger
+from bizsent.core.label import ledger, providers
 from bizsent.core.labels import PROMPT_RULES, user_prompt
 
 DEFAULT_TOKENS_OUT = 60  # a compact JSON answer with a one-sentence rationale
@@ -31,30 +31,11 @@ def text_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def image_tokens(provider: str, detail: str, width: int, height: int) -> int:
-    """Documented image token rates: OpenAI 85 (low) or 85 + 170 per 512px tile; Gemini 258 per 768px tile
-    (one tile up to 384px a side); Qwen2.5-VL-style servers one token per 28x28 patch."""
-    width, height = max(1, width), max(1, height)
-    if provider == "openai":
-        if detail == "low":
-            return 85
-        scale = min(1.0, 2048 / max(width, height))
-        w, h = width * scale, height * scale
-        scale = min(1.0, 768 / min(w, h))
-        w, h = w * scale, h * scale
-        return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
-    if provider == "gemini":
-        if width <= 384 and height <= 384:
-            return 258
-        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
-    return max(1, round(width / 28)) * max(1, round(height / 28))
-
-
 def formula_tokens_in(provider: str, detail: str, subject: str, text: str, width: int, height: int,
                       max_pixels: int, example_tokens: int = 0) -> int:
     w, h = fit_to_budget(width or 448, height or 448, max_pixels)
     return (text_tokens(PROMPT_RULES) + text_tokens(user_prompt(subject, text)) + MESSAGE_OVERHEAD
-            + image_tokens(provider, detail, w, h) + example_tokens)
+            + providers.get(provider).image_tokens(detail, max(1, w), max(1, h)) + example_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +80,7 @@ def estimate(db: sqlite_utils.Database, settings: Settings, provider: str, model
              posts: list[PostSize], mode: str, price: ModelPrice | None = None, example_tokens: int = 0) -> Estimate:
     """Tokens and dollars for `posts`; `price` defaults to the model's (Settings.price: refused when unknown)."""
     price = price or settings.price(model)
-    conf: ProviderSettings = getattr(settings.labeling, provider)
+    conf = providers.settings_of(settings, provider)
     max_pixels = settings.images.max_pixels
     tokens_in = sum(formula_tokens_in(provider, conf.detail, p.subject, p.text, p.width, p.height, max_pixels,
                                       example_tokens) for p in posts)

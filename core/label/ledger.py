@@ -7,10 +7,10 @@ checks that no live claim and no answer exist for the key and that its reserved 
 (settled spend + open reservations of every process), so two runs at once never send the same request and
 never overrun a cap together. A unique partial index makes a second open row for a key impossible.
 
-A claim is live while its owner runs: a live row's job is 'running' under the row's pid, that pid is alive
-and the job's heartbeat is fresh; a sent batch row lives while its batch job runs. Anything else is a dead
-claim: 'pending' rows were never sent ('abandoned', free), 'sent' rows may have been answered and billed
-('interrupted': **maybe paid**). Requests that timed out or lost their connection after sending are
+A claim is live while its owner runs: a live row's job is 'running' under the row's pid and is not dead by the
+one liveness rule (core.store.liveness: a fresh heartbeat); a sent batch row lives while its batch job runs.
+Anything else is a dead claim: 'pending' rows were never sent ('abandoned', free), 'sent' rows may have been
+answered and billed ('interrupted': **maybe paid**). Requests that timed out or lost their connection after sending are
 'interrupted' too. Those are the only requests that can be paid twice; the notice and `bizsent costs`
 count them.
 """
@@ -27,11 +27,11 @@ from typing import Any
 import sqlite_utils
 from bizsent.core.log import redact
 from bizsent.core.store import now, transaction
+from bizsent.core.store.liveness import is_dead
 
 FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
 OPEN = ("pending", "sent")
 MAYBE_PAID = "interrupted"  # sent, and no answer recorded: the fate is unknown
-CLAIM_STALE_S = 900.0  # a claim whose job has not written a heartbeat for this long is dead (pid reused)
 
 
 def request_key(post_id: int, image_sha256: str, prompt_version: str, model: str) -> str:
@@ -98,27 +98,19 @@ def claim(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: i
 
 
 _OPEN_SQL = ("SELECT c.id, c.post_id, c.request_key, c.job_id, c.status, c.mode, c.batch_id, c.pid, j.pid,"
-             " j.state, j.heartbeat_at FROM api_calls c LEFT JOIN jobs j ON j.id = c.job_id"
+             " j.state, j.heartbeat_at, j.host FROM api_calls c LEFT JOIN jobs j ON j.id = c.job_id"
              " WHERE c.status IN ('pending', 'sent')")
-
-
-def _age_s(stamp: str | None) -> float:
-    from datetime import UTC, datetime
-
-    if not stamp:
-        return float("inf")
-    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
 
 
 def _alive(row: tuple) -> bool:
     """Is the process (or the remote batch job) that holds this open row still going?"""
-    _, _, _, _, status, mode, batch_id, pid, job_pid, job_state, heartbeat = row
+    _, _, _, _, status, mode, batch_id, pid, job_pid, job_state, heartbeat, host = row
     if mode == "batch" and status == "sent" and batch_id:
         return job_state == "running"  # the provider holds it until collected, failed or cancelled
     owner = pid or job_pid
     if job_state != "running" or not owner or job_pid != owner:
         return False  # the job was requeued, finished, or taken over by another process
-    return pid_alive(owner) and _age_s(heartbeat) < CLAIM_STALE_S
+    return not is_dead(job_state, heartbeat, job_pid, host)
 
 
 def _close_dead(db: sqlite_utils.Database, row: tuple) -> Interrupted | None:
@@ -171,23 +163,6 @@ def save_response(data_dir: Path, key: str, call_id: int, body: Any) -> str:
     # An error body can quote the request's headers back: scrub keys like every other way out.
     path.write_text(redact(json.dumps(body, default=str)), encoding="utf-8")
     return str(path)
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True while the process runs; an exited child nobody has reaped yet (a zombie) counts as dead."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): kill(0) is all we can know
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 @dataclass(frozen=True, slots=True)

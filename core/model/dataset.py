@@ -33,7 +33,7 @@ from bizsent.core.collect.images import MODEL_JPEG_QUALITY, MODEL_MIN_SIDE, Copy
 from bizsent.core.config import TrainSettings
 from bizsent.core.errors import BizsentError
 from bizsent.core.labels import (
-    API_SOURCES,
+    API_SOURCE,
     FINETUNE_INSTRUCTION,
     LABELS,
     PROMPT_VERSION,
@@ -177,11 +177,11 @@ def _training_label(labels: list[dict], min_conf: float) -> tuple[Label, str, bo
     if combined:
         lab = max(combined, key=lambda c: c["created_at"])
         # the combination has no sarcasm flag of its own: the API labelers that gave its label say
-        agreeing = [v for v in labels if v["source"] in API_SOURCES and v["label"] == lab["label"]]
+        agreeing = [v for v in labels if v["source"] == API_SOURCE and v["label"] == lab["label"]]
         if not _passes(lab, min_conf) or not any(_passes(v, min_conf) for v in agreeing):
             return None
         return lab["label"], "combined", any(bool(v["sarcastic"]) for v in agreeing), lab["confidence"]
-    votes = [lab for lab in labels if lab["source"] in API_SOURCES and _passes(lab, min_conf)]
+    votes = [lab for lab in labels if lab["source"] == API_SOURCE and _passes(lab, min_conf)]
     if votes:
         counts = Counter(lab["label"] for lab in votes).most_common()
         if len(counts) > 1 and counts[0][1] == counts[1][1]:

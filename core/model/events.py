@@ -46,6 +46,11 @@ def finish_run(db: sqlite_utils.Database, run_id: int, state: str, adapter_path:
                [state, adapter_path, now(), run_id])
 
 
+def reopen_run(db: sqlite_utils.Database, run_id: int) -> None:
+    """A stopped run continues (its job resumed from a checkpoint): running again, its events so far kept."""
+    db.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?", [run_id])
+
+
 def record(db: sqlite_utils.Database, run_id: int, event: MetricEvent) -> int:
     cur = db.execute(
         "INSERT INTO metrics (run_id, kind, step, epoch, loss, lr, accuracy, macro_f1, confusion, data, created_at)"

@@ -42,6 +42,21 @@ def check_model_path(path: str | Path) -> str:
     return text
 
 
+def model_here(name: str) -> bool:
+    """Can the model `name` be loaded without a network: a folder here, or a hub name whose config.json is in
+    the Hugging Face cache? Nothing is downloaded; huggingface_hub only, no torch."""
+    if not name:
+        return False
+    if Path(name).expanduser().exists():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo name or a broken cache: the model is not usable either way
+        return False
+
+
 def require_model(path: str | Path, connect_timeout_s: float = 3.0) -> str:
     """Fail in seconds, with one line, when the base model can be neither read from disk nor downloaded.
 
@@ -53,12 +68,10 @@ def require_model(path: str | Path, connect_timeout_s: float = 3.0) -> str:
     from urllib.parse import urlsplit
 
     source = check_model_path(path)
-    if Path(source).exists():
+    if model_here(source):
         return source
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
 
-    if isinstance(try_to_load_from_cache(source, "config.json"), str):
-        return source
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     how = (f"download it with `hf download {source}` on a connected machine (it lands in the Hugging Face "
            "cache), or set train.base_model (--base-model) to a model folder")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bizsent.core.config import TrainSettings
-from bizsent.core.errors import BizsentError
+from bizsent.core.errors import BizsentError, Cancelled
 from bizsent.core.evaluate.metrics import evaluate
 from bizsent.core.labels import LABELS, PROMPT_VERSION
 from bizsent.core.model.dataset import read_manifest, read_split
@@ -312,19 +312,30 @@ def check_run_info(adapter: Path, processor: Any, base_model: str | None = None)
 def train_run(db: Any, settings: Any, *, bundle: Path, out_dir: Path, name: str, max_steps: int | None = None,
               load_in_4bit: bool | None = None, jsonl: Path | None = None, cfg: TrainSettings | None = None,
               eval_steps: int | None = None, resume: bool = True, keep_model: bool = False,
-              callbacks: list | None = None) -> tuple[int, TrainResult]:
-    """Train with events going to the store (and `jsonl`), recording the run's row from start to finish."""
-    from bizsent.core.model.events import create_run, finish_run, jsonl_sink, store_sink, tee
+              callbacks: list | None = None, job_id: int | None = None, run_id: int | None = None
+              ) -> tuple[int, TrainResult]:
+    """Train with events going to the store (and `jsonl`), recording the run's row from start to finish.
+
+    `job_id`: the job row that runs this training (runs.job_id); `run_id`: continue that run's row (a resumed
+    job's) instead of making a new one."""
+    from bizsent.core.model.events import create_run, finish_run, jsonl_sink, reopen_run, store_sink, tee
 
     cfg = cfg or settings.train
     require_model(cfg.base_model)  # a model that cannot be loaded fails now, before any run row exists
-    run_id = create_run(db, kind="train", name=name, base_model=cfg.base_model, manifest=read_manifest(bundle),
-                        params={"bundle": str(bundle), "out_dir": str(out_dir), "max_steps": max_steps,
-                                "load_in_4bit": load_in_4bit, "train": cfg.model_dump(mode="json")})
+    if run_id is None:
+        run_id = create_run(db, kind="train", name=name, base_model=cfg.base_model, manifest=read_manifest(bundle),
+                            params={"bundle": str(bundle), "out_dir": str(out_dir), "max_steps": max_steps,
+                                    "load_in_4bit": load_in_4bit, "train": cfg.model_dump(mode="json")},
+                            job_id=job_id)
+    else:
+        reopen_run(db, run_id)
     sink = tee(store_sink(db, run_id), jsonl_sink(jsonl) if jsonl else None)
     try:
         result = train(bundle, out_dir, cfg, events=sink, max_steps=max_steps, load_in_4bit=load_in_4bit,
                        eval_steps=eval_steps, resume=resume, keep_model=keep_model, callbacks=callbacks)
+    except Cancelled:
+        finish_run(db, run_id, "cancelled")
+        raise
     except BaseException:
         finish_run(db, run_id, "failed")
         raise

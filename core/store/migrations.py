@@ -277,6 +277,74 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pods ADD COLUMN error TEXT;
     CREATE INDEX pods_state ON pods(state);
     """,
+    # 9: providers are data, not schema. Every API label gets source 'api' and names its provider in its labeler
+    # ("openai:gpt-5-mini@p3", core.labels.api_labeler), so a new provider (core.label.providers) needs no table
+    # rebuild again. SQLite cannot drop a CHECK, so labels is rebuilt: same ids (label_history.label_id points at
+    # them), columns, UNIQUE, indexes and history triggers (migration 5's, unchanged; dropping the old table
+    # dropped them). Copying and dropping fire no triggers, so the history records no fake inserts or deletes.
+    # label_history is migrated the same way, so a label's history names its labeler as its row does (a reader
+    # asking for a source's history finds old and new API writes under 'api' alike); what each write was, when
+    # and by whom is unchanged, and the provider that made it stays in the labeler name, as true as before.
+    """
+    CREATE TABLE labels_new (
+        id INTEGER PRIMARY KEY,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        label TEXT NOT NULL CHECK (label IN ('bearish', 'neutral', 'bullish')),
+        source TEXT NOT NULL CHECK (source IN ('human', 'api', 'model', 'pseudo')),
+        labeler TEXT NOT NULL DEFAULT '',
+        confidence REAL,
+        sarcastic INTEGER NOT NULL DEFAULT 0,
+        rationale TEXT,
+        split TEXT NOT NULL DEFAULT 'unassigned' CHECK (split IN ('test', 'train', 'val', 'unassigned')),
+        created_at TEXT NOT NULL,
+        unsure INTEGER NOT NULL DEFAULT 0,
+        changed_by TEXT NOT NULL DEFAULT '',
+        sampling TEXT,
+        UNIQUE (post_id, source, labeler)
+    );
+    INSERT INTO labels_new (id, post_id, label, source, labeler, confidence, sarcastic, rationale, split,
+        created_at, unsure, changed_by, sampling)
+    SELECT id, post_id, label,
+        CASE WHEN source IN ('openai', 'gemini', 'compatible') THEN 'api' ELSE source END,
+        CASE WHEN source IN ('openai', 'gemini', 'compatible') THEN source || ':' || labeler ELSE labeler END,
+        confidence, sarcastic, rationale, split, created_at, unsure, changed_by, sampling
+    FROM labels;
+    DROP TABLE labels;
+    ALTER TABLE labels_new RENAME TO labels;
+    CREATE INDEX labels_post ON labels(post_id);
+    CREATE INDEX labels_source_split ON labels(source, split);
+    UPDATE label_history SET labeler = source || ':' || labeler, source = 'api'
+        WHERE source IN ('openai', 'gemini', 'compatible');
+    CREATE TRIGGER label_history_insert AFTER INSERT ON labels BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, new_label, new_split,
+            new_sarcastic, new_unsure, new_confidence, changed_at, changed_by)
+        VALUES (NEW.id, NEW.post_id, NEW.source, NEW.labeler, 'insert', NEW.label, NEW.split, NEW.sarcastic,
+            NEW.unsure, NEW.confidence, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), NEW.changed_by);
+    END;
+    CREATE TRIGGER label_history_update AFTER UPDATE ON labels
+    WHEN OLD.label IS NOT NEW.label OR OLD.split IS NOT NEW.split OR OLD.sarcastic IS NOT NEW.sarcastic
+        OR OLD.unsure IS NOT NEW.unsure OR OLD.confidence IS NOT NEW.confidence BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, old_label, old_split,
+            old_sarcastic, old_unsure, old_confidence, new_label, new_split, new_sarcastic, new_unsure,
+            new_confidence, changed_at, changed_by)
+        VALUES (NEW.id, NEW.post_id, NEW.source, NEW.labeler, 'update', OLD.label, OLD.split, OLD.sarcastic,
+            OLD.unsure, OLD.confidence, NEW.label, NEW.split, NEW.sarcastic, NEW.unsure, NEW.confidence,
+            strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), NEW.changed_by);
+    END;
+    CREATE TRIGGER label_history_delete AFTER DELETE ON labels BEGIN
+        INSERT INTO label_history (label_id, post_id, source, labeler, change, old_label, old_split,
+            old_sarcastic, old_unsure, old_confidence, changed_at, changed_by)
+        VALUES (OLD.id, OLD.post_id, OLD.source, OLD.labeler, 'delete', OLD.label, OLD.split, OLD.sarcastic,
+            OLD.unsure, OLD.confidence, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), OLD.changed_by);
+    END;
+    """,
+    # 10: one job interface for every long-running kind (jobs.kinds). A job row names the machine its process
+    # runs on (host), so a pid is only ever checked where it means something; liveness itself goes by the
+    # heartbeat (core.store.liveness), which any machine can read.
+    """
+    ALTER TABLE jobs ADD COLUMN host TEXT;
+    CREATE INDEX jobs_kind ON jobs(kind, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlite_utils
+from bizsent.core.labels import API_SOURCE
 from bizsent.core.store import now, transaction
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost, SaveCounts
@@ -18,6 +19,31 @@ POOL_SQL = (
     " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.post_id = p.id AND l.source = 'human')"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.post_id = p.id AND s.source = 'human')"
 )
+
+
+def human_test(alias: str = "") -> str:
+    """The human test set: the condition on a `labels` row (as `alias`, when the query names the table) that
+    every evaluation, agreement figure and labeling rule means by "the human test labels"."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}source = 'human' AND {prefix}split = 'test'"
+
+
+HUMAN_TEST = human_test()
+
+# Two API labels of post `p` that differ. Rows are unique per (post, source, labeler), so two different labels
+# are always two different labelers; `<` looks at each pair once.
+DISAGREE_SQL = (
+    "EXISTS (SELECT 1 FROM labels a JOIN labels b ON b.post_id = a.post_id AND b.label > a.label"
+    f" WHERE a.post_id = p.id AND a.source = '{API_SOURCE}' AND b.source = '{API_SOURCE}')"
+)
+# Post `p`'s text or subject contains the two (equal) arguments, each made by `like`.
+TEXT_MATCH_SQL = "(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\')"
+
+
+def like(text: str) -> str:
+    """The LIKE pattern for `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _image_id(db: sqlite_utils.Database, ref: ImageRef) -> int:

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
-from bizsent.core.labels import LABELS
+from bizsent.core.labels import LABELS, origin_sql
 from bizsent.core.store import db_path
 from bizsent.core.store.posts import CANDIDATE_SQL
 
@@ -34,17 +35,35 @@ def disk_bytes(folder: Path) -> int:
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Money spent: every API call's dollars and every pod's."""
+
+    api_usd: float
+    pods_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return self.api_usd + self.pods_usd
+
+
+def spend(db: sqlite_utils.Database) -> Spend:
+    api_usd = db.execute("SELECT coalesce(sum(usd), 0) FROM api_calls").fetchone()[0]
+    pods_usd = db.execute("SELECT coalesce(sum(total_usd), 0) FROM pods").fetchone()[0]
+    return Spend(float(api_usd), float(pods_usd))
+
+
 def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
     labels: dict[str, dict] = {}
-    for source, split, label, count in db.execute(
-        "SELECT source, split, label, count(*) FROM labels GROUP BY source, split, label ORDER BY source"
+    for source, split, label, count in db.execute(  # by who the labels are from: API labels by provider
+        f"SELECT {origin_sql()} AS origin, split, label, count(*) FROM labels GROUP BY origin, split, label"
+        " ORDER BY origin"
     ):
         entry = labels.setdefault(source, {"total": 0, "by_split": {}, "by_label": {}})
         entry["total"] += count
         entry["by_split"][split] = entry["by_split"].get(split, 0) + count
         entry["by_label"][label] = entry["by_label"].get(label, 0) + count
-    api_usd = db.execute("SELECT coalesce(sum(usd), 0) FROM api_calls").fetchone()[0]
-    pod_usd = db.execute("SELECT coalesce(sum(total_usd), 0) FROM pods").fetchone()[0]
+    money = spend(db)
     return {
         "database": db_path(db),
         "posts": db.execute("SELECT count(*) FROM posts").fetchone()[0],
@@ -61,8 +80,8 @@ def summarize(db: sqlite_utils.Database, image_dir: Path) -> dict:
         "skips": db.execute("SELECT count(*) FROM skips").fetchone()[0],
         "notes": db.execute("SELECT count(*) FROM notes").fetchone()[0],
         "disk_bytes": disk_bytes(image_dir),
-        "spend_usd": round(api_usd + pod_usd, 6),
-        "spend": {"api_usd": round(api_usd, 6), "pods_usd": round(pod_usd, 6)},
+        "spend_usd": round(money.total_usd, 6),
+        "spend": {"api_usd": round(money.api_usd, 6), "pods_usd": round(money.pods_usd, 6)},
         "jobs": _pairs(db, "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state"),
     }
 

@@ -56,8 +56,8 @@ def seed_store(db: sqlite_utils.Database, image_dir: Path, *, n_train: int = 24,
                 set_label(db, pid, NewLabel(label=label, source="human", split="test", labeler="human:t",
                                             sarcastic=k % 4 == 0))
             elif kind == "train":
-                for source in ("openai", "gemini"):
-                    set_label(db, pid, NewLabel(label=label, source=source, labeler=f"{source}-m@p1",
+                for provider in ("openai", "gemini"):
+                    set_label(db, pid, NewLabel(label=label, source="api", labeler=f"{provider}:m@p1",
                                                 confidence=0.9))
     return ids
 

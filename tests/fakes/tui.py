@@ -42,9 +42,9 @@ def build_store(db: sqlite_utils.Database, image_dir: Path, n_posts: int = 12) -
             result = cache_image(image_dir, png(((no * 40) % 256, (no * 90) % 256, 120)), thumbnail_px=64)
         record(db, image_id, result)
         if no % 2:
-            set_label(db, pid, NewLabel(label="bullish", source="openai", split="unassigned", labeler="gpt-test",
+            set_label(db, pid, NewLabel(label="bullish", source="api", split="unassigned", labeler="openai:gpt-test",
                                         confidence=0.9))
-    set_label(db, ids[4], NewLabel(label="bearish", source="gemini", split="train", labeler="flash-test"))
+    set_label(db, ids[4], NewLabel(label="bearish", source="api", split="train", labeler="gemini:flash-test"))
     return ids
 
 
@@ -55,3 +55,8 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("condition not reached in time")
+
+
+def toasts(app) -> list[str]:
+    """The notifications as drawn on the current screen (what the user sees, not the app's internal list)."""
+    return [str(toast.render()) for toast in app.screen.query("Toast")]

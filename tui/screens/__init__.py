@@ -28,7 +28,7 @@ class ScreenSpec:
 SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("posts", "Posts", "bizsent.tui.screens.posts:PostsScreen"),
     ScreenSpec("label", "Label", "bizsent.tui.screens.label:LabelScreen"),
-    ScreenSpec("batches", "Batches", "bizsent.tui.screens.batches:BatchesScreen"),
+    ScreenSpec("batches", "Jobs", "bizsent.tui.screens.batches:BatchesScreen"),
     ScreenSpec("eval", "Eval", "bizsent.tui.screens.eval:EvalScreen"),
     ScreenSpec("spotcheck", "Spot-check", "bizsent.tui.screens.spotcheck:SpotCheckScreen"),
 )

@@ -1,9 +1,12 @@
-"""Batches: labeling jobs (live and Batch API) with progress, rate, ETA and cost against the estimate; a job's
-failures with their reasons; every labeler against the human test set, with its confusion matrix.
+"""Jobs: every long-running job of every kind (labeling, batch collect, training, evaluation, pool scoring)
+with its status, progress and heartbeat age; a labeling job's cost against the estimate and failures with
+their reasons; every labeler against the human test set, with its confusion matrix.
 
-Jobs run in processes of their own (jobs.launch), so this screen only ever reads their rows, on a timer, in a
-worker. Starting a job goes through NewJobModal (the dry-run estimate first, nothing spent until Start);
-cancel asks first; collect fetches finished Batch API results in a worker.
+Jobs run in processes of their own (jobs.control), so this screen only ever reads their rows, on a timer, in a
+worker, and shows what the engine says of them (jobs.views): a job whose heartbeat stopped shows dead within
+seconds. Starting a labeling job goes through NewJobModal (the dry-run estimate first, nothing spent until
+Start); cancel asks first; resume restarts a dead, queued or failed job of a resumable kind; collect fetches
+finished Batch API results in a worker.
 """
 
 from __future__ import annotations
@@ -11,195 +14,111 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from bizsent.core.errors import BizsentError
+from bizsent.core.label.planning import Params
 from bizsent.core.labels import LABELS
 from bizsent.core.store import open_db
-from bizsent.jobs import labeling
-from bizsent.tui.job_queries import Agreement, JobDetail, JobRow, LabelerScore, agreement_scores, job_detail, job_rows
-from bizsent.tui.messages import AgreementLoaded, JobActionDone, JobsLoaded
-from bizsent.tui.queries import reading
+from bizsent.jobs.views import JobView, listing
+from bizsent.tui.app import BizsentNode
+from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
+from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background
-from rich.console import Group, RenderableType
-from rich.table import Table
+from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 log = logging.getLogger(__name__)
 
-HEADERS = {"id": "id", "labeler": "provider/model", "mode": "mode", "state": "state", "progress": "progress",
-           "count": "done", "failed": "fail", "rate": "rate", "eta": "ETA", "usd": "$ / est"}
-WIDE = ("id", "labeler", "mode", "state", "progress", "count", "failed", "rate", "eta", "usd")
-NARROW = ("id", "labeler", "state", "progress", "count", "eta", "usd")  # fits 80 columns
+__all__ = ["NARROW", "WIDE", "BatchesScreen", "job_cells"]
 NARROW_BELOW = 100  # screen columns
-BAR_WIDTH = 8
-LABELER_WIDTH = 20
-STATE_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "bold red",
-               "cancelled": "dim", "stalled": "bold magenta"}
 
 
-# -- formatting (pure: tested directly) ------------------------------------------------------------------------
-
-def money(usd: float) -> str:
-    return f"${usd:,.2f}" if usd >= 10 else f"${usd:.3f}"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "–"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-def state_text(job: JobRow) -> Text:
-    state = "stalled" if job.stalled else job.state
-    return Text(state, style=STATE_STYLE.get(state, ""))
-
-
-def progress_bar(job: JobRow, width: int = BAR_WIDTH) -> Text:
-    share = (job.done + job.failed) / job.total if job.total else (1.0 if job.state == "done" else 0.0)
-    filled = round(max(0.0, min(1.0, share)) * width)
-    colour = "red" if job.state == "failed" else "green" if job.state == "done" else "yellow"
-    return Text.assemble(("━" * filled, colour), ("─" * (width - filled), "grey35"), f" {share:>4.0%}")
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def job_cells(job: JobRow, columns: tuple[str, ...] = WIDE) -> list[Text]:
-    """The job list's cells for `columns`. The table has no cell padding (80 columns are tight): each cell
-    brings its own leading space. The narrow list names the model only."""
-    live_running = job.state == "running" and job.mode == "live" and not job.stalled
-    cost_style = "bold red" if job.estimate_usd and job.usd > job.estimate_usd * 1.2 else ""
-    labeler = f"{job.provider}/{job.model}" if "mode" in columns else job.model
-    # A queued job's row has no estimate until its process has planned the run.
-    estimate = money(job.estimate_usd) if job.estimate_usd or not job.active else "?"
-    every: dict[str, Text] = {
-        "id": Text(str(job.id)),
-        "labeler": Text(_clip(labeler, LABELER_WIDTH if "mode" in columns else 14)),
-        "mode": Text(job.mode),
-        "state": state_text(job),
-        "progress": progress_bar(job),
-        "count": Text(f"{job.done}/{job.total}"),
-        "failed": Text(str(job.failed), style="red" if job.failed else "dim"),
-        "rate": Text(f"{job.rate_per_min:.0f}/m" if live_running and job.rate_per_min else "–"),
-        "eta": Text(duration(job.eta_s) if live_running else "–"),
-        "usd": Text(f"{money(job.usd)}/{estimate}", style=cost_style),
-    }
-    return [Text(" ") + every[column] for column in columns]
-
-
-def job_text(detail: JobDetail) -> RenderableType:
-    """The selected job: what, how far, what it cost, and why posts failed."""
-    job = detail.job
-    head = Text.assemble((f"job {job.id} ", "bold"), f"{job.provider}/{job.model} ", (job.mode, "bold"), " · ",
-                         state_text(job))
-    if job.pid and job.active:
-        head.append(f" (pid {job.pid})", style="dim")
-    lines: list[RenderableType] = [head]
-    finished = job.done + job.failed
-    line = f"labeled {job.done} of {job.total}, failed {job.failed}"
-    if job.total:
-        line += f" ({finished / job.total:.0%} finished)"
-    if job.state == "running" and job.mode == "live" and not job.stalled:
-        line += f" · {job.rate_per_min or 0:.0f}/min · ETA {duration(job.eta_s)}"
-    lines.append(Text(line))
-    calls = ", ".join(f"{status} {n}" for status, n in sorted(detail.calls.items())) or "no requests yet"
-    lines.append(Text(f"cost {money(job.usd)} so far, estimate {money(job.estimate_usd)} · ledger: {calls}"))
-    when = f"created {job.created_at[:19]}"
-    if job.finished_at:
-        when += f" · finished {job.finished_at[:19]}"
-    elif job.heartbeat_at:
-        when += f" · last heartbeat {job.heartbeat_at[11:19]}"
-    if job.remote_id:
-        when += f" · remote {job.remote_id[:40]}"
-    lines.append(Text(when, style="dim"))
-    if job.stalled:
-        lines.append(Text(f"its process is gone: press r to resume it (or `bizsent label --job {job.id}`)",
-                          style="bold magenta"))
-    if job.error:
-        lines.append(Text(f"error: {job.error}", style="bold red" if job.state == "failed" else "yellow"))
-    if job.interrupted:
-        lines.append(Text(f"{job.interrupted} request(s) in flight at an earlier kill may have been paid twice",
-                          style="yellow"))
-    for title, reasons in (("skipped, not sent", job.skipped), ("gave up on", job.gave_up)):
-        if reasons:
-            lines.append(Text(f"{title}: " + ", ".join(f"{n} ({r})" for r, n in sorted(reasons.items()))))
-    if detail.failures:
-        table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
-        table.add_column("attempts", justify="right")
-        table.add_column("posts", justify="right")
-        table.add_column("status")
-        table.add_column("reason", overflow="fold")
-        for f in detail.failures:
-            table.add_row(str(f.attempts), str(f.posts), f.status, f.reason)
-        lines += [Text(""), Text("failed attempts, by reason (retried per policy)", style="bold"), table]
-    else:
-        lines.append(Text("no failed requests", style="dim"))
-    return Group(*lines)
-
-
-def agreement_table(agreement: Agreement, selected: str | None, width: int = 80) -> RenderableType:
-    """Every labeler against the human test set; the one whose confusion matrix is shown is marked ▶."""
-    if not agreement.labelers:
-        return Text("no API labels yet: start a job with n; its labels are compared with the human test set"
-                    f" ({agreement.test_posts} posts)", style="dim")
-    table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False,
-                  header_style="bold")
-    # The figures need 43 columns; the labeler's name gets the rest, so the figures are never squeezed.
-    table.add_column("labeler", no_wrap=True, max_width=max(14, width - 45), overflow="ellipsis")
-    for name in ("n", "acc", "F1", "kappa", *(label[:4] for label in LABELS), "sarc"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for s in agreement.labelers:
-        mark = s.name == selected
-        sarcastic = f"{s.sarcastic_accuracy:.2f}" if s.sarcastic_n else "–"
-        table.add_row(("▶ " if mark else "  ") + s.name, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}",
-                      f"{s.kappa:.3f}", *(f"{s.recall[label]:.2f}" for label in LABELS), sarcastic,
-                      style="bold" if mark else "")
-    return Group(Text(f"labelers vs the human test set ({agreement.test_posts} posts)", style="bold"), table,
-                 Text("bear neut bull: recall per class · sarc: accuracy on sarcastic posts", style="dim"))
-
-
-class BatchesScreen(Screen):
-    TITLE = "Batches"
+class BatchesScreen(BizsentNode, Screen):
+    TITLE = "Jobs"
+    # The new-job and yes/no dialogs' styles (tui.screens.confirm), loaded with the screen that opens them.
     CSS_PATH = Path(__file__).parent.parent / "styles" / "batches.tcss"
+    DEFAULT_CSS = """
+    BatchesScreen #jobs {
+        height: 1fr;
+        min-height: 4;
+        scrollbar-size-vertical: 1;
+    }
+    BatchesScreen #batch-detail {
+        height: 2fr;
+        min-height: 8;
+        border-top: solid $primary 50%;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    BatchesScreen #batch-detail > Static {
+        height: auto;
+    }
+    BatchesScreen #agreement-table {
+        margin-bottom: 1;
+    }
+    """
     BINDINGS = [
         Binding("n", "new_job", "new job"),
         Binding("c", "cancel_job", "cancel"),
         Binding("g", "collect", "collect"),
         Binding("a", "toggle_agreement", "agreement"),
         Binding("l", "next_labeler", "labeler"),
-        Binding("r", "resume", "resume", show=False),
+        Binding("r", "resume", "resume"),
     ]
     HELP = (
-        "Labeling jobs, newest first, re-read from the database every second: a job runs in a process of its "
-        "own, so it keeps going after the console exits and shows up here again on the next start. Each row: "
-        "state, progress, done/total, failed posts, rate and ETA (live runs), and the cost so far against the "
-        "estimate. The pane below shows the selected job: the ledger's request counts and its failures grouped "
-        "by reason.\n\n"
-        "`n` starts a job: choose provider, model, live or batch (the Batch API is about half the price, results "
-        "within a day) and a limit; the dialog shows the dry-run estimate and the budget caps, and nothing is "
-        "sent until you press Start. `c` cancels the selected job (after asking). `g` collects finished Batch "
-        "API results (all open batch jobs, or the selected one). `r` resumes a queued job or one whose process "
-        "died. `a` switches the pane to the agreement table: every labeler against the human test set "
-        "(accuracy, macro-F1, Cohen's kappa, recall per class, accuracy on sarcastic posts) and the confusion "
-        "matrix of one labeler; `l` picks the next labeler."
+        "Jobs of every kind (label, batch-collect, train, eval, score-pool), newest first, re-read from the "
+        "database every second: a job runs in a process of its own, so it keeps going after the console exits "
+        "and shows up here again on the next start. Each row: kind, what it does, status, progress, "
+        "done/total, ETA (live labeling), the cost so far against the estimate (labeling) and the age of its "
+        "heartbeat. A job beats every 2 s; one whose heartbeat stopped shows dead within about 10 s, from any "
+        "machine. The pane below shows the selected job (for labeling: the ledger's request counts and its "
+        "failures grouped by reason).\n\n"
+        "`n` starts a labeling job: choose provider, model, live or batch (the Batch API is about half the "
+        "price, results within a day) and a limit; the dialog shows the dry-run estimate and the budget caps, "
+        "and nothing is sent until you press Start. `c` cancels the selected job of any kind (after asking). "
+        "`g` collects finished Batch API results (all open batch jobs, or the selected one). `r` resumes a "
+        "dead, queued or failed job of a resumable kind (live labeling, batch collect, training from its "
+        "checkpoints, pool scoring, evaluation from the start) in the background. `a` switches the pane to "
+        "the agreement table: every labeler against the human test set (accuracy, macro-F1, Cohen's kappa, "
+        "recall per class, accuracy on sarcastic posts) and the confusion matrix of one labeler; `l` picks "
+        "the next labeler."
     )
+
+    @dataclass
+    class JobsLoaded(Message):
+        """The job list, and the detail of the selected job (None: nothing selected). A newer poll replaces an
+        older one still waiting in the queue."""
+
+        jobs: list[JobView]
+        detail: JobDetail | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, BatchesScreen.JobsLoaded)
+
+    @dataclass
+    class AgreementLoaded(Message):
+        agreement: Agreement
+
+    @dataclass
+    class JobActionDone(Message):
+        """A job action (start, cancel, resume, collect) finished in its worker: one line for the user."""
+
+        text: str
+        error: bool = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: dict[int, JobRow] = {}
+        self.jobs: dict[int, JobView] = {}
         self.order: list[int] = []
         self.selected: int | None = None
         self.detail: JobDetail | None = None
@@ -223,7 +142,7 @@ class BatchesScreen(Screen):
     def on_mount(self) -> None:
         self._show_view()
         self.refresh_jobs()
-        self.set_interval(self.app.settings.tui.refresh_s, self._tick)
+        self.set_interval(self.bizsent.settings.tui.refresh_s, self._tick)
 
     def on_screen_resume(self) -> None:
         self._agreement_key = None  # human labels may have changed on another screen
@@ -240,14 +159,14 @@ class BatchesScreen(Screen):
 
     @background("reading the jobs", group="batches-jobs", exclusive=True)
     def _load_jobs(self, selected: int | None) -> None:
-        with reading(self.app.db_path) as db:
-            jobs = job_rows(db)
+        with reading(self.bizsent.db_path) as db:
+            jobs = listing(db)
             if selected is None and jobs:
                 selected = jobs[0].id
             detail = job_detail(db, selected) if selected is not None else None
-        self.post_message(JobsLoaded(jobs, detail))
+        self.post_message(self.JobsLoaded(jobs, detail))
 
-    def on_jobs_loaded(self, message: JobsLoaded) -> None:
+    def on_batches_screen_jobs_loaded(self, message: BatchesScreen.JobsLoaded) -> None:
         first = not self.loaded
         self.loaded = True
         self._fill_table(message.jobs)
@@ -262,7 +181,7 @@ class BatchesScreen(Screen):
             self.view, self._auto_agreement = "job", False
             self._show_view()
         self._show_detail()
-        key = tuple((j.id, j.done, j.state) for j in message.jobs)
+        key = tuple((j.id, j.done, j.status) for j in message.jobs)
         if self.view == "agreement" and key != self._agreement_key:
             self._agreement_key = key
             self._load_agreement()
@@ -278,7 +197,7 @@ class BatchesScreen(Screen):
             self.order = []  # refill at once with the new columns
             self._fill_table(list(self.jobs.values()))
 
-    def _fill_table(self, jobs: list[JobRow]) -> None:
+    def _fill_table(self, jobs: list[JobView]) -> None:
         table = self.query_one("#jobs", DataTable)
         if not self.columns:
             self.on_resize()
@@ -311,11 +230,11 @@ class BatchesScreen(Screen):
 
     @background("computing agreement with the human test set", group="batches-agreement", exclusive=True)
     def _load_agreement(self) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             scores = agreement_scores(db)
-        self.post_message(AgreementLoaded(scores))
+        self.post_message(self.AgreementLoaded(scores))
 
-    def on_agreement_loaded(self, message: AgreementLoaded) -> None:
+    def on_batches_screen_agreement_loaded(self, message: BatchesScreen.AgreementLoaded) -> None:
         self.agreement = message.agreement
         self._show_detail()
 
@@ -337,14 +256,14 @@ class BatchesScreen(Screen):
         if self.labeler in by_name:
             return by_name[self.labeler]
         job = self.jobs.get(self.selected) if self.selected is not None else None
-        if job is not None and f"{job.source}:{job.labeler}" in by_name:
-            return by_name[f"{job.source}:{job.labeler}"]
+        if job is not None and job.labeler in by_name:
+            return by_name[job.labeler]
         return self.agreement.labelers[0]
 
     def _show_detail(self) -> None:
         info = self.query_one("#job-info", Static)
         if self.loaded and not self.jobs:
-            info.update(Text("no labeling jobs yet: press n to start one (the estimate comes first; nothing is"
+            info.update(Text("no jobs yet: press n to start a labeling job (the estimate comes first; nothing is"
                              " spent until you confirm)", style="dim"))
         elif self.detail is not None and self.detail.job.id == self.selected:
             info.update(job_text(self.detail))
@@ -364,7 +283,7 @@ class BatchesScreen(Screen):
 
     # -- actions ---------------------------------------------------------------------------------------------
 
-    def selected_job(self) -> JobRow | None:
+    def selected_job(self) -> JobView | None:
         return self.jobs.get(self.selected) if self.selected is not None else None
 
     def action_toggle_agreement(self) -> None:
@@ -372,7 +291,7 @@ class BatchesScreen(Screen):
         self.view = "agreement" if self.view == "job" else "job"
         self._show_view()
         if self.view == "agreement":
-            self._agreement_key = tuple((j.id, j.done, j.state) for j in self.jobs.values())
+            self._agreement_key = tuple((j.id, j.done, j.status) for j in self.jobs.values())
             self._load_agreement()
         self._show_detail()
 
@@ -390,57 +309,62 @@ class BatchesScreen(Screen):
     def action_new_job(self) -> None:
         self.app.push_screen(NewJobModal(), callback=self._confirmed)
 
-    def _confirmed(self, params: labeling.Params | None) -> None:
+    def _confirmed(self, params: Params | None) -> None:
         if params is not None:
             self._run_action(lambda db: self._launch(db, params))
 
-    def _launch(self, db, params: labeling.Params) -> str:
+    def _launch(self, db, params: Params) -> str:
         from bizsent.jobs.launch import launch_label
 
-        job_id, pid = launch_label(db, self.app.db_path, self.app.config_path(), params,
-                                   self.app.settings.data_dir / "logs")
+        job_id, pid = launch_label(db, self.bizsent.db_path, self.bizsent.config_path(), params,
+                                   self.bizsent.settings.data_dir / "logs")
         self.selected = job_id
         return f"job {job_id} started in the background (pid {pid}); it keeps running after you quit"
 
     def action_cancel_job(self) -> None:
+        from bizsent.jobs.control import cancel
+
         job = self.selected_job()
         if job is None:
             self.notify("no job selected", severity="warning")
             return
-        if not job.active:
-            self.notify(f"job {job.id} is already {job.state}", severity="warning")
+        if not job.active and job.status != "dead":
+            self.notify(f"job {job.id} is already {job.status}", severity="warning")
             return
-        what = "its remote batches are cancelled at the provider" if job.mode == "batch" else \
-            "the run stops before its next request"
-        question = (f"Cancel job {job.id} ({job.provider}/{job.model}, {job.mode}, {job.done}/{job.total} done)?\n"
-                    f"{what}; labels already written stay.")
+        if job.status == "dead":
+            what = "its process is gone already; the job is closed as cancelled"
+        elif job.kind == "label" and job.mode == "batch":
+            what = "its remote batches are cancelled at the provider"
+        else:
+            what = "it stops at its next step (a labeling run before its next request)"
+        question = (f"Cancel job {job.id} ({job.kind}: {job.what}, {job.done}/{job.total} done)?\n"
+                    f"{what}; what it already wrote stays.")
         self.app.push_screen(ConfirmModal(question, yes="Cancel job"), callback=lambda yes: yes and self._run_action(
-            lambda db: labeling.cancel(db, job.id, self.app.settings)))
+            lambda db: cancel(db, self.bizsent.settings, job.id)))
 
     def action_collect(self) -> None:
         from bizsent.jobs import batches
 
         job = self.selected_job()
-        only = job.id if job is not None and job.mode == "batch" and job.state == "running" else None
+        only = job.id if job is not None and job.kind == "label" and job.status == "waiting" else None
         self.notify("collecting batch results…", timeout=2)
-        self._run_action(lambda db: "\n".join(batches.collect(db, self.app.settings, only)), group="batches-collect")
+        settings = self.bizsent.settings
+        self._run_action(lambda db: "\n".join(batches.collect(db, settings, only)), group="batches-collect")
 
     def action_resume(self) -> None:
-        from bizsent.jobs import rows
-        from bizsent.jobs.launch import start_detached
+        from bizsent.jobs.control import resume
 
         job = self.selected_job()
-        if job is None or not (job.state == "queued" or job.stalled):
-            self.notify("only a queued job or one whose process died can be resumed", severity="warning")
+        if job is None or not job.resumable:
+            self.notify("only a dead, queued or failed job of a resumable kind can be resumed", severity="warning")
             return
 
-        def resume(db) -> str:
-            pid = start_detached(self.app.db_path, self.app.config_path(), ["label", "--job", str(job.id), "--yes"],
-                                 self.app.settings.data_dir / "logs" / f"label-job-{job.id}.log")
-            rows.set_pid(db, job.id, pid)
+        def start(db) -> str:
+            console = self.bizsent
+            pid = resume(db, console.db_path, console.config_path(), job.id, console.settings.data_dir / "logs")
             return f"job {job.id} resumed in the background (pid {pid})"
 
-        self._run_action(resume)
+        self._run_action(start)
 
     def _run_action(self, action: Callable[..., str], group: str = "batches-action") -> None:
         self.run_worker(lambda: self._action_worker(action), thread=True, group=group, exclusive=True)
@@ -449,15 +373,15 @@ class BatchesScreen(Screen):
         # Actions may wait on the network (cancel and collect talk to the provider): a connection of their own
         # keeps the console's writer thread free for labels.
         try:
-            with closing(open_db(self.app.db_path, create=False)) as db:
+            with closing(open_db(self.bizsent.db_path, create=False)) as db:
                 text, error = action(db), False
         except BizsentError as exc:
             text, error = str(exc), True
         except Exception as exc:  # a provider outage must not take the console down; the log keeps the trace
             log.exception("batches action failed")
             text, error = f"failed: {type(exc).__name__}: {exc}", True
-        self.post_message(JobActionDone(text, error))
+        self.post_message(self.JobActionDone(text, error))
 
-    def on_job_action_done(self, message: JobActionDone) -> None:
+    def on_batches_screen_job_action_done(self, message: BatchesScreen.JobActionDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information", timeout=8)
         self.refresh_jobs()

@@ -7,22 +7,24 @@ Nothing is written and nothing is sent while it is open. ConfirmModal: a yes/no 
 
 from __future__ import annotations
 
-from bizsent.jobs import labeling
+from dataclasses import dataclass
+
+from bizsent.core.label import providers
+from bizsent.core.label.planning import Params
+from bizsent.tui.app import BizsentNode
 from bizsent.tui.job_queries import EstimateView, estimate_view
-from bizsent.tui.messages import EstimateReady
-from bizsent.tui.queries import reading
-from bizsent.tui.workers import background
+from bizsent.tui.workers import background, reading
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Select, Static
 
-PROVIDERS = ("openai", "gemini", "compatible")
 MODES = ("live", "batch")
 ESTIMATE_DEBOUNCE_S = 0.3
 
@@ -67,10 +69,17 @@ def estimate_summary(view: EstimateView) -> Text:
     return out
 
 
-class NewJobModal(ModalScreen[labeling.Params | None]):
+class NewJobModal(BizsentNode, ModalScreen[Params | None]):
     """Dismisses with the Params to start, or None. Start is enabled only for an estimate with no blocker."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    @dataclass
+    class EstimateReady(Message):
+        """The dry-run estimate for one choice (generation tells stale results apart)."""
+
+        generation: int
+        view: EstimateView
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,20 +88,20 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
         self._debounce: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        conf = self.app.settings.labeling
-        provider = conf.provider if conf.provider in PROVIDERS else PROVIDERS[0]
+        settings = self.bizsent.settings
+        provider = settings.labeling.provider
         with Vertical(id="newjob-box", classes="modal-box"):
             yield Static("New labeling job · tab moves · escape cancels", classes="modal-title")
             with Horizontal(classes="newjob-row"):
                 yield Static("provider", classes="newjob-label")
-                yield Select([(p, p) for p in PROVIDERS], value=provider, allow_blank=False, compact=True,
+                yield Select([(p, p) for p in providers.names()], value=provider, allow_blank=False, compact=True,
                              id="newjob-provider")
                 yield Static("mode", classes="newjob-label")
                 yield Select([(m, m) for m in MODES], value="live", allow_blank=False, compact=True,
                              id="newjob-mode")
             with Horizontal(classes="newjob-row"):
                 yield Static("model", classes="newjob-label")
-                yield Input(value=getattr(conf, provider).model, compact=True, id="newjob-model")
+                yield Input(value=providers.settings_of(settings, provider).model, compact=True, id="newjob-model")
                 yield Static("limit", classes="newjob-label")
                 yield Input(placeholder="all", type="integer", compact=True, id="newjob-limit")
             yield Static(Text("estimating…", style="dim"), id="newjob-estimate")
@@ -117,7 +126,8 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
     @on(Select.Changed, "#newjob-provider")
     def _provider_changed(self, event: Select.Changed) -> None:
         # Each provider has its own default model; a typed model name rarely makes sense for another provider.
-        self.query_one("#newjob-model", Input).value = getattr(self.app.settings.labeling, str(event.value)).model
+        self.query_one("#newjob-model", Input).value = providers.settings_of(self.bizsent.settings,
+                                                                            str(event.value)).model
         self._estimate_soon()
 
     @on(Select.Changed, "#newjob-mode")
@@ -138,11 +148,11 @@ class NewJobModal(ModalScreen[labeling.Params | None]):
 
     @background("estimating the cost", group="newjob-estimate", exclusive=True)
     def _estimate(self, generation: int, provider: str, model: str, limit: int | None, batch: bool) -> None:
-        with reading(self.app.db_path) as db:
-            view = estimate_view(db, self.app.settings, provider, model, limit, batch)
-        self.post_message(EstimateReady(generation, view))
+        with reading(self.bizsent.db_path) as db:
+            view = estimate_view(db, self.bizsent.settings, provider, model, limit, batch)
+        self.post_message(self.EstimateReady(generation, view))
 
-    def on_estimate_ready(self, message: EstimateReady) -> None:
+    def on_new_job_modal_estimate_ready(self, message: NewJobModal.EstimateReady) -> None:
         if message.generation != self._generation:
             return
         self.view = view = message.view

@@ -9,68 +9,35 @@ cached per run until its predictions or the human test labels change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bizsent.core.label.ledger import pid_alive
-from bizsent.core.labels import LABELS
+from bizsent.core.evaluate.runs import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
+from bizsent.core.evaluate.tables import DETAIL_HEADERS, detail_rows, pct
 from bizsent.core.model.events import MetricEvent
-from bizsent.tui.messages import EvalPolled, ReportLoaded
-from bizsent.tui.queries import reading
-from bizsent.tui.run_queries import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
+from bizsent.tui.app import BizsentNode
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background
+from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
-    from bizsent.core.evaluate.metrics import Metrics
     from bizsent.core.evaluate.report import Report
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
-# How each row was obtained: computed here, the brief's published figures, or an API labeler from the store.
-KINDS = {"live": "live", "published": "brief", "store": "API"}
-METRIC_COLUMNS = ("system", "kind", "n", "acc % [95% CI]", "macro-F1 % [95% CI]", "ECE",
-                  *(f"{label[:4]} P/R/F1" for label in LABELS))
+ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def with_ci(x: float | None, ci) -> str:
-    return pct(x) + (f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
-
-
-def per_class(m: Metrics | None) -> list[str]:
-    if m is None:
-        return ["-"] * len(LABELS)
-    return ["/".join(f"{100 * v:.0f}" for v in (c.precision, c.recall, c.f1))
-            for c in (m.per_class[label] for label in LABELS)]
-
-
-def metric_rows(report: Report) -> list[tuple[list[str], str]]:
-    """(cells, style) per system: the model, its slices (sarcastic, per source), then every baseline."""
-    m = report.model
-    out = [([report.name, "model", str(m.n), with_ci(m.accuracy, m.accuracy_ci),
-             with_ci(m.macro_f1, m.macro_f1_ci), pct(m.ece), *per_class(m)], "bold")]
-    for name, sl in m.slices.items():
-        out.append(([f"  {name}", "slice", str(sl.n), pct(sl.accuracy), pct(sl.macro_f1), "", *per_class(sl)], ""))
-    for b in report.baselines:
-        ci = b.metrics.accuracy_ci if b.metrics else None
-        out.append(([b.name, KINDS.get(b.kind, b.kind), str(b.n or "-"), with_ci(b.accuracy, ci), pct(b.macro_f1), "",
-                     *per_class(b.metrics)], "dim" if b.kind == "published" else ""))
-    return out
-
-
-class EvalScreen(Screen):
+class EvalScreen(BizsentNode, Screen):
     TITLE = "Eval"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
     BINDINGS = [
@@ -91,6 +58,27 @@ class EvalScreen(Screen):
         "recomputes everything."
     )
 
+    @dataclass
+    class Polled(Message):
+        """One poll: the runs, and the selected run's metric rows after the cursor `after_id`. A newer poll for
+        the same run and cursor holds everything an older one still queued does, and replaces it."""
+
+        runs: list[RunRow]
+        run_id: int | None
+        after_id: int
+        events: list[tuple[int, MetricEvent]]
+        report_key: tuple | None
+
+        def can_replace(self, message: Message) -> bool:
+            return (isinstance(message, EvalScreen.Polled) and message.run_id == self.run_id
+                    and message.after_id == self.after_id)
+
+    @dataclass
+    class ReportLoaded(Message):
+        key: tuple
+        report: Report | None
+        error: str = ""
+
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunRow] = []
@@ -102,7 +90,6 @@ class EvalScreen(Screen):
         self.reports: dict[tuple, Report | None] = {}
         self.shown_key: tuple | None = None
         self._computing: set[tuple] = set()
-        self._launched: dict[int, int] = {}  # run id -> pid of the `bizsent eval` this screen started
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
@@ -117,11 +104,11 @@ class EvalScreen(Screen):
     def on_mount(self) -> None:
         runs = self.query_one("#eval-runs", DataTable)
         runs.add_columns(*RUN_COLUMNS)
-        self.query_one("#eval-metrics", DataTable).add_columns(*METRIC_COLUMNS)
+        self.query_one("#eval-metrics", DataTable).add_columns(*DETAIL_HEADERS)
         runs.focus()
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
         self.poll()
-        self.set_interval(self.app.settings.tui.refresh_s, self.poll)
+        self.set_interval(self.bizsent.settings.tui.refresh_s, self.poll)
 
     # -- polling the store ---------------------------------------------------------------------------------
 
@@ -134,13 +121,13 @@ class EvalScreen(Screen):
 
     @background("reading the runs", group="eval-poll", exclusive=True)
     def _poll(self, run_id: int | None, after_id: int) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             runs = runs_list(db)
             events = metric_events(db, run_id, after_id) if run_id is not None else []
             key = report_key(db, run_id) if run_id is not None else None
-        self.post_message(EvalPolled(runs, run_id, after_id, events, key))
+        self.post_message(self.Polled(runs, run_id, after_id, events, key))
 
-    def on_eval_polled(self, message: EvalPolled) -> None:
+    def on_eval_screen_polled(self, message: EvalScreen.Polled) -> None:
         if not self.runs_loaded or message.runs != self.runs:
             self._show_runs(message.runs)
         if message.run_id is None or message.run_id != self.run_id or message.after_id != self.last_id:
@@ -222,14 +209,14 @@ class EvalScreen(Screen):
     @background("computing the metrics", group="eval-report")
     def _compute_report(self, key: tuple, run_id: int, name: str) -> None:
         try:
-            with reading(self.app.db_path) as db:
+            with reading(self.bizsent.db_path) as db:
                 report = run_report(db, run_id, name)
         except Exception as exc:  # a report that fails must say so on screen; the console stays up
-            self.post_message(ReportLoaded(key, None, f"{type(exc).__name__}: {exc}"))
+            self.post_message(self.ReportLoaded(key, None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(ReportLoaded(key, report))
+        self.post_message(self.ReportLoaded(key, report))
 
-    def on_report_loaded(self, message: ReportLoaded) -> None:
+    def on_eval_screen_report_loaded(self, message: EvalScreen.ReportLoaded) -> None:
         self._computing.discard(message.key)
         if message.error:
             self.query_one("#eval-note", Static).update(Text(f"metrics failed: {message.error}", style="bold red"))
@@ -249,9 +236,9 @@ class EvalScreen(Screen):
                     else "press e to evaluate it (or `bizsent eval RUN`)")
             note.update(Text(f"run {self.run_id} has no predictions on human test posts yet: {hint}", style="dim"))
             return
-        for cells, style in metric_rows(report):
+        for cells, kind in detail_rows(report):
             cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
-            table.add_row(*(Text(c, style=style) for c in cells))
+            table.add_row(*(Text(c, style=ROW_STYLES.get(kind, "")) for c in cells))
         note.update(Text.assemble((f"run {self.run_id} on {report.model.n} human test posts", "bold"),
                                   (" (current labels) · brief = published figures, the brief's 107 posts", "dim")))
 
@@ -275,24 +262,25 @@ class EvalScreen(Screen):
 
     @background("starting the evaluation", group="eval-launch")
     def _start_eval(self, run: RunRow) -> None:
-        if pid_alive(self._launched.get(run.id)):
-            self.app.call_from_thread(self.notify, f"run {run.id} is already being evaluated (pid "
-                                                   f"{self._launched[run.id]})")
-            return
         reason = model_unavailable(run)
         if reason:
             self.app.call_from_thread(self.notify, reason, severity="warning")
             return
-        from bizsent.jobs.launch import start_detached
+        from contextlib import closing
 
-        settings = self.app.settings
-        log = settings.data_dir / "logs" / f"eval-run-{run.id}.log"
+        from bizsent.core.errors import BizsentError
+        from bizsent.core.store import open_db
+        from bizsent.jobs.training import launch_eval
+
+        settings = self.bizsent.settings
+        # An eval job of its own (jobs.training): closing the console never loses it, the Jobs screen shows it.
         try:
-            pid = start_detached(self.app.db_path, settings.source, ["eval", str(run.id)], log)
-        except Exception as exc:  # the launch failed: say so in one line, nothing was written
-            self.app.call_from_thread(self.notify, f"could not start the evaluation: {exc}", severity="error")
+            with closing(open_db(self.bizsent.db_path, create=False)) as db:
+                job_id, pid = launch_eval(db, self.bizsent.db_path, self.bizsent.config_path(), run.id,
+                                          settings.data_dir / "logs")
+        except BizsentError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
-        self._launched[run.id] = pid
         self.app.call_from_thread(
-            self.notify, f"evaluating run {run.id} in the background (pid {pid}); the matrix redraws when it "
-                         f"lands. Log: {log}", timeout=8)
+            self.notify, f"evaluating run {run.id} in the background (job {job_id}, pid {pid}); the matrix redraws"
+                         " when it lands; the Jobs screen follows it", timeout=8)

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from bizsent.core.labels import LABELS, SOURCES, SPLITS
-from bizsent.tui.messages import DetailLoaded, LabelSourcesLoaded, PostIdsLoaded, RowHighlighted
-from bizsent.tui.queries import (
+from bizsent.core.label.providers import origins
+from bizsent.core.labels import LABELS, SPLITS
+from bizsent.core.store.browse import (
     DISAGREE,
     IMAGE_STATES,
+    UNLABELED,
+    PostDetail,
     PostFilter,
+    PostRow,
     label_sources,
     post_detail,
     post_ids,
     post_rows,
-    reading,
 )
+from bizsent.tui.app import BizsentNode
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background
+from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.geometry import Size
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
@@ -39,8 +44,9 @@ FILTER_FIELDS = ("label", "source", "split", "image")
 FILTER_NAMES = {"label": "label", "source": "src", "split": "split", "image": "img"}  # short: fits 80 columns
 
 
-class PostsScreen(Screen):
+class PostsScreen(BizsentNode, Screen):
     TITLE = "Posts"
+    CSS_PATH = Path(__file__).parent.parent / "styles" / "posts.tcss"
     BINDINGS = [
         Binding("slash", "search", "search"),
         Binding("l", "cycle('label')", "label"),
@@ -58,22 +64,40 @@ class PostsScreen(Screen):
         "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
         "`l` label, `o` label source, `t` split and `i` image status cycle through their filters; label, source "
         "and split apply to the same label row (e.g. *bullish* from *openai* in *train*); the label cycle ends "
-        "with *disagree*, which `d` also toggles: posts to which two API labelers (openai, gemini, compatible) "
+        "with *disagree*, which `d` also toggles: posts to which two API labelers (e.g. openai and gemini) "
         "gave different labels. `/` searches the text (as you type); `escape` returns to the list; `c` clears "
         "every filter; `enter` opens the post under the cursor in the Label screen."
     )
+
+    @dataclass
+    class IdsLoaded(Message):
+        """The list's ids for one filter (generation tells stale results apart)."""
+
+        generation: int
+        ids: list[int]
+
+    @dataclass
+    class DetailLoaded(Message):
+        detail: PostDetail | None
+        picture: Picture
+
+    @dataclass
+    class SourcesLoaded(Message):
+        """The label sources in the store, for the source filter's cycle."""
+
+        sources: list[str]
 
     def __init__(self) -> None:
         super().__init__()
         self.filter = PostFilter()
         self.choices: dict[str, list[str | None]] = {
-            "label": [None, *LABELS, "unlabeled", DISAGREE],
-            "source": [None, *SOURCES],
+            "label": [None, *LABELS, UNLABELED, DISAGREE],
+            "source": [None, *origins()],
             "split": [None, *SPLITS],
             "image": [None, *IMAGE_STATES],
         }
         self._generation = 0
-        self._details: OrderedDict[int, tuple] = OrderedDict()
+        self._details: OrderedDict[int, tuple[PostDetail, Picture]] = OrderedDict()
         self._search_timer: Timer | None = None
         self._keep_id: int | None = None
         self._detail_busy = False
@@ -85,7 +109,7 @@ class PostsScreen(Screen):
         yield Static(id="posts-header", classes="table-header")
         yield PostTable(self._fetch_rows, id="posts")
         with Horizontal(id="posts-detail"):
-            yield ImagePreview(self.app.settings.tui.image_renderer, id="preview")
+            yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="preview")
             yield PostDetailView(id="detail")
         yield StatusBar()
         yield Footer(compact=True)
@@ -108,8 +132,8 @@ class PostsScreen(Screen):
 
     # -- loading -------------------------------------------------------------------------------------------
 
-    def _fetch_rows(self, ids: list[int]):
-        with reading(self.app.db_path) as db:
+    def _fetch_rows(self, ids: list[int]) -> dict[int, PostRow]:
+        with reading(self.bizsent.db_path) as db:
             return post_rows(db, ids)
 
     def reload(self, keep: int | None = None) -> None:
@@ -119,20 +143,21 @@ class PostsScreen(Screen):
 
     @background("loading the posts", group="post-ids", exclusive=True)
     def _load_ids(self, f: PostFilter, generation: int) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             ids = post_ids(db, f)
-        self.post_message(PostIdsLoaded(generation, ids))
+        self.post_message(self.IdsLoaded(generation, ids))
 
     @background("reading the label sources", group="post-sources")
     def _load_sources(self) -> None:
-        with reading(self.app.db_path) as db:
-            self.post_message(LabelSourcesLoaded(label_sources(db)))
+        with reading(self.bizsent.db_path) as db:
+            self.post_message(self.SourcesLoaded(label_sources(db)))
 
-    def on_label_sources_loaded(self, message: LabelSourcesLoaded) -> None:
-        known = [s for s in SOURCES if s in message.sources] + [s for s in message.sources if s not in SOURCES]
-        self.choices["source"] = [None, *(known or SOURCES)]
+    def on_posts_screen_sources_loaded(self, message: PostsScreen.SourcesLoaded) -> None:
+        every = origins()
+        known = [s for s in every if s in message.sources] + [s for s in message.sources if s not in every]
+        self.choices["source"] = [None, *(known or every)]
 
-    def on_post_ids_loaded(self, message: PostIdsLoaded) -> None:
+    def on_posts_screen_ids_loaded(self, message: PostsScreen.IdsLoaded) -> None:
         if message.generation != self._generation:
             return
         table = self.query_one(PostTable)
@@ -141,7 +166,7 @@ class PostsScreen(Screen):
             table.cursor = message.ids.index(self._keep_id)
         self._show_filters()
 
-    def on_row_highlighted(self, message: RowHighlighted) -> None:
+    def on_post_table_row_highlighted(self, message: PostTable.RowHighlighted) -> None:
         if message.post_id is None:
             self.query_one(PostDetailView).show_detail(None)
             self.query_one(ImagePreview).show(Picture(reason="no post"))
@@ -161,7 +186,7 @@ class PostsScreen(Screen):
 
     @background("loading the post", group="post-detail", exclusive=True)
     def _load_detail(self, pid: int, renderer: str, size: Size) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             detail = post_detail(db, pid)
         if detail is None:
             picture = Picture(reason="post no longer in the store")
@@ -170,9 +195,9 @@ class PostsScreen(Screen):
         else:
             picture = load_picture(detail.image_path, detail.image_status, detail.image_reason,
                                    renderer=renderer, size=size)
-        self.post_message(DetailLoaded(detail, picture))
+        self.post_message(self.DetailLoaded(detail, picture))
 
-    def on_detail_loaded(self, message: DetailLoaded) -> None:
+    def on_posts_screen_detail_loaded(self, message: PostsScreen.DetailLoaded) -> None:
         self._detail_busy = False
         current = self.query_one(PostTable).current_id
         if message.detail is not None:
@@ -187,7 +212,7 @@ class PostsScreen(Screen):
                 return
         self._show_detail(message.detail, message.picture)
 
-    def _show_detail(self, detail, picture: Picture) -> None:
+    def _show_detail(self, detail: PostDetail | None, picture: Picture) -> None:
         self.query_one(PostDetailView).show_detail(detail)
         self.query_one(ImagePreview).show(picture)
 

@@ -14,33 +14,34 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bizsent.core.evaluate.spotcheck import (
+    SPOT_ORDERS,
+    HumanLabel,
+    SpotItem,
+    answer_label,
+    order_items,
+    predicted_runs,
+    restored_label,
+    spot_items,
+)
 from bizsent.core.labels import LABELS
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
-from bizsent.core.store.records import NewLabel
-from bizsent.tui.messages import PoolJobPolled, PoolScoringStarted, SpotItemsLoaded, SpotPictureLoaded
+from bizsent.jobs.pool_status import PoolJob, pool_job
+from bizsent.tui.app import BizsentNode
 from bizsent.tui.pool_job import start_pool_scoring
-from bizsent.tui.queries import reading
-from bizsent.tui.run_queries import (
-    SPOT_ORDERS,
-    HumanLabel,
-    PoolJob,
-    SpotItem,
-    order_items,
-    pool_job,
-    predicted_runs,
-    spot_items,
-)
 from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import post_text
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background
+from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Size
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -48,7 +49,6 @@ PREFETCH = 4  # items ahead whose images are decoded in advance
 IMAGE_PX = 800
 WRITER = "console Spot-check screen"  # changed_by of what this screen writes (core.history.actor)
 BAR_WIDTH = 16
-COLORS = {"bearish": "red", "neutral": "yellow", "bullish": "green"}
 
 
 @dataclass
@@ -67,7 +67,7 @@ def prob_bars(item: SpotItem) -> Text:
         filled = round(p * BAR_WIDTH)
         mark = "▶" if label == item.label else " "
         out.append(f"{mark}{label:<8}", style="bold" if label == item.label else "")
-        out.append("█" * filled, style=COLORS[label])
+        out.append("█" * filled, style=LABEL_COLORS[label])
         out.append("░" * (BAR_WIDTH - filled), style="dim")
         out.append(f" {p:6.1%}\n")
     out.append(f" margin {item.margin:.2f}", style="dim")
@@ -84,19 +84,19 @@ def label_lines(item: SpotItem) -> Text:
         agree = a.label == item.label
         conf = f" {a.confidence:.2f}" if a.confidence is not None else ""
         out.append(f"{a.source}: ", style="dim")
-        out.append(a.label, style=f"{COLORS.get(a.label, '')}{' bold' if not agree else ''}")
+        out.append(a.label, style=f"{label_color(a.label)}{' bold' if not agree else ''}")
         out.append(f"{conf} ({a.labeler})\n", style="dim")
     h = item.human
     out.append("human: ", style="bold")
     if h is None:
         out.append("none", style="dim")
     else:
-        out.append(h.label, style=f"bold {COLORS.get(h.label, '')}")
+        out.append(h.label, style=f"bold {label_color(h.label)}")
         out.append(f" ({h.split})", style="bold green" if h.split == "test" else "dim")
     return out
 
 
-class SpotCheckScreen(Screen):
+class SpotCheckScreen(BizsentNode, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
     BINDINGS = [
@@ -125,6 +125,29 @@ class SpotCheckScreen(Screen):
         "run with predictions; `j`/`k` move without answering."
     )
 
+    @dataclass
+    class ItemsLoaded(Message):
+        """The runs with predictions, and the items of `run_id` (unordered)."""
+
+        generation: int
+        runs: list[tuple[int, str, int]]
+        run_id: int | None
+        items: list[SpotItem]
+
+    @dataclass
+    class PictureLoaded(Message):
+        post_id: int
+        picture: Picture
+
+    @dataclass
+    class JobPolled(Message):
+        """The newest pool-scoring job (None: never started); a newer poll replaces an older one still queued."""
+
+        job: PoolJob | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, SpotCheckScreen.JobPolled)
+
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[tuple[int, str, int]] = []
@@ -147,7 +170,7 @@ class SpotCheckScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="spot-head")
         with Horizontal(id="spot-main"):
-            yield ImagePreview(self.app.settings.tui.image_renderer, id="spot-image")
+            yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="spot-image")
             with Vertical(id="spot-side"):
                 yield Static(id="spot-probs")
                 yield Static(id="spot-labels")
@@ -159,7 +182,7 @@ class SpotCheckScreen(Screen):
     def on_mount(self) -> None:
         self.load()
         self.poll_job()
-        self.set_interval(self.app.settings.tui.refresh_s, self.poll_job)
+        self.set_interval(self.bizsent.settings.tui.refresh_s, self.poll_job)
 
     def on_screen_resume(self) -> None:
         # A run may have been evaluated, or labels changed elsewhere, since this screen was last shown.
@@ -175,14 +198,14 @@ class SpotCheckScreen(Screen):
 
     @background("loading the spot-check list", group="spot-items", exclusive=True)
     def _load(self, generation: int, run_id: int | None) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             runs = predicted_runs(db)
             if run_id not in [r[0] for r in runs]:
                 run_id = runs[0][0] if runs else None
             items = spot_items(db, run_id) if run_id is not None else []
-        self.post_message(SpotItemsLoaded(generation, runs, run_id, items))
+        self.post_message(self.ItemsLoaded(generation, runs, run_id, items))
 
-    def on_spot_items_loaded(self, message: SpotItemsLoaded) -> None:
+    def on_spot_check_screen_items_loaded(self, message: SpotCheckScreen.ItemsLoaded) -> None:
         if message.generation != self._generation:
             return
         if message.run_id != self.run_id:
@@ -206,9 +229,9 @@ class SpotCheckScreen(Screen):
         for it in items:
             picture = load_picture(it.image_path, it.image_status, it.image_reason, max_px=IMAGE_PX,
                                    renderer=renderer, size=size)
-            self.post_message(SpotPictureLoaded(it.post_id, picture))
+            self.post_message(self.PictureLoaded(it.post_id, picture))
 
-    def on_spot_picture_loaded(self, message: SpotPictureLoaded) -> None:
+    def on_spot_check_screen_picture_loaded(self, message: SpotCheckScreen.PictureLoaded) -> None:
         self._loading.discard(message.post_id)
         self.pictures[message.post_id] = message.picture
         if self.current and self.current.post_id == message.post_id:
@@ -280,12 +303,9 @@ class SpotCheckScreen(Screen):
 
     def _write_answer(self, item: SpotItem, label: str) -> None:
         before = item.human
-        new = NewLabel(label=label, source="human", labeler=before.labeler if before else "human",
-                       split=before.split if before else "train",  # never new test labels
-                       sarcastic=before.sarcastic if before else False, unsure=before.unsure if before else False,
-                       sampling=None if before else "spot-check")  # a correction keeps the recorded sampling
+        new = answer_label(label, before)
         pid = item.post_id
-        written = self.app.write(lambda db: set_label(db, pid, new, changed_by=actor(WRITER)))
+        written = self.bizsent.write(lambda db: set_label(db, pid, new, changed_by=actor(WRITER)))
         self.history.append(Answer(pid, before, written))
         self._set_human(pid, HumanLabel(-1, label, new.split, new.labeler, new.sarcastic, new.unsure))
         ids = [it.post_id for it in self.items]
@@ -314,11 +334,10 @@ class SpotCheckScreen(Screen):
         pid, before, written = last.post_id, last.before, last.written
         if before is None:
             # FIFO writer: the answer's own write has finished by the time this runs.
-            self.app.write(lambda db: delete_label(db, written.result(), changed_by=actor(WRITER)))
+            self.bizsent.write(lambda db: delete_label(db, written.result(), changed_by=actor(WRITER)))
         else:
-            old = NewLabel(label=before.label, source="human", split=before.split, labeler=before.labeler,
-                           sarcastic=before.sarcastic, unsure=before.unsure)
-            self.app.write(lambda db: set_label(db, pid, old, changed_by=actor(WRITER)))
+            old = restored_label(before)
+            self.bizsent.write(lambda db: set_label(db, pid, old, changed_by=actor(WRITER)))
         self._set_human(pid, before)
         ids = [it.post_id for it in self.items]
         if pid in ids:
@@ -352,10 +371,10 @@ class SpotCheckScreen(Screen):
 
     @background("starting the pool-scoring job", group="spot-score-pool", exclusive=True)
     def _start_scoring(self) -> None:
-        self.post_message(PoolScoringStarted(*start_pool_scoring(self.app)))
+        self.app.call_from_thread(self._scoring_started, *start_pool_scoring(self.bizsent))
 
-    def on_pool_scoring_started(self, message: PoolScoringStarted) -> None:
-        self.notify(message.text, severity="error" if message.error else "information", timeout=8)
+    def _scoring_started(self, text: str, error: bool) -> None:
+        self.notify(text, severity="error" if error else "information", timeout=8)
         self.poll_job()
 
     def poll_job(self) -> None:
@@ -364,11 +383,11 @@ class SpotCheckScreen(Screen):
 
     @background("reading the pool-scoring job", group="spot-job", exclusive=True)
     def _poll_job(self) -> None:
-        with reading(self.app.db_path) as db:
+        with reading(self.bizsent.db_path) as db:
             job = pool_job(db)
-        self.post_message(PoolJobPolled(job))
+        self.post_message(self.JobPolled(job))
 
-    def on_pool_job_polled(self, message: PoolJobPolled) -> None:
+    def on_spot_check_screen_job_polled(self, message: SpotCheckScreen.JobPolled) -> None:
         old, new = self.job, message.job
         self.job = new
         if new is None or old == new:

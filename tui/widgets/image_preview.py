@@ -187,6 +187,15 @@ class ImagePreview(Widget):
     """
 
     DEFAULT_CLASSES = "image-preview"
+    DEFAULT_CSS = """
+    ImagePreview {
+        height: 1fr;
+        & #picture { width: auto; height: auto; }
+        /* fills the pane and centres the picture itself: a new picture never re-lays out */
+        & #cells { width: 1fr; height: 1fr; }
+        & .placeholder { width: auto; color: $warning; padding: 1; }
+    }
+    """
 
     @dataclass
     class Resized(Message):

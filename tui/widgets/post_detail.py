@@ -10,7 +10,8 @@ import io
 import re
 from dataclasses import dataclass
 
-from bizsent.tui.queries import PostDetail, format_time
+from bizsent.core.store.browse import PostDetail
+from bizsent.tui.style import format_time, label_color
 from rich.console import Console, Group, RenderableType
 from rich.segment import Segment
 from rich.style import Style
@@ -21,7 +22,6 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 QUOTE_LINK = re.compile(r"^>>\d+")
-LABEL_COLOR = {"bearish": "red", "neutral": "yellow", "bullish": "green"}
 
 
 def post_text(text: str, subject: str = "") -> Text:
@@ -50,7 +50,7 @@ def labels_table(detail: PostDetail) -> Table | Text:
     for label in detail.labels:
         flags = " ".join(f for f, on in (("sarcastic", label.sarcastic), ("unsure", label.unsure)) if on)
         confidence = "-" if label.confidence is None else f"{label.confidence:.2f}"
-        table.add_row(label.source, label.labeler or "-", Text(label.label, style=LABEL_COLOR.get(label.label, "")),
+        table.add_row(label.source, label.labeler or "-", Text(label.label, style=label_color(label.label)),
                       confidence, flags or "-", label.split)
     return table
 
@@ -62,13 +62,13 @@ def earlier_text(detail: PostDetail, last: int = 5) -> Text:
         old = change.old
         assert old is not None  # updates and deletes always have an old value
         out.append(f"\n{change.changed_at[:16].replace('T', ' ')} ", style="dim")
-        out.append(old.label, style=LABEL_COLOR.get(old.label, ""))
+        out.append(old.label, style=label_color(old.label))
         out.append(f" ({old.split})")
         if change.new is None:
             out.append(" deleted")
         else:
             out.append(" → ")
-            out.append(change.new.label, style=LABEL_COLOR.get(change.new.label, ""))
+            out.append(change.new.label, style=label_color(change.new.label))
             out.append(f" ({change.new.split})")
         out.append(f" by {change.changed_by or 'unknown'}", style="dim")
     return out

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from bizsent.tui.messages import RowHighlighted, RowsLoaded
-from bizsent.tui.queries import LabelMark, PostRow, format_time
+from bizsent.core.label import providers
+from bizsent.core.store.browse import LabelMark, PostRow
+from bizsent.tui.style import LABEL_COLORS, LABEL_GLYPHS, format_time
 from bizsent.tui.workers import background
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-SOURCE_MARK = {"human": "H", "openai": "O", "gemini": "G", "compatible": "C", "model": "M", "pseudo": "P"}
-LABEL_MARK = {"bearish": ("▼", "red"), "neutral": ("•", "yellow"), "bullish": ("▲", "green")}
+# One letter per origin (core.labels.origin); each provider declares its own (core.label.providers).
+SOURCE_MARK = {"human": "H", "model": "M", "pseudo": "P"}
 IMAGE_STYLE = {"ok": "green", "pending": "yellow", "corrupt": "red", "missing": "red", "unsupported": "magenta"}
 COLUMNS = (("id", 7), ("time", 14), ("labels", 8), ("image", 8))  # the text preview takes the rest
 ROW_CACHE = 5_000
@@ -37,14 +40,21 @@ def header_line(width: int) -> str:
     return _cell(f"{fixed} text", width)
 
 
+def source_mark(origin: str) -> str:
+    if origin in SOURCE_MARK:
+        return SOURCE_MARK[origin]
+    known = {p.name: p.mark for p in providers.registered()}
+    return known.get(origin, origin[:1].upper())
+
+
 def _label_segments(marks: Sequence[LabelMark], width: int, base: Style) -> list[Segment]:
     out: list[Segment] = []
     used = 0
     for mark in marks:
-        glyph, color = LABEL_MARK.get(mark.label, ("?", "white"))
+        glyph, color = LABEL_GLYPHS.get(mark.label, "?"), LABEL_COLORS.get(mark.label, "white")
         if used + 2 > width:
             break
-        out.append(Segment(SOURCE_MARK.get(mark.source, mark.source[:1].upper()), base))
+        out.append(Segment(source_mark(mark.source), base))
         out.append(Segment(glyph, base + Style(color=color, bold=True)))
         used += 2
     out.append(Segment(" " * (width - used), base))
@@ -78,6 +88,31 @@ class PostTable(ScrollView, can_focus=True):
         Binding("end", "jump(-1)", "last", show=False),
     ]
     COMPONENT_CLASSES = {"post-table--cursor", "post-table--pending"}
+    DEFAULT_CSS = """
+    PostTable {
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+        & > .post-table--cursor { background: $accent 40%; text-style: bold; }
+        &:focus > .post-table--cursor { background: $accent; }
+        & > .post-table--pending { color: $text-muted; }
+    }
+    """
+
+    @dataclass
+    class RowHighlighted(Message):
+        """The cursor moved onto `post_id` (None: the list is empty). Only the newest matters: a held arrow
+        key's earlier ones are replaced in the queue."""
+
+        post_id: int | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, PostTable.RowHighlighted)
+
+    @dataclass
+    class RowsLoaded(Message):
+        """Rows fetched by the table's worker, for the table itself."""
+
+        rows: dict[int, PostRow]
 
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
 
@@ -149,9 +184,9 @@ class PostTable(ScrollView, can_focus=True):
     @background("reading posts", group="post-rows")
     def _load_rows(self, ids: list[int]) -> None:
         # A failure leaves _fetching set (no retry storm); the app runs this again once the database is back.
-        self.post_message(RowsLoaded(self._fetch_rows(ids)))
+        self.post_message(self.RowsLoaded(self._fetch_rows(ids)))
 
-    def on_rows_loaded(self, message: RowsLoaded) -> None:
+    def on_post_table_rows_loaded(self, message: RowsLoaded) -> None:
         message.stop()
         self._rows.update(message.rows)
         while len(self._rows) > ROW_CACHE:
@@ -178,7 +213,7 @@ class PostTable(ScrollView, can_focus=True):
             self.scroll_to(y=new, animate=False, immediate=True)
         elif new >= top + height:
             self.scroll_to(y=new - height + 1, animate=False, immediate=True)
-        self.post_message(RowHighlighted(self.current_id))
+        self.post_message(self.RowHighlighted(self.current_id))
 
     def _move_to(self, index: int) -> None:
         if self.ids:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bizsent.tui.queries import StatusInfo
+from bizsent.tui.app import BizsentNode, StatusInfo
 from rich.text import Text
 from textual.widget import Widget
 
@@ -31,13 +31,20 @@ def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, 
     return out
 
 
-class StatusBar(Widget):
+class StatusBar(BizsentNode, Widget):
     """Redraws whenever the app's `status` reactive changes (a timer worker refreshes it)."""
 
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+    }
+    """
+
     def on_mount(self) -> None:
-        self.watch(self.app, "status", lambda _: self.refresh(), init=False)
+        self.watch(self.bizsent, "status", lambda _: self.refresh(), init=False)
 
     def render(self) -> Text:
-        app = self.app
+        app = self.bizsent
         return status_text(app.status, app.screen_titles, app.current_mode, self.size.width,
                            getattr(self.screen, "F_KEYS_ONLY", False))

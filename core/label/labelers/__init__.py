@@ -1,4 +1,4 @@
-"""API labelers behind one small interface: `make_labeler(settings, provider)` returns a `Labeler`."""
+"""API labelers behind one small interface (a provider builds its own: core.label.providers.make_labeler)."""
 
 from bizsent.core.label.labelers.base import (
     Labeler,
@@ -8,8 +8,6 @@ from bizsent.core.label.labelers.base import (
     Request,
     Transient,
     Unreachable,
-    make_labeler,
 )
 
-__all__ = ["Labeler", "LabelerError", "Outcome", "QuotaExhausted", "Request", "Transient", "Unreachable",
-           "make_labeler"]
+__all__ = ["Labeler", "LabelerError", "Outcome", "QuotaExhausted", "Request", "Transient", "Unreachable"]

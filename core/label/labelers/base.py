@@ -12,14 +12,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bizsent.core.errors import BizsentError
 from bizsent.core.labels import Example, LabelAnswer
 from pydantic import ValidationError
-
-if TYPE_CHECKING:
-    from bizsent.core.config import ProviderSettings, Settings
 
 KEY_HEADER = "X-Bizsent-Request-Key"
 
@@ -175,45 +172,3 @@ def exhausted_for(headers: Mapping[str, str] | None) -> float | None:
     if remaining is None or remaining.strip() not in ("0", "0.0"):
         return None
     return _seconds(lower.get("x-ratelimit-reset-requests", "1s")) or 1.0
-
-
-def provider_settings(settings: Settings, provider: str) -> ProviderSettings:
-    if provider not in ("openai", "gemini", "compatible"):
-        raise BizsentError(f"unknown provider {provider!r}; use openai, gemini or compatible")
-    return getattr(settings.labeling, provider)
-
-
-def make_labeler(settings: Settings, provider: str, model: str | None = None) -> Labeler:
-    """The labeler for `provider` with its own key from the environment; each key goes to its own host only."""
-    from bizsent.core.config import secret
-
-    conf = provider_settings(settings, provider)
-    model = model or conf.model
-    if provider == "gemini":
-        from bizsent.core.label.labelers.gemini import GeminiLabeler
-
-        return GeminiLabeler(conf, model, secret("gemini"), settings.labeling.request_timeout_s)
-    from bizsent.core.label.labelers.openai_chat import OpenAIChatLabeler
-
-    # Whatever its base_url says, an OpenAI-compatible server never gets OPENAI_API_KEY, only its own variable
-    # (local vLLM/Ollama/LM Studio servers accept any key).
-    key = secret("openai") if provider == "openai" else compatible_key(conf.base_url) or "not-needed"
-    return OpenAIChatLabeler(conf, model, key, provider=provider, timeout_s=settings.labeling.request_timeout_s)
-
-
-def compatible_key(base_url: str) -> str | None:
-    """BIZSENT_COMPATIBLE_API_KEY, if set; refused over plain http to anything but this machine."""
-    from urllib.parse import urlsplit
-
-    from bizsent.core.config import SECRET_ENV, optional_secret
-
-    key = optional_secret("compatible")
-    if key is None:
-        return None
-    url = urlsplit(base_url)
-    host = (url.hostname or "").lower()
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if url.scheme != "https" and not loopback:
-        raise LabelerError(f"refusing to send {SECRET_ENV['compatible']} over plain http to {host or base_url};"
-                           " use an https base_url in [labeling.compatible] or unset the variable")
-    return key

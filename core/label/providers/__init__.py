@@ -1,0 +1,24 @@
+"""Label providers: the registry (base) and the built-in providers, one module each, registered on import."""
+
+# The built-ins register themselves on import, in the order the console and the estimate table list them.
+# isort: off
+from bizsent.core.label.providers import openai
+from bizsent.core.label.providers import gemini
+from bizsent.core.label.providers import compatible
+# isort: on
+from bizsent.core.label.providers.base import (
+    Provider,
+    batch_backend,
+    get,
+    make_labeler,
+    names,
+    origins,
+    register,
+    registered,
+    require_key,
+    settings_of,
+    unregister,
+)
+
+__all__ = ["Provider", "batch_backend", "compatible", "gemini", "get", "make_labeler", "names", "openai",
+           "origins", "register", "registered", "require_key", "settings_of", "unregister"]

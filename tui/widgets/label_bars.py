@@ -1,0 +1,63 @@
+"""The Label screen's two status lines: the flags line (sarcastic, unsure, split, order) and the tally (goal
+bar, counts per label). Each is one fixed line updated without a relayout."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bizsent.core.labels import LABELS
+from bizsent.tui.style import LABEL_COLORS
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+
+def _flag(key: str, name: str, on: bool) -> str:
+    return f"[reverse b] {key} {name} [/]" if on else f"[dim] {key} {name} [/]"
+
+
+class LabelFlags(Static):
+    DEFAULT_CSS = "LabelFlags { height: 1; padding: 0 1; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._line = ""
+
+    def show(self, *, sarcastic: bool, unsure: bool, split: str, random_sample: bool, order: str) -> None:
+        """`order`: the order as the user should read it; `random_sample`: whether it may add to the test split."""
+        shown = "[b green]TEST[/]" if split == "test" else "[b yellow]TRAIN[/]"
+        if split == "test" and not random_sample:
+            shown = "[b yellow]TRAIN[/] (test: random order only)"
+        line = (f"{_flag('s', 'sarcastic', sarcastic)} {_flag('w', 'unsure', unsure)}"
+                f"  split {shown} (t)  order [b]{order}[/] (o)")
+        if line != self._line:  # unchanged on most keys: repainting it would only cost time
+            self._line = line
+            self.update(line, layout=False)
+
+
+class LabelTally(Horizontal):
+    DEFAULT_CSS = """
+    LabelTally {
+        height: 1;
+        padding: 0 1;
+        & > ProgressBar { width: auto; margin-right: 2; }
+        & > ProgressBar Bar { width: 20; }
+        & > #label-counts { width: 1fr; }
+    }
+    """
+
+    def __init__(self, goal: int, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._goal = goal
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=self._goal, show_eta=False, id="goal")
+        yield Static(id="label-counts")
+
+    def show(self, counts: Counter[str], goal: int) -> None:
+        labelled = sum(counts[name] for name in LABELS)
+        self.query_one("#goal", ProgressBar).update(total=goal, progress=min(labelled, goal))
+        parts = [f"[{LABEL_COLORS[n]}]{n[:4]}[/] {counts[n]}" + (f" {counts[n] / labelled:.0%}" if labelled else "")
+                 for n in LABELS]
+        self.query_one("#label-counts", Static).update(
+            f"{labelled}/{goal} " + " · ".join(parts) + f" · skip {counts['skip']}", layout=False)

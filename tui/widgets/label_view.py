@@ -1,0 +1,132 @@
+"""The Label screen's post pane: the image and the text side by side, and the next posts made ready.
+
+It prefetches the posts the screen says are coming (`follow`) with their images already decoded and drawn and
+their text already wrapped, into panes whose size never depends on the post, so showing the next one is a
+repaint, never a relayout. Other labels of a post are never read here (no anchoring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bizsent.core.store.queue import LabelPost, label_posts
+from bizsent.tui.app import BizsentNode
+from bizsent.tui.style import format_time
+from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
+from bizsent.tui.workers import background, reading
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.message import Message
+from textual.widgets import Static
+
+IMAGE_PX = 800  # "large" image: enough for Kitty/Sixel, trivially downscaled again by half-block
+
+Item = tuple[LabelPost, Picture, Wrapped]
+
+
+class LabelPostView(BizsentNode, Horizontal):
+    """`follow(behind, ahead)` says which posts to keep and which to prepare (the shown one first in `ahead`);
+    `show(pid, where, empty)` draws one, or `empty` when there is none."""
+
+    DEFAULT_CSS = """
+    LabelPostView {
+        height: 1fr;
+        & > ImagePreview { width: 1fr; }
+        & > #label-side { width: 1fr; padding: 0 1; border-left: solid $primary 50%; }
+        & #label-meta { height: 1; }
+        & TextPane { height: 1fr; }
+    }
+    """
+
+    @dataclass
+    class ItemsLoaded(Message):
+        """Prefetched posts, their images decoded and their text wrapped. The view keeps them; it bubbles on to
+        the screen, which shows the post it waits for."""
+
+        items: list[Item]
+
+    def __init__(self, renderer: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._renderer = renderer
+        self.items: dict[int, Item] = {}
+        self._loading: set[int] = set()
+        self._behind: list[int] = []
+        self._ahead: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield ImagePreview(self._renderer, id="label-image")
+        with Vertical(id="label-side"):
+            yield Static(id="label-meta")
+            yield TextPane(id="label-text", classes="post-text")
+
+    def on_mount(self) -> None:
+        self.query_one(TextPane).can_scroll_by_key = True
+
+    def follow(self, behind: list[int], ahead: list[int]) -> None:
+        self._behind, self._ahead = behind, ahead
+
+    def show(self, pid: int | None, where: str, empty: Text) -> None:
+        meta = self.query_one("#label-meta", Static)
+        body = self.query_one(TextPane)
+        preview = self.query_one(ImagePreview)
+        if pid is None:
+            preview.show(Picture(reason="nothing to show"))
+            meta.update("", layout=False)
+            body.show(empty)
+        elif pid in self.items:
+            post, picture, text = self.items[pid]
+            preview.show(picture)
+            meta.update(Text.assemble((f"post {post.id}", "bold"), (f"  {format_time(post.time)}", "dim"),
+                                      (f"  {where}", "dim")), layout=False)
+            body.show(text)
+        else:
+            preview.show(Picture(reason="loading"))
+            meta.update(Text(f"post {pid}", style="bold"), layout=False)
+            body.show(Text("loading…", style="dim"))
+
+    def scroll_text(self, pages: int) -> None:
+        pane = self.query_one(TextPane)
+        pane.scroll_by(pages * max(pane.content_size.height - 1, 1))
+
+    def prefetch(self) -> None:
+        wanted = [pid for pid in self._ahead if pid not in self.items and pid not in self._loading]
+        if wanted:
+            self._loading.update(wanted)
+            preview = self.query_one(ImagePreview)
+            self._load_items(wanted, preview.renderer, preview.target_size, self.query_one(TextPane).text_width)
+
+    @background("loading the next posts", group="label-prefetch")
+    def _load_items(self, ids: list[int], renderer: str, size: Size, text_width: int) -> None:
+        with reading(self.bizsent.db_path) as db:
+            posts = label_posts(db, ids)
+        # Prepare one at a time and post each: the post on screen may be waiting for the first.
+        for post in posts:
+            picture = load_picture(post.image_path, max_px=IMAGE_PX, renderer=renderer, size=size)
+            text = wrap(post_text(post.text, post.subject), text_width)
+            self.post_message(self.ItemsLoaded([(post, picture, text)]))
+
+    def on_label_post_view_items_loaded(self, message: LabelPostView.ItemsLoaded) -> None:
+        preview = self.query_one(ImagePreview)
+        stale = False
+        for post, picture, text in message.items:
+            self._loading.discard(post.id)
+            if picture.image is not None and preview.draws_cells and picture.size != preview.target_size:
+                stale = True  # drawn for the size before a resize: draw it again
+                continue
+            self.items[post.id] = (post, picture, text)
+        window = {*self._behind, *self._ahead}
+        for pid in [pid for pid in self.items if pid not in window]:
+            del self.items[pid]
+        if stale:
+            self.prefetch()
+
+    def on_image_preview_resized(self, message: ImagePreview.Resized) -> None:
+        # Prefetched pictures were drawn for the old size: draw them again now, not one by one as they show
+        # (until then they would go through textual-image's much slower widget). The preview redraws the one
+        # on screen meanwhile.
+        message.stop()
+        self.items.clear()
+        self.prefetch()
