@@ -90,7 +90,7 @@ def test_estimate_and_kill_switches_are_shown(pod_settings, client):
     shown = plan.plan_pod(client, pod_settings, "r4", 10_000)
     text = shown.render()
     assert f"expected cost: about ${0.34 * shown.hours:.2f}" in text
-    assert "terminate after 5 h, at $5.00, after 20 min without progress, and 30 min" in text
+    assert "stops the pod after 5 h, at $5.00, after 20 min without progress, and 30 min" in text
     pod_settings.runpod.max_hours = 1.0
     assert "past max_hours" in plan.plan_pod(client, pod_settings, "r4", 10_000).render()
 
