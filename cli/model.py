@@ -148,7 +148,7 @@ def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: 
     if out is not None:
         typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"
                    f" (sha256 {out.sha256[:16]}, verified); pod terminated (RunPod confirms it is gone), cost"
-                   f" ${out.usd:.2f}. Next: `bizsent eval {out.run_id}`")
+                   f" ${out.usd:.4f}. Next: `bizsent eval {out.run_id}`")
 
 
 @app.command("eval")
