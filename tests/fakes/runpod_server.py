@@ -396,7 +396,8 @@ class FakeRunpod:
         for name, value in (headers or {}).items():
             h.send_header(name, value)
         h.end_headers()
-        h.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a pod killed by its own stop call
+            h.wfile.write(data)
 
     def _problem(self, h: BaseHTTPRequestHandler, status: int, detail: str, headers: dict[str, str] | None = None,
                  errors: list[str] | None = None) -> None:
@@ -680,4 +681,5 @@ class FakeRunpod:
                 h.send_header(name, value)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
-        h.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            h.wfile.write(data)
