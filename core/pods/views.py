@@ -13,6 +13,7 @@ import sqlite_utils
 from bizsent.core.config import Settings
 from bizsent.core.pods import records
 from bizsent.core.pods.api import RunpodClient
+from bizsent.core.pods.api import client as api_client
 from bizsent.core.pods.orphans import survey
 
 LOG_NAME = "pod.log"
@@ -47,8 +48,12 @@ def recent_log(settings: Settings, run_name: str, lines: int = 50) -> list[str]:
         return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
 
 
-def live_pods(db: sqlite_utils.Database, client: RunpodClient, settings: Settings) -> list[PodView]:
-    """Every pod of the RunPod account (one API call), orphans flagged; refreshes the live rows' state and cost."""
+def live_pods(db: sqlite_utils.Database, settings: Settings, client: RunpodClient | None = None) -> list[PodView]:
+    """Every pod of the RunPod account (one API call), orphans flagged; refreshes the live rows' state and cost.
+    Without `client`, one is opened with RUNPOD_API_KEY (one BizsentError line when it is unset)."""
+    if client is None:
+        with api_client(settings) as own:
+            return live_pods(db, settings, own)
     out = []
     for a in survey(db, client, settings):
         row = a.row
