@@ -4,7 +4,7 @@ the questions before stop and terminate. No rules here, only drawing."""
 from __future__ import annotations
 
 from bizsent.core.pods.views import PodView
-from bizsent.tui.screens.job_format import duration
+from bizsent.tui.screens.job_format import duration, money
 from rich.text import Text
 
 HEADERS = {"pod": "pod", "name": "name / run", "gpu": "GPU", "state": "state", "uptime": "uptime",
@@ -38,7 +38,7 @@ def pod_cells(pod: PodView) -> list[Text]:
         Text(" " + pod.state, style=STATE_STYLE.get(pod.state, "")),
         Text(" " + (duration(pod.uptime_s) if pod.uptime_s is not None else "–"), justify="right"),
         Text(f" {pod.usd_per_hour:.2f}" if pod.usd_per_hour else " –", justify="right"),
-        Text(f" ${pod.usd_so_far:.2f}", justify="right"),
+        Text(" " + money(pod.usd_so_far), justify="right"),
         Text(" " + flag, style=row_style),
     ]
 
