@@ -57,6 +57,11 @@ def train(
     ctx: typer.Context,
     local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
     = False,
+    pod: Annotated[bool, typer.Option("--pod", help="train on a RunPod GPU: price shown first, then create, upload,"
+                                      " watch, download the adapter, terminate (README \"Training on a RunPod"
+                                      " GPU\")")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking (the price and"
+                                      " kill switches are still printed)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
                                           "step for the configured model and recipe; load nothing")] = False,
     text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
@@ -85,8 +90,13 @@ def train(
         shape, source = shape_for(cfg.base_model)
         typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
         return
+    if pod:
+        if local:
+            raise BizsentError("choose --local or --pod, not both")
+        _train_on_pod(c, name or f"pod-{stamp()}", max_steps, yes, job)
+        return
     if not local:
-        raise BizsentError("only --local training is available from the CLI yet; add --local (or --dry-run)")
+        raise BizsentError("train where? add --local (this machine), --pod (a RunPod GPU) or --dry-run")
     db = c.db(create=False)
     if job is None:
         from bizsent.core.model.modeling import require_model
@@ -105,6 +115,40 @@ def train(
     if out.report is not None:
         print_table(render_table(out.report))
         typer.echo(f"report: {out.report_path}")
+
+
+def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
+    """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod."""
+    from bizsent.jobs import pod_run, rows
+
+    db = c.db(create=False)
+    if job is None:
+        job = rows.queue(db, pod_run.POD, pod_run.params(name, max_steps=max_steps))
+
+    def confirm(plan: pod_run.PodRunPlan) -> bool:
+        typer.echo("\n".join(plan.render()), err=True)
+        if yes or typer.confirm("start this pod?"):
+            return True
+        typer.echo("nothing was started", err=True)
+        return False
+
+    shown = {"line": ""}
+
+    def report(progress) -> None:
+        line = f"job {job}: {progress.line()}"
+        if line != shown["line"]:
+            shown["line"] = line
+            typer.echo(line, err=True)
+
+    try:
+        out = pod_run.run(db, c.settings, job, confirm=confirm, report=report)
+    except pod_run.PodInterrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
+    if out is not None:
+        typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"
+                   f" (sha256 {out.sha256[:16]}, verified); pod terminated (RunPod confirms it is gone), cost"
+                   f" ${out.usd:.2f}. Next: `bizsent eval {out.run_id}`")
 
 
 @app.command("eval")

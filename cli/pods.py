@@ -99,3 +99,38 @@ def pods_terminate(ctx: typer.Context, pod: Annotated[str, typer.Argument(help="
                    yes: Yes = False) -> None:
     """Terminate a pod and confirm with RunPod that it is gone; its cost goes into `bizsent costs`."""
     _act(ctx, pod, "terminate", yes)
+
+
+@pods_app.command("start")
+def pods_start(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="run name (default: pod-<time>)")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
+    yes: Yes = False,
+) -> None:
+    """Train on a RunPod GPU in the background: shows the price, then runs `train --pod` as a job (see `bizsent
+    jobs`, `bizsent pods tail RUN`)."""
+    from bizsent.cli.app import stamp
+    from bizsent.jobs import pod_run
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    run_name = pod_run.check_name(name or f"pod-{stamp()}")
+    plan = pod_run.plan_run(db, c.settings, run_name, max_steps)
+    typer.echo("\n".join(plan.render()))
+    if not yes and not typer.confirm("start this pod?"):
+        typer.echo("nothing was started")
+        return
+    job_id, pid = pod_run.launch_run(db, c.db_path, c.settings.source, c.settings, run_name, max_steps)
+    typer.echo(f"job {job_id} started in the background (pid {pid}); follow it with `bizsent pods tail {run_name}`"
+               f" or `bizsent jobs show {job_id}`")
+
+
+@pods_app.command("tail")
+def pods_tail(ctx: typer.Context, run: Annotated[str, typer.Argument(help="run name")]) -> None:
+    """Follow a run's pod: its container and system log and its new metric events, until the run ends."""
+    from bizsent.jobs import pod_tail
+
+    c = ctx_of(ctx)
+    for line in pod_tail.follow(c.db(create=False), c.settings, run):
+        typer.echo(line)

@@ -144,14 +144,19 @@ class RunpodSettings(Section):
     cloud_types: list[CloudType] = Field(default_factory=lambda: ["COMMUNITY", "SECURE"], min_length=1)
     image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
     max_usd_per_hour: float = Field(0.80, gt=0)
-    # Kill switches, enforced by the pod itself (RunPod's own stop-after settings never held): it terminates
-    # after max_hours, at max_dollars, after idle_timeout_min without progress, and grace_min after training
-    # ended with the adapter not collected.
+    # Kill switches, enforced by the pod's own watchdog (RunPod's stop-after settings never held): it STOPS the
+    # pod (GPU released, volume with the adapter kept) after max_hours, at max_dollars, after idle_timeout_min
+    # without progress, and grace_min after training ended with the adapter not collected; it terminates the
+    # pod once the laptop has collected the adapter. `bizsent pods reap` terminates stopped leftovers.
     max_hours: float = Field(5.0, gt=0)
     max_dollars: float = Field(5.0, gt=0)
     idle_timeout_min: float = Field(20.0, gt=0)
     grace_min: float = Field(30.0, gt=0)
     boot_timeout_min: float = Field(15.0, gt=0)  # a pod not RUNNING by then is terminated
+    # While a run trains, the laptop asks the agent this often (metrics, health, cost) ...
+    poll_s: float = Field(5.0, gt=0)
+    # ... and gives up on an agent that has not answered for this long (the pod crashed): it terminates the pod.
+    agent_lost_min: float = Field(5.0, gt=0)
     volume_gb: int = Field(40, ge=10)
     disk_gb: int = Field(30, ge=1)
     name_prefix: str = Field("bizsent-", min_length=1)

@@ -103,3 +103,14 @@ register(Kind("train", lambda i: ["train", "--local", "--job", str(i)],
               resumable=_always))
 register(Kind("eval", lambda i: ["eval", "--job", str(i)], _run_of, resumable=_always, interrupt_on_cancel=True))
 register(Kind("score-pool", lambda i: ["score-pool", "--job", str(i)], _run_of, resumable=_always))
+
+
+def _cancel_pod(db: sqlite_utils.Database, settings: Any, job: Job) -> str:
+    from bizsent.jobs import pod_run
+
+    return pod_run.cancel(db, settings, job)
+
+
+register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
+              lambda j: f"{j['params'].get('name', '?')} on RunPod ({j['params'].get('max_steps') or 'all'} steps)",
+              resumable=_always, cancel=_cancel_pod))

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bizsent.core.errors import BizsentError
-from bizsent.core.pods import api, launch, plan, records
+from bizsent.core.pods import api, launch, payload, plan, records
 from bizsent.jobs.batches import render_costs
 from fakes.runpod_server import FakeRunpod
 
@@ -90,7 +90,7 @@ def test_estimate_and_kill_switches_are_shown(pod_settings, client):
     shown = plan.plan_pod(client, pod_settings, "r4", 10_000)
     text = shown.render()
     assert f"expected cost: about ${0.34 * shown.hours:.2f}" in text
-    assert "terminate after 5 h, at $5.00, after 20 min without progress, and 30 min" in text
+    assert "stops the pod after 5 h, at $5.00, after 20 min without progress, and 30 min" in text
     pod_settings.runpod.max_hours = 1.0
     assert "past max_hours" in plan.plan_pod(client, pod_settings, "r4", 10_000).render()
 
@@ -168,7 +168,8 @@ def test_the_user_key_reaches_no_pod_database_or_log(db, pod_settings, client, f
 def test_a_secret_is_refused_in_the_pod_env(pod_settings, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf-secret-value-123")
     with pytest.raises(BizsentError, match="HF_TOKEN"):
-        launch.pod_env(pod_settings, "tok", 0.3, STUB_AGENT, {"BIZSENT_HF": "hf-secret-value-123"})
+        payload.pod_env(pod_settings, "tok-of-this-run", port=8765, usd_per_hour=0.3, grace_min=1,
+                        install_deps=False, agent_path=STUB_AGENT, extra={"BIZSENT_HF": "hf-secret-value-123"})
 
 
 def test_older_single_gpu_settings_become_fallback_lists(tmp_path):

@@ -61,6 +61,27 @@ def record(db: sqlite_utils.Database, run_id: int, event: MetricEvent) -> int:
     return cur.lastrowid
 
 
+def record_new(db: sqlite_utils.Database, run_id: int, events: Iterable[MetricEvent]) -> int:
+    """Record the events the run does not hold yet: one event per (kind, step, split), so an event delivered twice
+    (a reconnect, a restarted watcher of a remote run) is stored once. Events without a step are always new."""
+    held = {(kind, step, json.loads(data or "{}").get("split")) for kind, step, data in db.execute(
+        "SELECT kind, step, data FROM metrics WHERE run_id = ? AND step IS NOT NULL", [run_id]).fetchall()}
+    count = 0
+    for event in events:
+        key = (event.kind, event.step, event.data.get("split"))
+        if event.step is not None and key in held:
+            continue
+        held.add(key)
+        record(db, run_id, event)
+        count += 1
+    return count
+
+
+def set_params(db: sqlite_utils.Database, run_id: int, **values: Any) -> None:
+    """Add or replace keys of a run's params (what a remote run learns as it goes: its pod, the adapter's hash)."""
+    db.execute("UPDATE runs SET params = json_patch(params, ?) WHERE id = ?", [json.dumps(values, default=str), run_id])
+
+
 def store_sink(db: sqlite_utils.Database, run_id: int) -> Sink:
     return lambda event: record(db, run_id, event)
 

@@ -300,11 +300,13 @@ class RunpodClient:
                 raise RunpodError(f"RunPod's log stream for pod {pod_id} is not an event stream ({exc})") from None
 
     def follow_logs(self, pod_id: str, *, source: str | None = None, tail: int | None = None,
-                    until: Callable[[], bool] = lambda: False, reconnects: int = 20) -> Iterator[LogLine]:
+                    until: Callable[[], bool] = lambda: False, reconnects: int = 20,
+                    after: str | None = None) -> Iterator[LogLine]:
         """Follow the pod's logs across dropped connections: each reconnect resumes after the last event seen
-        (Last-Event-ID), and an event seen already is not yielded twice. Ends when the pod is gone or stopped,
-        when `until()` is true, or after `reconnects` connections in a row that brought nothing new."""
-        last_id: str | None = None
+        (Last-Event-ID; `after`: the last one an earlier process saw), and an event seen already is not yielded
+        twice. Ends when the pod is gone or stopped, when `until()` is true, or after `reconnects` connections
+        in a row that brought nothing new."""
+        last_id: str | None = after
         seen: deque[str] = deque(maxlen=5000)
         fruitless = 0
         while not until():

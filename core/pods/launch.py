@@ -11,7 +11,6 @@ handle.token ...; terminate_and_confirm(db, client, handle.pod_id).
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import shlex
@@ -25,15 +24,15 @@ from typing import Any
 import sqlite_utils
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.log import redact, secret_values
+from bizsent.core.log import redact
 from bizsent.core.pods import records
 from bizsent.core.pods.api import KeyRefused, NoCapacity, OutOfCredit, Pod, RunpodClient, RunpodError
+from bizsent.core.pods.channel import agent_url as channel_agent_url
+from bizsent.core.pods.payload import pod_env
 from bizsent.core.pods.plan import Candidate, PodPlan
 
 log = logging.getLogger("bizsent.pods")
 
-AGENT_FILE = Path(__file__).resolve().parent / "agent.py"
-WORKDIR = "/workspace/bizsent"
 LIVE_STATUSES = ("PROVISIONING", "STARTING", "RUNNING")
 
 
@@ -41,39 +40,6 @@ def start_command() -> str:
     """The container's start command (REST v2 `args`, one string): decode the agent from the env and run it."""
     return shlex.join(["bash", "-c", 'echo "$BIZSENT_AGENT_B64" | base64 -d > /tmp/bizsent_agent.py && exec python3'
                                      " /tmp/bizsent_agent.py"])
-
-
-def agent_b64(agent_path: Path | None = None) -> str:
-    """The agent's source as base64, read now (a pod runs the agent of the bizsent that started it)."""
-    path = agent_path or AGENT_FILE
-    try:
-        return base64.b64encode(path.read_bytes()).decode("ascii")
-    except OSError as exc:
-        raise BizsentError(f"cannot read the pod agent {path} ({exc.strerror}); reinstall bizsent") from None
-
-
-def pod_env(settings: Settings, token: str, usd_per_hour: float, agent_path: Path | None = None,
-            env_extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The pod's environment (the contract with the agent). Refuses to carry any secret of the user's."""
-    conf = settings.runpod
-    env = {
-        "BIZSENT_AGENT_B64": agent_b64(agent_path),
-        "BIZSENT_TOKEN": token,
-        "BIZSENT_PORT": str(conf.agent_port),
-        "BIZSENT_WORKDIR": WORKDIR,
-        "BIZSENT_MAX_HOURS": f"{conf.max_hours:g}",
-        "BIZSENT_MAX_USD": f"{conf.max_dollars:g}",
-        "BIZSENT_USD_PER_HOUR": f"{usd_per_hour:g}",
-        "BIZSENT_IDLE_MIN": f"{conf.idle_timeout_min:g}",
-        "BIZSENT_GRACE_MIN": f"{conf.grace_min:g}",
-        "BIZSENT_INSTALL_DEPS": "1" if conf.install_deps else "0",
-        "BIZSENT_API_BASE": conf.api_base.rstrip("/"),
-        **(env_extra or {}),
-    }
-    for var, value in secret_values():
-        if var in env or any(value in v for v in env.values()):
-            raise BizsentError(f"refusing to put {var} into the pod's environment: secrets stay on this machine")
-    return env
 
 
 def create_body(settings: Settings, name: str, candidate: Candidate, env: dict[str, str]) -> dict[str, Any]:
@@ -103,7 +69,7 @@ class PodHandle:
 
 
 def agent_url(settings: Settings, pod_id: str) -> str:
-    return settings.runpod.proxy_url.format(pod_id=pod_id, port=settings.runpod.agent_port).rstrip("/")
+    return channel_agent_url(settings.runpod.proxy_url, pod_id, settings.runpod.agent_port)
 
 
 def handle_of(db: sqlite_utils.Database, settings: Settings, pod_id: str) -> PodHandle:
@@ -134,7 +100,9 @@ def start_pod(db: sqlite_utils.Database, settings: Settings, client: RunpodClien
     tried: list[str] = []
     last: RunpodError | None = None
     for candidate in plan.candidates:
-        env = pod_env(settings, token, candidate.usd_per_hour, agent_path, env_extra)
+        env = pod_env(settings, token, port=settings.runpod.agent_port, usd_per_hour=candidate.usd_per_hour,
+                      grace_min=settings.runpod.grace_min, install_deps=settings.runpod.install_deps,
+                      agent_path=agent_path, extra=env_extra)
         try:
             pod = client.create_pod(create_body(settings, plan.pod_name, candidate, env))
         except (OutOfCredit, KeyRefused) as exc:

@@ -1,8 +1,9 @@
 """Every pod of the account beside what the database believes (like `sky status`), and the orphans among them.
 
 An orphan is a pod whose name carries runpod.name_prefix ("bizsent-") that the database does not know, or
-that the database believes finished (its row terminated/failed/gone, or its job done): nobody will stop it,
-and it bills. `reap` terminates orphans only, and re-checks the prefix itself: a pod without it (a notebook
+that the database believes finished (its row terminated/failed/gone, or its job finished or dead by the one
+liveness rule, core.store.liveness: the laptop process that watched it was killed): nobody will stop it, and it
+bills. `reap` terminates orphans only, and re-checks the prefix itself: a pod without it (a notebook
 of the user's) is never touched.
 """
 
@@ -17,6 +18,7 @@ from bizsent.core.pods import records
 from bizsent.core.pods.api import Pod, RunpodClient
 from bizsent.core.pods.launch import terminate_and_confirm, usd_so_far
 from bizsent.core.store import now
+from bizsent.core.store.liveness import is_dead
 
 FINISHED_JOBS = ("done", "failed", "cancelled")
 
@@ -44,7 +46,7 @@ class AccountPod:
         if self.row.state in records.FINISHED:
             return f"orphan: the database says {self.row.state}"
         if self.job_finished:
-            return "orphan: its job has finished"
+            return "orphan: its job has finished or its process died"
         return f"bizsent (run {self.row.run_name or self.row.name})"
 
 
@@ -52,8 +54,8 @@ def survey(db: sqlite_utils.Database, client: RunpodClient, settings: Settings) 
     """Every pod of the account, with what the database knows of it; refreshes live rows' state and cost."""
     prefix = settings.runpod.name_prefix
     rows = records.by_pod_id(db)
-    finished_jobs = {r[0] for r in db.execute(
-        f"SELECT id FROM jobs WHERE state IN {FINISHED_JOBS}").fetchall()}
+    finished_jobs = {r[0] for r in db.execute("SELECT id, state, heartbeat_at, pid, host FROM jobs").fetchall()
+                     if r[1] in FINISHED_JOBS or is_dead(r[1], r[2], r[3], r[4])}
     out = []
     for pod in client.list_pods():
         row = rows.get(pod.id)

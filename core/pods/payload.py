@@ -155,26 +155,33 @@ def prepare_payload(settings: Settings, bundle_dir: Path, work_dir: Path, *, nam
     )
 
 
-def agent_b64() -> str:
-    """The agent's source for the pod's BIZSENT_AGENT_B64 (the start command decodes it and runs it)."""
-    return base64.b64encode(Path(agent.__file__).read_bytes()).decode("ascii")
+def agent_b64(agent_path: Path | None = None) -> str:
+    """The agent's source for the pod's BIZSENT_AGENT_B64 (the start command decodes it and runs it), read now:
+    a pod runs the agent of the bizsent that started it."""
+    path = Path(agent_path or agent.__file__)
+    try:
+        return base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as exc:
+        raise BizsentError(f"cannot read the pod agent {path} ({exc.strerror}); reinstall bizsent") from None
 
 
 def pod_env(settings: Settings, token: str, *, port: int, usd_per_hour: float, grace_min: float,
-            install_deps: bool, created_at: float | None = None, workdir: str = POD_WORKDIR) -> dict[str, str]:
+            install_deps: bool, created_at: float | None = None, workdir: str = POD_WORKDIR,
+            agent_path: Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment the laptop gives the pod (RunPod adds RUNPOD_POD_ID and a pod-scoped RUNPOD_API_KEY).
 
-    Raises when any value would carry a secret of this process (the user's RUNPOD_API_KEY above all)."""
+    Raises when any name or value would carry a secret of this process (the user's RUNPOD_API_KEY above all)."""
     runpod = settings.runpod
     env = {
         "BIZSENT_TOKEN": token, "BIZSENT_PORT": str(port), "BIZSENT_WORKDIR": workdir,
         "BIZSENT_MAX_HOURS": repr(runpod.max_hours), "BIZSENT_MAX_USD": repr(runpod.max_dollars),
         "BIZSENT_USD_PER_HOUR": repr(usd_per_hour), "BIZSENT_IDLE_MIN": repr(runpod.idle_timeout_min),
         "BIZSENT_GRACE_MIN": repr(grace_min), "BIZSENT_INSTALL_DEPS": "1" if install_deps else "0",
-        "BIZSENT_API_BASE": runpod.api_base, "BIZSENT_CREATED_AT": repr(created_at or time.time()),
-        "BIZSENT_AGENT_B64": agent_b64(),
+        "BIZSENT_API_BASE": runpod.api_base.rstrip("/"), "BIZSENT_CREATED_AT": repr(created_at or time.time()),
+        "BIZSENT_AGENT_B64": agent_b64(agent_path), **(extra or {}),
     }
-    leaked = sorted({var for var, value in secret_values() for text in env.values() if value in text})
+    leaked = sorted({var for var, value in secret_values() for name, text in env.items()
+                     if var == name or value in text})
     if leaked:
         raise BizsentError(f"the pod's environment would contain the value of {', '.join(leaked)}; refusing to "
                            "create the pod (is the run token or a setting equal to a key?)")

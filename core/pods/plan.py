@@ -74,9 +74,10 @@ class PodPlan:
         if self.hours > self.max_hours:
             lines.append(f"warning: the estimate ({self.hours:.1f} h) is past max_hours ({self.max_hours:g} h): the"
                          " pod will stop before training ends; raise runpod.max_hours or train on fewer examples")
-        lines.append(f"kill switches (the pod enforces them itself): terminate after {self.max_hours:g} h, at"
-                     f" ${self.max_dollars:.2f}, after {self.idle_min:g} min without progress, and {self.grace_min:g}"
-                     " min after training ends if the adapter is not collected")
+        lines.append(f"kill switches (the pod's own watchdog, even if this machine goes away): it stops the pod"
+                     f" after {self.max_hours:g} h, at ${self.max_dollars:.2f}, after {self.idle_min:g} min without"
+                     f" progress, and {self.grace_min:g} min after training ends if the adapter is not collected;"
+                     " it terminates the pod once the adapter is collected")
         return "\n".join(lines)
 
 

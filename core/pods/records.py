@@ -77,6 +77,12 @@ def row_of(db: sqlite_utils.Database, pod_id: str) -> PodRow | None:
     return PodRow.from_row(rows[0]) if rows else None
 
 
+def of_job(db: sqlite_utils.Database, job_id: int) -> PodRow | None:
+    """The newest pod a job asked for (a resumed `train --pod` job reattaches to it instead of starting another)."""
+    rows = list(db.query("SELECT * FROM pods WHERE job_id = ? ORDER BY id DESC LIMIT 1", [job_id]))
+    return PodRow.from_row(rows[0]) if rows else None
+
+
 def token_of(db: sqlite_utils.Database, pod_id: str) -> str | None:
     """The agent's bearer token for this pod (what `tail` and collecting the adapter need)."""
     row = db.execute("SELECT token FROM pods WHERE pod_id = ?", [pod_id]).fetchone()

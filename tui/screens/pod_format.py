@@ -32,7 +32,7 @@ def pod_cells(pod: PodView) -> list[Text]:
     else:
         flag = ""
     return [
-        Text(" " + (pod.pod_id or "–"), style=row_style),
+        Text(" " + pod.pod_id, style=row_style),
         Text(" " + _clip(name, NAME_WIDTH), style=row_style),
         Text(" " + _clip(gpu, GPU_WIDTH)),
         Text(" " + pod.state, style=STATE_STYLE.get(pod.state, "")),
@@ -66,6 +66,6 @@ def detail_title(pod: PodView | None) -> Text:
     if pod is None:
         return Text("no pod selected", style="dim")
     out = Text(describe(pod), style="bold")
-    if pod.why:
-        out.append(f"  {pod.why}", style="bold red" if pod.orphan else "dim")
+    if pod.note and pod.note != pod.state:
+        out.append(f"  {pod.note}", style="bold red" if pod.orphan else "dim")
     return out

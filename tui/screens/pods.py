@@ -154,8 +154,8 @@ class PodsScreen(BizsentNode, Screen):
     def _poll(self, selected: str | None, account: Account | None, run_id: int | None, after: int) -> None:
         settings = self.bizsent.settings
         with reading(self.bizsent.db_path) as db:
-            pods = views.combined(views.store_pods(db), account)
-            pod = next((p for p in pods if p.key == selected), pods[0] if pods else None)
+            pods = views.combined(views.stored_pods(db), account)
+            pod = next((p for p in pods if p.pod_id == selected), pods[0] if pods else None)
             tail = None
             if pod is not None and pod.run_name:
                 from bizsent.core.evaluate.runs import metric_events
@@ -163,7 +163,7 @@ class PodsScreen(BizsentNode, Screen):
                 now_id = views.run_id_of(db, pod.run_name)
                 after = after if now_id == run_id else 0
                 events = metric_events(db, now_id, after) if now_id is not None else []
-                tail = RunTail(pod.run_name, now_id, after, events, views.log_tail(settings, pod.run_name, LOG_LINES))
+                tail = RunTail(pod.run_name, now_id, after, events, views.recent_log(settings, pod.run_name, LOG_LINES))
         self.post_message(self.Polled(pods, tail))
 
     def survey(self) -> None:
@@ -185,27 +185,27 @@ class PodsScreen(BizsentNode, Screen):
         self.loaded = True
         self._fill_table(message.pods)
         if self.selected not in self.pods:
-            self.selected = message.pods[0].key if message.pods else None
+            self.selected = message.pods[0].pod_id if message.pods else None
         self._show_tail(message.tail)
 
     # -- drawing ---------------------------------------------------------------------------------------------
 
     def _fill_table(self, pods: list[PodView]) -> None:
         table = self.query_one("#pods", DataTable)
-        order = [p.key for p in pods]
+        order = [p.pod_id for p in pods]
         if order != self.order:
             table.clear()
             for pod in pods:
-                table.add_row(*pod_cells(pod), key=pod.key)
+                table.add_row(*pod_cells(pod), key=pod.pod_id)
             self.order = order
             if self.selected in order:
                 table.move_cursor(row=order.index(self.selected), animate=False)
         else:
             for pod in pods:
-                if self.pods.get(pod.key) != pod:
+                if self.pods.get(pod.pod_id) != pod:
                     for column, cell in zip(COLUMNS, pod_cells(pod), strict=True):
-                        table.update_cell(pod.key, column, cell, update_width=True)
-        self.pods = {p.key: p for p in pods}
+                        table.update_cell(pod.pod_id, column, cell, update_width=True)
+        self.pods = {p.pod_id: p for p in pods}
         if not pods:
             self.query_one("#pod-title", Static).update(Text(
                 "no pods yet: a training run on a RunPod GPU (`bizsent train --pod`) shows up here", style="dim"))
@@ -258,8 +258,8 @@ class PodsScreen(BizsentNode, Screen):
 
     def _actionable(self) -> PodView | None:
         pod = self.selected_pod()
-        if pod is None or pod.pod_id is None:
-            self.notify("no pod selected (or RunPod has not given it an id yet)", severity="warning")
+        if pod is None:
+            self.notify("no pod selected", severity="warning")
             return None
         if not views.key_is_set():
             self.notify(self._no_key(), severity="warning")
@@ -291,7 +291,6 @@ class PodsScreen(BizsentNode, Screen):
     def _pod_action(self, db, pod: PodView, what: str) -> str:
         from bizsent.core.pods import api, orphans
 
-        assert pod.pod_id is not None
         with api.client(self.bizsent.settings) as client:
             return orphans.stop_or_terminate(db, client, pod.pod_id, what)
 
