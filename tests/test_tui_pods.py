@@ -4,8 +4,12 @@ warning, the run's log tail and loss curve moving as rows and lines arrive, and 
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from bizsent.core.store import now
+from bizsent.core.config import load_settings
+from bizsent.core.store import now, open_db
+from bizsent.jobs import control, rows
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.pods import PodsScreen
@@ -14,7 +18,7 @@ from bizsent.tui.widgets.loss_plot import LossPlot
 from bizsent.tui.widgets.status_bar import StatusBar
 from fakes.eval_runs import add_run, add_train_steps
 from fakes.runpod_server import FakeRunpod
-from fakes.tui import toasts, until
+from fakes.tui import build_store, toasts, until
 from textual.widgets import DataTable, Static
 
 CANARY = "canary-runpod-user-key-7c2a90"
@@ -167,3 +171,39 @@ async def test_runpod_down_is_one_line(settings, db, fake, world):
         await until(pilot, lambda: "RunPod could not be read" in str(note.render()))
         assert "\n" not in str(note.render()).strip() and screen.pods
         await until(pilot, lambda: any("could not check for orphan pods" in t for t in toasts(app)))
+
+
+async def test_n_plans_asks_with_price_and_kill_switches_then_starts_a_pod_job(tmp_path, fake, monkeypatch):
+    """The detached job reads the config file: it names the fake, so nothing leaves this machine."""
+    monkeypatch.setenv("RUNPOD_API_KEY", CANARY)
+    cfg = tmp_path / "run" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(f'[data]\ndir = "data"\n[runpod]\napi_base = "{fake.url}"\nproxy_url = "{fake.proxy_url}"\n'
+                   'install_deps = false\n[tui]\nrefresh_s = 0.05\n', encoding="utf-8")
+    settings = load_settings(cfg, environ={})
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    app = BizsentApp(settings, settings.db_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_pods(app, pilot)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query("#prompt-input"))
+        app.screen.query_one("#prompt-input").value = "screen-run"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), timeout=30)
+        question = str(app.screen.query_one("#confirm-question", Static).render())
+        assert "run screen-run" in question and "expected cost: about $" in question
+        assert "kill switches" in question and "$0.34/h" in question
+        assert fake.created_bodies == []  # nothing created before the yes
+        await pilot.press("y")
+        await until(pilot, lambda: db.execute("SELECT count(*) FROM jobs WHERE kind = 'pod'").fetchone()[0] == 1)
+        job = db.execute("SELECT id, params FROM jobs WHERE kind = 'pod'").fetchone()
+        assert '"screen-run"' in job[1]
+        await until(pilot, lambda: any("started as job" in t for t in toasts(app)))
+    control.cancel(db, settings, job[0])  # stopped right away: its process terminates any pod it made
+    deadline = time.monotonic() + 60
+    while (fake.billing_now() or rows.get(db, job[0])["state"] in ("queued", "starting", "running")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fake.billing_now() == []
+    db.close()

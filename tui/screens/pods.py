@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bizsent.core.errors import BizsentError
 from bizsent.core.model.events import MetricEvent
@@ -23,6 +24,7 @@ from bizsent.core.store import open_db
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.pod_format import COLUMNS, HEADERS, detail_title, pod_cells, stop_question, terminate_question
+from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets.log_tail import LogTail
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -34,6 +36,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+
+if TYPE_CHECKING:  # the pod run's chain (payload, channel, dataset) loads when a run is planned, not with the screen
+    from bizsent.jobs.pod_run import PodRunPlan
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class PodsScreen(BizsentNode, Screen):
     PodsScreen #pod-plot { width: 1fr; padding: 0 1; }
     """
     BINDINGS = [
+        Binding("n", "start_run", "start run"),
         Binding("s", "stop_pod", "stop"),
         Binding("t", "terminate_pod", "terminate"),
         Binding("r", "refresh", "refresh"),
@@ -77,6 +83,9 @@ class PodsScreen(BizsentNode, Screen):
         "its top line.\n\n"
         "The pane below follows the selected pod's run: the last lines of its log (data/runs/<run>/pod.log) "
         "and its loss curve, both moving as the run writes them.\n\n"
+        "`n` starts a training run on a RunPod GPU: name it, and the dialog shows the plan (the GPUs tried in "
+        "order, the expected and worst cost, the pod's kill switches) before anything is created; yes starts it "
+        "as a background job (see Jobs), which terminates the pod when the adapter is home. "
         "`s` stops the selected pod (its GPU stops billing, its disk is kept); `t` terminates it (deleted, "
         "confirmed with RunPod, its final cost recorded). Both ask first. `r` reads the account now. The "
         "status bar shows the pods billing and their total $/h on every screen."
@@ -95,6 +104,12 @@ class PodsScreen(BizsentNode, Screen):
     @dataclass
     class Surveyed(Message):
         account: Account
+
+    @dataclass
+    class PlanReady(Message):
+        """The plan of a pod run, for the user to confirm (bundle built, GPUs priced; nothing created yet)."""
+
+        plan: PodRunPlan
 
     @dataclass
     class ActionDone(Message):
@@ -265,6 +280,51 @@ class PodsScreen(BizsentNode, Screen):
             self.notify(self._no_key(), severity="warning")
             return None
         return pod
+
+    def action_start_run(self) -> None:
+        if not views.key_is_set():
+            self.notify(self._no_key(), severity="warning")
+            return
+        self.app.push_screen(PromptModal("Train on a RunPod GPU: the run's name (enter plans it, nothing is created"
+                                         " yet; escape cancels)", f"pod-{time.strftime('%Y%m%d-%H%M%S')}"),
+                             callback=self._plan)
+
+    def _plan(self, name: str | None) -> None:
+        if name and name.strip():
+            self.notify(f"planning run {name.strip()}: building its dataset bundle, pricing the GPUs…", timeout=4)
+            self._plan_run(name.strip())
+
+    @background("planning the pod run", group="pods-plan", exclusive=True)
+    def _plan_run(self, name: str) -> None:
+        from bizsent.jobs.pod_run import plan_run
+
+        try:
+            with closing(open_db(self.bizsent.db_path, create=False)) as db:
+                plan = plan_run(db, self.bizsent.settings, name)
+        except BizsentError as exc:  # no labels, no GPU under the price cap, RunPod down: one line
+            self.post_message(self.ActionDone(str(exc), error=True))
+            return
+        self.post_message(self.PlanReady(plan))
+
+    def on_pods_screen_plan_ready(self, message: PodsScreen.PlanReady) -> None:
+        plan = message.plan
+        question = "\n".join([*plan.render(), "", "Start this pod? It bills by the hour until the run ends or a kill"
+                                                   " switch stops it."])
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_action(lambda db: self._launch(db, plan))
+
+        self.app.push_screen(ConfirmModal(question, yes="Start pod"), callback=answered)
+
+    def _launch(self, db, plan: PodRunPlan) -> str:
+        from bizsent.jobs.pod_run import launch_run
+
+        console = self.bizsent
+        job_id, pid = launch_run(db, console.db_path, console.config_path(), console.settings, plan.name,
+                                 plan.max_steps)
+        return (f"run {plan.name} started as job {job_id} in the background (pid {pid}); its pod appears here once"
+                " RunPod creates it")
 
     def action_stop_pod(self) -> None:
         pod = self._actionable()
