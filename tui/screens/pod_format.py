@@ -46,7 +46,7 @@ def pod_cells(pod: PodView) -> list[Text]:
 def describe(pod: PodView) -> str:
     gpu = pod.gpu or "unknown GPU"
     rate = f"${pod.usd_per_hour:.2f}/h" if pod.usd_per_hour else "not billing its GPU"
-    return f"pod {pod.pod_id} ({pod.name}, {gpu}, {rate}, ${pod.usd_so_far:.2f} so far)"
+    return f"pod {pod.pod_id} ({pod.name}, {gpu}, {rate}, {money(pod.usd_so_far)} so far)"
 
 
 def stop_question(pod: PodView) -> str:
