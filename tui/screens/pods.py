@@ -181,11 +181,8 @@ class PodsScreen(BizsentNode, Screen):
                 tail = RunTail(pod.run_name, now_id, after, events, views.recent_log(settings, pod.run_name, LOG_LINES))
         self.post_message(self.Polled(pods, tail))
 
-    def survey(self) -> None:
-        self._survey()
-
     @background("reading the RunPod account", group="pods-survey", exclusive=True)
-    def _survey(self) -> None:
+    def survey(self) -> None:
         with closing(open_db(self.bizsent.db_path, create=False)) as db:  # a survey refreshes live rows' cost
             account = views.survey_account(db, self.bizsent.settings)
         self.post_message(self.Surveyed(account))
