@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -142,13 +143,13 @@ def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: 
 
     try:
         out = pod_run.run(db, c.settings, job, confirm=confirm, report=report)
-    except pod_run.PodInterrupted as exc:
+    except pod_run.PodInterrupted as exc:  # one line that says what became of the pod, instead of the generic one
         typer.echo(str(exc), err=True)
-        raise typer.Exit(130) from None
+        sys.exit(130)
     if out is not None:
         typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"
                    f" (sha256 {out.sha256[:16]}, verified); pod terminated (RunPod confirms it is gone), cost"
-                   f" ${out.usd:.2f}. Next: `bizsent eval {out.run_id}`")
+                   f" ${out.usd:.4f}. Next: `bizsent eval {out.run_id}`")
 
 
 @app.command("eval")

@@ -26,8 +26,11 @@ Proxy: /proxy/{pod_id}-{port}/PATH forwards to the pod's subprocess (502 until i
 Faults: `no_capacity` (GPU ids or (gpu, cloud) pairs: 400 "no longer any instances"), `never_boot` (GPU ids
 that stay PROVISIONING), `boot_error` (GPU ids that go to ERROR), `fail(method, path_prefix, status, ...)`
 (the next matching calls answer that status, e.g. 429 with Retry-After or 500), `lose_create_answers` (creates
-whose pod is made but whose answer is lost), `drop_logs_after(n)` (the next log stream is cut after n events).
-Inspection: `requests` (method, path, who), `created_bodies` (each create's body, env included), `pods`, `gone`.
+whose pod is made but whose answer is lost), `drop_logs_after(n)` (the next log stream is cut after n events),
+`cut_proxy(method, path_part, after_forward=...)` (the next matching proxied request loses its connection,
+before it reaches the pod or after the pod answered).
+Inspection: `requests` (method, path, who), `proxied` (method, path after the pod id, cut or not),
+`created_bodies` (each create's body, env included), `pods`, `gone`.
 """
 
 from __future__ import annotations
@@ -151,6 +154,8 @@ class FakeRunpod:
         self.cond = threading.Condition()
         self._faults: list[dict[str, Any]] = []
         self._drop_logs: int | None = None
+        self._proxy_cuts: list[dict[str, Any]] = []
+        self.proxied: list[tuple[str, str, bool]] = []
         self._seq = 0
         self._closing = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -192,6 +197,9 @@ class FakeRunpod:
 
     def drop_logs_after(self, events: int) -> None:
         self._drop_logs = events
+
+    def cut_proxy(self, method: str, path_part: str, *, times: int = 1, after_forward: bool = False) -> None:
+        self._proxy_cuts.append({"method": method, "part": path_part, "times": times, "after": after_forward})
 
     def add_pod(self, name: str, gpu: str = "NVIDIA GeForce RTX 4090", cloud: str = "SECURE",
                 status: str = "RUNNING") -> str:
@@ -388,7 +396,8 @@ class FakeRunpod:
         for name, value in (headers or {}).items():
             h.send_header(name, value)
         h.end_headers()
-        h.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a pod killed by its own stop call
+            h.wfile.write(data)
 
     def _problem(self, h: BaseHTTPRequestHandler, status: int, detail: str, headers: dict[str, str] | None = None,
                  errors: list[str] | None = None) -> None:
@@ -620,6 +629,12 @@ class FakeRunpod:
         except OSError:
             return
 
+    @staticmethod
+    def _drop(h: BaseHTTPRequestHandler) -> None:
+        h.close_connection = True
+        with contextlib.suppress(OSError):
+            h.connection.shutdown(socket.SHUT_RDWR)
+
     def _proxy(self, h: BaseHTTPRequestHandler, method: str, url: Any) -> None:
         body = self._body(h)
         if self.proxy_down:
@@ -633,6 +648,14 @@ class FakeRunpod:
             pod = self.pods.get(pod_id)
         if pod is None or pod.status != "RUNNING" or pod.local_port is None or str(pod.agent_port) != port:
             self._problem(h, 502, f"no service on {target}")
+            return
+        cut = next((c for c in self._proxy_cuts if c["times"] > 0 and c["method"] == method
+                    and c["part"] in url.path), None)
+        if cut is not None:
+            cut["times"] -= 1
+        self.proxied.append((method, "/" + rest, cut is not None))
+        if cut is not None and not cut["after"]:
+            self._drop(h)
             return
         conn = http.client.HTTPConnection("127.0.0.1", pod.local_port, timeout=self.proxy_cut_s or 300)
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP}
@@ -649,10 +672,14 @@ class FakeRunpod:
             return
         finally:
             conn.close()
+        if cut is not None:
+            self._drop(h)
+            return
         h.send_response(response.status)
         for name, value in response.getheaders():
             if name.lower() not in HOP:
                 h.send_header(name, value)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
-        h.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            h.wfile.write(data)

@@ -1,0 +1,99 @@
+"""Benchmark: `bizsent train --pod --yes` as the user waits for it, against the fake RunPod (2 s pod boot) whose pod
+runs the real agent, which installs the project wheel and trains the tiny model for a few steps.
+
+Measured from outside, by polling the store and the fake every 50 ms, with the clock started when the CLI process
+starts (the plan is confirmed at once with --yes):
+  to_first_event_s      process start -> the first metric event in the store (the Eval screen's curve moves)
+  to_gone_s             the last metric event in the store -> RunPod says the pod is gone
+  billed_s_after_done   seconds the fake billed after the adapter was verified and registered (target < 60)
+Run: PYTHONPATH=. .venv/bin/python bench/pods.py   (about a minute). Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
+
+from fakes.pod_run import pod_rig  # noqa: E402
+from fakes.train import tiny_model_dir  # noqa: E402
+
+MAX_STEPS = 4
+POLL_S = 0.05
+
+
+class _Temp:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def mktemp(self, name: str) -> Path:
+        path = self.base / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def measure(base: Path) -> dict:
+    model = tiny_model_dir(_Temp(base))
+    with pod_rig(base / "laptop", model, boot_delay_s=2.0) as rig:
+        fake = rig.fake
+        db_path = rig.settings.db_path
+        started = time.monotonic()
+        proc = rig.popen("train", "--pod", "--yes", "--name", "bench", "--max-steps", str(MAX_STEPS))
+        first = last = verified = gone = None
+        events, billed_at_verified, pod_id = 0, 0.0, None
+        with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
+            while gone is None:
+                now = time.monotonic() - started
+                if pod_id is None:
+                    row = db.execute("SELECT pod_id FROM pods WHERE run_name = 'bench' AND pod_id IS NOT NULL"
+                                     ).fetchone()
+                    pod_id = row[0] if row else None
+                count = db.execute("SELECT count(*) FROM metrics").fetchone()[0]
+                if count > events:
+                    events, last = count, now
+                    first = first if first is not None else now
+                state = db.execute("SELECT state FROM runs WHERE name = 'bench'").fetchone()
+                if verified is None and state and state[0] == "done" and pod_id:
+                    verified, billed_at_verified = now, fake.billed_seconds(pod_id)
+                if pod_id and pod_id in fake.gone:
+                    gone = now
+                if proc.poll() is not None and gone is None and pod_id not in fake.gone:
+                    raise SystemExit(f"train --pod ended ({proc.returncode}) without the pod gone:\n"
+                                     f"{proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                time.sleep(POLL_S)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise SystemExit(f"train --pod failed:\n{err[-2000:]}")
+        total = time.monotonic() - started
+        billed = fake.billed_seconds(pod_id)
+    assert first is not None and last is not None and verified is not None
+    return {"to_first_event_s": round(first, 2), "to_gone_s": round(gone - last, 2),
+            "billed_s_after_done": round(billed - billed_at_verified, 2), "total_s": round(total, 2),
+            "billed_s": round(billed, 2), "metric_events": events, "max_steps": MAX_STEPS, "boot_delay_s": 2.0}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
+        result = measure(Path(tmp))
+    rows = [("process start -> first metric event in the store", f"{result['to_first_event_s']:.2f} s"),
+            ("last metric event -> pod gone (RunPod confirms)", f"{result['to_gone_s']:.2f} s"),
+            ("billed after the adapter was verified (target < 60 s)", f"{result['billed_s_after_done']:.2f} s"),
+            ("whole command", f"{result['total_s']:.2f} s"),
+            ("pod billed in all", f"{result['billed_s']:.2f} s"),
+            ("metric events stored", str(result["metric_events"]))]
+    width = max(len(r[0]) for r in rows)
+    print(f"train --pod against the fake RunPod (boot 2 s, tiny model, {MAX_STEPS} steps)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value:>10}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
