@@ -51,7 +51,7 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
     try:
         posts = wait_for(session, "12 posts")
         # The status bar shortens the database path from the left as more screens take its room.
-        assert "1 Posts" in posts and "2 Label" in posts and str(settings.db_path)[-24:] in posts
+        assert "1 Posts" in posts and "6 Pods" in posts and str(settings.db_path)[-16:] in posts
         tmux("send-keys", "-t", session, "2")
         wait_for(session, "in queue")
         for key in ("1", "2", "3", "s", "1", "2"):

@@ -51,6 +51,8 @@ class StatusInfo:
     db_path: str
     running_jobs: int = 0
     spend_usd: float = 0.0
+    pods_billing: int = 0
+    pods_usd_per_hour: float = 0.0
     error: str = ""
 
 
@@ -80,6 +82,13 @@ class BizsentApp(App):
             return isinstance(message, BizsentApp.StatusUpdated)
 
     @dataclass
+    class OrphansFound(Message):
+        """The start-up survey of the RunPod account found orphan pods billing, or could not read the account:
+        one warning line."""
+
+        text: str
+
+    @dataclass
     class WriteFailed(Message):
         """A write on the writer thread raised: one line for the user."""
 
@@ -107,6 +116,7 @@ class BizsentApp(App):
         self.set_interval(IDLE_GC_S, self._collect_when_idle)
         self.refresh_status()
         self.set_interval(self.settings.tui.refresh_s, self.refresh_status)
+        self.check_orphans()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -122,14 +132,36 @@ class BizsentApp(App):
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
+        from bizsent.core.pods.views import billing
         from bizsent.jobs.views import running_count  # the liveness rule decides, not a row's stored state
 
         try:
             with reading(self.db_path) as db:
-                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd)
+                pods, usd_per_hour = billing(db)
+                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd, pods, usd_per_hour)
         except Exception as exc:  # the bar reports a broken database; the console stays up
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
         self.post_message(self.StatusUpdated(info))
+
+    @background("checking the RunPod account for orphan pods", group="orphans", exclusive=True)
+    def check_orphans(self) -> None:
+        """Pods of bizsent's that nobody will stop bill by the hour: say so at start-up. Without a key this
+        costs nothing; with one, the survey runs here, never before the first paint (httpx loads in here)."""
+        from bizsent.core.pods import views
+
+        if not views.key_is_set():
+            return
+        with reading(self.db_path) as db:
+            account = views.survey_account(db, self.settings)
+        if account.pods is None:  # RunPod did not answer: one quiet line, the console carries on
+            notice: str | None = f"could not check for orphan pods: {account.note}"
+        else:
+            notice = views.orphan_notice(account)
+        if notice:
+            self.post_message(self.OrphansFound(notice))
+
+    def on_bizsent_app_orphans_found(self, message: BizsentApp.OrphansFound) -> None:
+        self.notify(message.text, severity="warning", timeout=20)
 
     def config_path(self) -> Path | None:
         """The config file the console was started with, so a job it starts detached reads the same settings."""

@@ -31,4 +31,5 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("batches", "Jobs", "bizsent.tui.screens.batches:BatchesScreen"),
     ScreenSpec("eval", "Eval", "bizsent.tui.screens.eval:EvalScreen"),
     ScreenSpec("spotcheck", "Spot-check", "bizsent.tui.screens.spotcheck:SpotCheckScreen"),
+    ScreenSpec("pods", "Pods", "bizsent.tui.screens.pods:PodsScreen"),
 )

@@ -60,7 +60,7 @@ class Answer:
 class LabelScreen(ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
-    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F5 here (see the 4,5 binding)
+    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F6 here (see the 4,5,6 binding)
     BINDINGS = [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
@@ -79,9 +79,9 @@ class LabelScreen(ScorePoolKey, Screen):
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("p", "score_pool", "score pool", show=False),
         Binding("ctrl+n", "new_session", "new session", show=False),
-        # Next to the label keys: 4 and 5 switch screens elsewhere, here they only say how to (F-keys), and `q`
+        # Next to the label keys: 4, 5 and 6 switch screens elsewhere, here they only say how to (F-keys), and `q`
         # asks first. A stray key must never land the user on a screen where 1-3 mean something else.
-        Binding("4,5", "screen_keys_hint", "F1-F5 switch screens", show=False),
+        Binding("4,5,6", "screen_keys_hint", "F1-F6 switch screens", show=False),
         Binding("q", "quit_confirm", "quit"),
     ]
     HELP = files("bizsent.tui").joinpath("label_help.md").read_text(encoding="utf-8").strip()
@@ -181,7 +181,7 @@ class LabelScreen(ScorePoolKey, Screen):
     # -- keys that would leave the screen --------------------------------------------------------------------
 
     def action_screen_keys_hint(self) -> None:
-        self.notify("while labeling, F1-F5 switch screens (4 and 5 do nothing here)", timeout=4)
+        self.notify("while labeling, F1-F6 switch screens (4, 5 and 6 do nothing here)", timeout=4)
 
     def action_quit_confirm(self) -> None:
         def answer(yes: bool | None) -> None:

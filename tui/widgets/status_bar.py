@@ -1,4 +1,5 @@
-"""One line at the bottom of every screen: the screens (by number), the database, running jobs, spend."""
+"""One line at the bottom of every screen: the screens (by number), the database, pods billing and their $/h,
+running jobs, spend."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from textual.widget import Widget
 
 def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
                 f_keys: bool = False) -> Text:
-    """`f_keys`: the screen switches by F-keys only (Label), so the bar says F1..F5 rather than 1..5."""
+    """`f_keys`: the screen switches by F-keys only (Label), so the bar says F1..F6 rather than 1..6."""
     out = Text()
     for number, (mode, title) in enumerate(screens, start=1):
         style = "bold reverse" if mode == current else "dim"
         out.append(f" {'F' if f_keys else ''}{number} {title} ", style=style)
     jobs_style = "bold yellow" if info.running_jobs else "dim"
     right = Text.assemble(
+        (f" pods {info.pods_billing} ${info.pods_usd_per_hour:,.2f}/h ", "bold magenta") if info.pods_billing
+        else "",
         (f" jobs {info.running_jobs} ", jobs_style),
         (f" spent ${info.spend_usd:,.2f} ", "bold"),
     )

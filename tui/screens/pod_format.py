@@ -1,0 +1,71 @@
+"""What the Pods screen draws, as pure functions of the engine's PodView (core.pods.views): the list's cells and
+the questions before stop and terminate. No rules here, only drawing."""
+
+from __future__ import annotations
+
+from bizsent.core.pods.views import PodView
+from bizsent.tui.screens.job_format import duration, money
+from rich.text import Text
+
+HEADERS = {"pod": "pod", "name": "name / run", "gpu": "GPU", "state": "state", "uptime": "uptime",
+           "rate": "$/h", "usd": "so far", "flag": "note"}
+COLUMNS = tuple(HEADERS)
+NAME_WIDTH = 24
+GPU_WIDTH = 22
+STATE_STYLE = {"requested": "cyan", "provisioning": "cyan", "running": "bold yellow", "stopped": "dim yellow",
+               "terminated": "dim", "failed": "bold red", "gone": "dim"}
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def pod_cells(pod: PodView) -> list[Text]:
+    """One row: every cell brings its own leading space (the table has no padding). An orphan's row is red."""
+    row_style = "bold red" if pod.orphan else "" if pod.ours else "dim"
+    name = pod.name if not pod.run_name or pod.run_name in pod.name else f"{pod.name} ({pod.run_name})"
+    gpu = (pod.gpu or "–").removeprefix("NVIDIA ").removeprefix("GeForce ")
+    if pod.orphan:
+        flag = "ORPHAN"
+    elif not pod.ours:
+        flag = "not bizsent's"
+    else:
+        flag = ""
+    return [
+        Text(" " + pod.pod_id, style=row_style),
+        Text(" " + _clip(name, NAME_WIDTH), style=row_style),
+        Text(" " + _clip(gpu, GPU_WIDTH)),
+        Text(" " + pod.state, style=STATE_STYLE.get(pod.state, "")),
+        Text(" " + (duration(pod.uptime_s) if pod.uptime_s is not None else "–"), justify="right"),
+        Text(f" {pod.usd_per_hour:.2f}" if pod.usd_per_hour else " –", justify="right"),
+        Text(" " + money(pod.usd_so_far), justify="right"),
+        Text(" " + flag, style=row_style),
+    ]
+
+
+def describe(pod: PodView) -> str:
+    gpu = pod.gpu or "unknown GPU"
+    rate = f"${pod.usd_per_hour:.2f}/h" if pod.usd_per_hour else "not billing its GPU"
+    return f"pod {pod.pod_id} ({pod.name}, {gpu}, {rate}, {money(pod.usd_so_far)} so far)"
+
+
+def stop_question(pod: PodView) -> str:
+    return (f"Stop {describe(pod)}?\n"
+            "Its GPU is released and stops billing; its disk is kept (and billed a little) until you terminate it."
+            + ("" if pod.ours else "\nThis pod is not bizsent's (its name lacks the prefix)."))
+
+
+def terminate_question(pod: PodView) -> str:
+    return (f"Terminate {describe(pod)}?\n"
+            "The pod and its disk are deleted for good; anything not yet copied off it is lost. The console waits"
+            " until RunPod confirms it is gone."
+            + ("" if pod.ours else "\nThis pod is not bizsent's (its name lacks the prefix): it may be yours."))
+
+
+def detail_title(pod: PodView | None) -> Text:
+    if pod is None:
+        return Text("no pod selected", style="dim")
+    out = Text(describe(pod), style="bold")
+    if pod.note and pod.note != pod.state:
+        out.append(f"  {pod.note}", style="bold red" if pod.orphan else "dim")
+    return out
