@@ -302,6 +302,11 @@ class FakeRunpod:
         command = [_container_tmp(part, pod.root) for part in shlex.split(args)]
         pod.proc = subprocess.Popen(command, env=env, cwd=pod.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        with self.cond:
+            closing = self._closing
+        if closing:  # the fake was stopped while this pod booted: no container outlives the test
+            self._kill(pod)
+            return
         readers = [threading.Thread(target=self._read, args=(pod, pod.proc, s), daemon=True)
                    for s in (pod.proc.stdout, pod.proc.stderr)]
         for reader in readers:
