@@ -140,7 +140,7 @@ def test_a_killed_laptop_leaves_the_pod_to_its_watchdog_and_reap(tmp_path, model
             db.execute("INSERT INTO pods (pod_id, name, run_name, state, created_at, job_id) VALUES"
                        " (?, 'bizsent-live', 'live', 'running', ?, ?)", [live, now(), live_job])
             shown = {v.pod_id: v for v in live_pods(db, rig.settings)}  # what the console's Pods screen draws
-        assert shown[pod_id].orphan and shown[pod_id].state == "EXITED" and shown[pod_id].run_name == "killed"
+        assert shown[pod_id].orphan and shown[pod_id].state == "stopped" and shown[pod_id].run_name == "killed"
         assert not shown[live].orphan and not shown[notebook].orphan and shown[live].usd_per_hour > 0
         reap = rig.cli("pods", "reap", "--yes")
         assert reap.returncode == 0, reap.stderr

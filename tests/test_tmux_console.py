@@ -49,7 +49,8 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
     command = f"env -u COLUMNS -u LINES {BIZSENT} --config {config} --db {settings.db_path} tui"
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
     try:
-        posts = wait_for(session, "12 posts")
+        wait_for(session, "12 posts")
+        posts = wait_for(session, "6 Pods")  # the list paints before the status bar under load
         # The status bar shortens the database path from the left as more screens take its room.
         assert "1 Posts" in posts and "6 Pods" in posts and str(settings.db_path)[-16:] in posts
         tmux("send-keys", "-t", session, "2")
