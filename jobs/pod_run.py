@@ -8,7 +8,7 @@ store, the pod's log into data/runs/<run>/pod.log, cost into the pod row) -> dow
 sha256, register the run as done -> mark it collected -> terminate the pod and confirm with RunPod that it is gone.
 
 Whatever ends the chain (an error, a cancel, Ctrl-C) terminates the pod in `finally` and waits for RunPod's
-confirmation; only a killed laptop process leaves it, to its own watchdog (core/pods/agent.py), which stops it,
+confirmation; only a killed laptop process leaves it, to its own watchdog (core/pods/agent/watchdog.py), which stops it,
 and to `bizsent pods reap`. A resumed job reattaches to the pod its row names instead of creating a second one.
 """
 
@@ -25,7 +25,7 @@ from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError, Cancelled
 from bizsent.core.model.events import create_run, finish_run, reopen_run, set_params
 from bizsent.core.pods import api, launch, plan, records
-from bizsent.core.pods.agent import RUN_NAME
+from bizsent.core.pods.agent.job import RUN_NAME
 from bizsent.core.pods.channel import AgentChannel
 from bizsent.core.pods.launch import PodHandle
 from bizsent.core.pods.payload import Payload, prepare_payload
@@ -67,7 +67,7 @@ class PodOutcome:
 
 
 def check_name(name: str) -> str:
-    """A run name the pod's agent accepts (its rule, core.pods.agent.RUN_NAME): it names folders there and here."""
+    """A run name the pod's agent accepts (its rule, core.pods.agent.job.RUN_NAME): it names folders there and here."""
     if not RUN_NAME.fullmatch(name):
         raise BizsentError(f"run name {name!r} cannot name a pod run; use up to 64 letters, digits, '.', '-' or '_'")
     return name

@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 from bizsent.core.errors import BizsentError
-from bizsent.core.pods.agent import Refused, confined, read_job, safe_extract
+from bizsent.core.pods.agent.config import Refused
+from bizsent.core.pods.agent.files import confined, safe_extract
+from bizsent.core.pods.agent.job import read_job
 from bizsent.core.pods.channel import AgentChannel, agent_url
 from bizsent.core.pods.payload import pod_env, prepare_payload
 from fakes.pod_agent import POD_ID, POD_KEY, ActionStub, CutProxy, launch_agent, token
@@ -226,7 +228,7 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
     payload = prepare_payload(settings, bundle, laptop / "payload", name="pod-run", max_steps=2, load_in_4bit=False,
                               evaluate=False)
     with zipfile.ZipFile(payload.wheel.path) as whl:
-        assert "bizsent/core/pods/agent.py" in whl.namelist()
+        assert "bizsent/core/pods/agent/__main__.py" in whl.namelist()
         for name in whl.namelist():
             _assert_no_canary(whl.read(name), f"wheel {name}")
     _assert_no_canary(payload.bundle.path.read_bytes() + payload.job.path.read_bytes(), "bundle and job")

@@ -1,4 +1,4 @@
-"""The laptop's side of the in-pod agent (core/pods/agent.py), through RunPod's HTTP proxy.
+"""The laptop's side of the in-pod agent (core/pods/agent/), through RunPod's HTTP proxy.
 
 Uploads go in chunks, each with its sha256; a cut request (proxies end long or stalled ones) is retried from the
 offset the agent reports, so a verified chunk is never sent twice, and the whole file is verified at the end.
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from bizsent.core.errors import BizsentError
 from bizsent.core.model.events import MetricEvent
-from bizsent.core.pods.agent import file_sha256, safe_extract
+from bizsent.core.pods.agent.files import file_sha256, safe_extract
 from bizsent.core.pods.payload import Payload
 
 CHUNK_BYTES = 8 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Start a training pod, wait for it, price it while it runs, and terminate it with RunPod's confirmation.
 
-The pod runs bizsent's in-pod agent (core/pods/agent.py, one stdlib-only file shipped base64 in its env) and
+The pod runs bizsent's in-pod agent (core/pods/agent/, a stdlib-only package shipped as a zipapp, base64 in its env) and
 nothing of the user's: its env carries a per-run token and the kill switches, never RUNPOD_API_KEY or any
 other secret. The pod row is written before the create call and gets its id the moment RunPod answers.
 
@@ -37,9 +37,10 @@ LIVE_STATUSES = ("PROVISIONING", "STARTING", "RUNNING")
 
 
 def start_command() -> str:
-    """The container's start command (REST v2 `args`, one string): decode the agent from the env and run it."""
-    return shlex.join(["bash", "-c", 'echo "$BIZSENT_AGENT_B64" | base64 -d > /tmp/bizsent_agent.py && exec python3'
-                                     " /tmp/bizsent_agent.py"])
+    """The container's start command (REST v2 `args`, one string): decode the agent's zipapp from the env and run
+    it."""
+    return shlex.join(["bash", "-c", 'echo "$BIZSENT_AGENT_B64" | base64 -d > /tmp/bizsent_agent.pyz && exec python3'
+                                     " /tmp/bizsent_agent.pyz"])
 
 
 def create_body(settings: Settings, name: str, candidate: Candidate, env: dict[str, str]) -> dict[str, Any]:

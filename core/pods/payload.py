@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,15 @@ from bizsent.core.config import Settings, TrainSettings
 from bizsent.core.errors import BizsentError
 from bizsent.core.log import secret_values
 from bizsent.core.pods import agent
-from bizsent.core.pods.agent import Refused, file_sha256, read_job
+from bizsent.core.pods.agent.config import Refused
+from bizsent.core.pods.agent.files import file_sha256
+from bizsent.core.pods.agent.job import read_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POD_WORKDIR = "/workspace/bizsent"  # on the pod's volume, so a stopped pod keeps it
+AGENT_PACKAGE = "bizsent_agent"  # the agent package's name inside the zipapp; it imports only itself and the stdlib
+# The zipapp's entry runs the package's __main__ as a module of its package, so its relative imports resolve.
+AGENT_ENTRY = f"import runpy\n\nrunpy.run_module({AGENT_PACKAGE!r}, run_name='__main__', alter_sys=True)\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +162,31 @@ def prepare_payload(settings: Settings, bundle_dir: Path, work_dir: Path, *, nam
     )
 
 
+def agent_zipapp(package_dir: Path) -> bytes:
+    """The agent package as a zipapp, built in memory: its modules under AGENT_PACKAGE/ plus a __main__.py that
+    runs it. Deterministic (sorted names, fixed timestamps and modes), so the pod's env value only changes with
+    the agent's sources."""
+    buffer = io.BytesIO()
+    members = [("__main__.py", AGENT_ENTRY.encode())]
+    members += [(f"{AGENT_PACKAGE}/{path.name}", path.read_bytes()) for path in sorted(package_dir.glob("*.py"))]
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            zf.writestr(info, data, compresslevel=9)
+    return buffer.getvalue()
+
+
 def agent_b64(agent_path: Path | None = None) -> str:
-    """The agent's source for the pod's BIZSENT_AGENT_B64 (the start command decodes it and runs it), read now:
-    a pod runs the agent of the bizsent that started it."""
-    path = Path(agent_path or agent.__file__)
+    """The pod's BIZSENT_AGENT_B64 (the start command decodes it to a file and runs it with python3), read now: a
+    pod runs the agent of the bizsent that started it. The agent package goes as a zipapp; `agent_path` may name
+    another package folder, or one script file (a test's stand-in agent), which goes as it is."""
+    path = Path(agent_path or Path(agent.__file__).parent)
     try:
-        return base64.b64encode(path.read_bytes()).decode("ascii")
+        data = agent_zipapp(path) if path.is_dir() else path.read_bytes()
     except OSError as exc:
         raise BizsentError(f"cannot read the pod agent {path} ({exc.strerror}); reinstall bizsent") from None
+    return base64.b64encode(data).decode("ascii")
 
 
 def pod_env(settings: Settings, token: str, *, port: int, usd_per_hour: float, grace_min: float,

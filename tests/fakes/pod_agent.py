@@ -1,4 +1,4 @@
-"""Fixtures for the in-pod agent's tests: the agent as a local process started the way a pod starts it (its source
+"""Fixtures for the in-pod agent's tests: the agent as a local process started the way a pod starts it (its zipapp
 decoded from the pod environment's BIZSENT_AGENT_B64), a stub of RunPod's pod-action endpoint that records what
 the watchdog asked and with which key, and a proxy that cuts chosen requests (RunPod's proxy ends long ones).
 """
@@ -173,7 +173,7 @@ def launch_agent(tmp_path: Path, pod_env: dict[str, str], *, api_base: str, **ex
     BIZSENT_AGENT_B64 to a file and run it. Only PATH, HOME and the offline switches come from this process."""
     port = free_port()
     workdir = tmp_path / "pod-volume" / "bizsent"
-    script = tmp_path / "bizsent_agent.py"
+    script = tmp_path / "bizsent_agent.pyz"
     script.write_bytes(base64.b64decode(pod_env["BIZSENT_AGENT_B64"]))
     base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     env = {**base, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **pod_env, "BIZSENT_PORT": str(port),

@@ -1,5 +1,5 @@
-"""A stand-in for core/pods/agent.py in the pod tests: stdlib only, like the real one. It prints numbered lines
-(the container log), then serves GET /health behind the bearer token until killed."""
+"""A stand-in for the agent (core/pods/agent/) in the pod tests: stdlib only, like the real one. It prints numbered
+lines (the container log), then serves GET /health behind the bearer token until killed."""
 
 import json
 import os

@@ -1,0 +1,71 @@
+"""The run itself: job.json's strict rule, the training command it becomes, and where the run writes its events."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+from .config import Config, Refused, State
+from .files import complete_lines, confined, parsed
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def read_job(path: Path) -> dict:
+    """job.json, checked: every value ends up on a command line or in a TOML file, so each has a strict shape."""
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise Refused(400, "job.json is not a JSON object") from None
+    if not isinstance(job, dict) or not isinstance(job.get("name"), str) or not RUN_NAME.fullmatch(job["name"]):
+        raise Refused(400, "job.json needs a name of letters, digits, '.', '_' or '-' (at most 64)")
+    if not isinstance(job.get("base_model"), str) or not job["base_model"]:
+        raise Refused(400, "job.json needs a base_model")
+    steps, four_bit = job.get("max_steps"), job.get("load_in_4bit")
+    if steps is not None and (type(steps) is not int or steps < 1):
+        raise Refused(400, "job.json max_steps must be a positive integer or null")
+    if four_bit is not None and not isinstance(four_bit, bool):
+        raise Refused(400, "job.json load_in_4bit must be true, false or null")
+    train = job.get("train", {})
+    scalar = (str, int, float, bool)
+    if not isinstance(train, dict) or not all(
+            isinstance(k, str) and SETTING_KEY.fullmatch(k) and (
+                isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
+            and not (isinstance(v, float) and not math.isfinite(v)) for k, v in train.items()):
+        raise Refused(400, "job.json train must map setting names to strings, numbers, booleans or string lists")
+    return {"name": job["name"], "base_model": job["base_model"], "max_steps": steps, "load_in_4bit": four_bit,
+            "evaluate": job.get("evaluate", True) is True, "train": train}
+
+
+def config_toml(job: dict) -> str:
+    # JSON strings, numbers, booleans and string lists are valid TOML values too.
+    return "[train]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sorted(job["train"].items()))
+
+
+def train_command(cfg: Config, job: dict) -> list[str]:
+    w = cfg.workdir
+    cmd = [sys.executable, "-m", "bizsent", "--config", str(w / "config.toml"), "--db", str(w / "pod.db"), "train",
+           "--local", "--bundle", str(w / "bundle"), "--name", job["name"], "--base-model", job["base_model"],
+           "--eval" if job["evaluate"] else "--no-eval"]
+    if job["max_steps"] is not None:
+        cmd += ["--max-steps", str(job["max_steps"])]
+    if job["load_in_4bit"] is not None:
+        cmd.append("--4bit" if job["load_in_4bit"] else "--no-4bit")
+    return cmd
+
+
+def run_dir(cfg: Config, job: dict) -> Path:
+    return confined(cfg.workdir, f"runs/{job['name']}")  # where `train --db WORKDIR/pod.db --name N` writes
+
+
+def read_events(cfg: Config, state: State) -> list[bytes]:
+    return complete_lines(run_dir(cfg, state.job) / "events.jsonl") if state.job else []
+
+
+def latest_step(lines: list[bytes]) -> int | None:
+    steps = [e["step"] for e in parsed(lines[-50:]) if e.get("kind") == "train" and isinstance(e.get("step"), int)]
+    return steps[-1] if steps else None
