@@ -353,7 +353,9 @@ class FakeRunpod:
             elif action == "terminate":
                 self._stop_billing(pod)
                 self._set(pod, "TERMINATED")
-                self.gone[pod.id] = self.pods.pop(pod.id)
+                # Two terminate calls can race (the pod's own after its adapter was collected, and the
+                # laptop's): like RunPod, the second finds the pod already gone and is answered the same.
+                self.gone[pod.id] = self.pods.pop(pod.id, pod)
             elif action == "start":
                 pod.billing_since = time.monotonic()
                 self._set(pod, "PROVISIONING")
