@@ -84,7 +84,7 @@ class Rig:
 
 def config_text(fake: FakeRunpod, model_dir: Path, **runpod: object) -> str:
     values = {"api_base": fake.url, "proxy_url": fake.proxy_url, "install_deps": False, "poll_s": 0.3,
-              "agent_lost_min": 0.1, "boot_timeout_min": 1.0, "grace_min": 0.02, "idle_timeout_min": 5.0, **runpod}
+              "agent_lost_min": 0.1, "boot_timeout_min": 1.0, "grace_min": 0.5, "idle_timeout_min": 5.0, **runpod}
     lines = ["[data]", 'dir = "data"', "[train]", f'base_model = "{model_dir}"', "max_pixels = 3136",
              "batch_size = 2", "grad_accum = 1", "val_fraction = 0.2", "learning_rate = 0.005", "[runpod]"]
     for key, value in values.items():
