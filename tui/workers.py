@@ -63,3 +63,25 @@ def reading(db_path: Path) -> Iterator[sqlite_utils.Database]:
         yield db
     finally:
         db.close()
+
+
+def store_action(db_path: Path, action: Callable[[sqlite_utils.Database], str], what: str) -> tuple[str, bool]:
+    """Run a user's action (cancel a job, terminate a pod) on a connection of its own, in a worker thread: it may
+    wait on the network, and the console's writer stays free for labels. Returns (one line for the user, failed):
+    a BizsentError is the user's line; anything else is logged with its trace and named, never raised into the
+    console."""
+    import logging
+
+    from bizsent.core.errors import BizsentError
+
+    try:
+        db = open_db(db_path, create=False)
+        try:
+            return action(db), False
+        finally:
+            db.close()
+    except BizsentError as exc:
+        return str(exc), True
+    except Exception as exc:
+        logging.getLogger(__name__).exception("%s failed", what)
+        return f"failed: {type(exc).__name__}: {exc}", True

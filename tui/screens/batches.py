@@ -11,24 +11,21 @@ finished Batch API results in a worker.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from bizsent.core.errors import BizsentError
 from bizsent.core.label.planning import Params
 from bizsent.core.labels import LABELS
-from bizsent.core.store import open_db
 from bizsent.jobs.views import JobView, listing
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.keyed_rows import sync_rows
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background, reading
+from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,8 +33,6 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-
-log = logging.getLogger(__name__)
 
 __all__ = ["NARROW", "WIDE", "BatchesScreen", "job_cells"]
 NARROW_BELOW = 100  # screen columns
@@ -194,23 +189,10 @@ class BatchesScreen(BizsentNode, Screen):
             self._fill_table(list(self.jobs.values()))
 
     def _fill_table(self, jobs: list[JobView]) -> None:
-        table = self.query_one("#jobs", DataTable)
         if not self.columns:
             self.on_resize()
-        order = [j.id for j in jobs]
-        if order != self.order:
-            # A new job (they come newest first) or a first load: rebuild, keeping the cursor on its job.
-            table.clear()
-            for job in jobs:
-                table.add_row(*job_cells(job, self.columns), key=str(job.id))
-            self.order = order
-            if self.selected in order:
-                table.move_cursor(row=order.index(self.selected), animate=False)
-        else:
-            for job in jobs:
-                if self.jobs.get(job.id) != job:
-                    for column, cell in zip(self.columns, job_cells(job, self.columns), strict=True):
-                        table.update_cell(str(job.id), column, cell, update_width=True)
+        self.order = sync_rows(self.query_one("#jobs", DataTable), self.jobs, self.order, jobs, lambda j: j.id,
+                               lambda j: job_cells(j, self.columns), self.columns, self.selected)
         self.jobs = {j.id: j for j in jobs}
         self._show_view()
 
@@ -366,17 +348,8 @@ class BatchesScreen(BizsentNode, Screen):
         self.run_worker(lambda: self._action_worker(action), thread=True, group=group, exclusive=True)
 
     def _action_worker(self, action: Callable[..., str]) -> None:
-        # Actions may wait on the network (cancel and collect talk to the provider): a connection of their own
-        # keeps the console's writer thread free for labels.
-        try:
-            with closing(open_db(self.bizsent.db_path, create=False)) as db:
-                text, error = action(db), False
-        except BizsentError as exc:
-            text, error = str(exc), True
-        except Exception as exc:  # a provider outage must not take the console down; the log keeps the trace
-            log.exception("batches action failed")
-            text, error = f"failed: {type(exc).__name__}: {exc}", True
-        self.post_message(self.JobActionDone(text, error))
+        # Cancel and collect talk to the provider: the action waits in this worker, not in the writer.
+        self.post_message(self.JobActionDone(*store_action(self.bizsent.db_path, action, "jobs action")))
 
     def on_batches_screen_job_action_done(self, message: BatchesScreen.JobActionDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information", timeout=8)

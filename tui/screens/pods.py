@@ -25,10 +25,11 @@ from bizsent.tui.app import BizsentNode
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.pod_format import COLUMNS, HEADERS, detail_title, pod_cells, stop_question, terminate_question
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.widgets.keyed_rows import sync_rows
 from bizsent.tui.widgets.log_tail import LogTail
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.workers import background, reading
+from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -203,20 +204,8 @@ class PodsScreen(BizsentNode, Screen):
     # -- drawing ---------------------------------------------------------------------------------------------
 
     def _fill_table(self, pods: list[PodView]) -> None:
-        table = self.query_one("#pods", DataTable)
-        order = [p.pod_id for p in pods]
-        if order != self.order:
-            table.clear()
-            for pod in pods:
-                table.add_row(*pod_cells(pod), key=pod.pod_id)
-            self.order = order
-            if self.selected in order:
-                table.move_cursor(row=order.index(self.selected), animate=False)
-        else:
-            for pod in pods:
-                if self.pods.get(pod.pod_id) != pod:
-                    for column, cell in zip(COLUMNS, pod_cells(pod), strict=True):
-                        table.update_cell(pod.pod_id, column, cell, update_width=True)
+        self.order = sync_rows(self.query_one("#pods", DataTable), self.pods, self.order, pods,
+                               lambda p: p.pod_id, pod_cells, COLUMNS, self.selected)
         self.pods = {p.pod_id: p for p in pods}
         if not pods:
             self.query_one("#pod-title", Static).update(Text(
@@ -355,16 +344,8 @@ class PodsScreen(BizsentNode, Screen):
         self.run_worker(lambda: self._action_worker(action), thread=True, group="pods-action")
 
     def _action_worker(self, action: Callable[..., str]) -> None:
-        # RunPod may take a while to confirm a termination: a connection of this worker's own, not the writer's.
-        try:
-            with closing(open_db(self.bizsent.db_path, create=False)) as db:
-                text, error = action(db), False
-        except BizsentError as exc:
-            text, error = str(exc), True
-        except Exception as exc:  # RunPod misbehaving must not take the console down; the log keeps the trace
-            log.exception("pod action failed")
-            text, error = f"failed: {type(exc).__name__}: {exc}", True
-        self.post_message(self.ActionDone(text, error))
+        # RunPod may take a while to confirm a termination: the action waits in this worker, not in the writer.
+        self.post_message(self.ActionDone(*store_action(self.bizsent.db_path, action, "pod action")))
 
     def on_pods_screen_action_done(self, message: PodsScreen.ActionDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information", timeout=10)
