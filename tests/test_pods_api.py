@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from bizsent.core.errors import BizsentError
 from bizsent.core.pods import api
-from fakes.runpod_server import FakeRunpod
+from fakes.runpod_server import STUB_AGENT, USER_KEY, FakeRunpod
 
-CANARY = "canary-runpod-user-key-5d1e7b"
-STUB_AGENT = Path(__file__).parent / "fakes" / "stub_agent.py"
+CANARY = USER_KEY
 
 
 @pytest.fixture

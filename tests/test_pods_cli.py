@@ -11,10 +11,9 @@ import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.pods import api, launch, plan
 from bizsent.core.store import now, open_db
-from fakes.runpod_server import FakeRunpod
+from fakes.runpod_server import STUB_AGENT, USER_KEY, FakeRunpod
 
-CANARY = "canary-runpod-user-key-5d1e7b"
-STUB_AGENT = Path(__file__).parent / "fakes" / "stub_agent.py"
+CANARY = USER_KEY
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import pytest
 from bizsent.core.costs import render_costs
 from bizsent.core.errors import BizsentError
 from bizsent.core.pods import api, launch, payload, plan, records
-from fakes.runpod_server import FakeRunpod
+from fakes.runpod_server import STUB_AGENT, USER_KEY, FakeRunpod
 
-CANARY = "canary-runpod-user-key-5d1e7b"
-STUB_AGENT = Path(__file__).parent / "fakes" / "stub_agent.py"
+CANARY = USER_KEY
 RTX4090, RTX3090, A5000 = "NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3090", "NVIDIA RTX A5000"
 
 

@@ -89,6 +89,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The user's RunPod key in the pods tests (a canary: it must reach the fake's API and nothing else), and the
+# stand-in agent a test pod runs when the real one is not what the test is about.
+USER_KEY = "canary-runpod-user-key-5d1e7b"
+STUB_AGENT = Path(__file__).parent / "stub_agent.py"
+
 @dataclass
 class FakePod:
     id: str
