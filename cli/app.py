@@ -61,7 +61,10 @@ def open_console(context: Context) -> None:
     load_textual_image(context.settings.tui.image_renderer)
     from bizsent.tui.app import BizsentApp
 
-    BizsentApp(settings=context.settings, db_path=context.db_path).run()
+    console = BizsentApp(settings=context.settings, db_path=context.db_path)
+    console.run()
+    if console.crashed is not None:  # the CLI's handlers make it one line and put the traceback in the log
+        raise console.crashed
 
 
 

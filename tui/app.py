@@ -59,8 +59,10 @@ class StatusInfo:
 class BizsentApp(App):
     TITLE = "bizsent"
     CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # absolute: subclasses elsewhere find it too
+    # No DEFAULT_MODE: the app starts on Textual's blank default screen and switches to the first screen on mount.
+    # On Python 3.12+ Textual runs tasks eagerly, and the first mode's widgets start mounting before its screen
+    # is on the stack: an Input there asks for `app.screen` and the console dies with "No screens on stack".
     MODES = {spec.mode: spec.make for spec in SCREENS}
-    DEFAULT_MODE = SCREENS[0].mode
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
         # F-keys switch screens everywhere, also where 1/2/3 are label keys (Label, Spot-check)
@@ -107,8 +109,10 @@ class BizsentApp(App):
         self._reported: dict[str, float] = {}  # failure line -> when it was last shown
         self._retries: dict[tuple[int, str], tuple[DOMNode, Callable[[], object]]] = {}
         self._store_down = False
+        self.crashed: Exception | None = None  # what stopped the console, for the CLI to report in one line
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        await self.switch_mode(SCREENS[0].mode)
         # Full cyclic-GC passes stall the event loop for 50-150 ms: freeze what lives as long as the app
         # (imports, screens), make automatic full passes rare, and run them when the user pauses instead.
         self.call_after_refresh(gc.freeze)
@@ -194,6 +198,16 @@ class BizsentApp(App):
         was_down, self._store_down = self._store_down, bool(message.info.error)
         if was_down and not self._store_down:
             self._run_failed_again()
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual paints the traceback over the terminal once the app has exited, and the process would exit 0:
+        # keep the error instead, so the CLI ends like every command does (one line, exit 1, traceback in the log).
+        # Headless (under Pilot) Textual's own handling stays, so a test sees the exception.
+        if self.crashed is None:
+            self.crashed = error
+        super()._handle_exception(error)
+        if not self.is_headless:
+            self._exit_renderables.clear()
 
     # -- background failures ---------------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ loads it first through tui.terminal, which skips the probe where its answer woul
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bizsent.tui.terminal import half_blocks_in_tmux
 from bizsent.tui.workers import background
 from PIL import Image as PILImage
 from rich.color import Color
@@ -44,10 +44,10 @@ def renderer_class(name: str) -> type[Widget]:
     """The image widget class for the `tui.image_renderer` setting.
 
     auto keeps textual-image's own choice (Kitty/Sixel when the terminal answers, half-block otherwise),
-    except inside tmux, where graphics escapes would be mangled: there half-block always works.
+    except inside tmux with a textual-image too old to pass graphics through it: there half-block always works.
     """
     if name == "auto":
-        return HalfcellImage if os.environ.get("TMUX") else AutoImage
+        return HalfcellImage if half_blocks_in_tmux() else AutoImage
     return RENDERERS[name]
 
 
