@@ -115,10 +115,12 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
         assert "1 Posts" in posts and "6 Pods" in posts and str(settings.db_path)[-16:] in posts
         tmux("send-keys", "-t", session, "2")
         wait_for(session, "in queue")
-        for key in ("1", "2", "3", "s", "1", "2"):
+        answered = 0
+        for key in ("1", "2", "3", "s", "1", "2"):  # s marks the next answer sarcastic
             tmux("send-keys", "-t", session, key)
-            time.sleep(0.15)
-        screen = wait_for(session, "5/50")
+            if key != "s":
+                answered += 1
+                screen = wait_for(session, f"{answered}/50")  # each answer is on screen before the next key
         assert "bear 2" in screen and "neut 2" in screen and "bull 1" in screen
         assert "split TEST" in screen and "sarcastic" in screen
         tmux("send-keys", "-t", session, "q")
