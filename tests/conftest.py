@@ -1,12 +1,32 @@
-"""Shared fixtures: a fresh settings object and database per test, all under tmp_path."""
+"""Shared fixtures: a fresh settings object and database per test, all under tmp_path.
+
+The session starts from a clean environment: a user who trains on RunPod or labels through an API has their
+keys and BIZSENT_* overrides in the shell, and a test must never read them (or send them anywhere). Every
+variable that bizsent or a provider's SDK reads is removed here, before any test module is imported; a test
+that needs one sets it itself. tests/test_env_sealed.py proves it from a dirty shell.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from bizsent.core.config import Settings, load_settings
 from bizsent.core.store import open_db
+
+# Prefixes of every variable bizsent, its providers' SDKs and the RunPod client read (keys, base URLs, orgs).
+UNSEALED_PREFIXES = ("BIZSENT_", "RUNPOD_", "OPENAI_", "GEMINI_", "GOOGLE_API_KEY", "GOOGLE_GENAI_")
+
+
+def _seal_environment() -> list[str]:
+    gone = [name for name in os.environ if name.startswith(UNSEALED_PREFIXES)]
+    for name in gone:
+        del os.environ[name]
+    return gone
+
+
+_seal_environment()
 
 
 @pytest.fixture
