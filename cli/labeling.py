@@ -21,6 +21,8 @@ def label(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued job row; its own"
                                             " provider, model, mode and limit apply")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="after the estimate and confirmation, label in the"
+                                         " background (see `bizsent jobs`); a batch waits remotely anyway")] = False,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
     from bizsent.core.label import planning
@@ -53,6 +55,13 @@ def label(
         from bizsent.jobs import batches
 
         typer.echo(batches.submit(db, c.settings, plan).summary())
+        return
+    if detach:
+        from bizsent.jobs.launch import launch_label
+
+        job_id, pid = launch_label(db, c.db_path, c.settings.source, params, c.settings.data_dir / "logs")
+        typer.echo(f"job {job_id} (label) started in the background (pid {pid}); follow it with"
+                   f" `bizsent jobs show {job_id}`")
         return
     from bizsent.core.label.ledger import recover
 
@@ -98,7 +107,7 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
         if interrupted:
             typer.echo(interrupted_notice(interrupted), err=True)
         report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
-    except rows.JobBusy:
+    except (rows.JobBusy, rows.Superseded):
         raise  # another process runs it: its row is not ours to mark
     except BizsentError as exc:
         if (rows.get(db, job_id) or {}).get("state") in ("queued", "running"):

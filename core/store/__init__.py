@@ -25,6 +25,9 @@ from bizsent.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 # Every writer keeps its transactions to a fraction of a second (slow work happens before BEGIN), so a writer
 # that waits this long is behind something wrong; jobs wait it out rather than die at the first busy moment.
 BUSY_TIMEOUT_MS = 30_000
+# Rows a bulk writer (import, demo seed) writes per transaction: tens of milliseconds of write lock, so a job's
+# heartbeat and claims never wait long behind it (bench/faults.py measures the longest lock).
+WRITE_CHUNK = 500
 APPLICATION_ID = 0x62697A73  # "bizs" in PRAGMA application_id: this file is bizsent's
 # Tables every bizsent schema has had since version 1: how a database made before APPLICATION_ID is recognised.
 CORE_TABLES = {"posts", "images", "labels", "jobs"}
