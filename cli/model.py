@@ -304,12 +304,21 @@ def score_pool_(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="posts per forward pass and commit "
                                                    "(default: train.batch_size)")] = None,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
 ) -> None:
     """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
     from bizsent.core.model.pool import score_pool
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    if detach and job is None:
+        if limit is not None and limit < 1:
+            raise BizsentError("--limit must be at least 1")
+        from bizsent.jobs.pool import queue
+
+        job = queue(db, run, limit, batch_size)
+    if _detach_or_run(c, db, job, detach):
+        return
     if job is not None:
         from bizsent.jobs.pool import run_job
 
