@@ -81,6 +81,9 @@ def _error_line(error: Any) -> str:
 class EndpointClient:
     def __init__(self, base: str, endpoint: str, key: str, cfg: ServerlessSettings,
                  client: httpx.Client | None = None) -> None:
+        from bizsent.core.secure import check_secret_url
+
+        base = check_secret_url(base, "RUNPOD_API_KEY", "runpod.serverless_base")
         self.url = f"{base.rstrip('/')}/v2/{check_endpoint_id(endpoint)}"
         self.endpoint = endpoint
         self.cfg = cfg

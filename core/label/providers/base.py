@@ -29,10 +29,18 @@ class Provider:
     supports_batch: ClassVar[bool] = False
 
     def api_key(self, conf: ProviderSettings) -> str:
-        """The key to send; a missing one fails with one line (ConfigError) before anything is spent."""
+        """The key to send; a missing one, or a base_url it may not travel to (core.secure), fails with one line
+        before anything is spent."""
         from bizsent.core.config import secret
 
-        return secret(self.name)
+        key = secret(self.name)
+        self.check_url(conf)
+        return key
+
+    def check_url(self, conf: ProviderSettings) -> None:
+        from bizsent.core.secure import check_secret_url
+
+        check_secret_url(conf.base_url, self.secret_env, f"labeling.{self.name}.base_url")
 
     def check_key(self, conf: ProviderSettings) -> None:
         self.api_key(conf)
