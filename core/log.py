@@ -32,6 +32,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class QuietFileHandler(RotatingFileHandler):
+    """The log file's handler: a record it cannot write (a full disk, a folder gone) is dropped. logging's
+    default prints the failure's traceback on stderr, once per record: a screen of them for one full disk."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
+        pass
+
+
 SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 
 
@@ -87,7 +95,7 @@ def setup_logging(data_dir: Path) -> Path | None:
         return path
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        handler = QuietFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
     except OSError:
         root.addHandler(logging.NullHandler())
         return None

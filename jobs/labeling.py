@@ -13,6 +13,7 @@ account is out of quota. A rerun of the same command picks up where a killed one
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,7 +35,7 @@ from bizsent.core.label.labelers import (
 )
 from bizsent.core.label.labelers.base import exhausted_for
 from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, the_text
-from bizsent.core.store import transaction
+from bizsent.core.store import disk_full, is_disk_full, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import kinds, rows
@@ -117,6 +118,14 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
                       epoch=epoch)
         rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent label --job {job_id}`", epoch)
         raise
+    except (sqlite3.Error, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        # A full disk: every answer written so far is whole (one transaction each); the row says why it stopped
+        # if there is still room for that, else its vanished process shows it dead. Either way it resumes.
+        problem = disk_full(settings.data_dir)
+        rows.finish_if_possible(db, job_id, f"{problem}; resume with `bizsent label --job {job_id}`", epoch)
+        raise problem from None
     if state == SUPERSEDED:
         raise Superseded(job_id)
     rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"),
@@ -333,10 +342,7 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         ended = await asyncio.gather(*workers, return_exceptions=True)
     finally:
         await labeler.aclose()
-        for call_id, known in in_flight.items():  # only a superseded run (or a crash) leaves claims open
-            ledger.close_lost(db, call_id, sent=known["sent"], usd=known.get("usd"),
-                              tokens_in=known.get("tokens_in"), tokens_out=known.get("tokens_out"),
-                              response_path=known.get("response_path"))
+        ledger.close_all_lost(db, in_flight)  # only a superseded run (or a crash, a full disk) leaves any
     if failure := next((e for e in ended if isinstance(e, Exception)), None):
         raise failure
     if stop["state"] == SUPERSEDED:

@@ -15,8 +15,10 @@ user's cancel, a requeue of a dead row) carry no epoch; a requeue by anyone ends
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from typing import Any
 
 import sqlite_utils
@@ -167,6 +169,13 @@ def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None
     """How the job ended. With the owner's epoch, Superseded (and the row left to its new owner) when stale."""
     _fenced(db, job_id, epoch, "UPDATE jobs SET state = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
             [state, _text(error), now(), now()])
+
+
+def finish_if_possible(db: sqlite_utils.Database, job_id: int, error: str, epoch: int | None) -> None:
+    """'failed' with `error` when the database can still take it (a full disk may refuse even that: then the
+    row's vanished process shows it dead, and it resumes all the same)."""
+    with contextlib.suppress(sqlite3.Error, OSError):
+        finish(db, job_id, "failed", error, epoch)
 
 
 def set_remote(db: sqlite_utils.Database, job_id: int, remote_id: str, params: dict[str, Any]) -> None:

@@ -22,9 +22,11 @@ flight with `close_lost` instead: still maybe paid, whatever answer came back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,16 @@ def _close_dead(db: sqlite_utils.Database, row: tuple) -> Interrupted | None:
     # Sent (or a batch whose submission may have reached the provider): maybe billed, so maybe paid twice.
     _close(db, call_id, status=MAYBE_PAID, error="in flight when the process stopped; may be billed and will be resent")
     return Interrupted(call_id, post, key, job)
+
+
+def close_all_lost(db: sqlite_utils.Database, in_flight: dict[int, dict[str, Any]]) -> None:
+    """close_lost for each of a stopped run's open claims ({call id: {"sent", and "usd", "tokens_in",
+    "tokens_out", "response_path" once known}}). Best effort: what cannot be written now (a full disk) the next
+    run closes as a dead claim, and a failure here must not hide why the run stopped."""
+    with contextlib.suppress(sqlite3.Error, OSError):
+        for call_id, known in in_flight.items():
+            close_lost(db, call_id, sent=known["sent"], usd=known.get("usd"), tokens_in=known.get("tokens_in"),
+                       tokens_out=known.get("tokens_out"), response_path=known.get("response_path"))
 
 
 def _close(db: sqlite_utils.Database, call_id: int, *, status: str, error: str, usd: float | None = None,

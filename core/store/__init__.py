@@ -10,7 +10,9 @@ processes opening a new database at once apply them exactly once.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -175,8 +177,27 @@ def _close(conn: sqlite3.Connection | None) -> None:
         conn.close()
 
 
+def disk_full(path: Path | str) -> StoreError:
+    """The one line for a full disk under `path` (a file or folder): where, and how much is free."""
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:,.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return StoreError(f"the disk holding {folder} is full ({free}); free some space and run the command again"
+                      " (what was being written was rolled back, nothing is half-written)")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)) or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+
+
 def usage_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError | None:
-    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file); None for a bug."""
+    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file, full disk); None for a
+    bug."""
+    if is_disk_full(exc):
+        return disk_full(path)
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(f"database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
@@ -212,7 +233,10 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (a full disk, an I/O error): a second ROLLBACK would
+        # replace the real error with "cannot rollback - no transaction is active".
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
         raise
     else:
         db.execute("COMMIT")
