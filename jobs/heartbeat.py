@@ -20,7 +20,7 @@ from contextlib import closing, contextmanager
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError, Cancelled
-from bizsent.core.store import db_path, open_db
+from bizsent.core.store import DatabaseReplaced, db_path, open_db
 from bizsent.core.store.liveness import HEARTBEAT_S
 from bizsent.jobs import rows
 
@@ -96,8 +96,8 @@ def running(db: sqlite_utils.Database, job_id: int, total: int = 0, *,
             raise Cancelled(f"job {job_id} cancelled") from None
         rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent jobs resume {job_id}`", epoch)
         raise
-    except rows.Superseded:
-        raise
+    except (rows.Superseded, DatabaseReplaced):
+        raise  # the row is another process's now, or the file is not the one this process opened
     except BizsentError as exc:
         rows.finish(db, job_id, "failed", str(exc), epoch)
         raise

@@ -22,9 +22,9 @@ import sqlite3
 from typing import Any
 
 import sqlite_utils
-from bizsent.core.errors import BizsentError, Superseded
+from bizsent.core.errors import BizsentError, StoreError, Superseded
 from bizsent.core.log import redact
-from bizsent.core.store import now, transaction
+from bizsent.core.store import check_identity, now, transaction
 from bizsent.core.store.liveness import HOST, is_dead
 
 
@@ -173,8 +173,9 @@ def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None
 
 def finish_if_possible(db: sqlite_utils.Database, job_id: int, error: str, epoch: int | None) -> None:
     """'failed' with `error` when the database can still take it (a full disk may refuse even that: then the
-    row's vanished process shows it dead, and it resumes all the same)."""
-    with contextlib.suppress(sqlite3.Error, OSError):
+    row's vanished process shows it dead, and it resumes all the same); nothing when the file was replaced."""
+    with contextlib.suppress(sqlite3.Error, OSError, StoreError):
+        check_identity(db)
         finish(db, job_id, "failed", error, epoch)
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from bizsent.core.errors import Superseded
+from bizsent.core.errors import StoreError, Superseded
 from bizsent.core.log import redact
-from bizsent.core.store import now, transaction
+from bizsent.core.store import check_identity, now, transaction
 from bizsent.core.store.liveness import is_dead
 
 FINAL = ("ok", "invalid", "error", "abandoned", "interrupted", "cancelled")
@@ -146,8 +146,10 @@ def _close_dead(db: sqlite_utils.Database, row: tuple) -> Interrupted | None:
 def close_all_lost(db: sqlite_utils.Database, in_flight: dict[int, dict[str, Any]]) -> None:
     """close_lost for each of a stopped run's open claims ({call id: {"sent", and "usd", "tokens_in",
     "tokens_out", "response_path" once known}}). Best effort: what cannot be written now (a full disk) the next
-    run closes as a dead claim, and a failure here must not hide why the run stopped."""
-    with contextlib.suppress(sqlite3.Error, OSError):
+    run closes as a dead claim, and a failure here must not hide why the run stopped. Nothing at all when the
+    database file was replaced (core.store.check_identity): it is not ours to write."""
+    with contextlib.suppress(sqlite3.Error, OSError, StoreError):
+        check_identity(db)
         for call_id, known in in_flight.items():
             close_lost(db, call_id, sent=known["sent"], usd=known.get("usd"), tokens_in=known.get("tokens_in"),
                        tokens_out=known.get("tokens_out"), response_path=known.get("response_path"))

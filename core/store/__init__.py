@@ -147,6 +147,7 @@ def open_db(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys = ON")
         db = sqlite_utils.Database(conn)
         migrate(db)
+        _remember_identity(db, path)
     except StoreError:
         _close(conn)
         raise
@@ -223,12 +224,59 @@ def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
                       "backup or pass another file with --db")
 
 
+# The file a connection opened: (path, device, inode). A database moved away and replaced at its path (a user
+# restoring a backup, a sync tool) while a job runs would take the job's writes into the wrong file and lose
+# them from the real one; every write transaction first checks that the path still holds the file it opened.
+_IDENTITY = "_bizsent_identity"  # the attribute of the sqlite_utils.Database that holds it
+_HEADER_APP_ID = slice(68, 72)  # where SQLite's header keeps PRAGMA application_id (big-endian)
+_MAGIC = b"SQLite format 3\x00"
+
+
+def _foreign(header: bytes) -> bool:
+    """A header that is not a bizsent database's. A new database's application_id may still sit in its WAL
+    (the file's header gets it at the first checkpoint), so 0 there is not foreign."""
+    if not header:
+        return False
+    app_id = int.from_bytes(header[_HEADER_APP_ID], "big") if len(header) >= 72 else 0
+    return not header.startswith(_MAGIC) or app_id not in (0, APPLICATION_ID)
+
+
+def _remember_identity(db: sqlite_utils.Database, path: Path) -> None:
+    stat = path.stat()
+    setattr(db, _IDENTITY, (path.absolute(), stat.st_dev, stat.st_ino))
+
+
+class DatabaseReplaced(StoreError):
+    """The file at the database's path is not the one this process opened: write nothing more."""
+
+
+def check_identity(db: sqlite_utils.Database) -> None:
+    """DatabaseReplaced (one line) unless the file at the database's path is the one this connection opened: same
+    device and inode, and bizsent's application_id in its header."""
+    known = getattr(db, _IDENTITY, None)
+    if known is None:  # opened elsewhere (a test's memory database)
+        return
+    path, dev, ino = known
+    try:
+        stat = path.stat()
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError:
+        stat, header = None, b""
+    if stat is None or (stat.st_dev, stat.st_ino) != (dev, ino) or _foreign(header):
+        raise DatabaseReplaced(f"database {path} was moved or replaced while this process was using it; stopped"
+                               " before writing into the wrong file. Put the database back (or open the one now"
+                               " there), then `bizsent recover` restores answers paid for but not stored")
+
+
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers wait instead of failing.
+    Refused (StoreError) when the file at the database's path is no longer the one opened (check_identity).
 
     Keep it short: no network, image decoding or file writing inside; every other writer waits for it.
     """
+    check_identity(db)
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db

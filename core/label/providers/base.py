@@ -10,14 +10,14 @@ one module: subclass Provider, call `register`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bizsent.core.errors import BizsentError
 
 if TYPE_CHECKING:
     from bizsent.core.config import ProviderSettings, Settings
     from bizsent.core.label.batching import Backend
-    from bizsent.core.label.labelers.base import Labeler
+    from bizsent.core.label.labelers.base import Labeler, Outcome
 
 
 class Provider:
@@ -47,6 +47,13 @@ class Provider:
 
     def labeler(self, conf: ProviderSettings, model: str, timeout_s: float) -> Labeler:
         raise NotImplementedError
+
+    def outcome_of_raw(self, body: Any) -> Outcome:
+        """Judge a saved raw answer (responses/, core.label.recover) as its labeler judged it when it came; by
+        default an OpenAI chat-completion body."""
+        from bizsent.core.label.labelers.openai_chat import outcome_of_body
+
+        return outcome_of_body(body if isinstance(body, dict) else {})
 
     def batches(self, conf: ProviderSettings) -> Backend:
         raise BizsentError(f"{self.name} has no batch API; run it live (without --batch)")
