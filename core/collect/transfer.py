@@ -18,10 +18,10 @@ An existing human test label (core.label.human.changes_test_label) changes only 
 `confirm` callback sees every such change first; without a yes those labels stay and the rest imports.
 
 An import checks every row first and writes nothing if the file is refused; local images are read and cached
-next (slow, so with no transaction open), then posts, labels, notes, skips and image records go in, WRITE_CHUNK
-rows per transaction: a write transaction of a 300,000-row file would hold the write lock for tens of seconds,
-and a labeling job's heartbeat and claims would wait behind it (the job would look dead). Every row is written
-as it would be on its own, so an import killed midway is completed by running it again.
+next (slow, so with no transaction open), then posts, labels, notes, skips and image records go in, a chunk of
+rows per transaction (core.store.chunks): one transaction for a 300,000-row file would hold the write lock for
+tens of seconds, and a labeling job's heartbeat and claims would wait behind it (the job would look dead).
+Every row is written as it would be on its own, so an import stopped midway is completed by running it again.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from bizsent.core.errors import BizsentError, ImportFormatError
 from bizsent.core.label import providers
 from bizsent.core.label.human import changes_test_label
 from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, parse_label
-from bizsent.core.store import WRITE_CHUNK, db_path, transaction
+from bizsent.core.store import chunks, db_path, transaction
 from bizsent.core.store.history import LabelValue
 from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
 from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
@@ -151,9 +151,9 @@ def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", s
     report.test_changed = bool(report.test_changes) and confirm is not None and confirm(report.test_changes)
     cached = _cache_local_images(db, rows, image_dir or Path(db_path(db)).parent / "images")
     queued: set[int] = set()
-    for start in range(0, len(rows), WRITE_CHUNK):
+    for chunk in chunks(rows):
         with transaction(db):
-            _write(db, rows[start:start + WRITE_CHUNK], report, cached, queued)
+            _write(db, chunk, report, cached, queued)
     report.images_queued = len(queued)
     return report
 

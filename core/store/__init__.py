@@ -15,10 +15,11 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 from bizsent.core.errors import StoreError
@@ -27,9 +28,14 @@ from bizsent.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 # Every writer keeps its transactions to a fraction of a second (slow work happens before BEGIN), so a writer
 # that waits this long is behind something wrong; jobs wait it out rather than die at the first busy moment.
 BUSY_TIMEOUT_MS = 30_000
-# Rows a bulk writer (import, demo seed) writes per transaction: tens of milliseconds of write lock, so a job's
-# heartbeat and claims never wait long behind it (bench/faults.py measures the longest lock).
-WRITE_CHUNK = 500
+T = TypeVar("T")
+# Rows a bulk writer (import, demo seed) writes per transaction (chunks): a fraction of a second of write lock,
+# so a job's heartbeat and claims never wait long behind it (bench/faults.py measures the longest wait). Between
+# chunks the bulk writer pauses a little longer than SQLite's busy handler sleeps between its tries (at most
+# 100 ms): SQLite does not queue waiting writers, and a writer that took the lock again at once would starve a
+# waiting heartbeat for the whole import.
+WRITE_CHUNK = 1000
+WRITE_PAUSE_S = 0.11
 APPLICATION_ID = 0x62697A73  # "bizs" in PRAGMA application_id: this file is bizsent's
 # Tables every bizsent schema has had since version 1: how a database made before APPLICATION_ID is recognised.
 CORE_TABLES = {"posts", "images", "labels", "jobs"}
@@ -227,18 +233,10 @@ def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
 # The file a connection opened: (path, device, inode). A database moved away and replaced at its path (a user
 # restoring a backup, a sync tool) while a job runs would take the job's writes into the wrong file and lose
 # them from the real one; every write transaction first checks that the path still holds the file it opened.
+# Only by stat: opening the database file a second time in this process and closing it would cancel SQLite's
+# POSIX locks on it ("How To Corrupt An SQLite Database File", 2.2), and the header's application_id was
+# checked when the file was opened (check_ours): a file at the path with the same device and inode is that file.
 _IDENTITY = "_bizsent_identity"  # the attribute of the sqlite_utils.Database that holds it
-_HEADER_APP_ID = slice(68, 72)  # where SQLite's header keeps PRAGMA application_id (big-endian)
-_MAGIC = b"SQLite format 3\x00"
-
-
-def _foreign(header: bytes) -> bool:
-    """A header that is not a bizsent database's. A new database's application_id may still sit in its WAL
-    (the file's header gets it at the first checkpoint), so 0 there is not foreign."""
-    if not header:
-        return False
-    app_id = int.from_bytes(header[_HEADER_APP_ID], "big") if len(header) >= 72 else 0
-    return not header.startswith(_MAGIC) or app_id not in (0, APPLICATION_ID)
 
 
 def _remember_identity(db: sqlite_utils.Database, path: Path) -> None:
@@ -251,22 +249,29 @@ class DatabaseReplaced(StoreError):
 
 
 def check_identity(db: sqlite_utils.Database) -> None:
-    """DatabaseReplaced (one line) unless the file at the database's path is the one this connection opened: same
-    device and inode, and bizsent's application_id in its header."""
+    """DatabaseReplaced (one line) unless the file at the database's path is the one this connection opened
+    (same device and inode)."""
     known = getattr(db, _IDENTITY, None)
     if known is None:  # opened elsewhere (a test's memory database)
         return
     path, dev, ino = known
     try:
         stat = path.stat()
-        with path.open("rb") as f:
-            header = f.read(100)
     except OSError:
-        stat, header = None, b""
-    if stat is None or (stat.st_dev, stat.st_ino) != (dev, ino) or _foreign(header):
+        stat = None
+    if stat is None or (stat.st_dev, stat.st_ino) != (dev, ino):
         raise DatabaseReplaced(f"database {path} was moved or replaced while this process was using it; stopped"
                                " before writing into the wrong file. Put the database back (or open the one now"
                                " there), then `bizsent recover` restores answers paid for but not stored")
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in WRITE_CHUNK pieces, for one write transaction each, pausing between them (WRITE_PAUSE_S) so
+    every writer waiting for the lock gets it in between."""
+    for start in range(0, len(items), WRITE_CHUNK):
+        if start:
+            time.sleep(WRITE_PAUSE_S)
+        yield items[start:start + WRITE_CHUNK]
 
 
 @contextmanager
