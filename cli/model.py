@@ -254,6 +254,8 @@ def _predict_on_endpoint(c: Context, endpoint: str, items: list, yes: bool) -> N
         typer.echo("nothing was sent", err=True)
         return
     client = EndpointClient(c.settings.runpod.serverless_base, endpoint, key, cfg)
+    typer.echo(f"waiting for endpoint {endpoint}'s answers: up to {client.answer_within_s:g} s a request"
+               f" (serverless.wait_s), {cfg.max_wait_s:g} s while queued (serverless.max_wait_s)", err=True)
     executed = 0.0
     try:
         for item in items:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from bizsent.core.collect.transfer import import_file
 from bizsent.core.config import load_settings
 from bizsent.core.errors import ConfigError
 from bizsent.core.log import redact
+from bizsent.core.store import open_db
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -59,3 +62,27 @@ def test_a_field_larger_than_the_limit_is_a_row_error(db, settings, tmp_path):
     assert report.posts_new == 1 and report.rows_skipped == 1
     assert report.problems[0].startswith(f"huge.jsonl line 1: text is {MAX_FIELD_CHARS + 1:,} characters, more than")
     assert db.execute("SELECT post_no FROM posts").fetchall() == [(2,)]
+
+
+def test_predict_on_an_endpoint_that_never_answers_says_what_it_waits_for_and_stops_at_the_bound(tmp_path):
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    image = tmp_path / "a.png"
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(image)
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"text": "wagmi", "image_path": str(image)}) + "\n", encoding="utf-8")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[data]\ndir = "data"\n[runpod]\nserverless_base = "http://127.0.0.1:{silent.getsockname()[1]}"\n'
+                   "[serverless]\nwait_s = 1.0\n", encoding="utf-8")
+    open_db(tmp_path / "data" / "bizsent.db").close()
+    try:
+        result = subprocess.run([sys.executable, "-c", "from bizsent.cli import main; main()", "--config", str(cfg),
+                                 "predict", "--file", str(posts), "--endpoint", "abc123def"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": PYTHONPATH, "RUNPOD_API_KEY": "rp-test-123456"})
+    finally:
+        silent.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "waiting for endpoint abc123def's answers: up to 2 s a request (serverless.wait_s)" in result.stderr
+    assert "gave no answer for endpoint abc123def within 2 s (serverless.wait_s" in result.stderr
