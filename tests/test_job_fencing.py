@@ -1,6 +1,7 @@
 """One owner per job (issue 19, point 1): a take-over moves the row's epoch on, and the process it replaced can no
 longer write as the owner. Unit checks of the fence, then the user's case with real processes: Ctrl-Z a
-`label --yes` run, resume its job once it shows dead, let the old process continue."""
+`label --yes` run, resume its job once it shows dead, let the old process continue. Also point 2 (a heartbeat
+only blocked is not a death; an import writes in short transactions) and point 9 (two resumes at once)."""
 
 from __future__ import annotations
 
@@ -217,3 +218,14 @@ def world_for_resume(tmp_path, monkeypatch):
         rows.finish(db, job, "failed", "the server could not be reached")
         db.close()
         yield settings.db_path, cfg, job
+
+
+def test_any_job_kind_whose_row_was_taken_over_ends_superseded_and_leaves_the_row_to_its_new_owner(db):
+    from bizsent.jobs.heartbeat import running
+
+    job = rows.queue(db, "score-pool", {"run_id": 1})
+    with pytest.raises(Superseded), running(db, job) as beat:
+        mine = beat.epoch
+        newer = rows.take_over(db, job, 0)  # what a resume elsewhere does while this one still works
+    row = rows.get(db, job)
+    assert newer == mine + 1 and row["state"] == "running" and row["epoch"] == newer  # not marked done by the old
