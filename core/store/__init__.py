@@ -240,7 +240,10 @@ _IDENTITY = "_bizsent_identity"  # the attribute of the sqlite_utils.Database th
 
 
 def _remember_identity(db: sqlite_utils.Database, path: Path) -> None:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:  # no file behind it (":memory:"): nothing can replace it
+        return
     setattr(db, _IDENTITY, (path.absolute(), stat.st_dev, stat.st_ino))
 
 
