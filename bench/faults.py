@@ -10,10 +10,15 @@ Every case runs the real `bizsent` CLI as subprocesses against the fake servers 
   kill -9 label        300 posts, SIGKILL at 3 random points, then a final run
   kill -9 import       a 20,000-post JSONL import killed at a random point, then imported again
   kill -9 scrape       a scrape of 6 threads (fake 4chan, 1 request/s) killed midway, then run again
+  issue 19's cases (bench/faults_owner.py): stop-resume-continue, import beside a live job (with and without a
+  resume), the demo seed's write lock, a database replaced under a job, a full disk, secrets over plain http
 Measures: requests the fake server billed twice that the ledger does not mark "maybe paid"
 (double_paid_beyond_inflight), dollars over the total cap (cap_overrun_usd), rows missing after the rerun
-(lost_rows), tracebacks printed by any command, and the slowest dead-server stop (dead_server_stop_s).
-Run: .venv/bin/python bench/faults.py   (about 2-3 minutes). Last line: JSON.
+(lost_rows), tracebacks printed by any command, paid answers missing from the database after `recover`
+(paid_answers_missing), clients that would send a secret over plain http (secret_over_plain_http), the slowest
+dead-server stop (dead_server_stop_s) and the longest write lock beside an import or the demo seed
+(longest_write_lock_s). Every key but the last two is 0 when all is well.
+Run: .venv/bin/python bench/faults.py   (about 5 minutes; mounting the small disk needs root). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -24,77 +29,25 @@ import random
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import faults_owner  # noqa: E402
 from bizsent.core.config import load_settings  # noqa: E402
 from bizsent.core.label import ledger, planning  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
 from bizsent.jobs import labeling  # noqa: E402
 from fakes.fourchan import FakeFourChan, big_board  # noqa: E402
-from fakes.label_posts import FAKE_CONFIG, make_posts  # noqa: E402
 from fakes.openai_server import FakeOpenAI, Server  # noqa: E402
+from fault_tools import OUTPUTS, beyond_inflight, finish, labeled, row, run, start, world  # noqa: E402
 
 SEED = int(os.environ.get("FAULTS_SEED", "9"))
 CAP = 0.025
-ENV = {**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": os.pathsep.join(
-    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-OUTPUTS: list[str] = []  # everything every command printed (tracebacks are counted in it)
-
-
-def start(cfg: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from bizsent.cli import main; main()", "--config", str(cfg), *args],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
-    out, err = proc.communicate(timeout=timeout)
-    OUTPUTS.append(out + err)
-    return proc.returncode, out + err
-
-
-def run(cfg: Path, *args: str) -> tuple[int, str]:
-    return finish(start(cfg, *args))
-
-
-def world(folder: Path, url: str, posts: int, extra: str = "") -> tuple[Path, Path]:
-    folder.mkdir(parents=True)
-    cfg = folder / "config.toml"
-    cfg.write_text(FAKE_CONFIG + '[prices."gpt-fake2"]\ninput_per_mtok = 0.25\noutput_per_mtok = 2.0\n'
-                   f"[labeling]\nmax_retries = 2\n{extra}"
-                   f'[labeling.openai]\nbase_url = "{url}"\nmodel = "gpt-fake"\nconcurrency = 8\n'
-                   "requests_per_minute = 60000\n", encoding="utf-8")
-    settings = load_settings(cfg, environ={})
-    db = open_db(settings.db_path)
-    if posts:
-        make_posts(db, settings.image_dir, posts)
-    db.close()
-    return cfg, settings.db_path
-
-
-def beyond_inflight(fake: FakeOpenAI, db_path: Path) -> int:
-    """Keys the server billed more than once that the ledger does not call maybe paid."""
-    twice = {k for k, n in Counter(fake.billed_keys()).items() if n > 1}
-    with sqlite3.connect(db_path) as conn:
-        maybe = {r[0] for r in conn.execute("SELECT request_key FROM api_calls WHERE status = 'interrupted'")}
-    return len(twice - maybe)
-
-
-def labeled(db_path: Path) -> int:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT count(DISTINCT post_id) FROM labels WHERE source = 'api'").fetchone()[0]
-
-
-def row(name: str, note: str, double: int = 0, overrun: float = 0.0, lost: int = 0, stop: float | None = None
-        ) -> dict:
-    return {"case": name, "double": double, "overrun": overrun, "lost": lost, "stop": stop, "note": note}
 
 
 def concurrent_runs(tmp: Path) -> dict:
@@ -265,20 +218,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         rows = [concurrent_runs(tmp), same_job_twice(tmp), batch_and_live(tmp), cap_across_processes(tmp),
-                *dead_servers(tmp), kill_label(tmp, rng), kill_import(tmp, rng), kill_scrape(tmp, rng)]
+                *dead_servers(tmp), kill_label(tmp, rng), kill_import(tmp, rng), kill_scrape(tmp, rng),
+                *faults_owner.cases(tmp)]
     tracebacks = sum(o.count("Traceback") for o in OUTPUTS)
-    print(f"{'case':<22} {'paid 2x*':>8} {'cap over $':>10} {'lost':>6} {'stop s':>7}  note")
+    print(f"{'case':<22} {'paid 2x*':>8} {'cap over $':>10} {'lost':>6} {'missing':>7} {'plain':>5} {'lock s':>6}"
+          f" {'stop s':>7}  note")
     for r in rows:
         stop = f"{r['stop']:.1f}" if r["stop"] is not None else "-"
-        print(f"{r['case']:<22} {r['double']:>8} {r['overrun']:>10.5f} {r['lost']:>6} {stop:>7}  {r['note']}")
-    print(f"* billed twice by the fake server and not marked 'maybe paid' in the ledger; {len(OUTPUTS)} commands,"
-          f" {tracebacks} traceback(s); {time.monotonic() - started:.0f} s")
+        lock = f"{r['lock']:.2f}" if r["lock"] is not None else "-"
+        print(f"{r['case']:<22} {r['double']:>8} {r['overrun']:>10.5f} {r['lost']:>6} {r['missing']:>7}"
+              f" {r['plain']:>5} {lock:>6} {stop:>7}  {r['note']}")
+    print(f"* billed twice by the fake server and not marked 'maybe paid' in the ledger (or beyond what was in"
+          f" flight at a take-over; a job shown dead beside an import counts too); missing: paid answers not in the"
+          f" database after `recover`; plain: clients that would send a secret over plain http; {len(OUTPUTS)}"
+          f" commands, {tracebacks} traceback(s); {time.monotonic() - started:.0f} s")
     print(json.dumps({
         "double_paid_beyond_inflight": sum(r["double"] for r in rows),
         "cap_overrun_usd": round(sum(r["overrun"] for r in rows), 6),
         "lost_rows": sum(r["lost"] for r in rows),
         "tracebacks": tracebacks,
+        "paid_answers_missing": sum(r["missing"] for r in rows),
+        "secret_over_plain_http": sum(r["plain"] for r in rows),
         "dead_server_stop_s": round(max(r["stop"] for r in rows if r["stop"] is not None), 1),
+        "longest_write_lock_s": round(max(r["lock"] for r in rows if r["lock"] is not None), 2),
     }))
 
 

@@ -50,6 +50,11 @@ def main() -> None:
     except BrokenPipeError:
         sys.exit(1)
     except OSError as exc:
+        from bizsent.core.store import disk_full, is_disk_full
+
+        if is_disk_full(exc):
+            typer.echo(f"error: {disk_full(exc.filename or (_opened[-1] if _opened else '.'))}", err=True)
+            sys.exit(1)
         if exc.filename is None:  # not a file problem (a socket, say): a bug until shown otherwise
             _internal_error(exc)
         # A file or folder that cannot be written or read is the user's to fix: one line, traceback in the log.

@@ -21,6 +21,8 @@ def label(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued job row; its own"
                                             " provider, model, mode and limit apply")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="after the estimate and confirmation, label in the"
+                                         " background (see `bizsent jobs`); a batch waits remotely anyway")] = False,
 ) -> None:
     """Label posts (image + text) with a vision LLM; prints the cost estimate first."""
     from bizsent.core.label import planning
@@ -54,6 +56,13 @@ def label(
 
         typer.echo(batches.submit(db, c.settings, plan).summary())
         return
+    if detach:
+        from bizsent.jobs.launch import launch_label
+
+        job_id, pid = launch_label(db, c.db_path, c.settings.source, params, c.settings.data_dir / "logs")
+        typer.echo(f"job {job_id} (label) started in the background (pid {pid}); follow it with"
+                   f" `bizsent jobs show {job_id}`")
+        return
     from bizsent.core.label.ledger import recover
 
     interrupted = recover(db, params.provider, params.model)
@@ -72,6 +81,7 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
     from bizsent.core.label import planning
     from bizsent.core.label.approval import approve
     from bizsent.core.label.ledger import recover
+    from bizsent.core.store import DatabaseReplaced
     from bizsent.jobs import labeling, rows
     from bizsent.jobs.label_report import interrupted_notice
 
@@ -98,8 +108,8 @@ def _label_job(c: Context, db, job_id: int, dry_run: bool) -> None:
         if interrupted:
             typer.echo(interrupted_notice(interrupted), err=True)
         report = labeling.run_live(db, c.settings, plan, interrupted=interrupted, job_id=job_id)
-    except rows.JobBusy:
-        raise  # another process runs it: its row is not ours to mark
+    except (rows.JobBusy, rows.Superseded, DatabaseReplaced):
+        raise  # another process runs it (its row is not ours to mark), or the file is not the one opened
     except BizsentError as exc:
         if (rows.get(db, job_id) or {}).get("state") in ("queued", "running"):
             rows.finish(db, job_id, "failed", str(exc))
@@ -171,6 +181,16 @@ def costs(ctx: typer.Context) -> None:
 
     c = ctx_of(ctx)
     typer.echo(render_costs(c.db(create=False), c.settings))
+
+
+@app.command()
+def recover(ctx: typer.Context) -> None:
+    """Put back paid answers that never reached the database (a database replaced under a job, a full disk)
+    from the raw responses under data/responses/; running it again changes nothing."""
+    from bizsent.core.label.recover import recover_answers
+
+    c = ctx_of(ctx)
+    typer.echo(recover_answers(c.db(create=False), c.settings).summary())
 
 
 @app.command()

@@ -254,6 +254,8 @@ def _predict_on_endpoint(c: Context, endpoint: str, items: list, yes: bool) -> N
         typer.echo("nothing was sent", err=True)
         return
     client = EndpointClient(c.settings.runpod.serverless_base, endpoint, key, cfg)
+    typer.echo(f"waiting for endpoint {endpoint}'s answers: up to {client.answer_within_s:g} s a request"
+               f" (serverless.wait_s), {cfg.max_wait_s:g} s while queued (serverless.max_wait_s)", err=True)
     executed = 0.0
     try:
         for item in items:
@@ -304,12 +306,21 @@ def score_pool_(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="posts per forward pass and commit "
                                                    "(default: train.batch_size)")] = None,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
 ) -> None:
     """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
     from bizsent.core.model.pool import score_pool
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    if detach and job is None:
+        if limit is not None and limit < 1:
+            raise BizsentError("--limit must be at least 1")
+        from bizsent.jobs.pool import queue
+
+        job = queue(db, run, limit, batch_size)
+    if _detach_or_run(c, db, job, detach):
+        return
     if job is not None:
         from bizsent.jobs.pool import run_job
 

@@ -22,7 +22,8 @@ SECRET_ENV = {"runpod": "RUNPOD_API_KEY"}
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No setting is infinite or NaN: `inf` (or 1e309, which TOML reads as inf) as a budget cap would be no cap.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataSettings(Section):
@@ -336,6 +337,11 @@ def load_settings(
             tree = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8); pass a TOML config file"
+                              " to --config") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path} ({exc.strerror or exc}); make it readable") from None
     elif path != DEFAULT_CONFIG:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
     origins: dict[str, str] = {}

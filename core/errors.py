@@ -19,3 +19,13 @@ class ImportFormatError(BizsentError):
 
 class Cancelled(BizsentError):
     """The user cancelled the job this process runs (its row says 'cancelled'); the work stopped cleanly."""
+
+
+class Superseded(BizsentError):
+    """Another process took over the job this process ran (the row's epoch moved on, jobs.rows): this one stops
+    writing as its owner."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was taken over by another process (a resume or a rerun); this one stopped,"
+                         " and what it had in flight is recorded as maybe paid")
+        self.job_id = job_id

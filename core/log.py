@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,20 +32,37 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class QuietFileHandler(RotatingFileHandler):
+    """The log file's handler: a record it cannot write (a full disk, a folder gone) is dropped. logging's
+    default prints the failure's traceback on stderr, once per record: a screen of them for one full disk."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
+        pass
+
+
 SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 
 
+SHORT_SECRET = 8  # below this a value could be an everyday word: replaced only where it stands alone
+
+
 def secret_values() -> list[tuple[str, str]]:
-    """(variable, value) of every secret in the environment: the providers' keys and anything named like one."""
-    names = secret_variables() | {n for n in os.environ if n.upper().endswith(SECRET_SUFFIXES)}
+    """(variable, value) of every secret in the environment: the providers' keys (whatever their length) and
+    anything named like one (from SHORT_SECRET characters: a short value of an unknown variable is not a key)."""
+    declared = secret_variables()
+    names = declared | {n for n in os.environ if n.upper().endswith(SECRET_SUFFIXES)}
     out = [(n, os.environ.get(n, "").strip()) for n in sorted(names)]
     # Longest first, so a key that contains another is replaced whole.
-    return sorted(((n, v) for n, v in out if len(v) >= 8), key=lambda nv: -len(nv[1]))
+    return sorted(((n, v) for n, v in out if v and (n in declared or len(v) >= SHORT_SECRET)),
+                  key=lambda nv: -len(nv[1]))
 
 
 def redact(text: str) -> str:
     for var, value in secret_values():
-        text = text.replace(value, f"<{var}>")
+        if len(value) >= SHORT_SECRET:
+            text = text.replace(value, f"<{var}>")
+        else:  # a short key: as a token of its own ("Bearer abc"), not inside words ("abc" in "abcde")
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", f"<{var}>", text)
     return text
 
 
@@ -77,7 +95,7 @@ def setup_logging(data_dir: Path) -> Path | None:
         return path
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        handler = QuietFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
     except OSError:
         root.addHandler(logging.NullHandler())
         return None

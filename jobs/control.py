@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.store import transaction
 from bizsent.jobs import rows
 from bizsent.jobs.kinds import ACTIVE, RESUMABLE_FROM, kind_of, status
 
@@ -47,14 +48,21 @@ def launch(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | s
 
 def resume(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, job_id: int,
            log_dir: Path | str) -> int:
-    """Run a stopped job again, detached, from where it stopped; returns the child's pid."""
-    job = _job(db, job_id)
-    now = status(job)
-    if not kind_of(job["kind"]).resumable(job):
-        raise BizsentError(f"job {job_id} ({job['kind']}) cannot be resumed; start a new one")
-    if now not in RESUMABLE_FROM:
-        raise BizsentError(f"job {job_id} is {now}; only a dead, queued or failed job can be resumed")
-    return start(db, db_path, config_path, job_id, log_dir)
+    """Run a stopped job again, detached, from where it stopped; returns the child's pid. The row is reserved
+    first (atomically: of two resumes at once, the second is refused), then the child is started."""
+    with transaction(db):
+        job = _job(db, job_id)
+        now = status(job)
+        if not kind_of(job["kind"]).resumable(job):
+            raise BizsentError(f"job {job_id} ({job['kind']}) cannot be resumed; start a new one")
+        if now not in RESUMABLE_FROM:
+            raise BizsentError(f"job {job_id} is {now}; only a dead, queued or failed job can be resumed")
+        rows.reserve(db, job_id)
+    try:
+        return start(db, db_path, config_path, job_id, log_dir)
+    except BizsentError as exc:
+        rows.requeue(db, job_id, f"resume failed: {exc}")
+        raise
 
 
 def cancel(db: sqlite_utils.Database, settings: Any, job_id: int) -> str:

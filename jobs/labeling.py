@@ -13,6 +13,7 @@ account is out of quota. A rerun of the same command picks up where a killed one
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,7 +23,7 @@ import sqlite_utils
 from aiolimiter import AsyncLimiter
 from bizsent.core.collect.images import image_jpeg
 from bizsent.core.config import Settings
-from bizsent.core.errors import BizsentError
+from bizsent.core.errors import BizsentError, Superseded
 from bizsent.core.label import ledger, providers
 from bizsent.core.label.labelers import (
     Labeler,
@@ -34,7 +35,7 @@ from bizsent.core.label.labelers import (
 )
 from bizsent.core.label.labelers.base import exhausted_for
 from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, the_text
-from bizsent.core.store import transaction
+from bizsent.core.store import disk_full, is_disk_full, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 from bizsent.jobs import kinds, rows
@@ -47,6 +48,10 @@ RATE_LIMIT_RETRIES = 30
 # A claim reserves this multiple of the post's estimate (or the dearest answer seen so far, if larger), so
 # answers somewhat longer than estimated cannot carry concurrent runs over the total cap.
 RESERVE_MARGIN = 1.5
+
+
+SUPERSEDED = "superseded"  # how a run ends whose job another process took over (never stored: not its row now)
+Owner = tuple[int, int]  # (job id, epoch): the token every write of a run carries (jobs.rows fencing)
 
 
 class _Invalid(Exception):  # noqa: N818  (an answer we cannot use; retried like a transient failure)
@@ -64,21 +69,20 @@ class _Skip(Exception):  # noqa: N818  (another run holds or answered this post:
 
 
 def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: Snapshot,
-              job_id: int | None = None) -> int:
-    """Run the given (queued) job row, else resume the same labeler's job whose process died, else a new row."""
+              job_id: int | None = None) -> tuple[int, int]:
+    """Run the given (queued) job row, else resume the same labeler's job whose process died, else a new row:
+    (job id, the epoch this process holds it under)."""
     if job_id is not None:
-        rows.take_over(db, job_id, total)
-        return job_id
+        return job_id, rows.take_over(db, job_id, total)
     for job in rows.listing(db, "label"):
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
         if same == wanted and job["state"] in ("running", "queued") and kinds.status(job) in ("dead", "queued"):
             try:
-                rows.take_over(db, job["id"], total)
+                return job["id"], rows.take_over(db, job["id"], total)
             except rows.JobBusy:  # another run resumed it a moment ago
                 continue
-            return job["id"]
-    return rows.create(db, "label", params.as_dict(), total, snapshot.counts(params.mode))
+    return rows.create(db, "label", params.as_dict(), total, snapshot.counts(params.mode)), rows.FIRST_EPOCH
 
 
 def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
@@ -96,27 +100,49 @@ def run_live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, *,
     interrupted = list(interrupted)
     snap = Snapshot(total=len(the_plan.items), estimate_usd=the_plan.chosen.usd, skipped=the_plan.skipped.copy(),
                     interrupted=len(interrupted))
-    job_id = start_job(db, params, len(the_plan.items), snap, job_id)
+    job_id, epoch = start_job(db, params, len(the_plan.items), snap, job_id)
+    # The process this one replaced (if any) is fenced off now: what it still had open is maybe paid.
+    late = ledger.recover(db, params.provider, params.model)
+    interrupted.extend(late)
+    snap.interrupted += len(late)
+    owner: Owner = (job_id, epoch)
     unknown: list[ledger.Interrupted] = []
     try:
         # Claims stay live while the heartbeat (a thread of its own) is fresh, even when the event loop waits.
-        with Beat(db, job_id):
-            state, error = asyncio.run(_live(db, settings, the_plan, labeler, job_id, snap, progress, backoff_s,
-                                             interrupted, unknown))
+        with Beat(db, job_id, epoch=epoch) as beat:
+            state, error = asyncio.run(_live(db, settings, the_plan, labeler, owner, snap, progress, backoff_s,
+                                             interrupted, unknown, beat))
     except KeyboardInterrupt:
         # Ctrl-C: what was answered is kept; the row waits to be resumed, its in-flight requests are recovered.
-        rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
-        rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent label --job {job_id}`")
+        rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"),
+                      epoch=epoch)
+        rows.requeue(db, job_id, f"interrupted (Ctrl-C); resume with `bizsent label --job {job_id}`", epoch)
         raise
-    rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"))
-    rows.finish(db, job_id, state, error)
+    except (sqlite3.Error, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        # A full disk: every answer written so far is whole (one transaction each); the row says why it stopped
+        # if there is still room for that, else its vanished process shows it dead. Either way it resumes.
+        problem = disk_full(settings.data_dir)
+        rows.finish_if_possible(db, job_id, f"{problem}; resume with `bizsent label --job {job_id}`", epoch)
+        raise problem from None
+    if state == SUPERSEDED:
+        raise Superseded(job_id)
+    rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total, counts=snap.counts("live"),
+                  epoch=epoch)
+    rows.finish(db, job_id, state, error, epoch)
     return Report(job_id, state, snap, interrupted, error, unknown)
 
 
-async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, labeler: Labeler, job_id: int,
+async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, labeler: Labeler, owner: Owner,
                 snap: Snapshot, progress: Callable[[Snapshot], None] | None, backoff_s: float,
-                interrupted: list[ledger.Interrupted], unknown: list[ledger.Interrupted]) -> tuple[str, str | None]:
+                interrupted: list[ledger.Interrupted], unknown: list[ledger.Interrupted],
+                beat: Beat) -> tuple[str, str | None]:
     params = the_plan.params
+    job_id, epoch = owner
+    # This run's open claims: call id -> what is known ("sent", and the answer's cost once it came back), what a
+    # run whose job was taken over leaves in the ledger as maybe paid (ledger.close_lost).
+    in_flight: dict[int, dict[str, Any]] = {}
     conf = providers.settings_of(settings, params.provider)
     caps = ledger.Caps(settings.labeling.budget_job_usd, settings.labeling.budget_total_usd)
     # One request at a time spaced 60/rpm apart: no start-up burst, so no window ever exceeds the limit.
@@ -132,19 +158,33 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
     stop: dict[str, str | None] = {"state": None, "error": None}
     loop = asyncio.get_running_loop()
     last_write = [0.0]
+    workers: list[asyncio.Task] = []
     resume = f"resume with `bizsent label --job {job_id}`"
 
     def halt(state: str, error: str | None) -> None:
         if stop["state"] is None:
             stop["state"], stop["error"] = state, error
+        if state == SUPERSEDED:  # stop sending at once: requests waiting for an answer are abandoned too
+            for task in workers:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+    def settle(call_id: int, **how: Any) -> None:
+        ledger.complete(db, call_id, epoch=epoch, **how)
+        in_flight.pop(call_id, None)
 
     def report(force: bool = False) -> None:
         if progress:
             progress(snap)
         if force or loop.time() - last_write[0] >= PROGRESS_EVERY_S:
             last_write[0] = loop.time()
-            if rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total,
-                             counts=snap.counts("live")) == "cancelled":
+            try:
+                state = rows.progress(db, job_id, done=snap.done, failed=snap.failed, total=snap.total,
+                                      counts=snap.counts("live"), epoch=epoch)
+            except Superseded:
+                halt(SUPERSEDED, None)
+                return
+            if state == "cancelled":
                 halt("cancelled", "cancelled by the user")
 
     def pause(seconds: float) -> None:
@@ -154,12 +194,12 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         latency = (time.monotonic() - started) * 1000
         if exc.maybe_sent:
             # It left this machine and no answer came back: the server may have billed it. Maybe paid.
-            ledger.complete(db, call_id, status=ledger.MAYBE_PAID, latency_ms=latency,
+            settle(call_id, status=ledger.MAYBE_PAID, latency_ms=latency,
                             error=f"{exc.cause}: fate unknown, may be billed; sent again")
             unknown.append(ledger.Interrupted(call_id, item.post_id, item.key, job_id))
             snap.maybe_paid += 1
         else:
-            ledger.complete(db, call_id, status="error", latency_ms=latency, error=f"not sent: {exc.cause}")
+            settle(call_id, status="error", latency_ms=latency, error=f"not sent: {exc.cause}")
         unreachable_in_a_row[0] += 1
         limit = settings.labeling.max_consecutive_failures
         if unreachable_in_a_row[0] >= limit:
@@ -167,12 +207,21 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                            f" check labeling.{params.provider}.base_url / your network; {resume}")
 
     async def attempt(item: Item, jpeg: bytes) -> None:
+        try:
+            await _attempt(item, jpeg)
+        except Superseded:
+            halt(SUPERSEDED, None)
+            raise _Stop from None
+
+    async def _attempt(item: Item, jpeg: bytes) -> None:
+        if beat.lost.is_set():
+            raise Superseded(job_id)
         if stop["state"]:
             raise _Stop
         reserve = max(the_plan.usd_of(item) * RESERVE_MARGIN, dearest[0])
         claim = ledger.claim(db, key=item.key, job_id=job_id, post_id=item.post_id, provider=params.provider,
                              model=params.model, prompt_version=params.prompt_version, reserve_usd=reserve,
-                             caps=caps, label_source=params.source, labeler=params.labeler)
+                             caps=caps, label_source=params.source, labeler=params.labeler, epoch=epoch)
         if claim.recovered:
             interrupted.extend(claim.recovered)
             snap.interrupted += len(claim.recovered)
@@ -182,14 +231,16 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         if claim.call_id is None:
             raise _Skip("labeled by another run" if claim.refused == "done" else CLAIMED)
         call_id = claim.call_id
+        in_flight[call_id] = {"sent": False}
         while (wait := paused_until[0] - loop.time()) > 0:
             await asyncio.sleep(wait)
         await requests.acquire()
         await tokens.acquire(min(conf.tokens_per_minute, tokens_per_post))
         if stop["state"]:
-            ledger.complete(db, call_id, status="cancelled", error="run stopped before sending")
+            settle(call_id, status="cancelled", error="run stopped before sending")
             raise _Stop
-        ledger.mark_sent(db, call_id)
+        ledger.mark_sent(db, call_id, epoch)
+        in_flight[call_id]["sent"] = True
         started = time.monotonic()
         try:
             outcome = await labeler.label(Request(item.key, the_text(item), jpeg, the_plan.examples))
@@ -201,18 +252,18 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
             raise
         except Transient as exc:
             unreachable_in_a_row[0] = 0
-            ledger.complete(db, call_id, status="error", error=exc.reason,
+            settle(call_id, status="error", error=exc.reason,
                             latency_ms=(time.monotonic() - started) * 1000)
             if exc.retry_after is not None:
                 pause(exc.retry_after)
             snap.retries += 1
             raise
         except QuotaExhausted as exc:
-            ledger.complete(db, call_id, status="error", error=str(exc))
+            settle(call_id, status="error", error=str(exc))
             halt("failed", f"{exc}; {resume}")
             raise _Stop from None
         except LabelerError as exc:
-            ledger.complete(db, call_id, status="error", error=str(exc))
+            settle(call_id, status="error", error=str(exc))
             halt("failed", str(exc))
             raise _Stop from None
         unreachable_in_a_row[0] = 0
@@ -225,13 +276,14 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
         snap.usd += usd
         common = dict(tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, usd=usd, latency_ms=latency,
                       response_path=path)
+        in_flight[call_id].update(common)
         if outcome.answer is None:
-            ledger.complete(db, call_id, status="invalid", error=outcome.error, **common)
+            settle(call_id, status="invalid", error=outcome.error, **common)
             snap.retries += 1
             raise _Invalid(outcome.error or "no answer")
         answer = outcome.answer
         with transaction(db):  # the label and the ledger's "ok" land together or not at all
-            ledger.complete(db, call_id, status="ok", **common)
+            settle(call_id, status="ok", **common)
             set_label(db, item.post_id, NewLabel(
                 label=answer.label, source=params.source, split=item.split,
                 labeler=params.labeler, confidence=answer.confidence, sarcastic=answer.sarcastic,
@@ -285,11 +337,16 @@ async def _live(db: sqlite_utils.Database, settings: Settings, the_plan: Plan, l
                 return
             report()
 
-    workers = [asyncio.create_task(worker()) for _ in range(conf.concurrency)]
+    workers.extend(asyncio.create_task(worker()) for _ in range(conf.concurrency))
     try:
-        await asyncio.gather(*workers)
+        ended = await asyncio.gather(*workers, return_exceptions=True)
     finally:
         await labeler.aclose()
+        ledger.close_all_lost(db, in_flight)  # only a superseded run (or a crash, a full disk) leaves any
+    if failure := next((e for e in ended if isinstance(e, Exception)), None):
+        raise failure
+    if stop["state"] == SUPERSEDED:
+        return SUPERSEDED, None
     report(force=True)
     return stop["state"] or "done", stop["error"]
 

@@ -32,9 +32,11 @@ _SPAWN = (
 
 
 def bizsent_command(db_path: Path | str, config_path: Path | str | None, args: list[str]) -> list[str]:
-    """The same interpreter and code as this process, so a detached job runs the version the console runs."""
-    config = ["--config", str(config_path)] if config_path else []
-    return [sys.executable, "-c", "from bizsent.cli import main; main()", *config, "--db", str(db_path), *args]
+    """The same interpreter and code as this process, so a detached job runs the version the console runs. Paths
+    are made absolute: the child runs in the checkout's folder (so no folder of the user's shadows the package)."""
+    config = ["--config", os.path.abspath(config_path)] if config_path else []
+    return [sys.executable, "-c", "from bizsent.cli import main; main()", *config, "--db", os.path.abspath(db_path),
+            *args]
 
 
 def start_detached(db_path: Path | str, config_path: Path | str | None, args: list[str],

@@ -26,12 +26,14 @@ def running_job(db: sqlite_utils.Database) -> dict[str, Any] | None:
     return None
 
 
-def queue(db: sqlite_utils.Database, run: int | str | None = None, limit: int | None = None) -> int:
+def queue(db: sqlite_utils.Database, run: int | str | None = None, limit: int | None = None,
+          batch_size: int | None = None) -> int:
     """A score-pool row for the run (checked now: a bad run fails here, not in a detached child)."""
     busy = running_job(db)
     if busy is not None:
         raise BizsentError(f"the pool is already being scored (job {busy['id']}, pid {busy['pid']})")
-    return rows.queue(db, KIND, {"run_id": resolve_run(db, run)["id"], "limit": limit})
+    params = {"run_id": resolve_run(db, run)["id"], "limit": limit}
+    return rows.queue(db, KIND, {**params, "batch_size": batch_size} if batch_size else params)
 
 
 def run_job(db: sqlite_utils.Database, settings: Any, job_id: int, batch_size: int | None = None) -> PoolReport:
@@ -44,10 +46,11 @@ def run_job(db: sqlite_utils.Database, settings: Any, job_id: int, batch_size: i
     with running(db, job_id) as beat:
 
         def progress(done: int, total: int) -> bool:
-            state = rows.progress(db, job_id, done=done, failed=0, total=total, counts={})
+            state = rows.progress(db, job_id, done=done, failed=0, total=total, counts={}, epoch=beat.epoch)
             return state != "cancelled" and not beat.cancelled.is_set()
 
-        report = score_pool(db, settings, job["params"].get("run_id"), batch_size=batch_size,
+        report = score_pool(db, settings, job["params"].get("run_id"),
+                            batch_size=batch_size or job["params"].get("batch_size"),
                             limit=job["params"].get("limit"), progress=progress)
         if report.stopped:
             raise Cancelled(f"job {job_id} cancelled: {report.summary()}")

@@ -21,15 +21,22 @@ from bizsent.jobs.heartbeat import Beat, running
 TRAIN, EVAL = "train", "eval"
 
 
+def _absolute(path: Path | str | None) -> str | None:
+    """A path as the row records it: absolute, since a detached child runs in another folder (jobs.launch)."""
+    return str(Path(path).expanduser().absolute()) if path else None
+
+
 def train_params(name: str, *, bundle: Path | None, base_model: str | None, max_steps: int | None,
                  four_bit: bool | None, evaluate: bool, resume: bool) -> dict[str, Any]:
-    return {"name": name, "bundle": str(bundle) if bundle else None, "base_model": base_model,
-            "max_steps": max_steps, "four_bit": four_bit, "evaluate": evaluate, "resume": resume}
+    # A base model is a hub name or a folder; only a folder that exists here is made absolute.
+    local_model = base_model and Path(base_model).expanduser().exists()
+    return {"name": name, "bundle": _absolute(bundle),
+            "base_model": _absolute(base_model) if local_model else base_model, "max_steps": max_steps,
+            "four_bit": four_bit, "evaluate": evaluate, "resume": resume}
 
 
 def eval_params(run: str, *, bundle: Path | None, cryptobert: Path | None) -> dict[str, Any]:
-    return {"run": run, "bundle": str(bundle) if bundle else None,
-            "cryptobert": str(cryptobert) if cryptobert else None}
+    return {"run": run, "bundle": _absolute(bundle), "cryptobert": _absolute(cryptobert)}
 
 
 @dataclass(slots=True)
@@ -56,7 +63,7 @@ def _step_callback(db: sqlite_utils.Database, job_id: int, beat: Beat) -> Any:
 
         def on_step_end(self, args, state, control, **kwargs):
             written = rows.progress(db, job_id, done=state.global_step, failed=0, total=state.max_steps,
-                                    counts={"epoch": state.epoch})
+                                    counts={"epoch": state.epoch}, epoch=beat.epoch)
             if written == "cancelled" or beat.cancelled.is_set():
                 raise Cancelled(f"job {job_id} cancelled at step {state.global_step}; its checkpoints stay")
 
@@ -98,14 +105,14 @@ def run_eval(db: sqlite_utils.Database, settings: Any, job_id: int) -> tuple[Any
     from bizsent.core.evaluate.report import evaluate_run, zero_shot_run
 
     p = _job(db, job_id, EVAL)["params"]
-    with running(db, job_id, interrupt_on_cancel=True):
+    with running(db, job_id, interrupt_on_cancel=True) as beat:
         run = p["run"]
         if run == "zero-shot":
             if not p.get("bundle"):
                 raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
             run = str(zero_shot_run(db, settings, Path(p["bundle"])))
         out = evaluate_run(db, settings, run, cryptobert=Path(p["cryptobert"]) if p.get("cryptobert") else None)
-        rows.progress(db, job_id, done=1, failed=0, total=1, counts={"report": str(out[1])})
+        rows.progress(db, job_id, done=1, failed=0, total=1, counts={"report": str(out[1])}, epoch=beat.epoch)
     return out
 
 

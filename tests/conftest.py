@@ -1,8 +1,15 @@
-"""Shared fixtures: a fresh settings object and database per test, all under tmp_path."""
+"""Shared fixtures: a fresh settings object and database per test, all under tmp_path.
+
+The session starts from a clean environment: a user who trains on RunPod or labels through an API has their
+keys and BIZSENT_* overrides in the shell, and a test must never read them (or send them anywhere). Every
+variable that bizsent or a provider's SDK reads is removed here, before any test module is imported; a test
+that needs one sets it itself. tests/test_env_sealed.py proves it from a dirty shell.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +19,19 @@ from bizsent.core.store import open_db
 # Without the training extra (`scripts/setup dev`, as CI's real-terminal run on a middle Python has) the test modules
 # that import torch at the top are left out instead of failing to import; the others skip what needs torch.
 collect_ignore = [] if importlib.util.find_spec("torch") else ["test_scoring.py", "test_train.py"]
+
+# Prefixes of every variable bizsent, its providers' SDKs and the RunPod client read (keys, base URLs, orgs).
+UNSEALED_PREFIXES = ("BIZSENT_", "RUNPOD_", "OPENAI_", "GEMINI_", "GOOGLE_API_KEY", "GOOGLE_GENAI_")
+
+
+def _seal_environment() -> list[str]:
+    gone = [name for name in os.environ if name.startswith(UNSEALED_PREFIXES)]
+    for name in gone:
+        del os.environ[name]
+    return gone
+
+
+_seal_environment()
 
 
 @pytest.fixture

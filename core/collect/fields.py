@@ -13,6 +13,10 @@ _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 # SQLite stores integers in 64 bits; a bigger one would fail (OverflowError) only when the whole file is written.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The most characters one text field may hold: a /biz/ post is at most 2,000 characters and its HTML a few
+# times that; a field of hundreds of megabytes is a broken file, and would be copied into every screen and
+# export (images have their own limit, scrape.max_image_mb).
+MAX_FIELD_CHARS = 1_000_000
 
 
 def blank(value: object) -> bool:
@@ -55,6 +59,9 @@ def parse_str(value: object, name: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            raise ValueError(f"{name} is {len(value):,} characters, more than the {MAX_FIELD_CHARS:,} a field may"
+                             " hold")
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)

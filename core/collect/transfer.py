@@ -17,9 +17,11 @@ where no row is good, or a CSV whose quote is never closed, is refused in one li
 An existing human test label (core.label.human.changes_test_label) changes only when the caller confirms: the
 `confirm` callback sees every such change first; without a yes those labels stay and the rest imports.
 
-An import writes all of a file or nothing: rows are checked first, local images are read and cached next
-(slow, so with no transaction open: other writers such as a labeling job never wait on it), then posts,
-labels, notes, skips and image records go in as one short transaction.
+An import checks every row first and writes nothing if the file is refused; local images are read and cached
+next (slow, so with no transaction open), then posts, labels, notes, skips and image records go in, a chunk of
+rows per transaction (core.store.chunks): one transaction for a 300,000-row file would hold the write lock for
+tens of seconds, and a labeling job's heartbeat and claims would wait behind it (the job would look dead).
+Every row is written as it would be on its own, so an import stopped midway is completed by running it again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from bizsent.core.errors import BizsentError, ImportFormatError
 from bizsent.core.label import providers
 from bizsent.core.label.human import changes_test_label
 from bizsent.core.labels import API_SOURCE, SOURCES, SPLITS, origin, parse_label
-from bizsent.core.store import db_path, transaction
+from bizsent.core.store import chunks, db_path, transaction
 from bizsent.core.store.history import LabelValue
 from bizsent.core.store.posts import add_note, add_skip, post_id, set_label, write_posts
 from bizsent.core.store.records import ImageRef, ImportRow, NewLabel, NewPost
@@ -148,8 +150,11 @@ def import_file(db: sqlite_utils.Database, path: Path, *, split: str = "test", s
     report.test_changes = _test_changes(db, rows)
     report.test_changed = bool(report.test_changes) and confirm is not None and confirm(report.test_changes)
     cached = _cache_local_images(db, rows, image_dir or Path(db_path(db)).parent / "images")
-    with transaction(db):
-        _write(db, rows, report, cached)
+    queued: set[int] = set()
+    for chunk in chunks(rows):
+        with transaction(db):
+            _write(db, chunk, report, cached, queued)
+    report.images_queued = len(queued)
     return report
 
 
@@ -325,14 +330,14 @@ def _cache_local_images(db: sqlite_utils.Database, rows: list[ImportRow], image_
 
 
 def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportReport,
-           cached: dict[str, Cached]) -> None:
+           cached: dict[str, Cached], queued: set[int]) -> None:
     """Write checked rows inside the caller's transaction: fast statements only."""
     # An existing post is only refreshed by a row that carries its HTML, so a labels-only row
     # never blanks a scraped post's body.
     posts = [r.post for r in rows if r.post.html or post_id(db, r.post.board, r.post.post_no) is None]
     counts = write_posts(db, posts)
-    report.posts_new, report.posts_updated = counts.new, counts.updated
-    queued: set[int] = set()
+    report.posts_new += counts.new
+    report.posts_updated += counts.updated
     for row in rows:
         pid = post_id(db, row.post.board, row.post.post_no)
         if pid is None:
@@ -352,7 +357,6 @@ def _write(db: sqlite_utils.Database, rows: list[ImportRow], report: ImportRepor
             report.skips += 1
         if row.post.image:
             _settle_image(db, row, report, cached, queued)
-    report.images_queued = len(queued)
 
 
 def _settle_image(db: sqlite_utils.Database, row: ImportRow, report: ImportReport, cached: dict[str, Cached],

@@ -20,7 +20,7 @@ from bizsent.core.collect.images import cache_image, record
 from bizsent.core.demo.images import ImageSpec, render
 from bizsent.core.demo.text import dress, fill, general_thread
 from bizsent.core.labels import API_SOURCE, LABELS, RANDOM_SAMPLING, Label, api_labeler, origin
-from bizsent.core.store import transaction
+from bizsent.core.store import chunks, transaction
 from bizsent.core.store.posts import CANDIDATE_SQL, add_note, add_skip, post_id, save_posts, set_label
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost
 
@@ -237,17 +237,19 @@ def seed_demo(db: sqlite_utils.Database, image_dir: Path, *, n_posts: int = 300,
     """Write the demo posts, images and labels for `seed`; running it again changes nothing."""
     started = clock.perf_counter()
     demo = build_posts(n_posts, seed)
-    counts = save_posts(db, [d.post for d in demo])
-    report = DemoReport(posts=len(demo), posts_new=counts.new)
+    report = DemoReport(posts=len(demo))
+    for chunk in chunks(demo):
+        report.posts_new += save_posts(db, [d.post for d in chunk]).new
     # Rendering and caching take seconds: no transaction around them (each record commits on its own), so a
     # job writing to the same database never waits behind the demo.
     for item in demo:
         if item.image:
             _cache(db, image_dir, item)
     rng = random.Random(seed * 7919 + 1)
-    with transaction(db):
-        for item in demo:
-            _label(db, rng, item, report)
+    for chunk in chunks(demo):  # short write transactions: a job's heartbeat never waits long
+        with transaction(db):
+            for item in chunk:
+                _label(db, rng, item, report)
     candidates = {
         row[0] for row in db.execute(
             f"SELECT p.post_no FROM posts p JOIN images i ON i.id = p.image_id WHERE p.source = ? AND {CANDIDATE_SQL}",

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from bizsent.core.config import SECRET_ENV, Settings, secret
@@ -113,15 +113,9 @@ class LogLine:
 
 def check_base(api_base: str) -> str:
     """`api_base` without its trailing slash, refused if the key would travel over plain http off this machine."""
-    url = urlsplit(api_base)
-    host = (url.hostname or "").lower()
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if url.scheme not in ("http", "https") or not host:
-        raise BizsentError(f"runpod.api_base {api_base!r} is not an http(s) address; fix it in config.toml")
-    if url.scheme != "https" and not loopback:
-        raise BizsentError(f"refusing to send {SECRET_ENV['runpod']} over plain http to {host}; use an https "
-                           "runpod.api_base")
-    return api_base.rstrip("/")
+    from bizsent.core.secure import check_secret_url
+
+    return check_secret_url(api_base, SECRET_ENV["runpod"], "runpod.api_base").rstrip("/")
 
 
 def _problem(response: httpx.Response) -> tuple[str, str]:

@@ -49,6 +49,9 @@ class AgentChannel:
 
     def __init__(self, base_url: str, token: str, *, retries: int = 6, backoff_s: float = 1.0,
                  timeout_s: float = 90.0, client: httpx.Client | None = None) -> None:
+        from bizsent.core.secure import check_secret_url
+
+        check_secret_url(base_url, "the run token", "runpod.proxy_url")
         self.retries, self.backoff_s = retries, backoff_s
         self.http = client or httpx.Client(timeout=httpx.Timeout(timeout_s, connect=15.0))
         self.http.base_url = httpx.URL(base_url.rstrip("/") + "/")

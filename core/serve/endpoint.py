@@ -81,11 +81,20 @@ def _error_line(error: Any) -> str:
 class EndpointClient:
     def __init__(self, base: str, endpoint: str, key: str, cfg: ServerlessSettings,
                  client: httpx.Client | None = None) -> None:
+        from bizsent.core.secure import check_secret_url
+
+        base = check_secret_url(base, "RUNPOD_API_KEY", "runpod.serverless_base")
         self.url = f"{base.rstrip('/')}/v2/{check_endpoint_id(endpoint)}"
         self.endpoint = endpoint
         self.cfg = cfg
         self.http = client or httpx.Client(headers={"Authorization": f"Bearer {key}"},
-                                           timeout=httpx.Timeout(cfg.wait_s + 30, connect=10))
+                                           timeout=httpx.Timeout(self.answer_within_s, connect=10))
+
+    @property
+    def answer_within_s(self) -> float:
+        """How long one request waits for an answer: runsync holds it up to serverless.wait_s, plus a margin for
+        the network (as long again, at most 30 s)."""
+        return self.cfg.wait_s + min(30.0, self.cfg.wait_s)
 
     def close(self) -> None:
         self.http.close()
@@ -94,8 +103,9 @@ class EndpointClient:
         try:
             response = self.http.request(method, f"{self.url}/{path}", json=body)
         except httpx.TimeoutException:
-            raise BizsentError(f"RunPod gave no answer for endpoint {self.endpoint} in time; the job may still run "
-                               "(see the endpoint's Requests tab)") from None
+            raise BizsentError(f"RunPod gave no answer for endpoint {self.endpoint} within {self.answer_within_s:g} s"
+                               " (serverless.wait_s and a margin); the job may still run (see the endpoint's Requests"
+                               " tab)") from None
         except httpx.HTTPError as exc:
             raise BizsentError(f"cannot reach RunPod at {self.url} ({type(exc).__name__}); check the network and "
                                "runpod.serverless_base") from None

@@ -10,13 +10,16 @@ processes opening a new database at once apply them exactly once.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 from bizsent.core.errors import StoreError
@@ -25,6 +28,14 @@ from bizsent.core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 # Every writer keeps its transactions to a fraction of a second (slow work happens before BEGIN), so a writer
 # that waits this long is behind something wrong; jobs wait it out rather than die at the first busy moment.
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+# Rows a bulk writer (import, demo seed) writes per transaction (chunks): a fraction of a second of write lock,
+# so a job's heartbeat and claims never wait long behind it (bench/faults.py measures the longest wait). Between
+# chunks the bulk writer pauses a little longer than SQLite's busy handler sleeps between its tries (at most
+# 100 ms): SQLite does not queue waiting writers, and a writer that took the lock again at once would starve a
+# waiting heartbeat for the whole import.
+WRITE_CHUNK = 1000
+WRITE_PAUSE_S = 0.11
 APPLICATION_ID = 0x62697A73  # "bizs" in PRAGMA application_id: this file is bizsent's
 # Tables every bizsent schema has had since version 1: how a database made before APPLICATION_ID is recognised.
 CORE_TABLES = {"posts", "images", "labels", "jobs"}
@@ -142,6 +153,7 @@ def open_db(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys = ON")
         db = sqlite_utils.Database(conn)
         migrate(db)
+        _remember_identity(db, path)
     except StoreError:
         _close(conn)
         raise
@@ -172,8 +184,27 @@ def _close(conn: sqlite3.Connection | None) -> None:
         conn.close()
 
 
+def disk_full(path: Path | str) -> StoreError:
+    """The one line for a full disk under `path` (a file or folder): where, and how much is free."""
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:,.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return StoreError(f"the disk holding {folder} is full ({free}); free some space and run the command again"
+                      " (what was being written was rolled back, nothing is half-written)")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)) or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+
+
 def usage_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError | None:
-    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file); None for a bug."""
+    """The one line for an SQLite failure the user can fix (busy, read-only, damaged file, full disk); None for a
+    bug."""
+    if is_disk_full(exc):
+        return disk_full(path)
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(f"database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
@@ -199,17 +230,69 @@ def store_error(exc: sqlite3.DatabaseError, path: Path | str) -> StoreError:
                       "backup or pass another file with --db")
 
 
+# The file a connection opened: (path, device, inode). A database moved away and replaced at its path (a user
+# restoring a backup, a sync tool) while a job runs would take the job's writes into the wrong file and lose
+# them from the real one; every write transaction first checks that the path still holds the file it opened.
+# Only by stat: opening the database file a second time in this process and closing it would cancel SQLite's
+# POSIX locks on it ("How To Corrupt An SQLite Database File", 2.2), and the header's application_id was
+# checked when the file was opened (check_ours): a file at the path with the same device and inode is that file.
+_IDENTITY = "_bizsent_identity"  # the attribute of the sqlite_utils.Database that holds it
+
+
+def _remember_identity(db: sqlite_utils.Database, path: Path) -> None:
+    try:
+        stat = path.stat()
+    except OSError:  # no file behind it (":memory:"): nothing can replace it
+        return
+    setattr(db, _IDENTITY, (path.absolute(), stat.st_dev, stat.st_ino))
+
+
+class DatabaseReplaced(StoreError):
+    """The file at the database's path is not the one this process opened: write nothing more."""
+
+
+def check_identity(db: sqlite_utils.Database) -> None:
+    """DatabaseReplaced (one line) unless the file at the database's path is the one this connection opened
+    (same device and inode)."""
+    known = getattr(db, _IDENTITY, None)
+    if known is None:  # opened elsewhere (a test's memory database)
+        return
+    path, dev, ino = known
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or (stat.st_dev, stat.st_ino) != (dev, ino):
+        raise DatabaseReplaced(f"database {path} was moved or replaced while this process was using it; stopped"
+                               " before writing into the wrong file. Put the database back (or open the one now"
+                               " there), then `bizsent recover` restores answers paid for but not stored")
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in WRITE_CHUNK pieces, for one write transaction each, pausing between them (WRITE_PAUSE_S) so
+    every writer waiting for the lock gets it in between."""
+    for start in range(0, len(items), WRITE_CHUNK):
+        if start:
+            time.sleep(WRITE_PAUSE_S)
+        yield items[start:start + WRITE_CHUNK]
+
+
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers wait instead of failing.
+    Refused (StoreError) when the file at the database's path is no longer the one opened (check_identity).
 
     Keep it short: no network, image decoding or file writing inside; every other writer waits for it.
     """
+    check_identity(db)
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (a full disk, an I/O error): a second ROLLBACK would
+        # replace the real error with "cannot rollback - no transaction is active".
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
         raise
     else:
         db.execute("COMMIT")

@@ -345,6 +345,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN host TEXT;
     CREATE INDEX jobs_kind ON jobs(kind, id);
     """,
+    # 11: fencing (jobs.rows): a job row's epoch grows by one on every take-over, and each ledger row records
+    # the epoch it was claimed under, so a process that lost its job can no longer write as its owner.
+    """
+    ALTER TABLE jobs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE api_calls ADD COLUMN epoch INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

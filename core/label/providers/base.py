@@ -10,14 +10,14 @@ one module: subclass Provider, call `register`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bizsent.core.errors import BizsentError
 
 if TYPE_CHECKING:
     from bizsent.core.config import ProviderSettings, Settings
     from bizsent.core.label.batching import Backend
-    from bizsent.core.label.labelers.base import Labeler
+    from bizsent.core.label.labelers.base import Labeler, Outcome
 
 
 class Provider:
@@ -29,16 +29,31 @@ class Provider:
     supports_batch: ClassVar[bool] = False
 
     def api_key(self, conf: ProviderSettings) -> str:
-        """The key to send; a missing one fails with one line (ConfigError) before anything is spent."""
+        """The key to send; a missing one, or a base_url it may not travel to (core.secure), fails with one line
+        before anything is spent."""
         from bizsent.core.config import secret
 
-        return secret(self.name)
+        key = secret(self.name)
+        self.check_url(conf)
+        return key
+
+    def check_url(self, conf: ProviderSettings) -> None:
+        from bizsent.core.secure import check_secret_url
+
+        check_secret_url(conf.base_url, self.secret_env, f"labeling.{self.name}.base_url")
 
     def check_key(self, conf: ProviderSettings) -> None:
         self.api_key(conf)
 
     def labeler(self, conf: ProviderSettings, model: str, timeout_s: float) -> Labeler:
         raise NotImplementedError
+
+    def outcome_of_raw(self, body: Any) -> Outcome:
+        """Judge a saved raw answer (responses/, core.label.recover) as its labeler judged it when it came; by
+        default an OpenAI chat-completion body."""
+        from bizsent.core.label.labelers.openai_chat import outcome_of_body
+
+        return outcome_of_body(body if isinstance(body, dict) else {})
 
     def batches(self, conf: ProviderSettings) -> Backend:
         raise BizsentError(f"{self.name} has no batch API; run it live (without --batch)")

@@ -4,10 +4,8 @@ machine (local servers accept any key, so none is needed)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from bizsent.core.config import ProviderSettings, optional_secret
-from bizsent.core.label.labelers.base import Labeler, LabelerError
+from bizsent.core.label.labelers.base import Labeler
 from bizsent.core.label.providers.base import Provider, register
 from bizsent.core.label.providers.openai import ReasoningEffort
 from pydantic import Field
@@ -33,12 +31,7 @@ class Compatible(Provider):
         key = optional_secret(self.name)
         if key is None:
             return "not-needed"
-        url = urlsplit(conf.base_url)
-        host = (url.hostname or "").lower()
-        loopback = host in ("localhost", "::1") or host.startswith("127.")
-        if url.scheme != "https" and not loopback:
-            raise LabelerError(f"refusing to send {self.secret_env} over plain http to {host or conf.base_url};"
-                               f" use an https base_url in [labeling.{self.name}] or unset the variable")
+        self.check_url(conf)
         return key
 
     def labeler(self, conf: ProviderSettings, model: str, timeout_s: float) -> Labeler:

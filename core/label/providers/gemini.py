@@ -45,6 +45,11 @@ class Gemini(Provider):
     def batches(self, conf: ProviderSettings) -> GeminiBatches:
         return GeminiBatches(conf, self.api_key(conf))
 
+    def outcome_of_raw(self, body: Any) -> Outcome:
+        from bizsent.core.label.labelers.gemini import outcome_of_response
+
+        return outcome_of_response(body if isinstance(body, dict) else {})
+
     def image_tokens(self, detail: str, width: int, height: int) -> int:
         """258 per 768px tile; one tile for an image up to 384px a side."""
         if width <= 384 and height <= 384:
