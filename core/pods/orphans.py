@@ -121,11 +121,14 @@ def render(account: list[AccountPod], settings: Settings) -> str:
         lines.append(f"{len(stored)} stopped pod(s) whose volumes bill ${sum(a.storage_usd_month for a in stored):.2f}"
                      f" a month (${rate:.2f}/GB/month stopped, docs.runpod.io pods/pricing), though RunPod shows"
                      " $0.00/h: `bizsent pods terminate ID` ends that")
-    reapable = [a for a in account if a.reapable]
-    if reapable:
-        lines.append(f"{len(reapable)} pod(s) nobody needs, billing ${sum(a.pod.usd_per_hour for a in reapable):.2f}/h"
-                     f" and ${sum(a.storage_usd_month for a in reapable):.2f}/month: `bizsent pods reap` terminates"
-                     " them")
+    orphans = [a for a in account if a.orphan]
+    if orphans:
+        lines.append(f"{len(orphans)} orphan(s) billing ${sum(a.pod.usd_per_hour for a in orphans):.2f}/h:"
+                     " `bizsent pods reap` terminates them")
+    done = [a for a in account if a.stopped_collected and not a.orphan]
+    if done:
+        lines.append(f"{len(done)} stopped pod(s) whose adapter is stored here, their volumes billing"
+                     f" ${sum(a.storage_usd_month for a in done):.2f}/month: `bizsent pods reap` terminates them")
     return "\n".join(lines)
 
 
