@@ -144,10 +144,11 @@ class RunpodSettings(Section):
     cloud_types: list[CloudType] = Field(default_factory=lambda: ["COMMUNITY", "SECURE"], min_length=1)
     image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
     max_usd_per_hour: float = Field(0.80, gt=0)
-    # Kill switches, enforced by the pod's own watchdog (RunPod's stop-after settings never held): it STOPS the
-    # pod (GPU released, volume with the adapter kept) after max_hours, at max_dollars, after idle_timeout_min
-    # without progress, and grace_min after training ended with the adapter not collected; it terminates the
-    # pod once the laptop has collected the adapter. `bizsent pods reap` terminates stopped leftovers.
+    # Kill switches, enforced twice (RunPod's stop-after settings never held): the laptop's brake (core.pods.brake)
+    # terminates the pod it watches past max_hours, max_dollars or idle_timeout_min; the pod's own watchdog STOPS
+    # the pod (GPU released, volume with the adapter kept) at the same caps even when the laptop is gone, and
+    # grace_min after training ended with the adapter not collected; it terminates the pod once the laptop has
+    # collected the adapter. `bizsent pods reap` terminates stopped leftovers.
     max_hours: float = Field(5.0, gt=0)
     max_dollars: float = Field(5.0, gt=0)
     idle_timeout_min: float = Field(20.0, gt=0)
