@@ -24,7 +24,7 @@ def pods_list(ctx: typer.Context) -> None:
     with api.client(c.settings) as client:
         account = orphans.survey(db, client, c.settings)
         vanished = orphans.reconcile(db, client, account)
-    typer.echo(orphans.render(account))
+    typer.echo(orphans.render(account, c.settings))
     for row in vanished:
         typer.echo(f"pod {row.pod_id} ({row.name}) is no longer on RunPod; the database now says so")
 
@@ -49,19 +49,20 @@ def pods_gpus(ctx: typer.Context) -> None:
 
 @pods_app.command("reap")
 def pods_reap(ctx: typer.Context, yes: Yes = False) -> None:
-    """Terminate bizsent pods nobody will stop (unknown to the database, or finished there). Others untouched."""
+    """Terminate bizsent pods nobody will stop (unknown to the database, or finished there), and stopped ones whose
+    adapter is stored here (their volume bills by the month). Others untouched."""
     from bizsent.core.pods import api, orphans
 
     c = ctx_of(ctx)
     db = c.db()
     with api.client(c.settings) as client:
-        found = [a for a in orphans.survey(db, client, c.settings) if a.orphan]
+        found = [a for a in orphans.survey(db, client, c.settings) if a.reapable]
         if not found:
             typer.echo("no orphan pods: nothing to reap")
             return
         for a in found:
-            typer.echo(f"orphan {a.pod.id} {a.pod.name} ({a.pod.status}, ${a.pod.usd_per_hour:.2f}/h,"
-                       f" ${a.usd_so_far:.2f} so far): {a.why}")
+            typer.echo(f"{'orphan' if a.orphan else 'stopped'} {a.pod.id} {a.pod.name} ({a.pod.status},"
+                       f" ${a.pod.usd_per_hour:.2f}/h, ${a.usd_so_far:.2f} so far): {a.why}{a.storage_note}")
         if not yes and not typer.confirm(f"terminate these {len(found)} pod(s)?"):
             typer.echo("cancelled; nothing was terminated")
             return

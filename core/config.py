@@ -145,10 +145,11 @@ class RunpodSettings(Section):
     cloud_types: list[CloudType] = Field(default_factory=lambda: ["COMMUNITY", "SECURE"], min_length=1)
     image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
     max_usd_per_hour: float = Field(0.80, gt=0)
-    # Kill switches, enforced by the pod's own watchdog (RunPod's stop-after settings never held): it STOPS the
-    # pod (GPU released, volume with the adapter kept) after max_hours, at max_dollars, after idle_timeout_min
-    # without progress, and grace_min after training ended with the adapter not collected; it terminates the
-    # pod once the laptop has collected the adapter. `bizsent pods reap` terminates stopped leftovers.
+    # Kill switches, enforced twice (RunPod's stop-after settings never held): the laptop's brake (core.pods.brake)
+    # terminates the pod it watches past max_hours, max_dollars or idle_timeout_min; the pod's own watchdog STOPS
+    # the pod (GPU released, volume with the adapter kept) at the same caps even when the laptop is gone, and
+    # grace_min after training ended with the adapter not collected; it terminates the pod once the laptop has
+    # collected the adapter. `bizsent pods reap` terminates stopped leftovers.
     max_hours: float = Field(5.0, gt=0)
     max_dollars: float = Field(5.0, gt=0)
     idle_timeout_min: float = Field(20.0, gt=0)
@@ -166,6 +167,20 @@ class RunpodSettings(Section):
     agent_port: int = Field(8765, ge=1, le=65535)
     install_deps: bool = True  # a real pod pip-installs the training extra; tests run without
     serverless_base: str = "https://api.runpod.ai"
+    # Training speed per GPU type relative to an RTX 4090, for the plan's time and cost per GPU (core.pods.estimate);
+    # a type not listed counts as the slowest listed. Planning figures, not measured here: the 3090 and A5000 train
+    # 1.5-2x slower than a 4090 (public fp16 training benchmarks, e.g. lambdalabs.com/gpu-benchmarks).
+    gpu_speed: dict[str, float] = Field(default_factory=lambda: {
+        "NVIDIA GeForce RTX 4090": 1.0, "NVIDIA GeForce RTX 3090": 0.6, "NVIDIA RTX A5000": 0.5})
+    # Storage (docs.runpod.io pods/pricing): a pod's volume bills while it runs and, at twice the rate, while it
+    # is stopped (RunPod then shows the pod's cost as $0.00/h).
+    volume_usd_per_gb_month_running: float = Field(0.10, ge=0)
+    volume_usd_per_gb_month_stopped: float = Field(0.20, ge=0)
+    # An optional network volume (its id from the RunPod console; Secure Cloud only) holds the Hugging Face cache
+    # and pip's wheel cache across runs, so the model is downloaded once; it bills per GB-month, used or not.
+    network_volume_id: str = ""
+    network_volume_gb: int = Field(50, ge=1)
+    network_volume_usd_per_gb_month: float = Field(0.07, ge=0)
 
     @model_validator(mode="before")
     @classmethod

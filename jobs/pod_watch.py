@@ -11,11 +11,13 @@ event id it wrote (kept next to the log), so the log file holds each line once a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError, Cancelled
 from bizsent.core.log import redact
 from bizsent.core.model.events import MetricEvent, record_new
-from bizsent.core.pods import api, launch
+from bizsent.core.pods import api, launch, records
+from bizsent.core.pods.brake import BrakeApplied, LaptopBrake
 from bizsent.core.pods.channel import AgentChannel, AgentHealth
 from bizsent.core.pods.launch import PodHandle
 from bizsent.core.store import transaction
@@ -108,7 +111,7 @@ class LogTail:
         after = self.cursor.read_text(encoding="utf-8").strip() if self.cursor.exists() else None
         try:
             with api.client(self.settings) as client, self.path.open("a", encoding="utf-8") as out:
-                for line in client.follow_logs(self.pod_id, tail=100_000, after=after or None,
+                for line in client.follow_logs(self.pod_id, tail=api.MAX_LOG_TAIL, after=after or None,
                                                until=self.stop.is_set):
                     out.write(redact(f"{line.ts} [{line.source}] {line.line}") + "\n")
                     out.flush()
@@ -116,15 +119,26 @@ class LogTail:
                         self.cursor.write_text(line.id, encoding="utf-8")
         except Exception as exc:  # the log is for reading along; losing it must never stop or fail the run
             log.info("log stream of pod %s ended: %s", self.pod_id, exc)
+            self._note(f"RunPod's log stream of this pod stopped; the run goes on: {exc}")
+
+    def _note(self, text: str) -> None:
+        """One line of bizsent's own in the pod log, where the reader of the log looks for why it went quiet."""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = " ".join(redact(text).split())
+        with contextlib.suppress(OSError), self.path.open("a", encoding="utf-8") as out:
+            out.write(f"{stamp} [bizsent] {line}\n")
 
 
 def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handle: PodHandle, run_id: int,
           log_path: Path) -> AgentHealth:
     """Poll the agent until training ends on the pod: metric events into the store, cost into the pod row,
     progress into the job row. Returns the final health ('done'); raises one line when training failed, the
-    pod stopped or vanished, or its agent stayed unreachable for runpod.agent_lost_min."""
+    pod stopped or vanished, its agent stayed unreachable for runpod.agent_lost_min, or the laptop's brake
+    (core.pods.brake) stops it: a cap passed, or the pod's watchdog could not stop it."""
     conf = settings.runpod
     progress = writer.progress
+    row = records.row_of(writer.db, handle.pod_id)
+    brake = LaptopBrake.of(settings, handle.usd_per_hour, row.created_at if row else None)
     lost_since: float | None = None
     cost_at = 0.0
     with AgentChannel(handle.agent_url, handle.token, retries=1, backoff_s=min(conf.poll_s, 1.0),
@@ -133,6 +147,7 @@ def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handl
             try:
                 health = quick.health()
                 events, cursor = quick.metrics(int(progress.extra.get("metrics_next", 0)))
+                last_line = quick.logs(tail=1)
             except BizsentError as exc:
                 if "refused the run token" in str(exc):
                     raise
@@ -147,16 +162,25 @@ def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handl
                 if health.state in ("installing", "training"):
                     progress.state = health.state
                 writer.store_events(run_id, events, cursor)
+                brake.saw((health.state, health.step, cursor, last_line))
                 if health.state == "failed":
                     raise BizsentError(f"training on pod {handle.pod_id} failed: {health.error}; its log is in"
                                        f" {log_path}")
                 if health.state == "done":
                     return health
+                if health.stop_failed:
+                    raise BrakeApplied(f"the watchdog of pod {handle.pod_id} could not stop it"
+                                       f" ({health.stop_failed}); bizsent terminates it")
                 if health.watchdog:
                     raise BizsentError(f"the watchdog of pod {handle.pod_id} acted ({health.watchdog})")
             if time.monotonic() - cost_at >= COST_EVERY_S:
                 progress.usd = launch.cost_so_far(writer.db, client, handle.pod_id)
                 cost_at = time.monotonic()
+            progress.usd = brake.usd(progress.usd)
+            why = brake.reason(progress.usd)
+            if why:
+                raise BrakeApplied(f"bizsent stopped pod {handle.pod_id} before training ended: {why}; it is"
+                                   " terminated (raise the cap in config.toml, or train fewer steps)")
             writer.save()
             if writer.beat.cancelled.wait(conf.poll_s):
                 raise Cancelled(f"job {writer.job_id} cancelled")

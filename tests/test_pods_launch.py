@@ -9,7 +9,7 @@ import httpx
 import pytest
 from bizsent.core.costs import render_costs
 from bizsent.core.errors import BizsentError
-from bizsent.core.pods import api, launch, payload, plan, records
+from bizsent.core.pods import api, estimate, launch, payload, plan, records
 from fakes.runpod_server import STUB_AGENT, USER_KEY, FakeRunpod
 
 CANARY = USER_KEY
@@ -84,14 +84,17 @@ def test_price_above_the_cap_is_refused_before_any_create(db, pod_settings, clie
     assert _creates(fake) == 0
 
 
-def test_estimate_and_kill_switches_are_shown(pod_settings, client):
-    assert 3.0 <= plan.estimate_hours(10_000, 2.0) <= 4.0  # the planning figure: 3-4 h for ~10k posts
-    shown = plan.plan_pod(client, pod_settings, "r4", 10_000)
+def test_estimate_and_kill_switches_are_shown(pod_settings, client, fake):
+    # the planning figure: 3-4 h for ~10k posts on a 4090
+    assert 3.0 <= estimate.estimate_hours(pod_settings, RTX4090, 10_000, 2.0) <= 4.0
+    shown = plan.plan_pod(client, pod_settings, "r4", 5_000)
     text = shown.render()
     assert f"expected cost: about ${0.34 * shown.hours:.2f}" in text
-    assert "stops the pod after 5 h, at $5.00, after 20 min without progress, and 30 min" in text
-    pod_settings.runpod.max_hours = 1.0
-    assert "past max_hours" in plan.plan_pod(client, pod_settings, "r4", 10_000).render()
+    assert "stops the pod after 5 h, at $5.00, after 20 min without progress; the watchdog also 30 min" in text
+    pod_settings.runpod.max_hours = 0.2
+    with pytest.raises(BizsentError, match=r"would pass runpod.max_hours \(0.2 h\) on every GPU") as err:
+        plan.plan_pod(client, pod_settings, "r4", 10_000)
+    assert "\n" not in str(err.value) and _creates(fake) == 0
 
 
 def test_a_pod_that_never_comes_up_is_terminated(db, pod_settings, client, fake):

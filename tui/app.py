@@ -53,6 +53,8 @@ class StatusInfo:
     spend_usd: float = 0.0
     pods_billing: int = 0
     pods_usd_per_hour: float = 0.0
+    pods_stopped: int = 0
+    stopped_usd_per_month: float = 0.0  # the stopped pods' volumes (RunPod shows them at $0.00/h)
     error: str = ""
 
 
@@ -136,13 +138,15 @@ class BizsentApp(App):
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
-        from bizsent.core.pods.views import billing
+        from bizsent.core.pods.views import billing, stored
         from bizsent.jobs.views import running_count  # the liveness rule decides, not a row's stored state
 
         try:
             with reading(self.db_path) as db:
                 pods, usd_per_hour = billing(db)
-                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd, pods, usd_per_hour)
+                stopped, usd_per_month = stored(db, self.settings)
+                info = StatusInfo(str(self.db_path), running_count(db), spend(db).total_usd, pods, usd_per_hour,
+                                  stopped, usd_per_month)
         except Exception as exc:  # the bar reports a broken database; the console stays up
             info = StatusInfo(db_path=str(self.db_path), error=f"database: {exc}")
         self.post_message(self.StatusUpdated(info))

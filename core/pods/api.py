@@ -34,6 +34,8 @@ MAX_RETRY_AFTER_S = 60.0
 CAPACITY_PHRASES = ("no longer any instances available", "could not be placed", "no instances available",
                     "not enough capacity", "insufficient capacity")
 GONE_STATES = ("TERMINATED",)
+# GET /v2/pods/{id}/logs takes `tail` 0..5000 (default 100) and answers 422 outside it (OpenAPI).
+MAX_LOG_TAIL = 5000
 
 
 class RunpodError(BizsentError):
@@ -71,15 +73,18 @@ class Pod:
     uptime_s: int | None  # seconds since the container started; None unless RUNNING
     created_at: str | None
     started_at: str | None
+    volume_gb: int | None = None  # its own volume (kept, and billed, while it is stopped); None: not reported
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Pod:
         gpu = data.get("gpu") or {}
         runtime = data.get("runtime") or {}
+        volume = ((data.get("mounts") or {}).get("persistent") or {}).get("size") or data.get("volumeInGb")
         return cls(id=str(data["id"]), name=str(data.get("name", "")), status=str(data.get("status", "")),
                    gpu=gpu.get("id"), gpu_count=int(gpu.get("count") or 1), cloud=data.get("cloud"),
                    usd_per_hour=float(data.get("cost") or 0.0), uptime_s=runtime.get("uptime"),
-                   created_at=data.get("createdAt"), started_at=data.get("startedAt"))
+                   created_at=data.get("createdAt"), started_at=data.get("startedAt"),
+                   volume_gb=int(volume) if volume else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +273,10 @@ class RunpodClient:
 
     def logs(self, pod_id: str, *, source: str | None = None, tail: int | None = None, since: str | None = None,
              last_event_id: str | None = None) -> Iterator[LogLine]:
-        """One Server-Sent Events connection to the pod's log stream, until the server closes it."""
+        """One Server-Sent Events connection to the pod's log stream, until the server closes it. `tail` is held
+        to the range the API accepts."""
+        if tail is not None:
+            tail = min(max(tail, 0), MAX_LOG_TAIL)
         params: dict[str, Any] = {k: v for k, v in (("source", source), ("tail", tail), ("since", since))
                                   if v is not None}
         headers = {"Accept": "text/event-stream"}
@@ -316,6 +324,10 @@ class RunpodClient:
                         return
             except (httpx.TransportError, httpx.StreamError) as exc:
                 log.info("log stream of pod %s dropped (%s); resuming", pod_id, type(exc).__name__)
+            except RunpodError as exc:
+                if exc.status != 429 and exc.status < 500:  # a refusal (4xx): asking again gets the same answer
+                    raise
+                log.info("log stream of pod %s answered %s; resuming", pod_id, exc.status)
             pod = self.get_pod(pod_id)
             if pod is None or pod.status in ("EXITED", "TERMINATED", "ERROR"):
                 return

@@ -19,6 +19,7 @@ import httpx
 from bizsent.core.errors import BizsentError
 from bizsent.core.model.events import MetricEvent
 from bizsent.core.pods.agent.files import file_sha256, safe_extract
+from bizsent.core.pods.brake import stop_failure
 from bizsent.core.pods.payload import Payload
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -42,6 +43,7 @@ class AgentHealth:
     adapter_bytes: int | None
     collected: bool
     watchdog: str | None  # "stop: <reason>" once the watchdog has acted
+    stop_failed: str | None = None  # the watchdog's stop call failed: the laptop stops the pod (core.pods.brake)
 
 
 class AgentChannel:
@@ -95,9 +97,11 @@ class AgentChannel:
     def health(self) -> AgentHealth:
         h = self.request("GET", "health").json()
         adapter, fired = h.get("adapter") or {}, h.get("watchdog")
+        failed = stop_failure(h)
+        acted = (f"{fired.get('action')}: {fired.get('reason')}" if isinstance(fired, dict) and fired.get("action")
+                 and not failed else None)
         return AgentHealth(h["state"], h.get("step"), h.get("error"), float(h.get("uptime_s", 0)),
-                           adapter.get("sha256"), adapter.get("bytes"), bool(h.get("collected")),
-                           f"{fired['action']}: {fired['reason']}" if fired else None)
+                           adapter.get("sha256"), adapter.get("bytes"), bool(h.get("collected")), acted, failed)
 
     def wait_ready(self, timeout_s: float, poll_s: float = 5.0) -> AgentHealth:
         """Health, once the agent answers (a booting pod's proxy answers 502 or nothing for a while)."""

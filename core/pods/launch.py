@@ -34,6 +34,7 @@ from bizsent.core.pods.plan import Candidate, PodPlan
 log = logging.getLogger("bizsent.pods")
 
 LIVE_STATUSES = ("PROVISIONING", "STARTING", "RUNNING")
+NETWORK_VOLUME_PATH = "/runpod-volume"  # where a network volume is mounted (as in RunPod's serverless workers)
 
 
 def start_command() -> str:
@@ -43,12 +44,24 @@ def start_command() -> str:
                                      " /tmp/bizsent_agent.pyz"])
 
 
+def cache_env(settings: Settings) -> dict[str, str]:
+    """With a network volume, the Hugging Face cache and pip's wheel cache live on it, so the 16 GB model and the
+    CUDA wheels are downloaded by the first run only (the agent's children inherit these; they hold no secret)."""
+    if not settings.runpod.network_volume_id:
+        return {}
+    return {"HF_HOME": f"{NETWORK_VOLUME_PATH}/huggingface", "PIP_CACHE_DIR": f"{NETWORK_VOLUME_PATH}/pip"}
+
+
 def create_body(settings: Settings, name: str, candidate: Candidate, env: dict[str, str]) -> dict[str, Any]:
-    """POST /v2/pods body (field names from RunPod's OpenAPI CreatePodRequest)."""
+    """POST /v2/pods body (field names from RunPod's OpenAPI CreatePodRequest; the network volume's place in
+    `mounts` is a guess, the fake checks the same shape)."""
     conf = settings.runpod
+    mounts: dict[str, Any] = {"persistent": {"size": conf.volume_gb, "path": "/workspace"}}
+    if conf.network_volume_id:
+        mounts["network"] = {"id": conf.network_volume_id, "path": NETWORK_VOLUME_PATH}
     return {"name": name, "image": conf.image, "gpu": {"id": candidate.gpu, "count": 1}, "cloud": candidate.cloud,
-            "args": start_command(), "env": env, "ports": [f"{conf.agent_port}/http"], "disk": conf.disk_gb,
-            "mounts": {"persistent": {"size": conf.volume_gb, "path": "/workspace"}}}
+            "args": start_command(), "env": {**env, **cache_env(settings)}, "ports": [f"{conf.agent_port}/http"],
+            "disk": conf.disk_gb, "mounts": mounts}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,16 @@
-"""What a training pod will cost before it is asked for: the GPU candidates in fallback order with their prices,
-the ones refused (above runpod.max_usd_per_hour, not offered), the expected hours and dollars, and the kill
-switches, rendered for the user to confirm."""
+"""What a training pod will cost before it is asked for: the GPU candidates in fallback order with their prices
+and the hours and dollars expected on each (core.pods.estimate), the ones refused (above
+runpod.max_usd_per_hour, not offered, estimated past runpod.max_hours: the run would be stopped before it ends),
+the start-up with and without a network volume, and the kill switches, rendered for the user to confirm."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
+from bizsent.core.pods import estimate
 from bizsent.core.pods.api import GpuOffer, RunpodClient
-
-# The expected-time model. Planning figure: 7B QLoRA on an RTX 4090 takes 3-4 h for ~10k posts at the default
-# 2 epochs, i.e. about 0.6 s per example per epoch, plus a fixed start (boot, pip install, ~16 GB model
-# download). Faster GPUs finish sooner, so for them this errs on the expensive side, which is the safe side.
-SECONDS_PER_EXAMPLE_EPOCH = 0.6
-STARTUP_HOURS = 0.3
-
-
-def estimate_hours(train_examples: int, epochs: float) -> float:
-    """Expected wall-clock hours of a pod training `train_examples` for `epochs` (see the constants above)."""
-    return STARTUP_HOURS + max(train_examples, 0) * epochs * SECONDS_PER_EXAMPLE_EPOCH / 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +19,16 @@ class Candidate:
     cloud: str
     usd_per_hour: float
     availability: str | None
+    hours: float = 0.0  # expected on this GPU (0: not estimated, as in `pods gpus`)
+
+    @property
+    def usd(self) -> float:
+        return self.usd_per_hour * self.hours
 
     def label(self) -> str:
         stock = f", stock {self.availability.lower()}" if self.availability else ""
-        return f"{self.gpu} ({self.cloud}, ${self.usd_per_hour:.2f}/h{stock})"
+        guess = f": about {self.hours:.1f} h, ${self.usd:.2f}" if self.hours else ""
+        return f"{self.gpu} ({self.cloud}, ${self.usd_per_hour:.2f}/h{stock}){guess}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +39,12 @@ class PodPlan:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (gpu, cloud, why)
     train_examples: int = 0
     epochs: float = 0.0
-    hours: float = 0.0  # expected
+    hours: float = 0.0  # expected on the first candidate
     max_hours: float = 0.0
     max_dollars: float = 0.0
     idle_min: float = 0.0
     grace_min: float = 0.0
+    startup: list[str] = field(default_factory=list)  # the start-up with and without a network volume
 
     @property
     def first(self) -> Candidate:
@@ -54,8 +52,8 @@ class PodPlan:
 
     @property
     def expected_usd(self) -> float:
-        """At the first candidate's price, for the expected hours, but never past the kill switches."""
-        return min(self.first.usd_per_hour * min(self.hours, self.max_hours), self.max_dollars)
+        """On the first candidate, for its expected hours, but never past the kill switches."""
+        return min(self.first.usd_per_hour * min(self.first.hours or self.hours, self.max_hours), self.max_dollars)
 
     @property
     def worst_usd(self) -> float:
@@ -65,19 +63,17 @@ class PodPlan:
 
     def render(self) -> str:
         lines = [f"pod {self.pod_name}: {self.train_examples:,} training examples x {self.epochs:g} epochs,"
-                 f" about {self.hours:.1f} h"]
-        lines.append("GPUs, tried in order until one is available:")
+                 f" about {self.hours:.1f} h on {self.first.gpu}"]
+        lines.append("GPUs, tried in order until one is available (time per GPU type: runpod.gpu_speed):")
         lines += [f"  {i}. {c.label()}" for i, c in enumerate(self.candidates, 1)]
         lines += [f"  skipped: {gpu} ({cloud}): {why}" for gpu, cloud, why in self.refused]
+        lines += self.startup
         lines.append(f"expected cost: about ${self.expected_usd:.2f} on {self.first.gpu} ({self.first.cloud});"
                      f" at most ${self.worst_usd:.2f}")
-        if self.hours > self.max_hours:
-            lines.append(f"warning: the estimate ({self.hours:.1f} h) is past max_hours ({self.max_hours:g} h): the"
-                         " pod will stop before training ends; raise runpod.max_hours or train on fewer examples")
-        lines.append(f"kill switches (the pod's own watchdog, even if this machine goes away): it stops the pod"
-                     f" after {self.max_hours:g} h, at ${self.max_dollars:.2f}, after {self.idle_min:g} min without"
-                     f" progress, and {self.grace_min:g} min after training ends if the adapter is not collected;"
-                     " it terminates the pod once the adapter is collected")
+        lines.append(f"kill switches (this machine while it watches the run, and the pod's own watchdog even if this"
+                     f" machine goes away): each stops the pod after {self.max_hours:g} h, at ${self.max_dollars:.2f},"
+                     f" after {self.idle_min:g} min without progress; the watchdog also {self.grace_min:g} min after"
+                     " training ends if the adapter is not collected, and terminates the pod once it is collected")
         return "\n".join(lines)
 
 
@@ -96,7 +92,9 @@ def candidates(offers: dict[str, dict[str, GpuOffer]], settings: Settings
         in_cloud: list[Candidate] = []
         for gpu in conf.gpu_types:
             offer = offers.get(cloud, {}).get(gpu)
-            if offer is None:
+            if conf.network_volume_id and cloud != "SECURE":
+                refused.append((gpu, cloud, "a network volume (runpod.network_volume_id) needs Secure Cloud"))
+            elif offer is None:
                 refused.append((gpu, cloud, "not in RunPod's GPU catalog (check the exact id with `bizsent pods"
                                             " gpus`)"))
             elif not offer.offered.get(cloud):
@@ -126,10 +124,19 @@ def plan_pod(client: RunpodClient, settings: Settings, run_name: str, train_exam
         raise BizsentError(f"no configured GPU can be used: {reasons}; change runpod.gpu_types or"
                            " runpod.max_usd_per_hour")
     epochs = settings.train.epochs if epochs is None else epochs
-    return PodPlan(run_name=run_name, pod_name=pod_name(settings, run_name), candidates=chosen, refused=refused,
-                   train_examples=train_examples, epochs=epochs, hours=estimate_hours(train_examples, epochs),
+    priced = [replace(c, hours=estimate.estimate_hours(settings, c.gpu, train_examples, epochs)) for c in chosen]
+    fits = [c for c in priced if c.hours <= conf.max_hours]
+    if not fits:
+        each = ", ".join(f"{c.gpu} {c.hours:.1f} h" for c in priced[:3])
+        raise BizsentError(f"this run would pass runpod.max_hours ({conf.max_hours:g} h) on every GPU it may get"
+                           f" ({each}) and be stopped before it ends; raise runpod.max_hours, or train fewer steps"
+                           " (--max-steps) or examples")
+    refused += [(c.gpu, c.cloud, f"about {c.hours:.1f} h here, past runpod.max_hours ({conf.max_hours:g} h): it"
+                                 " would be stopped before training ends") for c in priced if c not in fits]
+    return PodPlan(run_name=run_name, pod_name=pod_name(settings, run_name), candidates=fits, refused=refused,
+                   train_examples=train_examples, epochs=epochs, hours=fits[0].hours,
                    max_hours=conf.max_hours, max_dollars=conf.max_dollars, idle_min=conf.idle_timeout_min,
-                   grace_min=conf.grace_min)
+                   grace_min=conf.grace_min, startup=estimate.startup_lines(settings, fits[0].usd_per_hour))
 
 
 def pod_name(settings: Settings, run_name: str) -> str:

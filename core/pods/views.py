@@ -45,6 +45,7 @@ class PodView:
     note: str  # why it is (or is not) an orphan, or what the database says of a finished pod
     job_id: int | None
     ours: bool = True  # named with runpod.name_prefix (a pod without it is the user's own, never reaped)
+    storage_usd_month: float = 0.0  # a stopped pod's volume, billed by the month though RunPod shows $0.00/h
 
     @property
     def billing(self) -> bool:
@@ -93,6 +94,15 @@ def billing(db: sqlite_utils.Database) -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
+def stored(db: sqlite_utils.Database, settings: Settings) -> tuple[int, float]:
+    """(stopped pods, what their volumes bill a month) as the database knows them: the status bar's other figure
+    (each at runpod.volume_gb, the size bizsent asks for)."""
+    from bizsent.core.pods.estimate import stopped_usd_per_month
+
+    count = db.execute("SELECT count(*) FROM pods WHERE state = 'stopped' AND pod_id IS NOT NULL").fetchone()[0]
+    return int(count), count * stopped_usd_per_month(settings)
+
+
 def _seconds_since(stamp: str | None, now: datetime) -> int | None:
     if not stamp:
         return None
@@ -109,7 +119,8 @@ def _of_account(a: AccountPod) -> PodView:
     row = a.row
     return PodView(a.pod.id, a.pod.name, row.run_name if row else None, a.pod.gpu,
                    records.STATE_OF.get(a.pod.status, a.pod.status.lower()), a.pod.uptime_s, a.pod.usd_per_hour,
-                   a.usd_so_far, a.orphan, a.why, row.job_id if row else None, a.ours)
+                   a.usd_so_far, a.orphan, a.why, row.job_id if row else None, a.ours,
+                   a.storage_usd_month)
 
 
 def live_pods(db: sqlite_utils.Database, settings: Settings, client: RunpodClient | None = None) -> list[PodView]:
@@ -124,9 +135,12 @@ def live_pods(db: sqlite_utils.Database, settings: Settings, client: RunpodClien
     return [_of_account(a) for a in survey(db, client, settings)]
 
 
-def stored_pods(db: sqlite_utils.Database, limit: int = 50) -> list[PodView]:
+def stored_pods(db: sqlite_utils.Database, limit: int = 50, settings: Settings | None = None) -> list[PodView]:
     """The pods bizsent started, newest first, as the database last saw them (no API call: cheap to redraw).
-    Between surveys a billing pod's cost grows with its age; the row holds the last figure RunPod backed."""
+    Between surveys a billing pod's cost grows with its age; the row holds the last figure RunPod backed. With
+    `settings`, a stopped pod carries what its volume bills a month."""
+    from bizsent.core.pods.estimate import stopped_usd_per_month
+
     now = datetime.now(UTC)
     out = []
     for r in db.query("SELECT * FROM pods WHERE pod_id IS NOT NULL ORDER BY id DESC LIMIT ?", [limit]):
@@ -136,8 +150,9 @@ def stored_pods(db: sqlite_utils.Database, limit: int = 50) -> list[PodView]:
         rate = (row.usd_per_hour or 0.0) if live else 0.0
         uptime = _seconds_since(row.created_at, now) if live else None
         so_far = max(row.total_usd, (uptime or 0) * rate / 3600)
+        storage = stopped_usd_per_month(settings) if settings is not None and row.state == "stopped" else 0.0
         out.append(PodView(row.pod_id, row.name, row.run_name, row.gpu, row.state, uptime, rate, so_far, False,
-                           r.get("error") or row.state, row.job_id))
+                           r.get("error") or row.state, row.job_id, storage_usd_month=storage))
     return out
 
 

@@ -7,7 +7,8 @@
 
 API (field names from RunPod's OpenAPI file): /v2/pods (GET, POST), /v2/pods/{id} (GET, PATCH, DELETE),
 /v2/pods/{id}/action, /v2/pods/{id}/logs (SSE: `id:` "<ts>/<seq>", data {ts, source, line}; source, tail,
-since and Last-Event-ID resume), /v2/catalog/gpus (prices; stock with include=AVAILABILITY&product=POD&cloud=),
+since and Last-Event-ID resume; a `tail` outside 0..5000 is 422 problem+json, as the OpenAPI file specifies),
+/v2/catalog/gpus (prices; stock with include=AVAILABILITY&product=POD&cloud=),
 /v2/billing/pods. Errors are problem+json. Auth: `Bearer <user_key>` for everything; a pod's own pod-scoped key
 (its env RUNPOD_API_KEY) for GET and POST .../action on that pod only (403 elsewhere); anything else 401.
 
@@ -21,7 +22,13 @@ stdout/stderr become 'container' log lines, lifecycle events 'system' lines. A c
 stays RUNNING and billing (RunPod bills the pod, not the process) until stopped or terminated. stop/terminate
 kill the process group; terminated pods vanish from GET /v2/pods and 404 on GET /v2/pods/{id}.
 
-Billing: a pod accrues seconds from create until stop/terminate (`billed_seconds`, `billing_now`).
+Billing: a pod accrues seconds from create until stop/terminate (`billed_seconds`, `billing_now`). A stopped
+(EXITED) pod's volume bills on while GET says `cost` 0.0 (docs pods/pricing: $0.20/GB/month stopped; the create
+body's mounts.persistent.size): `stored_seconds`, `storage_billing_now`, and `diskAmount` in /v2/billing/pods.
+The running volume's $0.10/GB/month is not imitated.
+Network volumes (a guess at the v2 shape: `mounts.network` = {id, path}): the ids in `network_volumes` exist;
+another is 400, and so is one in COMMUNITY cloud (docs: network volumes are Secure Cloud only). The container's
+env values under the mount path point at <root>/network-volumes/<id>, shared by every pod that mounts it.
 Proxy: /proxy/{pod_id}-{port}/PATH forwards to the pod's subprocess (502 until it runs); `proxy_cut_s` answers
 524 to requests slower than that (RunPod's proxy cuts at 100 s); `proxy_down` drops connections unanswered.
 Faults: `no_capacity` (GPU ids or (gpu, cloud) pairs: 400 "no longer any instances"), `never_boot` (GPU ids
@@ -63,6 +70,9 @@ CREATE_KEYS = {"args", "disk", "env", "image", "ports", "registry", "name", "clo
                "globalNetworking", "gpu", "mounts", "startJupyter", "startSsh", "templateId"}
 ACTIONS = {"RUNNING": ("stop", "restart", "terminate"), "EXITED": ("start", "terminate"),
            "ERROR": ("start", "terminate"), "PROVISIONING": ("stop", "terminate"), "STARTING": ("stop", "terminate")}
+MAX_LOG_TAIL = 5000  # GET /v2/pods/{id}/logs: tail 0..5000, default 100 (OpenAPI)
+STOPPED_USD_PER_GB_MONTH = 0.20  # docs pods/pricing: a stopped pod's volume
+HOURS_PER_MONTH = 730
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
        "proxy-authenticate", "host", "content-length"}
 
@@ -109,6 +119,8 @@ class FakePod:
     started: float | None = None  # when the container last started (uptime)
     billed_s: float = 0.0
     billing_since: float | None = field(default_factory=time.monotonic)
+    stored_s: float = 0.0  # seconds stopped with its volume kept (billed per GB)
+    stored_since: float | None = None
     proc: subprocess.Popen | None = None
     local_port: int | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -124,6 +136,17 @@ class FakePod:
     def billed(self) -> float:
         live = time.monotonic() - self.billing_since if self.billing_since is not None else 0.0
         return self.billed_s + live
+
+    @property
+    def volume_gb(self) -> int:
+        return int(((self.body.get("mounts") or {}).get("persistent") or {}).get("size") or 0)
+
+    def stored(self) -> float:
+        live = time.monotonic() - self.stored_since if self.stored_since is not None else 0.0
+        return self.stored_s + live
+
+    def storage_usd(self) -> float:
+        return self.stored() / 3600 * self.volume_gb * STOPPED_USD_PER_GB_MONTH / HOURS_PER_MONTH
 
     def json(self) -> dict[str, Any]:
         running = self.status == "RUNNING"
@@ -154,6 +177,7 @@ class FakeRunpod:
         self.proxy_cut_s: float | None = None
         self.proxy_down = False
         self.lose_create_answers = 0
+        self.network_volumes: set[str] = set()
         self.pods: dict[str, FakePod] = {}
         self.gone: dict[str, FakePod] = {}
         self.requests: list[tuple[str, str, str]] = []
@@ -209,12 +233,16 @@ class FakeRunpod:
         self._proxy_cuts.append({"method": method, "part": path_part, "times": times, "after": after_forward})
 
     def add_pod(self, name: str, gpu: str = "NVIDIA GeForce RTX 4090", cloud: str = "SECURE",
-                status: str = "RUNNING") -> str:
+                status: str = "RUNNING", volume_gb: int = 40) -> str:
         """A pod the account already has, made elsewhere (no container runs)."""
-        pod = self._new_pod(name, {"name": name, "image": "other/image"}, gpu, cloud)
+        body = {"name": name, "image": "other/image",
+                "mounts": {"persistent": {"size": volume_gb, "path": "/workspace"}}}
+        pod = self._new_pod(name, body, gpu, cloud)
         pod.status, pod.started = status, time.time()
         if status not in ("PROVISIONING", "STARTING", "RUNNING"):
             pod.billing_since = None
+        if status == "EXITED":
+            pod.stored_since = time.monotonic()
         return pod.id
 
     def billed_seconds(self, pod_id: str) -> float:
@@ -223,9 +251,18 @@ class FakeRunpod:
             return pod.billed()
 
     def billing_now(self) -> list[str]:
-        """Ids of the pods accruing money right now (the 'never leave a pod billing' check)."""
+        """Ids of the pods accruing GPU money right now (the 'never leave a pod billing' check)."""
         with self.cond:
             return [p.id for p in self.pods.values() if p.billing_since is not None]
+
+    def stored_seconds(self, pod_id: str) -> float:
+        with self.cond:
+            return (self.pods.get(pod_id) or self.gone[pod_id]).stored()
+
+    def storage_billing_now(self) -> list[str]:
+        """Ids of the stopped pods whose volume bills right now (GET shows them at cost 0.0)."""
+        with self.cond:
+            return [p.id for p in self.pods.values() if p.stored_since is not None and p.volume_gb > 0]
 
     def env_of(self, pod_id: str) -> dict[str, str]:
         pod = self.pods.get(pod_id) or self.gone[pod_id]
@@ -304,6 +341,12 @@ class FakeRunpod:
         workdir = env.get("BIZSENT_WORKDIR", "")
         if workdir.startswith("/workspace"):
             env["BIZSENT_WORKDIR"] = str(pod.root / workdir.lstrip("/"))
+        network = (pod.body.get("mounts") or {}).get("network")
+        if network:
+            shared = self.root / "network-volumes" / network["id"]
+            shared.mkdir(parents=True, exist_ok=True)
+            env.update({k: v.replace(network["path"], str(shared), 1) for k, v in env.items()
+                        if v.startswith(network["path"])})
         command = [_container_tmp(part, pod.root) for part in shlex.split(args)]
         pod.proc = subprocess.Popen(command, env=env, cwd=pod.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -346,6 +389,12 @@ class FakeRunpod:
             pod.billed_s += time.monotonic() - pod.billing_since
             pod.billing_since = None
 
+    def _store(self, pod: FakePod, stored: bool) -> None:
+        """Start (a stop) or end (a start, a terminate) the billing of a stopped pod's volume."""
+        if pod.stored_since is not None:
+            pod.stored_s += time.monotonic() - pod.stored_since
+        pod.stored_since = time.monotonic() if stored else None
+
     def _action(self, pod: FakePod, action: str) -> None:
         with self.cond:
             pod.generation += 1
@@ -354,14 +403,17 @@ class FakeRunpod:
         with self.cond:
             if action == "stop":
                 self._stop_billing(pod)
+                self._store(pod, pod.status != "EXITED")
                 self._set(pod, "EXITED")
             elif action == "terminate":
                 self._stop_billing(pod)
+                self._store(pod, False)
                 self._set(pod, "TERMINATED")
                 # Two terminate calls can race (the pod's own after its adapter was collected, and the
                 # laptop's): like RunPod, the second finds the pod already gone and is answered the same.
                 self.gone[pod.id] = self.pods.pop(pod.id, pod)
             elif action == "start":
+                self._store(pod, False)
                 pod.billing_since = time.monotonic()
                 self._set(pod, "PROVISIONING")
             elif action == "restart":
@@ -554,6 +606,13 @@ class FakeRunpod:
         if offer is None or not offer[cloud.lower()]:
             self._problem(h, 400, f"GPU type {gpu} is not offered in {cloud} cloud")
             return
+        network = (body.get("mounts") or {}).get("network")
+        if network and network.get("id") not in self.network_volumes:
+            self._problem(h, 400, f"network volume {network.get('id')} not found")
+            return
+        if network and cloud != "SECURE":
+            self._problem(h, 400, "network volumes are available in Secure Cloud only")
+            return
         if gpu in self.no_capacity or (gpu, cloud) in self.no_capacity:
             self._problem(h, 400, CAPACITY_DETAIL)
             return
@@ -588,16 +647,20 @@ class FakeRunpod:
             every = list(self.pods.values()) + list(self.gone.values())
             wanted = [p for p in every if p.id == query["podId"]] if query.get("podId") else every
             records = [{"startTime": stamp(p.created), "endTime": stamp(), "podId": p.id,
-                        "totalAmount": round(p.billed() * p.usd_per_hour / 3600, 6),
+                        "totalAmount": round(p.billed() * p.usd_per_hour / 3600 + p.storage_usd(), 6),
                         "gpuAmount": round(p.billed() * p.usd_per_hour / 3600, 6), "cpuAmount": 0.0,
-                        "diskAmount": 0.0} for p in wanted]
-        total = sum(r["totalAmount"] for r in records)
+                        "diskAmount": round(p.storage_usd(), 6)} for p in wanted]
+        total, gpu, disk = (sum(r[k] for r in records) for k in ("totalAmount", "gpuAmount", "diskAmount"))
         self._send(h, 200, {"records": records, "metadata": {
             "query": {"podId": query.get("podId")}, "recordCount": len(records), "uniquePodCount": len(records),
-            "totals": {"totalAmount": total, "gpuAmount": total, "cpuAmount": 0.0, "diskAmount": 0.0}}})
+            "totals": {"totalAmount": total, "gpuAmount": gpu, "cpuAmount": 0.0, "diskAmount": disk}}})
 
     def _logs(self, h: BaseHTTPRequestHandler, pod: FakePod, query: dict[str, str]) -> None:
         source = query.get("source")
+        tail = query.get("tail", "100")
+        if not tail.isdigit() or not 0 <= int(tail) <= MAX_LOG_TAIL:  # the spec's range; 422 as RunPod answers
+            self._problem(h, 422, "Request validation failed.", errors=[f"$.tail: {tail} is not in 0..{MAX_LOG_TAIL}"])
+            return
         resume = h.headers.get("Last-Event-ID")
         with self.cond:
             events = [e for e in pod.events if source in (None, e["source"])]
@@ -611,7 +674,7 @@ class FakeRunpod:
             elif query.get("since"):
                 start = next((i for i, e in enumerate(events) if e["ts"] >= query["since"]), len(events))
             else:
-                start = max(len(events) - int(query.get("tail", 100)), 0)
+                start = max(len(events) - int(tail), 0)
             cursor = events[start - 1]["seq"] if start > 0 else 0
             drop, self._drop_logs = self._drop_logs, None
         h.send_response(200)

@@ -31,6 +31,8 @@ def pod_cells(pod: PodView) -> list[Text]:
         flag = "not bizsent's"
     else:
         flag = ""
+    if pod.storage_usd_month:  # RunPod shows a stopped pod at $0.00/h; its volume bills on
+        flag = f"{flag} volume ${pod.storage_usd_month:.2f}/mo".strip()
     return [
         Text(" " + pod.pod_id, style=row_style),
         Text(" " + _clip(name, NAME_WIDTH), style=row_style),
@@ -46,12 +48,15 @@ def pod_cells(pod: PodView) -> list[Text]:
 def describe(pod: PodView) -> str:
     gpu = pod.gpu or "unknown GPU"
     rate = f"${pod.usd_per_hour:.2f}/h" if pod.usd_per_hour else "not billing its GPU"
+    if pod.storage_usd_month:
+        rate += f"; its volume bills ${pod.storage_usd_month:.2f}/month while stopped"
     return f"pod {pod.pod_id} ({pod.name}, {gpu}, {rate}, {money(pod.usd_so_far)} so far)"
 
 
 def stop_question(pod: PodView) -> str:
     return (f"Stop {describe(pod)}?\n"
-            "Its GPU is released and stops billing; its disk is kept (and billed a little) until you terminate it."
+            "Its GPU is released and stops billing; its volume is kept, and bills by the month, until you terminate"
+            " it."
             + ("" if pod.ours else "\nThis pod is not bizsent's (its name lacks the prefix)."))
 
 

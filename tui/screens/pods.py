@@ -170,7 +170,7 @@ class PodsScreen(BizsentNode, Screen):
     def _poll(self, selected: str | None, account: Account | None, run_id: int | None, after: int) -> None:
         settings = self.bizsent.settings
         with reading(self.bizsent.db_path) as db:
-            pods = views.combined(views.stored_pods(db), account)
+            pods = views.combined(views.stored_pods(db, settings=settings), account)
             pod = next((p for p in pods if p.pod_id == selected), pods[0] if pods else None)
             tail = None
             if pod is not None and pod.run_name:

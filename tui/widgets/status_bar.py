@@ -1,5 +1,5 @@
 """One line at the bottom of every screen: the screens (by number), the database, pods billing and their $/h,
-running jobs, spend."""
+stopped pods and what their volumes bill a month, running jobs, spend."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, 
     jobs_style = "bold yellow" if info.running_jobs else "dim"
     right = Text.assemble(
         (f" pods {info.pods_billing} ${info.pods_usd_per_hour:,.2f}/h ", "bold magenta") if info.pods_billing
+        else "",
+        (f" stopped {info.pods_stopped} ${info.stopped_usd_per_month:,.2f}/mo ", "magenta") if info.pods_stopped
         else "",
         (f" jobs {info.running_jobs} ", jobs_style),
         (f" spent ${info.spend_usd:,.2f} ", "bold"),
