@@ -49,12 +49,13 @@ def agent_of(tmp_path, settings, stub, monkeypatch):
     started = []
 
     def start(*, idle_min=10.0, max_hours=5.0, max_dollars=5.0, usd_per_hour=0.5, grace_min=10.0, base=tmp_path,
-              the_settings=settings):
+              the_settings=settings, require_gpu=False, host=None, api_base=None, **extra):
         runpod = the_settings.runpod
         runpod.idle_timeout_min, runpod.max_hours, runpod.max_dollars = idle_min, max_hours, max_dollars
+        runpod.require_gpu = require_gpu  # no GPU on this machine
         env = pod_env(the_settings, token(), port=8765, usd_per_hour=usd_per_hour, grace_min=grace_min,
                       install_deps=False)
-        agent = launch_agent(base, env, api_base=stub.url)
+        agent = launch_agent(base, env, api_base=api_base or stub.url, host=host, **extra)
         started.append(agent)
         return agent
 
