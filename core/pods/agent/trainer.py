@@ -23,7 +23,6 @@ from .gpu import report as gpu_report
 from .job import config_toml, read_job, run_dir, torch_index, train_command
 from .uploads import upload_status
 
-
 STARTED = "job.started"  # on the volume once /start was accepted: a later start of the agent knows a run was cut
 
 
