@@ -178,3 +178,16 @@ def test_the_pod_env_and_settings_carry_the_gpu_rule(tmp_path):
     cfg.write_text('[runpod]\ntorch_cuda = "11.8"\n', encoding="utf-8")
     with pytest.raises(BizsentError, match="torch_cuda"):
         load_settings(cfg, environ={})
+
+
+def test_a_gpu_refused_at_boot_ends_the_run_before_any_upload(tmp_path, model_dir):
+    with pod_rig(tmp_path / "laptop", model_dir) as rig:
+        build = venv_torch_cuda()
+        rig.fake.hosts[RTX4090] = [host(build, capability="7.0")]  # a Volta-class GPU: no bf16
+        out = rig.cli("train", "--pod", "--yes", "--name", "volta", "--max-steps", "2")
+        assert out.returncode == 1
+        line = one_line(out.stderr.split("kill switches")[-1].split("\n", 1)[-1].split("\n")[-2])
+        assert "failed: no usable GPU: the NVIDIA GeForce RTX 4090 has compute capability 7.0, the recipe needs " \
+               "8.0 (bf16)" in line, line
+        assert rig.fake.billing_now() == [] and rig.fake.pods == {}
+        assert not any(method == "PUT" for method, _, _ in rig.fake.proxied)  # nothing was uploaded
