@@ -64,6 +64,10 @@ def test_nvidia_smi_is_read_and_checked_against_the_build_and_the_recipe(tmp_pat
                                                 require_gpu=False)
     with pytest.raises(Unusable, match="CUDA does not work: torch 2.14.1 .CUDA 12.8. sees no GPU with driver 570"):
         check_torch(seen, {"torch": "2.14.1", "cuda": "12.8", "available": False}, require_gpu=True)
+    kernels = {"torch": "2.14.1", "cuda": "12.8", "available": False,
+               "why": "AcceleratorError: CUDA error: no kernel image is available for execution on the device"}
+    with pytest.raises(Unusable, match="sees no GPU with driver 570.133.20 .CUDA 12.8. .AcceleratorError: CUDA err"):
+        check_torch(seen, kernels, require_gpu=True)
     with pytest.raises(Unusable, match="torch 2.14.1 is a CPU-only build"):
         check_torch(seen, {"torch": "2.14.1", "cuda": None, "available": False}, require_gpu=True)
 

@@ -18,10 +18,20 @@ from dataclasses import asdict, dataclass
 
 QUERY = ["nvidia-smi", "--query-gpu=driver_version,name,compute_cap,memory.total,memory.free",
          "--format=csv,noheader,nounits"]
-# What the training child prints about the torch it imports (the build the run trains with).
-PROBE = ("import json, torch; c = torch.cuda.is_available(); print('BIZSENT_TORCH ' + json.dumps({"
-         "'torch': torch.__version__, 'cuda': torch.version.cuda, 'available': c, "
-         "'devices': torch.cuda.device_count() if c else 0}))")
+# What the training child runs before training: the torch it imports (the build the run trains with), and, where
+# it sees a GPU, one small computation on it (is_available() alone holds on a GPU whose kernels this build lacks).
+PROBE = """
+import json, torch
+out = {"torch": torch.__version__, "cuda": torch.version.cuda, "available": torch.cuda.is_available()}
+if out["available"]:
+    try:
+        out["sum"] = float((torch.ones(4, device="cuda") * 2).sum().item())
+        out["capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
+        out["free_mib"] = torch.cuda.mem_get_info(0)[0] // 2**20
+    except Exception as exc:
+        out["available"], out["why"] = False, (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:200]
+print("BIZSENT_TORCH " + json.dumps(out))
+"""
 
 
 class Unusable(Exception):
@@ -110,7 +120,9 @@ def check_torch(host: Host | None, torch: dict, *, require_gpu: bool) -> str:
             raise Unusable(f"torch {torch.get('torch')} is a CPU-only build")
         if not torch.get("available"):
             where = f"driver {host.driver} (CUDA {host.cuda})" if host else "no driver"
-            raise Unusable(f"CUDA does not work: torch {torch.get('torch')} (CUDA {build}) sees no GPU with {where}")
+            failed = f" ({torch['why']})" if torch.get("why") else ""
+            raise Unusable(f"CUDA does not work: torch {torch.get('torch')} (CUDA {build}) sees no GPU with "
+                           f"{where}{failed}")
         return f"torch {torch.get('torch')} (CUDA {build}) uses the GPU"
     if torch.get("available"):
         return f"torch {torch.get('torch')} (CUDA {build}) uses the GPU"
