@@ -90,6 +90,8 @@ def watch_once(cfg: Config, state: State, seen: tuple[int, ...]) -> tuple[int, .
         if sizes != seen:
             state.progress_at = time.monotonic()
         decision = decide(cfg, state, time.time(), time.monotonic())
+        if decision is None and state.fired is None:  # a rule that held no longer does (progress came back)
+            state.wanted = state.failed_call = None
         # Only ever escalate: a stop that took effect ends this process; a later collect may still terminate.
         if decision is None or (state.fired and ACTION_RANK[state.fired[0]] >= ACTION_RANK[decision[0]]):
             return sizes
