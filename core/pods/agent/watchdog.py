@@ -63,11 +63,11 @@ def pod_action(api: Api, action: str, *, tries: int = TRIES, pause_s: float = 2.
 def status(state: State) -> dict | None:
     """The watchdog's part of /health: what it decided, whether RunPod took the call, and if not, why (the laptop
     then stops the pod itself)."""
-    decided = state.fired or state.wanted
-    if decided is None:
-        return None
-    return {"action": decided[0], "reason": decided[1], "done": state.fired is not None,
-            "failed": None if state.fired else state.failed_call}
+    if state.failed_call and state.wanted:  # also an escalation (terminate after a stop) that failed
+        return {"action": state.wanted[0], "reason": state.wanted[1], "done": False, "failed": state.failed_call}
+    if state.fired:
+        return {"action": state.fired[0], "reason": state.fired[1], "done": True, "failed": None}
+    return None
 
 
 def watchdog(cfg: Config, state: State) -> None:
