@@ -6,8 +6,9 @@ What it imitates, and where that was found (tests/../platform-facts.md):
   not a fallback) or `gpu.minCudaVersion` (not both: 422); the GPU catalog lists each type's `cudaVersions`; a pod
   reports its host's `cudaVersion` (RunPod OpenAPI v2, CreatePodRequest / GpuType / Pod).
 - Drivers per CUDA version: CUDA 13.0 needs driver 580.95.05 or newer; pods have been seen with drivers 550 and
-  570, and CUDA 13.0 is "not available on Runpod" per runpod/containers (*reported*). The drivers below are the
-  first of each branch that supports that CUDA version (NVIDIA's CUDA toolkit release notes, table 3).
+  570, and CUDA 13.0 is "not available on Runpod" per runpod/containers (*reported*). Each CUDA version below
+  comes with a driver of the branch that NVIDIA's CUDA toolkit release notes name for it (550 for 12.4, 560 for
+  12.6, 570 for 12.8, 580 for 13.0); the exact driver releases hosts run are a guess.
 - `nvidia-smi`'s header line (`Driver Version: ... CUDA Version: ...`) and its `--query-gpu=...
   --format=csv,noheader,nounits` output, as the real tool prints them; compute capabilities from NVIDIA's CUDA GPUs
   list. A GPU with memory in use (another process) shows less free (a guess at how often that happens: tests set it).
