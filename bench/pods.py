@@ -6,6 +6,9 @@ starts (the plan is confirmed at once with --yes):
   to_first_event_s      process start -> the first metric event in the store (the Eval screen's curve moves)
   to_gone_s             the last metric event in the store -> RunPod says the pod is gone
   billed_s_after_done   seconds the fake billed after the adapter was verified and registered (target < 60)
+  gpu_checked           the agent checked the host's driver (nvidia-smi) and the installed torch's CUDA build before
+                        training (the run's gpu_check); gpu_cuda: torch really used CUDA (false on this CPU machine,
+                        where runpod.require_gpu is off)
 The two brakes on the money, each alone, at the production polling (the laptop every runpod.poll_s = 5 s, the
 pod's watchdog every 15 s), with max_dollars passed after CAP_S seconds of billing by the fake's meter and
 training still going:
@@ -84,10 +87,14 @@ def measure(base: Path) -> dict:
             raise SystemExit(f"train --pod failed:\n{err[-2000:]}")
         total = time.monotonic() - started
         billed = fake.billed_seconds(pod_id)
+        with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
+            params = json.loads(db.execute("SELECT params FROM runs WHERE name = 'bench'").fetchone()[0])
+    check = params.get("gpu_check") or {}
     assert first is not None and last is not None and verified is not None
     return {"to_first_event_s": round(first, 2), "to_gone_s": round(gone - last, 2),
             "billed_s_after_done": round(billed - billed_at_verified, 2), "total_s": round(total, 2),
-            "billed_s": round(billed, 2), "metric_events": events, "max_steps": MAX_STEPS, "boot_delay_s": 2.0}
+            "billed_s": round(billed, 2), "metric_events": events, "max_steps": MAX_STEPS, "boot_delay_s": 2.0,
+            "gpu_checked": bool(check.get("host") and check.get("torch")), "gpu_cuda": bool(check.get("cuda"))}
 
 
 def measure_brake(base: Path, which: str) -> float:
@@ -128,6 +135,8 @@ def main() -> None:
             ("whole command", f"{result['total_s']:.2f} s"),
             ("pod billed in all", f"{result['billed_s']:.2f} s"),
             ("metric events stored", str(result["metric_events"])),
+            ("GPU checked before training (driver vs torch build)", str(result["gpu_checked"]).lower()),
+            ("torch used CUDA", str(result["gpu_cuda"]).lower()),
             (f"laptop's brake alone: billed past max_dollars (cap at {CAP_S:g} s; target <= 60 s)",
              f"{result['laptop_brake_s']:.2f} s"),
             (f"pod's watchdog alone: billed past max_dollars (cap at {CAP_S:g} s; target <= 60 s)",

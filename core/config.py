@@ -134,6 +134,7 @@ class LabelingSettings(Section):
 
 
 CloudType = Literal["COMMUNITY", "SECURE"]
+TorchCuda = Literal["12.6", "12.8", "13.0"]  # the CUDA builds PyTorch publishes for the pinned torch
 
 
 class RunpodSettings(Section):
@@ -166,6 +167,14 @@ class RunpodSettings(Section):
     proxy_url: str = "https://{pod_id}-{port}.proxy.runpod.net"
     agent_port: int = Field(8765, ge=1, le=65535)
     install_deps: bool = True  # a real pod pip-installs the training extra; tests run without
+    # The pod's torch build (PyTorch's per-CUDA index, the same torch version as constraints.txt) and the least
+    # CUDA version a host's driver must support, asked of RunPod at create (gpu.minCudaVersion) and checked by the
+    # agent with nvidia-smi before training. 12.8 (driver 570+): PyPI's CUDA 13.0 build needs driver 580+, which
+    # RunPod's hosts mostly lack (README "Inside the pod").
+    torch_cuda: TorchCuda = "12.8"
+    # The agent refuses to train unless torch uses the GPU and it fits the recipe; false only for tests on machines
+    # without a GPU (the driver-versus-build check runs either way).
+    require_gpu: bool = True
     serverless_base: str = "https://api.runpod.ai"
     # Training speed per GPU type relative to an RTX 4090, for the plan's time and cost per GPU (core.pods.estimate);
     # a type not listed counts as the slowest listed. Planning figures, not measured here: the 3090 and A5000 train
@@ -233,6 +242,9 @@ class TrainSettings(Section):
     # kept; a rerun of the same run folder resumes from the newest (a preempted or crashed pod loses < save_steps).
     save_steps: int = Field(50, ge=1)
     save_total_limit: int = Field(2, ge=1)
+    # Refuse to train when torch sees no GPU, instead of training in fp32 on the CPU. A pod's agent sets it (with
+    # runpod.require_gpu); `train --local` leaves it off, so the tiny model trains on a laptop.
+    require_cuda: bool = False
 
 
 class TuiSettings(Section):

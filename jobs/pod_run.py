@@ -14,6 +14,7 @@ and to `bizsent pods reap`. A resumed job reattaches to the pod its row names in
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,6 +245,14 @@ def _run_row(db: sqlite_utils.Database, settings: Settings, job_id: int, name: s
                       job_id=job_id)
 
 
+def _trained_with(adapter_dir: Path) -> dict | None:
+    """The versions the adapter's run info records (core.model.training.stack_versions)."""
+    try:
+        return json.loads((adapter_dir / "bizsent.json").read_text(encoding="utf-8")).get("versions")
+    except (OSError, ValueError):
+        return None
+
+
 def _drive(db: sqlite_utils.Database, settings: Settings, client: api.RunpodClient, handle: PodHandle,
            writer: JobWriter, run_id: int, payload: Callable[[], Payload]) -> PodOutcome:
     conf = settings.runpod
@@ -259,12 +268,13 @@ def _drive(db: sqlite_utils.Database, settings: Settings, client: api.RunpodClie
                 writer.save("uploading")
                 channel.upload_payload(payload())
                 channel.start()
-            watch(writer, settings, client, handle, run_id, log_path)
+            final = watch(writer, settings, client, handle, run_id, log_path)
             writer.save("downloading")
             adapter_dir = run_bundle_path(settings, handle.run_name).parent / "adapter"
             sha = channel.download_adapter(adapter_dir)  # verified against the pod's sha256 before it is untarred
             finish_run(db, run_id, "done", str(adapter_dir))
-            set_params(db, run_id, adapter_sha256=sha)
+            # What the pod trained with: its GPU check (host, driver, torch build) and the library versions.
+            set_params(db, run_id, adapter_sha256=sha, gpu_check=final.gpu, versions=_trained_with(adapter_dir))
             writer.progress.extra["adapter_sha256"] = sha
             channel.mark_collected(sha)
     finally:

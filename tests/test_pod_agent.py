@@ -20,12 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 from bizsent.core.errors import BizsentError
+from bizsent.core.pods import payload
 from bizsent.core.pods.agent.config import Refused
 from bizsent.core.pods.agent.files import confined, safe_extract
 from bizsent.core.pods.agent.job import read_job
 from bizsent.core.pods.channel import AgentChannel, agent_url
 from bizsent.core.pods.payload import pod_env, prepare_payload
 from fakes.pod_agent import POD_ID, POD_KEY, ActionStub, CutProxy, launch_agent, token
+from fakes.runpod_hosts import host
 
 CANARY = "canary-user-runpod-key-7f3e9a"  # the user's RUNPOD_API_KEY on the laptop
 OTHER_CANARY = "canary-user-openai-key-51d0c2"
@@ -49,12 +51,13 @@ def agent_of(tmp_path, settings, stub, monkeypatch):
     started = []
 
     def start(*, idle_min=10.0, max_hours=5.0, max_dollars=5.0, usd_per_hour=0.5, grace_min=10.0, base=tmp_path,
-              the_settings=settings):
+              the_settings=settings, require_gpu=False, host=None, api_base=None, **extra):
         runpod = the_settings.runpod
         runpod.idle_timeout_min, runpod.max_hours, runpod.max_dollars = idle_min, max_hours, max_dollars
+        runpod.require_gpu = require_gpu  # no GPU on this machine
         env = pod_env(the_settings, token(), port=8765, usd_per_hour=usd_per_hour, grace_min=grace_min,
                       install_deps=False)
-        agent = launch_agent(base, env, api_base=stub.url)
+        agent = launch_agent(base, env, api_base=api_base or stub.url, host=host, **extra)
         started.append(agent)
         return agent
 
@@ -273,3 +276,34 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
     for path in volume:
         _assert_no_canary(path.read_bytes(), str(path))
         assert POD_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_gpu_that_cannot_hold_the_recipe_is_refused_before_any_upload(agent_of, tmp_path):
+    agent = agent_of(require_gpu=True, host=host("13.0", free_mib=500))
+    with agent.client() as client:
+        health = client.get("/health").json()
+        assert health["state"] == "failed" and health["error"].startswith("no usable GPU: the NVIDIA GeForce RTX "
+                                                                          "4090 has 500 MiB free, the recipe needs")
+        assert client.put("/upload/job.json", params={"offset": 0}, content=b"{}",
+                          headers={"X-Chunk-Sha256": "0" * 64}).status_code in (400, 409)
+
+
+def test_require_gpu_refuses_a_torch_that_sees_no_gpu(agent_of, tmp_path, settings):
+    """The fake host's nvidia-smi fits, but this machine's torch sees no GPU: with require_gpu the run fails in one
+    line after the installs, before training; the pod's bizsent would refuse the CPU as well (train.require_cuda)."""
+    agent = agent_of(require_gpu=True)
+    job = payload.write_job(tmp_path / "job.json", name="nogpu", cfg=settings.train, constraints=["torch==2.14.1"])
+    wheel = payload.build_wheel(settings.data_dir / "wheels")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}", encoding="utf-8")
+    with AgentChannel(agent.url, agent.token, backoff_s=0.05) as channel:
+        channel.upload_payload(payload.Payload(wheel, payload.pack_bundle(bundle, tmp_path / "b.tar"), job))
+        channel.start()
+        deadline = time.monotonic() + 120
+        while (health := channel.health()).state not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert health.state == "failed"
+    assert health.error.startswith("no usable GPU: CUDA does not work: torch ") and "sees no GPU with driver 580" in \
+        health.error
+    assert (agent.workdir / "config.toml").exists() is False  # it never got as far as training

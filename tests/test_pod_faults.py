@@ -61,8 +61,10 @@ def test_a_pod_that_dies_mid_training_is_terminated_and_its_agent_refuses_strang
         os.killpg(rig.fake.pods[pod_id].proc.pid, signal.SIGKILL)  # the container dies; the pod still bills
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 1
-        assert "has not answered for 0.1 min" in one_line(stderr.split("\n")[-2])
-        assert rig.fake.billing_now() == [] and pod_id in rig.fake.gone
+        # RunPod starts the container again; the new agent finds the run's start on the volume and no adapter
+        line = one_line(stderr.split("\n")[-2])
+        assert f"training on pod {pod_id} failed: the pod's container restarted during the run" in line, line
+        assert rig.fake.billing_now() == [] and pod_id in rig.fake.gone and rig.fake.gone[pod_id].restarts == 1
         with contextlib.closing(rig.db()) as db:
             assert records.row_of(db, pod_id).state == "terminated"
             assert db.execute("SELECT state FROM runs WHERE name = 'dies'").fetchone() == ("failed",)

@@ -35,6 +35,7 @@ ADAPTER_DIR = "adapter"
 RUN_INFO = "bizsent.json"
 TRAINER_DIR = "trainer"  # checkpoints live here: out_dir/trainer/checkpoint-N
 RESUME_INFO = "bizsent-resume.json"  # the bundle the checkpoints were made from
+STACK = ("torch", "torchvision", "transformers", "peft", "trl", "bitsandbytes", "accelerate")  # recorded per run
 
 
 @dataclass(slots=True)
@@ -227,6 +228,9 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
                            "train.min_label_confidence, then rebuild the dataset")
     manifest = read_manifest(bundle_dir)
     cuda = torch.cuda.is_available()
+    if cfg.require_cuda and not cuda:  # a pod's run: its CPU would train the 7B in fp32 for hours, unseen
+        raise BizsentError(f"no usable GPU: torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}) sees no "
+                           "GPU and train.require_cuda is set; refusing to train on the CPU")
     quantized = (cfg.load_in_4bit and cuda) if load_in_4bit is None else load_in_4bit
     processor = load_processor(cfg.base_model, cfg.max_pixels)
     label_token_ids(processor.tokenizer)  # fail before training if the labels cannot be scored
@@ -278,8 +282,28 @@ def write_run_info(adapter: Path, cfg: TrainSettings, manifest: dict, processor:
         "label_token_ids": label_token_ids(processor.tokenizer),
         "train": cfg.model_dump(mode="json"),
         "manifest": manifest,
+        "versions": stack_versions(),
     }
     (adapter / RUN_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def stack_versions() -> dict[str, str | None]:
+    """The versions this run trained with (Python, the training libraries, torch's CUDA build, the GPU)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    found = {name: installed(name) for name in STACK}
+    cuda = torch.cuda.is_available()
+    return {"python": platform.python_version(), **found, "torch_cuda": torch.version.cuda,
+            "device": torch.cuda.get_device_name(0) if cuda else "cpu"}
 
 
 def read_run_info(adapter: Path) -> dict:

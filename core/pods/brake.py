@@ -80,9 +80,12 @@ class LaptopBrake:
 
 
 def stop_failure(health: dict[str, Any]) -> str | None:
-    """The watchdog's report of a stop it could not make, from the agent's /health body, or None. Read
-    defensively: any non-empty stop-failure field, in the watchdog's object or beside it."""
+    """The watchdog's report of a stop it could not make, from the agent's /health body, or None: the agent says
+    `"watchdog": {"action": ..., "reason": ..., "done": false, "failed": "<why>"}`; read defensively, any non-empty
+    stop-failure field, in the watchdog's object or beside it."""
     fired = health.get("watchdog")
+    if isinstance(fired, dict) and fired.get("failed"):
+        return f"{fired.get('action', 'stop')} failed: {fired['failed']}"
     places = [fired] if isinstance(fired, dict) else []
     places.append(health)
     for place in places:

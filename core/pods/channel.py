@@ -42,8 +42,18 @@ class AgentHealth:
     adapter_sha256: str | None
     adapter_bytes: int | None
     collected: bool
-    watchdog: str | None  # "stop: <reason>" once the watchdog has acted
+    watchdog: str | None  # "stop: <reason>" once the watchdog has acted; "stop failed (<why>): <reason>" if RunPod
+    # refused or never answered its call (then the pod still bills: the laptop must stop it)
     stop_failed: str | None = None  # the watchdog's stop call failed: the laptop stops the pod (core.pods.brake)
+    gpu: dict | None = None  # the agent's GPU check: host, checks passed, the torch it trains with
+
+
+def _watchdog_line(fired: dict | None) -> str | None:
+    if not fired:
+        return None
+    if fired.get("failed"):
+        return f"{fired['action']} failed ({fired['failed']}): {fired['reason']}"
+    return f"{fired['action']}: {fired['reason']}"
 
 
 class AgentChannel:
@@ -97,11 +107,9 @@ class AgentChannel:
     def health(self) -> AgentHealth:
         h = self.request("GET", "health").json()
         adapter, fired = h.get("adapter") or {}, h.get("watchdog")
-        failed = stop_failure(h)
-        acted = (f"{fired.get('action')}: {fired.get('reason')}" if isinstance(fired, dict) and fired.get("action")
-                 and not failed else None)
         return AgentHealth(h["state"], h.get("step"), h.get("error"), float(h.get("uptime_s", 0)),
-                           adapter.get("sha256"), adapter.get("bytes"), bool(h.get("collected")), acted, failed)
+                           adapter.get("sha256"), adapter.get("bytes"), bool(h.get("collected")),
+                           _watchdog_line(fired if isinstance(fired, dict) else None), stop_failure(h), h.get("gpu"))
 
     def wait_ready(self, timeout_s: float, poll_s: float = 5.0) -> AgentHealth:
         """Health, once the agent answers (a booting pod's proxy answers 502 or nothing for a while)."""

@@ -28,6 +28,7 @@ from bizsent.core.log import redact
 from bizsent.core.pods import records
 from bizsent.core.pods.api import KeyRefused, NoCapacity, OutOfCredit, Pod, RunpodClient, RunpodError
 from bizsent.core.pods.channel import agent_url as channel_agent_url
+from bizsent.core.pods.gpu_fit import gpu_request
 from bizsent.core.pods.payload import pod_env
 from bizsent.core.pods.plan import Candidate, PodPlan
 
@@ -39,9 +40,12 @@ NETWORK_VOLUME_PATH = "/runpod-volume"  # where a network volume is mounted (as 
 
 def start_command() -> str:
     """The container's start command (REST v2 `args`, one string): decode the agent's zipapp from the env and run
-    it."""
-    return shlex.join(["bash", "-c", 'echo "$BIZSENT_AGENT_B64" | base64 -d > /tmp/bizsent_agent.pyz && exec python3'
-                                     " /tmp/bizsent_agent.pyz"])
+    it. The shell outlives the agent: a container whose main process exits is restarted by RunPod, billing, as
+    often as it fails, so after an agent that ended (one that could not stop its own pod) it stays up, idle and
+    visible, for the laptop or `bizsent pods reap` to end."""
+    return shlex.join(["bash", "-c", 'echo "$BIZSENT_AGENT_B64" | base64 -d > /tmp/bizsent_agent.pyz && python3'
+                                     ' /tmp/bizsent_agent.pyz; echo "bizsent-agent: the agent ended (exit code $?);'
+                                     ' idle until this pod is stopped or terminated"; exec sleep infinity'])
 
 
 def cache_env(settings: Settings) -> dict[str, str]:
@@ -59,7 +63,7 @@ def create_body(settings: Settings, name: str, candidate: Candidate, env: dict[s
     mounts: dict[str, Any] = {"persistent": {"size": conf.volume_gb, "path": "/workspace"}}
     if conf.network_volume_id:
         mounts["network"] = {"id": conf.network_volume_id, "path": NETWORK_VOLUME_PATH}
-    return {"name": name, "image": conf.image, "gpu": {"id": candidate.gpu, "count": 1}, "cloud": candidate.cloud,
+    return {"name": name, "image": conf.image, "gpu": gpu_request(settings, candidate.gpu), "cloud": candidate.cloud,
             "args": start_command(), "env": {**env, **cache_env(settings)}, "ports": [f"{conf.agent_port}/http"],
             "disk": conf.disk_gb, "mounts": mounts}
 

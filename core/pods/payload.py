@@ -29,6 +29,8 @@ from bizsent.core.pods import agent
 from bizsent.core.pods.agent.config import Refused
 from bizsent.core.pods.agent.files import file_sha256
 from bizsent.core.pods.agent.job import read_job
+from bizsent.core.pods.gpu_fit import gpu_env
+from bizsent.core.pods.podlock import read_pod_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POD_WORKDIR = "/workspace/bizsent"  # on the pod's volume, so a stopped pod keeps it
@@ -136,10 +138,12 @@ def pack_bundle(bundle_dir: Path, dest: Path) -> Artifact:
 
 
 def write_job(dest: Path, *, name: str, cfg: TrainSettings, max_steps: int | None = None,
-              load_in_4bit: bool | None = None, evaluate: bool = True) -> Artifact:
-    """job.json: the run's name and training arguments, checked by the same rule the agent applies."""
+              load_in_4bit: bool | None = None, evaluate: bool = True,
+              constraints: list[str] | None = None) -> Artifact:
+    """job.json: the run's name, training arguments and the pins the pod installs with (core.pods.podlock),
+    checked by the same rule the agent applies."""
     job = {"name": name, "base_model": cfg.base_model, "max_steps": max_steps, "load_in_4bit": load_in_4bit,
-           "evaluate": evaluate, "train": cfg.model_dump(mode="json")}
+           "evaluate": evaluate, "train": cfg.model_dump(mode="json"), "constraints": constraints or []}
     dest.write_text(json.dumps(job, indent=2), encoding="utf-8")
     try:
         read_job(dest)
@@ -158,7 +162,8 @@ def prepare_payload(settings: Settings, bundle_dir: Path, work_dir: Path, *, nam
         wheel=build_wheel(settings.data_dir / "pods" / "wheels"),
         bundle=pack_bundle(bundle_dir, work_dir / "bundle.tar"),
         job=write_job(work_dir / "job.json", name=name, cfg=cfg or settings.train, max_steps=max_steps,
-                      load_in_4bit=load_in_4bit, evaluate=evaluate),
+                      load_in_4bit=load_in_4bit, evaluate=evaluate,
+                      constraints=read_pod_lock(REPO_ROOT / "constraints.txt", settings.runpod.torch_cuda)),
     )
 
 
@@ -202,7 +207,7 @@ def pod_env(settings: Settings, token: str, *, port: int, usd_per_hour: float, g
         "BIZSENT_USD_PER_HOUR": repr(usd_per_hour), "BIZSENT_IDLE_MIN": repr(runpod.idle_timeout_min),
         "BIZSENT_GRACE_MIN": repr(grace_min), "BIZSENT_INSTALL_DEPS": "1" if install_deps else "0",
         "BIZSENT_API_BASE": runpod.api_base.rstrip("/"), "BIZSENT_CREATED_AT": repr(created_at or time.time()),
-        "BIZSENT_AGENT_B64": agent_b64(agent_path), **(extra or {}),
+        "BIZSENT_AGENT_B64": agent_b64(agent_path), **gpu_env(settings), **(extra or {}),
     }
     leaked = sorted({var for var, value in secret_values() for name, text in env.items()
                      if var == name or value in text})

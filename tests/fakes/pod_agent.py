@@ -21,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from fakes.runpod_hosts import Host, host, nvidia_smi
+
+HOST = host("13.0")  # driver 580: fits any torch build
 
 POD_ID = "pod-abc123"
 POD_KEY = "pod-scoped-key-given-by-runpod-0042"  # what RunPod puts in the pod; never the user's key
@@ -168,14 +171,19 @@ class Agent:
                 self.proc.kill()
 
 
-def launch_agent(tmp_path: Path, pod_env: dict[str, str], *, api_base: str, **extra: str) -> Agent:
+def launch_agent(tmp_path: Path, pod_env: dict[str, str], *, api_base: str, host: Host | None = None,
+                 wait: bool = True, **extra: str) -> Agent:
     """Run the agent with the laptop's pod env plus what RunPod adds, the way the pod's start command does: decode
-    BIZSENT_AGENT_B64 to a file and run it. Only PATH, HOME and the offline switches come from this process."""
+    BIZSENT_AGENT_B64 to a file and run it. Only PATH (after the host's fake nvidia-smi: `host`, else an RTX 4090
+    whose driver fits this venv's torch), HOME and the offline switches come from this process. `wait`: until it
+    answers."""
     port = free_port()
     workdir = tmp_path / "pod-volume" / "bizsent"
     script = tmp_path / "bizsent_agent.pyz"
     script.write_bytes(base64.b64decode(pod_env["BIZSENT_AGENT_B64"]))
     base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    smi = nvidia_smi(tmp_path / "host-bin", host or HOST, {"id": "NVIDIA GeForce RTX 4090", "memory": 24})
+    base["PATH"] = f"{smi.parent}{os.pathsep}{base.get('PATH', '')}"
     env = {**base, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **pod_env, "BIZSENT_PORT": str(port),
            "BIZSENT_WORKDIR": str(workdir), "BIZSENT_API_BASE": api_base, "BIZSENT_WATCHDOG_S": "0.1",
            "RUNPOD_POD_ID": POD_ID, "RUNPOD_API_KEY": POD_KEY, **extra}
@@ -184,6 +192,8 @@ def launch_agent(tmp_path: Path, pod_env: dict[str, str], *, api_base: str, **ex
         proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=tmp_path)
     agent = Agent(proc, f"http://127.0.0.1:{port}", pod_env["BIZSENT_TOKEN"], workdir, env, log)
+    if not wait:
+        return agent
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()

@@ -83,13 +83,23 @@ class Rig:
 
 
 def config_text(fake: FakeRunpod, model_dir: Path, **runpod: object) -> str:
+    # No GPU here: the agent may train on the CPU (require_gpu off), and the pods' torch is this venv's, whose CUDA
+    # build the create asks hosts for (the fake's nvidia-smi still has the driver checked against it).
     values = {"api_base": fake.url, "proxy_url": fake.proxy_url, "install_deps": False, "poll_s": 0.3,
-              "agent_lost_min": 0.1, "boot_timeout_min": 1.0, "grace_min": 0.5, "idle_timeout_min": 5.0, **runpod}
+              "agent_lost_min": 0.1, "boot_timeout_min": 1.0, "grace_min": 0.5, "idle_timeout_min": 5.0,
+              "require_gpu": False, "torch_cuda": venv_torch_cuda(), **runpod}
     lines = ["[data]", 'dir = "data"', "[train]", f'base_model = "{model_dir}"', "max_pixels = 3136",
              "batch_size = 2", "grad_accum = 1", "val_fraction = 0.2", "learning_rate = 0.005", "[runpod]"]
     for key, value in values.items():
         lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}".replace("'", '"'))
     return "\n".join(lines) + "\n"
+
+
+def venv_torch_cuda() -> str:
+    """The CUDA build of this venv's torch: what a fake pod trains with (it installs no dependencies)."""
+    import torch
+
+    return torch.version.cuda or "12.8"  # a CPU-only torch has no build to check; any version will do
 
 
 @contextlib.contextmanager

@@ -18,9 +18,16 @@ HOME, `extra_env`, the request's env, RUNPOD_POD_ID, RUNPOD_API_KEY (pod-scoped,
 BIZSENT_PORT replaced by a free local port (the container port mapping). Emulating the container's private
 filesystem: the container's own "/tmp/" files in the command and a BIZSENT_WORKDIR under /workspace are moved under
 <root>/<pod id>/ (a host path that exists, such as a checkout under /tmp, is left alone).
-stdout/stderr become 'container' log lines, lifecycle events 'system' lines. A container whose process exits
-stays RUNNING and billing (RunPod bills the pod, not the process) until stopped or terminated. stop/terminate
-kill the process group; terminated pods vanish from GET /v2/pods and 404 on GET /v2/pods/{id}.
+stdout/stderr become 'container' log lines, lifecycle events 'system' lines. A container whose main process exits
+while the pod is wanted running is started again after `restart_delay_s`, and the pod bills on (*reported*:
+dstackai/dstack#1142, runpodctl#149; `FakePod.restarts` counts them). stop/terminate kill the process group;
+terminated pods vanish from GET /v2/pods and 404 on GET /v2/pods/{id}.
+Hosts (tests/fakes/runpod_hosts.py, sources there): `hosts` maps each GPU type to its hosts' CUDA versions and
+drivers; a create's `gpu.allowedCudaVersions` / `gpu.minCudaVersion` picks the host (none fits: capacity error),
+the catalog lists `cudaVersions`, a pod reports its host's `cudaVersion`, and its container finds an
+`nvidia-smi` for that host first on its PATH.
+Gateway: API requests without a User-Agent, or with urllib's default one, get Cloudflare's 403 `error code: 1010`
+as text/plain (*reported* for RunPod's REST API: lumpenspace/raft#14).
 
 Billing: a pod accrues seconds from create until stop/terminate (`billed_seconds`, `billing_now`). A stopped
 (EXITED) pod's volume bills on while GET says `cost` 0.0 (docs pods/pricing: $0.20/GB/month stopped; the create
@@ -37,8 +44,8 @@ that stay PROVISIONING), `boot_error` (GPU ids that go to ERROR), `fail(method, 
 whose pod is made but whose answer is lost), `drop_logs_after(n)` (the next log stream is cut after n events),
 `cut_proxy(method, path_part, after_forward=...)` (the next matching proxied request loses its connection,
 before it reaches the pod or after the pod answered).
-Inspection: `requests` (method, path, who), `proxied` (method, path after the pod id, cut or not),
-`created_bodies` (each create's body, env included), `pods`, `gone`.
+Inspection: `requests` (method, path, who), `refused_agents` (403 1010), `proxied` (method, path after the pod id,
+cut or not), `created_bodies` (each create's body, env included), `pods`, `gone`.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from fakes.runpod_hosts import Host, PlacementError, default_hosts, nvidia_smi, place
 
 CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. Please refresh"
                    " and try again.")
@@ -125,6 +134,8 @@ class FakePod:
     local_port: int | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     generation: int = 0  # bumped by every stop/start, so a stale boot thread does nothing
+    host: Host | None = None  # the machine it runs on (its driver's CUDA version)
+    restarts: int = 0  # times RunPod started its container again after the main process exited
 
     @property
     def agent_port(self) -> int | None:
@@ -156,7 +167,8 @@ class FakePod:
                 "ports": self.body.get("ports", []), "env": self.body.get("env", {}), "registry": None,
                 "status": self.status, "actions": list(ACTIONS.get(self.status, ())),
                 "mounts": self.body.get("mounts", {}), "gpu": {"id": self.gpu, "count": 1}, "cloud": self.cloud,
-                "dataCenterId": "FAKE-1", "cudaVersion": "12.4", "ssh": None, "template": None,
+                "dataCenterId": "FAKE-1",
+                "cudaVersion": self.host.cuda if self.host else None, "ssh": None, "template": None,
                 "cost": self.usd_per_hour if live else 0.0, "locked": False, "globalNetworking": {"enabled": False},
                 "runtime": {"uptime": int(time.time() - self.started), "ports": []} if running and self.started
                 else None, "createdAt": stamp(self.created), "startedAt": stamp(self.started) if self.started else None}
@@ -169,6 +181,8 @@ class FakeRunpod:
         self.root = Path(root)
         self.boot_delay_s = boot_delay_s
         self.gpus = gpus if gpus is not None else default_gpus()
+        self.hosts: dict[str, list[Host]] = default_hosts(self.gpus)
+        self.restart_delay_s = 0.5
         self.extra_env = dict(extra_env or {})
         self.stock: dict[Any, str] = {}  # gpu id or (gpu, cloud) -> NONE|LOW|MEDIUM|HIGH (default HIGH)
         self.no_capacity: set[Any] = set()
@@ -181,6 +195,7 @@ class FakeRunpod:
         self.pods: dict[str, FakePod] = {}
         self.gone: dict[str, FakePod] = {}
         self.requests: list[tuple[str, str, str]] = []
+        self.refused_agents: list[tuple[str, str, str]] = []  # (method, path, User-Agent) answered 403 1010
         self.created_bodies: list[dict[str, Any]] = []
         self.cond = threading.Condition()
         self._faults: list[dict[str, Any]] = []
@@ -334,7 +349,8 @@ class FakeRunpod:
             return
         pod.root.mkdir(parents=True, exist_ok=True)
         (pod.root / "tmp").mkdir(exist_ok=True)
-        env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        bin_dir = [str(nvidia_smi(pod.root / "host-bin", pod.host, self._gpu(pod.gpu)).parent)] if pod.host else []
+        env = {"PATH": os.pathsep.join([*bin_dir, str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                "HOME": str(pod.root), "LANG": "C.UTF-8", **self.extra_env, **(pod.body.get("env") or {})}
         pod.local_port = free_port()
         env.update(RUNPOD_POD_ID=pod.id, RUNPOD_API_KEY=pod.key, BIZSENT_PORT=str(pod.local_port))
@@ -359,17 +375,32 @@ class FakeRunpod:
                    for s in (pod.proc.stdout, pod.proc.stderr)]
         for reader in readers:
             reader.start()
-        threading.Thread(target=self._reap_when_done, args=(pod, pod.proc, readers), daemon=True).start()
+        threading.Thread(target=self._reap_when_done, args=(pod, pod.proc, readers, pod.generation),
+                         daemon=True).start()
+
+    def _gpu(self, gpu_id: str) -> dict[str, Any]:
+        return next(g for g in self.gpus if g["id"] == gpu_id)
 
     def _read(self, pod: FakePod, proc: subprocess.Popen, stream: Any) -> None:
         for raw in iter(stream.readline, b""):
             self._event(pod, "container", raw.decode("utf-8", "replace").rstrip("\n"))
 
-    def _reap_when_done(self, pod: FakePod, proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
+    def _reap_when_done(self, pod: FakePod, proc: subprocess.Popen, readers: list[threading.Thread],
+                        generation: int) -> None:
         code = proc.wait()
         for reader in readers:
             reader.join(timeout=5)
         self._event(pod, "system", f"container exited with code {code}")
+        time.sleep(self.restart_delay_s)
+        with self.cond:
+            # Exited by itself (not killed by a stop, terminate or restart) while the pod is wanted running: RunPod
+            # starts the container again, and the pod bills on.
+            if self._closing or pod.proc is not proc or pod.generation != generation or pod.status != "RUNNING":
+                return
+            pod.restarts += 1
+            self._run_container(pod)
+            pod.started = time.time()
+        self._event(pod, "system", f"restarting the container (restart {pod.restarts})")
 
     def _kill(self, pod: FakePod) -> None:
         proc, pod.proc = pod.proc, None
@@ -465,6 +496,16 @@ class FakeRunpod:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a pod killed by its own stop call
             h.wfile.write(data)
 
+    @staticmethod
+    def _send_text(h: BaseHTTPRequestHandler, status: int, text: str) -> None:
+        data = text.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "text/plain; charset=UTF-8")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            h.wfile.write(data)
+
     def _problem(self, h: BaseHTTPRequestHandler, status: int, detail: str, headers: dict[str, str] | None = None,
                  errors: list[str] | None = None) -> None:
         body: dict[str, Any] = {"title": http.client.responses.get(status, "Error"), "status": status,
@@ -507,6 +548,11 @@ class FakeRunpod:
         who = self._who(h)
         self.requests.append((method, path, who))
         body = self._body(h)
+        agent = h.headers.get("User-Agent") or ""
+        if not agent or agent.startswith("Python-urllib/"):
+            self.refused_agents.append((method, path, agent))
+            self._send_text(h, 403, "error code: 1010")
+            return
         if who in ("none", "bad"):
             self._problem(h, 401, "missing bearer token" if who == "none" else "invalid api key")
             return
@@ -616,8 +662,14 @@ class FakeRunpod:
         if gpu in self.no_capacity or (gpu, cloud) in self.no_capacity:
             self._problem(h, 400, CAPACITY_DETAIL)
             return
+        try:
+            machine = place(self.hosts.get(gpu, []), body["gpu"], CAPACITY_DETAIL)
+        except PlacementError as exc:
+            self._problem(h, exc.status, exc.detail)
+            return
         self.created_bodies.append(body)
         pod = self._new_pod(body["name"], body, gpu, cloud)
+        pod.host = machine
         threading.Thread(target=self._boot, args=(pod, pod.generation), daemon=True).start()
         if self.lose_create_answers > 0:
             self.lose_create_answers -= 1
@@ -636,7 +688,7 @@ class FakeRunpod:
         cloud = query.get("cloud", "SECURE")
         out = []
         for g in self.gpus:
-            entry = dict(g)
+            entry = {**g, "cudaVersions": sorted({h.cuda for h in self.hosts.get(g["id"], [])})}
             if include == "AVAILABILITY":
                 entry["availability"] = self.stock.get((g["id"], cloud), self.stock.get(g["id"], "HIGH"))
             out.append(entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import MutableMapping
@@ -25,6 +26,20 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
+class Api:
+    """How the pod reaches the RunPod API about itself (RunPod's pod id and pod-scoped key)."""
+
+    api_base: str
+    pod_id: str
+    pod_key: str
+
+    @classmethod
+    def from_env(cls, environ: MutableMapping[str, str]) -> Api:
+        return cls(environ.get("BIZSENT_API_BASE", "https://api.runpod.io").rstrip("/"),
+                   environ.get("RUNPOD_POD_ID", ""), environ.get("RUNPOD_API_KEY", ""))
+
+
+@dataclass(frozen=True)
 class Config:
     token: str
     port: int
@@ -40,6 +55,14 @@ class Config:
     pod_id: str
     pod_key: str
     billed_since: float  # wall clock: when the laptop created the pod (its bill starts there), else the agent's start
+    require_gpu: bool  # refuse to train unless torch uses a GPU that fits (false: tests on GPU-less machines)
+    torch_cuda: str  # the CUDA version of the torch build the pod installs ("" when none is named)
+    min_capability: str
+    min_free_mib: int
+
+    @property
+    def api(self) -> Api:
+        return Api(self.api_base, self.pod_id, self.pod_key)
 
 
 @dataclass
@@ -52,6 +75,9 @@ class State:
     ended_at: float | None = None
     progress_at: float = field(default_factory=time.monotonic)
     fired: tuple[str, str] | None = None
+    wanted: tuple[str, str] | None = None  # what the watchdog last asked of RunPod, taken or not
+    failed_call: str | None = None  # why that call failed (None once one worked)
+    gpu: dict | None = None  # what the GPU check found and passed (gpu.report)
     chunks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UPLOADS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
     uploading: threading.Lock = field(default_factory=threading.Lock)  # held while a chunk or a whole file is checked
@@ -87,4 +113,15 @@ def load_config(environ: MutableMapping[str, str]) -> Config:
         api_base=environ.get("BIZSENT_API_BASE", "https://api.runpod.io").rstrip("/"),
         pod_id=environ.get("RUNPOD_POD_ID", ""), pod_key=secrets["RUNPOD_API_KEY"],
         billed_since=min(number("BIZSENT_CREATED_AT", now), now),
+        require_gpu=environ.get("BIZSENT_REQUIRE_GPU", "1") != "0",
+        torch_cuda=versioned(environ, "BIZSENT_TORCH_CUDA", ""),
+        min_capability=versioned(environ, "BIZSENT_MIN_CAPABILITY", "8.0"),
+        min_free_mib=int(number("BIZSENT_MIN_GPU_MIB", 1)),
     )
+
+
+def versioned(environ: MutableMapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, default)
+    if value and not re.fullmatch(r"\d+\.\d+", value):
+        raise SystemExit(f"{name} must be a version such as 12.8")
+    return value

@@ -13,6 +13,7 @@ from .files import complete_lines, confined, parsed
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,99})==([A-Za-z0-9.!+_-]{1,64})")  # one pinned install
 
 
 def read_job(path: Path) -> dict:
@@ -37,13 +38,28 @@ def read_job(path: Path) -> dict:
                 isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
             and not (isinstance(v, float) and not math.isfinite(v)) for k, v in train.items()):
         raise Refused(400, "job.json train must map setting names to strings, numbers, booleans or string lists")
+    pins = job.get("constraints", [])
+    if not isinstance(pins, list) or not all(isinstance(p, str) and PIN.fullmatch(p) for p in pins):
+        raise Refused(400, "job.json constraints must be a list of name==version pins")
     return {"name": job["name"], "base_model": job["base_model"], "max_steps": steps, "load_in_4bit": four_bit,
-            "evaluate": job.get("evaluate", True) is True, "train": train}
+            "evaluate": job.get("evaluate", True) is True, "train": train, "constraints": pins}
 
 
-def config_toml(job: dict) -> str:
-    # JSON strings, numbers, booleans and string lists are valid TOML values too.
-    return "[train]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sorted(job["train"].items()))
+def config_toml(job: dict, *, require_cuda: bool) -> str:
+    # JSON strings, numbers, booleans and string lists are valid TOML values too. require_cuda is the agent's
+    # own setting (runpod.require_gpu), whatever job.json says: training.py then never falls back to the CPU.
+    train = {**job["train"], "require_cuda": require_cuda}
+    return "[train]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sorted(train.items()))
+
+
+def torch_index(pins: list[str]) -> str | None:
+    """PyTorch's index for a pinned torch build that PyPI does not have (`torch==2.14.1+cu128` -> .../whl/cu128)."""
+    for pin in pins:
+        name, _, ver = pin.partition("==")
+        local = re.fullmatch(r"[0-9.]+\+(cu[0-9]{3})", ver)
+        if name.lower() == "torch" and local:
+            return f"https://download.pytorch.org/whl/{local[1]}"
+    return None
 
 
 def train_command(cfg: Config, job: dict) -> list[str]:

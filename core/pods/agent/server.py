@@ -16,14 +16,16 @@ from .files import confined, parsed
 from .job import latest_step, read_events
 from .trainer import start
 from .uploads import finish_upload, put_chunk, upload_status
+from .watchdog import status
 
 
 def health(cfg: Config, state: State) -> dict:
     with state.lock:
-        fired = state.fired
-        out = {"state": state.phase, "error": state.error, "adapter": state.adapter, "collected": state.collected}
+        watchdog = status(state)
+        out = {"state": state.phase, "error": state.error, "adapter": state.adapter, "collected": state.collected,
+               "gpu": state.gpu}
     return {**out, "step": latest_step(read_events(cfg, state)), "uptime_s": round(time.time() - cfg.billed_since, 1),
-            "watchdog": {"action": fired[0], "reason": fired[1]} if fired else None}
+            "watchdog": watchdog}
 
 
 def log_tail(cfg: Config, lines: int) -> list[str]:

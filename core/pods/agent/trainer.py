@@ -18,8 +18,12 @@ from pathlib import Path
 
 from .config import PRIVATE_ENV, UPLOADS, Config, Refused, State, say
 from .files import file_sha256, safe_extract
-from .job import config_toml, read_job, run_dir, train_command
+from .gpu import PROBE, Unusable, check_host, check_torch, probe_result, read_host
+from .gpu import report as gpu_report
+from .job import config_toml, read_job, run_dir, torch_index, train_command
 from .uploads import upload_status
+
+STARTED = "job.started"  # on the volume once /start was accepted: a later start of the agent knows a run was cut
 
 
 class StepFailed(Exception):
@@ -61,6 +65,53 @@ def step(log, what: str, cmd: list[str], env: dict[str, str], cwd: Path) -> None
         raise StepFailed(f"{what} failed (exit code {code}); see the log")
 
 
+def install_command(cfg: Config, job: dict, wheel: Path) -> list[str]:
+    """pip install of the wheel's training extra, pinned by job.json's constraints (the laptop's constraints.txt
+    for this torch build), from PyTorch's index where the pinned torch build is not on PyPI."""
+    if not job["constraints"]:
+        raise StepFailed("job.json has no constraints; a pod installs pinned versions only (update bizsent)")
+    pins = cfg.workdir / "constraints.txt"
+    pins.write_text("\n".join(job["constraints"]) + "\n", encoding="utf-8")
+    index = torch_index(job["constraints"])
+    return [sys.executable, "-m", "pip", "install", "--no-input", "-c", str(pins),
+            *(["--extra-index-url", index] if index else []), f"{wheel}[train]"]
+
+
+def check_gpu_at_boot(cfg: Config, state: State) -> None:
+    """Before any upload: the host's GPU (nvidia-smi) against the torch build the pod installs and the recipe. A
+    GPU that does not fit fails the run at once, one line in /health, so nothing is uploaded or installed."""
+    try:
+        host = read_host()
+        checked = check_host(host, require_gpu=cfg.require_gpu, torch_cuda=cfg.torch_cuda if cfg.install_deps else "",
+                             min_capability=cfg.min_capability, min_free_mib=cfg.min_free_mib)
+    except Unusable as exc:
+        with state.lock:
+            state.phase, state.error, state.ended_at = "failed", str(exc), time.monotonic()
+        say(str(exc))
+        return
+    with state.lock:
+        state.gpu = gpu_report(host, checked)
+    say("GPU check: " + "; ".join(checked))
+
+
+def check_torch_build(cfg: Config, state: State, log, env: dict[str, str]) -> None:
+    """After the installs, before training: the torch the run imports, against the host's driver, and (with
+    require_gpu) that it can use the GPU."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, cwd=cfg.workdir,
+                          stdin=subprocess.DEVNULL, check=False)
+    log.write(f"bizsent-agent: checking torch against the GPU\n{done.stdout}{done.stderr}".encode())
+    log.flush()
+    try:
+        torch = probe_result(done.stdout)
+        line = check_torch(read_host(), torch, require_gpu=cfg.require_gpu)
+    except Unusable as exc:
+        raise StepFailed(str(exc)) from None
+    say(f"GPU check: {line}")
+    with state.lock:
+        state.gpu = {**(state.gpu or gpu_report(None, [])), "torch": torch, "cuda": bool(torch.get("available"))}
+        state.gpu["checked"] = [*state.gpu["checked"], line]
+
+
 def pack_adapter(folder: Path, dest: Path) -> dict:
     part = dest.with_name(dest.name + ".part")
     with tarfile.open(part, "w") as tar:
@@ -83,8 +134,7 @@ def run_job(cfg: Config, state: State) -> None:
         env, py = child_env(site), sys.executable
         with (w / "train.log").open("ab") as log:
             if cfg.install_deps:
-                step(log, "installing the training dependencies", [py, "-m", "pip", "install", "--no-input",
-                                                                    f"{wheel}[train]"], env, w)
+                step(log, "installing the training dependencies (pinned)", install_command(cfg, job, wheel), env, w)
             step(log, "installing the project wheel", [py, "-m", "pip", "install", "--no-deps", "--no-index",
                                                       "--no-input", "--upgrade", "--target", str(site), str(wheel)],
                  env, w)
@@ -92,7 +142,8 @@ def run_job(cfg: Config, state: State) -> None:
             step(log, "checking that bizsent imports from the wheel", [py, "-c", (
                 f"import sys, bizsent; print('bizsent from', bizsent.__file__); "
                 f"sys.exit(not bizsent.__file__.startswith({str(site)!r}))")], env, w)
-            (w / "config.toml").write_text(config_toml(job), encoding="utf-8")
+            check_torch_build(cfg, state, log, env)
+            (w / "config.toml").write_text(config_toml(job, require_cuda=cfg.require_gpu), encoding="utf-8")
             step(log, "creating the pod's database", [py, "-m", "bizsent", "--config", str(w / "config.toml"),
                                                      "--db", str(w / "pod.db"), "init"], env, w)
             with state.lock:
@@ -118,12 +169,19 @@ def run_job(cfg: Config, state: State) -> None:
 
 
 def recover(cfg: Config, state: State) -> None:
-    """After a stop and a start the volume still holds the adapter: serve it again instead of waiting for uploads."""
+    """A new start of the agent on the same volume. After a stop and a start the volume still holds the adapter:
+    serve it again instead of waiting for uploads. A job that had started but left no adapter was cut short (RunPod
+    restarts a container whose process died, and the container disk with it): the run has failed, say so."""
     record, tar = cfg.workdir / "adapter.tar.json", cfg.workdir / "adapter.tar"
     try:
         if record.exists() and tar.exists():
             state.job = read_job(cfg.workdir / "uploads" / "job.json")
             state.phase, state.adapter, state.ended_at = "done", json.loads(record.read_text()), time.monotonic()
+        elif (cfg.workdir / STARTED).exists():
+            state.job = read_job(cfg.workdir / "uploads" / "job.json")
+            state.phase, state.ended_at = "failed", time.monotonic()
+            state.error = ("the pod's container restarted during the run (the agent or training was killed); "
+                           "its log is on the pod's volume")
     except (Refused, OSError, ValueError) as exc:
         say(f"the adapter of an earlier start cannot be served ({exc}); waiting for uploads")
 
@@ -136,5 +194,6 @@ def start(cfg: Config, state: State) -> dict:
         if missing:
             raise Refused(409, f"not uploaded and verified yet: {', '.join(missing)}", missing=missing)
         state.job, state.phase = read_job(cfg.workdir / "uploads" / "job.json"), "installing"
+        (cfg.workdir / STARTED).write_text(state.job["name"], encoding="utf-8")
     threading.Thread(target=run_job, args=(cfg, state), daemon=True, name="job").start()
     return {"state": "installing"}

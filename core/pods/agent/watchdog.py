@@ -9,10 +9,12 @@ import traceback
 import urllib.error
 import urllib.request
 
-from .config import Config, State, say
+from .config import Api, Config, State, say
 from .job import run_dir
 
 ACTION_RANK = {"stop": 1, "terminate": 2}
+USER_AGENT = "bizsent-agent/1"
+TRIES = 3
 
 
 def decide(cfg: Config, state: State, now: float, mono: float) -> tuple[str, str] | None:
@@ -32,21 +34,40 @@ def decide(cfg: Config, state: State, now: float, mono: float) -> tuple[str, str
     return None
 
 
-def pod_action(cfg: Config, action: str) -> bool:
-    if not (cfg.pod_id and cfg.pod_key):
-        say(f"watchdog: cannot {action} the pod: RUNPOD_POD_ID or RUNPOD_API_KEY is not set")
-        return False
-    request = urllib.request.Request(
-        f"{cfg.api_base}/v2/pods/{cfg.pod_id}/action", data=json.dumps({"action": action}).encode(), method="POST",
-        headers={"Authorization": f"Bearer {cfg.pod_key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30):
-            return True
-    except urllib.error.HTTPError as exc:
-        say(f"watchdog: {action} refused by the RunPod API (HTTP {exc.code}); trying again")
-    except (urllib.error.URLError, OSError) as exc:
-        say(f"watchdog: {action} did not reach the RunPod API ({type(exc).__name__}); trying again")
-    return False
+def pod_action(api: Api, action: str, *, tries: int = TRIES, pause_s: float = 2.0) -> str | None:
+    """Ask RunPod to stop or terminate this pod; None once it took the call, else why not (one line), after
+    `tries` tries. Every try names its User-Agent: Cloudflare in front of RunPod refuses urllib's default (403,
+    error code 1010)."""
+    if not (api.pod_id and api.pod_key):
+        return "RUNPOD_POD_ID or RUNPOD_API_KEY is not set"
+    why = ""
+    for attempt in range(1, tries + 1):
+        request = urllib.request.Request(
+            f"{api.api_base}/v2/pods/{api.pod_id}/action", data=json.dumps({"action": action}).encode(),
+            method="POST", headers={"Authorization": f"Bearer {api.pod_key}", "Content-Type": "application/json",
+                                    "User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return None
+        except urllib.error.HTTPError as exc:
+            body = exc.read(300).decode("utf-8", "replace").strip().splitlines()
+            why = f"HTTP {exc.code}" + (f": {body[0][:120]}" if body else "")
+        except (urllib.error.URLError, OSError) as exc:
+            why = f"{type(exc).__name__} reaching {api.api_base}"
+        say(f"watchdog: {action} failed ({why}), try {attempt} of {tries}")
+        if attempt < tries:
+            time.sleep(pause_s * attempt)
+    return f"{why} ({tries} tries)"
+
+
+def status(state: State) -> dict | None:
+    """The watchdog's part of /health: what it decided, whether RunPod took the call, and if not, why (the laptop
+    then stops the pod itself)."""
+    if state.failed_call and state.wanted:  # also an escalation (terminate after a stop) that failed
+        return {"action": state.wanted[0], "reason": state.wanted[1], "done": False, "failed": state.failed_call}
+    if state.fired:
+        return {"action": state.fired[0], "reason": state.fired[1], "done": True, "failed": None}
+    return None
 
 
 def watchdog(cfg: Config, state: State) -> None:
@@ -69,11 +90,15 @@ def watch_once(cfg: Config, state: State, seen: tuple[int, ...]) -> tuple[int, .
         if sizes != seen:
             state.progress_at = time.monotonic()
         decision = decide(cfg, state, time.time(), time.monotonic())
+        if decision is None and state.fired is None:  # a rule that held no longer does (progress came back)
+            state.wanted = state.failed_call = None
         # Only ever escalate: a stop that took effect ends this process; a later collect may still terminate.
         if decision is None or (state.fired and ACTION_RANK[state.fired[0]] >= ACTION_RANK[decision[0]]):
             return sizes
     say(f"watchdog: {decision[0]} the pod: {decision[1]}")
-    if pod_action(cfg, decision[0]):
-        with state.lock:
+    failed = pod_action(cfg.api, decision[0])
+    with state.lock:
+        state.wanted, state.failed_call = decision, failed
+        if failed is None:
             state.fired = decision
     return sizes
