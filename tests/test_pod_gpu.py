@@ -151,12 +151,13 @@ def test_training_with_require_cuda_refuses_the_cpu(tmp_path, model_dir):
 
 def test_the_pod_installs_the_laptops_pins_for_its_torch_build(tmp_path, settings):
     constraints = (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8")
-    laptop = {line.split("==")[0]: line for line in constraints.splitlines() if "==" in line}
+    laptop = [line for line in constraints.splitlines() if "==" in line and not line.startswith("#")]
     pins = podlock.pod_lock(constraints, "12.8")
     assert "torch==2.14.1+cu128" in pins and "torchvision==0.29.1+cu128" in pins
     assert not any(p.startswith(("nvidia-", "cuda-")) for p in pins)  # torch's cu128 wheel pins its own
-    assert all(laptop[p.split("==")[0]] == p for p in pins if "+cu" not in p)
-    assert podlock.pod_lock(constraints, "13.0") == [laptop[name] for name in laptop]  # PyPI's build: as is
+    assert all(p in laptop for p in pins if "+cu" not in p)
+    assert 'textual-image==0.14.2; python_version >= "3.12"' in pins  # per-Python pins: the pod's pip chooses
+    assert podlock.pod_lock(constraints, "13.0") == laptop  # PyPI's build: as is
     with pytest.raises(BizsentError, match="not a name==version pin"):
         podlock.pod_lock("torch>=2\n", "12.8")
 

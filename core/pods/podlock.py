@@ -3,7 +3,8 @@ the pins a pod installs with, for the torch build of runpod.torch_cuda.
 
 PyPI's torch wheel is the CUDA 13.0 build; the other builds come from PyTorch's own index as local versions
 (`torch==2.14.1+cu128`), and their CUDA libraries are the `nvidia-*-cu12` wheels that torch's own metadata pins
-exactly, so the CUDA 13 library lines of constraints.txt are left out for them. Everything else keeps its pin.
+exactly, so the CUDA 13 library lines of constraints.txt are left out for them. Everything else keeps its pin, and
+a pin per Python keeps its python_version marker: pip on the pod takes the line for the pod's own Python.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def pod_lock(constraints: str, torch_cuda: str) -> list[str]:
         if pin is None:
             raise BizsentError(f"constraints.txt line {line!r} is not a name==version pin; refresh it with "
                                "scripts/lock")
-        name, ver = pin[1], pin[2]
+        name, ver, marker = pin[1], pin[2], pin[3] or ""
         if suffix and CUDA_LIBRARIES.match(name.lower()):
             continue
-        pins.append(f"{name}=={ver}{suffix}" if suffix and name.lower() in TORCH_PACKAGES else f"{name}=={ver}")
+        build = suffix if suffix and name.lower() in TORCH_PACKAGES else ""
+        pins.append(f"{name}=={ver}{build}{marker}")
     return pins
 
 

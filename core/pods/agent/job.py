@@ -13,7 +13,10 @@ from .files import complete_lines, confined, parsed
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
-PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,99})==([A-Za-z0-9.!+_-]{1,64})")  # one pinned install
+# One pinned install, with the python_version marker constraints.txt gives a package pinned per Python (pip on the
+# pod picks the line for its own Python); nothing else, so a job file cannot smuggle pip options in.
+PIN = re.compile(r'([A-Za-z0-9][A-Za-z0-9._-]{0,99})==([A-Za-z0-9.!+_-]{1,64})'
+                 r'(; python_version (?:<|<=|==|>=|>) "\d+\.\d+"(?: and python_version (?:<|<=|==|>=|>) "\d+\.\d+")?)?')
 
 
 def read_job(path: Path) -> dict:
