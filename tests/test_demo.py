@@ -143,10 +143,6 @@ def test_seeding_twice_changes_nothing(seeded):
     assert db.execute("SELECT max(attempts) FROM images").fetchone()[0] == 1  # nothing was redrawn
 
 
-def test_three_hundred_posts_seed_in_a_few_seconds(seeded):
-    assert seeded[2].seconds < 10
-
-
 def test_texts_vary_so_the_leakage_guard_drops_only_a_few_reposts(seeded):
     from bizsent.core.config import TrainSettings
     from bizsent.core.model.dataset import build_dataset
