@@ -219,6 +219,25 @@ class TrainSettings(Section):
     save_total_limit: int = Field(2, ge=1)
 
 
+class CoinEntry(Section):
+    """One coin of the list (core/coins/coins.toml explains each key)."""
+
+    symbol: str = Field(min_length=1, max_length=12, pattern=r"^[A-Za-z0-9]+$")
+    name: str = Field(min_length=1)
+    names: list[str] = []
+    tickers: list[str] = []
+    ambiguous: list[str] = []
+    strict: bool = False
+
+
+class CoinsSettings(Section):
+    """[coins]: which coins a post mentions (core.coins). `extra` adds coins to the shipped list, or replaces
+    one with the same symbol."""
+
+    extra: list[CoinEntry] = []
+    unlisted_cashtags: bool = True  # a $TAG not on the list still counts, under its own symbol
+
+
 class TuiSettings(Section):
     image_renderer: Literal["auto", "kitty", "sixel", "halfcell", "unicode"] = "auto"
     refresh_s: float = Field(1.0, gt=0)
@@ -233,6 +252,7 @@ class Settings(Section):
     serverless: ServerlessSettings = Field(default_factory=ServerlessSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
+    coins: CoinsSettings = Field(default_factory=CoinsSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
         m: ModelPrice.model_validate(p) for m, p in default_prices().items()})
     # Where the settings came from; relative data paths resolve against its folder.

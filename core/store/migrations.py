@@ -345,6 +345,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN host TEXT;
     CREATE INDEX jobs_kind ON jobs(kind, id);
     """,
+    # 11: coin mentions per post (core.coins). post_coins: one row per post and coin, `how` names the rule that
+    # found it (core.coins.extract). coin_scans: which posts were read with which version of the list and
+    # rules, so a changed list re-reads them and an unchanged one reads only new posts.
+    """
+    CREATE TABLE post_coins (
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        coin TEXT NOT NULL,
+        how TEXT NOT NULL,
+        PRIMARY KEY (post_id, coin)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_coins_coin ON post_coins(coin, post_id);
+    CREATE TABLE coin_scans (
+        post_id INTEGER PRIMARY KEY REFERENCES posts(id) ON DELETE CASCADE,
+        version TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
