@@ -1,4 +1,4 @@
-"""Coin extraction (core.coins) against the hand-labelled posts in bench/data/coin_posts.tsv.
+"""Coin extraction (core.coins) against the hand-labelled posts in bench/coin_posts.tsv.
 
 Counts (post, coin) pairs: a true positive is a coin the label lists and the extractor found. Prints the
 precision and recall of each rule family, the misses and false finds, then as the last line one JSON object
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
-DATA = ROOT / "bench" / "data" / "coin_posts.tsv"
+DATA = ROOT / "bench" / "coin_posts.tsv"
 
 
 def labelled(path: Path = DATA) -> list[tuple[set[str], str]]:
