@@ -29,3 +29,31 @@ def coins(
     typer.echo(report.summary())
     for symbol, n in ranked:
         typer.echo(f"{symbol:<8} {n:>8} posts")
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (UTC)")],
+    end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (UTC), included")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Fetch past /biz/ threads and their images from the archive mirror (archive.base_url), day by day,
+    resumable; shows what it will take first."""
+    from bizsent.core.coins import catalog
+    from bizsent.core.coins.tags import tag_posts
+    from bizsent.core.collect.archive import backfill as run_backfill
+    from bizsent.core.collect.archive import parse_day, plan
+
+    c = ctx_of(ctx)
+    db = c.db()
+    todo = plan(db, c.settings, parse_day(start, "--from"), parse_day(end, "--to"))
+    typer.echo(todo.summary())
+    if not todo.days:
+        return
+    if not yes and not typer.confirm(f"fetch {len(todo.days)} day(s) from {c.settings.archive.base_url}?"):
+        typer.echo("cancelled; nothing was fetched")
+        return
+    report = run_backfill(db, c.settings, todo.days, progress=lambda line: typer.echo(line, err=True))
+    typer.echo(report.summary())
+    typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())

@@ -219,6 +219,21 @@ class TrainSettings(Section):
     save_total_limit: int = Field(2, ge=1)
 
 
+class ArchiveSettings(Section):
+    """[archive]: the /biz/ archive mirror `bizsent backfill` reads (warosu's page shape, core.collect.archive)."""
+
+    base_url: str = "https://warosu.org"
+    board: str = "biz"
+    requests_per_second: float = Field(1.0, gt=0, le=1.0)
+    timeout_s: float = Field(30.0, gt=0)
+    download_images: bool = True
+    # For the estimate shown before a backfill starts: what one day of /biz/ usually holds (the archive's own
+    # counts are unknown until its pages are read).
+    threads_per_day: int = Field(700, ge=1)
+    images_per_thread: float = Field(6.0, ge=0)
+    mb_per_image: float = Field(0.25, ge=0)
+
+
 class CoinEntry(Section):
     """One coin of the list (core/coins/coins.toml explains each key)."""
 
@@ -253,6 +268,7 @@ class Settings(Section):
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
     coins: CoinsSettings = Field(default_factory=CoinsSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
         m: ModelPrice.model_validate(p) for m, p in default_prices().items()})
     # Where the settings came from; relative data paths resolve against its folder.

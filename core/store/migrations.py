@@ -361,6 +361,19 @@ MIGRATIONS: list[str] = [
         version TEXT NOT NULL
     );
     """,
+    # 12: the archive backfill's progress (core.collect.archive): one row per day listed and per thread page
+    # read, so a backfill killed midway goes on where it stopped. state: done | missing (404, final).
+    """
+    CREATE TABLE archive_pages (
+        board TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('day', 'thread')),
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('done', 'missing')),
+        posts INTEGER NOT NULL DEFAULT 0,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (board, kind, key)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
