@@ -81,6 +81,10 @@ def _scrape_every(c, every: str, retry: str, rounds: int | None, args: dict) -> 
     from bizsent.jobs.schedule import loop_lock, parse_every, run_every, scrape_round
 
     every_s, retry_s = parse_every(every), parse_every(retry)
+    if c.settings.live.endpoint:
+        from bizsent.core.config import secret
+
+        secret("runpod")  # a missing key is one line now, not a failed round every hour
     c.db()  # created and migrated before the first round
     with loop_lock(c.settings.data_dir):
         run_every(lambda: scrape_round(c.db_path, c.settings, **args), every_s, RealClock(), retry_s=retry_s,

@@ -57,3 +57,18 @@ def backfill(
     report = run_backfill(db, c.settings, todo.days, progress=lambda line: typer.echo(line, err=True))
     typer.echo(report.summary())
     typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
+
+
+@app.command("predict-new")
+def predict_new_(
+    ctx: typer.Context,
+    endpoint: Annotated[str | None, typer.Option(help="serverless endpoint ID (default: live.endpoint)")] = None,
+) -> None:
+    """Score the new posts not scored yet through the serverless endpoint, within live.daily_budget_usd (what
+    every `scrape --every` round does after collecting)."""
+    from bizsent.jobs.live_predict import live_round
+
+    c = ctx_of(ctx)
+    if endpoint is not None:
+        c.settings.live.endpoint = endpoint
+    typer.echo(live_round(c.db(create=False), c.settings))

@@ -234,6 +234,17 @@ class ArchiveSettings(Section):
     mb_per_image: float = Field(0.25, ge=0)
 
 
+class LiveSettings(Section):
+    """[live]: scoring new posts as they arrive (jobs.live_predict), after every collection round."""
+
+    endpoint: str = ""  # a deployed RunPod serverless endpoint ID; empty: no live predictions
+    daily_budget_usd: float = Field(1.0, ge=0)  # serverless spend per UTC day, counted from the ledger
+    max_posts_per_round: int = Field(500, ge=1)
+    # What one post of the 7B costs on a CPU (fp32, no GPU), for the refusal that says why it is not done there:
+    # an estimate (7B parameters, about 1,000 tokens a post, a laptop's few hundred GFLOP/s), not a measurement.
+    cpu_s_per_post_7b: float = Field(60.0, gt=0)
+
+
 class CoinEntry(Section):
     """One coin of the list (core/coins/coins.toml explains each key)."""
 
@@ -269,6 +280,7 @@ class Settings(Section):
     tui: TuiSettings = Field(default_factory=TuiSettings)
     coins: CoinsSettings = Field(default_factory=CoinsSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
         m: ModelPrice.model_validate(p) for m, p in default_prices().items()})
     # Where the settings came from; relative data paths resolve against its folder.

@@ -119,15 +119,17 @@ def scrape_round(db_path: Path, settings, **scrape_args) -> Round:
     from bizsent.core.coins.tags import tag_posts
     from bizsent.core.collect.ingest import scrape
     from bizsent.core.store import open_db
+    from bizsent.jobs.live_predict import live_round
 
     db = open_db(db_path)  # opened per round: a long-lived loop holds no connection while it sleeps
     try:
         report = scrape(db, settings, **scrape_args)
         tagged = tag_posts(db, catalog(settings.coins))
+        predicted = live_round(db, settings)
     finally:
         db.close()
     line = (f"round done: {report.posts_new} new posts, {report.images_ok} images, {tagged.mentions} coin "
-            f"mentions; {report.candidates} labeling candidates in all")
+            f"mentions; {report.candidates} labeling candidates in all; {predicted}")
     if report.problems:
         line += f"; {len(report.problems)} problem(s), first: {report.problems[0]}"
     return Round(ok=not report.problems, line=line)

@@ -128,7 +128,7 @@ def test_overlapping_collections_never_send_two_requests_within_a_second(tmp_pat
     assert f"scheduled collection already runs for {tmp_path} (pid {loop.pid})" in second.stderr
     assert plain.returncode == 0, plain.stderr
     assert loop.returncode == 0, err
-    assert out.count("round done:") == 3 and "coin mentions" in out
+    assert out.count("round done:") == 3 and "coin mentions" in out and "predictions: " in out
     assert len(times) >= 6
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.95, gaps  # 1 request/second across all of them, the API's rule
