@@ -72,3 +72,43 @@ def predict_new_(
     if endpoint is not None:
         c.settings.live.endpoint = endpoint
     typer.echo(live_round(c.db(create=False), c.settings))
+
+
+@app.command()
+def trends(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (what the Trends screen shows)")]
+    = False,
+    days: Annotated[int, typer.Option(help="days of history")] = 30,
+    run: Annotated[int | None, typer.Option(help="predictions of this run id (default: the newest with any)")]
+    = None,
+) -> None:
+    """Sentiment per coin over time: bullish and bearish shares with 95% intervals, volume, top movers."""
+    import time
+
+    from bizsent.core.coins import catalog
+    from bizsent.core.coins.tags import tag_posts
+    from bizsent.core.coins.trends import trends as compute
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    cat = catalog(c.settings.coins)
+    tag_posts(db, cat)
+    result = compute(db, cat.display, now=int(time.time()), days=days, run_id=run)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(min_scored=5)))
+        return
+    typer.echo(f"last 24 h, predictions of run {result.run_id}; share [95% interval]")
+    for t in result.coins:
+        posts, scored, bull, bear = t.window(True)
+        typer.echo(f"{t.coin:<8} {posts:>6} posts {scored:>6} scored  bullish {_share(bull, scored)}  "
+                   f"bearish {_share(bear, scored)}")
+    for t in result.movers:
+        typer.echo(f"mover: {t.coin} net sentiment {t.change(5):+.2f} against the days before")
+
+
+def _share(hits: int, n: int) -> str:
+    from bizsent.core.coins.trends import wilson
+
+    s = wilson(hits, n)
+    return "   -" if s.value is None else f"{s.value:4.0%} [{s.low:.0%}-{s.high:.0%}]"
