@@ -100,6 +100,7 @@ class TrendsScreen(BizsentNode, Screen):
     def _poll(self) -> None:
         import time
 
+        import plotext  # noqa: F401  (a quarter second: paid here, not by the event loop's first plot)
         from bizsent.core.coins import catalog
 
         names = catalog(self.bizsent.settings.coins).display
