@@ -41,9 +41,14 @@ def demo(
     """Seed built-in synthetic /biz/ posts (no keys, no network), then open the console."""
     from bizsent.core.demo import seed_demo
 
+    from bizsent.core.coins import catalog
+    from bizsent.core.coins.tags import tag_posts
+
     c = ctx_of(ctx)
-    report = seed_demo(c.db(), c.settings.image_dir, n_posts=posts, seed=seed)
+    db = c.db()
+    report = seed_demo(db, c.settings.image_dir, n_posts=posts, seed=seed)
     typer.echo(report.summary())
+    typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
     if not no_tui:
         open_console(c)
 
