@@ -39,10 +39,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
 ) -> None:
     """Seed built-in synthetic /biz/ posts (no keys, no network), then open the console."""
-    from bizsent.core.demo import seed_demo
-
     from bizsent.core.coins import catalog
     from bizsent.core.coins.tags import tag_posts
+    from bizsent.core.demo import seed_demo
 
     c = ctx_of(ctx)
     db = c.db()
