@@ -9,6 +9,7 @@ endpoint scores new posts.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,13 +101,16 @@ class TrendsScreen(BizsentNode, Screen):
     def _poll(self) -> None:
         import time
 
-        import plotext  # noqa: F401  (a quarter second: paid here, not by the event loop's first plot)
         from bizsent.core.coins import catalog
 
         names = catalog(self.bizsent.settings.coins).display
         with reading(self.bizsent.db_path) as db:
             result = trends(db, names, now=int(time.time()), days=DAYS, min_scored=MIN_SCORED)
         self.post_message(self.Polled(result))
+        if "plotext" not in sys.modules:
+            import plotext  # noqa: F401  (a quarter second: here, after the table's data, not on the event loop)
+
+            self.app.call_from_thread(self.query_one(TrendPlot).redraw)
 
     def on_trends_screen_polled(self, message: TrendsScreen.Polled) -> None:
         if self.data is not None and message.trends.as_json(MIN_SCORED) == self.data.as_json(MIN_SCORED):

@@ -3,6 +3,7 @@ axis), drawn with plotext into a string at the widget's size (the pattern and th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from bizsent.core.coins.trends import DayPoint
@@ -48,6 +49,11 @@ class TrendPlot(Widget):
         self._cache: tuple[tuple, Text] | None = None
         self._version = 0
 
+    def redraw(self) -> None:
+        """Draw again (plotext has been imported since the last try)."""
+        self._version += 1
+        self.refresh()
+
     def show(self, coin: str, series: Sequence[DayPoint]) -> None:
         self.coin, self.series = coin, list(series)
         self._version += 1
@@ -65,6 +71,8 @@ class TrendPlot(Widget):
             return Text("no coin selected" if not self.coin else f"no posts mention {self.coin}", style="dim")
         if width < MIN_WIDTH or height < MIN_HEIGHT:
             return Text(f"too small for the plot ({width}x{height})", style="dim")
+        if "plotext" not in sys.modules:  # the screen's worker imports it; drawing waits rather than the keys
+            return Text("drawing…", style="dim")
         out = Text.assemble((f"{self.coin}  ", "bold"), ("━ ", f"color({BULL_COLOR})"), ("bullish  ", ""),
                             ("━ ", f"color({BEAR_COLOR})"), ("bearish  ", ""), ("· ", f"color({VOLUME_COLOR})"),
                             ("posts/day (right)", "dim"), no_wrap=True)
