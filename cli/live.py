@@ -104,7 +104,7 @@ def trends(
         typer.echo(f"{t.coin:<8} {posts:>6} posts {scored:>6} scored  bullish {_share(bull, scored)}  "
                    f"bearish {_share(bear, scored)}")
     for t in result.movers:
-        typer.echo(f"mover: {t.coin} net sentiment {t.change(5):+.2f} against the days before")
+        typer.echo(f"mover: {t.coin} net sentiment {t.change(5):+.2f} against the 7 days before")
 
 
 def _share(hits: int, n: int) -> str:

@@ -5,7 +5,8 @@ run: the given one, else the newest run with predictions (the live endpoint's as
 backwards from `now` in whole days, so bucket 0 is always the last 24 hours. Shares come with a Wilson 95%
 interval, which stays honest for the handful of posts a small coin gets in a day.
 A mover is a coin whose net sentiment (bullish share minus bearish share) in the last 24 hours differs most from
-the days before it in the window, among coins with at least `min_scored` scored posts in both.
+that of the BASELINE_DAYS days before, among coins with at least `min_scored` scored posts in both; so the
+movers and every coin's change need only the last BASELINE_DAYS + 1 days (the screen reads those first).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlite_utils
 
 DAY_S = 86_400
 Z95 = 1.96
+BASELINE_DAYS = 7  # what the last 24 hours are compared with
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,8 @@ class CoinTrend:
     series: list[DayPoint]  # oldest first; days without posts are left out
 
     def window(self, newest: bool) -> tuple[int, int, int, int]:
-        """(posts, scored, bullish, bearish) of the last 24 hours (newest) or of the days before it."""
-        points = [p for p in self.series if (p.days_ago == 0) == newest]
+        """(posts, scored, bullish, bearish) of the last 24 hours (newest) or of the BASELINE_DAYS before."""
+        points = [p for p in self.series if (p.days_ago == 0 if newest else 1 <= p.days_ago <= BASELINE_DAYS)]
         return (sum(p.posts for p in points), sum(p.scored for p in points), sum(p.bullish for p in points),
                 sum(p.bearish for p in points))
 
@@ -71,7 +73,7 @@ class CoinTrend:
         return (bull - bear) / scored if scored else None
 
     def change(self, min_scored: int) -> float | None:
-        """Net sentiment of the last 24 hours minus that of the days before, when both have enough posts."""
+        """Net sentiment of the last 24 hours minus that of the 7 days before, when both have enough posts."""
         if self.window(True)[1] < min_scored or self.window(False)[1] < min_scored:
             return None
         return self.net(True) - self.net(False)  # type: ignore[operator]
@@ -81,7 +83,7 @@ class CoinTrend:
 class Trends:
     run_id: int | None
     days: int
-    coins: list[CoinTrend] = field(default_factory=list)  # by posts in the last 24 hours, then in the window
+    coins: list[CoinTrend] = field(default_factory=list)  # by posts in the last 24 hours, then the 7 days before
     movers: list[CoinTrend] = field(default_factory=list)
 
     def as_json(self, min_scored: int) -> dict:
@@ -121,7 +123,7 @@ def trends(db: sqlite_utils.Database, names: dict[str, str], *, now: int, days: 
         by_coin.setdefault(coin, []).append(DayPoint(int(ago), posts, scored, bull or 0, bear or 0))
     found = [CoinTrend(coin, names.get(coin, coin), sorted(points, key=lambda p: -p.days_ago))
              for coin, points in by_coin.items()]
-    found.sort(key=lambda t: (-t.window(True)[0], -sum(p.posts for p in t.series), t.coin))
+    found.sort(key=lambda t: (-t.window(True)[0], -t.window(False)[0], t.coin))
     moving = sorted((t for t in found if t.change(min_scored) is not None),
                     key=lambda t: -abs(t.change(min_scored)))  # type: ignore[arg-type]
     return Trends(run, days, found[:top], moving[:movers])

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wilson
+from bizsent.core.coins.trends import BASELINE_DAYS, CoinPost, Trends, coin_posts, trends, wilson
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -31,6 +31,7 @@ COIN_COLUMNS = ("coin", "posts 24h", "scored", "bullish [95%]", "bearish [95%]",
 POST_COLUMNS = ("time (UTC)", "model", "p(bull)", "text")
 MIN_SCORED = 5  # scored posts a window needs before its change counts (core.coins.trends movers)
 DAYS = 30
+POLL_FACTOR = 10  # the screen reads the store every tui.refresh_s x this
 LABEL_STYLE = {"bullish": "green", "bearish": "red", "neutral": "yellow"}
 
 
@@ -52,7 +53,7 @@ class TrendsScreen(BizsentNode, Screen):
     HELP = (
         "Per coin (mentions found by the coin rules, `bizsent coins`): posts in the last 24 hours, how many the "
         "model scored (the newest run with predictions, the live endpoint's as posts arrive), the bullish and "
-        "bearish shares with Wilson 95% intervals, and the move of net sentiment against the days before "
+        "bearish shares with Wilson 95% intervals, and the move of net sentiment against the 7 days before "
         f"(coins with {MIN_SCORED}+ scored posts in both). The plot shows the selected coin's shares and posts "
         f"per day over {DAYS} days. `enter` lists the coin's newest posts with image and prediction (arrows move, "
         "`escape` goes back); `r` reads again. `bizsent trends --json` prints the same numbers."
@@ -88,11 +89,13 @@ class TrendsScreen(BizsentNode, Screen):
         self.query_one("#trends-coins", DataTable).add_columns(*COIN_COLUMNS)
         self.query_one("#trends-posts", DataTable).add_columns(*POST_COLUMNS)
         self.query_one("#trends-coins", DataTable).focus()
-        self.action_refresh()
-        self.poll_while_shown(self.action_refresh)
+        # Counts move with collection rounds (hourly) and scoring, and one read of a big store takes a second:
+        # read every POLL_FACTOR refresh intervals, not every one.
+        self.set_interval(self.bizsent.settings.tui.refresh_s * POLL_FACTOR,
+                          lambda: self.action_refresh() if self.is_current else None)
 
     def on_screen_resume(self) -> None:
-        self.action_refresh()
+        self.action_refresh()  # also the first time it is shown: the one read it starts with
 
     def action_refresh(self) -> None:
         self._poll()
@@ -104,9 +107,12 @@ class TrendsScreen(BizsentNode, Screen):
         from bizsent.core.coins import catalog
 
         names = catalog(self.bizsent.settings.coins).display
+        now = int(time.time())
         with reading(self.bizsent.db_path) as db:
-            result = trends(db, names, now=int(time.time()), days=DAYS, min_scored=MIN_SCORED)
-        self.post_message(self.Polled(result))
+            # The table and the movers need only the last BASELINE_DAYS + 1 days: shown first, then the plot's
+            # full history (the same coins and changes, longer series).
+            self.post_message(self.Polled(trends(db, names, now=now, days=BASELINE_DAYS + 1, min_scored=MIN_SCORED)))
+            self.post_message(self.Polled(trends(db, names, now=now, days=DAYS, min_scored=MIN_SCORED)))
         if "plotext" not in sys.modules:
             import plotext  # noqa: F401  (a quarter second: here, after the table's data, not on the event loop)
 
