@@ -39,11 +39,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
 ) -> None:
     """Seed built-in synthetic /biz/ posts (no keys, no network), then open the console."""
+    from bizsent.core.coins import catalog
+    from bizsent.core.coins.tags import tag_posts
     from bizsent.core.demo import seed_demo
 
     c = ctx_of(ctx)
-    report = seed_demo(c.db(), c.settings.image_dir, n_posts=posts, seed=seed)
+    db = c.db()
+    report = seed_demo(db, c.settings.image_dir, n_posts=posts, seed=seed)
     typer.echo(report.summary())
+    typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
     if not no_tui:
         open_console(c)
 
@@ -55,16 +59,40 @@ def scrape(
     archive: Annotated[bool | None, typer.Option("--archive/--no-archive", help="also walk archived threads")] = None,
     images: Annotated[bool | None, typer.Option("--images/--no-images", help="download images")] = None,
     images_only: Annotated[bool, typer.Option("--images-only", help="only fetch pending/retryable images")] = False,
+    every: Annotated[str | None, typer.Option(help="keep collecting, one round every DURATION (60m, 1h)")] = None,
+    retry: Annotated[str, typer.Option(help="with --every: after a network failure, try again after this")] = "5m",
+    rounds: Annotated[int | None, typer.Option(help="with --every: stop after this many rounds")] = None,
 ) -> None:
     """Pull /biz/ threads from 4chan's read-only JSON API into the database (resumable, incremental)."""
+    from bizsent.core.coins import catalog
+    from bizsent.core.coins.tags import tag_posts
     from bizsent.core.collect.ingest import scrape as run_scrape
 
     c = ctx_of(ctx)
-    report = run_scrape(
-        c.db(), c.settings, max_threads=max_threads, include_archive=archive, download_images=images,
-        images_only=images_only, progress=lambda line: typer.echo(line, err=True),
-    )
+    args = dict(max_threads=max_threads, include_archive=archive, download_images=images, images_only=images_only,
+                progress=lambda line: typer.echo(line, err=True))
+    if every is not None:
+        _scrape_every(c, every, retry, rounds, args)
+        return
+    db = c.db()
+    report = run_scrape(db, c.settings, **args)
     typer.echo(report.summary())
+    typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
+
+
+def _scrape_every(c, every: str, retry: str, rounds: int | None, args: dict) -> None:
+    from bizsent.core.collect.fourchan import RealClock
+    from bizsent.jobs.schedule import loop_lock, parse_every, run_every, scrape_round
+
+    every_s, retry_s = parse_every(every), parse_every(retry)
+    if c.settings.live.endpoint:
+        from bizsent.core.config import secret
+
+        secret("runpod")  # a missing key is one line now, not a failed round every hour
+    c.db()  # created and migrated before the first round
+    with loop_lock(c.settings.data_dir):
+        run_every(lambda: scrape_round(c.db_path, c.settings, **args), every_s, RealClock(), retry_s=retry_s,
+                  rounds=rounds, say=typer.echo)
 
 
 @app.command("import")

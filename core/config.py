@@ -247,6 +247,51 @@ class TrainSettings(Section):
     require_cuda: bool = False
 
 
+class ArchiveSettings(Section):
+    """[archive]: the /biz/ archive mirror `bizsent backfill` reads (warosu's page shape, core.collect.archive)."""
+
+    base_url: str = "https://warosu.org"
+    board: str = "biz"
+    requests_per_second: float = Field(1.0, gt=0, le=1.0)
+    timeout_s: float = Field(30.0, gt=0)
+    download_images: bool = True
+    # For the estimate shown before a backfill starts: what one day of /biz/ usually holds (the archive's own
+    # counts are unknown until its pages are read).
+    threads_per_day: int = Field(700, ge=1)
+    images_per_thread: float = Field(6.0, ge=0)
+    mb_per_image: float = Field(0.25, ge=0)
+
+
+class LiveSettings(Section):
+    """[live]: scoring new posts as they arrive (jobs.live_predict), after every collection round."""
+
+    endpoint: str = ""  # a deployed RunPod serverless endpoint ID; empty: no live predictions
+    daily_budget_usd: float = Field(1.0, ge=0)  # serverless spend per UTC day, counted from the ledger
+    max_posts_per_round: int = Field(500, ge=1)
+    # What one post of the 7B costs on a CPU (fp32, no GPU), for the refusal that says why it is not done there:
+    # an estimate (7B parameters, about 1,000 tokens a post, a laptop's few hundred GFLOP/s), not a measurement.
+    cpu_s_per_post_7b: float = Field(60.0, gt=0)
+
+
+class CoinEntry(Section):
+    """One coin of the list (core/coins/coins.toml explains each key)."""
+
+    symbol: str = Field(min_length=1, max_length=12, pattern=r"^[A-Za-z0-9]+$")
+    name: str = Field(min_length=1)
+    names: list[str] = []
+    tickers: list[str] = []
+    ambiguous: list[str] = []
+    strict: bool = False
+
+
+class CoinsSettings(Section):
+    """[coins]: which coins a post mentions (core.coins). `extra` adds coins to the shipped list, or replaces
+    one with the same symbol."""
+
+    extra: list[CoinEntry] = []
+    unlisted_cashtags: bool = True  # a $TAG not on the list still counts, under its own symbol
+
+
 class TuiSettings(Section):
     image_renderer: Literal["auto", "kitty", "sixel", "halfcell", "unicode"] = "auto"
     refresh_s: float = Field(1.0, gt=0)
@@ -261,6 +306,9 @@ class Settings(Section):
     serverless: ServerlessSettings = Field(default_factory=ServerlessSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)
+    coins: CoinsSettings = Field(default_factory=CoinsSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
         m: ModelPrice.model_validate(p) for m, p in default_prices().items()})
     # Where the settings came from; relative data paths resolve against its folder.

@@ -250,19 +250,21 @@ def _mark_thread(db: sqlite_utils.Database, board: str, ref: ThreadRef, state: s
 
 
 def fetch_images(db: sqlite_utils.Database, settings: Settings, client: FourChanClient, report: ScrapeReport,
-                 say: Progress) -> None:
+                 say: Progress, source: str | None = None) -> None:
     """Download every pending image, and every corrupt one last tried longer ago than the retry window.
 
     Pending includes network failures (timeout, connection error, 5xx), which are retried at once by the next
     run; a corrupt download waits scrape.retry_failed_after_min, since the host usually serves the same bytes.
-    Covers scraped posts and imported ones whose rows carry an http(s) URL (e.g. an archive mirror).
+    Covers scraped posts and imported ones whose rows carry an http(s) URL (e.g. an archive mirror); with
+    `source`, only the images of posts from that source (the archive backfill fetches its own, at its host's rate).
     """
     s = settings.scrape
     cutoff = (datetime.now(UTC) - timedelta(minutes=s.retry_failed_after_min)).isoformat(timespec="seconds")
     rows = db.execute(
         "SELECT id, url, md5 FROM images WHERE (url LIKE 'http://%' OR url LIKE 'https://%') AND (status = 'pending'"
-        " OR (status = 'corrupt' AND (last_attempt_at IS NULL OR last_attempt_at <= ?))) ORDER BY id DESC",
-        [cutoff],
+        " OR (status = 'corrupt' AND (last_attempt_at IS NULL OR last_attempt_at <= ?)))"
+        + (" AND id IN (SELECT image_id FROM posts WHERE source = ?)" if source else "") + " ORDER BY id DESC",
+        [cutoff, source] if source else [cutoff],
     ).fetchall()
     failures_in_a_row = 0
     for i, (image_id, url, md5) in enumerate(rows, 1):

@@ -351,6 +351,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE api_calls ADD COLUMN epoch INTEGER;
     """,
+    # 12: coin mentions per post (core.coins). post_coins: one row per post and coin, `how` names the rule that
+    # found it (core.coins.extract). coin_scans: which posts were read with which version of the list and
+    # rules, so a changed list re-reads them and an unchanged one reads only new posts.
+    """
+    CREATE TABLE post_coins (
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        coin TEXT NOT NULL,
+        how TEXT NOT NULL,
+        PRIMARY KEY (post_id, coin)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_coins_coin ON post_coins(coin, post_id);
+    CREATE TABLE coin_scans (
+        post_id INTEGER PRIMARY KEY REFERENCES posts(id) ON DELETE CASCADE,
+        version TEXT NOT NULL
+    );
+    """,
+    # 13: the archive backfill's progress (core.collect.archive): one row per day listed and per thread page
+    # read, so a backfill killed midway goes on where it stopped. state: done | missing (404, final).
+    """
+    CREATE TABLE archive_pages (
+        board TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('day', 'thread')),
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('done', 'missing')),
+        posts INTEGER NOT NULL DEFAULT 0,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (board, kind, key)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

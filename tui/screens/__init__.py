@@ -32,4 +32,5 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("eval", "Eval", "bizsent.tui.screens.eval:EvalScreen"),
     ScreenSpec("spotcheck", "Spot-check", "bizsent.tui.screens.spotcheck:SpotCheckScreen"),
     ScreenSpec("pods", "Pods", "bizsent.tui.screens.pods:PodsScreen"),
+    ScreenSpec("trends", "Trends", "bizsent.tui.screens.trends:TrendsScreen"),
 )
