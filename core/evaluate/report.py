@@ -163,10 +163,11 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
     checked before the model is loaded."""
     from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info
+    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
 
     train_cfg = run["params"].get("train", {})
-    max_pixels = train_cfg.get("max_pixels", settings.train.max_pixels)
+    max_pixels = (run_pixel_budget(read_run_info(Path(run["adapter_path"]))) if run["adapter_path"]
+                  else train_cfg.get("max_pixels", settings.train.max_pixels))
     four_bit = run["params"].get("load_in_4bit")
     if four_bit is None:
         four_bit = settings.train.load_in_4bit and cuda_available()

@@ -117,17 +117,17 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def pixel_budget(processor: Any) -> int | None:
-    """The processor's image budget (core.modeling.load_processor sets it from train.max_pixels)."""
-    size = getattr(processor.image_processor, "size", None)
-    value = getattr(size, "longest_edge", None)
-    if value is None and isinstance(size, dict):
-        value = size.get("longest_edge")
-    return int(value) if value else None
+    """The processor's image budget (core.modeling.load_processor sets it from train.max_pixels and checks it)."""
+    from bizsent.core.model.modeling import image_budget
+
+    return image_budget(processor.image_processor)
 
 
 def item_image(item: ScoreInput, max_pixels: int | None) -> Image.Image:
-    if item.prepared or max_pixels is None:
+    if item.prepared:
         return open_image(item.image_path)
+    if max_pixels is None:  # an original at full size would be a different input from the one trained on
+        raise BizsentError("the processor has no pixel budget; load it with core.model.modeling.load_processor")
     return model_image(item.image_path, max_pixels)
 
 

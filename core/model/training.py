@@ -29,7 +29,7 @@ from bizsent.core.labels import LABELS, PROMPT_VERSION
 from bizsent.core.model.dataset import read_manifest, read_split
 from bizsent.core.model.events import MetricEvent, Sink
 from bizsent.core.model.modeling import free_memory, load_model, load_processor, require_model, require_training_stack
-from bizsent.core.model.scoring import ScoreInput, label_token_ids, open_image, score
+from bizsent.core.model.scoring import ScoreInput, label_token_ids, open_image, pixel_budget, score
 
 ADAPTER_DIR = "adapter"
 RUN_INFO = "bizsent.json"
@@ -277,6 +277,8 @@ def write_run_info(adapter: Path, cfg: TrainSettings, manifest: dict, processor:
         "labels": list(LABELS),
         "label_token_ids": label_token_ids(processor.tokenizer),
         "train": cfg.model_dump(mode="json"),
+        # what the processor really resized to (a checkpoint's own config can override what was asked for)
+        "max_pixels": pixel_budget(processor),
         "manifest": manifest,
     }
     (adapter / RUN_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -289,10 +291,21 @@ def read_run_info(adapter: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def run_pixel_budget(info: dict) -> int:
+    """The pixel budget a run's images were prepared with: recorded at the top of bizsent.json (what the processor
+    really used), or for older adapters their [train] max_pixels (the bundle's images were downscaled to it)."""
+    return int(info.get("max_pixels") or info.get("train", {}).get("max_pixels") or TrainSettings().max_pixels)
+
+
 def check_run_info(adapter: Path, processor: Any, base_model: str | None = None) -> dict:
     """The adapter's bizsent.json, checked against what scoring uses now: the prompt version (core.labels), the
-    label tokens of the loaded tokenizer and the base model. A mismatch is one line saying what to do."""
+    label tokens of the loaded tokenizer, the pixel budget of the loaded processor and the base model. A mismatch
+    is one line saying what to do."""
     info = read_run_info(adapter)
+    want, got = run_pixel_budget(info), pixel_budget(processor)
+    if got != want:
+        raise BizsentError(f"adapter {adapter} was trained on images of at most {want} pixels, but this processor "
+                           f"resizes to {got}; load it with max_pixels {want} (the run's train.max_pixels)")
     theirs = info.get("prompt_version")
     if theirs != PROMPT_VERSION:
         raise BizsentError(f"adapter {adapter} was trained with prompt version {theirs}, scoring uses "
