@@ -64,7 +64,8 @@ def train(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking (the price and"
                                       " kill switches are still printed)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
-                                          "step for the configured model and recipe; load nothing")] = False,
+                                          "step (typical and longest batch of --bundle) and of a pool-scoring batch;"
+                                          " load nothing")] = False,
     text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
                                              "(prompt + post + answer, padded to the batch's longest)")] = 256,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in "
@@ -85,11 +86,9 @@ def train(
 
     c = ctx_of(ctx)
     if dry_run:
-        from bizsent.core.model.memory import estimate_training_memory, render, shape_for
+        from bizsent.core.model.batches import dry_run as memory_dry_run
 
-        cfg = _train_settings(c, base_model)
-        shape, source = shape_for(cfg.base_model)
-        typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
+        typer.echo(memory_dry_run(_train_settings(c, base_model), bundle=bundle, text_tokens=text_tokens))
         return
     if pod:
         if local:
