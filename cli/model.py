@@ -27,7 +27,7 @@ def dataset_build(
     balance: Annotated[bool, typer.Option("--balance", help="oversample the smaller classes in train")] = False,
     seed: Annotated[int | None, typer.Option(help="split seed (default: train.seed)")] = None,
 ) -> None:
-    """Build train/val/test from the store (leakage-guarded) and export a self-contained bundle."""
+    """Build train/val/dev/test from the store (leakage-guarded, reposts grouped) and export a bundle."""
     from bizsent.core.model.dataset import build_dataset, export_bundle
 
     c = ctx_of(ctx)
@@ -36,8 +36,8 @@ def dataset_build(
     export_bundle(ds, folder, max_pixels=c.settings.train.max_pixels)
     m = ds.manifest
     typer.echo(f"bundle {folder}: train {m['sizes']['train']} {m['counts']['train']}, val {m['sizes']['val']}, "
-               f"test {m['sizes']['test']} {m['counts']['test']}; dropped for test leakage: "
-               f"{m['dropped']['total']} {m['dropped']['by_reason']}")
+               f"dev {m['sizes']['dev']} (human), test {m['sizes']['test']} {m['counts']['test']}; dropped (test "
+               f"leakage, reposts of dev posts): {m['dropped']['total']} {m['dropped']['by_reason']}")
 
 
 def _detach_or_run(c: Context, db, job_id: int, detach: bool) -> bool:

@@ -211,6 +211,9 @@ class TrainSettings(Section):
     grad_accum: int = Field(4, ge=1)
     max_pixels: int = Field(448 * 448, ge=28 * 28)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    # Human labels drawn once (by a fixed hash of the post's repost group) into the dev split: everyday model
+    # choice (`train --local` reports on it); the test split is scored only on request.
+    dev_fraction: float = Field(0.2, ge=0, lt=0.5)
     min_label_confidence: float = Field(0.6, ge=0, le=1)
     seed: int = 42
     # Checkpoints (adapter + optimizer + scheduler) every save_steps optimiser steps, the newest save_total_limit

@@ -248,3 +248,81 @@ def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
     # a recorded job's examples are checked too
     examples, problems = few_shot_examples(db, 0, 64 * 64, ids=(copy, fine[1]))
     assert [e.post_id for e in examples] == [fine[1]] and problems
+
+
+def _labelled(db, pid, label, human=False):
+    if human:
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t"))
+    else:
+        for provider in ("openai", "gemini"):
+            set_label(db, pid, NewLabel(label=label, source="api", labeler=f"{provider}:m@p1", confidence=0.9))
+
+
+def _picture(seed: int) -> bytes:
+    """A PNG with structure (blocks of random grey levels), so it has a perceptual hash."""
+    import random
+
+    rng = random.Random(seed)
+    img = Image.new("RGB", (96, 72))
+    for x in range(0, 96, 12):
+        for y in range(0, 72, 12):
+            level = rng.randrange(256)
+            img.paste((level, level, 255 - level), (x, y, x + 12, y + 12))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _resaved(data: bytes) -> bytes:
+    """The same picture re-saved smaller as a JPEG: another sha256, the same perceptual hash."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    img.resize((img.width * 3 // 4, img.height * 3 // 4)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_reposts_never_straddle_train_validation_and_dev(db, settings):
+    """Pairs of posts sharing an image (exactly or re-saved) or a text: each pair lands on one side."""
+    labels = ("bearish", "neutral", "bullish")
+    pairs = []
+    for k in range(30):
+        label = labels[k % 3]
+        picture = _picture(k) if k % 3 == 1 else image_bytes(label, 300 + k)
+        first = add_post(db, settings.image_dir, 7000 + 2 * k, f"{label} original post number {k} about sol",
+                         picture)
+        if k % 3 == 0:  # the same image, another text
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"unrelated words {k} anon", picture)
+        elif k % 3 == 1:  # the picture re-saved smaller as a JPEG, another text
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"other caption {k} fren", _resaved(picture))
+        else:  # the same text reposted with a new image
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"{label} original post number {k} about sol",
+                              image_bytes(label, 600 + k))
+        for pid in (first, second):
+            _labelled(db, pid, label, human=k % 2 == 0)
+        pairs.append((first, second))
+    cfg = settings.train.model_copy(update={"val_fraction": 0.3, "dev_fraction": 0.3})
+    ds = build_dataset(db, settings.image_dir, cfg)
+    side = {e.post_id: name for name in ("train", "val", "dev") for e in getattr(ds, name)}
+    dropped = {d.post_id for d in ds.dropped}
+    assert ds.val and ds.dev and ds.train
+    for first, second in pairs:
+        sides = {side.get(first), side.get(second)} - {None}
+        assert len(sides) == 1, (first, second, side.get(first), side.get(second))
+        assert not ({first, second} & dropped), "a pair with human labels on both posts is never dropped"
+    assert "grouping" in ds.manifest and ds.manifest["sizes"]["dev"] == len(ds.dev)
+
+
+def test_dev_is_drawn_once_from_human_labels_whatever_the_seed(db, settings):
+    ids = seed_store(db, settings.image_dir, n_train=60, n_test=3, n_unlabeled=0)
+    for pid in ids["train"][:40]:
+        label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
+        _labelled(db, pid, label, human=True)
+    first = build_dataset(db, settings.image_dir, settings.train, seed=1)
+    assert first.dev and all(e.origin == "human" for e in first.dev)
+    assert not {e.post_id for e in first.dev} & _all_train_ids(first)
+    more = add_post(db, settings.image_dir, 9999, "a new post labelled later", image_bytes("neutral", 9999))
+    _labelled(db, more, "neutral", human=True)
+    again = build_dataset(db, settings.image_dir, settings.train, seed=2)
+    assert {e.post_id for e in first.dev} <= {e.post_id for e in again.dev}
+    bundle = export_bundle(again, settings.data_dir / "bundle", max_pixels=settings.train.max_pixels)
+    assert [r["post_id"] for r in read_split(bundle, "dev")] == [e.post_id for e in again.dev]

@@ -205,14 +205,15 @@ def fixed_validation(pool: Sequence[Any], fraction: float, seed: int) -> tuple[l
 
 def round_bundle(db: sqlite_utils.Database, settings: Any, out_dir: Path, val_ids: set[int]) -> Path:
     """This round's bundle: the current training pool (with pseudo labels so far) minus the fixed validation
-    posts, which form the val split; the test split as build_dataset makes it."""
+    posts and their reposts, the validation posts as the val split; dev and test as build_dataset makes them."""
     from bizsent.core.model.dataset import Dataset, build_dataset, export_bundle, manifest
 
     cfg = settings.train
     ds = build_dataset(db, settings.image_dir, cfg)
     pool = ds.train + ds.val
-    fixed = Dataset([e for e in pool if e.post_id not in val_ids], sorted(
-        (e for e in pool if e.post_id in val_ids), key=lambda e: e.post_id), ds.test, ds.dropped)
+    val_groups = {e.group for e in pool if e.post_id in val_ids}  # a validation post's reposts stay out of train
+    fixed = Dataset([e for e in pool if e.group not in val_groups], sorted(
+        (e for e in pool if e.post_id in val_ids), key=lambda e: e.post_id), ds.test, ds.dropped, dev=ds.dev)
     fixed.manifest = {**manifest(fixed, cfg, seed=cfg.seed, balance=False),
                       "validation": "fixed for self-training (core.selftrain.fixed_validation)"}
     return export_bundle(fixed, out_dir, max_pixels=cfg.max_pixels)
