@@ -75,7 +75,8 @@ def train(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
     four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after (the "
+                                           "test split: `bizsent eval RUN --test`)")] = True,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this train job row with the options"
                                             " it recorded")] = None,
@@ -115,6 +116,8 @@ def train(
     if out.report is not None:
         print_table(render_table(out.report))
         typer.echo(f"report: {out.report_path}")
+    if out.note:
+        typer.echo(out.note)
 
 
 def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
@@ -158,10 +161,13 @@ def eval_(
                                               "adapter")] = None,
     bundle: Annotated[Path | None, typer.Option(help="bundle for a zero-shot run")] = None,
     cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
+    test: Annotated[bool, typer.Option("--test", help="score the human test split (counted: the report says how "
+                                       "many times this test set has been scored) instead of dev")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run this eval job row")] = None,
 ) -> None:
-    """Score the run's test split as a job; print and write the report next to the baselines and API labelers."""
+    """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
+    to the baselines and API labelers."""
     from bizsent.core.evaluate.report import render_table, run_row
     from bizsent.jobs import rows, training
 
@@ -174,7 +180,8 @@ def eval_(
             raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
         if run != "zero-shot":
             run_row(db, run)  # an unknown run fails now, in one line, before a job row is made
-        job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert))
+        job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert,
+                                                                  split="test" if test else "dev"))
     if _detach_or_run(c, db, job, detach):
         return
     report, md, js = training.run_eval(db, c.settings, job)

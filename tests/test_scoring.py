@@ -84,7 +84,7 @@ def test_generate_and_parse_is_only_a_comparison_path(loaded, run):
 def test_evaluate_run_writes_predictions_event_and_report(run):
     settings = run["settings"]
     db = open_db(settings.db_path)
-    report, md, js = evaluate_run(db, settings, run["run_id"])
+    report, md, js = evaluate_run(db, settings, run["run_id"], split="test")
     assert report.model.n == 9 and sum(map(sum, report.model.confusion)) == 9
     assert report.model.accuracy_ci[0] <= report.model.accuracy <= report.model.accuracy_ci[1]
     assert "sarcastic" in report.model.slices
@@ -113,7 +113,7 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
         wrong = "neutral" if truth[pid] != "neutral" else "bullish"
         set_label(db, pid, NewLabel(label=truth[pid] if k else wrong, source="api", labeler="openai:gpt@p1"))
     run_id = zero_shot_run(db, settings, run["bundle"])
-    report, _, _ = evaluate_run(db, settings, run_id)
+    report, _, _ = evaluate_run(db, settings, run_id, split="test")
     api = next(b for b in report.baselines if b.kind == "store")
     assert api.name == "openai:gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
     assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None

@@ -151,6 +151,7 @@ def _counting(monkeypatch):
         return model
 
     def evaluate(db, settings, run, **kwargs):
+        assert kwargs.get("split") == "test"
         calls["evaluations"].append(run)
         return real_eval(db, settings, run, **kwargs)
 

@@ -126,3 +126,25 @@ async def test_runs_list_and_evaluate_without_model_says_why(settings, db, store
         await until(pilot, lambda: screen.query_one(ConfusionMatrix).matrix == FIRST)
         await pilot.press("e")  # its adapter is on another machine: a notice, no process started
         await until(pilot, lambda: any("adapter /nowhere/adapter is not on this machine" in t for t in toasts(app)))
+
+
+async def test_scoring_test_asks_first_and_says_how_often_this_test_set_was_scored(settings, db, store):
+    from bizsent.tui.screens.confirm import ConfirmModal
+
+    older = add_run(db, name="older")
+    add_eval(db, older, FIRST)  # one test evaluation of this (empty-manifest) test set
+    db.execute("UPDATE runs SET manifest = json_object('hashes', json_object('test', 'abc'))")
+    add_run(db, name="newer")
+    db.execute("UPDATE runs SET manifest = json_object('hashes', json_object('test', 'abc'))")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        screen = await open_eval(app, pilot)
+        table = screen.query_one("#eval-runs", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        text = " ".join(str(w.content) for w in app.screen.query("Static"))
+        assert f"has been scored 1 time (runs {older})" in text and "dev (e)" in text
+        await pilot.press("escape")  # no: nothing starts
+        await until(pilot, lambda: app.screen is screen)
+        assert db.execute("SELECT count(*) FROM jobs WHERE kind = 'eval'").fetchone()[0] == 0

@@ -108,3 +108,14 @@ def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | No
     scored = [Scored(pid, label, json.loads(probs), latency or 0.0) for pid, label, probs, latency in db.execute(
         "SELECT post_id, label, probs, latency_ms FROM predictions WHERE run_id = ?", [run_id])]
     return build_report(name, test_rows, scored, db=db, info={"run_id": run_id})
+
+
+def test_scoring_line(db: sqlite_utils.Database, run_id: int) -> str:
+    """"This test set has been scored N times (runs ...)": what the console says before scoring a run on test."""
+    row = db.execute("SELECT json_extract(manifest, '$.hashes.test') FROM runs WHERE id = ?", [run_id]).fetchone()
+    from bizsent.core.evaluate.report import test_scorings  # numpy-free, but report.py imports the metrics stack
+
+    scored = test_scorings(db, row[0] if row else None)
+    runs = ", ".join(str(r) for r in scored["runs"]) or "none"
+    return (f"This test set has been scored {scored['times']} time{'s' * (scored['times'] != 1)} (runs {runs}); "
+            f"{scored['all_test_evaluations']} test evaluations in this store.")

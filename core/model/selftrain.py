@@ -304,7 +304,7 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
             result.stopped = "no unlabeled post cleared the thresholds"
             break
     if result.chosen is not None:
-        report, _, _ = evaluate_run(db, settings, result.chosen.run_id)
+        report, _, _ = evaluate_run(db, settings, result.chosen.run_id, split="test")
         result.test = report.model
         free_memory()
     progress(result.summary())
