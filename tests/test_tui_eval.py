@@ -69,7 +69,7 @@ async def test_loss_plot_draws_every_train_step(settings, db, store):
         assert [s for s, _ in plot.train] == list(range(1, 38))
         await pilot.pause()
         text = plot.rendered.plain
-        assert "loss (37 steps)" in text
+        assert "train loss per answer token (37 steps)" in text  # not the eval loss: another quantity
         assert "┌" in text and "37" in text.splitlines()[-1]  # framed plot, last step on the x axis
         assert "1.60" in text  # the first loss, 2 / (1 + 1/4), tops the left axis
 
