@@ -241,3 +241,23 @@ def test_pseudo_labels_below_the_training_minimum_are_not_written():
     thresholds = {"bearish": None, "neutral": None, "bullish": 0.5}
     assert [s.post_id for s in pseudo_labels(scored, thresholds)] == [1, 2]
     assert [s.post_id for s in pseudo_labels(scored, thresholds, floor=0.6)] == [2]
+
+
+def test_a_missing_image_is_reported_before_training_not_a_crash_after_it(tmp_path, tmp_path_factory, monkeypatch):
+    settings = tiny_settings(tmp_path, tiny_model_dir(tmp_path_factory), val_fraction=0.25,
+                             min_label_confidence=0.0)
+    db = open_db(settings.db_path)
+    ids = seed_store(db, settings.image_dir, n_train=12, n_test=6, n_unlabeled=4)
+    gone = ids["unlabeled"][0]
+    path = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
+                      [gone]).fetchone()[0]
+    (settings.image_dir / path).unlink()
+    _script_validation(monkeypatch, [0.5, 0.6])
+    lines: list[str] = []
+    result = selftrain(db, settings, tmp_path / "work", rounds=2, target_precision=0.0, min_support=1, max_steps=1,
+                       load_in_4bit=False, progress=lines.append)
+    missing = next(k for k, line in enumerate(lines) if "image file is gone" in line)
+    assert f"posts {gone}" in lines[missing]
+    assert missing < next(k for k, line in enumerate(lines) if line.startswith("round 0:"))
+    assert len(result.rounds) == 2 and result.rounds[0].pseudo_added >= 1
+    assert not db.execute("SELECT 1 FROM labels WHERE post_id = ? AND source = 'pseudo'", [gone]).fetchone()

@@ -229,7 +229,6 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
     """Round 0 trains on the current labels; every later round adds pseudo labels from the previous model.
     Rounds are chosen on the fixed validation split; the chosen round is evaluated on the test split once."""
     from bizsent.core.evaluate.report import evaluate_run
-    from bizsent.core.model.acquisition import unlabeled_inputs
     from bizsent.core.model.dataset import build_dataset, read_split
     from bizsent.core.model.modeling import free_memory
     from bizsent.core.model.scoring import score
@@ -255,6 +254,7 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
     best_preds: list[str] = []  # the chosen round's validation predictions, the next round's paired baseline
     for n in range(rounds):
         bundle = round_bundle(db, settings, work_dir / f"round{n}" / "bundle", val_ids)
+        unlabeled = _unlabeled(db, settings, progress) if n < rounds - 1 else []  # checked before training
         run_id, trained = train_run(db, settings, bundle=bundle, out_dir=work_dir / f"round{n}",
                                     name=f"selftrain-r{n}", max_steps=max_steps, load_in_4bit=load_in_4bit,
                                     keep_model=True)
@@ -291,7 +291,6 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
             del model, trained
             free_memory()
             break
-        unlabeled = unlabeled_inputs(db, settings.image_dir)
         prior = Counter(r["label"] for r in train_rows if r["origin"] != "pseudo")
         picks = cap_per_class(pseudo_labels(score(model, processor, unlabeled, batch_size=cfg.batch_size),
                                             thresholds, cfg.min_label_confidence), prior)
@@ -309,6 +308,18 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
         free_memory()
     progress(result.summary())
     return result
+
+
+def _unlabeled(db: sqlite_utils.Database, settings: Any, progress: Any) -> list:
+    """The unlabeled posts a round will pseudo-label, those whose image file is gone left out and reported."""
+    from bizsent.core.model.acquisition import unlabeled_inputs, with_images
+
+    present, missing = with_images(unlabeled_inputs(db, settings.image_dir))
+    if missing:
+        progress(f"{len(missing)} unlabeled posts are left out: their image file is gone from the image cache "
+                 f"(posts {', '.join(str(i.post_id) for i in missing[:5])}{'...' if len(missing) > 5 else ''}); "
+                 "`bizsent scrape --images-only` refetches them")
+    return present
 
 
 def trained_processor(cfg: Any) -> Any:
