@@ -258,27 +258,10 @@ def _labelled(db, pid, label, human=False):
             set_label(db, pid, NewLabel(label=label, source="api", labeler=f"{provider}:m@p1", confidence=0.9))
 
 
-def _picture(seed: int) -> bytes:
-    """A PNG with structure (blocks of random grey levels), so it has a perceptual hash."""
-    import random
-
-    rng = random.Random(seed)
-    img = Image.new("RGB", (96, 72))
-    for x in range(0, 96, 12):
-        for y in range(0, 72, 12):
-            level = rng.randrange(256)
-            img.paste((level, level, 255 - level), (x, y, x + 12, y + 12))
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
-
-
 def _resaved(data: bytes) -> bytes:
     """The same picture re-saved smaller as a JPEG: another sha256, the same perceptual hash."""
     img = Image.open(io.BytesIO(data)).convert("RGB")
-    out = io.BytesIO()
-    img.resize((img.width * 3 // 4, img.height * 3 // 4)).save(out, "JPEG", quality=80)
-    return out.getvalue()
+    return _encoded(img.resize((img.width * 3 // 4, img.height * 3 // 4)), "JPEG", quality=80)
 
 
 def test_reposts_never_straddle_train_validation_and_dev(db, settings):
@@ -287,7 +270,7 @@ def test_reposts_never_straddle_train_validation_and_dev(db, settings):
     pairs = []
     for k in range(30):
         label = labels[k % 3]
-        picture = _picture(k) if k % 3 == 1 else image_bytes(label, 300 + k)
+        picture = _encoded(_picture(k), "PNG") if k % 3 == 1 else image_bytes(label, 300 + k)
         first = add_post(db, settings.image_dir, 7000 + 2 * k, f"{label} original post number {k} about sol",
                          picture)
         if k % 3 == 0:  # the same image, another text
@@ -326,3 +309,19 @@ def test_dev_is_drawn_once_from_human_labels_whatever_the_seed(db, settings):
     assert {e.post_id for e in first.dev} <= {e.post_id for e in again.dev}
     bundle = export_bundle(again, settings.data_dir / "bundle", max_pixels=settings.train.max_pixels)
     assert [r["post_id"] for r in read_split(bundle, "dev")] == [e.post_id for e in again.dev]
+
+
+def test_unsure_labels_stay_out_of_test_and_dev_and_train_as_such(db, settings):
+    ids = seed_store(db, settings.image_dir, n_train=40, n_test=6, n_unlabeled=0)
+    doubted_test = ids["test"][0]
+    label = db.execute("SELECT label FROM labels WHERE post_id = ?", [doubted_test]).fetchone()[0]
+    set_label(db, doubted_test, NewLabel(label=label, source="human", split="test", labeler="human:t", unsure=True))
+    for k, pid in enumerate(ids["train"]):
+        label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t", unsure=k % 2 == 0))
+    ds = build_dataset(db, settings.image_dir, settings.train.model_copy(update={"dev_fraction": 0.4}))
+    assert doubted_test not in {e.post_id for e in ds.test} | _all_train_ids(ds) and len(ds.test) == 5
+    assert ds.manifest["unsure_test_left_out"] == 1
+    unsure = {pid for k, pid in enumerate(ids["train"]) if k % 2 == 0}
+    assert ds.dev and not unsure & {e.post_id for e in ds.dev}
+    assert {e.origin for e in ds.train + ds.val if e.post_id in unsure} == {"human-unsure"}

@@ -1,7 +1,9 @@
 """Train / validation / test sets from the store (the leakage guard applied), and the self-contained bundle a pod
 trains from.
 
-- test: human labels on the test split, nothing else.
+- test: human labels on the test split, nothing else. A test label marked unsure is left out (scoring against a
+  label its labeller doubted is noise; the manifest counts them), and its post still guards against leakage.
+- unsure human train labels train (origin `human-unsure`) but never enter dev or self-training's validation.
 - training pool, first that applies: a human label outside the test split; the combined label of
   `bizsent agreement --combine` (core.labels.is_combined), if one API label for its class is at the minimum;
   the majority of the API labels (a tie gives nothing); a self-training pseudo label. Combined, API and pseudo
@@ -47,6 +49,7 @@ from bizsent.core.model.chat_format import training_messages
 from bizsent.core.model.leakage import Candidate, LeakageGuard, candidates, duplicate_groups, fill_phashes
 
 SPLIT_FILES = ("train", "val", "dev", "test")
+UNSURE = "human-unsure"  # the origin of an unsure human train label: it trains, it is not held out as truth
 DEV_SALT = "bizsent-dev-1"  # the fixed draw of the dev split: changing it redraws dev
 
 
@@ -57,7 +60,7 @@ class Example:
     label: Label
     image_path: str
     sha256: str
-    origin: str  # human | combined | api-majority | pseudo
+    origin: str  # human | human-unsure | combined | api-majority | pseudo
     subject: str = ""
     sarcastic: bool = False
     confidence: float | None = None
@@ -85,11 +88,12 @@ class Dataset:
 def _labels(db: sqlite_utils.Database) -> dict[int, list[dict]]:
     by_post: dict[int, list[dict]] = defaultdict(list)
     for row in db.execute(
-        "SELECT post_id, label, source, labeler, confidence, sarcastic, split, created_at, sampling FROM labels"
-        " ORDER BY id"
+        "SELECT post_id, label, source, labeler, confidence, sarcastic, split, created_at, sampling, unsure"
+        " FROM labels ORDER BY id"
     ).fetchall():
         by_post[row[0]].append(dict(zip(
-            ("post_id", "label", "source", "labeler", "confidence", "sarcastic", "split", "created_at", "sampling"),
+            ("post_id", "label", "source", "labeler", "confidence", "sarcastic", "split", "created_at", "sampling",
+             "unsure"),
             row,
             strict=True,
         )))
@@ -116,7 +120,7 @@ def _training_label(labels: list[dict], min_conf: float) -> tuple[Label, str, bo
     humans = [lab for lab in labels if lab["source"] == "human" and lab["split"] != "test"]
     if humans:
         lab = max(humans, key=lambda h: h["created_at"])
-        return lab["label"], "human", bool(lab["sarcastic"]), None
+        return lab["label"], UNSURE if lab["unsure"] else "human", bool(lab["sarcastic"]), None
     combined = [lab for lab in labels if is_combined(lab["source"], lab["labeler"])]
     if combined:
         lab = max(combined, key=lambda c: c["created_at"])
@@ -211,11 +215,14 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
     seed = cfg.seed if seed is None else seed
     posts = candidates(db, image_dir)
     labels = _labels(db)
-    test_posts, test = [], []
+    test_posts, test, unsure_test = [], [], 0
     for pid, post in posts.items():
         lab = _test_label(labels.get(pid, []))
         if lab:
             test_posts.append(post)
+            if lab["unsure"]:
+                unsure_test += 1
+                continue
             example = _example(post, lab["label"], "human", bool(lab["sarcastic"]), None)
             example.sampling = lab["sampling"]
             test.append(example)
@@ -248,7 +255,7 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
     rng.shuffle(train)
     test.sort(key=lambda e: e.post_id)
     dataset = Dataset(train, val, test, dropped + reposts, dev=sorted(dev, key=lambda e: e.post_id))
-    dataset.manifest = manifest(dataset, cfg, seed=seed, balance=balance)
+    dataset.manifest = {**manifest(dataset, cfg, seed=seed, balance=balance), "unsure_test_left_out": unsure_test}
     return dataset
 
 
