@@ -87,6 +87,9 @@ class LabelingSettings(Section):
     max_retries: int = Field(4, ge=0)
     request_timeout_s: float = Field(60.0, gt=0)  # one live request; past it its fate is unknown (maybe paid)
     max_consecutive_failures: int = Field(5, ge=1)  # unreachable server this many times in a row: the run stops
+    # Share of all candidate posts reserved for the human test set, drawn up front (core.labels.reserved_for_test):
+    # the Label screen's test session walks only these, every other session never shows them. 0 turns it off.
+    test_reserve: float = Field(0.05, ge=0, le=1)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -151,7 +151,7 @@ def test_bundle_is_self_contained_with_downscaled_images(db, settings, tmp_path)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["prompt_version"] == PROMPT_VERSION and manifest["max_pixels"] == 40 * 40
     # seed_store's test labels record no sampling: the manifest and the test rows say so
-    assert manifest["test_sampling"] == {"random": 0, "other": 0, "not recorded": 3}
+    assert manifest["test_sampling"] == {"reserved": 0, "random": 0, "other": 0, "not recorded": 3}
     assert all(r["sampling"] is None for r in read_split(bundle, "test"))
     rows = read_split(bundle, "train")
     assert rows and all(not r["images"][0].startswith("/") for r in rows)

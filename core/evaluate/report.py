@@ -83,14 +83,20 @@ def sampling_of(test_rows: list[dict], db: sqlite_utils.Database | None = None) 
 
 
 def sampling_line(counts: dict[str, int]) -> str:
-    """"test set: N posts, sampled: random A / other B", and a warning when they are not all random."""
+    """"test set: N posts, sampled: reserved R / random A / other B", and a warning when they are not all random
+    (and a note when some are random from the pool that other orders left, not from the reservation)."""
     n = sum(counts.values())
-    line = f"test set: {n} posts, sampled: random {counts.get('random', 0)} / other {counts.get('other', 0)}"
+    reserved, random_ = counts.get("reserved", 0), counts.get("random", 0)
+    line = (f"test set: {n} posts, sampled: " + (f"reserved {reserved} / " if reserved else "")
+            + f"random {random_} / other {counts.get('other', 0)}")
     if counts.get("not recorded"):
         line += f" / not recorded {counts['not recorded']}"
-    if counts.get("random", 0) < n:
+    if reserved + random_ < n:
         line += (" - WARNING: not all randomly sampled (other orders pick new or hard posts), so these scores"
                  " may not hold on /biz/ at large; label test posts in the Label screen's random order")
+    elif reserved and random_:
+        line += (" - note: the random ones were drawn from the pool other orders left, the reserved ones from"
+                 " everything collected")
     return line
 
 

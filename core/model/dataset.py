@@ -42,6 +42,7 @@ from bizsent.core.labels import (
     LABELS,
     PROMPT_VERSION,
     RANDOM_SAMPLING,
+    RESERVED_SAMPLING,
     Label,
     is_combined,
 )
@@ -267,11 +268,13 @@ def _digest(examples: list[Example]) -> str:
 
 
 def sampling_counts(samplings: Iterable[str | None]) -> dict[str, int]:
-    """How the test posts were chosen: random (the Label screen's random order), other (another order, a
-    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
-    counts = Counter("not recorded" if s is None else "random" if s == RANDOM_SAMPLING else "other"
-                     for s in samplings)
-    return {"random": counts["random"], "other": counts["other"], "not recorded": counts["not recorded"]}
+    """How the test posts were chosen: reserved (the test reservation, drawn up front from every candidate),
+    random (the Label screen's random order over the pool that was left), other (another order, a spot-check, a
+    hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
+    counts = Counter("not recorded" if s is None else "reserved" if s == RESERVED_SAMPLING
+                     else "random" if s == RANDOM_SAMPLING else "other" for s in samplings)
+    return {"reserved": counts["reserved"], "random": counts["random"], "other": counts["other"],
+            "not recorded": counts["not recorded"]}
 
 
 def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) -> dict:
