@@ -270,3 +270,56 @@ def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path
         load_for_run({**info, "adapter_path": str(adapter)}, settings)
     (adapter / "bizsent.json").write_text(json.dumps(meta))
     assert load_for_run({**info, "adapter_path": str(adapter)}, settings)[0] is not None
+
+
+def _full_pass_probs(model, processor, items):
+    """The reference: every variant prefix forwarded with the whole prompt and image again (no cache)."""
+    from bizsent.core.labels import LABELS
+    from bizsent.core.model.modeling import model_device
+    from bizsent.core.model.scoring import encode_prompts, label_variants
+
+    variants = label_variants(processor.tokenizer)
+    batch = encode_prompts(processor, items, model_device(model))
+    with torch.no_grad():
+        def logp(pre):
+            out = dict(batch)
+            if pre:
+                extra = torch.tensor(pre).expand(len(items), len(pre))
+                out["input_ids"] = torch.cat([batch["input_ids"], extra], dim=1)
+                out["attention_mask"] = torch.cat([batch["attention_mask"], torch.ones_like(extra)], dim=1)
+                if "mm_token_type_ids" in batch:
+                    out["mm_token_type_ids"] = torch.cat([batch["mm_token_type_ids"], torch.zeros_like(extra)], dim=1)
+            return torch.log_softmax(model(**out, logits_to_keep=1).logits[:, -1].float(), dim=-1)
+
+        table = {seq[:k]: logp(seq[:k]) for seqs in variants.values() for seq in seqs for k in range(len(seq))}
+        joint = torch.stack([torch.logsumexp(torch.stack([sum(table[seq[:k]][:, t] for k, t in enumerate(seq))
+                                                           for seq in variants[w]], dim=-1), dim=-1)
+                             for w in LABELS], dim=-1)
+    return torch.softmax(joint, dim=-1)
+
+
+def test_zero_shot_sequences_share_the_prompts_kv_cache(loaded, run):
+    from bizsent.core.model.scoring import label_variants
+
+    model, processor = loaded
+    items = _items(run, 3)
+    prompt_len = []
+    real = model.forward
+
+    def counting(*args, **kwargs):
+        prompt_len.append(kwargs["input_ids"].shape[1])
+        return real(*args, **kwargs)
+
+    model.forward = counting
+    try:
+        scored = score(model, processor, items, batch_size=3, sequences=True)
+    finally:
+        del model.forward
+    full = max(prompt_len)
+    assert prompt_len.count(full) == 1 and len(prompt_len) > 5  # the prompt once; each prefix its own few tokens
+    longest = max(len(seq) for seqs in label_variants(processor.tokenizer).values() for seq in seqs)
+    assert max(n for n in prompt_len if n != full) < longest < full / 4
+    reference = _full_pass_probs(model, processor, items)
+    for row, s in enumerate(scored):
+        assert [s.probs[k] for k in ("bearish", "neutral", "bullish")] == pytest.approx(reference[row].tolist(),
+                                                                                        abs=1e-4)
