@@ -229,7 +229,7 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
     """Round 0 trains on the current labels; every later round adds pseudo labels from the previous model.
     Rounds are chosen on the fixed validation split; the chosen round is evaluated on the test split once."""
     from bizsent.core.evaluate.report import evaluate_run
-    from bizsent.core.model.dataset import build_dataset, read_split
+    from bizsent.core.model.dataset import read_split
     from bizsent.core.model.modeling import free_memory
     from bizsent.core.model.scoring import score
     from bizsent.core.model.training import score_inputs, train_run
@@ -237,19 +237,7 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
     cfg = settings.train
     work_dir = Path(work_dir)
     result = SelfTrainResult()
-    first = build_dataset(db, settings.image_dir, cfg)
-    result.val_posts, result.val_source = fixed_validation(first.train + first.val, cfg.val_fraction, cfg.seed)
-    if not result.val_posts:
-        raise BizsentError("too few training labels for a validation split; label more posts on the train split "
-                           "before self-training")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "validation.json").write_text(json.dumps({"post_ids": result.val_posts,
-                                                          "source": result.val_source}), encoding="utf-8")
-    progress(f"validation: {len(result.val_posts)} posts with {result.val_source} labels, fixed for every round"
-             f" (at most {VAL_MAX}: enough to resolve a ~3-point gain; the other labels train)"
-             + ("" if result.val_source == "human" else " (fewer than "
-                f"{MIN_HUMAN_VAL} human train labels: label more posts on the train split)"))
-    val_ids = set(result.val_posts)
+    val_ids = _draw_validation(db, settings, work_dir, result, progress)
     pending_labeler: str | None = None  # the pseudo labels the next round trains with
     best_preds: list[str] = []  # the chosen round's validation predictions, the next round's paired baseline
     for n in range(rounds):
@@ -308,6 +296,27 @@ def selftrain(db: sqlite_utils.Database, settings: Any, work_dir: Path, *, round
         free_memory()
     progress(result.summary())
     return result
+
+
+def _draw_validation(db: sqlite_utils.Database, settings: Any, work_dir: Path, result: SelfTrainResult,
+                     progress: Any) -> set[int]:
+    """Draw the fixed validation split into `result`, keep its ids in validation.json and say what it holds."""
+    from bizsent.core.model.dataset import build_dataset
+
+    cfg = settings.train
+    first = build_dataset(db, settings.image_dir, cfg)
+    result.val_posts, result.val_source = fixed_validation(first.train + first.val, cfg.val_fraction, cfg.seed)
+    if not result.val_posts:
+        raise BizsentError("too few training labels for a validation split; label more posts on the train split "
+                           "before self-training")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "validation.json").write_text(json.dumps({"post_ids": result.val_posts,
+                                                          "source": result.val_source}), encoding="utf-8")
+    progress(f"validation: {len(result.val_posts)} posts with {result.val_source} labels, fixed for every round"
+             f" (at most {VAL_MAX}: enough to resolve a ~3-point gain; the other labels train)"
+             + ("" if result.val_source == "human" else " (fewer than "
+                f"{MIN_HUMAN_VAL} human train labels: label more posts on the train split)"))
+    return set(result.val_posts)
 
 
 def _unlabeled(db: sqlite_utils.Database, settings: Any, progress: Any) -> list:
