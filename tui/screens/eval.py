@@ -244,8 +244,9 @@ class EvalScreen(BizsentNode, Screen):
         if report is None:
             run = self.selected
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
-                    else "press e to evaluate it (or `bizsent eval RUN`)")
-            note.update(Text(f"run {self.run_id} has no predictions on human test posts yet: {hint}", style="dim"))
+                    else "the matrix shows its latest dev or validation evaluation (e); T scores the test split,"
+                    " counted (`bizsent eval RUN --test`)")
+            note.update(Text(f"run {self.run_id} has not been scored on the human test split: {hint}", style="dim"))
             return
         for cells, kind in detail_rows(report):
             cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
