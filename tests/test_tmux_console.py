@@ -42,7 +42,9 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
     build_store(db, settings.image_dir)
     db.close()
     config = tmp_path / "config.toml"
-    config.write_text('[data]\ndir = "data"\n[tui]\nimage_renderer = "halfcell"\n', encoding="utf-8")
+    # no test reservation: 5% of a dozen posts is none, and this test labels five into the test split
+    config.write_text('[data]\ndir = "data"\n[tui]\nimage_renderer = "halfcell"\n[labeling]\ntest_reserve = 0.0\n',
+                      encoding="utf-8")
     session = f"bizsent-test-{uuid.uuid4().hex[:8]}"
     # A tmux server started from here inherits pytest's COLUMNS/LINES (80x24), which would override the
     # pane's real size: drop them so the console sizes itself from the terminal like a user's does.
