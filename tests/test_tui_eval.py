@@ -148,3 +148,15 @@ async def test_scoring_test_asks_first_and_says_how_often_this_test_set_was_scor
         await pilot.press("escape")  # no: nothing starts
         await until(pilot, lambda: app.screen is screen)
         assert db.execute("SELECT count(*) FROM jobs WHERE kind = 'eval'").fetchone()[0] == 0
+
+
+def test_the_report_leaves_unsure_test_labels_out_as_the_test_split_does(db, store):
+    from bizsent.core.evaluate.runs import run_report
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
+
+    run = add_run(db)
+    human(db, store[1], "bullish")
+    set_label(db, store[3], NewLabel(label="bearish", source="human", split="test", labeler="human", unsure=True))
+    add_predictions(db, run, {store[1]: probs(0.1, 0.2, 0.7), store[3]: probs(0.6, 0.3, 0.1)})
+    assert run_report(db, run, "run-a").model.n == 1

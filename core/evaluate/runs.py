@@ -87,8 +87,9 @@ def report_key(db: sqlite_utils.Database, run_id: int) -> tuple:
 
 
 def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | None:
-    """The run's predictions scored against the current human test labels, next to the baselines and the API
-    labelers on the same posts (bootstrap intervals included: seconds of CPU, so callers cache it).
+    """The run's predictions scored against the current human test labels (unsure ones left out, as the dataset
+    builder leaves them out of the test split), next to the baselines and the API labelers on the same posts
+    (bootstrap intervals included: seconds of CPU, so callers cache it).
 
     None when the run has no prediction on any human test post yet."""
     from bizsent.core.evaluate.report import (
@@ -101,7 +102,7 @@ def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | No
         for pid, label, sarcastic, text in db.execute(
             "SELECT l.post_id, l.label, l.sarcastic, p.text FROM labels l JOIN posts p ON p.id = l.post_id"
             " JOIN predictions pr ON pr.post_id = l.post_id AND pr.run_id = ?"
-            f" WHERE {human_test('l')} ORDER BY l.post_id", [run_id])
+            f" WHERE {human_test('l')} AND NOT l.unsure ORDER BY l.post_id", [run_id])  # as the bundle's test split
     ]
     if not test_rows:
         return None
