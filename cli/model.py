@@ -27,7 +27,7 @@ def dataset_build(
     balance: Annotated[bool, typer.Option("--balance", help="oversample the smaller classes in train")] = False,
     seed: Annotated[int | None, typer.Option(help="split seed (default: train.seed)")] = None,
 ) -> None:
-    """Build train/val/test from the store (leakage-guarded) and export a self-contained bundle."""
+    """Build train/val/dev/test from the store (leakage-guarded, reposts grouped) and export a bundle."""
     from bizsent.core.model.dataset import build_dataset, export_bundle
 
     c = ctx_of(ctx)
@@ -36,8 +36,8 @@ def dataset_build(
     export_bundle(ds, folder, max_pixels=c.settings.train.max_pixels)
     m = ds.manifest
     typer.echo(f"bundle {folder}: train {m['sizes']['train']} {m['counts']['train']}, val {m['sizes']['val']}, "
-               f"test {m['sizes']['test']} {m['counts']['test']}; dropped for test leakage: "
-               f"{m['dropped']['total']} {m['dropped']['by_reason']}")
+               f"dev {m['sizes']['dev']} (human), test {m['sizes']['test']} {m['counts']['test']}; dropped (test "
+               f"leakage, reposts of dev posts): {m['dropped']['total']} {m['dropped']['by_reason']}")
 
 
 def _detach_or_run(c: Context, db, job_id: int, detach: bool) -> bool:
@@ -64,7 +64,8 @@ def train(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking (the price and"
                                       " kill switches are still printed)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
-                                          "step for the configured model and recipe; load nothing")] = False,
+                                          "step (typical and longest batch of --bundle) and of a pool-scoring batch;"
+                                          " load nothing")] = False,
     text_tokens: Annotated[int, typer.Option("--text-tokens", help="text tokens a sequence holds, for --dry-run "
                                              "(prompt + post + answer, padded to the batch's longest)")] = 256,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the newest checkpoint in "
@@ -74,7 +75,8 @@ def train(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
     four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the test split after")] = True,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after (the "
+                                           "test split: `bizsent eval RUN --test`)")] = True,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this train job row with the options"
                                             " it recorded")] = None,
@@ -85,11 +87,9 @@ def train(
 
     c = ctx_of(ctx)
     if dry_run:
-        from bizsent.core.model.memory import estimate_training_memory, render, shape_for
+        from bizsent.core.model.batches import dry_run as memory_dry_run
 
-        cfg = _train_settings(c, base_model)
-        shape, source = shape_for(cfg.base_model)
-        typer.echo(render(estimate_training_memory(cfg, shape, text_tokens=text_tokens), source))
+        typer.echo(memory_dry_run(_train_settings(c, base_model), bundle=bundle, text_tokens=text_tokens))
         return
     if pod:
         if local:
@@ -116,6 +116,8 @@ def train(
     if out.report is not None:
         print_table(render_table(out.report))
         typer.echo(f"report: {out.report_path}")
+    if out.note:
+        typer.echo(out.note)
 
 
 def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
@@ -159,10 +161,13 @@ def eval_(
                                               "adapter")] = None,
     bundle: Annotated[Path | None, typer.Option(help="bundle for a zero-shot run")] = None,
     cryptobert: Annotated[Path | None, typer.Option(help="local CryptoBERT weights (else published figures)")] = None,
+    test: Annotated[bool, typer.Option("--test", help="score the human test split (counted: the report says how "
+                                       "many times this test set has been scored) instead of dev")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run this eval job row")] = None,
 ) -> None:
-    """Score the run's test split as a job; print and write the report next to the baselines and API labelers."""
+    """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
+    to the baselines and API labelers."""
     from bizsent.core.evaluate.report import render_table, run_row
     from bizsent.jobs import rows, training
 
@@ -175,7 +180,8 @@ def eval_(
             raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
         if run != "zero-shot":
             run_row(db, run)  # an unknown run fails now, in one line, before a job row is made
-        job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert))
+        job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert,
+                                                                  split="test" if test else "dev"))
     if _detach_or_run(c, db, job, detach):
         return
     report, md, js = training.run_eval(db, c.settings, job)

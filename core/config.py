@@ -88,6 +88,9 @@ class LabelingSettings(Section):
     max_retries: int = Field(4, ge=0)
     request_timeout_s: float = Field(60.0, gt=0)  # one live request; past it its fate is unknown (maybe paid)
     max_consecutive_failures: int = Field(5, ge=1)  # unreachable server this many times in a row: the run stops
+    # Share of all candidate posts reserved for the human test set, drawn up front (core.labels.reserved_for_test):
+    # the Label screen's test session walks only these, every other session never shows them. 0 turns it off.
+    test_reserve: float = Field(0.05, ge=0, le=1)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -236,6 +239,9 @@ class TrainSettings(Section):
     grad_accum: int = Field(4, ge=1)
     max_pixels: int = Field(448 * 448, ge=28 * 28)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    # Human labels drawn once (by a fixed hash of the post's repost group) into the dev split: everyday model
+    # choice (`train --local` reports on it); the test split is scored only on request.
+    dev_fraction: float = Field(0.2, ge=0, lt=0.5)
     min_label_confidence: float = Field(0.6, ge=0, le=1)
     seed: int = 42
     # Checkpoints (adapter + optimizer + scheduler) every save_steps optimiser steps, the newest save_total_limit

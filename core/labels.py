@@ -2,6 +2,7 @@
 prompt every model reads (API labelers and the fine-tuned model alike) and the API answer schema."""
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,6 +71,20 @@ def labeler_name(source: str, labeler: str | None) -> str:
 # How a human test label's post was chosen (labels.sampling). Only "random" makes the test set a sample of the
 # pool; other orders (newest, filter, active learning, disagreements first) pick what is new or hard.
 RANDOM_SAMPLING = "random"
+# A test post from the test reservation (reserved_for_test): a random sample of every candidate collected, drawn up
+# front, so the orders that ran before (active learning takes the hard posts) cannot thin it.
+RESERVED_SAMPLING = "reserved"
+TEST_RESERVE_SALT = "bizsent-test-reserve-1"  # the draw itself: changing it redraws the reservation
+
+
+def reserved_for_test(post_id: int, fraction: float) -> bool:
+    """Is the post in the test reservation? A fixed hash of its id against `fraction` (labeling.test_reserve): the
+    same draw for every post, collected before or after, whatever was labelled first, so the reservation is a
+    random sample of everything collected and can be recomputed anywhere without a table."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{TEST_RESERVE_SALT}:{post_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def parse_label(value: object) -> Label:

@@ -35,8 +35,8 @@ def train_params(name: str, *, bundle: Path | None, base_model: str | None, max_
             "four_bit": four_bit, "evaluate": evaluate, "resume": resume}
 
 
-def eval_params(run: str, *, bundle: Path | None, cryptobert: Path | None) -> dict[str, Any]:
-    return {"run": run, "bundle": _absolute(bundle), "cryptobert": _absolute(cryptobert)}
+def eval_params(run: str, *, bundle: Path | None, cryptobert: Path | None, split: str = "dev") -> dict[str, Any]:
+    return {"run": run, "bundle": _absolute(bundle), "cryptobert": _absolute(cryptobert), "split": split}
 
 
 @dataclass(slots=True)
@@ -44,8 +44,9 @@ class TrainOutcome:
     job_id: int
     run_id: int
     result: Any  # core.model.training.TrainResult
-    report: Any = None  # core.evaluate.report.Report, when the job evaluated the run
+    report: Any = None  # core.evaluate.report.Report, when the job evaluated the run (on the dev split)
     report_path: Path | None = None
+    note: str = ""  # why the run was not evaluated
 
 
 def _job(db: sqlite_utils.Database, job_id: int, kind: str) -> dict[str, Any]:
@@ -93,10 +94,15 @@ def run_train(db: sqlite_utils.Database, settings: Any, job_id: int) -> TrainOut
                                    callbacks=[_step_callback(db, job_id, beat)], job_id=job_id,
                                    run_id=earlier[0] if earlier else None)
         outcome = TrainOutcome(job_id, run_id, result)
-        if p.get("evaluate", True):
+        if p.get("evaluate", True):  # on the dev split: the test split is scored on request (`eval --test`)
             from bizsent.core.evaluate.report import evaluate_run
+            from bizsent.core.model.dataset import read_manifest
 
-            outcome.report, outcome.report_path, _ = evaluate_run(db, settings, run_id)
+            if read_manifest(bundle).get("sizes", {}).get("dev"):
+                outcome.report, outcome.report_path, _ = evaluate_run(db, settings, run_id, split="dev")
+            else:
+                outcome.note = ("not evaluated: the bundle's human dev split is empty (label more posts on the "
+                                f"train split); score the test split on request: `bizsent eval {run_id} --test`")
     return outcome
 
 
@@ -111,18 +117,21 @@ def run_eval(db: sqlite_utils.Database, settings: Any, job_id: int) -> tuple[Any
             if not p.get("bundle"):
                 raise BizsentError("a zero-shot evaluation needs --bundle DIR (from `bizsent dataset build`)")
             run = str(zero_shot_run(db, settings, Path(p["bundle"])))
-        out = evaluate_run(db, settings, run, cryptobert=Path(p["cryptobert"]) if p.get("cryptobert") else None)
+        out = evaluate_run(db, settings, run, cryptobert=Path(p["cryptobert"]) if p.get("cryptobert") else None,
+                           split=p.get("split", "test"))  # eval jobs from before the dev split scored test
         rows.progress(db, job_id, done=1, failed=0, total=1, counts={"report": str(out[1])}, epoch=beat.epoch)
     return out
 
 
 def launch_eval(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, run: int | str,
-                log_dir: Path | str) -> tuple[int, int]:
-    """Evaluate `run` in a detached eval job (the console's `e`): (job id, pid). One at a time per run."""
+                log_dir: Path | str, split: str = "dev") -> tuple[int, int]:
+    """Evaluate `run` on `split` in a detached eval job (the console's `e` for dev, `T` for test): (job id,
+    pid). One at a time per run."""
     from bizsent.jobs.control import launch
     from bizsent.jobs.kinds import status
 
     for job in reversed(rows.listing(db, EVAL)):
         if job["params"].get("run") == str(run) and status(job) in ("starting", "running"):
             raise BizsentError(f"run {run} is already being evaluated (job {job['id']}, pid {job['pid']})")
-    return launch(db, db_path, config_path, EVAL, eval_params(str(run), bundle=None, cryptobert=None), log_dir)
+    return launch(db, db_path, config_path, EVAL, eval_params(str(run), bundle=None, cryptobert=None, split=split),
+                  log_dir)

@@ -151,7 +151,7 @@ def test_bundle_is_self_contained_with_downscaled_images(db, settings, tmp_path)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["prompt_version"] == PROMPT_VERSION and manifest["max_pixels"] == 40 * 40
     # seed_store's test labels record no sampling: the manifest and the test rows say so
-    assert manifest["test_sampling"] == {"random": 0, "other": 0, "not recorded": 3}
+    assert manifest["test_sampling"] == {"reserved": 0, "random": 0, "other": 0, "not recorded": 3}
     assert all(r["sampling"] is None for r in read_split(bundle, "test"))
     rows = read_split(bundle, "train")
     assert rows and all(not r["images"][0].startswith("/") for r in rows)
@@ -248,3 +248,80 @@ def test_few_shot_examples_pass_the_same_leakage_guard(db, settings):
     # a recorded job's examples are checked too
     examples, problems = few_shot_examples(db, 0, 64 * 64, ids=(copy, fine[1]))
     assert [e.post_id for e in examples] == [fine[1]] and problems
+
+
+def _labelled(db, pid, label, human=False):
+    if human:
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t"))
+    else:
+        for provider in ("openai", "gemini"):
+            set_label(db, pid, NewLabel(label=label, source="api", labeler=f"{provider}:m@p1", confidence=0.9))
+
+
+def _resaved(data: bytes) -> bytes:
+    """The same picture re-saved smaller as a JPEG: another sha256, the same perceptual hash."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    return _encoded(img.resize((img.width * 3 // 4, img.height * 3 // 4)), "JPEG", quality=80)
+
+
+def test_reposts_never_straddle_train_validation_and_dev(db, settings):
+    """Pairs of posts sharing an image (exactly or re-saved) or a text: each pair lands on one side."""
+    labels = ("bearish", "neutral", "bullish")
+    pairs = []
+    for k in range(30):
+        label = labels[k % 3]
+        picture = _encoded(_picture(k), "PNG") if k % 3 == 1 else image_bytes(label, 300 + k)
+        first = add_post(db, settings.image_dir, 7000 + 2 * k, f"{label} original post number {k} about sol",
+                         picture)
+        if k % 3 == 0:  # the same image, another text
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"unrelated words {k} anon", picture)
+        elif k % 3 == 1:  # the picture re-saved smaller as a JPEG, another text
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"other caption {k} fren", _resaved(picture))
+        else:  # the same text reposted with a new image
+            second = add_post(db, settings.image_dir, 7001 + 2 * k, f"{label} original post number {k} about sol",
+                              image_bytes(label, 600 + k))
+        for pid in (first, second):
+            _labelled(db, pid, label, human=k % 2 == 0)
+        pairs.append((first, second))
+    cfg = settings.train.model_copy(update={"val_fraction": 0.3, "dev_fraction": 0.3})
+    ds = build_dataset(db, settings.image_dir, cfg)
+    side = {e.post_id: name for name in ("train", "val", "dev") for e in getattr(ds, name)}
+    dropped = {d.post_id for d in ds.dropped}
+    assert ds.val and ds.dev and ds.train
+    for first, second in pairs:
+        sides = {side.get(first), side.get(second)} - {None}
+        assert len(sides) == 1, (first, second, side.get(first), side.get(second))
+        assert not ({first, second} & dropped), "a pair with human labels on both posts is never dropped"
+    assert "grouping" in ds.manifest and ds.manifest["sizes"]["dev"] == len(ds.dev)
+
+
+def test_dev_is_drawn_once_from_human_labels_whatever_the_seed(db, settings):
+    ids = seed_store(db, settings.image_dir, n_train=60, n_test=3, n_unlabeled=0)
+    for pid in ids["train"][:40]:
+        label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
+        _labelled(db, pid, label, human=True)
+    first = build_dataset(db, settings.image_dir, settings.train, seed=1)
+    assert first.dev and all(e.origin == "human" for e in first.dev)
+    assert not {e.post_id for e in first.dev} & _all_train_ids(first)
+    more = add_post(db, settings.image_dir, 9999, "a new post labelled later", image_bytes("neutral", 9999))
+    _labelled(db, more, "neutral", human=True)
+    again = build_dataset(db, settings.image_dir, settings.train, seed=2)
+    assert {e.post_id for e in first.dev} <= {e.post_id for e in again.dev}
+    bundle = export_bundle(again, settings.data_dir / "bundle", max_pixels=settings.train.max_pixels)
+    assert [r["post_id"] for r in read_split(bundle, "dev")] == [e.post_id for e in again.dev]
+
+
+def test_unsure_labels_stay_out_of_test_and_dev_and_train_as_such(db, settings):
+    ids = seed_store(db, settings.image_dir, n_train=40, n_test=6, n_unlabeled=0)
+    doubted_test = ids["test"][0]
+    label = db.execute("SELECT label FROM labels WHERE post_id = ?", [doubted_test]).fetchone()[0]
+    set_label(db, doubted_test, NewLabel(label=label, source="human", split="test", labeler="human:t", unsure=True))
+    for k, pid in enumerate(ids["train"]):
+        label = db.execute("SELECT label FROM labels WHERE post_id = ? LIMIT 1", [pid]).fetchone()[0]
+        set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t", unsure=k % 2 == 0))
+    ds = build_dataset(db, settings.image_dir, settings.train.model_copy(update={"dev_fraction": 0.4}))
+    assert doubted_test not in {e.post_id for e in ds.test} | _all_train_ids(ds) and len(ds.test) == 5
+    assert ds.manifest["unsure_test_left_out"] == 1
+    unsure = {pid for k, pid in enumerate(ids["train"]) if k % 2 == 0}
+    assert ds.dev and not unsure & {e.post_id for e in ds.dev}
+    assert {e.origin for e in ds.train + ds.val if e.post_id in unsure} == {"human-unsure"}

@@ -84,7 +84,7 @@ def test_generate_and_parse_is_only_a_comparison_path(loaded, run):
 def test_evaluate_run_writes_predictions_event_and_report(run):
     settings = run["settings"]
     db = open_db(settings.db_path)
-    report, md, js = evaluate_run(db, settings, run["run_id"])
+    report, md, js = evaluate_run(db, settings, run["run_id"], split="test")
     assert report.model.n == 9 and sum(map(sum, report.model.confusion)) == 9
     assert report.model.accuracy_ci[0] <= report.model.accuracy <= report.model.accuracy_ci[1]
     assert "sarcastic" in report.model.slices
@@ -113,7 +113,7 @@ def test_zero_shot_run_and_api_labelers_from_the_store(run):
         wrong = "neutral" if truth[pid] != "neutral" else "bullish"
         set_label(db, pid, NewLabel(label=truth[pid] if k else wrong, source="api", labeler="openai:gpt@p1"))
     run_id = zero_shot_run(db, settings, run["bundle"])
-    report, _, _ = evaluate_run(db, settings, run_id)
+    report, _, _ = evaluate_run(db, settings, run_id, split="test")
     api = next(b for b in report.baselines if b.kind == "store")
     assert api.name == "openai:gpt@p1" and api.n == 4 and api.accuracy == pytest.approx(0.75)
     assert db.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()[0] is None
@@ -270,3 +270,56 @@ def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path
         load_for_run({**info, "adapter_path": str(adapter)}, settings)
     (adapter / "bizsent.json").write_text(json.dumps(meta))
     assert load_for_run({**info, "adapter_path": str(adapter)}, settings)[0] is not None
+
+
+def _full_pass_probs(model, processor, items):
+    """The reference: every variant prefix forwarded with the whole prompt and image again (no cache)."""
+    from bizsent.core.labels import LABELS
+    from bizsent.core.model.modeling import model_device
+    from bizsent.core.model.scoring import encode_prompts, label_variants
+
+    variants = label_variants(processor.tokenizer)
+    batch = encode_prompts(processor, items, model_device(model))
+    with torch.no_grad():
+        def logp(pre):
+            out = dict(batch)
+            if pre:
+                extra = torch.tensor(pre).expand(len(items), len(pre))
+                out["input_ids"] = torch.cat([batch["input_ids"], extra], dim=1)
+                out["attention_mask"] = torch.cat([batch["attention_mask"], torch.ones_like(extra)], dim=1)
+                if "mm_token_type_ids" in batch:
+                    out["mm_token_type_ids"] = torch.cat([batch["mm_token_type_ids"], torch.zeros_like(extra)], dim=1)
+            return torch.log_softmax(model(**out, logits_to_keep=1).logits[:, -1].float(), dim=-1)
+
+        table = {seq[:k]: logp(seq[:k]) for seqs in variants.values() for seq in seqs for k in range(len(seq))}
+        joint = torch.stack([torch.logsumexp(torch.stack([sum(table[seq[:k]][:, t] for k, t in enumerate(seq))
+                                                           for seq in variants[w]], dim=-1), dim=-1)
+                             for w in LABELS], dim=-1)
+    return torch.softmax(joint, dim=-1)
+
+
+def test_zero_shot_sequences_share_the_prompts_kv_cache(loaded, run):
+    from bizsent.core.model.scoring import label_variants
+
+    model, processor = loaded
+    items = _items(run, 3)
+    prompt_len = []
+    real = model.forward
+
+    def counting(*args, **kwargs):
+        prompt_len.append(kwargs["input_ids"].shape[1])
+        return real(*args, **kwargs)
+
+    model.forward = counting
+    try:
+        scored = score(model, processor, items, batch_size=3, sequences=True)
+    finally:
+        del model.forward
+    full = max(prompt_len)
+    assert prompt_len.count(full) == 1 and len(prompt_len) > 5  # the prompt once; each prefix its own few tokens
+    longest = max(len(seq) for seqs in label_variants(processor.tokenizer).values() for seq in seqs)
+    assert max(n for n in prompt_len if n != full) < longest < full / 4
+    reference = _full_pass_probs(model, processor, items)
+    for row, s in enumerate(scored):
+        assert [s.probs[k] for k in ("bearish", "neutral", "bullish")] == pytest.approx(reference[row].tolist(),
+                                                                                        abs=1e-4)

@@ -122,6 +122,8 @@ def test_bad_input_fails_the_job_with_one_line_in_the_sdk_test_mode(run):
     ({"text": "gm", "image": b64(b"GIF89a broken")}, "image is not usable"),
     ({"text": "gm", "image": "aGk=", "label": "bullish"}, 'unknown field "label"'),
     ({"text": "gm", "image": "data:image/png,abc"}, "must be base64"),
+    ({"text": "", "image": "aGk="}, "the post has no text"),  # image-only posts: out of training and scoring too
+    ({"text": "<br><wbr> ", "image": "aGk="}, "the post has no text"),
 ])
 def test_bad_input_is_one_error_line_before_any_model_loads(monkeypatch, job_input, says):
     monkeypatch.delenv(ADAPTER_ENV, raising=False)  # a handler that loaded first would answer "not set"
@@ -281,3 +283,27 @@ def test_dockerfile_installs_the_pinned_project_bakes_no_key_and_runs_the_worker
     assert steps[-1] == ("CMD", '["python", "-m", "bizsent.core.serve.handler"]')
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert {"data", ".venv", ".env"} <= set(ignored)
+
+
+def test_incoming_text_is_cleaned_as_the_store_cleans_a_comment():
+    """One input rule: the worker gets what training got, HTML tags out and entities decoded."""
+    from bizsent.core.collect.html_text import clean_text
+    from bizsent.core.serve.request import read_post
+
+    markup = '<a href="#p1" class="quotelink">&gt;&gt;1</a><br>wagmi &amp; hodl<br><span class="quote">&gt;ngmi</span>'
+    post = read_post({"text": markup, "image": b64(image_bytes("bullish", 3)), "subject": "<b>BTC</b>"})
+    assert post.text == clean_text(markup) == ">>1\nwagmi & hodl\n>ngmi" and post.subject == "BTC"
+
+
+def test_predict_file_applies_the_same_text_rule(tmp_path):
+    from bizsent.core.errors import BizsentError
+    from bizsent.core.model.predict_input import inputs_from_file
+
+    (tmp_path / "a.png").write_bytes(image_bytes("neutral", 4))
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"text": "gm &amp; <b>gn</b>", "image_path": "a.png"}) + "\n"
+                    + json.dumps({"text": " ", "image_path": "a.png"}) + "\n", encoding="utf-8")
+    with pytest.raises(BizsentError, match="line 2: the post has no text"):
+        inputs_from_file(path)
+    path.write_text(json.dumps({"text": "gm &amp; <b>gn</b>", "image_path": "a.png"}) + "\n", encoding="utf-8")
+    assert [i.text for i in inputs_from_file(path)] == ["gm & gn"]

@@ -12,7 +12,15 @@ from bizsent.core.model.dataset import read_split
 from bizsent.core.model.events import read_jsonl, run_events
 from bizsent.core.model.modeling import load_model, load_processor
 from bizsent.core.model.scoring import ScoreInput, score
-from bizsent.core.model.training import BundleCollator, prepare_lora, read_run_info
+from bizsent.core.model.training import (
+    EVAL_LOSS_OVER,
+    TRAIN_LOSS_OVER,
+    TRAINER_DIR,
+    BundleCollator,
+    prepare_checkpoints,
+    prepare_lora,
+    read_run_info,
+)
 from bizsent.core.store import open_db
 
 
@@ -55,6 +63,9 @@ def test_qlora_4bit_training_writes_events_store_and_jsonl(run):
     assert all(math.isfinite(e.loss) and e.lr > 0 and e.data["samples_per_s"] > 0 for e in train_events)
     assert [e.step for e in eval_events] == [2, 4] and all(len(e.confusion) == 3 for e in eval_events)
     assert sum(map(sum, eval_events[-1].confusion)) == eval_events[-1].data["n"]
+    # the two losses are different quantities, and every event says which it carries
+    assert {e.data["loss_over"] for e in train_events} == {TRAIN_LOSS_OVER}
+    assert {e.data["eval_loss_over"] for e in eval_events} == {EVAL_LOSS_OVER} != {TRAIN_LOSS_OVER}
     assert len(read_jsonl(run["jsonl"])) == len(train_events) + len(eval_events)  # the pod-side copy
     info = read_run_info(result.adapter_dir)
     assert info["prompt_version"] == PROMPT_VERSION and info["manifest"]["sizes"]["test"] == 9
@@ -243,3 +254,24 @@ def test_validation_is_forwarded_once_per_evaluation(run, tmp_path):
     n_val = len(read_split(run["bundle"], "val"))
     assert len(evals) == 2 and Forwards.rows == 2 * n_val
     assert all(math.isfinite(e.data["eval_loss"]) and e.data["eval_loss"] > 0 for e in evals)
+
+
+def test_lora_init_follows_train_seed_whatever_the_global_rng(model_dir, run):
+    cfg = run["settings"].train
+    weights = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # whatever ran before (model loading, another run) moved the global RNG
+        model = prepare_lora(load_model(model_dir, load_in_4bit=False), cfg, quantized=False)
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n})
+    assert weights[0] and all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_no_resume_deletes_the_run_folders_old_checkpoints(run, tmp_path):
+    cfg = run["settings"].train
+    old = tmp_path / TRAINER_DIR / "checkpoint-3"
+    old.mkdir(parents=True)
+    (old / "trainer_state.json").write_text("{}", encoding="utf-8")
+    assert prepare_checkpoints(tmp_path, {"hashes": {"train": "other"}}, cfg, resume=False) is None
+    assert not list((tmp_path / TRAINER_DIR).glob("checkpoint-*"))
+    # the next resume sees this start's bundle, not the deleted checkpoints' one
+    assert prepare_checkpoints(tmp_path, {"hashes": {"train": "other"}}, cfg, resume=True) is None

@@ -69,7 +69,7 @@ async def test_loss_plot_draws_every_train_step(settings, db, store):
         assert [s for s, _ in plot.train] == list(range(1, 38))
         await pilot.pause()
         text = plot.rendered.plain
-        assert "loss (37 steps)" in text
+        assert "train loss per answer token (37 steps)" in text  # not the eval loss: another quantity
         assert "┌" in text and "37" in text.splitlines()[-1]  # framed plot, last step on the x axis
         assert "1.60" in text  # the first loss, 2 / (1 + 1/4), tops the left axis
 
@@ -126,3 +126,37 @@ async def test_runs_list_and_evaluate_without_model_says_why(settings, db, store
         await until(pilot, lambda: screen.query_one(ConfusionMatrix).matrix == FIRST)
         await pilot.press("e")  # its adapter is on another machine: a notice, no process started
         await until(pilot, lambda: any("adapter /nowhere/adapter is not on this machine" in t for t in toasts(app)))
+
+
+async def test_scoring_test_asks_first_and_says_how_often_this_test_set_was_scored(settings, db, store):
+    from bizsent.tui.screens.confirm import ConfirmModal
+
+    older = add_run(db, name="older")
+    add_eval(db, older, FIRST)  # one test evaluation of this (empty-manifest) test set
+    db.execute("UPDATE runs SET manifest = json_object('hashes', json_object('test', 'abc'))")
+    add_run(db, name="newer")
+    db.execute("UPDATE runs SET manifest = json_object('hashes', json_object('test', 'abc'))")
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        screen = await open_eval(app, pilot)
+        table = screen.query_one("#eval-runs", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        text = " ".join(str(w.content) for w in app.screen.query("Static"))
+        assert f"has been scored 1 time (runs {older})" in text and "dev (e)" in text
+        await pilot.press("escape")  # no: nothing starts
+        await until(pilot, lambda: app.screen is screen)
+        assert db.execute("SELECT count(*) FROM jobs WHERE kind = 'eval'").fetchone()[0] == 0
+
+
+def test_the_report_leaves_unsure_test_labels_out_as_the_test_split_does(db, store):
+    from bizsent.core.evaluate.runs import run_report
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
+
+    run = add_run(db)
+    human(db, store[1], "bullish")
+    set_label(db, store[3], NewLabel(label="bearish", source="human", split="test", labeler="human", unsure=True))
+    add_predictions(db, run, {store[1]: probs(0.1, 0.2, 0.7), store[3]: probs(0.6, 0.3, 0.1)})
+    assert run_report(db, run, "run-a").model.n == 1

@@ -1,5 +1,10 @@
-"""The run report: the model's metrics on the human test set next to the baselines and the API labelers, as a
-Rich table for the terminal and Markdown + JSON files next to the run.
+"""The run report: the model's metrics on a human split next to the baselines and the API labelers, as a Rich
+table for the terminal and Markdown + JSON files next to the run.
+
+Everyday model choice is made on the human dev split (core.model.dataset); the test split is scored only on
+request (`bizsent eval RUN --test`), and every report says how large dev and test are, how the test posts were
+sampled and how many times this test set has been scored, by which runs: a test set looked at after every run
+stops being a test set.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from bizsent.core.labels import LABELS
 from bizsent.core.model.events import MetricEvent, record
 from bizsent.core.model.scoring import Scored, write_predictions
 from bizsent.core.store.posts import HUMAN_TEST
+
+SPLITS = ("dev", "test")
 
 
 @dataclass(slots=True)
@@ -76,35 +83,77 @@ def sampling_of(test_rows: list[dict], db: sqlite_utils.Database | None = None) 
 
 
 def sampling_line(counts: dict[str, int]) -> str:
-    """"test set: N posts, sampled: random A / other B", and a warning when they are not all random."""
+    """"test set: N posts, sampled: reserved R / random A / other B", and a warning when they are not all random
+    (and a note when some are random from the pool that other orders left, not from the reservation)."""
     n = sum(counts.values())
-    line = f"test set: {n} posts, sampled: random {counts.get('random', 0)} / other {counts.get('other', 0)}"
+    reserved, random_ = counts.get("reserved", 0), counts.get("random", 0)
+    line = (f"test set: {n} posts, sampled: " + (f"reserved {reserved} / " if reserved else "")
+            + f"random {random_} / other {counts.get('other', 0)}")
     if counts.get("not recorded"):
         line += f" / not recorded {counts['not recorded']}"
-    if counts.get("random", 0) < n:
+    if reserved + random_ < n:
         line += (" - WARNING: not all randomly sampled (other orders pick new or hard posts), so these scores"
                  " may not hold on /biz/ at large; label test posts in the Label screen's random order")
+    elif reserved and random_:
+        line += (" - note: the random ones were drawn from the pool other orders left, the reserved ones from"
+                 " everything collected")
     return line
 
 
 def build_report(name: str, test_rows: list[dict], scored: list[Scored], *, db: sqlite_utils.Database | None = None,
-                 cryptobert: Path | None = None, info: dict | None = None) -> Report:
+                 cryptobert: Path | None = None, info: dict | None = None, split: str = "test") -> Report:
+    """The report of `scored` on `test_rows`, the rows of the human `split` (dev or test)."""
     if not test_rows:
-        raise BizsentError("the test set is empty; label posts on the test split (Label screen) first")
+        how = ("label posts on the test split (Label screen) first" if split == "test" else
+               "label more posts on the train split (part of them is drawn into dev, train.dev_fraction), or "
+               "score the test split with `bizsent eval RUN --test`")
+        raise BizsentError(f"the {split} set is empty; {how}")
     sources = post_sources(db, [r["post_id"] for r in test_rows]) if db is not None else None
     texts, truth = [r["text"] for r in test_rows], [r["label"] for r in test_rows]
     baselines = [vader_baseline(texts, truth), cryptobert_baseline(texts, truth, cryptobert), *published_baselines()]
     if db is not None:
         baselines += api_labeler_baselines(db, {r["post_id"]: r["label"] for r in test_rows})
-    info = {**(info or {}), "test_sampling": sampling_of(test_rows, db)}
+    info = {"split": split, **(info or {})}
+    if split == "test":
+        info["test_sampling"] = sampling_of(test_rows, db)
     return Report(name, model_metrics(test_rows, scored, sources), baselines, info)
 
 
+def test_scorings(db: sqlite_utils.Database, test_hash: str | None) -> dict:
+    """How many times the human test split has been scored: this exact test set (`test_hash`, the bundle
+    manifest's) and by which runs, and every test evaluation in this store."""
+    rows = db.execute(
+        "SELECT m.run_id, json_extract(r.manifest, '$.hashes.test') FROM metrics m JOIN runs r ON r.id = m.run_id"
+        " WHERE m.kind = 'eval' AND json_extract(m.data, '$.split') = 'test' ORDER BY m.id").fetchall()
+    same = [run for run, h in rows if test_hash and h == test_hash]
+    return {"times": len(same), "runs": list(dict.fromkeys(same)), "all_test_evaluations": len(rows)}
+
+
+def splits_line(info: dict) -> str:
+    """"dev N / test M posts; this test set scored K times (runs ...)": what every report of a run shows."""
+    sizes = info.get("sizes", {})
+    line = f"human dev {sizes.get('dev', '?')} / test {sizes.get('test', '?')} posts"
+    scored = info.get("test_scored")
+    if scored is not None:
+        runs = ", ".join(str(r) for r in scored["runs"]) or "none"
+        line += (f"; this test set has been scored {scored['times']} time{'s' * (scored['times'] != 1)} "
+                 f"(runs {runs}; {scored['all_test_evaluations']} test evaluations in this store)")
+    return line
+
+
+def _header_lines(report: Report) -> list[str]:
+    out = [splits_line(report.info)] if "sizes" in report.info else []
+    if "test_sampling" in report.info:
+        out.append(sampling_line(report.info["test_sampling"]))
+    return out
+
+
 def render_markdown(report: Report) -> str:
+    split = report.info.get("split", "test")
     lines = [f"# Evaluation: {report.name}", "",
-             "Human test split only. Published figures come from the brief (107 posts), not this test set.",
+             f"Human {split} split only. Published figures come from the brief (107 posts), not this {split} set.",
              "Slice rows: macro-F1 over the classes present in the slice.", "",
-             *([sampling_line(report.info["test_sampling"]), ""] if "test_sampling" in report.info else []),
+             *(line for h in _header_lines(report) for line in (h, "")),
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
     lines += ["", "Confusion matrix (rows = truth, columns = prediction; " + "/".join(LABELS) + "):", ""]
@@ -117,8 +166,8 @@ def render_markdown(report: Report) -> str:
 def render_table(report: Report) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"{report.name} on the human test set",
-                  caption=sampling_line(report.info["test_sampling"]) if "test_sampling" in report.info else None)
+    table = Table(title=f"{report.name} on the human {report.info.get('split', 'test')} set",
+                  caption="\n".join(_header_lines(report)) or None)
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("system", "kind") else "right")
     for row in rows(report):
@@ -129,7 +178,8 @@ def render_table(report: Report) -> Any:
 def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "report.md", out_dir / "report.json"
+    stem = "report" if report.info.get("split", "test") == "test" else f"report-{report.info['split']}"
+    md, js = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
     md.write_text(render_markdown(report), encoding="utf-8")
     js.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return md, js
@@ -137,11 +187,13 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
 
 def record_evaluation(db: sqlite_utils.Database, run_id: int, report: Report, scored: list[Scored],
                       step: int | None = None) -> None:
-    """Predictions and the test-set eval event of a run, so the console shows them."""
+    """Predictions and the eval event of a run on its split (dev or test: a test event is what test_scorings
+    counts), so the console shows them."""
     write_predictions(db, run_id, scored)
     m = report.model
+    split = report.info.get("split", "test")
     record(db, run_id, MetricEvent("eval", step=step, accuracy=m.accuracy, macro_f1=m.macro_f1,
-                                   confusion=m.confusion, data={"split": "test", "n": m.n, "ece": m.ece,
+                                   confusion=m.confusion, data={"split": split, "n": m.n, "ece": m.ece,
                                                                 "accuracy_ci": m.accuracy_ci,
                                                                 "macro_f1_ci": m.macro_f1_ci}))
 
@@ -163,10 +215,11 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
     checked before the model is loaded."""
     from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info
+    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
 
     train_cfg = run["params"].get("train", {})
-    max_pixels = train_cfg.get("max_pixels", settings.train.max_pixels)
+    max_pixels = (run_pixel_budget(read_run_info(Path(run["adapter_path"]))) if run["adapter_path"]
+                  else train_cfg.get("max_pixels", settings.train.max_pixels))
     four_bit = run["params"].get("load_in_4bit")
     if four_bit is None:
         four_bit = settings.train.load_in_4bit and cuda_available()
@@ -180,16 +233,30 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     return model, processor
 
 
-def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cryptobert: Path | None = None,
-                 batch_size: int | None = None) -> tuple[Report, Path, Path]:
-    """Score the run's bundle test split, store predictions and the eval event, write report.md/json."""
+def split_rows(bundle: Path, split: str) -> list[dict]:
+    """The bundle's rows of a human split; a bundle from before the dev split asks for a rebuild."""
     from bizsent.core.model.dataset import read_split
+
+    if split not in SPLITS:
+        raise BizsentError(f"unknown split {split!r}; evaluate on one of {', '.join(SPLITS)}")
+    if split == "dev" and not (Path(bundle) / "dev.jsonl").exists():
+        raise BizsentError(f"bundle {bundle} has no dev split (built before it existed); retrain on a new bundle, "
+                           "or score the test split with `bizsent eval RUN --test`")
+    return read_split(bundle, split)
+
+
+def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cryptobert: Path | None = None,
+                 batch_size: int | None = None, split: str = "dev") -> tuple[Report, Path, Path]:
+    """Score the run's bundle dev split (or, on request, its test split, which is counted), store predictions
+    and the eval event, write report-dev.md/json (report.md/json for test)."""
+    from bizsent.core.model.dataset import read_manifest
     from bizsent.core.model.scoring import score
     from bizsent.core.model.training import score_inputs
 
     info = run_row(db, run)
     bundle = Path(info["params"].get("bundle", ""))
-    test_rows = read_split(bundle, "test")
+    test_rows = split_rows(bundle, split)
+    manifest = read_manifest(bundle)
     model, processor = load_for_run(info, settings)
     inputs = score_inputs(bundle, test_rows)
     # an untuned model (zero-shot) answers in any spelling: score whole label sequences, see core.scoring
@@ -197,13 +264,15 @@ def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cr
     scored = score(model, processor, inputs, batch_size=batch_size or settings.train.batch_size,
                    sequences=zero_shot)
     masses = [s.label_mass for s in scored if s.label_mass is not None]
-    report = build_report(info["name"], test_rows, scored, db=db, cryptobert=cryptobert,
+    report = build_report(info["name"], test_rows, scored, db=db, cryptobert=cryptobert, split=split,
                           info={"run_id": info["id"], "base_model": info["base_model"],
+                                "sizes": {k: manifest.get("sizes", {}).get(k) for k in SPLITS},
                                 "adapter": info["adapter_path"], "bundle": str(bundle),
                                 "scoring": "label sequences, every case and leading-space variant" if zero_shot
                                 else "first token of each lowercase label",
                                 "label_mass": sum(masses) / len(masses) if masses else None})
     record_evaluation(db, info["id"], report, scored)
+    report.info["test_scored"] = test_scorings(db, manifest.get("hashes", {}).get("test"))
     out_dir = Path(info["params"].get("out_dir") or bundle)
     md, js = write_report(report, out_dir)
     return report, md, js

@@ -87,8 +87,9 @@ def report_key(db: sqlite_utils.Database, run_id: int) -> tuple:
 
 
 def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | None:
-    """The run's predictions scored against the current human test labels, next to the baselines and the API
-    labelers on the same posts (bootstrap intervals included: seconds of CPU, so callers cache it).
+    """The run's predictions scored against the current human test labels (unsure ones left out, as the dataset
+    builder leaves them out of the test split), next to the baselines and the API labelers on the same posts
+    (bootstrap intervals included: seconds of CPU, so callers cache it).
 
     None when the run has no prediction on any human test post yet."""
     from bizsent.core.evaluate.report import (
@@ -101,10 +102,21 @@ def run_report(db: sqlite_utils.Database, run_id: int, name: str) -> Report | No
         for pid, label, sarcastic, text in db.execute(
             "SELECT l.post_id, l.label, l.sarcastic, p.text FROM labels l JOIN posts p ON p.id = l.post_id"
             " JOIN predictions pr ON pr.post_id = l.post_id AND pr.run_id = ?"
-            f" WHERE {human_test('l')} ORDER BY l.post_id", [run_id])
+            f" WHERE {human_test('l')} AND NOT l.unsure ORDER BY l.post_id", [run_id])  # as the bundle's test split
     ]
     if not test_rows:
         return None
     scored = [Scored(pid, label, json.loads(probs), latency or 0.0) for pid, label, probs, latency in db.execute(
         "SELECT post_id, label, probs, latency_ms FROM predictions WHERE run_id = ?", [run_id])]
     return build_report(name, test_rows, scored, db=db, info={"run_id": run_id})
+
+
+def test_scoring_line(db: sqlite_utils.Database, run_id: int) -> str:
+    """"This test set has been scored N times (runs ...)": what the console says before scoring a run on test."""
+    row = db.execute("SELECT json_extract(manifest, '$.hashes.test') FROM runs WHERE id = ?", [run_id]).fetchone()
+    from bizsent.core.evaluate.report import test_scorings  # numpy-free, but report.py imports the metrics stack
+
+    scored = test_scorings(db, row[0] if row else None)
+    runs = ", ".join(str(r) for r in scored["runs"]) or "none"
+    return (f"This test set has been scored {scored['times']} time{'s' * (scored['times'] != 1)} (runs {runs}); "
+            f"{scored['all_test_evaluations']} test evaluations in this store.")

@@ -3,6 +3,10 @@ ordered pool posts first and by the model's doubt; and the human label an answer
 
 A new human label from a spot-check goes to the training pool, never the test split: this list is ordered by the
 model's doubt, not sampled at random (core.label.human). A post that already has a human label keeps its split.
+
+Posts with a human TEST label are not listed: correcting a test label after seeing the model's answer moves the
+test set towards the model. A test label is corrected blind, in the Label screen (Posts, `enter`), which shows
+the post without any model or API answer.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 from bizsent.core.labels import API_SOURCE, LABELS, origin_sql
+from bizsent.core.store.posts import human_test
 from bizsent.core.store.records import NewLabel
 
 SPOT_ORDERS = ("uncertainty", "disagreement")
@@ -75,7 +80,8 @@ def order_items(items: Sequence[SpotItem], order: str) -> list[SpotItem]:
 
 
 def spot_items(db: sqlite_utils.Database, run_id: int) -> list[SpotItem]:
-    """Every prediction of the run with the post's text, image, API labels and human label (unordered)."""
+    """Every prediction of the run with the post's text, image, API labels and human label (unordered), except
+    on posts with a human test label (the module docstring says why)."""
     api: dict[int, list[ApiLabel]] = {}
     human: dict[int, HumanLabel] = {}
     for pid, source, labeler, label, conf in db.execute(
@@ -94,7 +100,8 @@ def spot_items(db: sqlite_utils.Database, run_id: int) -> list[SpotItem]:
     for pid, label, probs, subject, text, status, reason, path in db.execute(
         "SELECT pr.post_id, pr.label, pr.probs, p.subject, p.text, coalesce(i.status, 'none'),"
         " coalesce(i.reason, ''), coalesce(i.path, i.thumb_path) FROM predictions pr"
-        " JOIN posts p ON p.id = pr.post_id LEFT JOIN images i ON i.id = p.image_id WHERE pr.run_id = ?", [run_id]
+        " JOIN posts p ON p.id = pr.post_id LEFT JOIN images i ON i.id = p.image_id WHERE pr.run_id = ?"
+        f" AND NOT EXISTS (SELECT 1 FROM labels t WHERE t.post_id = pr.post_id AND {human_test('t')})", [run_id]
     ):
         parsed = json.loads(probs)
         items.append(SpotItem(pid, label, {k: float(parsed.get(k, 0.0)) for k in LABELS}, subject or "", text or "",

@@ -1,5 +1,7 @@
-"""Where a human's answer goes: the test split takes only posts a random order chose, so the human test set stays
-a random sample of the pool, and a correction of a post's human label keeps that label's split and sampling.
+"""Where a human's answer goes: the test split takes only posts a random order chose from the test reservation
+(core.labels.reserved_for_test: a random draw from every candidate, made up front, so the orders that ran before
+cannot thin it), so the human test set stays a random sample of what was collected, and a correction of a post's
+human label keeps that label's split and sampling.
 Nothing else changes a human test label unasked: an import that would asks first (changes_test_label).
 
 The Label screen and the Spot-check screen both write through these rules.
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import sqlite_utils
-from bizsent.core.labels import RANDOM_SAMPLING
+from bizsent.core.labels import RANDOM_SAMPLING, RESERVED_SAMPLING
 from bizsent.core.store.history import LabelValue
 from bizsent.core.store.posts import HUMAN_TEST, current_label, set_label
 from bizsent.core.store.records import NewLabel
@@ -24,13 +26,17 @@ def random_sample(order: str, disagree_first: bool) -> bool:
     return order == "random" and not disagree_first
 
 
-def answer_target(*, chosen_by_hand: bool, order: str, disagree_first: bool, split: str) -> tuple[str, str]:
-    """(split, sampling) of a session's answer: the session's split only for a post its random order chose."""
+def answer_target(*, chosen_by_hand: bool, order: str, disagree_first: bool, split: str,
+                  reserved: bool | None = None) -> tuple[str, str]:
+    """(split, sampling) of a session's answer: the session's split only for a post its random order chose, and,
+    with a test reservation (`reserved` not None), only for a reserved post."""
     if chosen_by_hand:
         return "train", PICKED
     if not random_sample(order, disagree_first):
         return "train", DISAGREE_FIRST if disagree_first else order
-    return split, RANDOM_SAMPLING
+    if reserved is None:
+        return split, RANDOM_SAMPLING
+    return (split, RESERVED_SAMPLING) if reserved else ("train", RANDOM_SAMPLING)
 
 
 def write_answer(db: sqlite_utils.Database, post: int, new: NewLabel, changed_by: str) -> tuple[int, LabelValue | None]:

@@ -88,6 +88,13 @@ def unlabeled_inputs(db: sqlite_utils.Database, image_dir: Path, limit: int | No
             for pid, text, path, subject in rows]
 
 
+def with_images(items: list[ScoreInput]) -> tuple[list[ScoreInput], list[ScoreInput]]:
+    """(items whose image file is there, items whose file is gone from the cache): checked before an expensive
+    step, so a missing file is reported instead of failing a scoring pass after training."""
+    present = [item for item in items if Path(item.image_path).is_file()]
+    return present, [item for item in items if not Path(item.image_path).is_file()]
+
+
 @dataclass(frozen=True, slots=True)
 class Queue:
     """The human queue: every pool post worth labelling, in the order to label them."""

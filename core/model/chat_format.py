@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from bizsent.core.collect.html_text import clean_text
+from bizsent.core.errors import BizsentError
 from bizsent.core.labels import FINETUNE_INSTRUCTION, Label, post_text
+
+NO_TEXT = ("the post has no text; bizsent's model is trained and scored on posts with an image and text (image-only "
+           "posts are left out of training, evaluation and the pool alike)")
+
+
+def input_text(raw: str) -> str:
+    """A post's text as the model gets it, from the store or from outside (`predict --file`, the serverless
+    worker): cleaned as the store cleans a 4chan comment (HTML tags out, entities decoded, core.collect.html_text),
+    and never empty, as training's candidates never are (core.store.posts.CANDIDATE_SQL)."""
+    text = clean_text(raw)
+    if not text:
+        raise BizsentError(NO_TEXT)
+    return text
 
 
 def prompt_messages(text: str, subject: str = "") -> list[dict[str, Any]]:

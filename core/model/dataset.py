@@ -1,7 +1,9 @@
 """Train / validation / test sets from the store (the leakage guard applied), and the self-contained bundle a pod
 trains from.
 
-- test: human labels on the test split, nothing else.
+- test: human labels on the test split, nothing else. A test label marked unsure is left out (scoring against a
+  label its labeller doubted is noise; the manifest counts them), and its post still guards against leakage.
+- unsure human train labels train (origin `human-unsure`) but never enter dev or self-training's validation.
 - training pool, first that applies: a human label outside the test split; the combined label of
   `bizsent agreement --combine` (core.labels.is_combined), if one API label for its class is at the minimum;
   the majority of the API labels (a tie gives nothing); a self-training pseudo label. Combined, API and pseudo
@@ -9,7 +11,14 @@ trains from.
   lack one); a combined label below it drops the post.
 - leakage guard (core.model.leakage): a pool post is dropped when its id, its image or its text (exactly or
   nearly) is in the test set; every drop is reported.
-- validation: a stratified, seeded fraction of the pool; optional oversampling of the smaller classes in train.
+- reposts: pool posts that share an image or a text (the leakage guard's rule, core.model.leakage
+  .duplicate_groups) form one group, and a group is never split between train, validation and dev.
+- dev: the human-labelled groups of the pool that a fixed hash of the group draws (train.dev_fraction): drawn
+  once, so a post stays in dev from build to build whatever else is labelled, whatever the seed. Everyday model
+  choice is made on dev; the test split is scored on request (core.evaluate.report). A dev group's posts with
+  only API or pseudo labels go nowhere: they would be copies of dev posts in train.
+- validation: a stratified, seeded fraction of the rest of the pool, by group; optional oversampling of the
+  smaller classes in train.
 Only candidate posts are used (image ok and text present, core.posts.CANDIDATE_SQL).
 """
 
@@ -33,13 +42,16 @@ from bizsent.core.labels import (
     LABELS,
     PROMPT_VERSION,
     RANDOM_SAMPLING,
+    RESERVED_SAMPLING,
     Label,
     is_combined,
 )
 from bizsent.core.model.chat_format import training_messages
-from bizsent.core.model.leakage import Candidate, LeakageGuard, candidates, fill_phashes
+from bizsent.core.model.leakage import Candidate, LeakageGuard, candidates, duplicate_groups, fill_phashes
 
-SPLIT_FILES = ("train", "val", "test")
+SPLIT_FILES = ("train", "val", "dev", "test")
+UNSURE = "human-unsure"  # the origin of an unsure human train label: it trains, it is not held out as truth
+DEV_SALT = "bizsent-dev-1"  # the fixed draw of the dev split: changing it redraws dev
 
 
 @dataclass(slots=True)
@@ -49,18 +61,19 @@ class Example:
     label: Label
     image_path: str
     sha256: str
-    origin: str  # human | combined | api-majority | pseudo
+    origin: str  # human | human-unsure | combined | api-majority | pseudo
     subject: str = ""
     sarcastic: bool = False
     confidence: float | None = None
     sampling: str | None = None  # test examples: how the post was chosen (labels.sampling)
+    group: int = 0  # the smallest post id of its reposts (core.model.leakage.duplicate_groups)
 
 
 @dataclass(slots=True)
 class Dropped:
     post_id: int
     reason: str  # "test post" | "test image" | "near-duplicate image (test post N)" | "test text (post N)"
-    #              | "near-duplicate of test post N"
+    #              | "near-duplicate of test post N" | "repost of dev post N"
 
 
 @dataclass(slots=True)
@@ -70,16 +83,18 @@ class Dataset:
     test: list[Example]
     dropped: list[Dropped] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)
+    dev: list[Example] = field(default_factory=list)
 
 
 def _labels(db: sqlite_utils.Database) -> dict[int, list[dict]]:
     by_post: dict[int, list[dict]] = defaultdict(list)
     for row in db.execute(
-        "SELECT post_id, label, source, labeler, confidence, sarcastic, split, created_at, sampling FROM labels"
-        " ORDER BY id"
+        "SELECT post_id, label, source, labeler, confidence, sarcastic, split, created_at, sampling, unsure"
+        " FROM labels ORDER BY id"
     ).fetchall():
         by_post[row[0]].append(dict(zip(
-            ("post_id", "label", "source", "labeler", "confidence", "sarcastic", "split", "created_at", "sampling"),
+            ("post_id", "label", "source", "labeler", "confidence", "sarcastic", "split", "created_at", "sampling",
+             "unsure"),
             row,
             strict=True,
         )))
@@ -106,7 +121,7 @@ def _training_label(labels: list[dict], min_conf: float) -> tuple[Label, str, bo
     humans = [lab for lab in labels if lab["source"] == "human" and lab["split"] != "test"]
     if humans:
         lab = max(humans, key=lambda h: h["created_at"])
-        return lab["label"], "human", bool(lab["sarcastic"]), None
+        return lab["label"], UNSURE if lab["unsure"] else "human", bool(lab["sarcastic"]), None
     combined = [lab for lab in labels if is_combined(lab["source"], lab["labeler"])]
     if combined:
         lab = max(combined, key=lambda c: c["created_at"])
@@ -137,16 +152,53 @@ def _example(post: Candidate, label: Label, origin: str, sarcastic: bool, confid
                    confidence)
 
 
+def _group_label(members: list[Example]) -> str:
+    return Counter(e.label for e in members).most_common(1)[0][0]
+
+
+def grouped(pool: list[Example]) -> list[list[Example]]:
+    """The pool's repost groups (Example.group), each sorted by post id, in order of their first post."""
+    groups: dict[int, list[Example]] = defaultdict(list)
+    for e in sorted(pool, key=lambda e: e.post_id):
+        groups[e.group].append(e)
+    return list(groups.values())
+
+
 def _stratified_split(pool: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
+    """About `fraction` of each class to validation, whole repost groups at a time (a group counts for the class
+    most of its posts have)."""
     train, val = [], []
     for label in LABELS:
-        group = sorted((e for e in pool if e.label == label), key=lambda e: e.post_id)
-        rng.shuffle(group)
-        take = round(len(group) * fraction) if len(group) > 1 else 0
-        take = max(take, 1) if len(group) > 1 else 0
-        val.extend(group[:take])
-        train.extend(group[take:])
+        groups = [g for g in grouped(pool) if _group_label(g) == label]
+        rng.shuffle(groups)
+        size = sum(len(g) for g in groups)
+        target = max(round(size * fraction), 1) if len(groups) > 1 else 0
+        taken = 0
+        for group in groups:
+            (val if taken < target else train).extend(group)
+            taken += len(group) if taken < target else 0
     return train, val
+
+
+def dev_drawn(group: int, fraction: float) -> bool:
+    """Is the repost group whose smallest post id is `group` in the dev split? A fixed hash: drawn once."""
+    digest = hashlib.sha256(f"{DEV_SALT}:{group}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_dev(pool: list[Example], fraction: float) -> tuple[list[Example], list[Example], list[Dropped]]:
+    """(dev, the rest, dropped): the human examples of the groups dev draws; their groups' other posts drop."""
+    dev, rest, dropped = [], [], []
+    for group in grouped(pool):
+        if not (dev_drawn(group[0].group, fraction) and any(e.origin == "human" for e in group)):
+            rest.extend(group)
+            continue
+        for e in group:
+            if e.origin == "human":
+                dev.append(e)
+            else:
+                dropped.append(Dropped(e.post_id, f"repost of dev post {group[0].group}"))
+    return dev, rest, dropped
 
 
 def _oversample(train: list[Example], rng: random.Random) -> list[Example]:
@@ -164,11 +216,14 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
     seed = cfg.seed if seed is None else seed
     posts = candidates(db, image_dir)
     labels = _labels(db)
-    test_posts, test = [], []
+    test_posts, test, unsure_test = [], [], 0
     for pid, post in posts.items():
         lab = _test_label(labels.get(pid, []))
         if lab:
             test_posts.append(post)
+            if lab["unsure"]:
+                unsure_test += 1
+                continue
             example = _example(post, lab["label"], "human", bool(lab["sarcastic"]), None)
             example.sampling = lab["sampling"]
             test.append(example)
@@ -181,23 +236,27 @@ def build_dataset(db: sqlite_utils.Database, image_dir: Path, cfg: TrainSettings
         chosen = _training_label(labels.get(pid, []), cfg.min_label_confidence)
         if chosen is not None:
             chosen_posts.append((post, chosen))
-    if len(guard.phashes):  # nothing to compare with otherwise: no need to hash the pool
-        fill_phashes(db, [post for post, _ in chosen_posts])
-    pool, dropped = [], []
+    fill_phashes(db, [post for post, _ in chosen_posts])  # the test guard and the repost groups compare images
+    pool, dropped, kept = [], [], []
     for post, chosen in chosen_posts:
         why = guard.reason(post)
         if why:
             dropped.append(Dropped(post.post_id, why))
             continue
         pool.append(_example(post, *chosen))
+        kept.append(post)
+    groups = duplicate_groups(kept)
+    for e in pool:
+        e.group = groups[e.post_id]
+    dev, rest, reposts = split_dev(pool, cfg.dev_fraction)
     rng = random.Random(seed)
-    train, val = _stratified_split(pool, cfg.val_fraction, rng)
+    train, val = _stratified_split(rest, cfg.val_fraction, rng)
     if balance:
         train = _oversample(train, rng)
     rng.shuffle(train)
     test.sort(key=lambda e: e.post_id)
-    dataset = Dataset(train, val, test, dropped)
-    dataset.manifest = manifest(dataset, cfg, seed=seed, balance=balance)
+    dataset = Dataset(train, val, test, dropped + reposts, dev=sorted(dev, key=lambda e: e.post_id))
+    dataset.manifest = {**manifest(dataset, cfg, seed=seed, balance=balance), "unsure_test_left_out": unsure_test}
     return dataset
 
 
@@ -209,15 +268,17 @@ def _digest(examples: list[Example]) -> str:
 
 
 def sampling_counts(samplings: Iterable[str | None]) -> dict[str, int]:
-    """How the test posts were chosen: random (the Label screen's random order), other (another order, a
-    spot-check, a hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
-    counts = Counter("not recorded" if s is None else "random" if s == RANDOM_SAMPLING else "other"
-                     for s in samplings)
-    return {"random": counts["random"], "other": counts["other"], "not recorded": counts["not recorded"]}
+    """How the test posts were chosen: reserved (the test reservation, drawn up front from every candidate),
+    random (the Label screen's random order over the pool that was left), other (another order, a spot-check, a
+    hand-picked post), not recorded (labels from before migration 6 or from an import without it)."""
+    counts = Counter("not recorded" if s is None else "reserved" if s == RESERVED_SAMPLING
+                     else "random" if s == RANDOM_SAMPLING else "other" for s in samplings)
+    return {"reserved": counts["reserved"], "random": counts["random"], "other": counts["other"],
+            "not recorded": counts["not recorded"]}
 
 
 def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) -> dict:
-    splits = {"train": dataset.train, "val": dataset.val, "test": dataset.test}
+    splits = {"train": dataset.train, "val": dataset.val, "dev": dataset.dev, "test": dataset.test}
     return {
         "prompt_version": PROMPT_VERSION,
         "instruction": FINETUNE_INSTRUCTION,
@@ -225,6 +286,8 @@ def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) 
         "balance": balance,
         "min_label_confidence": cfg.min_label_confidence,
         "val_fraction": cfg.val_fraction,
+        "dev_fraction": cfg.dev_fraction,
+        "grouping": "reposts (same or near-copy image, same or near-duplicate text) kept on one side",
         "counts": {name: dict(Counter(e.label for e in ex)) for name, ex in splits.items()},
         "origins": {name: dict(Counter(e.origin for e in ex)) for name, ex in splits.items()},
         "sizes": {name: len(ex) for name, ex in splits.items()},

@@ -1,7 +1,9 @@
 """The leakage guard: does a post share anything with the human test set? By post id, by image (exactly by
 sha256, or as a near-copy by perceptual hash: re-saved, recompressed, slightly resized) and by normalised text
 (exactly, or as a near duplicate by word-trigram Jaccard). The dataset builder drops the pool posts it names;
-few-shot examples for the API prompt pass the same guard (leakage_check)."""
+few-shot examples for the API prompt pass the same guard (leakage_check). The same rule groups reposts inside
+the pool (duplicate_groups), so the train / validation / dev splits never put two copies of a post on both sides.
+"""
 
 from __future__ import annotations
 
@@ -158,3 +160,67 @@ def leakage_check(db: sqlite_utils.Database, image_dir: Path | None = None) -> C
         return guard.reason(post)
 
     return reason
+
+
+def duplicate_groups(posts: list[Candidate]) -> dict[int, int]:
+    """Post id -> its group: the smallest post id of the posts it shares an image or a text with, directly or
+    through a chain, by the leakage guard's rule (same sha256, a near-copy image confirmed pixel by pixel, the
+    same normalised text or a near-duplicate text). Posts need their phash filled in for the near-copy check."""
+    parent = {p.post_id: p.post_id for p in posts}
+
+    def root(pid: int) -> int:
+        while parent[pid] != pid:
+            parent[pid] = parent[parent[pid]]
+            pid = parent[pid]
+        return pid
+
+    def join(a: int, b: int) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first: dict[tuple[str, str], int] = {}
+    for p in posts:
+        for key in (("sha", p.sha256), ("text", normalise_text(p.text))):
+            if key[1]:
+                join(p.post_id, first.setdefault(key, p.post_id))
+    _join_near_texts(posts, join)
+    _join_near_images(posts, join)
+    return {p.post_id: root(p.post_id) for p in posts}
+
+
+def _join_near_texts(posts: list[Candidate], join: Callable[[int, int], None]) -> None:
+    index: dict[str, set[int]] = defaultdict(set)
+    grams_of: dict[int, set[str]] = {}
+    for p in posts:
+        grams = _shingles(normalise_text(p.text))
+        shared: Counter[int] = Counter()
+        for g in grams:
+            shared.update(index[g])
+        for other, common in shared.items():
+            union = len(grams) + len(grams_of[other]) - common
+            if union and common / union >= NEAR_DUPLICATE_JACCARD:
+                join(p.post_id, other)
+        grams_of[p.post_id] = grams
+        for g in grams:
+            index[g].add(p.post_id)
+
+
+def _join_near_images(posts: list[Candidate], join: Callable[[int, int], None]) -> None:
+    hashed = [p for p in posts if p.phash is not None and p.phash != MISSING_PHASH]
+    if len(hashed) < 2:
+        return
+    values = np.array([p.phash for p in hashed], dtype=np.uint64)
+    copies = CopyCheck()
+    for k, post in enumerate(hashed[:-1]):
+        distance = np.bitwise_count(values[k + 1:] ^ values[k])
+        for j in np.flatnonzero(distance <= NEAR_DUPLICATE_BITS):
+            other = hashed[k + 1 + int(j)]
+            if post.sha256 and post.sha256 == other.sha256:
+                continue  # already joined by sha256
+            try:
+                same = copies.same_picture(post.image_path, other.image_path)
+            except (OSError, ValueError):
+                same = True  # an unreadable file cannot clear a hash match
+            if same:
+                join(post.post_id, other.post_id)

@@ -1,19 +1,27 @@
-"""Peak GPU memory of one training step, estimated from the config and the model's shape alone (no weights, no
-torch): what `bizsent train --dry-run` prints before a pod is paid for.
+"""Peak GPU memory of one training step and of one pool-scoring batch, estimated from the config, the model's
+shape and (with a bundle) the real token counts of its posts; no weights, no torch: what `bizsent train
+--dry-run` prints before a pod is paid for.
 
 These are estimates, not measurements. The assumptions, each a row of the table:
 - weights: the language model's linear layers in NF4 with double quantisation (4 + 8/64 + 32/(64*256) = 4.127
   bits a parameter), or bf16 without 4-bit; embeddings and the output layer in bf16 (never quantised); the
   vision tower in bf16 (train.quantize_vision = false) or its linear layers in NF4 too; norms in fp32.
 - LoRA: fp32 weights, fp32 gradients and two fp32 Adam moments, 16 bytes a parameter, for every target module
-  the config names (language model and vision tower).
+  the config names (language model and vision tower); scoring holds the fp32 weights only.
 - activations with gradient checkpointing: each decoder layer's and each vision block's input kept for the
   backward pass (bf16), plus one layer and one block recomputed at a time (about 10x hidden + 4x intermediate
   values a token; attention through SDPA, so no sequence-squared matrix).
-- logits: batch x sequence x vocabulary, as bf16 logits, their fp32 copy for the loss, the fp32 softmax gradient
-  and its bf16 copy (12 bytes an element). For Qwen2.5's 152,064-token vocabulary this is the largest activation.
-- a sequence is `text_tokens` (system prompt, post text, answer; batches pad to their longest post) plus the
-  image's tokens: train.max_pixels / (28 x 28) after the 2x2 merge (the vision tower sees 4x as many patches).
+- logits: TRL 1.16's SFTTrainer on CUDA computes the loss only at the labelled positions (a chunked output
+  layer; platform-facts.md), so the output layer's logits exist for the assistant turn's few tokens (the answer
+  word's pieces, <|im_end|> and the newline), not for batch x sequence x vocabulary.
+- a batch pads to its longest post: text (system prompt, post, answer) plus its image's tokens (the image's own
+  size within train.max_pixels, one token per 28 x 28 pixels after the 2x2 merge); the vision tower sees each
+  row's own patches, unpadded. With a bundle (core.model.batches) the typical batch (the median padded length of
+  a shuffled epoch) and the longest (the batch_size longest posts together) come from its real token counts;
+  without one, a `text_tokens` post with an image at the full budget.
+- scoring (pool scoring, self-training's pseudo-labelling, eval): no gradients, one decoder layer's activations
+  at a time, the KV cache of every layer, every layer's hidden state when embeddings are kept (pool scoring
+  keeps them), the logits of the last position only.
 - 1 GB for the CUDA context, cuBLAS workspace and kernels, then 10% on top for allocator fragmentation.
 """
 
@@ -29,6 +37,8 @@ CUDA_OVERHEAD = 1.0 * GB
 FRAGMENTATION = 0.10
 DEFAULT_TEXT_TOKENS = 256
 GPU_GB = 24.0  # an RTX 4090, GiB
+# Supervised tokens of one example: the longest label's pieces ("bear" + "ish"), <|im_end|> and the newline.
+LABELLED_TOKENS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +147,28 @@ class MemoryEstimate:
                 "grad_accum) or train.max_pixels")
 
 
-def estimate_training_memory(cfg, shape: ModelShape = QWEN25_VL_7B, *, text_tokens: int = DEFAULT_TEXT_TOKENS,
-                             gpu_gb: float = GPU_GB) -> MemoryEstimate:
-    """The peak GPU memory of one training step of `cfg` (a TrainSettings) on a model of `shape`."""
-    s = shape
-    b = cfg.batch_size
-    image_tokens = cfg.max_pixels // (s.patch * s.merge) ** 2
-    patches = cfg.max_pixels // s.patch**2
-    seq = text_tokens + image_tokens
-    est = MemoryEstimate(s.name, gpu_gb=gpu_gb)
-    add = est.rows.append
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """One batch as the GPU sees it: `rows` posts padded to `seq` tokens (`text` of them text, the rest its
+    longest row's image), and the vision tower's patches of every row's own image."""
 
+    what: str
+    rows: int
+    seq: int
+    patches: int
+    text: int
+
+
+def full_budget_batch(cfg, shape: ModelShape, text_tokens: int = DEFAULT_TEXT_TOKENS, rows: int | None = None,
+                      what: str = "batch") -> BatchShape:
+    """A batch of `text_tokens` posts whose images fill train.max_pixels (no bundle to count from)."""
+    rows = rows or cfg.batch_size
+    image = cfg.max_pixels // (shape.patch * shape.merge) ** 2
+    return BatchShape(what, rows, text_tokens + image, rows * cfg.max_pixels // shape.patch**2, text_tokens)
+
+
+def _add_weights(est: MemoryEstimate, cfg, s: ModelShape) -> None:
+    add = est.rows.append
     lm = sum(a * o for a, o in _lm_linear(s).values()) * s.layers
     four_bit = cfg.load_in_4bit
     add(("language model weights", lm * (NF4_BITS / 8 if four_bit else 2),
@@ -161,6 +182,8 @@ def estimate_training_memory(cfg, shape: ModelShape = QWEN25_VL_7B, *, text_toke
          f"{vp / 1e6:.0f}M params, " + ("NF4 (quantize_vision)" if vq else "bf16, frozen")))
     add(("norms", (2 * s.layers + 1) * s.hidden * 4, "fp32"))
 
+
+def _lora_params(est: MemoryEstimate, cfg, s: ModelShape) -> int:
     lora = 0
     lm_known, v_known = _lm_linear(s), _vision_linear(s)
     for name in dict.fromkeys([*cfg.target_modules, *cfg.vision_target_modules]):
@@ -173,35 +196,106 @@ def estimate_training_memory(cfg, shape: ModelShape = QWEN25_VL_7B, *, text_toke
             lora += cfg.lora_r * (a + o) * c
         if not lm_key and not v_key:
             est.notes.append(f"target module {name!r} is not a layer this estimate knows; not counted")
-    add(("LoRA weights, gradients, Adam", lora * 16, f"{lora / 1e6:.1f}M params x 16 bytes (fp32)"))
+    return lora
 
-    tokens = b * seq
+
+def _finish(est: MemoryEstimate) -> MemoryEstimate:
+    est.rows.append(("CUDA context, workspace", CUDA_OVERHEAD, "fixed"))
+    est.rows.append(("allocator fragmentation", FRAGMENTATION * est.total, f"{FRAGMENTATION:.0%} on top"))
+    return est
+
+
+def _shape_line(batch: BatchShape) -> str:
+    return f"batch {batch.rows} x {batch.seq} tokens ({batch.text} text + {batch.seq - batch.text} image)"
+
+
+def estimate_training_memory(cfg, shape: ModelShape = QWEN25_VL_7B, *, text_tokens: int = DEFAULT_TEXT_TOKENS,
+                             gpu_gb: float = GPU_GB, batch: BatchShape | None = None,
+                             chunked_loss: bool = True) -> MemoryEstimate:
+    """The peak GPU memory of one training step of `cfg` (a TrainSettings) on a model of `shape`, for `batch`
+    (default: `text_tokens` posts with images at the full budget). `chunked_loss`: TRL's loss at the labelled
+    positions only, as on CUDA (False: a full logits buffer, as the CPU path computes it)."""
+    s = shape
+    batch = batch or full_budget_batch(cfg, s, text_tokens)
+    est = MemoryEstimate(s.name, gpu_gb=gpu_gb)
+    add = est.rows.append
+    _add_weights(est, cfg, s)
+    lora = _lora_params(est, cfg, s)
+    add(("LoRA weights, gradients, Adam", lora * 16, f"{lora / 1e6:.1f}M params x 16 bytes (fp32)"))
+    tokens = batch.rows * batch.seq
     add(("decoder layer checkpoints", s.layers * tokens * s.hidden * 2,
-         f"{s.layers} layers x batch {b} x {seq} tokens ({text_tokens} text + {image_tokens} image), bf16"))
+         f"{s.layers} layers x {_shape_line(batch)}, bf16"))
     add(("one decoder layer recomputed", tokens * (10 * s.hidden + 4 * s.intermediate) * 2
          + tokens * s.hidden * 4 * 2, "backward of one layer at a time (SDPA attention)"))
-    vtokens = b * patches
-    add(("vision block checkpoints", s.vision_layers * vtokens * s.vision_hidden * 2,
-         f"{s.vision_layers} blocks x batch {b} x {patches} patches, bf16"))
-    add(("one vision block recomputed", vtokens * (10 * s.vision_hidden + 4 * s.vision_intermediate) * 2,
+    add(("vision block checkpoints", s.vision_layers * batch.patches * s.vision_hidden * 2,
+         f"{s.vision_layers} blocks x {batch.patches} patches (every row's own image), bf16"))
+    add(("one vision block recomputed", batch.patches * (10 * s.vision_hidden + 4 * s.vision_intermediate) * 2,
          "the tower is in the backward pass: LoRA on it"))
-    add(("logits and loss", tokens * s.vocab * 12, f"batch {b} x {seq} x {s.vocab} vocabulary, 12 bytes each"))
-    add(("CUDA context, workspace", CUDA_OVERHEAD, "fixed"))
-    add(("allocator fragmentation", FRAGMENTATION * est.total, f"{FRAGMENTATION:.0%} on top"))
-    full_tower = vp * 16
+    if chunked_loss:
+        add(("logits and loss", batch.rows * LABELLED_TOKENS * s.vocab * 12,
+             f"labelled positions only ({LABELLED_TOKENS} a post; TRL's chunked loss on CUDA)"))
+    else:
+        add(("logits and loss", tokens * s.vocab * 12, f"{_shape_line(batch)} x {s.vocab} vocabulary, 12 bytes"))
+    _finish(est)
+    full_tower = vision_params(s) * 16
     est.notes.append(f"training the vision tower in full (peft modules_to_save) instead of LoRA would add "
                      f"{full_tower / GB:.1f} GiB (fp32 copy, gradient, Adam): {(est.total + full_tower) / GB:.1f} GiB")
     return est
 
 
-def render(est: MemoryEstimate, source: str = "") -> str:
+def estimate_scoring_memory(cfg, shape: ModelShape = QWEN25_VL_7B, *, batch: BatchShape | None = None,
+                            embeddings: bool = True, gpu_gb: float = GPU_GB) -> MemoryEstimate:
+    """The peak GPU memory of one scoring batch (pool scoring keeps `embeddings`: every layer's hidden state)."""
+    s = shape
+    batch = batch or full_budget_batch(cfg, s, what="scoring batch")
+    est = MemoryEstimate(s.name, gpu_gb=gpu_gb)
+    add = est.rows.append
+    _add_weights(est, cfg, s)
+    lora = _lora_params(est, cfg, s)
+    add(("LoRA weights", lora * 4, f"{lora / 1e6:.1f}M params, fp32, no gradients"))
+    tokens = batch.rows * batch.seq
+    add(("one decoder layer's activations", tokens * (10 * s.hidden + 4 * s.intermediate) * 2,
+         f"{_shape_line(batch)}, no gradients: one layer at a time"))
+    add(("KV cache", s.layers * tokens * 2 * s.kv_dim * 2, f"{s.layers} layers, bf16"))
+    if embeddings:
+        add(("hidden states kept", (s.layers + 1) * tokens * s.hidden * 2, "every layer's (the answer embedding)"))
+    add(("one vision block's activations", batch.patches * (10 * s.vision_hidden + 4 * s.vision_intermediate) * 2,
+         f"{batch.patches} patches"))
+    add(("logits", batch.rows * s.vocab * 4, "last position only, fp32"))
+    return _finish(est)
+
+
+def render(est: MemoryEstimate, source: str = "", what: str = "one training step") -> str:
     """The estimate as a plain-text table (the CLI prints it; no Rich needed on a pod)."""
     width = max(len(r[0]) for r in est.rows)
-    lines = [f"Estimated peak GPU memory of one training step: {est.model}" + (f" ({source})" if source else ""),
-             ""]
+    lines = [f"Estimated peak GPU memory of {what}: {est.model}" + (f" ({source})" if source else ""), ""]
     lines += [f"  {part:<{width}}  {size / GB:6.2f} GiB  {how}" for part, size, how in est.rows]
     lines += [f"  {'total':<{width}}  {est.total / GB:6.2f} GiB  {est.verdict}", ""]
     lines += [f"note: {n}" for n in est.notes]
     lines.append("These are estimates from the config and the model's shape "
+                 "(assumptions: core/model/memory.py, README).")
+    return "\n".join(lines)
+
+
+def render_columns(columns: list[tuple[str, MemoryEstimate]], source: str = "", notes: tuple[str, ...] = ()) -> str:
+    """Several estimates side by side (typical and longest training batch, a scoring batch), one row per part."""
+    last = ("CUDA context, workspace", "allocator fragmentation")
+    parts = [p for p in dict.fromkeys(part for _, est in columns for part, _, _ in est.rows) if p not in last]
+    parts += list(last)
+    width = max(len(p) for p in [*parts, "total"])
+    heads = [title for title, _ in columns]
+    cell = max(10, *(len(h) for h in heads))
+    model = columns[0][1].model
+    lines = [f"Estimated peak GPU memory (GiB): {model}" + (f" ({source})" if source else ""), "",
+             f"  {'':<{width}}  " + "  ".join(f"{h:>{cell}}" for h in heads)]
+    for part in parts:
+        sizes = [next((b for p, b, _ in est.rows if p == part), None) for _, est in columns]
+        lines.append(f"  {part:<{width}}  " + "  ".join(f"{'-' if b is None else f'{b / GB:.2f}':>{cell}}"
+                                                       for b in sizes))
+    lines.append(f"  {'total':<{width}}  " + "  ".join(f"{est.total / GB:>{cell}.2f}" for _, est in columns))
+    lines.append("")
+    lines += [f"{title}: {est.verdict}" for title, est in columns]
+    lines += [f"note: {n}" for n in dict.fromkeys([*notes, *(n for _, est in columns for n in est.notes)])]
+    lines.append("These are estimates from the config, the model's shape and the posts' token counts "
                  "(assumptions: core/model/memory.py, README).")
     return "\n".join(lines)

@@ -167,19 +167,61 @@ def apply_adapter(model: Any, adapter: str | Path) -> Any:
 
 
 def load_processor(path: str | Path, max_pixels: int) -> Any:
-    """The model's processor with its image budget set to `max_pixels` (the same at training and scoring)."""
+    """The model's processor with its image budget set to `max_pixels` (the same at training and scoring), checked
+    by resizing a probe image through the processor's own call (the path training and scoring take).
+
+    In transformers 5.x a checkpoint's legacy `max_pixels` / `min_pixels` keys in preprocessor_config.json override
+    the `size` passed to from_pretrained (Qwen2VLImageProcessor.__init__; Qwen2.5-VL-7B-Instruct ships max_pixels
+    12845056, platform-facts.md), and passing them as from_pretrained keywords makes every call warn that they are
+    deprecated. So the budget is set on the loaded image processor, and a processor that still resizes to another
+    budget is refused in one line, never used."""
     require_training_stack()
     from transformers import AutoProcessor
 
     source = check_model_path(path)
-    size = {"shortest_edge": min(MIN_PIXELS, max_pixels), "longest_edge": max_pixels}
     try:
-        processor = AutoProcessor.from_pretrained(source, size=size)
+        processor = AutoProcessor.from_pretrained(source)
     except OSError as exc:
         raise BizsentError(f"cannot load the processor of {source}: {str(exc).splitlines()[0]}") from None
+    low = min(MIN_PIXELS, max_pixels)
+    image_processor = processor.image_processor
+    budget = {"shortest_edge": low, "longest_edge": max_pixels}
+    image_processor.size = budget if isinstance(image_processor.size, dict) else type(image_processor.size)(**budget)
+    check_budget(processor, max_pixels, str(source))
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return processor
+
+
+PROBE_SIZE = (3000, 2000)  # a large screenshot: any budget of bizsent's scales it down
+
+
+def probe_pixels(processor: Any) -> int:
+    """Pixels a PROBE_SIZE image has after the processor's own call resized it."""
+    from PIL import Image
+
+    image = Image.new("RGB", PROBE_SIZE, (128, 128, 128))
+    batch = processor(text=[processor.image_token], images=[image], return_tensors="pt")
+    patch = int(processor.image_processor.patch_size)
+    _, h, w = (int(v) for v in batch["image_grid_thw"][0])
+    return h * w * patch * patch
+
+
+def check_budget(processor: Any, max_pixels: int, source: str) -> None:
+    """Refuse a processor that resizes a large image to more than `max_pixels`, or to far fewer (the 28 px grid
+    rounds a side down by at most one cell: a quarter of the budget is lost only by a broken config)."""
+    got = probe_pixels(processor)
+    if not max_pixels // 2 <= got <= max_pixels:
+        raise BizsentError(f"the processor of {source} resizes a {PROBE_SIZE[0]}x{PROBE_SIZE[1]} image to {got} "
+                           f"pixels, outside the budget of {max_pixels} (train.max_pixels); check its "
+                           "preprocessor_config.json")
+
+
+def image_budget(image_processor: Any) -> int | None:
+    """The most pixels the image processor resizes an image to (its size's longest_edge)."""
+    size = getattr(image_processor, "size", None)
+    value = size.get("longest_edge") if isinstance(size, dict) else getattr(size, "longest_edge", None)
+    return int(value) if value else None
 
 
 def free_memory() -> None:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from bizsent.core.errors import BizsentError
+from bizsent.core.model.chat_format import input_text
 from bizsent.core.model.scoring import ScoreInput
 from PIL import Image, UnidentifiedImageError
 
@@ -41,7 +42,11 @@ def read_jsonl(path: Path) -> list[ScoreInput]:
             raise BizsentError(f"{where} needs a string \"text\" and an \"image_path\"")
         image = Path(row["image_path"]).expanduser()
         image = image if image.is_absolute() else path.parent / image
-        items.append(ScoreInput(None, row["text"], _check_image(image, where), str(row.get("subject") or "")))
+        try:
+            text = input_text(row["text"])
+        except BizsentError as exc:
+            raise BizsentError(f"{where}: {exc}") from None
+        items.append(ScoreInput(None, text, _check_image(image, where), str(row.get("subject") or "")))
     if not items:
         raise BizsentError(f"{path} holds no posts; write one {{\"text\", \"image_path\"}} object a line")
     return items
@@ -57,5 +62,5 @@ def inputs_from_file(path: Path, text: str | None = None) -> list[ScoreInput]:
             raise BizsentError("--text goes with a single image; in a JSONL file each line carries its own text")
         return read_jsonl(path)
     if text is None:
-        raise BizsentError(f"{path} is an image: pass its post text with --text (an empty string for none)")
-    return [ScoreInput(None, text, _check_image(path, str(path)))]
+        raise BizsentError(f"{path} is an image: pass its post text with --text")
+    return [ScoreInput(None, input_text(text), _check_image(path, str(path)))]

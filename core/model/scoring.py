@@ -10,8 +10,9 @@ Two ways to read the answer:
 - an untuned model, the zero-shot row (`sequences=True`): an instruct model answers "Bearish" as often as
   "bearish", and Qwen2.5 splits the variants differently ("bear"+"ish", "Bear"+"ish", "B"+"ull"+"ish", ...), so
   a first-token softmax over the lowercase words misses most of its answer. Every case and leading-space variant
-  of each label is scored as a whole token sequence (teacher-forced: one forward pass per distinct proper prefix
-  of the variants), a class gets the summed probability of its variants, and the three sums are renormalised.
+  of each label is scored as a whole token sequence (teacher-forced on the prompt's KV cache: one pass over the
+  prompt and image, then a few tokens per distinct proper prefix of the variants), a class gets the summed
+  probability of its variants, and the three sums are renormalised.
 
 Images go through the bundle's preprocessing (core.images.model_image) unless they come from a bundle already, so
 a post scored from the store, the pool or `predict --file` is seen exactly as in training.
@@ -117,17 +118,17 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def pixel_budget(processor: Any) -> int | None:
-    """The processor's image budget (core.modeling.load_processor sets it from train.max_pixels)."""
-    size = getattr(processor.image_processor, "size", None)
-    value = getattr(size, "longest_edge", None)
-    if value is None and isinstance(size, dict):
-        value = size.get("longest_edge")
-    return int(value) if value else None
+    """The processor's image budget (core.modeling.load_processor sets it from train.max_pixels and checks it)."""
+    from bizsent.core.model.modeling import image_budget
+
+    return image_budget(processor.image_processor)
 
 
 def item_image(item: ScoreInput, max_pixels: int | None) -> Image.Image:
-    if item.prepared or max_pixels is None:
+    if item.prepared:
         return open_image(item.image_path)
+    if max_pixels is None:  # an original at full size would be a different input from the one trained on
+        raise BizsentError("the processor has no pixel budget; load it with core.model.modeling.load_processor")
     return model_image(item.image_path, max_pixels)
 
 
@@ -139,41 +140,41 @@ def encode_prompts(processor: Any, items: Sequence[ScoreInput], device: Any) -> 
     return batch.to(device)
 
 
-def _extended(batch: Any, tokens: Sequence[int]) -> dict:
-    """The left-padded batch with `tokens` appended to every row (their answer so far)."""
-    import torch
-
-    out = dict(batch)
-    if not tokens:
-        return out
-    ids = batch["input_ids"]
-    extra = torch.tensor(tokens, dtype=ids.dtype, device=ids.device).expand(ids.shape[0], len(tokens))
-    for key, value in batch.items():
-        if torch.is_tensor(value) and value.dim() == 2 and value.shape == ids.shape:
-            fill = extra if key == "input_ids" else (torch.ones_like(extra) if key == "attention_mask"
-                                                      else torch.zeros_like(extra))
-            out[key] = torch.cat([value, fill], dim=1)
-    return out
-
-
 def _sequence_probs(model: Any, batch: Any, variants: dict[str, list[tuple[int, ...]]],
-                    first: Any) -> tuple[Any, Any]:
+                    first: Any, cache: Any) -> tuple[Any, Any]:
     """(class probabilities renormalised over the labels, total label mass) from whole variant sequences.
 
-    `first` holds the full-vocabulary log-probabilities at the answer position (the empty prefix)."""
+    `first` holds the full-vocabulary log-probabilities at the answer position (the empty prefix), `cache` the
+    prompt's KV cache from that pass: each proper prefix of a variant is run on top of it (its own few tokens, not
+    the whole prompt and image again) and cropped off after."""
     import torch
 
     prefixes = sorted({seq[:k] for seqs in variants.values() for seq in seqs for k in range(1, len(seq))})
     logp = {(): first}
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    deltas = _rope_deltas(model)
     for pre in prefixes:
-        result = model(**_extended(batch, pre), logits_to_keep=1)
+        tokens = torch.tensor(pre, dtype=ids.dtype, device=ids.device).expand(ids.shape[0], len(pre))
+        full = torch.cat([mask, torch.ones_like(tokens)], dim=1)
+        # Qwen2.5-VL's 3D rope: the new tokens' text positions (left padding counted out) plus the image's offset
+        # from the prompt pass, as transformers' own generation continues a cached prompt
+        positions = (full.long().cumsum(-1) - 1).masked_fill(full == 0, 0)[:, -len(pre):][None]
+        result = model(input_ids=tokens, attention_mask=full, cache=cache, use_cache=True, logits_to_keep=1,
+                       position_ids=positions + deltas if deltas is not None else positions)
         logp[pre] = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
+        cache.crop(-len(pre))
     per_class = []
     for word in LABELS:
         seq_logps = [sum(logp[seq[:k]][:, tok] for k, tok in enumerate(seq)) for seq in variants[word]]
         per_class.append(torch.logsumexp(torch.stack(seq_logps, dim=-1), dim=-1))
     joint = torch.stack(per_class, dim=-1)
     return torch.softmax(joint, dim=-1).cpu(), torch.logsumexp(joint, dim=-1).exp().cpu()
+
+
+def _rope_deltas(model: Any) -> Any:
+    """The rope offset Qwen2.5-VL stored in its prompt pass (through a peft wrapper), None for other models."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(getattr(inner, "model", None), "rope_deltas", None)
 
 
 def _batches(items: Sequence[ScoreInput], size: int):
@@ -200,10 +201,11 @@ def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size
             for chunk in _batches(items, batch_size):
                 started = time.perf_counter()
                 batch = encode_prompts(processor, chunk, device)
-                result = model(**batch, output_hidden_states=embeddings, logits_to_keep=1)
+                result = model(**batch, output_hidden_states=embeddings, logits_to_keep=1,
+                               use_cache=variants is not None)
                 first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
                 if variants is not None:
-                    probs, mass = _sequence_probs(model, batch, variants, first)
+                    probs, mass = _sequence_probs(model, batch, variants, first, result.cache)
                 else:
                     probs = torch.softmax(first[:, ids], dim=-1).cpu()
                     mass = first[:, ids].exp().sum(-1).cpu()

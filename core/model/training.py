@@ -29,13 +29,17 @@ from bizsent.core.labels import LABELS, PROMPT_VERSION
 from bizsent.core.model.dataset import read_manifest, read_split
 from bizsent.core.model.events import MetricEvent, Sink
 from bizsent.core.model.modeling import free_memory, load_model, load_processor, require_model, require_training_stack
-from bizsent.core.model.scoring import ScoreInput, label_token_ids, open_image, score
+from bizsent.core.model.scoring import ScoreInput, label_token_ids, open_image, pixel_budget, score
 
 ADAPTER_DIR = "adapter"
 RUN_INFO = "bizsent.json"
 TRAINER_DIR = "trainer"  # checkpoints live here: out_dir/trainer/checkpoint-N
 RESUME_INFO = "bizsent-resume.json"  # the bundle the checkpoints were made from
 STACK = ("torch", "torchvision", "transformers", "peft", "trl", "bitsandbytes", "accelerate")  # recorded per run
+# What each loss is, written into every event: the two are different quantities, and three of the four answer
+# tokens are near zero after a few steps, so a train loss 3-4x below the eval loss is not overfitting.
+TRAIN_LOSS_OVER = "mean cross-entropy over the answer's tokens (label pieces, <|im_end|>, newline)"
+EVAL_LOSS_OVER = "cross-entropy of the answer's first token (full vocabulary)"
 
 
 @dataclass(slots=True)
@@ -87,7 +91,7 @@ def val_event(scored: list, val_labels: list[str], step: int | None, epoch: floa
     return MetricEvent("eval", step=step, epoch=epoch, accuracy=result.accuracy, macro_f1=result.macro_f1,
                        confusion=result.confusion,
                        data={"split": "val", "n": result.n, "ece": result.ece,
-                             "eval_loss": sum(nll) / len(nll) if nll else None,
+                             "eval_loss": sum(nll) / len(nll) if nll else None, "eval_loss_over": EVAL_LOSS_OVER,
                              "per_class": {k: v.f1 for k, v in result.per_class.items()}})
 
 
@@ -113,7 +117,7 @@ def _event_callback(events: Sink, processor: Any, val: list[ScoreInput], val_lab
             self.last = (state.global_step, now)
             events(MetricEvent("train", step=state.global_step, epoch=state.epoch, loss=float(logs["loss"]),
                                lr=float(logs.get("learning_rate", 0.0)),
-                               data={"samples_per_s": samples / max(now - started, 1e-9),
+                               data={"samples_per_s": samples / max(now - started, 1e-9), "loss_over": TRAIN_LOSS_OVER,
                                      "grad_norm": float(logs.get("grad_norm", 0.0) or 0.0)}))
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -162,9 +166,13 @@ def prepare_lora(model: Any, cfg: TrainSettings, *, quantized: bool, modules_to_
     full and saved with the adapter (LoRA targets inside them are left alone: the full copy already learns what an
     adapter would)."""
     from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
 
     if quantized:
         model = prepare_kbit(model)
+    # the adapters' random init comes from here, before the trainer sets its seed: seed it, or train.seed does not
+    # make a run repeatable
+    set_seed(cfg.seed)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=lora_targets(cfg), task_type="CAUSAL_LM", bias="none",
                       modules_to_save=list(modules_to_save) if modules_to_save else None,
@@ -203,6 +211,14 @@ def _resume_check(out_dir: Path, manifest: dict, cfg: TrainSettings) -> Path | N
     return checkpoint
 
 
+def prepare_checkpoints(out_dir: Path, manifest: dict, cfg: TrainSettings, resume: bool) -> Path | None:
+    """The checkpoint to resume from (checked, see _resume_check); without `resume` the run folder's old
+    checkpoints are deleted first, so a later resume cannot pick up one from before this fresh start."""
+    if not resume:
+        shutil.rmtree(Path(out_dir) / TRAINER_DIR, ignore_errors=True)
+    return _resume_check(out_dir, manifest, cfg)
+
+
 def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink | None = None,
           max_steps: int | None = None, load_in_4bit: bool | None = None, eval_steps: int | None = None,
           modules_to_save: list[str] | None = None, resume: bool = True, callbacks: list | None = None,
@@ -211,7 +227,8 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
 
     load_in_4bit None means: cfg.load_in_4bit, on CUDA only (bitsandbytes' CPU 4-bit is for tests, not speed).
     A checkpoint in out_dir/trainer (from a crashed or preempted run on the same bundle) is resumed from unless
-    `resume` is False; the checkpoints are deleted once the adapter is saved. `keep_model` returns the trained
+    `resume` is False (then they are deleted before training); the checkpoints are deleted once the adapter is
+    saved. `keep_model` returns the trained
     model in the result (self-training scores with it instead of loading the adapter again); otherwise it is
     freed before returning.
     """
@@ -234,7 +251,7 @@ def train(bundle_dir: Path, out_dir: Path, cfg: TrainSettings, *, events: Sink |
     quantized = (cfg.load_in_4bit and cuda) if load_in_4bit is None else load_in_4bit
     processor = load_processor(cfg.base_model, cfg.max_pixels)
     label_token_ids(processor.tokenizer)  # fail before training if the labels cannot be scored
-    checkpoint = _resume_check(out_dir, manifest, cfg) if resume else None
+    checkpoint = prepare_checkpoints(out_dir, manifest, cfg, resume)
     model = load_model(cfg.base_model, load_in_4bit=quantized, quantize_vision=cfg.quantize_vision)
     model.config.use_cache = False
     model = prepare_lora(model, cfg, quantized=quantized, modules_to_save=modules_to_save)
@@ -281,6 +298,8 @@ def write_run_info(adapter: Path, cfg: TrainSettings, manifest: dict, processor:
         "labels": list(LABELS),
         "label_token_ids": label_token_ids(processor.tokenizer),
         "train": cfg.model_dump(mode="json"),
+        # what the processor really resized to (a checkpoint's own config can override what was asked for)
+        "max_pixels": pixel_budget(processor),
         "manifest": manifest,
         "versions": stack_versions(),
     }
@@ -313,10 +332,21 @@ def read_run_info(adapter: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def run_pixel_budget(info: dict) -> int:
+    """The pixel budget a run's images were prepared with: recorded at the top of bizsent.json (what the processor
+    really used), or for older adapters their [train] max_pixels (the bundle's images were downscaled to it)."""
+    return int(info.get("max_pixels") or info.get("train", {}).get("max_pixels") or TrainSettings().max_pixels)
+
+
 def check_run_info(adapter: Path, processor: Any, base_model: str | None = None) -> dict:
     """The adapter's bizsent.json, checked against what scoring uses now: the prompt version (core.labels), the
-    label tokens of the loaded tokenizer and the base model. A mismatch is one line saying what to do."""
+    label tokens of the loaded tokenizer, the pixel budget of the loaded processor and the base model. A mismatch
+    is one line saying what to do."""
     info = read_run_info(adapter)
+    want, got = run_pixel_budget(info), pixel_budget(processor)
+    if got != want:
+        raise BizsentError(f"adapter {adapter} was trained on images of at most {want} pixels, but this processor "
+                           f"resizes to {got}; load it with max_pixels {want} (the run's train.max_pixels)")
     theirs = info.get("prompt_version")
     if theirs != PROMPT_VERSION:
         raise BizsentError(f"adapter {adapter} was trained with prompt version {theirs}, scoring uses "

@@ -46,7 +46,7 @@ def load_worker(adapter: str, base_model: str | None) -> Worker:
     """The model with the adapter applied and its processor, checked against the adapter's bizsent.json (prompt
     version, label tokens) before the weights are loaded. Cached: a worker loads once, whatever it serves."""
     from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info, read_run_info
+    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
 
     folder = Path(adapter)
     if not folder.is_dir():
@@ -56,7 +56,7 @@ def load_worker(adapter: str, base_model: str | None) -> Worker:
     if not base:
         raise BizsentError(f"{folder}/bizsent.json names no base model; set {BASE_MODEL_ENV}")
     train = info.get("train", {})
-    processor = load_processor(base, int(train.get("max_pixels", 448 * 448)))
+    processor = load_processor(base, run_pixel_budget(info))
     check_run_info(folder, processor)
     four_bit = bool(train.get("load_in_4bit", True)) and cuda_available()
     model = load_model(base, load_in_4bit=four_bit, adapter=folder,

@@ -1,7 +1,9 @@
 """What the serverless worker accepts: {text, image, subject?}, the image as an http(s) URL or base64 data.
 
-Every prediction reads the image and the text together, so both are required. Bad input is a one-line
-BizsentError naming the field and what to send instead; it is raised before the model is touched.
+Every prediction reads the image and the text together, so both are required, and the text follows the one input
+rule of training and scoring (core.model.chat_format.input_text: HTML cleaned as the store cleans it, never
+empty). Bad input is a one-line BizsentError naming the field and what to send instead; it is raised before the
+model is touched.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import binascii
 from dataclasses import dataclass
 
 import httpx
+from bizsent.core.collect.html_text import clean_text
 from bizsent.core.collect.images import inspect_bytes
 from bizsent.core.errors import BizsentError
+from bizsent.core.model.chat_format import input_text
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # RunPod caps a runsync payload at 20 MB; base64 grows data by a third, so 10 MiB of image fits with the text.
@@ -46,7 +50,7 @@ def parse_request(payload: object) -> PredictRequest:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "input"
         if first["type"] == "missing":
-            need = IMAGE_HELP if field == "image" else "a string (empty for a post without text)"
+            need = IMAGE_HELP if field == "image" else "a string (the post's text)"
             raise BizsentError(f"input needs \"{field}\": {need}; every prediction reads the image and the text "
                                "together") from None
         if first["type"] == "extra_forbidden":
@@ -106,8 +110,9 @@ def image_bytes(image: str) -> bytes:
 def read_post(payload: object) -> Post:
     """The post in a job's input, its image fetched or decoded and checked to be a readable still image."""
     request = parse_request(payload)
+    input_text(request.text)  # an empty post is refused before its image is fetched
     data = image_bytes(request.image)
     frame, reason = inspect_bytes(data)
     if frame is None:
         raise BizsentError(f"image is not usable: {reason}; send {IMAGE_HELP}")
-    return Post(request.text, request.subject, data)
+    return Post(input_text(request.text), clean_text(request.subject), data)

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlite_utils
-from bizsent.core.labels import LABELS, origin_sql
+from bizsent.core.labels import LABELS, origin_sql, reserved_for_test
 from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, TEXT_MATCH_SQL, like
 
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
 NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent score-pool`), then `o` again"
+RESERVE_DONE = ("every post of the test reservation (labeling.test_reserve) is labelled or skipped: press `t` to "
+                "label the training pool, or raise labeling.test_reserve")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,13 @@ class QueueSpec:
     label_source: str | None = None  # with label: posts that this source labelled `label`
     label: str | None = None
     exclude: frozenset[int] = field(default_factory=frozenset)
+    split: str = "train"  # the session's split: a random test session walks the test reservation only
+    test_reserve: float = 0.0  # labeling.test_reserve (0: no reservation)
+
+    @property
+    def test_session(self) -> bool:
+        """Does the session label the test reservation (test split, random order, no disagreements first)?"""
+        return self.split == "test" and self.order == "random" and not self.disagree_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,10 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> LabelQueue:
             ids = [pid for pid in active.ids if pid not in spec.exclude]
         else:
             notice = NO_PREDICTIONS
+    if spec.test_reserve > 0:  # the reservation is the test session's alone, whatever order the others use
+        ids = [pid for pid in ids if reserved_for_test(pid, spec.test_reserve) == spec.test_session]
+        if spec.test_session and not ids and not notice:
+            notice = RESERVE_DONE
     if spec.order == "random" or notice:
         random.Random(spec.seed).shuffle(ids)
     if spec.disagree_first:

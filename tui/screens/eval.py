@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bizsent.core.evaluate.runs import RunRow, metric_events, model_unavailable, report_key, run_report, runs_list
+from bizsent.core.evaluate.runs import (
+    RunRow,
+    metric_events,
+    model_unavailable,
+    report_key,
+    run_report,
+    runs_list,
+    test_scoring_line,
+)
 from bizsent.core.evaluate.tables import DETAIL_HEADERS, detail_rows, pct
 from bizsent.core.model.events import MetricEvent
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -42,7 +51,8 @@ class EvalScreen(BizsentNode, Screen):
     CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
     BINDINGS = [
         Binding("n", "toggle_normalise", "counts/%"),
-        Binding("e", "evaluate", "evaluate"),
+        Binding("e", "evaluate", "evaluate (dev)"),
+        Binding("T", "evaluate_test", "score test"),
         Binding("r", "refresh", "refresh"),
     ]
     HELP = (
@@ -53,9 +63,11 @@ class EvalScreen(BizsentNode, Screen):
         "and macro-F1 with bootstrap 95% intervals, ECE, per-class precision/recall/F1, the sarcastic slice) "
         "next to VADER (computed live), the brief's published figures (CryptoBERT 39.3%, ensemble 41.1%, "
         "agree/confidence 45.8%) and the API labelers on the same posts.\n\n"
-        "`n` switches the matrix between counts and row percentages; `e` evaluates the selected run in the "
-        "background (`bizsent eval RUN`; needs its adapter, base model and bundle on this machine); `r` "
-        "recomputes everything."
+        "`n` switches the matrix between counts and row percentages; `e` evaluates the selected run on the human "
+        "dev split in the background (`bizsent eval RUN`; needs its adapter, base model and bundle on this "
+        "machine), the split for everyday model choice; `T` scores the human test split (`bizsent eval RUN "
+        "--test`) after a confirmation that says how many times this test set has been scored already (each "
+        "look at the test set makes it a little less of one); `r` recomputes everything."
     )
 
     @dataclass
@@ -232,8 +244,9 @@ class EvalScreen(BizsentNode, Screen):
         if report is None:
             run = self.selected
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
-                    else "press e to evaluate it (or `bizsent eval RUN`)")
-            note.update(Text(f"run {self.run_id} has no predictions on human test posts yet: {hint}", style="dim"))
+                    else "the matrix shows its latest dev or validation evaluation (e); T scores the test split,"
+                    " counted (`bizsent eval RUN --test`)")
+            note.update(Text(f"run {self.run_id} has not been scored on the human test split: {hint}", style="dim"))
             return
         for cells, kind in detail_rows(report):
             cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
@@ -257,10 +270,30 @@ class EvalScreen(BizsentNode, Screen):
         if run is None:
             self.notify("no run selected")
             return
-        self._start_eval(run)
+        self._start_eval(run, "dev")
+
+    def action_evaluate_test(self) -> None:
+        run = self.selected
+        if run is None:
+            self.notify("no run selected")
+            return
+        self._ask_test(run)
+
+    @background("counting test evaluations", group="eval-launch")
+    def _ask_test(self, run: RunRow) -> None:
+        with reading(self.bizsent.db_path) as db:
+            line = test_scoring_line(db, run.id)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._start_eval(run, "test")
+
+        self.app.call_from_thread(self.app.push_screen, ConfirmModal(
+            f"Score run {run.id} on the human test split? {line} Choose models on dev (e); score test once, at "
+            "the end.", yes="Score test"), answer)
 
     @background("starting the evaluation", group="eval-launch")
-    def _start_eval(self, run: RunRow) -> None:
+    def _start_eval(self, run: RunRow, split: str) -> None:
         reason = model_unavailable(run)
         if reason:
             self.app.call_from_thread(self.notify, reason, severity="warning")
@@ -276,10 +309,11 @@ class EvalScreen(BizsentNode, Screen):
         try:
             with closing(open_db(self.bizsent.db_path, create=False)) as db:
                 job_id, pid = launch_eval(db, self.bizsent.db_path, self.bizsent.config_path(), run.id,
-                                          settings.data_dir / "logs")
+                                          settings.data_dir / "logs", split)
         except BizsentError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
         self.app.call_from_thread(
-            self.notify, f"evaluating run {run.id} in the background (job {job_id}, pid {pid}); the matrix redraws"
+            self.notify, f"evaluating run {run.id} on {split} in the background (job {job_id}, pid {pid}); the "
+                         "matrix redraws"
                          " when it lands; the Jobs screen follows it", timeout=8)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from bizsent.core.label.human import answer_target, random_sample, write_answer
-from bizsent.core.labels import Label
+from bizsent.core.labels import Label, reserved_for_test
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
 from bizsent.core.store.queue import QUEUE_ORDERS, LabelQueue, QueueSpec, label_queue, parse_queue_filter
@@ -197,7 +197,8 @@ class LabelScreen(ScorePoolKey, Screen):
         self._generation += 1
         source, label, text = parse_queue_filter(self.filter_text)
         spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
-                         label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history))
+                         label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history),
+                         split=self.split, test_reserve=self.bizsent.settings.labeling.test_reserve)
         self._load_queue(spec, self._generation)
 
     @background("loading the labeling queue", group="label-queue", exclusive=True)
@@ -284,8 +285,10 @@ class LabelScreen(ScorePoolKey, Screen):
         pid = self.current
         if pid is None:
             return
+        reserve = self.bizsent.settings.labeling.test_reserve
         split, sampling = answer_target(chosen_by_hand=pid == self.pinned, order=self.order,
-                                        disagree_first=self.disagree_first, split=self.split)
+                                        disagree_first=self.disagree_first, split=self.split,
+                                        reserved=reserved_for_test(pid, reserve) if reserve > 0 else None)
         new = NewLabel(label=label, source="human", split=split, labeler="human",
                        sarcastic=self.sarcastic, unsure=self.unsure, sampling=sampling)
         written = self.bizsent.write(lambda db: write_answer(db, pid, new, actor(WRITER)))
@@ -350,6 +353,8 @@ class LabelScreen(ScorePoolKey, Screen):
             self.notify("the test split takes posts in random order only: answers go to the train pool until the "
                         "order is random (o) without disagreements first (d)", timeout=6)
         self._show_flags()
+        if self.bizsent.settings.labeling.test_reserve > 0:  # the test reservation is a queue of its own
+            self.reload_queue()
         self._save_session()
 
     def action_cycle_order(self) -> None:

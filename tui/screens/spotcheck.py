@@ -5,7 +5,8 @@ and the human label. One key accepts the model's label or corrects it, and the a
 
 A new human label always goes to the training pool: this list is ordered by the model's doubt, and the test split
 takes only randomly sampled posts (the Label screen's random order). A post that already has a human label keeps
-its split, and a human TEST label is only changed after a confirmation naming the old and the new label.
+its split. Posts with a human TEST label are not listed (core.evaluate.spotcheck): a test label corrected after
+seeing the model's answer moves the test set towards the model, so it is corrected blind, in the Label screen.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
 from bizsent.tui.pool_job import ScorePoolKey
-from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import post_text
@@ -91,7 +91,7 @@ def label_lines(item: SpotItem) -> Text:
         out.append("none", style="dim")
     else:
         out.append(h.label, style=f"bold {label_color(h.label)}")
-        out.append(f" ({h.split})", style="bold green" if h.split == "test" else "dim")
+        out.append(f" ({h.split})", style="dim")
     return out
 
 
@@ -119,7 +119,8 @@ class SpotCheckScreen(ScorePoolKey, Screen):
         "way the answer is written as a **human** label and the next post shows. `u` undoes the last answer "
         "(the post's earlier human label, if any, comes back). A **new** human label goes to the training pool, "
         "never the test split (this list is not a random sample); a post that already has a human label keeps "
-        "its split, and changing a human **test** label asks first. `o` orders by uncertainty (smallest margin "
+        "its split. Human **test** posts are not listed: correct a test label blind, without the model's answer "
+        "on screen (Posts, `enter`, then answer in the Label screen). `o` orders by uncertainty (smallest margin "
         "between the top two classes first) or by disagreement with the API labels; `r` switches to the next "
         "run with predictions; `j`/`k` move without answering."
     )
@@ -286,17 +287,6 @@ class SpotCheckScreen(ScorePoolKey, Screen):
     def _answer(self, label: str) -> None:
         item = self.current
         if item is None:
-            return
-        before = item.human
-        if before is not None and before.split == "test":
-            if before.label == label:  # nothing to change: the test label stays exactly as it is
-                self.pos += 1
-                self._show()
-                return
-            question = (f"Post {item.post_id} is in the human TEST set, labelled {before.label}. Overwrite that "
-                        f"test label with {label}?")
-            self.app.push_screen(ConfirmModal(question, yes="Overwrite test label"),
-                                 callback=lambda yes: self._write_answer(item, label) if yes else None)
             return
         self._write_answer(item, label)
 

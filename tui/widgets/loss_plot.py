@@ -1,6 +1,10 @@
 """The training curve of a run: train loss as a line (left axis) and evaluation accuracy / macro-F1 as points
 (right axis, 0..1), drawn with plotext into a string at the widget's size and shown as Rich text.
 
+The eval loss is not drawn: it is the answer's first-token cross-entropy, while the train loss is the mean over
+the answer's tokens, three of which are near zero (core.model.training.TRAIN_LOSS_OVER / EVAL_LOSS_OVER), so the
+two on one axis would show a 3-4x gap that is not overfitting. The legend says which loss the line is.
+
 plotext draws on one module-level figure, so every render takes a lock; a render is a few ms (the loss line is
 bucketed down to what the canvas can show), cheap enough to redo on each resize and each new batch of events.
 """
@@ -76,7 +80,7 @@ def render_plot(train: Sequence[tuple[int, float]], evals: Sequence[EvalPoint], 
 def legend(n_train: int, n_eval: int, width: int) -> Text:
     """One line, cut to `width`: a wrapped legend would push the plot's x axis out of the widget."""
     out = Text.assemble(
-        ("━ ", f"color({LOSS_COLOR})"), (f"loss ({n_train} steps)  ", ""),
+        ("━ ", f"color({LOSS_COLOR})"), (f"train loss per answer token ({n_train} steps)  ", ""),
         ("x ", f"color({ACC_COLOR})"), ("accuracy  ", ""), ("o ", f"color({F1_COLOR})"), ("macro-F1", ""),
         (f" ({n_eval} evals, right axis)", "dim"), no_wrap=True,
     )
