@@ -51,13 +51,19 @@ def halfcell_config(tmp_path: Path) -> Path:
     return config
 
 
-def test_console_starts_and_searches_on_this_python(tmp_path, settings):
+def console_on_a_store(tmp_path: Path, settings) -> str:
+    """The real console on the test store (fakes.tui) in a new 100x30 tmux session; returns the session's name."""
     db = open_db(settings.db_path)
     build_store(db, settings.image_dir)
     db.close()
     session = f"bizsent-test-{uuid.uuid4().hex[:8]}"
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
          console_command(settings, halfcell_config(tmp_path), str(BIZSENT)))
+    return session
+
+
+def test_console_starts_and_searches_on_this_python(tmp_path, settings):
+    session = console_on_a_store(tmp_path, settings)
     try:
         wait_for(session, "6 Pods")
         tmux("send-keys", "-t", session, "/")  # the search Input: the widget that died at start on 3.12+
@@ -104,12 +110,7 @@ def test_a_console_that_dies_exits_1_with_one_line_naming_the_log(tmp_path, sett
 
 
 def test_label_five_posts_in_tmux(tmp_path, settings):
-    db = open_db(settings.db_path)
-    build_store(db, settings.image_dir)
-    db.close()
-    session = f"bizsent-test-{uuid.uuid4().hex[:8]}"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-         console_command(settings, halfcell_config(tmp_path), str(BIZSENT)))
+    session = console_on_a_store(tmp_path, settings)
     try:
         wait_for(session, "12 posts")
         posts = wait_for(session, "7 Trends")  # the list paints before the status bar under load
