@@ -66,8 +66,9 @@ def labeled(db_path: Path) -> int:
 
 
 def row(name: str, note: str, double: int = 0, overrun: float = 0.0, lost: int = 0, stop: float | None = None,
-        missing: int = 0, plain: int = 0, lock: float | None = None) -> dict:
+        missing: int = 0, plain: int = 0, lock: float | None = None, billing: int = 0) -> dict:
     """One case's line: paid twice beyond in-flight, dollars over the cap, rows lost, seconds to stop, paid answers
-    missing from the database, secrets that would go over plain http, the longest write lock seen (s)."""
+    missing from the database, secrets that would go over plain http, the longest write lock seen (s), pods still
+    billing after a cancel (or a cancel that failed)."""
     return {"case": name, "double": double, "overrun": overrun, "lost": lost, "stop": stop, "missing": missing,
-            "plain": plain, "lock": lock, "note": note}
+            "plain": plain, "lock": lock, "billing": billing, "note": note}

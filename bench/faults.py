@@ -11,11 +11,13 @@ Every case runs the real `bizsent` CLI as subprocesses against the fake servers 
   kill -9 import       a 20,000-post JSONL import killed at a random point, then imported again
   kill -9 scrape       a scrape of 6 threads (fake 4chan, 1 request/s) killed midway, then run again
   issue 19's cases (bench/faults_owner.py): stop-resume-continue, import beside a live job (with and without a
-  resume), the demo seed's write lock, a database replaced under a job, a full disk, secrets over plain http
+  resume), the demo seed's write lock, a database replaced under a job, a full disk, secrets over plain http,
+  and (bench/faults_pods.py) a pod job killed while its create is in flight, then `jobs cancel`
 Measures: requests the fake server billed twice that the ledger does not mark "maybe paid"
 (double_paid_beyond_inflight), dollars over the total cap (cap_overrun_usd), rows missing after the rerun
 (lost_rows), tracebacks printed by any command, paid answers missing from the database after `recover`
-(paid_answers_missing), clients that would send a secret over plain http (secret_over_plain_http), the slowest
+(paid_answers_missing), clients that would send a secret over plain http (secret_over_plain_http), pods billing
+after `jobs cancel`, or a cancel that failed (pods_billing_after_cancel), the slowest
 dead-server stop (dead_server_stop_s) and the longest write lock beside an import or the demo seed
 (longest_write_lock_s). Every key but the last two is 0 when all is well.
 Run: .venv/bin/python bench/faults.py   (about 5 minutes; mounting the small disk needs root). Last line: JSON.
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import faults_owner  # noqa: E402
+import faults_pods  # noqa: E402
 from bizsent.core.config import load_settings  # noqa: E402
 from bizsent.core.label import ledger, planning  # noqa: E402
 from bizsent.core.store import open_db  # noqa: E402
@@ -219,18 +222,19 @@ def main() -> None:
         tmp = Path(folder)
         rows = [concurrent_runs(tmp), same_job_twice(tmp), batch_and_live(tmp), cap_across_processes(tmp),
                 *dead_servers(tmp), kill_label(tmp, rng), kill_import(tmp, rng), kill_scrape(tmp, rng),
-                *faults_owner.cases(tmp)]
+                *faults_owner.cases(tmp), faults_pods.pod_cancel_create_in_flight(tmp)]
     tracebacks = sum(o.count("Traceback") for o in OUTPUTS)
-    print(f"{'case':<22} {'paid 2x*':>8} {'cap over $':>10} {'lost':>6} {'missing':>7} {'plain':>5} {'lock s':>6}"
-          f" {'stop s':>7}  note")
+    print(f"{'case':<22} {'paid 2x*':>8} {'cap over $':>10} {'lost':>6} {'missing':>7} {'plain':>5} {'pods':>4}"
+          f" {'lock s':>6} {'stop s':>7}  note")
     for r in rows:
         stop = f"{r['stop']:.1f}" if r["stop"] is not None else "-"
         lock = f"{r['lock']:.2f}" if r["lock"] is not None else "-"
         print(f"{r['case']:<22} {r['double']:>8} {r['overrun']:>10.5f} {r['lost']:>6} {r['missing']:>7}"
-              f" {r['plain']:>5} {lock:>6} {stop:>7}  {r['note']}")
+              f" {r['plain']:>5} {r['billing']:>4} {lock:>6} {stop:>7}  {r['note']}")
     print(f"* billed twice by the fake server and not marked 'maybe paid' in the ledger (or beyond what was in"
           f" flight at a take-over; a job shown dead beside an import counts too); missing: paid answers not in the"
-          f" database after `recover`; plain: clients that would send a secret over plain http; {len(OUTPUTS)}"
+          f" database after `recover`; plain: clients that would send a secret over plain http; pods: billing after"
+          f" a cancel; {len(OUTPUTS)}"
           f" commands, {tracebacks} traceback(s); {time.monotonic() - started:.0f} s")
     print(json.dumps({
         "double_paid_beyond_inflight": sum(r["double"] for r in rows),
@@ -239,6 +243,7 @@ def main() -> None:
         "tracebacks": tracebacks,
         "paid_answers_missing": sum(r["missing"] for r in rows),
         "secret_over_plain_http": sum(r["plain"] for r in rows),
+        "pods_billing_after_cancel": sum(r["billing"] for r in rows),
         "dead_server_stop_s": round(max(r["stop"] for r in rows if r["stop"] is not None), 1),
         "longest_write_lock_s": round(max(r["lock"] for r in rows if r["lock"] is not None), 2),
     }))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -21,12 +24,26 @@ def pods_list(ctx: typer.Context) -> None:
 
     c = ctx_of(ctx)
     db = c.db()
-    with api.client(c.settings) as client:
+    with api.client(c.settings) as client, _saying_if_slow(f"waiting for RunPod ({client.api_base}) to list the"
+                                                           f" account's pods; up to {client.timeout_s:g} s a call"
+                                                           " (runpod.timeout_s)", client.timeout_s):
         account = orphans.survey(db, client, c.settings)
         vanished = orphans.reconcile(db, client, account)
     typer.echo(orphans.render(account, c.settings))
     for row in vanished:
         typer.echo(f"pod {row.pod_id} ({row.name}) is no longer on RunPod; the database now says so")
+
+
+@contextlib.contextmanager
+def _saying_if_slow(line: str, timeout_s: float) -> Iterator[None]:
+    """Print `line` to stderr once the block has waited a while (2 s, or half the bound): never silent waiting."""
+    timer = threading.Timer(min(2.0, timeout_s / 2), lambda: typer.echo(line, err=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pods_app.command("gpus")

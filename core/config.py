@@ -163,6 +163,8 @@ class RunpodSettings(Section):
     poll_s: float = Field(5.0, gt=0)
     # ... and gives up on an agent that has not answered for this long (the pod crashed): it terminates the pod.
     agent_lost_min: float = Field(5.0, gt=0)
+    # The longest one call to RunPod's API waits for an answer, retries included; then it fails in one line.
+    timeout_s: float = Field(30.0, gt=0, allow_inf_nan=False)
     volume_gb: int = Field(40, ge=10)
     disk_gb: int = Field(30, ge=1)
     name_prefix: str = Field("bizsent-", min_length=1)

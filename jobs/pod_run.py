@@ -130,13 +130,20 @@ def cancel(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -
     dead = status(job) == "dead"
     rows.finish(db, job["id"], "cancelled", "cancelled by the user")
     row = records.of_job(db, job["id"])
-    if row is None or row.pod_id is None or row.state not in records.LIVE:
+    if row is None or row.state not in records.LIVE:
         return f"job {job['id']} cancelled"
     if not dead:
-        return f"job {job['id']} cancelled; it terminates pod {row.pod_id} within {settings.runpod.poll_s:g} s"
+        return (f"job {job['id']} cancelled; it terminates pod {row.pod_id or row.name} within"
+                f" {settings.runpod.poll_s:g} s")
     with api.client(settings) as client:
-        usd = launch.terminate_and_confirm(db, client, row.pod_id, error="job cancelled")
-    return f"job {job['id']} cancelled; pod {row.pod_id} terminated (RunPod confirms it is gone), cost ${usd:.2f}"
+        pod_id = row.pod_id
+        if pod_id is None:  # killed while its create was in flight: RunPod may have made the pod all the same
+            handle = launch.adopt_by_name(db, settings, client, row)
+            if handle is None:
+                return f"job {job['id']} cancelled; RunPod has no pod named {row.name}: nothing is billing"
+            pod_id = handle.pod_id
+        usd = launch.terminate_and_confirm(db, client, pod_id, error="job cancelled")
+    return f"job {job['id']} cancelled; pod {pod_id} terminated (RunPod confirms it is gone), cost ${usd:.2f}"
 
 
 def run(db: sqlite_utils.Database, settings: Settings, job_id: int, *, confirm: Callable[[PodRunPlan], bool],
@@ -206,16 +213,23 @@ def _reattach(db: sqlite_utils.Database, settings: Settings, client: api.RunpodC
               ) -> PodHandle | None:
     """The pod an earlier process of this job started, when RunPod still has it running: never a second pod."""
     row = records.of_job(db, job_id)
-    if row is None or row.pod_id is None or row.state not in records.LIVE:
+    if row is None or row.state not in records.LIVE:
         return None
-    pod = client.get_pod(row.pod_id)
+    if row.pod_id is None:  # killed while its create was in flight: the pod is found by its name, or never made
+        found = launch.adopt_by_name(db, settings, client, row)
+        if found is None:
+            return None
+        row = records.row_of(db, found.pod_id)
+        assert row is not None and row.pod_id is not None
+    pod_id = row.pod_id
+    pod = client.get_pod(pod_id)
     if pod is None:
         records.finish(db, row.id, "gone", None, "not on RunPod any more")
         return None
-    handle = launch.handle_of(db, settings, row.pod_id)
+    handle = launch.handle_of(db, settings, pod_id)
     if pod.status in ("EXITED", "ERROR"):
-        usd = launch.terminate_and_confirm(db, client, row.pod_id, error=f"found {pod.status} on resume")
-        raise BizsentError(f"pod {row.pod_id} of this job was stopped ({pod.status}, by its watchdog or by hand);"
+        usd = launch.terminate_and_confirm(db, client, pod_id, error=f"found {pod.status} on resume")
+        raise BizsentError(f"pod {pod_id} of this job was stopped ({pod.status}, by its watchdog or by hand);"
                            f" it is now terminated (cost ${usd:.2f}). Start the run again")
     return handle
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,26 @@ def test_without_the_key_one_line(config, fake):
     wrong = cli(config, "pods", "list", key="not-the-key-0000")
     assert wrong.returncode == 1 and "RunPod refused listing pods: Unauthorized (401)" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_list_against_a_server_that_never_answers_gives_up_in_one_line(tmp_path):
+    """A server that accepts connections and never answers: `pods list` says what it waits for, and after
+    runpod.timeout_s (small here) gives up in one line instead of hanging for minutes."""
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def hold() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(server.accept()[0])
+
+        threading.Thread(target=hold, daemon=True).start()
+        config = tmp_path / "config.toml"
+        config.write_text(f'[data]\ndir = "data"\n[runpod]\napi_base = "http://127.0.0.1:{server.getsockname()[1]}"'
+                          '\ntimeout_s = 1.0\n', encoding="utf-8")
+        out = cli(config, "pods", "list")
+    for conn in held:
+        conn.close()
+    assert held and out.returncode == 1 and "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("waiting for RunPod (http://127.0.0.1:") and "runpod.timeout_s" in lines[0], lines
+    assert len(lines) == 2 and "did not answer listing pods within 1 s (runpod.timeout_s)" in lines[1], lines

@@ -169,6 +169,7 @@ class RunpodClient:
         self.api_base = check_base(api_base)
         self._http = httpx.Client(base_url=self.api_base, timeout=timeout_s, follow_redirects=False,
                                   headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+        self.timeout_s = timeout_s
         self._retries = retries
         self._sleep = sleep
 
@@ -186,15 +187,19 @@ class RunpodClient:
 
     def _request(self, method: str, path: str, what: str, *, retry_unanswered: bool = True,
                  ok_404: bool = False, **kwargs: Any) -> httpx.Response | None:
-        """Send one call; retry 429 after Retry-After, and 5xx or a lost connection when `retry_unanswered`."""
+        """Send one call; retry 429 after Retry-After, and 5xx or a lost connection when `retry_unanswered`.
+        Waiting for an answer, retries of the unanswered included, lasts at most `timeout_s` (runpod.timeout_s)."""
         attempt = 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._http.request(method, path, timeout=max(deadline - time.monotonic(), 0.1), **kwargs)
             except httpx.TransportError as exc:
-                if not retry_unanswered or attempt >= self._retries:
-                    raise RunpodError(f"RunPod did not answer {what} ({type(exc).__name__}: {redact(str(exc))}); "
-                                      f"check the network and {self.api_base}") from None
+                if not retry_unanswered or attempt >= self._retries or deadline - time.monotonic() <= 2.0 ** attempt:
+                    waited = (f" within {self.timeout_s:g} s (runpod.timeout_s)"
+                              if isinstance(exc, httpx.TimeoutException) else "")
+                    raise RunpodError(f"RunPod did not answer {what}{waited} ({type(exc).__name__}: "
+                                      f"{redact(str(exc))}); check the network and {self.api_base}") from None
                 log.info("RunPod %s %s: %s; retrying", method, path, type(exc).__name__)
             else:
                 if response.status_code < 400:
@@ -207,6 +212,7 @@ class RunpodClient:
                 log.info("RunPod %s %s: %s; retrying", method, path, response.status_code)
                 self._sleep(_retry_after(response, attempt) if response.status_code == 429 else 2.0 ** attempt)
                 attempt += 1
+                deadline = time.monotonic() + self.timeout_s  # it answered: the next try gets the whole bound
                 continue
             self._sleep(2.0 ** attempt)
             attempt += 1
@@ -340,4 +346,4 @@ class RunpodClient:
 def client(settings: Settings, **kwargs: Any) -> RunpodClient:
     """A client for `runpod.api_base` with RUNPOD_API_KEY from the environment (one line if it is unset)."""
     base = check_base(settings.runpod.api_base)  # before the key is read: a refused address never sees it
-    return RunpodClient(base, secret("runpod"), **kwargs)
+    return RunpodClient(base, secret("runpod"), **{"timeout_s": settings.runpod.timeout_s, **kwargs})

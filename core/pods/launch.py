@@ -164,6 +164,20 @@ def _created_anyway(client: RunpodClient, name: str) -> Pod | None:
     return next((p for p in client.list_pods() if p.name == name and p.status != "TERMINATED"), None)
 
 
+def adopt_by_name(db: sqlite_utils.Database, settings: Settings, client: RunpodClient, row: records.PodRow
+                  ) -> PodHandle | None:
+    """The pod of a `requested` row that has no id (its process was killed while the create was in flight):
+    found on RunPod by its name, as a lost create answer is, and given its id in the row, so resume reattaches
+    and cancel terminates it. None, the row marked failed, when RunPod has no such pod."""
+    pod = _created_anyway(client, row.name)
+    if pod is None:
+        records.finish(db, row.id, "failed", 0.0, "its create never reached RunPod")
+        return None
+    records.set_created(db, row.id, pod.id, pod.gpu or "", pod.cloud or "", pod.usd_per_hour)
+    log.info("pod %s of a create whose answer never arrived found by its name %s", pod.id, row.name)
+    return handle_of(db, settings, pod.id)
+
+
 def wait_running(db: sqlite_utils.Database, client: RunpodClient, handle: PodHandle, settings: Settings, *,
                  poll_s: float = 2.0, on_status: Callable[[Pod], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Pod:

@@ -41,7 +41,10 @@ Proxy: /proxy/{pod_id}-{port}/PATH forwards to the pod's subprocess (502 until i
 Faults: `no_capacity` (GPU ids or (gpu, cloud) pairs: 400 "no longer any instances"), `never_boot` (GPU ids
 that stay PROVISIONING), `boot_error` (GPU ids that go to ERROR), `fail(method, path_prefix, status, ...)`
 (the next matching calls answer that status, e.g. 429 with Retry-After or 500), `lose_create_answers` (creates
-whose pod is made but whose answer is lost), `drop_logs_after(n)` (the next log stream is cut after n events),
+whose pod is made but whose answer is lost), `create_answer_delay_s` (a create's pod is made, and listed, at once;
+its answer comes that much later, or when the fake stops: a create "in flight" that a killed client never hears;
+that RunPod lists the pod before it answers the create is a guess), `drop_logs_after(n)` (the next log stream is
+cut after n events),
 `cut_proxy(method, path_part, after_forward=...)` (the next matching proxied request loses its connection,
 before it reaches the pod or after the pod answered).
 Inspection: `requests` (method, path, who), `refused_agents` (403 1010), `proxied` (method, path after the pod id,
@@ -191,6 +194,7 @@ class FakeRunpod:
         self.proxy_cut_s: float | None = None
         self.proxy_down = False
         self.lose_create_answers = 0
+        self.create_answer_delay_s = 0.0
         self.network_volumes: set[str] = set()
         self.pods: dict[str, FakePod] = {}
         self.gone: dict[str, FakePod] = {}
@@ -671,6 +675,9 @@ class FakeRunpod:
         pod = self._new_pod(body["name"], body, gpu, cloud)
         pod.host = machine
         threading.Thread(target=self._boot, args=(pod, pod.generation), daemon=True).start()
+        if self.create_answer_delay_s > 0:
+            with self.cond:
+                self.cond.wait_for(lambda: self._closing, timeout=self.create_answer_delay_s)
         if self.lose_create_answers > 0:
             self.lose_create_answers -= 1
             h.close_connection = True
