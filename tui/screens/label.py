@@ -27,11 +27,13 @@ from bizsent.core.label.human import (
 from bizsent.core.labels import RANDOM_SAMPLING, Label, reserved_for_test
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
-from bizsent.core.store.queue import QUEUE_ORDERS, LabelQueue, QueueSpec, label_queue, parse_queue_filter
+from bizsent.core.store.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.label_settings import LabelSettingsKeys
+from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
 from bizsent.tui.widgets.label_view import LabelPostView
@@ -46,7 +48,6 @@ from textual.widgets import Footer
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
-GOALS = (25, 50, 100, 200)
 ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
 WRITER = "console Label screen"  # changed_by of what this screen writes (core.history.actor)
@@ -68,10 +69,9 @@ class Answer:
     before: LabelValue | None = None  # the post's human label when it was opened from Posts
 
 
-class LabelScreen(ScorePoolKey, Screen):
+class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
-    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F6 here (see the 4,5,6 binding)
     BINDINGS = [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
@@ -90,9 +90,7 @@ class LabelScreen(ScorePoolKey, Screen):
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("p", "score_pool", "score pool", show=False),
         Binding("ctrl+n", "new_session", "new session", show=False),
-        # Next to the label keys: 4, 5 and 6 switch screens elsewhere, here they only say how to (F-keys), and `q`
-        # asks first. A stray key must never land the user on a screen where 1-3 mean something else.
-        Binding("4,5,6", "screen_keys_hint", "F1-F6 switch screens", show=False),
+        digit_guard("123"),
         Binding("q", "quit_confirm", "quit"),
     ]
     HELP = files("bizsent.tui").joinpath("label_help.md").read_text(encoding="utf-8").strip()
@@ -186,25 +184,6 @@ class LabelScreen(ScorePoolKey, Screen):
         if self.started_at:  # not before the saved one is read: it would be overwritten with defaults
             snapshot = self.session()
             self.bizsent.write(lambda db: save_label_session(db, snapshot))
-
-    def action_new_session(self) -> None:
-        self.started_at, self.counts, self.history = new_label_session().started_at, Counter(), []
-        self._show_counts()
-        self._save_session()
-        self.notify("new labeling session: counts start from zero")
-
-    # -- keys that would leave the screen --------------------------------------------------------------------
-
-    def action_screen_keys_hint(self) -> None:
-        self.notify("while labeling, F1-F6 switch screens (4, 5 and 6 do nothing here)", timeout=4)
-
-    def action_quit_confirm(self) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.app.exit()
-
-        self.app.push_screen(ConfirmModal("Quit bizsent? The session is saved and continues next time.",
-                                          yes="Quit"), answer)
 
     # -- queue and prefetch ----------------------------------------------------------------------------------
 
@@ -414,56 +393,7 @@ class LabelScreen(ScorePoolKey, Screen):
                 self.bizsent.write(lambda db: add_note(db, pid, text))
                 self.notify(f"note saved on post {pid}")
 
-        self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)"), save)
-
-    # -- session settings ------------------------------------------------------------------------------------
-
-    def action_toggle_split(self) -> None:
-        self.split = "train" if self.split == "test" else "test"
-        if self.split == "test" and not self.random_sample:
-            self.notify("the test split takes posts in random order only: answers go to the train pool until the "
-                        "order is random (o) without disagreements first (d)", timeout=6)
-        self._show_flags()
-        if self.bizsent.settings.labeling.test_reserve > 0:  # the test reservation is a queue of its own
-            self.reload_queue()
-        self._save_session()
-
-    def action_cycle_order(self) -> None:
-        # "filter" is in the cycle once `f` has set one; until then `o` steps over it.
-        orders = [o for o in QUEUE_ORDERS if o != "filter" or self.filter_text]
-        self.order = orders[(orders.index(self.order) + 1) % len(orders)] if self.order in orders else orders[0]
-        self.notice = ""
-        self._show_flags()
-        self.reload_queue()
-        self._save_session()
-
-    def action_toggle_disagree_first(self) -> None:
-        self.disagree_first = not self.disagree_first
-        self._show_flags()
-        self.reload_queue()
-        self._save_session()
+        self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)", keep=save), save)
 
     def action_scroll_text(self, pages: int) -> None:
         self.query_one(LabelPostView).scroll_text(pages)
-
-    def action_filter(self) -> None:
-        def apply(text: str | None) -> None:
-            if text is None:
-                if self.order == "filter" and not self.filter_text:
-                    self.order = "random"
-                self._show_flags()
-                return
-            self.filter_text, self.order = text.strip(), "filter"
-            self._show_flags()
-            self.reload_queue()
-            self._save_session()
-
-        self.app.push_screen(
-            PromptModal("queue filter: text and/or source:label (e.g. openai:bullish moon)", self.filter_text),
-            apply,
-        )
-
-    def action_cycle_goal(self) -> None:
-        self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
-        self._show_counts()
-        self._save_session()
