@@ -10,7 +10,7 @@ from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.widgets.post_table import PostTable
-from fakes.tui import build_store, until
+from fakes.tui import build_store, toasts, until
 from textual.widgets import Static
 
 
@@ -117,3 +117,32 @@ async def test_a_correction_replaces_an_imported_test_label_after_a_confirmation
         await pilot.press("u")
         await app.writer.drained()
         assert human_rows(db) == [(store[10], "bullish", "test", "random", "human:demo")]
+
+
+async def test_ctrl_q_in_the_note_prompt_keeps_the_typed_note(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await until(pilot, lambda: len(app.screen.query_one(PostTable).ids) == 12)
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, LabelScreen)
+        await until(pilot, lambda: screen.current in screen.items)
+        noted = screen.current
+        await pilot.press("n", *"laser eyes", "ctrl+q")
+        await until(pilot, lambda: not app.is_running)
+    assert db.execute("SELECT post_id, text FROM notes").fetchall() == [(noted, "laser eyes")]
+
+
+async def test_posts_enter_refuses_a_post_that_is_not_a_labeling_candidate(settings, db, store):
+    db.execute("UPDATE posts SET text = '  ' WHERE id = ?", [store[11]])
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        posts = app.screen
+        await until(pilot, lambda: len(posts.query_one(PostTable).ids) == 12)
+        for rows_down, post_no, why in ((1, 11, "has no text"), (10, 2, "image is corrupt")):
+            await pilot.press("home", *["j"] * rows_down)
+            await until(pilot, lambda: posts.query_one(PostTable).current_id == store[post_no])  # noqa: B023
+            await pilot.press("enter")
+            await until(pilot, lambda: any(why in t for t in toasts(app)))  # noqa: B023
+            assert app.screen is posts
+    assert db.execute("SELECT count(*) FROM labels WHERE source = 'human'").fetchone()[0] == 0

@@ -14,7 +14,7 @@ from dataclasses import replace
 import sqlite_utils
 from bizsent.core.labels import RANDOM_SAMPLING, RESERVED_SAMPLING
 from bizsent.core.store.history import LabelValue
-from bizsent.core.store.posts import HUMAN_TEST, current_label, set_label
+from bizsent.core.store.posts import CANDIDATE_SQL, HUMAN_TEST, current_label, set_label
 from bizsent.core.store.records import NewLabel
 
 PICKED = "picked"  # sampling of a post chosen by hand (opened from the post list)
@@ -89,3 +89,22 @@ def changes_test_label(db: sqlite_utils.Database, post: int, new: NewLabel) -> L
     same = (before.label, before.split, before.sarcastic, before.unsure) == (new.label, new.split, new.sarcastic,
                                                                              new.unsure)
     return None if same else before
+
+
+def not_labelable(db: sqlite_utils.Database, post: int) -> str | None:
+    """Why a human should not label `post` (one line), or None: only candidates (an image on disk and some text,
+    core.store.posts.CANDIDATE_SQL) are ever trained or scored, so a label on anything else is lost work."""
+    row = db.execute(
+        f"SELECT p.image_id IS NOT NULL, coalesce(i.status, ''), trim(p.text) != '', {CANDIDATE_SQL}"
+        " FROM posts p LEFT JOIN images i ON i.id = p.image_id WHERE p.id = ?", [post]).fetchone()
+    if row is None:
+        return f"post {post} is not in the store"
+    has_image, status, has_text, candidate = row
+    if candidate:
+        return None
+    if not has_image:
+        return f"post {post} has no image: not a labeling candidate (the model reads image and text together)"
+    if status != "ok":
+        return f"post {post}'s image is {status or 'missing'}: not a labeling candidate until it is fetched"
+    assert not has_text
+    return f"post {post} has no text: not a labeling candidate (the model reads image and text together)"
