@@ -63,8 +63,10 @@ class Answer:
     sarcastic: bool = False
     unsure: bool = False
     written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
-    split: str = "train"  # where the answer went and how its post was chosen (None: a correction kept it):
-    sampling: str | None = None  # an answer that replaces this one after `u` goes to the same place
+    # Where the answer went and how its post was chosen (None: a correction kept the recorded one): answering
+    # the post again after `u` takes back this answer goes to the same place.
+    split: str = "train"
+    sampling: str | None = None
     by_hand: bool = False  # the post was opened from Posts
     before: LabelValue | None = None  # the post's human label when it was opened from Posts
 
