@@ -63,8 +63,7 @@ class Answer:
     sarcastic: bool = False
     unsure: bool = False
     written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
-    # Where the answer went and how its post was chosen (None: a correction kept the recorded one): answering
-    # the post again after `u` takes back this answer goes to the same place.
+    # Where it went and how its post was chosen (None: kept by a correction); after `u`, the next answer reuses both
     split: str = "train"
     sampling: str | None = None
     by_hand: bool = False  # the post was opened from Posts
