@@ -88,7 +88,8 @@ def pods_reap(ctx: typer.Context, yes: Yes = False) -> None:
 
 
 def _act(ctx: typer.Context, pod_id: str, action: str, yes: bool) -> None:
-    from bizsent.core.pods import api, orphans
+    from bizsent.core.pods import api
+    from bizsent.jobs.pod_run import stop_or_terminate
 
     c = ctx_of(ctx)
     db = c.db()
@@ -102,7 +103,7 @@ def _act(ctx: typer.Context, pod_id: str, action: str, yes: bool) -> None:
                                          f" ${pod.usd_per_hour:.2f}/h)?"):
             typer.echo(f"cancelled; pod {pod_id} was not touched")
             return
-        typer.echo(orphans.stop_or_terminate(db, client, pod_id, action))
+        typer.echo(stop_or_terminate(db, client, pod_id, action))
 
 
 @pods_app.command("stop")

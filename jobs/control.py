@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.model.events import end_runs_of_job
 from bizsent.core.store import transaction
 from bizsent.jobs import rows
 from bizsent.jobs.kinds import ACTIVE, RESUMABLE_FROM, kind_of, status
@@ -73,6 +74,8 @@ def cancel(db: sqlite_utils.Database, settings: Any, job_id: int) -> str:
     if now not in ACTIVE and now != "dead":
         return f"job {job_id} is already {now}"
     kind = kind_of(job["kind"])
+    if now == "dead":  # no process is left to end the runs it owned: they end with the job, here
+        end_runs_of_job(db, job_id, "cancelled")
     if kind.cancel is not None:
         return kind.cancel(db, settings, job)
     rows.finish(db, job_id, "cancelled", "cancelled by the user")

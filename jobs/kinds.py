@@ -44,6 +44,8 @@ class Kind:
     waits_remotely: Callable[[Job], bool] = _never  # 'running' with no local process (a submitted batch)
     # The work cannot check the flag between steps: the heartbeat interrupts it when the row is cancelled.
     interrupt_on_cancel: bool = False
+    # What a cancel does to a running job of this kind, from its params: the cancel confirmation says it.
+    cancel_says: Callable[[dict[str, Any]], str] = lambda params: "it stops within seconds, at its next step"
 
 
 KINDS: dict[str, Kind] = {}
@@ -93,7 +95,9 @@ def _run_of(job: Job) -> str:
 register(Kind(
     "label", lambda i: ["label", "--job", str(i), "--yes"],
     lambda j: f"{j['params'].get('provider', '?')}/{j['params'].get('model', '?')} {j['params'].get('mode', 'live')}",
-    resumable=lambda j: not _label_batch(j), cancel=_cancel_label, waits_remotely=_label_batch))
+    resumable=lambda j: not _label_batch(j), cancel=_cancel_label, waits_remotely=_label_batch,
+    cancel_says=lambda p: "its remote batches are cancelled at the provider" if p.get("mode") == "batch"
+    else "it stops before its next request"))
 register(Kind(
     "batch-collect", lambda i: ["batches", "collect", "--wait", "--job", str(i)],
     lambda j: f"collect label job {j['params']['label_job']}" if j["params"].get("label_job")
@@ -113,4 +117,6 @@ def _cancel_pod(db: sqlite_utils.Database, settings: Any, job: Job) -> str:
 
 register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
               lambda j: f"{j['params'].get('name', '?')} on RunPod ({j['params'].get('max_steps') or 'all'} steps)",
-              resumable=_always, cancel=_cancel_pod))
+              resumable=_always, cancel=_cancel_pod,
+              cancel_says=lambda p: "its pod is terminated within seconds, in any phase (RunPod confirms it is gone),"
+              " and its run ends cancelled; no adapter is collected"))

@@ -73,6 +73,12 @@ class JobWriter:
         self._write()
         self.report(self.progress)
 
+    def check(self) -> None:
+        """Raise Cancelled once the job is cancelled (its heartbeat reads the row every few seconds): what a wait
+        with nothing to write (a pod booting, its agent not answering yet) calls on each poll."""
+        if self.beat.cancelled.is_set():
+            raise Cancelled(f"job {self.job_id} cancelled")
+
     def _write(self) -> None:
         p = self.progress
         now_state = rows.progress(self.db, self.job_id, done=p.step, failed=0, total=p.total_steps,

@@ -62,6 +62,10 @@ def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> None:
     db.execute("UPDATE jobs SET pid = ?, host = ?, heartbeat_at = ? WHERE id = ?", [pid, HOST, now(), job_id])
 
 
+# A cancel is final: the new state unless the row is cancelled already (SQL, with the new state as its one `?`).
+_UNLESS_CANCELLED = "CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE ? END"
+
+
 def _fenced(db: sqlite_utils.Database, job_id: int, epoch: int | None, sql: str, args: list[Any]) -> None:
     """Run `sql` (an UPDATE of job `job_id` ending in WHERE id = ?); with an epoch, only while it is current,
     else Superseded."""
@@ -83,8 +87,9 @@ def reserve(db: sqlite_utils.Database, job_id: int) -> None:
 def requeue(db: sqlite_utils.Database, job_id: int, reason: str, epoch: int | None = None) -> None:
     """Back to 'queued' (its process died or was interrupted); what it recorded stays, a resume continues from
     there. Ends the current epoch: a process still running the job can no longer write as its owner."""
-    _fenced(db, job_id, epoch, "UPDATE jobs SET state = 'queued', error = ?, pid = NULL, host = NULL,"
-                               " epoch = epoch + 1 WHERE id = ?", [_text(reason)])
+    _fenced(db, job_id, epoch, f"UPDATE jobs SET state = {_UNLESS_CANCELLED}, error = CASE WHEN state = 'cancelled'"
+                               " THEN error ELSE ? END, pid = NULL, host = NULL, epoch = epoch + 1 WHERE id = ?",
+            ["queued", _text(reason)])
 
 
 def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
@@ -166,8 +171,10 @@ def beat(db: sqlite_utils.Database, job_id: int, epoch: int | None = None) -> st
 
 def finish(db: sqlite_utils.Database, job_id: int, state: str, error: str | None = None,
            epoch: int | None = None) -> None:
-    """How the job ended. With the owner's epoch, Superseded (and the row left to its new owner) when stale."""
-    _fenced(db, job_id, epoch, "UPDATE jobs SET state = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
+    """How the job ended. With the owner's epoch, Superseded (and the row left to its new owner) when stale.
+    A cancel is final: what the work says after it (failed, done) leaves the row cancelled, with its reason."""
+    _fenced(db, job_id, epoch, f"UPDATE jobs SET state = {_UNLESS_CANCELLED}, error = CASE WHEN state = 'cancelled'"
+            " THEN error ELSE ? END, finished_at = ?, heartbeat_at = ? WHERE id = ?",
             [state, _text(error), now(), now()])
 
 

@@ -347,3 +347,39 @@ def test_palette_lists_the_batches_actions():
     for entry in ("Jobs: open screen", "Jobs: new job", "Jobs: cancel", "Jobs: collect", "Jobs: resume",
                   "Jobs: agreement"):
         assert entry in texts
+
+
+async def test_cancelling_a_pod_job_says_what_happens_to_its_pod_and_ends_its_run(world):
+    """Issue 21.2: the confirmation is the pod job's own (not the labeling job's), and a pod job whose process is
+    gone is closed with the run it owned (Eval listed that run as running forever)."""
+    import signal
+    import subprocess
+
+    from bizsent.core.model.events import create_run
+    from bizsent.core.store import liveness
+    from bizsent.core.store.liveness import DEAD_AFTER_S
+
+    fake, settings, db = world
+    worker = subprocess.Popen(["sleep", "60"])
+    job = rows.queue(db, "pod", {"name": "gpu-run", "max_steps": None})
+    db.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, heartbeat_at = ? WHERE id = ?",
+               [worker.pid, liveness.HOST, now(), job])
+    run = create_run(db, kind="train", name="gpu-run", job_id=job)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_batches(app, pilot)
+        await until(pilot, lambda: screen.selected == job and screen.jobs[job].status == "running")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        question = text_of(app.screen.query_one("#confirm-question"))
+        assert "pod is terminated" in question and "run ends cancelled" in question
+        assert "labeling" not in question and "request" not in question
+        await pilot.press("n")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        await until(pilot, lambda: screen.jobs[job].status == "dead", timeout=DEAD_AFTER_S)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await until(pilot, lambda: screen.jobs[job].status == "cancelled")
+    assert db.execute("SELECT state FROM runs WHERE id = ?", [run]).fetchone()[0] == "cancelled"

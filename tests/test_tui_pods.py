@@ -207,3 +207,33 @@ async def test_n_plans_asks_with_price_and_kill_switches_then_starts_a_pod_job(t
         time.sleep(0.2)
     assert fake.billing_now() == []
     db.close()
+
+
+async def test_terminating_a_pod_that_a_job_runs_cancels_the_job(settings, db, fake, world):
+    """Issue 21.2: `t` on a pod whose job waits on it (in `connecting`, say) cancels that job too: its process stops
+    waiting for a pod that is gone (tests/test_pod_cancel.py runs that process) instead of failing much later."""
+    import subprocess
+
+    from bizsent.core.store import liveness
+
+    known = world[0]
+    worker = subprocess.Popen(["sleep", "60"])
+    job = rows.queue(db, "pod", {"name": "run1"})
+    db.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, heartbeat_at = ?, counts = ? WHERE id = ?",
+               [worker.pid, liveness.HOST, now(), '{"state": "connecting"}', job])
+    db.execute("UPDATE pods SET job_id = ? WHERE pod_id = ?", [job, known])
+    try:
+        app = BizsentApp(settings, settings.db_path)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            screen = await open_pods(app, pilot)
+            table = screen.query_one("#pods", DataTable)
+            await until(pilot, lambda: known in screen.pods)
+            table.move_cursor(row=list(screen.order).index(known))
+            await until(pilot, lambda: screen.selected == known)
+            await pilot.press("t")
+            await answer(app, pilot, "y")
+            await until(pilot, lambda: any(f"its job {job} is cancelled" in t for t in toasts(app)))
+        assert known in fake.gone and rows.get(db, job)["state"] == "cancelled"
+    finally:
+        worker.kill()
+        worker.wait()

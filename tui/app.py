@@ -25,6 +25,7 @@ from bizsent.core.store import open_db
 from bizsent.core.store.summary import spend
 from bizsent.tui.commands import ActionsProvider
 from bizsent.tui.screens import SCREENS
+from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
 from bizsent.tui.workers import BackgroundFailed, background, reading
 from bizsent.tui.writer import StoreWriter
@@ -249,6 +250,12 @@ class BizsentApp(App):
                 retry()
         if retries:
             self.notify("the database is back", timeout=4)
+
+    async def action_quit(self) -> None:
+        # ctrl+q is a priority key: it reaches the app even from a prompt. What was typed there (a note) is kept.
+        if isinstance(self.screen, PromptModal):
+            self.screen.keep_typed()
+        await super().action_quit()
 
     def action_help(self) -> None:
         from bizsent.tui.screens.help import HelpModal, help_markdown  # markdown-it: only when help is asked for

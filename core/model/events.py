@@ -46,6 +46,12 @@ def finish_run(db: sqlite_utils.Database, run_id: int, state: str, adapter_path:
                [state, adapter_path, now(), run_id])
 
 
+def end_runs_of_job(db: sqlite_utils.Database, job_id: int, state: str) -> None:
+    """End the runs job `job_id` left running (its process is gone): `state`, not 'running' forever."""
+    db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+               [state, now(), job_id])
+
+
 def reopen_run(db: sqlite_utils.Database, run_id: int) -> None:
     """A stopped run continues (its job resumed from a checkpoint): running again, its events so far kept."""
     db.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?", [run_id])

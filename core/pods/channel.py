@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,13 @@ class AgentChannel:
                            adapter.get("sha256"), adapter.get("bytes"), bool(h.get("collected")),
                            _watchdog_line(fired if isinstance(fired, dict) else None), stop_failure(h), h.get("gpu"))
 
-    def wait_ready(self, timeout_s: float, poll_s: float = 5.0) -> AgentHealth:
-        """Health, once the agent answers (a booting pod's proxy answers 502 or nothing for a while)."""
+    def wait_ready(self, timeout_s: float, poll_s: float = 5.0,
+                   check: Callable[[], None] = lambda: None) -> AgentHealth:
+        """Health, once the agent answers (a booting pod's proxy answers 502 or nothing for a while). `check` runs
+        on every poll and raises to stop waiting (the job was cancelled)."""
         deadline = time.monotonic() + timeout_s
         while True:
+            check()
             try:
                 resp = self.http.get("health")
                 if resp.status_code == 200:

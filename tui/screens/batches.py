@@ -301,6 +301,7 @@ class BatchesScreen(BizsentNode, Screen):
 
     def action_cancel_job(self) -> None:
         from bizsent.jobs.control import cancel
+        from bizsent.jobs.kinds import kind_of
 
         job = self.selected_job()
         if job is None:
@@ -311,10 +312,8 @@ class BatchesScreen(BizsentNode, Screen):
             return
         if job.status == "dead":
             what = "its process is gone already; the job is closed as cancelled"
-        elif job.kind == "label" and job.mode == "batch":
-            what = "its remote batches are cancelled at the provider"
         else:
-            what = "it stops at its next step (a labeling run before its next request)"
+            what = kind_of(job.kind).cancel_says(job.params)
         question = (f"Cancel job {job.id} ({job.kind}: {job.what}, {job.done}/{job.total} done)?\n"
                     f"{what}; what it already wrote stays.")
         self.app.push_screen(ConfirmModal(question, yes="Cancel job"), callback=lambda yes: yes and self._run_action(

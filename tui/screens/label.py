@@ -16,15 +16,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib.resources import files
 
-from bizsent.core.label.human import answer_target, random_sample, write_answer
-from bizsent.core.labels import Label, reserved_for_test
-from bizsent.core.store.history import actor
+from bizsent.core.label.human import (
+    PICKED,
+    answer_target,
+    current_human,
+    random_sample,
+    rewrites_test_label,
+    write_answer,
+)
+from bizsent.core.labels import RANDOM_SAMPLING, Label, reserved_for_test
+from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
-from bizsent.core.store.queue import QUEUE_ORDERS, LabelQueue, QueueSpec, label_queue, parse_queue_filter
+from bizsent.core.store.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.label_settings import LabelSettingsKeys
+from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
 from bizsent.tui.widgets.label_view import LabelPostView
@@ -39,7 +48,6 @@ from textual.widgets import Footer
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
-GOALS = (25, 50, 100, 200)
 ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
 WRITER = "console Label screen"  # changed_by of what this screen writes (core.history.actor)
@@ -55,12 +63,16 @@ class Answer:
     sarcastic: bool = False
     unsure: bool = False
     written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
+    # Where it went and how its post was chosen (None: kept by a correction); after `u`, the next answer reuses both
+    split: str = "train"
+    sampling: str | None = None
+    by_hand: bool = False  # the post was opened from Posts
+    before: LabelValue | None = None  # the post's human label when it was opened from Posts
 
 
-class LabelScreen(ScorePoolKey, Screen):
+class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
-    F_KEYS_ONLY = True  # the status bar numbers the screens F1..F6 here (see the 4,5,6 binding)
     BINDINGS = [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
@@ -79,9 +91,7 @@ class LabelScreen(ScorePoolKey, Screen):
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("p", "score_pool", "score pool", show=False),
         Binding("ctrl+n", "new_session", "new session", show=False),
-        # Next to the label keys: 4, 5 and 6 switch screens elsewhere, here they only say how to (F-keys), and `q`
-        # asks first. A stray key must never land the user on a screen where 1-3 mean something else.
-        Binding("4,5,6", "screen_keys_hint", "F1-F6 switch screens", show=False),
+        digit_guard("123"),
         Binding("q", "quit_confirm", "quit"),
     ]
     HELP = files("bizsent.tui").joinpath("label_help.md").read_text(encoding="utf-8").strip()
@@ -108,6 +118,8 @@ class LabelScreen(ScorePoolKey, Screen):
         self.order = "random"
         self.disagree_first = False
         self.pinned: int | None = None  # a post opened from Posts: first in the queue whatever the order
+        self.pinned_label: LabelValue | None = None  # its current human label (a correction replaces it)
+        self.undone: Answer | None = None  # the answer `u` took back: the next answer on its post goes where it went
         self.notice = ""
         self.filter_text = ""
         self.goal = 50
@@ -156,7 +168,9 @@ class LabelScreen(ScorePoolKey, Screen):
         self.disagree_first, self.filter_text = session.disagree_first, session.filter_text
         self.counts = Counter(session.counts)
         if self.pinned is None:  # a post opened from Posts meanwhile wins over the saved one
-            self.pinned = session.pinned
+            self._pin(session.pinned)
+        elif self.pinned != session.pinned:
+            self._save_session()  # opened before the saved session was read: it could not be saved then
         self._show_flags()
         self._show_counts()
         self.reload_queue()
@@ -171,25 +185,6 @@ class LabelScreen(ScorePoolKey, Screen):
         if self.started_at:  # not before the saved one is read: it would be overwritten with defaults
             snapshot = self.session()
             self.bizsent.write(lambda db: save_label_session(db, snapshot))
-
-    def action_new_session(self) -> None:
-        self.started_at, self.counts, self.history = new_label_session().started_at, Counter(), []
-        self._show_counts()
-        self._save_session()
-        self.notify("new labeling session: counts start from zero")
-
-    # -- keys that would leave the screen --------------------------------------------------------------------
-
-    def action_screen_keys_hint(self) -> None:
-        self.notify("while labeling, F1-F6 switch screens (4, 5 and 6 do nothing here)", timeout=4)
-
-    def action_quit_confirm(self) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.app.exit()
-
-        self.app.push_screen(ConfirmModal("Quit bizsent? The session is saved and continues next time.",
-                                          yes="Quit"), answer)
 
     # -- queue and prefetch ----------------------------------------------------------------------------------
 
@@ -222,12 +217,21 @@ class LabelScreen(ScorePoolKey, Screen):
 
     def open_post(self, pid: int) -> None:
         """Label `pid` next (Posts' `enter`): it goes first, the session's queue follows."""
-        self.pinned = pid
+        self._pin(pid)
         if self.queue_loaded:
             self.queue = [*self.queue[:self.pos], pid, *(p for p in self.queue[self.pos:] if p != pid)]
             self.sarcastic = self.unsure = False
             self._show_current()
         self._save_session()
+
+    def _pin(self, pid: int | None) -> None:
+        # One indexed read on the event loop, once per post opened from Posts: the flags line and the answer
+        # need its current human label before the next key.
+        self.pinned, self.pinned_label = pid, None
+        if pid is not None:
+            with reading(self.bizsent.db_path) as db:
+                found = current_human(db, pid)
+            self.pinned_label = found[1] if found else None
 
     def on_label_post_view_items_loaded(self, message: LabelPostView.ItemsLoaded) -> None:
         if any(post.id == self.current for post, _, _ in message.items) and self.current in self.items:
@@ -262,8 +266,24 @@ class LabelScreen(ScorePoolKey, Screen):
             order += " → random"  # active learning without predictions
         if self.disagree_first:
             order = f"disagree first, {order}"
-        self.query_one(LabelFlags).show(sarcastic=self.sarcastic, unsure=self.unsure, split=self.split,
-                                        random_sample=self.random_sample, order=order)
+        split, why = self.split, ""
+        if self.current is not None:
+            split, sampling = self._target(self.current)
+            why = self._why(split, sampling)
+        self.query_one(LabelFlags).show(sarcastic=self.sarcastic, unsure=self.unsure, split=split, why=why,
+                                        order=order)
+
+    def _why(self, split: str, sampling: str | None) -> str:
+        """Why the next answer goes to `split` when that is not simply the session's split (t)."""
+        if sampling is None:
+            return "correction keeps it"
+        if sampling == PICKED:
+            return "opened from Posts"
+        if split != self.split and not self.random_sample:
+            return "test: random order only"
+        if split != self.split and sampling == RANDOM_SAMPLING:
+            return "not in the test reserve"
+        return ""
 
     def _show_counts(self) -> None:
         self.query_one(LabelTally).show(self.counts, self.goal)
@@ -272,7 +292,8 @@ class LabelScreen(ScorePoolKey, Screen):
 
     def _advance(self) -> None:
         if self.current == self.pinned:
-            self.pinned = None  # answered: a reloaded queue no longer puts it first
+            self.pinned, self.pinned_label = None, None  # answered: a reloaded queue no longer puts it first
+        self.undone = None
         self.pos += 1
         self.sarcastic = self.unsure = False
         self._show_current()
@@ -281,19 +302,45 @@ class LabelScreen(ScorePoolKey, Screen):
         # post's frame then repaints the post alone instead of the screen from its first row to its last.
         self.call_after_refresh(self._show_counts)
 
+    def _target(self, pid: int) -> tuple[str, str | None]:
+        """(split, sampling) the next answer on `pid` gets: what the flags line shows."""
+        if self.undone is not None and self.undone.post_id == pid:
+            return self.undone.split, self.undone.sampling
+        reserve = self.bizsent.settings.labeling.test_reserve
+        return answer_target(chosen_by_hand=pid == self.pinned, order=self.order,
+                             disagree_first=self.disagree_first, split=self.split,
+                             reserved=reserved_for_test(pid, reserve) if reserve > 0 else None,
+                             corrects=self.pinned_label if pid == self.pinned else None)
+
     def action_answer(self, label: Label) -> None:
         pid = self.current
         if pid is None:
             return
-        reserve = self.bizsent.settings.labeling.test_reserve
-        split, sampling = answer_target(chosen_by_hand=pid == self.pinned, order=self.order,
-                                        disagree_first=self.disagree_first, split=self.split,
-                                        reserved=reserved_for_test(pid, reserve) if reserve > 0 else None)
-        new = NewLabel(label=label, source="human", split=split, labeler="human",
-                       sarcastic=self.sarcastic, unsure=self.unsure, sampling=sampling)
-        written = self.bizsent.write(lambda db: write_answer(db, pid, new, actor(WRITER)))
-        self.history.append(Answer("label", pid, label, self.sarcastic, self.unsure, written))
-        self.counts[label] += 1
+        split, sampling = self._target(pid)
+        before = self.pinned_label if pid == self.pinned else None
+        answer = Answer("label", pid, label, self.sarcastic, self.unsure, split=split, sampling=sampling,
+                        by_hand=pid == self.pinned, before=before)
+        if not rewrites_test_label(before, label, self.sarcastic, self.unsure):
+            self._write(answer)
+            return
+        assert before is not None
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.current == pid:
+                self._write(answer)
+
+        flags = "".join(f", {f}" for f in ("sarcastic", "unsure") if getattr(answer, f))
+        self.app.push_screen(ConfirmModal(
+            f"Post {pid} is in the human test set as {before.label}. Change its test label to {label}{flags}? "
+            "The history keeps the old one.", yes="Change test label"), confirmed)
+
+    def _write(self, answer: Answer) -> None:
+        new = NewLabel(label=answer.label, source="human", split=answer.split, labeler="human",
+                       sarcastic=answer.sarcastic, unsure=answer.unsure, sampling=answer.sampling)
+        pid = answer.post_id
+        answer.written = self.bizsent.write(lambda db: write_answer(db, pid, new, actor(WRITER)))
+        self.history.append(answer)
+        self.counts[answer.label] += 1
         self._advance()
 
     def action_skip(self) -> None:
@@ -301,7 +348,8 @@ class LabelScreen(ScorePoolKey, Screen):
         if pid is None:
             return
         self.bizsent.write(lambda db: add_skip(db, pid))
-        self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure))
+        self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure,
+                                   by_hand=pid == self.pinned, before=self.pinned_label))
         self.counts["skip"] += 1
         self._advance()
 
@@ -324,6 +372,9 @@ class LabelScreen(ScorePoolKey, Screen):
         else:
             self.queue.insert(self.pos, last.post_id)
         self.sarcastic, self.unsure = last.sarcastic, last.unsure
+        if last.by_hand:  # chosen by hand it was, chosen by hand it stays
+            self.pinned, self.pinned_label = last.post_id, last.before
+        self.undone = last if last.kind == "label" else None
         self._show_counts()
         self._show_current()
         self._save_session()
@@ -343,56 +394,7 @@ class LabelScreen(ScorePoolKey, Screen):
                 self.bizsent.write(lambda db: add_note(db, pid, text))
                 self.notify(f"note saved on post {pid}")
 
-        self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)"), save)
-
-    # -- session settings ------------------------------------------------------------------------------------
-
-    def action_toggle_split(self) -> None:
-        self.split = "train" if self.split == "test" else "test"
-        if self.split == "test" and not self.random_sample:
-            self.notify("the test split takes posts in random order only: answers go to the train pool until the "
-                        "order is random (o) without disagreements first (d)", timeout=6)
-        self._show_flags()
-        if self.bizsent.settings.labeling.test_reserve > 0:  # the test reservation is a queue of its own
-            self.reload_queue()
-        self._save_session()
-
-    def action_cycle_order(self) -> None:
-        # "filter" is in the cycle once `f` has set one; until then `o` steps over it.
-        orders = [o for o in QUEUE_ORDERS if o != "filter" or self.filter_text]
-        self.order = orders[(orders.index(self.order) + 1) % len(orders)] if self.order in orders else orders[0]
-        self.notice = ""
-        self._show_flags()
-        self.reload_queue()
-        self._save_session()
-
-    def action_toggle_disagree_first(self) -> None:
-        self.disagree_first = not self.disagree_first
-        self._show_flags()
-        self.reload_queue()
-        self._save_session()
+        self.app.push_screen(PromptModal(f"note on post {pid} (enter saves, escape cancels)", keep=save), save)
 
     def action_scroll_text(self, pages: int) -> None:
         self.query_one(LabelPostView).scroll_text(pages)
-
-    def action_filter(self) -> None:
-        def apply(text: str | None) -> None:
-            if text is None:
-                if self.order == "filter" and not self.filter_text:
-                    self.order = "random"
-                self._show_flags()
-                return
-            self.filter_text, self.order = text.strip(), "filter"
-            self._show_flags()
-            self.reload_queue()
-            self._save_session()
-
-        self.app.push_screen(
-            PromptModal("queue filter: text and/or source:label (e.g. openai:bullish moon)", self.filter_text),
-            apply,
-        )
-
-    def action_cycle_goal(self) -> None:
-        self.goal = GOALS[(GOALS.index(self.goal) + 1) % len(GOALS)] if self.goal in GOALS else GOALS[0]
-        self._show_counts()
-        self._save_session()

@@ -335,10 +335,11 @@ class PodsScreen(BizsentNode, Screen):
         self.app.push_screen(ConfirmModal(question, yes=yes), callback=answered)
 
     def _pod_action(self, db, pod: PodView, what: str) -> str:
-        from bizsent.core.pods import api, orphans
+        from bizsent.core.pods import api
+        from bizsent.jobs.pod_run import stop_or_terminate
 
         with api.client(self.bizsent.settings) as client:
-            return orphans.stop_or_terminate(db, client, pod.pod_id, what)
+            return stop_or_terminate(db, client, pod.pod_id, what)
 
     def _run_action(self, action: Callable[..., str]) -> None:
         self.run_worker(lambda: self._action_worker(action), thread=True, group="pods-action")

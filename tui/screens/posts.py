@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bizsent.core.label.human import not_labelable
 from bizsent.core.label.providers import origins
 from bizsent.core.labels import LABELS, SPLITS
 from bizsent.core.store.browse import (
@@ -245,6 +246,11 @@ class PostsScreen(BizsentNode, Screen):
         pid = self.query_one(PostTable).current_id
         if pid is None:
             self.notify("no post under the cursor")
+            return
+        with reading(self.bizsent.db_path) as db:  # one indexed read, on the key press that asks for it
+            refused = not_labelable(db, pid)
+        if refused:
+            self.notify(refused, severity="warning")
             return
         await self.app.switch_mode("label")
         screen = self.app.screen

@@ -30,6 +30,7 @@ from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
 from bizsent.tui.pool_job import ScorePoolKey
+from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import post_text
@@ -95,7 +96,7 @@ def label_lines(item: SpotItem) -> Text:
     return out
 
 
-class SpotCheckScreen(ScorePoolKey, Screen):
+class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
     BINDINGS = [
@@ -109,6 +110,8 @@ class SpotCheckScreen(ScorePoolKey, Screen):
         Binding("r", "next_run", "run", show=False),
         Binding("j,down", "move(1)", "next", show=False),
         Binding("k,up", "move(-1)", "previous", show=False),
+        digit_guard("123"),
+        Binding("q", "quit_confirm", "quit"),
     ]
     HELP = (
         "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "

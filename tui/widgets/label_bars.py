@@ -23,11 +23,12 @@ class LabelFlags(Static):
         super().__init__(id=id)
         self._line = ""
 
-    def show(self, *, sarcastic: bool, unsure: bool, split: str, random_sample: bool, order: str) -> None:
-        """`order`: the order as the user should read it; `random_sample`: whether it may add to the test split."""
+    def show(self, *, sarcastic: bool, unsure: bool, split: str, why: str, order: str) -> None:
+        """`split`: where the next answer goes; `why`: the reason when that is not the session's choice (t);
+        `order`: the order as the user should read it."""
         shown = "[b green]TEST[/]" if split == "test" else "[b yellow]TRAIN[/]"
-        if split == "test" and not random_sample:
-            shown = "[b yellow]TRAIN[/] (test: random order only)"
+        if why:
+            shown += f" ({why})"
         line = (f"{_flag('s', 'sarcastic', sarcastic)} {_flag('w', 'unsure', unsure)}"
                 f"  split {shown} (t)  order [b]{order}[/] (o)")
         if line != self._line:  # unchanged on most keys: repainting it would only cost time

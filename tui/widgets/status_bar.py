@@ -10,7 +10,8 @@ from textual.widget import Widget
 
 def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
                 f_keys: bool = False) -> Text:
-    """`f_keys`: the screen switches by F-keys only (Label), so the bar says F1..F6 rather than 1..6."""
+    """`f_keys`: the screen switches by F-keys only (Label, Spot-check: digits label there), so the bar says
+    F1.. rather than 1.."""
     out = Text()
     for number, (mode, title) in enumerate(screens, start=1):
         style = "bold reverse" if mode == current else "dim"
