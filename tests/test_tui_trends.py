@@ -7,7 +7,6 @@ import time
 
 from bizsent.core.coins import catalog
 from bizsent.core.coins.tags import tag_posts
-from bizsent.core.coins.trends import DAY_S
 from bizsent.core.store import now as stamp
 from bizsent.core.store.posts import save_posts
 from bizsent.core.store.records import ImageRef, NewPost
@@ -17,6 +16,8 @@ from bizsent.tui.widgets.image_preview import ImagePreview
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from fakes.tui import open_screen, png, until
 from textual.widgets import DataTable, Static
+
+DAY_S = 86_400
 
 
 def predict(db, post_no: int, label: str) -> None:
