@@ -142,8 +142,9 @@ class TrendsScreen(BizsentNode, Screen):
             return
         movers = "  ".join(f"{t.coin} {t.change(MIN_SCORED):+.2f}" for t in self.data.movers) or "none yet"
         run = f"run {self.data.run_id}" if self.data.run_id is not None else "no predictions yet"
-        note.update(Text.assemble((f"top movers, 24 h to {_utc(self.data.now)} UTC (newest post): ", "bold"),
-                                  movers, (f"   ({run})", "dim")))
+        until = _utc(self.data.now, "%Y-%m-%d %H:%M")
+        note.update(Text.assemble((f"top movers, 24 h to {until} UTC (newest post): ", "bold"), movers,
+                                  (f"   ({run})", "dim")))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
@@ -207,7 +208,7 @@ class TrendsScreen(BizsentNode, Screen):
         self.app.call_from_thread(preview.show, picture)
 
 
-def _utc(unix: int) -> str:
+def _utc(unix: int, form: str = "%m-%d %H:%M") -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(unix, UTC).strftime("%m-%d %H:%M")
+    return datetime.fromtimestamp(unix, UTC).strftime(form)
