@@ -84,8 +84,6 @@ def trends(
     = None,
 ) -> None:
     """Sentiment per coin over time: bullish and bearish shares with 95% intervals, volume, top movers."""
-    import time
-
     from bizsent.core.coins import catalog
     from bizsent.core.coins.tags import tag_posts
     from bizsent.core.coins.trends import trends as compute
@@ -94,11 +92,12 @@ def trends(
     db = c.db(create=False)
     cat = catalog(c.settings.coins)
     tag_posts(db, cat)
-    result = compute(db, cat.display, now=int(time.time()), days=days, run_id=run)
+    result = compute(db, cat.display, days=days, run_id=run)  # up to the newest post
     if as_json:
         typer.echo(json.dumps(result.as_json(min_scored=5)))
         return
-    typer.echo(f"last 24 h, predictions of run {result.run_id}; share [95% interval]")
+    typer.echo(f"24 h up to {_utc(result.now)} UTC (the newest post), predictions of run {result.run_id};"
+               " share [95% interval]")
     for t in result.coins:
         posts, scored, bull, bear = t.window(True)
         typer.echo(f"{t.coin:<8} {posts:>6} posts {scored:>6} scored  bullish {_share(bull, scored)}  "
@@ -112,3 +111,9 @@ def _share(hits: int, n: int) -> str:
 
     s = wilson(hits, n)
     return "   -" if s.value is None else f"{s.value:4.0%} [{s.low:.0%}-{s.high:.0%}]"
+
+
+def _utc(unix: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M")

@@ -77,7 +77,8 @@ def test_the_rebuilt_table_keeps_its_rules_indexes_and_history_triggers(version_
     db = open_db(version_7)
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'labels'")}
     assert {"labels_post", "labels_source_split"} <= indexes
-    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                         " AND tbl_name = 'labels'")}
     assert triggers == {"label_history_insert", "label_history_update", "label_history_delete"}
     # a provider no migration ever heard of is just data
     label_id = set_label(db, 3, NewLabel(label="bearish", source="api", labeler="echo:echo-1@p3"))

@@ -7,7 +7,7 @@ import time
 
 from bizsent.core.coins import catalog
 from bizsent.core.coins.tags import tag_posts
-from bizsent.core.coins.trends import DAY_S
+from bizsent.core.demo import seed_demo
 from bizsent.core.store import now as stamp
 from bizsent.core.store.posts import save_posts
 from bizsent.core.store.records import ImageRef, NewPost
@@ -17,6 +17,8 @@ from bizsent.tui.widgets.image_preview import ImagePreview
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from fakes.tui import open_screen, png, until
 from textual.widgets import DataTable, Static
+
+DAY_S = 86_400
 
 
 def predict(db, post_no: int, label: str) -> None:
@@ -82,3 +84,25 @@ async def test_trends_screen_shows_coins_updates_live_and_drills_down(settings, 
         await until(pilot, lambda: preview.picture.image is None and "missing" in preview.placeholder_text)
         await pilot.press("escape")
         assert not screen.query_one("#trends-drill").has_class("open") and coins.has_focus
+
+
+async def test_trends_on_demo_data_shows_the_demo_day_and_moves_as_posts_are_scored(settings, db) -> None:
+    """The demo's posts are dated January 2025: the windows end at the newest post, so the screen is full."""
+    settings.tui.refresh_s = 0.05
+    seed_demo(db, settings.image_dir, n_posts=60, seed=3)
+    tag_posts(db, catalog(settings.coins))
+    top, mentions = db.execute("SELECT coin, count(*) FROM post_coins GROUP BY coin ORDER BY 2 DESC, 1").fetchone()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_screen(app, pilot, "trends", TrendsScreen)
+        coins = screen.query_one("#trends-coins", DataTable)
+        await until(pilot, lambda: coins.row_count > 0)
+        assert cell(coins, top, 1) == str(mentions) and cell(coins, top, 2) == "0"
+        assert "2025-01-1" in str(screen.query_one("#trends-movers", Static).render())  # which day it shows
+        db.execute("INSERT INTO runs (id, kind, name, state, created_at) VALUES (1, 'endpoint', 'endpoint:x',"
+                   " 'done', ?)", [stamp()])
+        for (post_id,) in db.execute("SELECT post_id FROM post_coins WHERE coin = ?", [top]).fetchall():
+            db.execute("INSERT INTO predictions (run_id, post_id, label, probs, created_at) VALUES"
+                       " (1, ?, 'bullish', '{}', ?)", [post_id, stamp()])
+        await until(pilot, lambda: cell(coins, top, 2) == str(mentions))
+        assert cell(coins, top, 3).startswith("100%")

@@ -1,8 +1,12 @@
 """What /biz/ feels about each coin, now and over time: the numbers behind the Trends screen and `bizsent trends`.
 
 A post counts for every coin it mentions (post_coins) and is scored by the model's prediction for it from one
-run: the given one, else the newest run with predictions (the live endpoint's as posts arrive). Time runs
-backwards from `now` in whole days, so bucket 0 is always the last 24 hours. Shares come with a Wilson 95%
+run: the given one, else the newest run with predictions (the live endpoint's as posts arrive). Counts come from
+per-coin, per-hour totals (coin_hours, coin_hour_scores: migration 14, kept by triggers), so a read costs the
+same on a million posts as on a hundred. Time runs backwards from `now` in whole days of whole hours, so bucket 0
+is the 24 hours up to the end of `now`'s hour. The screen and `bizsent trends` put `now` at the newest post with
+a coin mention (newest_post_time), not the wall clock: a store whose collection stopped (or the demo's, dated
+in the past) still shows its last day, and its header says which day that is. Shares come with a Wilson 95%
 interval, which stays honest for the handful of posts a small coin gets in a day.
 A mover is a coin whose net sentiment (bullish share minus bearish share) in the last 24 hours differs most from
 that of the BASELINE_DAYS days before, among coins with at least `min_scored` scored posts in both; so the
@@ -12,11 +16,12 @@ movers and every coin's change need only the last BASELINE_DAYS + 1 days (the sc
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import sqlite_utils
 
-DAY_S = 86_400
+HOUR_S = 3_600
 Z95 = 1.96
 BASELINE_DAYS = 7  # what the last 24 hours are compared with
 
@@ -83,6 +88,7 @@ class CoinTrend:
 class Trends:
     run_id: int | None
     days: int
+    now: int  # where the windows end (unix seconds)
     coins: list[CoinTrend] = field(default_factory=list)  # by posts in the last 24 hours, then the 7 days before
     movers: list[CoinTrend] = field(default_factory=list)
 
@@ -99,8 +105,14 @@ class Trends:
                                 "bullish": share(p.bullish_share), "bearish": share(p.bearish_share)}
                                for p in t.series]}
 
-        return {"run_id": self.run_id, "days": self.days, "coins": [coin(t) for t in self.coins],
+        return {"run_id": self.run_id, "days": self.days, "now": self.now, "coins": [coin(t) for t in self.coins],
                 "movers": [{"coin": t.coin, "change": t.change(min_scored)} for t in self.movers]}
+
+
+def newest_post_time(db: sqlite_utils.Database) -> int | None:
+    """The end of the newest hour with a coin mention: where the screen anchors its windows (see the module doc)."""
+    row = db.execute("SELECT max(hour) FROM coin_hours WHERE posts > 0").fetchone()
+    return None if row is None or row[0] is None else row[0] * HOUR_S + HOUR_S - 1
 
 
 def newest_scored_run(db: sqlite_utils.Database) -> int | None:
@@ -108,16 +120,19 @@ def newest_scored_run(db: sqlite_utils.Database) -> int | None:
     return row[0] if row else None
 
 
-def trends(db: sqlite_utils.Database, names: dict[str, str], *, now: int, days: int = 30,
+def trends(db: sqlite_utils.Database, names: dict[str, str], *, now: int | None = None, days: int = 30,
            run_id: int | None = None, top: int = 30, movers: int = 5, min_scored: int = 5) -> Trends:
-    """Per-coin series over the last `days` days and the top movers (see the module doc)."""
+    """Per-coin series over the last `days` days up to `now` (default: newest_post_time) and the top movers."""
+    if now is None:
+        now = newest_post_time(db) or int(time.time())
     run = run_id if run_id is not None else newest_scored_run(db)
+    last = now // HOUR_S  # the hour `now` falls in counts whole: totals are per hour (coin_hours)
     rows = db.execute(
-        "SELECT c.coin, (? - p.time) / ? AS ago, count(*), count(r.label), sum(r.label = 'bullish'),"
-        " sum(r.label = 'bearish') FROM posts p JOIN post_coins c ON c.post_id = p.id"
-        " LEFT JOIN predictions r ON r.post_id = p.id AND r.run_id = ?"
-        " WHERE p.time > ? AND p.time <= ? GROUP BY c.coin, ago",
-        [now, DAY_S, run, now - days * DAY_S, now]).fetchall()
+        "SELECT h.coin, (? - h.hour) / 24 AS ago, sum(h.posts), sum(coalesce(s.scored, 0)),"
+        " sum(coalesce(s.bullish, 0)), sum(coalesce(s.bearish, 0)) FROM coin_hours h"
+        " LEFT JOIN coin_hour_scores s ON s.run_id = ? AND s.hour = h.hour AND s.coin = h.coin"
+        " WHERE h.hour > ? AND h.hour <= ? AND h.posts > 0 GROUP BY h.coin, ago",
+        [last, run, last - days * 24, last]).fetchall()
     by_coin: dict[str, list[DayPoint]] = {}
     for coin, ago, posts, scored, bull, bear in rows:
         by_coin.setdefault(coin, []).append(DayPoint(int(ago), posts, scored, bull or 0, bear or 0))
@@ -126,7 +141,7 @@ def trends(db: sqlite_utils.Database, names: dict[str, str], *, now: int, days: 
     found.sort(key=lambda t: (-t.window(True)[0], -t.window(False)[0], t.coin))
     moving = sorted((t for t in found if t.change(min_scored) is not None),
                     key=lambda t: -abs(t.change(min_scored)))  # type: ignore[arg-type]
-    return Trends(run, days, found[:top], moving[:movers])
+    return Trends(run, days, now, found[:top], moving[:movers])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Schema migrations. Migration N brings a database from user_version N-1 to N; never edit a released one."""
 
+from bizsent.core.store.coin_totals import COIN_TOTALS
+
 MIGRATIONS: list[str] = [
     # 1: the tables of the architecture guide.
     """
@@ -380,6 +382,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (board, kind, key)
     );
     """,
+    # 14: per-coin, per-hour totals for Trends, kept by triggers (core.store.coin_totals says how).
+    COIN_TOTALS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

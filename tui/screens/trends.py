@@ -1,9 +1,9 @@
 """Trends: what /biz/ feels about each coin, now and over time (the numbers of core.coins.trends).
 
-Coins by posts in the last 24 hours with their bullish and bearish shares and 95% intervals; the selected coin's
-shares and volume per day as a plot; the top movers; `enter` drills down to the coin's newest posts with their
-images and predictions, `escape` goes back. The screen reads the store on a timer, so shares move as the live
-endpoint scores new posts.
+Coins by posts in the 24 hours up to the newest post (core.coins.trends: not the clock) with their bullish and
+bearish shares and 95% intervals; the selected coin's shares and volume per day as a plot; the top movers;
+`enter` drills down to the coin's newest posts with their images and predictions, `escape` goes back. The screen
+reads the store on a timer, so shares move as the live endpoint scores new posts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bizsent.core.coins.trends import BASELINE_DAYS, CoinPost, Trends, coin_posts, trends, wilson
+from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wilson
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -102,17 +102,13 @@ class TrendsScreen(BizsentNode, Screen):
 
     @background("reading the trends", group="trends-poll", exclusive=True)
     def _poll(self) -> None:
-        import time
-
         from bizsent.core.coins import catalog
 
         names = catalog(self.bizsent.settings.coins).display
-        now = int(time.time())
         with reading(self.bizsent.db_path) as db:
-            # The table and the movers need only the last BASELINE_DAYS + 1 days: shown first, then the plot's
-            # full history (the same coins and changes, longer series).
-            self.post_message(self.Polled(trends(db, names, now=now, days=BASELINE_DAYS + 1, min_scored=MIN_SCORED)))
-            self.post_message(self.Polled(trends(db, names, now=now, days=DAYS, min_scored=MIN_SCORED)))
+            # Anchored on the newest post, not the clock (core.coins.trends). Read from the hourly totals, the
+            # whole history costs little more than the week the table needs, so it is one read.
+            self.post_message(self.Polled(trends(db, names, days=DAYS, min_scored=MIN_SCORED)))
         if "plotext" not in sys.modules:
             import plotext  # noqa: F401  (a quarter second: here, after the table's data, not on the event loop)
 
@@ -146,7 +142,9 @@ class TrendsScreen(BizsentNode, Screen):
             return
         movers = "  ".join(f"{t.coin} {t.change(MIN_SCORED):+.2f}" for t in self.data.movers) or "none yet"
         run = f"run {self.data.run_id}" if self.data.run_id is not None else "no predictions yet"
-        note.update(Text.assemble(("top movers, 24 h: ", "bold"), movers, (f"   ({run})", "dim")))
+        until = _utc(self.data.now, "%Y-%m-%d %H:%M")
+        note.update(Text.assemble((f"top movers, 24 h to {until} UTC (newest post): ", "bold"), movers,
+                                  (f"   ({run})", "dim")))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
@@ -210,7 +208,7 @@ class TrendsScreen(BizsentNode, Screen):
         self.app.call_from_thread(preview.show, picture)
 
 
-def _utc(unix: int) -> str:
+def _utc(unix: int, form: str = "%m-%d %H:%M") -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(unix, UTC).strftime("%m-%d %H:%M")
+    return datetime.fromtimestamp(unix, UTC).strftime(form)
