@@ -131,7 +131,18 @@ class TrendsScreen(BizsentNode, Screen):
         if coins:
             table.move_cursor(row=coins.index(self.coin) if self.coin in coins else 0)
             self._select(self.coin if self.coin in coins else coins[0])
+            at = coins.index(self.coin)
+            ahead = self.data.coins[at + 1:] + self.data.coins[:at]  # the cursor's next coins first
+            self.call_after_refresh(self._predraw, [(t.coin, t.series) for t in ahead])
         self._show_movers()
+
+    @background("drawing the coins' plots", group="trends-predraw", exclusive=True)
+    def _predraw(self, plots: list) -> None:
+        """Draw the other coins' plots ahead (off the event loop), once the table is on screen: a key press
+        then shows a plot already drawn."""
+        import plotext  # noqa: F401  (imported here too: this worker may start before the poll's import ends)
+
+        self.query_one(TrendPlot).predraw(plots)
 
     def _show_movers(self) -> None:
         assert self.data is not None
