@@ -131,4 +131,4 @@ def _collect_what(job: Job) -> str:
 register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, resumable=_always,
               interrupt_on_cancel=True,
               cancel_says=lambda p: "it stops at once while it waits for the next round, or mid-round as Ctrl-C"
-              " would; what it collected stays"))
+              " would"))
