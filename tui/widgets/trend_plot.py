@@ -3,7 +3,7 @@ axis), drawn with plotext into a string at the widget's size (the pattern and th
 
 from __future__ import annotations
 
-import sys
+import threading
 from collections.abc import Sequence
 
 from bizsent.core.coins.trends import DayPoint
@@ -16,7 +16,20 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 BULL_COLOR, BEAR_COLOR, VOLUME_COLOR = 10, 9, 8  # xterm-256: green, red, grey
+_LOADED = threading.Event()  # plotext is imported (its import takes a quarter second: see load_plotext)
 KEEP_DRAWN = 128  # plots kept (coins x sizes x data); all are dropped past it, the next draws refill it
+
+
+def load_plotext() -> None:
+    """Import plotext, from a worker thread. The widget draws only once this has returned: a module is in
+    sys.modules while its import still runs, and an event loop that imported it then would wait for the rest."""
+    import plotext  # noqa: F401
+
+    _LOADED.set()
+
+
+def plotext_loaded() -> bool:
+    return _LOADED.is_set()
 
 
 def render_trend(series: Sequence[DayPoint], width: int, height: int) -> str:
@@ -85,8 +98,8 @@ class TrendPlot(Widget):
         """The widget's lines at its current size (the same Strip objects until something changes, so the
         compositor's per-strip caches hit)."""
         size = self.content_size
-        if self._shown[0] != (size, "plotext" in sys.modules):
-            self._shown = ((size, "plotext" in sys.modules),
+        if self._shown[0] != (size, plotext_loaded()):
+            self._shown = ((size, plotext_loaded()),
                            self._lines(self.coin, self.series, size.width, size.height))
         return self._shown[1]
 
@@ -101,7 +114,7 @@ class TrendPlot(Widget):
         if lines is None:
             drawn = [strip.crop_extend(0, width, None) for strip in self._build(coin, series, width, height)]
             lines = drawn[:height] + [Strip.blank(width)] * (height - len(drawn))
-            if "plotext" in sys.modules:  # not the placeholder shown while it loads
+            if plotext_loaded():  # not the placeholder shown while it loads
                 if len(self._drawn) >= KEEP_DRAWN:
                     self._drawn.clear()
                 self._drawn[key] = lines
@@ -113,7 +126,7 @@ class TrendPlot(Widget):
             return [_note("no coin selected" if not coin else f"no posts mention {coin}")]
         if width < MIN_WIDTH or height < MIN_HEIGHT:
             return [_note(f"too small for the plot ({width}x{height})")]
-        if "plotext" not in sys.modules:  # the screen's worker imports it; drawing waits rather than the keys
+        if not plotext_loaded():  # the screen's worker imports it; drawing waits rather than the keys
             return [_note("drawing…")]
         legend = Strip([Segment(f"{coin}  ", Style(bold=True)), Segment("━ ", _color(BULL_COLOR)),
                         Segment("bullish  "), Segment("━ ", _color(BEAR_COLOR)), Segment("bearish  "),
