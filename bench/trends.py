@@ -2,9 +2,12 @@
 
 Builds a store of N_POSTS posts over DAYS days (about 60% mention a coin, 80% of those scored by one run), then:
 - trends_s: core.coins.trends.trends on it (what the screen's worker computes), median of 3;
-- first_paint_s: the console (once its first screen has settled) switched to Trends until its coin table is
-  filled (Textual's Pilot, the real app);
-- p95_key_ms: `down` in the coin table until the plot shows the next coin, drawn (40 presses);
+- first_paint_s: the console (once its first screen has settled) switched to Trends until the frame with its coin
+  table filled is handed to the terminal driver (the real app under Textual's test driver; see to_frame);
+- p95_key_ms: `down` (then `up`, back) in the coin table until the frame with the next coin's plot drawn is handed
+  to the driver (40 keys, sent as the terminal driver sends them: no Pilot idle waits in the figure);
+- first_paint_cpu_s, p95_key_cpu_ms: the process's CPU time over the same spans (on a loaded machine the rest of
+  the wall time is waiting for a core; load_avg says how loaded);
 - score_hour_s: HOUR_POSTS new posts with images scored by jobs.live_predict.predict_new through the fake RunPod
   queue API (tests/fakes/serverless_server.py) answering at once with a fixed prediction: the pipeline's own
   cost (claims, ledger, HTTP, storage), not the model's.
