@@ -4,6 +4,7 @@ Spot-check screens' tests. Posts come from fakes.tui.build_store."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import sqlite_utils
 from bizsent.core.labels import LABELS
@@ -13,8 +14,9 @@ from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
 
 
-def add_run(db: sqlite_utils.Database, name: str = "run-a", kind: str = "train", state: str = "done") -> int:
-    run_id = create_run(db, kind=kind, name=name, base_model="/nowhere/tiny", params={"bundle": "/nowhere/bundle"})
+def add_run(db: sqlite_utils.Database, name: str = "run-a", kind: str = "train", state: str = "done",
+            bundle: str = "/nowhere/bundle") -> int:
+    run_id = create_run(db, kind=kind, name=name, base_model="/nowhere/tiny", params={"bundle": bundle})
     if state != "running":
         finish_run(db, run_id, state, adapter_path="/nowhere/adapter")
     return run_id
@@ -46,3 +48,10 @@ def add_predictions(db: sqlite_utils.Database, run_id: int, by_post: dict[int, d
 def human(db: sqlite_utils.Database, pid: int, label: str, split: str = "test", sarcastic: bool = False) -> int:
     return set_label(db, pid, NewLabel(label=label, source="human", split=split, labeler="human",
                                        sarcastic=sarcastic))
+
+
+def dev_bundle(folder: Path, post_ids: list[int]) -> str:
+    """A bundle folder holding only a dev split of these posts (what compare reads of a bundle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dev.jsonl").write_text("".join(json.dumps({"post_id": pid}) + "\n" for pid in post_ids))
+    return str(folder)
