@@ -87,29 +87,9 @@ def test_disagreements_are_the_posts_where_the_labels_differ():
 
 @pytest.fixture
 def two_runs(settings, db, tmp_path):
-    """Test: posts 1-6 human test labels (6 unsure); A scored 1-5 and 7 (no truth), B scored 1-4 and 6.
-    Dev: posts 8-11 human train labels; A's bundle has 8-11 in dev, B's 8-10; both scored 8-11."""
-    from bizsent.core.store.posts import set_label
-    from bizsent.core.store.records import NewLabel
-    from fakes.eval_runs import add_predictions, add_run, dev_bundle, human, probs
-    from fakes.tui import build_store
+    from fakes.eval_runs import two_scored_runs
 
-    store = build_store(db, settings.image_dir)
-    truth = {1: B, 2: B, 3: N, 4: U, 5: U}
-    for no, label in truth.items():
-        human(db, store[no], label)
-    set_label(db, store[6], NewLabel(label=N, source="human", split="test", labeler="human", unsure=True))
-    for no, label in {8: B, 9: N, 10: U, 11: U}.items():
-        human(db, store[no], label, split="train")
-    dev_a = dev_bundle(tmp_path / "ba", [store[n] for n in (8, 9, 10, 11)])
-    a = add_run(db, name="zero-shot", kind="eval", bundle=dev_a)
-    b = add_run(db, name="tuned", bundle=dev_bundle(tmp_path / "bb", [store[n] for n in (8, 9, 10)]))
-    bear, neu, bull = probs(0.8, 0.1, 0.1), probs(0.1, 0.8, 0.1), probs(0.1, 0.1, 0.8)
-    add_predictions(db, a, {store[1]: bear, store[2]: neu, store[3]: bull, store[4]: bull, store[5]: bull,
-                            store[7]: bear, store[8]: neu, store[9]: neu, store[10]: bull, store[11]: bull})
-    add_predictions(db, b, {store[1]: bear, store[2]: bear, store[3]: neu, store[4]: bull, store[6]: neu,
-                            store[8]: bear, store[9]: neu, store[10]: neu, store[11]: bear})
-    return store, a, b
+    return two_scored_runs(db, settings.image_dir, tmp_path)
 
 
 def test_compare_on_test_uses_only_posts_both_scored_with_a_sure_human_label(db, two_runs):
@@ -168,7 +148,8 @@ def test_cli_prints_tables_and_json(settings, two_runs):
     assert out.returncode == 0, out.stderr
     assert "on the 4 human test posts both scored (1 scored only by run" in out.stdout
     assert "accuracy (test, n=4): A 50.0% → B 100.0%, B − A +50.0 points [95% CI" in out.stdout
-    assert "McNemar on accuracy (test, n=4): 2 posts only B got right, 0 only A: p = 0.5 (exact binomial)" in out.stdout
+    assert ("McNemar on accuracy (test, n=4): B right where A wrong 2, A right where B wrong 0: p = 0.5 (exact "
+            "binomial)") in out.stdout
     assert "they disagree on 2 of the 4 test posts" in out.stdout
     js = _cli(settings, "zero-shot", "tuned", "--json")
     assert js.returncode == 0, js.stderr

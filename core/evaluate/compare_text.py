@@ -61,7 +61,7 @@ def summary_lines(c: Comparison) -> list[str]:
         title(c),
         _diff_line("accuracy", s.accuracy, where(c)),
         _diff_line("macro-F1", s.macro_f1, where(c)) + f" ({boot})",
-        f"McNemar on accuracy ({where(c)}): {m.b_only} posts only B got right, {m.a_only} only A: "
+        f"McNemar on accuracy ({where(c)}): B right where A wrong {m.b_only}, A right where B wrong {m.a_only}: "
         f"p = {m.p_value:.3g} ({m.method})",
         verdict(c),
         f"they disagree on {len(s.disagree)} of the {s.n} {c.split} posts",
