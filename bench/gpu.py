@@ -47,7 +47,8 @@ GIB = 1024**3
 PARTS = ("train_typical", "train_longest", "pool_scoring")
 KEYS = ("mode", "device", "cuda_skipped", "tiny_train_s_per_example", "tiny_score_posts_per_s",
         "tiny_scored_outside_autocast", "tiny_val_accuracy", "seconds",
-        *(f"{part}_{what}" for part in PARTS for what in ("rows", "tokens", "peak_gib", "estimate_gib")),
+        *(f"{part}_{what}" for part in PARTS
+          for what in ("rows", "tokens", "peak_allocated_gib", "peak_reserved_gib", "estimate_gib")),
         "train_typical_s_per_example", "train_longest_s_per_example", "pool_scoring_posts_per_s")
 
 
@@ -247,6 +248,15 @@ def step_timer():
     return StepTimer()
 
 
+def peaks(part: str) -> dict[str, float]:
+    """Peak memory since the last reset: what tensors held, and what the caching allocator took from the GPU
+    (allocated plus fragmentation; the estimate's CUDA context, about 1 GiB, is in neither)."""
+    import torch
+
+    return {f"{part}_peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
+            f"{part}_peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
+
+
 def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, steps: int) -> dict:
     """Train on the typical and the longest batch, then score the pool batch: peak memory and speed of each."""
     import torch
@@ -260,7 +270,7 @@ def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, ste
         timer = step_timer()
         torch.cuda.reset_peak_memory_stats()
         result = train(mini, work / f"{part}-run", cfg, max_steps=steps, callbacks=[timer], resume=False)
-        out[f"{part}_peak_gib"] = torch.cuda.max_memory_allocated() / GIB
+        out.update(peaks(part))
         out[f"{part}_s_per_example"] = statistics.median(timer.times[1:] or timer.times) / cfg.batch_size
         adapter = adapter or result.adapter_dir
         free_memory()
@@ -270,7 +280,7 @@ def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, ste
     items = score_inputs(work / "train_longest-bundle", rows)
     _, rate = timed_score(model, load_processor(folder, cfg.max_pixels), items, cfg.batch_size, embeddings=True,
                           repeats=SCORE_REPEATS)
-    out["pool_scoring_peak_gib"] = torch.cuda.max_memory_allocated() / GIB
+    out.update(peaks("pool_scoring"))
     out["pool_scoring_posts_per_s"] = rate
     del model
     free_memory()
@@ -287,7 +297,8 @@ def big_check(work: Path, cuda: bool, steps: int, bundle: Path | None = None) ->
     batches, how = chosen_batches(folder, bundle, cfg)
     out: dict = {}
     for part, (_, shape) in batches.items():
-        out.update({f"{part}_rows": shape.rows, f"{part}_tokens": shape.seq, f"{part}_peak_gib": None})
+        out.update({f"{part}_rows": shape.rows, f"{part}_tokens": shape.seq, f"{part}_peak_allocated_gib": None,
+                    f"{part}_peak_reserved_gib": None})
     out.update({f"{part}_estimate_gib": gib for part, gib in estimates(cfg, folder, batches).items()})
     out.update(train_typical_s_per_example=None, train_longest_s_per_example=None, pool_scoring_posts_per_s=None)
     if cuda:
@@ -326,13 +337,16 @@ def report(out: dict, notes: list[str]) -> None:
           f"{_cell(out['tiny_score_posts_per_s'], '.1f')} posts/s scored, scored outside autocast with the training "
           f"dtype mix: {'ok' if out['tiny_scored_outside_autocast'] else 'FAILED'}, validation accuracy "
           f"{_cell(out['tiny_val_accuracy'], '.3f')}")
-    print(f"{'7B shape':<16}{'rows':>5}{'tokens':>8}{'peak GiB':>10}{'estimate GiB':>14}{'s/example':>11}"
-          f"{'posts/s':>9}")
+    print(f"{'7B shape':<16}{'rows':>5}{'tokens':>8}{'allocated':>11}{'reserved':>10}{'estimate':>10}"
+          f"{'s/example':>11}{'posts/s':>9}   (peak GiB: allocated, reserved; estimate GiB)")
     for part in PARTS:
-        speed = out.get(f"{part}_s_per_example")
         print(f"{part:<16}{out[f'{part}_rows']:>5}{out[f'{part}_tokens']:>8}"
-              f"{_cell(out[f'{part}_peak_gib'], '.2f'):>10}{out[f'{part}_estimate_gib']:>14.2f}"
-              f"{_cell(speed, '.3f'):>11}{_cell(out.get(f'{part}_posts_per_s'), '.1f'):>9}")
+              f"{_cell(out[f'{part}_peak_allocated_gib'], '.2f'):>11}"
+              f"{_cell(out[f'{part}_peak_reserved_gib'], '.2f'):>10}"
+              f"{out[f'{part}_estimate_gib']:>10.2f}{_cell(out.get(f'{part}_s_per_example'), '.3f'):>11}"
+              f"{_cell(out.get(f'{part}_posts_per_s'), '.1f'):>9}")
+    print("the estimate includes about 1 GiB of CUDA context and 10% fragmentation; allocated includes neither, "
+          "reserved the fragmentation")
     for note in notes:
         print(f"note: {note}")
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))

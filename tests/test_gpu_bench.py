@@ -34,7 +34,8 @@ def test_cpu_mode_skips_cuda_and_prints_every_key(gpu_bench, model_dir, tmp_path
     assert data["tiny_scored_outside_autocast"] is True
     assert data["tiny_train_s_per_example"] > 0 and data["tiny_score_posts_per_s"] > 0
     for part in gpu_bench.PARTS:  # measured only on CUDA; the estimate always
-        assert data[f"{part}_peak_gib"] is None and data[f"{part}_rows"] == 4
+        assert data[f"{part}_peak_allocated_gib"] is None and data[f"{part}_peak_reserved_gib"] is None
+        assert data[f"{part}_rows"] == 4
     assert data["train_longest_tokens"] >= data["train_typical_tokens"]
     # the estimate is core.model.memory's for the 7B's shape (from the config the bench wrote) and that batch
     shape = shape_from_config(tmp_path / "qwen7b-shape")
