@@ -141,7 +141,7 @@ class CompareScreen(BizsentNode, Screen):
             return
         for which, cm in (("a", c.stats.confusion_a), ("b", c.stats.confusion_b)):
             self.query_one(f"#cmp-{which}", ConfusionMatrix).show(cm, normalise=self.normalise,
-                                                                   title=matrix_title(c, which))
+                                                                   title=matrix_title(c, which), recall=False)
 
     def action_toggle_normalise(self) -> None:
         self.normalise = not self.normalise
