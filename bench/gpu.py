@@ -123,7 +123,7 @@ def tiny_check(work: Path, cuda: bool, steps: int, model_dir: Path | None = None
                    eval_steps=steps, keep_model=True, resume=False)
     items = score_inputs(bundle, read_split(bundle, "val") + read_split(bundle, "test"))
     processor = load_processor(model_dir, PIXELS)
-    if cuda:  # the model as training leaves it: 4-bit, bf16, fp32 norms; score() adds no trainer autocast
+    if cuda:  # the model as training leaves it (4-bit, bf16, fp32 norms), with no autocast around the call
         mixed = {p.dtype for p in result.model.parameters()} >= {torch.bfloat16, torch.float32}
         outside = mixed and len(timed_score(result.model, processor, items, 8)[0]) == len(items)
     else:
