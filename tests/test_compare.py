@@ -123,7 +123,7 @@ def test_compare_refuses_bad_requests_in_one_line(db, two_runs):
     _, a, b = two_runs
     with pytest.raises(BizsentError, match="pick two different runs"):
         compare_runs(db, a, a, "test")
-    with pytest.raises(BizsentError, match="unknown split 'val'"):
+    with pytest.raises(BizsentError, match="unknown split 'val'; compare on one of dev, test .training's val"):
         compare_runs(db, a, b, "val")
     lonely = add_run(db, name="unscored")
     with pytest.raises(BizsentError, match="no test post scored by both; score each with `bizsent eval RUN --test`"):

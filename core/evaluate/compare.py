@@ -81,6 +81,12 @@ def _dev_posts(run: RunRef, params: dict) -> set[int]:
     return {row["post_id"] for row in read_split(Path(bundle), "dev")}
 
 
+def unknown_split(split: str) -> BizsentError:
+    why = (" (training's val split keeps no predictions; dev is the human split `bizsent eval RUN` scores for "
+           "model choice)" if split == "val" else "")
+    return BizsentError(f"unknown split {split!r}; compare on one of {', '.join(COMPARE_SPLITS)}{why}")
+
+
 def split_truth(db: sqlite_utils.Database, split: str, runs: list[tuple[RunRef, dict]]) -> dict[int, str]:
     """Post id -> current human label, for the posts of `split` (see the module docstring)."""
     if split == "test":
@@ -91,7 +97,7 @@ def split_truth(db: sqlite_utils.Database, split: str, runs: list[tuple[RunRef, 
                  f" AND post_id IN ({', '.join('?' * len(posts))})")
         args = sorted(posts)
     else:
-        raise BizsentError(f"unknown split {split!r}; compare on one of {', '.join(COMPARE_SPLITS)}")
+        raise unknown_split(split)
     return dict(db.execute(f"SELECT post_id, label FROM labels WHERE {where}", args).fetchall())
 
 
@@ -103,7 +109,7 @@ def compare_runs(db: sqlite_utils.Database, run_a: int | str, run_b: int | str, 
                  n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
     """Run A against run B on the posts of `split` both have a prediction for."""
     if split not in COMPARE_SPLITS:
-        raise BizsentError(f"unknown split {split!r}; compare on one of {', '.join(COMPARE_SPLITS)}")
+        raise unknown_split(split)
     a, b = _run(db, run_a), _run(db, run_b)
     if a[0].id == b[0].id:
         raise BizsentError(f"both runs are run {a[0].id}; pick two different runs")
