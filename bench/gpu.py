@@ -33,6 +33,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,15 @@ KEYS = ("mode", "device", "cuda_skipped", "tiny_train_s_per_example", "tiny_scor
         *(f"{part}_{what}" for part in PARTS
           for what in ("rows", "tokens", "peak_allocated_gib", "peak_reserved_gib", "estimate_gib")),
         "train_typical_s_per_example", "train_longest_s_per_example", "pool_scoring_posts_per_s")
+
+
+@contextmanager
+def stage(spent: dict[str, float], name: str) -> Iterator[None]:
+    """Time a stage into `spent` and say so on stderr when it ends: a first GPU run shows where its minutes go."""
+    started = time.perf_counter()
+    yield
+    spent[name] = time.perf_counter() - started
+    print(f"[{name}: {spent[name]:.0f} s]", file=sys.stderr, flush=True)
 
 
 def demo_bundle(work: Path, max_pixels: int, name: str) -> Path:
@@ -257,7 +268,8 @@ def peaks(part: str) -> dict[str, float]:
             f"{part}_peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
 
 
-def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, steps: int) -> dict:
+def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, steps: int,
+                 spent: dict[str, float]) -> dict:
     """Train on the typical and the longest batch, then score the pool batch: peak memory and speed of each."""
     import torch
     from bizsent.core.model.modeling import free_memory, load_model, load_processor
@@ -269,17 +281,19 @@ def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, ste
         mini = mini_bundle(bundle, batches[part][0], work / f"{part}-bundle")
         timer = step_timer()
         torch.cuda.reset_peak_memory_stats()
-        result = train(mini, work / f"{part}-run", cfg, max_steps=steps, callbacks=[timer], resume=False)
+        with stage(spent, f"{part}: load + {steps} steps"):
+            result = train(mini, work / f"{part}-run", cfg, max_steps=steps, callbacks=[timer], resume=False)
         out.update(peaks(part))
         out[f"{part}_s_per_example"] = statistics.median(timer.times[1:] or timer.times) / cfg.batch_size
         adapter = adapter or result.adapter_dir
         free_memory()
     rows = batches["pool_scoring"][0]
     torch.cuda.reset_peak_memory_stats()
-    model = load_model(folder, load_in_4bit=True, adapter=adapter, quantize_vision=cfg.quantize_vision)
-    items = score_inputs(work / "train_longest-bundle", rows)
-    _, rate = timed_score(model, load_processor(folder, cfg.max_pixels), items, cfg.batch_size, embeddings=True,
-                          repeats=SCORE_REPEATS)
+    with stage(spent, "pool_scoring: load + score"):
+        model = load_model(folder, load_in_4bit=True, adapter=adapter, quantize_vision=cfg.quantize_vision)
+        items = score_inputs(work / "train_longest-bundle", rows)
+        _, rate = timed_score(model, load_processor(folder, cfg.max_pixels), items, cfg.batch_size,
+                              embeddings=True, repeats=SCORE_REPEATS)
     out.update(peaks("pool_scoring"))
     out["pool_scoring_posts_per_s"] = rate
     del model
@@ -287,11 +301,13 @@ def measure_cuda(work: Path, folder: Path, bundle: Path, cfg, batches: dict, ste
     return out
 
 
-def big_check(work: Path, cuda: bool, steps: int, bundle: Path | None = None) -> tuple[dict, list[str]]:
+def big_check(work: Path, cuda: bool, steps: int, spent: dict[str, float],
+              bundle: Path | None = None) -> tuple[dict, list[str]]:
     """Part 2: the 7B-shaped model's batches, the estimate for each, and on CUDA the measurements."""
     from bizsent.core.config import TrainSettings
 
-    folder = shape_folder(work, weights=cuda)
+    with stage(spent, "7B-shaped checkpoint" + (" built and saved" if cuda else " config (no weights)")):
+        folder = shape_folder(work, weights=cuda)
     cfg = TrainSettings(base_model=str(folder), grad_accum=1, seed=0, require_cuda=cuda)  # the 7B recipe
     bundle = Path(bundle) if bundle else demo_bundle(work, cfg.max_pixels, "bundle")
     batches, how = chosen_batches(folder, bundle, cfg)
@@ -302,7 +318,7 @@ def big_check(work: Path, cuda: bool, steps: int, bundle: Path | None = None) ->
     out.update({f"{part}_estimate_gib": gib for part, gib in estimates(cfg, folder, batches).items()})
     out.update(train_typical_s_per_example=None, train_longest_s_per_example=None, pool_scoring_posts_per_s=None)
     if cuda:
-        out.update(measure_cuda(work, folder, bundle, cfg, batches, steps))
+        out.update(measure_cuda(work, folder, bundle, cfg, batches, steps, spent))
     return out, [f"bundle {bundle}: {how}", f"7B recipe: LoRA r={cfg.lora_r} alpha={cfg.lora_alpha} on "
                  f"{cfg.target_modules + cfg.vision_target_modules}, 4-bit={cfg.load_in_4bit}, batch {cfg.batch_size}"]
 
@@ -316,10 +332,13 @@ def run(work: Path, *, bundle: Path | None = None, tiny_steps: int = TINY_STEPS,
     started = time.perf_counter()
     out: dict = {"mode": "cuda" if cuda else "cpu", "device": torch.cuda.get_device_name(0) if cuda else "cpu",
                  "cuda_skipped": not cuda}
-    out.update(tiny_check(work, cuda, tiny_steps, tiny_model))
-    big, notes = big_check(work, cuda, big_steps, bundle)
+    spent: dict[str, float] = {}
+    with stage(spent, "tiny model: train + score"):
+        out.update(tiny_check(work, cuda, tiny_steps, tiny_model))
+    big, notes = big_check(work, cuda, big_steps, spent, bundle)
     out.update(big)
     out["seconds"] = time.perf_counter() - started
+    notes.append("seconds: " + ", ".join(f"{name} {s:.0f}" for name, s in spent.items()))
     return {key: out[key] for key in KEYS}, notes
 
 
