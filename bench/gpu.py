@@ -45,6 +45,7 @@ CONFIG_7B = Path(__file__).with_name("qwen25_vl_7b_config.json")
 TINY_STEPS = 6
 BIG_STEPS = 4  # the first step warms up; seconds per example are the median of the others
 SCORE_REPEATS = 3
+TINY_SCORE_POSTS = 32  # validation and test posts the tiny model scores (each path: a warm-up pass, then timed)
 GIB = 1024**3
 PARTS = ("train_typical", "train_longest", "pool_scoring")
 KEYS = ("mode", "device", "cuda_skipped", "tiny_train_s_per_example", "tiny_score_posts_per_s",
@@ -132,7 +133,7 @@ def tiny_check(work: Path, cuda: bool, steps: int, model_dir: Path | None = None
     events = []
     result = train(bundle, work / "tiny-run", cfg, events=events.append, max_steps=steps, load_in_4bit=True,
                    eval_steps=steps, keep_model=True, resume=False)
-    items = score_inputs(bundle, read_split(bundle, "val") + read_split(bundle, "test"))
+    items = score_inputs(bundle, (read_split(bundle, "val") + read_split(bundle, "test"))[:TINY_SCORE_POSTS])
     processor = load_processor(model_dir, PIXELS)
     if cuda:  # the model as training leaves it (4-bit, bf16, fp32 norms), with no autocast around the call
         mixed = {p.dtype for p in result.model.parameters()} >= {torch.bfloat16, torch.float32}
