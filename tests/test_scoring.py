@@ -323,3 +323,23 @@ def test_zero_shot_sequences_share_the_prompts_kv_cache(loaded, run):
     for row, s in enumerate(scored):
         assert [s.probs[k] for k in ("bearish", "neutral", "bullish")] == pytest.approx(reference[row].tolist(),
                                                                                         abs=1e-4)
+
+
+def test_a_bf16_model_readied_for_4bit_training_scores_outside_autocast(model_dir, tmp_path):
+    """On CUDA the 7B trains in bf16 and prepare_kbit puts its norms in fp32; scoring that model outside the
+    trainer's autocast (validation during training, self-training) failed with "self and mat2 must have the same
+    dtype". A bf16 model on the CPU takes the same path."""
+    from bizsent.core.config import TrainSettings
+    from bizsent.core.model.training import prepare_lora
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.bfloat16)
+    model = prepare_lora(model, TrainSettings(base_model=str(model_dir), max_pixels=56 * 56), quantized=True)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16, torch.float32}  # the mix prepare_kbit leaves
+    image = tmp_path / "post.jpg"
+    Image.new("RGB", (56, 56), (200, 30, 30)).save(image)
+    items = [ScoreInput(None, "wagmi to the moon", str(image), prepared=True)] * 2
+    for scored in score(model, load_processor(model_dir, 56 * 56), items, batch_size=2, embeddings=True):
+        assert sum(scored.probs.values()) == pytest.approx(1.0, abs=1e-3)
+        assert len(scored.embedding) == 64

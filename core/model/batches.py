@@ -93,15 +93,28 @@ def _batch(what: str, group: list[PostLength]) -> BatchShape:
     return BatchShape(what, len(group), longest.text + longest.image, sum(p.patches for p in group), longest.text)
 
 
+def typical_and_longest_posts(lengths: list[PostLength], rows: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Positions in `lengths` of the posts of the median batch of a shuffled epoch (by padded length) and of the
+    `rows` longest posts (bench/gpu.py trains on exactly these batches)."""
+    order = list(range(len(lengths)))
+    random.Random(seed).shuffle(order)
+    groups = [order[k:k + rows] for k in range(0, len(order), rows)]
+    full = [g for g in groups if len(g) == rows] or groups
+
+    def padded(group: list[int]) -> tuple[int, int]:
+        shape = _batch("", [lengths[k] for k in group])
+        return shape.seq, shape.patches
+
+    typical = sorted(full, key=padded)[len(full) // 2]
+    longest = sorted(range(len(lengths)), key=lambda k: lengths[k].text + lengths[k].image)[-rows:]
+    return typical, longest
+
+
 def typical_and_longest(lengths: list[PostLength], rows: int, seed: int = 0) -> tuple[BatchShape, BatchShape]:
     """The median batch of a shuffled epoch (by padded length) and the `rows` longest posts in one batch."""
-    order = list(lengths)
-    random.Random(seed).shuffle(order)
-    batches = [_batch("typical batch", order[k:k + rows]) for k in range(0, len(order), rows)]
-    full = [b for b in batches if b.rows == rows] or batches
-    typical = sorted(full, key=lambda b: (b.seq, b.patches))[len(full) // 2]
-    longest = _batch("longest batch", sorted(lengths, key=lambda p: p.text + p.image)[-rows:])
-    return typical, longest
+    typical, longest = typical_and_longest_posts(lengths, rows, seed)
+    return (_batch("typical batch", [lengths[k] for k in typical]),
+            _batch("longest batch", [lengths[k] for k in longest]))
 
 
 def length_summary(lengths: list[PostLength]) -> str:

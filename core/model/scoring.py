@@ -33,6 +33,7 @@ from bizsent.core.collect.images import model_image
 from bizsent.core.errors import BizsentError
 from bizsent.core.labels import LABELS, Label
 from bizsent.core.model.chat_format import render_prompt
+from bizsent.core.model.modeling import model_device
 from bizsent.core.store import now, transaction
 from PIL import Image
 
@@ -182,13 +183,24 @@ def _batches(items: Sequence[ScoreInput], size: int):
         yield items[start : start + size]
 
 
+def half_precision(model: Any) -> Any:
+    """The autocast a forward pass of `model` needs outside the trainer: bf16 (or fp16) when the model holds such
+    weights, else a no-op. A model readied for 4-bit training (core.model.training.prepare_kbit) keeps its 2-D
+    weights in bf16 and its norms in fp32; the trainer's own autocast hides the mix, but a plain forward (validation
+    during training, self-training's pseudo-labelling) hands an fp32 norm output to a bf16 linear layer and fails
+    with "self and mat2 must have the same dtype"."""
+    import torch
+
+    half = next((p.dtype for p in model.parameters() if p.dtype in (torch.bfloat16, torch.float16)), None)
+    return torch.autocast(model_device(model).type, dtype=half or torch.bfloat16, enabled=half is not None)
+
+
 def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size: int = 8,
           embeddings: bool = False, sequences: bool = False) -> list[Scored]:
     """Class probabilities for each item; with `embeddings`, also the last layer's hidden state at the answer
     position (what the next token is read from); with `sequences`, whole label sequences in every spelling
     (the untuned model, see the module docstring) instead of the lowercase first tokens."""
     import torch
-    from bizsent.core.model.modeling import model_device
 
     ids = label_token_ids(processor.tokenizer)
     variants = label_variants(processor.tokenizer) if sequences else None
@@ -197,7 +209,7 @@ def score(model: Any, processor: Any, items: Sequence[ScoreInput], *, batch_size
     model.eval()
     out: list[Scored] = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), half_precision(model):
             for chunk in _batches(items, batch_size):
                 started = time.perf_counter()
                 batch = encode_prompts(processor, chunk, device)
@@ -233,7 +245,6 @@ def generate_and_parse(model: Any, processor: Any, items: Sequence[ScoreInput], 
                        max_new_tokens: int | None = None) -> list[Label | None]:
     """The comparison path: greedy generation of at most the longest label's tokens, then parsing."""
     import torch
-    from bizsent.core.model.modeling import model_device
 
     budget = max_new_tokens or max(label_token_counts(processor.tokenizer).values())
     device = model_device(model)

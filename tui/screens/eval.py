@@ -53,6 +53,7 @@ class EvalScreen(BizsentNode, Screen):
         Binding("n", "toggle_normalise", "counts/%"),
         Binding("e", "evaluate", "evaluate (dev)"),
         Binding("T", "evaluate_test", "score test"),
+        Binding("c", "compare", "compare two"),
         Binding("r", "refresh", "refresh"),
     ]
     HELP = (
@@ -67,7 +68,8 @@ class EvalScreen(BizsentNode, Screen):
         "dev split in the background (`bizsent eval RUN`; needs its adapter, base model and bundle on this "
         "machine), the split for everyday model choice; `T` scores the human test split (`bizsent eval RUN "
         "--test`) after a confirmation that says how many times this test set has been scored already (each "
-        "look at the test set makes it a little less of one); `r` recomputes everything."
+        "look at the test set makes it a little less of one); `c` marks the selected run as A, and `c` on a "
+        "second run compares the two on the same posts (is B really better?); `r` recomputes everything."
     )
 
     @dataclass
@@ -102,6 +104,7 @@ class EvalScreen(BizsentNode, Screen):
         self.reports: dict[tuple, Report | None] = {}
         self.shown_key: tuple | None = None
         self._computing: set[tuple] = set()
+        self.compare_a: int | None = None  # the run `c` marked as A
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
@@ -278,6 +281,19 @@ class EvalScreen(BizsentNode, Screen):
             self.notify("no run selected")
             return
         self._ask_test(run)
+
+    def action_compare(self) -> None:
+        run = self.selected
+        if run is None:
+            self.notify("no run selected")
+        elif self.compare_a is None or self.compare_a == run.id:
+            self.compare_a = run.id
+            self.notify(f"run {run.id} is A: select run B and press c", timeout=6)
+        else:
+            from bizsent.tui.screens.compare import CompareScreen
+
+            self.app.push_screen(CompareScreen(self.compare_a, run.id))
+            self.compare_a = None
 
     @background("counting test evaluations", group="eval-launch")
     def _ask_test(self, run: RunRow) -> None:

@@ -151,10 +151,12 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, SpotCheckScreen.JobPolled)
 
-    def __init__(self) -> None:
+    runs_shown: tuple[int, ...] | None = None  # the runs `r` cycles through (None: every run with predictions)
+
+    def __init__(self, run_id: int | None = None) -> None:
         super().__init__()
         self.runs: list[tuple[int, str, int]] = []
-        self.run_id: int | None = None
+        self.run_id: int | None = run_id
         self.all_items: list[SpotItem] = []
         self.items: list[SpotItem] = []
         self.pos = 0
@@ -202,11 +204,15 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
     @background("loading the spot-check list", group="spot-items", exclusive=True)
     def _load(self, generation: int, run_id: int | None) -> None:
         with reading(self.bizsent.db_path) as db:
-            runs = predicted_runs(db)
+            runs = [r for r in predicted_runs(db) if self.runs_shown is None or r[0] in self.runs_shown]
             if run_id not in [r[0] for r in runs]:
                 run_id = runs[0][0] if runs else None
             items = spot_items(db, run_id) if run_id is not None else []
-        self.post_message(self.ItemsLoaded(generation, runs, run_id, items))
+        self.post_message(self.ItemsLoaded(generation, runs, run_id, self.narrow(items)))
+
+    def narrow(self, items: list[SpotItem]) -> list[SpotItem]:
+        """The items this screen lists: all of them (tui.screens.compare lists the posts two runs disagree on)."""
+        return items
 
     def on_spot_check_screen_items_loaded(self, message: SpotCheckScreen.ItemsLoaded) -> None:
         if message.generation != self._generation:

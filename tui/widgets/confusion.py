@@ -46,8 +46,10 @@ def confusion_table(
     labels: Sequence[str] = LABELS,
     normalise: bool = False,
     title: str = "",
+    recall: bool = True,
 ) -> Group:
-    """Title line, table of `matrix` (rows true, columns predicted), caption; `normalise`: row percentages."""
+    """Title line, table of `matrix` (rows true, columns predicted), caption; `normalise`: row percentages;
+    without `recall` the recall column is left out (two matrices side by side fit 80 columns)."""
     _check(matrix, labels)
     total = sum(sum(row) for row in matrix)
     acc = accuracy(matrix)
@@ -62,7 +64,8 @@ def confusion_table(
     table.add_column("true \\ pred", style="bold", no_wrap=True)
     for label in labels:
         table.add_column(label, justify="right", min_width=CELL_WIDTH, no_wrap=True)
-    table.add_column("recall", justify="right", min_width=6, no_wrap=True, style="bold")
+    if recall:
+        table.add_column("recall", justify="right", min_width=6, no_wrap=True, style="bold")
     for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
         row_total = sum(row)
         cells: list[Text] = []
@@ -70,8 +73,8 @@ def confusion_table(
             share = count / row_total if row_total else 0.0
             shown = f"{share:.1%}" if normalise else str(count)
             cells.append(Text(f" {shown} ".rjust(CELL_WIDTH), style=cell_style(share, i == j)))
-        recall = f"{row[i] / row_total:.0%}" if row_total else "–"
-        table.add_row(label, *cells, recall)
+        row_recall = f"{row[i] / row_total:.0%}" if row_total else "–"
+        table.add_row(label, *cells, *([row_recall] if recall else []))
     # Title and caption sit outside the table: a table's own title wraps at the table's (narrow) width.
     return Group(
         Text(f"{title} · {heading}" if title else heading, style="bold", no_wrap=True, overflow="ellipsis"),
@@ -104,9 +107,10 @@ class ConfusionMatrix(Static):
         labels: Sequence[str] = LABELS,
         normalise: bool = False,
         title: str = "",
+        recall: bool = True,
     ) -> None:
         _check(matrix, labels)
         self.matrix = [list(row) for row in matrix]
         self.labels = tuple(labels)
         self.normalise = normalise
-        self.update(confusion_table(self.matrix, labels=labels, normalise=normalise, title=title))
+        self.update(confusion_table(self.matrix, labels=labels, normalise=normalise, title=title, recall=recall))
