@@ -297,7 +297,7 @@ def selftrain(
                            rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
                            progress=lambda line: typer.echo(line, err=True))
     if result.chosen is not None and result.test is not None:
-        from bizsent.core.evaluate.report import Report
+        from bizsent.core.evaluate.result import Report
 
         print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
     typer.echo(result.summary())

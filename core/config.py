@@ -1,5 +1,7 @@
 """Typed settings loaded from config.toml, then environment variables, then CLI flags.
 
+Config composes: the section base types live in core.sections, and each label provider declares its own
+[labeling.NAME] section, key variable and default prices (core.label.providers), which this module gathers.
 Secrets are not settings: API keys come only from the environment (see `secret`).
 """
 
@@ -11,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bizsent.core.errors import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from bizsent.core.label import providers
+from bizsent.core.sections import ModelPrice, ProviderSettings, Section, env_secret, optional_env_secret
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
@@ -19,11 +23,6 @@ ENV_PREFIX = "BIZSENT_"
 # The secrets that are not a label provider's; each provider declares its own (core.label.providers), and each
 # key goes to its own host only.
 SECRET_ENV = {"runpod": "RUNPOD_API_KEY"}
-
-
-class Section(BaseModel):
-    # No setting is infinite or NaN: `inf` (or 1e309, which TOML reads as inf) as a budget cap would be no cap.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataSettings(Section):
@@ -51,30 +50,6 @@ class ImageSettings(Section):
     max_pixels: int = Field(448 * 448, ge=28 * 28)
 
 
-class ModelPrice(Section):
-    """What one model costs, USD per million tokens; the Batch API bills `batch_discount` times that."""
-
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-    batch_discount: float = Field(0.5, ge=0, le=1)
-
-    def usd(self, tokens_in: int, tokens_out: int, mode: str = "live") -> float:
-        usd = (tokens_in * self.input_per_mtok + tokens_out * self.output_per_mtok) / 1_000_000
-        return usd * (self.batch_discount if mode == "batch" else 1.0)
-
-
-class ProviderSettings(Section):
-    """The keys every [labeling.PROVIDER] section has; each provider's own subclass (core.label.providers) adds
-    its keys and defaults."""
-
-    model: str
-    base_url: str
-    concurrency: int = Field(8, ge=1)
-    requests_per_minute: int = Field(500, ge=1)
-    tokens_per_minute: int = Field(2_000_000, ge=1)
-    detail: Literal["low", "high", "auto"] = "low"
-
-
 class LabelingSettings(Section):
     """[labeling], and one [labeling.PROVIDER] section per registered provider (core.label.providers): each
     section may set any subset of keys, the rest keep that provider's defaults."""
@@ -97,8 +72,6 @@ class LabelingSettings(Section):
     def _provider_sections(cls, data: Any, handler: Any) -> Any:
         """The registry, not this class, knows the providers: their sections are validated by their own models
         (errors keep their place, labeling.NAME.KEY); any other unknown key is refused as usual."""
-        from bizsent.core.label import providers
-
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
@@ -121,8 +94,6 @@ class LabelingSettings(Section):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        from bizsent.core.label import providers
-
         if value not in providers.names():
             raise PydanticCustomError("unknown_provider", "input should be {expected}",
                                       {"expected": ", ".join(repr(n) for n in providers.names())})
@@ -130,10 +101,9 @@ class LabelingSettings(Section):
 
     def section(self, provider: str) -> ProviderSettings:
         """The [labeling.PROVIDER] settings of a registered provider."""
-        from bizsent.core.label import providers
-
+        declared = providers.get(provider)  # an unknown name fails with one line
         known = (self.__pydantic_extra__ or {}).get(provider)
-        return known if known is not None else providers.get(provider).settings()
+        return known if known is not None else declared.settings()
 
 
 CloudType = Literal["COMMUNITY", "SECURE"]
@@ -445,8 +415,6 @@ def load_settings(
 def default_prices() -> dict[str, dict[str, float]]:
     """Prices belong to models, not providers: the registered providers' default models' prices, which
     config.toml's [prices."MODEL"] tables add to or replace."""
-    from bizsent.core.label import providers
-
     return {model: price for p in providers.registered() for model, price in p.prices.items()}
 
 
@@ -454,27 +422,19 @@ def secret_variable(name: str) -> str:
     """The environment variable that holds the key of `name`: a label provider or another service (runpod)."""
     if name in SECRET_ENV:
         return SECRET_ENV[name]
-    from bizsent.core.label import providers
-
     return providers.get(name).secret_env
 
 
 def secret_variables() -> set[str]:
     """Every variable a bizsent key is read from (what logs and notifications must never show)."""
-    from bizsent.core.label import providers
-
     return set(SECRET_ENV.values()) | {p.secret_env for p in providers.registered()}
 
 
 def secret(name: str) -> str:
     """The API key for `name`, from its environment variable only."""
-    var = secret_variable(name)
-    value = os.environ.get(var, "").strip()
-    if not value:
-        raise ConfigError(f"{var} is not set; export it in your shell to use {name}")
-    return value
+    return env_secret(secret_variable(name), name)
 
 
 def optional_secret(name: str) -> str | None:
     """The key for `name` if its variable is set (local OpenAI-compatible servers usually need none)."""
-    return os.environ.get(secret_variable(name), "").strip() or None
+    return optional_env_secret(secret_variable(name))

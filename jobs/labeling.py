@@ -38,7 +38,7 @@ from bizsent.core.label.planning import CLAIMED, Item, Params, Plan, the_text
 from bizsent.core.store import disk_full, is_disk_full, transaction
 from bizsent.core.store.posts import set_label
 from bizsent.core.store.records import NewLabel
-from bizsent.jobs import kinds, rows
+from bizsent.jobs import rows, states
 from bizsent.jobs.heartbeat import Beat
 from bizsent.jobs.label_report import Report, Snapshot
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, wait_exponential_jitter
@@ -77,7 +77,7 @@ def start_job(db: sqlite_utils.Database, params: Params, total: int, snapshot: S
     for job in rows.listing(db, "label"):
         same = {k: job["params"].get(k) for k in ("provider", "model", "mode", "prompt_version")}
         wanted = {k: params.as_dict()[k] for k in same}
-        if same == wanted and job["state"] in ("running", "queued") and kinds.status(job) in ("dead", "queued"):
+        if same == wanted and job["state"] in ("running", "queued") and states.status(job) in ("dead", "queued"):
             try:
                 return job["id"], rows.take_over(db, job["id"], total)
             except rows.JobBusy:  # another run resumed it a moment ago
@@ -360,7 +360,7 @@ def job_params(db: sqlite_utils.Database, settings: Settings, job_id: int) -> Pa
     resumable = ("queued", "running", "failed") if job["params"].get("mode") != "batch" else ("queued", "running")
     if job["state"] not in resumable:
         raise BizsentError(f"job {job_id} is {job['state']}; start a new one with `bizsent label`")
-    if job["state"] == "running" and kinds.status(job) == "running" and not rows.mine(job["pid"], job["host"]):
+    if job["state"] == "running" and states.status(job) == "running" and not rows.mine(job["pid"], job["host"]):
         raise rows.JobBusy(f"job {job_id} is already running (pid {job['pid']}); cancel it with"
                            f" `bizsent jobs cancel {job_id}`")
     p = job["params"]
@@ -392,7 +392,7 @@ def recover_stale(db: sqlite_utils.Database) -> list[int]:
     resumes them; returns their ids. Batch jobs wait remotely and are left alone."""
     stale = []
     for job in rows.listing(db, "label"):
-        if job["state"] == "running" and kinds.status(job) == "dead":
+        if job["state"] == "running" and states.status(job) == "dead":
             rows.requeue(db, job["id"], f"interrupted: process {job['pid']} stopped; resume with"
                                         f" `bizsent label --job {job['id']}`")
             stale.append(job["id"])

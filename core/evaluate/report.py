@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.evaluate.baselines import (
-    Baseline,
     api_labeler_baselines,
     cryptobert_baseline,
     published_baselines,
     vader_baseline,
 )
 from bizsent.core.evaluate.metrics import Metrics, evaluate
+from bizsent.core.evaluate.result import Report
 from bizsent.core.evaluate.tables import HEADERS, rows
 from bizsent.core.labels import LABELS
 from bizsent.core.model.events import MetricEvent, record
@@ -32,19 +31,6 @@ from bizsent.core.model.scoring import Scored, write_predictions
 from bizsent.core.store.posts import HUMAN_TEST
 
 SPLITS = ("dev", "test")
-
-
-@dataclass(slots=True)
-class Report:
-    name: str
-    model: Metrics
-    baselines: list[Baseline] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "model": self.model.to_dict(), "info": self.info,
-                "baselines": [{**asdict(b), "metrics": b.metrics.to_dict() if b.metrics else None}
-                              for b in self.baselines]}
 
 
 def post_sources(db: sqlite_utils.Database, post_ids: Sequence[int]) -> dict[int, str]:

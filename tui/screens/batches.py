@@ -292,7 +292,7 @@ class BatchesScreen(BizsentNode, Screen):
             self._run_action(lambda db: self._launch(db, params))
 
     def _launch(self, db, params: Params) -> str:
-        from bizsent.jobs.launch import launch_label
+        from bizsent.jobs.control import launch_label
 
         job_id, pid = launch_label(db, self.bizsent.db_path, self.bizsent.config_path(), params,
                                    self.bizsent.settings.data_dir / "logs")
@@ -301,7 +301,7 @@ class BatchesScreen(BizsentNode, Screen):
 
     def action_cancel_job(self) -> None:
         from bizsent.jobs.control import cancel
-        from bizsent.jobs.kinds import kind_of
+        from bizsent.jobs.states import kind_of
 
         job = self.selected_job()
         if job is None:
