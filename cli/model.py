@@ -168,7 +168,8 @@ def eval_(
 ) -> None:
     """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
     to the baselines and API labelers."""
-    from bizsent.core.evaluate.report import render_table, run_row
+    from bizsent.core.evaluate.report import render_table
+    from bizsent.core.model.loading import run_row
     from bizsent.jobs import rows, training
 
     c = ctx_of(ctx)
@@ -230,7 +231,7 @@ def predict(
             raise BizsentError("--run picks a local run; an endpoint scores with the adapter it was deployed with")
         _predict_on_endpoint(c, endpoint, items, yes)
         return
-    from bizsent.core.evaluate.report import load_for_run, run_row
+    from bizsent.core.model.loading import load_for_run, run_row
     from bizsent.core.model.scoring import score
 
     if run is None:
@@ -349,8 +350,8 @@ def queue(
                                             " run that scored the pool)")] = None,
 ) -> None:
     """The next posts to label by hand: the Label screen's active-learning queue (most uncertain, diverse)."""
-    from bizsent.core.evaluate.report import run_row
     from bizsent.core.model.acquisition import human_queue
+    from bizsent.core.model.loading import run_row
 
     c = ctx_of(ctx)
     if strategy not in ("uncertainty", "random"):

@@ -67,7 +67,7 @@ def _adapter_on(run, base, tmp_path):
 
 
 def test_every_loader_scores_at_the_runs_budget(run, real_shaped, screenshot, tmp_path):
-    from bizsent.core.evaluate.report import load_for_run
+    from bizsent.core.model.loading import load_for_run
     from bizsent.core.model.selftrain import trained_processor
     from bizsent.core.serve.handler import load_worker
 

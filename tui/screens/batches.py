@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bizsent.core.label.planning import Params
 from bizsent.core.labels import LABELS
+from bizsent.jobs.label_views import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.jobs.views import JobView, listing
 from bizsent.tui.app import BizsentNode
-from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
 from bizsent.tui.widgets.confusion import ConfusionMatrix

@@ -1,4 +1,5 @@
-"""The in-pod agent: the one process a training pod runs. It starts from the pod's environment before anything of
+"""The in-pod agent (floor 0): the one process a training pod runs. It
+starts from the pod's environment before anything of
 bizsent is installed, so it is standard library only and imports nothing from bizsent (only its own modules,
 relatively): the laptop ships this folder to the pod as a zipapp (core/pods/payload.py `agent_b64`).
 
