@@ -59,8 +59,7 @@ def train(
     local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
     = False,
     pod: Annotated[bool, typer.Option("--pod", help="train on a RunPod GPU: price shown first, then create, upload,"
-                                      " watch, download the adapter, terminate (README \"Training on a RunPod"
-                                      " GPU\")")] = False,
+                                      " watch, download the adapter, terminate (docs/pods.md)")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking (the price and"
                                       " kill switches are still printed)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
@@ -256,7 +255,7 @@ def _predict_on_endpoint(c: Context, endpoint: str, items: list, yes: bool) -> N
     key = secret("runpod")
     cost = estimate(cfg, len(items))
     typer.echo(f"{len(items)} post(s) to endpoint {endpoint}: at most about ${cost.usd:.4f} from a cold start "
-               f"({cost.formula}; estimate, see README \"Serverless\")", err=True)
+               f"({cost.formula}; estimate, see docs/serving.md)", err=True)
     if len(items) > 1 and not yes and not typer.confirm(f"send {len(items)} posts for about ${cost.usd:.4f}?"):
         typer.echo("nothing was sent", err=True)
         return

@@ -145,7 +145,7 @@ class RunpodSettings(Section):
     # The pod's torch build (PyTorch's per-CUDA index, the same torch version as constraints.txt) and the least
     # CUDA version a host's driver must support, asked of RunPod at create (gpu.minCudaVersion) and checked by the
     # agent with nvidia-smi before training. 12.8 (driver 570+): PyPI's CUDA 13.0 build needs driver 580+, which
-    # RunPod's hosts mostly lack (README "Inside the pod").
+    # RunPod's hosts mostly lack (docs/pods.md "Inside the pod").
     torch_cuda: TorchCuda = "12.8"
     # The agent refuses to train unless torch uses the GPU and it fits the recipe; false only for tests on machines
     # without a GPU (the driver-versus-build check runs either way).
@@ -200,7 +200,7 @@ class TrainSettings(Section):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = ["q_proj", "v_proj"]
-    # The vision recipe (README "The 7B recipe"): the tower stays out of 4-bit (bf16, frozen) and learns through
+    # The vision recipe (docs/pods.md "The 7B recipe"): the tower stays out of 4-bit (bf16, frozen) and learns through
     # LoRA on its attention and on the merger that projects it into the language model. Names are peft suffixes
     # that match only the tower (Qwen2.5-VL's language model has no qkv, attn.proj or merger).
     quantize_vision: bool = False
