@@ -276,7 +276,7 @@ def _run_row(db: sqlite_utils.Database, settings: Settings, job_id: int, name: s
 
 
 def _trained_with(adapter_dir: Path) -> dict | None:
-    """The versions the adapter's run info records (core.model.training.stack_versions)."""
+    """The versions the adapter's run info records (core.model.run_info.stack_versions)."""
     try:
         return json.loads((adapter_dir / "bizsent.json").read_text(encoding="utf-8")).get("versions")
     except (OSError, ValueError):

@@ -29,7 +29,7 @@ def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
     processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
     checked before the model is loaded."""
     from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
+    from bizsent.core.model.run_info import check_run_info, read_run_info, run_pixel_budget
 
     train_cfg = run["params"].get("train", {})
     max_pixels = (run_pixel_budget(read_run_info(Path(run["adapter_path"]))) if run["adapter_path"]
