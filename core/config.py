@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+from bizsent.core.config_sources import coerce, env_overrides, format_error, set_dotted
 from bizsent.core.errors import ConfigError
 from bizsent.core.label import providers
 from bizsent.core.sections import ModelPrice, ProviderSettings, Section, env_secret, optional_env_secret
@@ -19,7 +20,6 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
-ENV_PREFIX = "BIZSENT_"
 # The secrets that are not a label provider's; each provider declares its own (core.label.providers), and each
 # key goes to its own host only.
 SECRET_ENV = {"runpod": "RUNPOD_API_KEY"}
@@ -327,56 +327,6 @@ class Settings(Section):
         return self.data_dir / self.data.images
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{origin}: {part} is not a section, so {dotted} is not a setting; fix or unset it")
-    node[leaf] = value
-
-
-def _env_overrides(environ: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """BIZSENT_SCRAPE__BOARD=g overrides scrape.board (double underscore separates sections).
-
-    Returns dotted key -> (value, variable name), so a bad value is blamed on the variable that set it."""
-    out = {}
-    for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and "__" in name:
-            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = (value, name)
-    return out
-
-
-def _coerce(text: str) -> Any:
-    """Environment and flag values are strings; read them as TOML scalars or lists when they parse."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _format_error(err: ValidationError, origin: str, origins: dict[str, str] | None = None) -> str:
-    # An unknown key explains a missing or mistyped one more often than the reverse: report it first.
-    first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    key = ".".join(str(p) for p in first["loc"])
-    # A key set (or a section made up) by an environment variable or a flag is that variable's fault.
-    parent = key.rpartition(".")[0]
-    for dotted, source in (origins or {}).items():
-        if (dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".")
-                or (first["type"] == "missing" and dotted.rpartition(".")[0] == parent)):
-            origin = source
-            break
-    if first["type"] == "extra_forbidden":
-        if ".usd_per_mtok_" in key or key.endswith(".batch_discount"):
-            return (f"{origin}: '{key}' is gone: prices belong to models now; move them to "
-                    '[prices."MODEL"] input_per_mtok = … output_per_mtok = … batch_discount = …')
-        hint = " (API keys belong in environment variables)" if "key" in key.lower() else ""
-        return f"{origin}: unknown setting '{key}'{hint}; remove it or check the spelling"
-    given = first.get("input")
-    return f"{origin}: setting '{key}' {first['msg'].lower()} (got {given!r}); fix it and try again"
-
-
 def load_settings(
     path: Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -398,16 +348,16 @@ def load_settings(
     elif path != DEFAULT_CONFIG:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
     origins: dict[str, str] = {}
-    for dotted, (value, name) in _env_overrides(dict(os.environ if environ is None else environ)).items():
+    for dotted, (value, name) in env_overrides(dict(os.environ if environ is None else environ)).items():
         origins[dotted] = f"environment variable {name}"
-        _set_dotted(tree, dotted, _coerce(value), origins[dotted])
+        set_dotted(tree, dotted, coerce(value), origins[dotted])
     for dotted, value in (overrides or {}).items():
         origins[dotted] = f"command-line option for {dotted}"
-        _set_dotted(tree, dotted, value, origins[dotted])
+        set_dotted(tree, dotted, value, origins[dotted])
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, str(path), origins)) from None
+        raise ConfigError(format_error(err, str(path), origins)) from None
     settings.source = path.resolve()
     return settings
 

@@ -121,7 +121,8 @@ def section_table(name: str, model: Any, comments: Commented) -> list[str]:
 
 def config_reference() -> str:
     """Every setting of config.toml's sections, with its default, its bounds and config.toml's comment on it."""
-    from bizsent.core.config import ENV_PREFIX, Settings, default_prices
+    from bizsent.core.config import Settings, default_prices
+    from bizsent.core.config_sources import ENV_PREFIX
     from bizsent.core.label import providers
 
     comments = config_comments((ROOT / "config.toml").read_text(encoding="utf-8"))
