@@ -101,3 +101,15 @@ def count_progress(what: str):
 
     return bar()
 
+
+def detach_or_run(c: Context, db, job_id: int, detach: bool) -> bool:
+    """With --detach: start job row `job_id` in the background, say so, and return True (nothing left to do)."""
+    if not detach:
+        return False
+    from bizsent.jobs.control import start
+    from bizsent.jobs.rows import get
+
+    pid = start(db, c.db_path, c.settings.source, job_id, c.settings.data_dir / "logs")
+    typer.echo(f"job {job_id} ({get(db, job_id)['kind']}) started in the background (pid {pid}); follow it with"
+               f" `bizsent jobs show {job_id}`")
+    return True

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from bizsent.cli.app import app, ctx_of, open_console
+from bizsent.core.errors import BizsentError
 
 if TYPE_CHECKING:
     from bizsent.core.collect.transfer import HumanTestChange
@@ -62,37 +63,56 @@ def scrape(
     every: Annotated[str | None, typer.Option(help="keep collecting, one round every DURATION (60m, 1h)")] = None,
     retry: Annotated[str, typer.Option(help="with --every: after a network failure, try again after this")] = "5m",
     rounds: Annotated[int | None, typer.Option(help="with --every: stop after this many rounds")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="with --every: run as a background job (see `bizsent "
+                                         "jobs`)")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this scheduled collection job row")]
+    = None,
 ) -> None:
-    """Pull /biz/ threads from 4chan's read-only JSON API into the database (resumable, incremental)."""
+    """Pull /biz/ threads from 4chan's read-only JSON API into the database (resumable, incremental); with
+    --every, keep collecting as a job (heartbeat, `bizsent jobs cancel`, resume)."""
     from bizsent.core.coins import catalog
     from bizsent.core.coins.tags import tag_posts
     from bizsent.core.collect.ingest import scrape as run_scrape
 
     c = ctx_of(ctx)
+    if every is not None or job is not None:
+        scrape_args = dict(max_threads=max_threads, include_archive=archive, download_images=images)
+        _scrape_every(c, every, retry, rounds, scrape_args, detach, job)
+        return
+    if detach:
+        raise BizsentError("--detach needs --every: a single scrape runs here")
     args = dict(max_threads=max_threads, include_archive=archive, download_images=images, images_only=images_only,
                 progress=lambda line: typer.echo(line, err=True))
-    if every is not None:
-        _scrape_every(c, every, retry, rounds, args)
-        return
     db = c.db()
     report = run_scrape(db, c.settings, **args)
     typer.echo(report.summary())
     typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
 
 
-def _scrape_every(c, every: str, retry: str, rounds: int | None, args: dict) -> None:
+def _scrape_every(c, every: str | None, retry: str, rounds: int | None, scrape_args: dict, detach: bool,
+                  job: int | None) -> None:
+    """The loop as a `collect` job (jobs.collect): a new row for --every, or the row --job names."""
+    from bizsent.cli.app import detach_or_run
     from bizsent.core.collect.fourchan import RealClock
-    from bizsent.jobs.schedule import loop_lock, parse_every, run_every, scrape_round
+    from bizsent.jobs import collect, rows
+    from bizsent.jobs.schedule import parse_every
 
-    every_s, retry_s = parse_every(every), parse_every(retry)
+    if rounds is not None and rounds < 1:
+        raise BizsentError("--rounds must be at least 1")
     if c.settings.live.endpoint:
         from bizsent.core.config import secret
 
         secret("runpod")  # a missing key is one line now, not a failed round every hour
-    c.db()  # created and migrated before the first round
-    with loop_lock(c.settings.data_dir):
-        run_every(lambda: scrape_round(c.db_path, c.settings, **args), every_s, RealClock(), retry_s=retry_s,
-                  rounds=rounds, say=typer.echo)
+    db = c.db()  # created and migrated before the first round
+    plan = None if job is not None else collect.Schedule(parse_every(every or ""), parse_every(retry), rounds,
+                                                         scrape_args)
+    if detach:
+        if job is None:
+            job = rows.queue(db, collect.KIND, plan.params())  # type: ignore[union-attr]
+        detach_or_run(c, db, job, detach)
+        return
+    done = collect.run_job(db, c.db_path, c.settings, RealClock(), job_id=job, plan=plan, say=typer.echo)
+    typer.echo(f"{done} round(s) run")
 
 
 @app.command("import")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from bizsent.cli.app import Context, app, count_progress, ctx_of, print_table, stamp
+from bizsent.cli.app import Context, app, count_progress, ctx_of, detach_or_run, print_table, stamp
 from bizsent.core.errors import BizsentError
 
 dataset_app = typer.Typer(help="Build training datasets from the store.", no_args_is_help=True)
@@ -38,19 +38,6 @@ def dataset_build(
     typer.echo(f"bundle {folder}: train {m['sizes']['train']} {m['counts']['train']}, val {m['sizes']['val']}, "
                f"dev {m['sizes']['dev']} (human), test {m['sizes']['test']} {m['counts']['test']}; dropped (test "
                f"leakage, reposts of dev posts): {m['dropped']['total']} {m['dropped']['by_reason']}")
-
-
-def _detach_or_run(c: Context, db, job_id: int, detach: bool) -> bool:
-    """With --detach: start job row `job_id` in the background, say so, and return True (nothing left to do)."""
-    if not detach:
-        return False
-    from bizsent.jobs.control import start
-    from bizsent.jobs.rows import get
-
-    pid = start(db, c.db_path, c.settings.source, job_id, c.settings.data_dir / "logs")
-    typer.echo(f"job {job_id} ({get(db, job_id)['kind']}) started in the background (pid {pid}); follow it with"
-               f" `bizsent jobs show {job_id}`")
-    return True
 
 
 @app.command()
@@ -105,7 +92,7 @@ def train(
         job = rows.queue(db, training.TRAIN, training.train_params(
             name or f"train-{stamp()}", bundle=bundle, base_model=base_model, max_steps=max_steps,
             four_bit=four_bit, evaluate=evaluate, resume=resume))
-    if _detach_or_run(c, db, job, detach):
+    if detach_or_run(c, db, job, detach):
         return
     out = training.run_train(db, c.settings, job)
     result = out.result
@@ -182,7 +169,7 @@ def eval_(
             run_row(db, run)  # an unknown run fails now, in one line, before a job row is made
         job = rows.queue(db, training.EVAL, training.eval_params(run, bundle=bundle, cryptobert=cryptobert,
                                                                   split="test" if test else "dev"))
-    if _detach_or_run(c, db, job, detach):
+    if detach_or_run(c, db, job, detach):
         return
     report, md, js = training.run_eval(db, c.settings, job)
     print_table(render_table(report))
@@ -325,7 +312,7 @@ def score_pool_(
         from bizsent.jobs.pool import queue
 
         job = queue(db, run, limit, batch_size)
-    if _detach_or_run(c, db, job, detach):
+    if detach_or_run(c, db, job, detach):
         return
     if job is not None:
         from bizsent.jobs.pool import run_job

@@ -61,3 +61,15 @@ register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
               resumable=_always, cancel=_cancel_pod,
               cancel_says=lambda p: "its pod is terminated within seconds, in any phase (RunPod confirms it is gone),"
               " and its run ends cancelled; no adapter is collected"))
+
+
+def _collect_what(job: Job) -> str:
+    from bizsent.jobs.collect import describe
+
+    return describe(job)
+
+
+register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, resumable=_always,
+              interrupt_on_cancel=True,
+              cancel_says=lambda p: "it stops at once while it waits for the next round, or mid-round as Ctrl-C"
+              " would"))

@@ -5,8 +5,10 @@
 - Never on this machine for the 7B without a GPU: `local_refusal` says so with the estimate (a CPU would need about
   live.cpu_s_per_post_7b seconds a post).
 - Money: each request is claimed in the cost ledger before it is sent and completed with what RunPod reports it
-  executed (core.label.ledger); a round sends no more than the day's budget left (live.daily_budget_usd, a UTC day,
-  counted from the ledger and reserving one cold start), and the posts left over wait for the next day.
+  executed (core.label.ledger). RunPod bills a worker from its start, which no request reports: a round that sends
+  anything books one worker start first (serverless.cold_start_s, an estimate; mode WORKER_START), since an hourly
+  round finds the worker stopped. A round sends no more than the day's budget left (live.daily_budget_usd, a UTC
+  day, counted from the ledger, starts included, less this round's start), and the posts left over wait.
 - Predictions land in `predictions` under one `runs` row per endpoint (kind 'endpoint').
 """
 
@@ -20,13 +22,14 @@ from datetime import UTC, datetime
 import sqlite_utils
 from bizsent.core.config import Settings
 from bizsent.core.errors import BizsentError
-from bizsent.core.label.ledger import claim, complete, mark_sent, request_key
+from bizsent.core.label.ledger import begin, claim, complete, mark_sent, request_key
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.serve.endpoint import EndpointClient, job_input
 from bizsent.core.store import now, transaction
 from bizsent.core.store.posts import CANDIDATE_SQL
 
 PROVIDER = "runpod-serverless"
+WORKER_START = "worker-start"  # the ledger's mode for a round's estimated worker start (requests are 'live')
 FAILURES_IN_A_ROW = 3  # the endpoint is down or misconfigured: the round stops, the next one tries again
 
 
@@ -35,13 +38,16 @@ class PredictReport:
     scored: int = 0
     failed: int = 0
     waiting: int = 0  # new posts left for a later round (budget or per-round limit)
-    usd: float = 0.0
+    usd: float = 0.0  # executed time of the requests, as RunPod reports it
+    start_usd: float = 0.0  # the worker start booked for the round (an estimate)
     budget_left_usd: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         line = (f"predictions: {self.scored} new posts scored for ${self.usd:.4f} (executed time), {self.failed} "
                 f"failed, {self.waiting} waiting; ${self.budget_left_usd:.4f} of today's budget left")
+        if self.start_usd:
+            line += f"; worker start ${self.start_usd:.4f} (estimated)"
         return line + (f"; first problem: {self.problems[0]}" if self.problems else "")
 
 
@@ -88,6 +94,8 @@ def predict_new(db: sqlite_utils.Database, settings: Settings, client: EndpointC
     report = PredictReport()
     todo = rows[:min(allowed, settings.live.max_posts_per_round)]
     report.waiting = len(rows) - len(todo)
+    if todo:
+        report.start_usd = book_start(db, client.endpoint, settings)
     in_a_row = 0
     for post_id, text, subject, path, sha256 in todo:
         if in_a_row >= FAILURES_IN_A_ROW:
@@ -98,6 +106,15 @@ def predict_new(db: sqlite_utils.Database, settings: Settings, client: EndpointC
         in_a_row = 0 if ok else in_a_row + 1
     report.budget_left_usd = max(0.0, settings.live.daily_budget_usd - today_usd(db))
     return report
+
+
+def book_start(db: sqlite_utils.Database, endpoint: str, settings: Settings) -> float:
+    """One worker start in the ledger, before the round's first request (see the module doc); returns its cost."""
+    usd = settings.serverless.cold_start_s * settings.serverless.usd_per_s
+    call_id = begin(db, key=f"{WORKER_START}:{endpoint}:{now()}", job_id=None, post_id=None, provider=PROVIDER,
+                    model=endpoint, prompt_version=PROMPT_VERSION, mode=WORKER_START, reserved_usd=usd)
+    complete(db, call_id, status="ok", usd=usd)
+    return usd
 
 
 def _one(db: sqlite_utils.Database, settings: Settings, client: EndpointClient, run_id: int, post_id: int,

@@ -76,8 +76,10 @@ def loop_lock(data_dir: Path):
 
 
 def run_every(once: Callable[[], Round], every_s: float, clock: Clock, *, retry_s: float = DEFAULT_RETRY_S,
-              rounds: int | None = None, say: Callable[[str], None] = lambda _line: None) -> int:
+              rounds: int | None = None, say: Callable[[str], None] = lambda _line: None,
+              after: Callable[[Round, float | None], None] = lambda _round, _next_at: None) -> int:
     """Run `once` every `every_s` seconds (the rules in the module doc); stop after `rounds` if given.
+    `after(round, next_at)` hears of each round and when the next one is due (None: it was the last).
     Returns the number of rounds run."""
     done = 0
     while rounds is None or done < rounds:
@@ -85,10 +87,12 @@ def run_every(once: Callable[[], Round], every_s: float, clock: Clock, *, retry_
         result = _guarded(once)
         done += 1
         say(result.line)
-        if rounds is not None and done >= rounds:
-            break
+        last = rounds is not None and done >= rounds
         wait = every_s if result.ok else min(retry_s, every_s)
-        say(f"next round in {_human(wait)}" + ("" if result.ok else " (the last one failed on the network)"))
+        after(result, None if last else started + wait)
+        if last:
+            break
+        say(f"next round in {human(wait)}" + ("" if result.ok else " (the last one failed on the network)"))
         _sleep_until(clock, started + wait)
     return done
 
@@ -107,7 +111,7 @@ def _sleep_until(clock: Clock, due: float) -> None:
         clock.sleep(min(left, SLEEP_PIECE_S))
 
 
-def _human(seconds: float) -> str:
+def human(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"

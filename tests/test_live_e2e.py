@@ -16,7 +16,7 @@ from bizsent.core.collect.archive import backfill
 from bizsent.core.config import Settings
 from bizsent.core.demo import seed_demo
 from bizsent.core.serve.handler import ADAPTER_ENV
-from bizsent.jobs.live_predict import PROVIDER, today_usd
+from bizsent.jobs.live_predict import PROVIDER, WORKER_START, today_usd
 from bizsent.jobs.schedule import run_every, scrape_round
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.trends import TrendsScreen
@@ -101,8 +101,10 @@ async def test_hourly_collection_backfill_and_live_scores_move_the_trends_screen
     scored = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
     assert scored == db.execute(CANDIDATES).fetchone()[0] == len(world.inputs)
     assert db.execute("SELECT count(*) FROM posts WHERE source = 'archive'").fetchone()[0] == 3 * len(WEEK)
-    calls = db.execute("SELECT count(*), sum(usd) FROM api_calls WHERE provider = ? AND status = 'ok'",
-                       [PROVIDER]).fetchone()
-    assert calls[0] == scored and today_usd(db) == pytest.approx(calls[1])
+    calls = db.execute("SELECT count(*), sum(usd) FROM api_calls WHERE provider = ? AND status = 'ok'"
+                       " AND mode = 'live'", [PROVIDER]).fetchone()
+    starts = db.execute("SELECT count(*), sum(usd) FROM api_calls WHERE provider = ? AND mode = ?",
+                        [PROVIDER, WORKER_START]).fetchone()
+    assert calls[0] == scored and starts[0] >= 1 and today_usd(db) == pytest.approx(calls[1] + starts[1])
     assert 0 < today_usd(db) <= settings.live.daily_budget_usd
     assert datetime.fromtimestamp(now.now, UTC).date() == WEEK[-1] and len(now.coins[0].series) == len(WEEK)

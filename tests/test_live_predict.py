@@ -10,7 +10,7 @@ from bizsent.core.config import Settings
 from bizsent.core.demo import seed_demo
 from bizsent.core.serve.endpoint import EndpointClient
 from bizsent.core.serve.handler import ADAPTER_ENV
-from bizsent.jobs.live_predict import PROVIDER, live_round, local_refusal, predict_new, today_usd
+from bizsent.jobs.live_predict import PROVIDER, WORKER_START, live_round, local_refusal, predict_new, today_usd
 from fakes.openai_server import Server
 from fakes.serverless_server import FakeServerless, make_handler
 
@@ -45,11 +45,18 @@ def test_new_posts_are_scored_once_each_with_their_cost_in_the_ledger(store, set
         again = predict_new(store, settings, client)
     assert (first.scored, first.failed, first.waiting) == (candidates, 0, 0)
     assert again.scored == 0 and len(fake.inputs) == candidates  # nothing sent twice
-    rows = store.execute("SELECT status, usd FROM api_calls WHERE provider = ?", [PROVIDER]).fetchall()
+    rows = store.execute("SELECT status, usd FROM api_calls WHERE provider = ? AND mode = 'live'",
+                         [PROVIDER]).fetchall()
     assert len(rows) == candidates and all(status == "ok" for status, _ in rows)
     usd = 0.120 * settings.serverless.usd_per_s  # the fake reports 120 ms executed per job
     assert all(cost == pytest.approx(usd) for _, cost in rows)
-    assert today_usd(store) == pytest.approx(candidates * usd) and first.usd == pytest.approx(candidates * usd)
+    # RunPod bills the worker from its start but reports each job's executed time only: the round that sent
+    # requests books one start (serverless.cold_start_s, an estimate); the round that sent nothing books none
+    start = settings.serverless.cold_start_s * settings.serverless.usd_per_s
+    starts = store.execute("SELECT usd FROM api_calls WHERE provider = ? AND mode = ?", [PROVIDER, WORKER_START])
+    assert [row[0] for row in starts] == [pytest.approx(start)] and first.start_usd == pytest.approx(start)
+    assert today_usd(store) == pytest.approx(candidates * usd + start) and first.usd == pytest.approx(candidates * usd)
+    assert "worker start $0.0186 (estimated)" in first.summary() and again.start_usd == 0
     labels = store.execute("SELECT label FROM predictions p JOIN runs r ON r.id = p.run_id"
                            " WHERE r.kind = 'endpoint'").fetchall()
     assert len(labels) == candidates and {label for (label,) in labels} <= {"bearish", "neutral", "bullish"}
@@ -76,8 +83,8 @@ def test_an_endpoint_that_fails_stops_the_round_and_leaves_the_posts_for_the_nex
     with client_for(url, settings, fake) as client:
         report = predict_new(store, settings, client)
     assert report.failed == 3 and report.scored == 0 and "HTTP 500" in report.problems[0]
-    statuses = store.execute("SELECT status FROM api_calls WHERE provider = ?", [PROVIDER]).fetchall()
-    assert statuses == [("error",)] * 3
+    statuses = store.execute("SELECT mode, status FROM api_calls WHERE provider = ? ORDER BY id", [PROVIDER]).fetchall()
+    assert statuses == [(WORKER_START, "ok")] + [("live", "error")] * 3  # the worker may have started: counted
     assert report.waiting == store.execute(CANDIDATES).fetchone()[0] - 3
 
 

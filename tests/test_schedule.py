@@ -4,6 +4,7 @@ overlapping collections (real processes against the fake 4chan)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,3 +133,68 @@ def test_overlapping_collections_never_send_two_requests_within_a_second(tmp_pat
     assert len(times) >= 6
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.95, gaps  # 1 request/second across all of them, the API's rule
+
+
+def _collect_row(db_file: Path) -> dict | None:
+    from bizsent.core.store import open_db
+    from bizsent.jobs import rows
+
+    if not db_file.exists():
+        return None
+    db = open_db(db_file, create=False)
+    try:
+        found = rows.listing(db, "collect")
+        return found[-1] if found else None
+    finally:
+        db.close()
+
+
+def test_the_loop_is_a_job_with_heartbeat_that_cancels_and_resumes(tmp_path: Path) -> None:
+    """`scrape --every` writes a `collect` job row (heartbeat, rounds, next round); `bizsent jobs cancel` stops it
+    while it waits; Ctrl-C leaves it queued and `bizsent jobs resume` runs the rounds it had left."""
+    from bizsent.jobs.states import status
+    from bizsent.jobs.views import listing
+
+    db_file = tmp_path / "x.db"
+    with FakeFourChan() as server:
+        biz_scenario(server)
+        env = dict(os.environ, BIZSENT_SCRAPE__API_BASE=server.url, BIZSENT_SCRAPE__IMAGE_BASE=server.url)
+        base = [*CLI, "--db", str(db_file)]
+        loop = subprocess.Popen([*base, "scrape", "--no-images", "--every", "1h"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: (_collect_row(db_file) or {}).get("done", 0) >= 1, "the first round")
+            job = _collect_row(db_file)
+            assert status(job) == "running" and job["pid"] == loop.pid and job["heartbeat_at"]
+            assert job["counts"]["next_at"] > time.time() + 3000 and "round done" in job["counts"]["last"]
+            from bizsent.core.store import open_db
+
+            shown = next(v for v in listing(open_db(db_file, create=False)) if v.id == job["id"])
+            assert shown.what.startswith("every 1 h, next ") and shown.resumable is False
+            cancel = subprocess.run([*base, "jobs", "cancel", str(job["id"])], env=env, capture_output=True,
+                                    text=True, timeout=60)
+            assert cancel.returncode == 0, cancel.stderr
+            loop.communicate(timeout=60)  # stops while it waits: not an hour later
+        finally:
+            loop.kill()
+        assert _collect_row(db_file)["state"] == "cancelled"
+
+        loop = subprocess.Popen([*base, "scrape", "--no-images", "--every", "1s", "--rounds", "2"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: (_collect_row(db_file) or {}).get("done", 0) == 1
+                      and _collect_row(db_file)["id"] != job["id"], "the first round of the second loop")
+            loop.send_signal(signal.SIGINT)
+            loop.communicate(timeout=60)
+        finally:
+            loop.kill()
+        second = _collect_row(db_file)
+        assert second["state"] == "queued" and second["total"] == 2 and "resume" in second["error"]
+        resume = subprocess.run([*base, "jobs", "resume", str(second["id"])], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert resume.returncode == 0, resume.stderr
+        _wait_for(lambda: _collect_row(db_file)["state"] in ("done", "failed"), "the resumed loop to finish",
+                  timeout=120)
+    final = _collect_row(db_file)
+    assert final["state"] == "done" and final["done"] + final["failed"] == 2  # the round left, not two more
+    assert final["pid"] != loop.pid

@@ -13,9 +13,12 @@ from bizsent.core.store.posts import save_posts
 from bizsent.core.store.records import ImageRef, NewPost
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.trends import TrendsScreen
+from bizsent.tui.widgets.ansi_strips import ansi_strips
 from bizsent.tui.widgets.image_preview import ImagePreview
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from fakes.tui import open_screen, png, until
+from rich.color import Color
+from rich.style import Style
 from textual.widgets import DataTable, Static
 
 DAY_S = 86_400
@@ -65,6 +68,11 @@ async def test_trends_screen_shows_coins_updates_live_and_drills_down(settings, 
         assert cell(coins, "LINK", 5) == "+2.00" and cell(coins, "ETH", 2) == "0"
         plot = screen.query_one(TrendPlot)
         assert plot.coin == "LINK" and [p.days_ago for p in plot.series] == [2, 1, 0]
+        await until(pilot, lambda: "LINK  ━ bullish" in plot.text)  # drawn once plotext is loaded
+        assert "┤" in plot.text and any(s.style and s.style.color == Color.from_ansi(10)  # the bullish line
+                                        for strip in plot.rendered for s in strip)
+        eth = next(t for t in screen.data.coins if t.coin == "ETH")
+        await until(pilot, lambda: plot.is_drawn("ETH", eth.series))  # the next coin is drawn ahead, off the loop
         assert "LINK +2.00" in str(screen.query_one("#trends-movers", Static).render())
         predict(db, 901, "bearish")  # the live endpoint scores a new post: the next poll shows it
         predict(db, 902, "bearish")
@@ -106,3 +114,12 @@ async def test_trends_on_demo_data_shows_the_demo_day_and_moves_as_posts_are_sco
                        " (1, ?, 'bullish', '{}', ?)", [post_id, stamp()])
         await until(pilot, lambda: cell(coins, top, 2) == str(mentions))
         assert cell(coins, top, 3).startswith("100%")
+
+
+def test_ansi_strips_keep_plotexts_text_and_colours() -> None:
+    """plotext's escapes as a terminal reads them: a reset ends a run, codes before a reset add up."""
+    first, second = ansi_strips("\x1b[0m1.0┤\x1b[0m\x1b[38;5;10m▄▄\x1b[0m ·\n\x1b[1m\x1b[38;5;9mX\x1b[0m")
+    assert first.text == "1.0┤▄▄ ·" and second.text == "X"
+    assert [(s.text, s.style) for s in first] == [("1.0┤", None), ("▄▄", Style(color=Color.from_ansi(10))),
+                                                  (" ·", None)]
+    assert list(second)[0].style == Style(bold=True, color=Color.from_ansi(9))

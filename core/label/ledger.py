@@ -47,7 +47,7 @@ def request_key(post_id: int, image_sha256: str, prompt_version: str, model: str
     return hashlib.sha256(f"{post_id}|{image_sha256}|{prompt_version}|{model}".encode()).hexdigest()
 
 
-def begin(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: int, provider: str, model: str,
+def begin(db: sqlite_utils.Database, *, key: str, job_id: int | None, post_id: int | None, provider: str, model: str,
           prompt_version: str, mode: str = "live", status: str = "pending", reserved_usd: float | None = None,
           epoch: int | None = None) -> int:
     """Write a row without the checks of `claim` (which is what every sender uses)."""

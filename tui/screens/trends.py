@@ -9,7 +9,6 @@ reads the store on a timer, so shares move as the live endpoint scores new posts
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wils
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
 from bizsent.tui.widgets.status_bar import StatusBar
-from bizsent.tui.widgets.trend_plot import TrendPlot
+from bizsent.tui.widgets.trend_plot import TrendPlot, load_plotext, plotext_loaded
 from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
@@ -109,9 +108,8 @@ class TrendsScreen(BizsentNode, Screen):
             # Anchored on the newest post, not the clock (core.coins.trends). Read from the hourly totals, the
             # whole history costs little more than the week the table needs, so it is one read.
             self.post_message(self.Polled(trends(db, names, days=DAYS, min_scored=MIN_SCORED)))
-        if "plotext" not in sys.modules:
-            import plotext  # noqa: F401  (a quarter second: here, after the table's data, not on the event loop)
-
+        if not plotext_loaded():  # a quarter second: here, after the table's data, not on the event loop
+            load_plotext()
             self.app.call_from_thread(self.query_one(TrendPlot).redraw)
 
     def on_trends_screen_polled(self, message: TrendsScreen.Polled) -> None:
@@ -131,7 +129,17 @@ class TrendsScreen(BizsentNode, Screen):
         if coins:
             table.move_cursor(row=coins.index(self.coin) if self.coin in coins else 0)
             self._select(self.coin if self.coin in coins else coins[0])
+            at = coins.index(self.coin)
+            ahead = self.data.coins[at + 1:] + self.data.coins[:at]  # the cursor's next coins first
+            self.call_after_refresh(self._predraw, [(t.coin, t.series) for t in ahead])
         self._show_movers()
+
+    @background("drawing the coins' plots", group="trends-predraw", exclusive=True)
+    def _predraw(self, plots: list) -> None:
+        """Draw the other coins' plots ahead (off the event loop), once the table is on screen: a key press
+        then shows a plot already drawn."""
+        load_plotext()  # here too: this worker may start before the poll's import ends
+        self.query_one(TrendPlot).predraw(plots)
 
     def _show_movers(self) -> None:
         assert self.data is not None
