@@ -1,4 +1,4 @@
-# The serverless worker: `docker build -t USER/bizsent-serve .` (README "Serverless"). It holds bizsent and its
+# The serverless worker: `docker build -t USER/bizsent-serve .` (docs/serving.md). It holds bizsent and its
 # training/scoring stack at the versions the suite was green with, and no key and no adapter: the endpoint's
 # environment names the adapter (BIZSENT_ADAPTER), baked into a derived image or on a network volume.
 FROM pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime

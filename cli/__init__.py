@@ -1,4 +1,5 @@
-"""The `bizsent` command line: a thin layer over core and jobs (the console calls the same functions).
+"""The `bizsent` command line (floor 10, the top): a thin layer over core and jobs (the console calls the same
+functions); it may import every floor.
 
 Commands live in modules by stage (data, labeling, model, pods) and jobs (every kind); importing them registers
 them on `app`.

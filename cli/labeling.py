@@ -57,7 +57,7 @@ def label(
         typer.echo(batches.submit(db, c.settings, plan).summary())
         return
     if detach:
-        from bizsent.jobs.launch import launch_label
+        from bizsent.jobs.control import launch_label
 
         job_id, pid = launch_label(db, c.db_path, c.settings.source, params, c.settings.data_dir / "logs")
         typer.echo(f"job {job_id} (label) started in the background (pid {pid}); follow it with"

@@ -46,8 +46,7 @@ def train(
     local: Annotated[bool, typer.Option("--local", help="train on this machine (tiny or real model, same code)")]
     = False,
     pod: Annotated[bool, typer.Option("--pod", help="train on a RunPod GPU: price shown first, then create, upload,"
-                                      " watch, download the adapter, terminate (README \"Training on a RunPod"
-                                      " GPU\")")] = False,
+                                      " watch, download the adapter, terminate (docs/pods.md)")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking (the price and"
                                       " kill switches are still printed)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the estimated peak GPU memory of a training "
@@ -155,7 +154,8 @@ def eval_(
 ) -> None:
     """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
     to the baselines and API labelers."""
-    from bizsent.core.evaluate.report import render_table, run_row
+    from bizsent.core.evaluate.report import render_table
+    from bizsent.core.model.loading import run_row
     from bizsent.jobs import rows, training
 
     c = ctx_of(ctx)
@@ -217,7 +217,7 @@ def predict(
             raise BizsentError("--run picks a local run; an endpoint scores with the adapter it was deployed with")
         _predict_on_endpoint(c, endpoint, items, yes)
         return
-    from bizsent.core.evaluate.report import load_for_run, run_row
+    from bizsent.core.model.loading import load_for_run, run_row
     from bizsent.core.model.scoring import score
 
     if run is None:
@@ -242,7 +242,7 @@ def _predict_on_endpoint(c: Context, endpoint: str, items: list, yes: bool) -> N
     key = secret("runpod")
     cost = estimate(cfg, len(items))
     typer.echo(f"{len(items)} post(s) to endpoint {endpoint}: at most about ${cost.usd:.4f} from a cold start "
-               f"({cost.formula}; estimate, see README \"Serverless\")", err=True)
+               f"({cost.formula}; estimate, see docs/serving.md)", err=True)
     if len(items) > 1 and not yes and not typer.confirm(f"send {len(items)} posts for about ${cost.usd:.4f}?"):
         typer.echo("nothing was sent", err=True)
         return
@@ -284,7 +284,7 @@ def selftrain(
                            rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
                            progress=lambda line: typer.echo(line, err=True))
     if result.chosen is not None and result.test is not None:
-        from bizsent.core.evaluate.report import Report
+        from bizsent.core.evaluate.result import Report
 
         print_table(render_table(Report(f"selftrain round {result.chosen.round}", result.test)))
     typer.echo(result.summary())
@@ -336,8 +336,8 @@ def queue(
                                             " run that scored the pool)")] = None,
 ) -> None:
     """The next posts to label by hand: the Label screen's active-learning queue (most uncertain, diverse)."""
-    from bizsent.core.evaluate.report import run_row
     from bizsent.core.model.acquisition import human_queue
+    from bizsent.core.model.loading import run_row
 
     c = ctx_of(ctx)
     if strategy not in ("uncertainty", "random"):

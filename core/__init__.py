@@ -1,4 +1,8 @@
-"""bizsent's engine: store, collection, labeling, model and evaluation; no UI imports."""
+"""bizsent's engine, grouped by pipeline stage: store, collect, model, then evaluate / pods / serve, then label;
+no UI imports. Floor 0 itself (this file only hides pandas and numpy from sqlite-utils); each subpackage names
+its own floor, and the table in bizsent/__init__.py places the loose modules (errors, labels, secure, sections:
+floor 0; config and log: floor 2; costs: floor 7).
+"""
 
 import sys
 

@@ -1,5 +1,7 @@
 """Typed settings loaded from config.toml, then environment variables, then CLI flags.
 
+Config composes: the section base types live in core.sections, and each label provider declares its own
+[labeling.NAME] section, key variable and default prices (core.label.providers), which this module gathers.
 Secrets are not settings: API keys come only from the environment (see `secret`).
 """
 
@@ -10,20 +12,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+from bizsent.core.config_sources import coerce, env_overrides, format_error, set_dotted
 from bizsent.core.errors import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from bizsent.core.label import providers
+from bizsent.core.sections import ModelPrice, ProviderSettings, Section, env_secret, optional_env_secret
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
-ENV_PREFIX = "BIZSENT_"
 # The secrets that are not a label provider's; each provider declares its own (core.label.providers), and each
 # key goes to its own host only.
 SECRET_ENV = {"runpod": "RUNPOD_API_KEY"}
-
-
-class Section(BaseModel):
-    # No setting is infinite or NaN: `inf` (or 1e309, which TOML reads as inf) as a budget cap would be no cap.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataSettings(Section):
@@ -51,30 +50,6 @@ class ImageSettings(Section):
     max_pixels: int = Field(448 * 448, ge=28 * 28)
 
 
-class ModelPrice(Section):
-    """What one model costs, USD per million tokens; the Batch API bills `batch_discount` times that."""
-
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-    batch_discount: float = Field(0.5, ge=0, le=1)
-
-    def usd(self, tokens_in: int, tokens_out: int, mode: str = "live") -> float:
-        usd = (tokens_in * self.input_per_mtok + tokens_out * self.output_per_mtok) / 1_000_000
-        return usd * (self.batch_discount if mode == "batch" else 1.0)
-
-
-class ProviderSettings(Section):
-    """The keys every [labeling.PROVIDER] section has; each provider's own subclass (core.label.providers) adds
-    its keys and defaults."""
-
-    model: str
-    base_url: str
-    concurrency: int = Field(8, ge=1)
-    requests_per_minute: int = Field(500, ge=1)
-    tokens_per_minute: int = Field(2_000_000, ge=1)
-    detail: Literal["low", "high", "auto"] = "low"
-
-
 class LabelingSettings(Section):
     """[labeling], and one [labeling.PROVIDER] section per registered provider (core.label.providers): each
     section may set any subset of keys, the rest keep that provider's defaults."""
@@ -97,8 +72,6 @@ class LabelingSettings(Section):
     def _provider_sections(cls, data: Any, handler: Any) -> Any:
         """The registry, not this class, knows the providers: their sections are validated by their own models
         (errors keep their place, labeling.NAME.KEY); any other unknown key is refused as usual."""
-        from bizsent.core.label import providers
-
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
@@ -121,8 +94,6 @@ class LabelingSettings(Section):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        from bizsent.core.label import providers
-
         if value not in providers.names():
             raise PydanticCustomError("unknown_provider", "input should be {expected}",
                                       {"expected": ", ".join(repr(n) for n in providers.names())})
@@ -130,10 +101,9 @@ class LabelingSettings(Section):
 
     def section(self, provider: str) -> ProviderSettings:
         """The [labeling.PROVIDER] settings of a registered provider."""
-        from bizsent.core.label import providers
-
+        declared = providers.get(provider)  # an unknown name fails with one line
         known = (self.__pydantic_extra__ or {}).get(provider)
-        return known if known is not None else providers.get(provider).settings()
+        return known if known is not None else declared.settings()
 
 
 CloudType = Literal["COMMUNITY", "SECURE"]
@@ -175,7 +145,7 @@ class RunpodSettings(Section):
     # The pod's torch build (PyTorch's per-CUDA index, the same torch version as constraints.txt) and the least
     # CUDA version a host's driver must support, asked of RunPod at create (gpu.minCudaVersion) and checked by the
     # agent with nvidia-smi before training. 12.8 (driver 570+): PyPI's CUDA 13.0 build needs driver 580+, which
-    # RunPod's hosts mostly lack (README "Inside the pod").
+    # RunPod's hosts mostly lack (docs/pods.md "Inside the pod").
     torch_cuda: TorchCuda = "12.8"
     # The agent refuses to train unless torch uses the GPU and it fits the recipe; false only for tests on machines
     # without a GPU (the driver-versus-build check runs either way).
@@ -230,7 +200,7 @@ class TrainSettings(Section):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = ["q_proj", "v_proj"]
-    # The vision recipe (README "The 7B recipe"): the tower stays out of 4-bit (bf16, frozen) and learns through
+    # The vision recipe (docs/pods.md "The 7B recipe"): the tower stays out of 4-bit (bf16, frozen) and learns through
     # LoRA on its attention and on the merger that projects it into the language model. Names are peft suffixes
     # that match only the tower (Qwen2.5-VL's language model has no qkv, attn.proj or merger).
     quantize_vision: bool = False
@@ -357,56 +327,6 @@ class Settings(Section):
         return self.data_dir / self.data.images
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{origin}: {part} is not a section, so {dotted} is not a setting; fix or unset it")
-    node[leaf] = value
-
-
-def _env_overrides(environ: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """BIZSENT_SCRAPE__BOARD=g overrides scrape.board (double underscore separates sections).
-
-    Returns dotted key -> (value, variable name), so a bad value is blamed on the variable that set it."""
-    out = {}
-    for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and "__" in name:
-            out[name[len(ENV_PREFIX) :].lower().replace("__", ".")] = (value, name)
-    return out
-
-
-def _coerce(text: str) -> Any:
-    """Environment and flag values are strings; read them as TOML scalars or lists when they parse."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _format_error(err: ValidationError, origin: str, origins: dict[str, str] | None = None) -> str:
-    # An unknown key explains a missing or mistyped one more often than the reverse: report it first.
-    first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    key = ".".join(str(p) for p in first["loc"])
-    # A key set (or a section made up) by an environment variable or a flag is that variable's fault.
-    parent = key.rpartition(".")[0]
-    for dotted, source in (origins or {}).items():
-        if (dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".")
-                or (first["type"] == "missing" and dotted.rpartition(".")[0] == parent)):
-            origin = source
-            break
-    if first["type"] == "extra_forbidden":
-        if ".usd_per_mtok_" in key or key.endswith(".batch_discount"):
-            return (f"{origin}: '{key}' is gone: prices belong to models now; move them to "
-                    '[prices."MODEL"] input_per_mtok = … output_per_mtok = … batch_discount = …')
-        hint = " (API keys belong in environment variables)" if "key" in key.lower() else ""
-        return f"{origin}: unknown setting '{key}'{hint}; remove it or check the spelling"
-    given = first.get("input")
-    return f"{origin}: setting '{key}' {first['msg'].lower()} (got {given!r}); fix it and try again"
-
-
 def load_settings(
     path: Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -428,16 +348,16 @@ def load_settings(
     elif path != DEFAULT_CONFIG:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
     origins: dict[str, str] = {}
-    for dotted, (value, name) in _env_overrides(dict(os.environ if environ is None else environ)).items():
+    for dotted, (value, name) in env_overrides(dict(os.environ if environ is None else environ)).items():
         origins[dotted] = f"environment variable {name}"
-        _set_dotted(tree, dotted, _coerce(value), origins[dotted])
+        set_dotted(tree, dotted, coerce(value), origins[dotted])
     for dotted, value in (overrides or {}).items():
         origins[dotted] = f"command-line option for {dotted}"
-        _set_dotted(tree, dotted, value, origins[dotted])
+        set_dotted(tree, dotted, value, origins[dotted])
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, str(path), origins)) from None
+        raise ConfigError(format_error(err, str(path), origins)) from None
     settings.source = path.resolve()
     return settings
 
@@ -445,8 +365,6 @@ def load_settings(
 def default_prices() -> dict[str, dict[str, float]]:
     """Prices belong to models, not providers: the registered providers' default models' prices, which
     config.toml's [prices."MODEL"] tables add to or replace."""
-    from bizsent.core.label import providers
-
     return {model: price for p in providers.registered() for model, price in p.prices.items()}
 
 
@@ -454,27 +372,19 @@ def secret_variable(name: str) -> str:
     """The environment variable that holds the key of `name`: a label provider or another service (runpod)."""
     if name in SECRET_ENV:
         return SECRET_ENV[name]
-    from bizsent.core.label import providers
-
     return providers.get(name).secret_env
 
 
 def secret_variables() -> set[str]:
     """Every variable a bizsent key is read from (what logs and notifications must never show)."""
-    from bizsent.core.label import providers
-
     return set(SECRET_ENV.values()) | {p.secret_env for p in providers.registered()}
 
 
 def secret(name: str) -> str:
     """The API key for `name`, from its environment variable only."""
-    var = secret_variable(name)
-    value = os.environ.get(var, "").strip()
-    if not value:
-        raise ConfigError(f"{var} is not set; export it in your shell to use {name}")
-    return value
+    return env_secret(secret_variable(name), name)
 
 
 def optional_secret(name: str) -> str | None:
     """The key for `name` if its variable is set (local OpenAI-compatible servers usually need none)."""
-    return os.environ.get(secret_variable(name), "").strip() or None
+    return optional_env_secret(secret_variable(name))

@@ -12,10 +12,11 @@ from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
+from bizsent.core.label.planning import Params
 from bizsent.core.model.events import end_runs_of_job
 from bizsent.core.store import transaction
-from bizsent.jobs import rows
-from bizsent.jobs.kinds import ACTIVE, RESUMABLE_FROM, kind_of, status
+from bizsent.jobs import labeling, rows
+from bizsent.jobs.states import ACTIVE, RESUMABLE_FROM, kind_of, status
 
 
 def log_path(log_dir: Path | str, kind: str, job_id: int) -> Path:
@@ -45,6 +46,15 @@ def launch(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | s
     except BizsentError as exc:
         rows.finish(db, job_id, "failed", str(exc))
         raise
+
+
+def launch_label(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,
+                 params: Params, log_dir: Path | str) -> tuple[int, int]:
+    """Queue a labeling job and run it detached (`bizsent label --job ID --yes`); returns (job id, pid).
+
+    The caller has already shown the estimate and got the user's confirmation."""
+    job_id = labeling.queue(db, params)
+    return job_id, start(db, db_path, config_path, job_id, log_dir)
 
 
 def resume(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, job_id: int,

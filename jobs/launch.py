@@ -14,10 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import sqlite_utils
 from bizsent.core.errors import BizsentError
-from bizsent.core.label.planning import Params
-from bizsent.jobs import labeling
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,13 +49,3 @@ def start_detached(db_path: Path | str, config_path: Path | str | None, args: li
         raise BizsentError(f"could not start a background job: {(spawned.stderr or spawned.stdout).strip()[-200:]}")
     return int(spawned.stdout.strip())
 
-
-def launch_label(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,
-                 params: Params, log_dir: Path | str) -> tuple[int, int]:
-    """Queue a labeling job and run it detached (`bizsent label --job ID --yes`); returns (job id, pid).
-
-    The caller has already shown the estimate and got the user's confirmation."""
-    from bizsent.jobs.control import start
-
-    job_id = labeling.queue(db, params)
-    return job_id, start(db, db_path, config_path, job_id, log_dir)

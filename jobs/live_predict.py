@@ -59,7 +59,7 @@ def local_refusal(settings: Settings, posts: int, cuda: bool) -> str | None:
     hours = posts * settings.live.cpu_s_per_post_7b / 3600
     return (f"not scoring {posts} new posts with {base} on this CPU: about {hours:.1f} h at "
             f"{settings.live.cpu_s_per_post_7b:g} s a post (an estimate, live.cpu_s_per_post_7b); set live.endpoint "
-            "to a deployed serverless endpoint (README \"Serverless\") to score them as they arrive")
+            "to a deployed serverless endpoint (docs/serving.md) to score them as they arrive")
 
 
 def today_usd(db: sqlite_utils.Database) -> float:

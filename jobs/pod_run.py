@@ -125,7 +125,7 @@ def launch_run(db: sqlite_utils.Database, db_path: Path | str, config_path: Path
 def cancel(db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> str:
     """`jobs cancel` of a pod job: a live process sees the flag and terminates its pod; a dead one cannot, so the
     pod is terminated here."""
-    from bizsent.jobs.kinds import status
+    from bizsent.jobs.states import status
 
     dead = status(job) == "dead"
     rows.finish(db, job["id"], "cancelled", "cancelled by the user")
@@ -151,7 +151,7 @@ def stop_or_terminate(db: sqlite_utils.Database, client: api.RunpodClient, pod_i
     cancels that job first: its process stops waiting on a pod that is gone and ends the job and its run as
     cancelled, not failed 13 minutes later."""
     from bizsent.core.pods import orphans
-    from bizsent.jobs.kinds import ACTIVE, status
+    from bizsent.jobs.states import ACTIVE, status
 
     row = records.row_of(db, pod_id)
     job = rows.get(db, row.job_id) if action == "terminate" and row and row.job_id else None
@@ -276,7 +276,7 @@ def _run_row(db: sqlite_utils.Database, settings: Settings, job_id: int, name: s
 
 
 def _trained_with(adapter_dir: Path) -> dict | None:
-    """The versions the adapter's run info records (core.model.training.stack_versions)."""
+    """The versions the adapter's run info records (core.model.run_info.stack_versions)."""
     try:
         return json.loads((adapter_dir / "bizsent.json").read_text(encoding="utf-8")).get("versions")
     except (OSError, ValueError):

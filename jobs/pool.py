@@ -13,7 +13,7 @@ import sqlite_utils
 from bizsent.core.errors import BizsentError, Cancelled
 from bizsent.core.model.pool import PoolReport, resolve_run, score_pool
 from bizsent.jobs import rows
-from bizsent.jobs.kinds import status
+from bizsent.jobs.states import status
 
 KIND = "score-pool"
 

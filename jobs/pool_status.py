@@ -20,7 +20,7 @@ class PoolJob:
     done: int
     total: int
     error: str | None
-    alive: bool  # its process is starting or running (jobs.kinds.status)
+    alive: bool  # its process is starting or running (jobs.states.status)
 
     @property
     def active(self) -> bool:

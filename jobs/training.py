@@ -44,7 +44,7 @@ class TrainOutcome:
     job_id: int
     run_id: int
     result: Any  # core.model.training.TrainResult
-    report: Any = None  # core.evaluate.report.Report, when the job evaluated the run (on the dev split)
+    report: Any = None  # core.evaluate.result.Report, when the job evaluated the run (on the dev split)
     report_path: Path | None = None
     note: str = ""  # why the run was not evaluated
 
@@ -128,7 +128,7 @@ def launch_eval(db: sqlite_utils.Database, db_path: Path | str, config_path: Pat
     """Evaluate `run` on `split` in a detached eval job (the console's `e` for dev, `T` for test): (job id,
     pid). One at a time per run."""
     from bizsent.jobs.control import launch
-    from bizsent.jobs.kinds import status
+    from bizsent.jobs.states import status
 
     for job in reversed(rows.listing(db, EVAL)):
         if job["params"].get("run") == str(run) and status(job) in ("starting", "running"):

@@ -1,5 +1,5 @@
 """Jobs as readers see them (`bizsent jobs`, `bizsent batches`, the console's Jobs screen): one JobView per row,
-with its shown status (jobs.kinds.status), heartbeat age and what it does, and the one text rendering of the
+with its shown status (jobs.states.status), heartbeat age and what it does, and the one text rendering of the
 list and of one job."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bizsent.core.errors import BizsentError
 from bizsent.core.labels import api_labeler
 from bizsent.core.store.liveness import age_s
 from bizsent.jobs import rows
-from bizsent.jobs.kinds import ACTIVE, KINDS, RESUMABLE_FROM, status
+from bizsent.jobs.states import ACTIVE, KINDS, RESUMABLE_FROM, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ def running_count(db: sqlite_utils.Database) -> int:
 
 
 def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
-    """Jobs by what they are now (kinds.status: a 'running' row whose process is gone counts as dead), for
+    """Jobs by what they are now (states.status: a 'running' row whose process is gone counts as dead), for
     `bizsent status`."""
     counts: dict[str, int] = {}
     for job in rows.listing(db):

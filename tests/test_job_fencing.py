@@ -23,7 +23,7 @@ from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError, Superseded
 from bizsent.core.label import ledger, planning
 from bizsent.core.store import WRITE_CHUNK, liveness, open_db
-from bizsent.jobs import control, kinds, labeling, rows
+from bizsent.jobs import control, labeling, rows, states
 from fakes.label_posts import FAKE_CONFIG, make_posts
 from fakes.openai_server import FakeOpenAI, Server
 
@@ -150,11 +150,11 @@ def test_a_stale_heartbeat_of_a_running_local_process_is_blocked_not_dead_but_a_
         db.execute("UPDATE jobs SET pid = ?, host = ?, heartbeat_at = ? WHERE id = ?",
                    [worker.pid, liveness.HOST, late, job])
         # Its beat waits behind a long write transaction: the job stays running, its claims stay live.
-        assert kinds.status(rows.get(db, job)) == "running"
+        assert states.status(rows.get(db, job)) == "running"
         assert liveness.is_dead("running", late, worker.pid, "another-machine")  # elsewhere only the beat tells
         worker.send_signal(signal.SIGSTOP)  # Ctrl-Z: nothing beats until it continues
         _wait("the stop to show", lambda: not liveness.pid_running(worker.pid))
-        assert kinds.status(rows.get(db, job)) == "dead"
+        assert states.status(rows.get(db, job)) == "dead"
     finally:
         worker.kill()
         worker.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bizsent.core.config import load_settings
 from bizsent.core.store import liveness, now, open_db
-from bizsent.jobs import kinds, rows, views
+from bizsent.jobs import rows, states, views
 from fakes.train import seed_store
 
 pytest.importorskip("torch")
@@ -117,10 +117,10 @@ def test_cancel_stops_a_detached_train_job_at_its_next_step(world):
 
 
 def test_every_kind_is_registered_with_a_command_and_a_status_rule():
-    assert {"label", "batch-collect", "train", "eval", "score-pool"} <= set(kinds.KINDS)
+    assert {"label", "batch-collect", "train", "eval", "score-pool"} <= set(states.KINDS)
     batch = {"kind": "label", "state": "running", "params": {"mode": "batch"}, "heartbeat_at": None, "pid": None,
              "host": None}
-    assert kinds.status(batch) == "waiting"  # a submitted batch has no process to die
-    assert kinds.status({**batch, "params": {"mode": "live"}}) == "dead"  # a live run without a heartbeat
-    assert kinds.status({**batch, "kind": "train", "state": "queued"}) == "queued"
-    assert kinds.KINDS["train"].command(7) == ["train", "--local", "--job", "7"]
+    assert states.status(batch) == "waiting"  # a submitted batch has no process to die
+    assert states.status({**batch, "params": {"mode": "live"}}) == "dead"  # a live run without a heartbeat
+    assert states.status({**batch, "kind": "train", "state": "queued"}) == "queued"
+    assert states.KINDS["train"].command(7) == ["train", "--local", "--job", "7"]

@@ -146,7 +146,7 @@ def test_a_live_run_skips_posts_waiting_in_a_batch(tmp_path, fake):
     batches.submit(db, settings, batch_plan)
     live_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, 10, False))
     assert not {i.post_id for i in live_plan.items} & {i.post_id for i in batch_plan.items}
-    assert live_plan.skipped[labeling.CLAIMED] == 10
+    assert live_plan.skipped[planning.CLAIMED] == 10
     labeling.run_live(db, settings, live_plan, backoff_s=0.01)
     # Even a plan made before the batch was submitted does not resend its posts.
     stale_plan = planning.plan(db, settings, planning.resolve(settings, "openai", None, None, False))

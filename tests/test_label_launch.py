@@ -25,7 +25,7 @@ from bizsent.core.config import load_settings
 from bizsent.core.errors import BizsentError
 from bizsent.core.store import open_db
 from bizsent.core.label import planning
-from bizsent.jobs.launch import launch_label
+from bizsent.jobs.control import launch_label
 settings = load_settings(sys.argv[1])
 db = open_db(settings.db_path)
 params = planning.resolve(settings, "openai", None, None, False)
@@ -82,7 +82,7 @@ def test_detached_job_outlives_its_parent_and_writes_progress(world):
 
 
 def test_cancel_stops_a_detached_live_run(world):
-    from bizsent.jobs.launch import launch_label
+    from bizsent.jobs.control import launch_label
 
     fake, cfg, settings, db = world
     fake.latency_s = 0.3

@@ -16,7 +16,7 @@ from bizsent.core.label import planning
 from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.store import open_db
 from bizsent.jobs import batches, labeling
-from bizsent.tui.job_queries import estimate_view
+from bizsent.jobs.label_views import estimate_view
 from fakes.label_posts import make_posts
 
 

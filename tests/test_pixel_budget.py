@@ -10,8 +10,8 @@ import shutil
 import pytest
 from bizsent.core.errors import BizsentError
 from bizsent.core.model.modeling import load_processor
+from bizsent.core.model.run_info import check_run_info, read_run_info
 from bizsent.core.model.scoring import ScoreInput, encode_prompts, pixel_budget
-from bizsent.core.model.training import check_run_info, read_run_info
 from PIL import Image
 
 # Qwen2.5-VL-7B-Instruct's preprocessor_config.json, whole: the legacy flat layout with the budget keys and no
@@ -67,7 +67,7 @@ def _adapter_on(run, base, tmp_path):
 
 
 def test_every_loader_scores_at_the_runs_budget(run, real_shaped, screenshot, tmp_path):
-    from bizsent.core.evaluate.report import load_for_run
+    from bizsent.core.model.loading import load_for_run
     from bizsent.core.model.selftrain import trained_processor
     from bizsent.core.serve.handler import load_worker
 

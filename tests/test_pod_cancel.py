@@ -11,7 +11,7 @@ import pytest
 from bizsent.core.pods import api
 from bizsent.core.store.liveness import pid_alive
 from bizsent.jobs import control, pod_run, rows
-from bizsent.jobs.kinds import kind_of
+from bizsent.jobs.states import kind_of
 from fakes.pod_run import CANARY, pod_rig
 
 

@@ -15,7 +15,7 @@ from bizsent.core.pods.views import live_pods
 from bizsent.core.store import now
 from bizsent.core.store.liveness import HOST
 from bizsent.jobs import pod_run, rows
-from bizsent.jobs.kinds import status
+from bizsent.jobs.states import status
 from fakes.pod_run import CANARY, pod_rig
 
 GPUS = ("NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3090", "NVIDIA RTX A5000")

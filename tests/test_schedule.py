@@ -152,7 +152,7 @@ def _collect_row(db_file: Path) -> dict | None:
 def test_the_loop_is_a_job_with_heartbeat_that_cancels_and_resumes(tmp_path: Path) -> None:
     """`scrape --every` writes a `collect` job row (heartbeat, rounds, next round); `bizsent jobs cancel` stops it
     while it waits; Ctrl-C leaves it queued and `bizsent jobs resume` runs the rounds it had left."""
-    from bizsent.jobs.kinds import status
+    from bizsent.jobs.states import status
     from bizsent.jobs.views import listing
 
     db_file = tmp_path / "x.db"

@@ -251,8 +251,8 @@ def test_an_adapter_from_another_prompt_version_is_refused_at_load(run, tmp_path
     import shutil
 
     from bizsent.core.errors import BizsentError
-    from bizsent.core.evaluate.report import load_for_run, run_row
     from bizsent.core.labels import PROMPT_VERSION
+    from bizsent.core.model.loading import load_for_run, run_row
 
     settings = run["settings"]
     db = open_db(settings.db_path)

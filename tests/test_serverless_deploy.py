@@ -1,7 +1,7 @@
-"""The README's serverless deploy steps, checked without docker: the build contexts docker would send (honouring
-.dockerignore, tests/fakes/docker_context.py) hold what each Dockerfile COPYs (the project for the base image
-from a clean checkout, the run's adapter for the derived one), and the create-endpoint JSON has the shape of
-RunPod's v2 CreateEndpointRequest."""
+"""The serverless deploy steps of the docs (docs/serving.md), checked without docker: the build contexts docker
+would send (honouring .dockerignore, tests/fakes/docker_context.py) hold what each Dockerfile COPYs (the project
+for the base image from a clean checkout, the run's adapter for the derived one), and the create-endpoint JSON
+has the shape of RunPod's v2 CreateEndpointRequest."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from fakes.docker_context import context_files, copied, ignored, instructions, read_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-DEPLOY = README[README.index("### Deploy"):README.index("### What 1,000 posts cost")]
+SERVING = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
+DEPLOY = SERVING[SERVING.index("## Deploy"):SERVING.index("## What 1,000 posts cost")]
 
 
 def _checkout_files() -> list[str]:
@@ -82,7 +82,7 @@ def test_the_derived_image_gets_the_adapter_from_the_readme_command(tmp_path):
     assert copy.split()[-1] == "/opt/bizsent/adapter"
     assert ("ENV", "BIZSENT_ADAPTER=/opt/bizsent/adapter") in steps
     assert [op for op, _ in steps][:2] == ["ARG", "FROM"] and "--build-arg" in build
-    # the README's earlier step, COPY data/runs/... from the project's root, found nothing: .dockerignore has data
+    # the docs' earlier step, COPY data/runs/... from the project's root, found nothing: .dockerignore has data
     root_files = context_files(project)
     assert not any(f.startswith("data/") for f in root_files)
 

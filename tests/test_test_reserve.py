@@ -4,9 +4,9 @@ session walks, so active learning or any other order run first cannot take the h
 from __future__ import annotations
 
 from bizsent.core.label.human import answer_target
+from bizsent.core.label.queue import RESERVE_DONE, QueueSpec, label_queue
 from bizsent.core.labels import reserved_for_test
 from bizsent.core.store.posts import set_label
-from bizsent.core.store.queue import RESERVE_DONE, QueueSpec, label_queue
 from bizsent.core.store.records import NewLabel
 from fakes.tui import build_store, until
 

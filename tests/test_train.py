@@ -11,6 +11,7 @@ from bizsent.core.labels import PROMPT_VERSION
 from bizsent.core.model.dataset import read_split
 from bizsent.core.model.events import read_jsonl, run_events
 from bizsent.core.model.modeling import load_model, load_processor
+from bizsent.core.model.run_info import read_run_info
 from bizsent.core.model.scoring import ScoreInput, score
 from bizsent.core.model.training import (
     EVAL_LOSS_OVER,
@@ -19,7 +20,6 @@ from bizsent.core.model.training import (
     BundleCollator,
     prepare_checkpoints,
     prepare_lora,
-    read_run_info,
 )
 from bizsent.core.store import open_db
 

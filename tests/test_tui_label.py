@@ -219,7 +219,7 @@ async def test_active_learning_is_the_queue_bizsent_queue_prints(settings, db, s
 
 
 async def test_active_learning_without_predictions_says_so_and_falls_back_to_random(settings, db, store):
-    from bizsent.core.store.queue import NO_PREDICTIONS
+    from bizsent.core.label.queue import NO_PREDICTIONS
 
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:

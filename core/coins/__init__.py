@@ -1,4 +1,5 @@
-"""The coins bizsent recognises: the list that ships with the package (coins.toml) plus config.toml's
+"""The coins bizsent recognises (floor 4, beside collect; may import floors 0-3, the
+store): the list that ships with the package (coins.toml) plus config.toml's
 [[coins.extra]] entries, as one `Catalog` the extractor reads (core.coins.extract)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Built-in demo data: a few hundred synthetic /biz/-style posts with generated images and labels, so every
+"""Built-in demo data (floor 4, beside collect; may import floors 0-4): a few
+hundred synthetic /biz/-style posts with generated images and labels, so every
 screen has something real to show without keys or network.
 
 Deterministic (the seed fixes post numbers, texts, labels and image bytes) and idempotent (posts dedupe on

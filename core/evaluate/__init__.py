@@ -1,1 +1,3 @@
-"""Evaluation: metrics, the text-only baselines and the report."""
+"""Evaluation (floor 6): metrics, the text-only baselines, the report, the runs the console lists, spot-checks.
+May import floors 0-5 (store, collect, model); metrics itself is floor 0 (pure arithmetic over the labels).
+"""

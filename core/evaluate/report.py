@@ -11,40 +11,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.evaluate.baselines import (
-    Baseline,
     api_labeler_baselines,
     cryptobert_baseline,
     published_baselines,
     vader_baseline,
 )
 from bizsent.core.evaluate.metrics import Metrics, evaluate
+from bizsent.core.evaluate.result import Report
 from bizsent.core.evaluate.tables import HEADERS, rows
 from bizsent.core.labels import LABELS
 from bizsent.core.model.events import MetricEvent, record
+from bizsent.core.model.loading import load_for_run, run_row
 from bizsent.core.model.scoring import Scored, write_predictions
 from bizsent.core.store.posts import HUMAN_TEST
 
 SPLITS = ("dev", "test")
-
-
-@dataclass(slots=True)
-class Report:
-    name: str
-    model: Metrics
-    baselines: list[Baseline] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "model": self.model.to_dict(), "info": self.info,
-                "baselines": [{**asdict(b), "metrics": b.metrics.to_dict() if b.metrics else None}
-                              for b in self.baselines]}
 
 
 def post_sources(db: sqlite_utils.Database, post_ids: Sequence[int]) -> dict[int, str]:
@@ -196,41 +183,6 @@ def record_evaluation(db: sqlite_utils.Database, run_id: int, report: Report, sc
                                    confusion=m.confusion, data={"split": split, "n": m.n, "ece": m.ece,
                                                                 "accuracy_ci": m.accuracy_ci,
                                                                 "macro_f1_ci": m.macro_f1_ci}))
-
-
-def run_row(db: sqlite_utils.Database, run: int | str) -> dict:
-    """A run by id or name (the newest of that name)."""
-    cols = ("id", "kind", "name", "base_model", "adapter_path", "params", "state")
-    row = db.execute(f"SELECT {', '.join(cols)} FROM runs WHERE id = ? OR name = ? ORDER BY id DESC LIMIT 1",
-                     [run, str(run)]).fetchone()
-    if row is None:
-        raise BizsentError(f"run {run} does not exist; `bizsent train --local` creates one")
-    out = dict(zip(cols, row, strict=True))
-    out["params"] = json.loads(out["params"] or "{}")
-    return out
-
-
-def load_for_run(run: dict, settings: Any) -> tuple[Any, Any]:
-    """The run's base model (4-bit on CUDA when configured, quantised as it was trained) with its adapter, and the
-    processor. The adapter's bizsent.json must match what scoring uses (prompt version, label tokens, base model):
-    checked before the model is loaded."""
-    from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
-
-    train_cfg = run["params"].get("train", {})
-    max_pixels = (run_pixel_budget(read_run_info(Path(run["adapter_path"]))) if run["adapter_path"]
-                  else train_cfg.get("max_pixels", settings.train.max_pixels))
-    four_bit = run["params"].get("load_in_4bit")
-    if four_bit is None:
-        four_bit = settings.train.load_in_4bit and cuda_available()
-    processor = load_processor(run["base_model"], max_pixels)
-    if run["adapter_path"]:
-        check_run_info(Path(run["adapter_path"]), processor, run["base_model"])
-    # runs from before train.quantize_vision existed had their vision tower quantised with the rest
-    quantize_vision = train_cfg.get("quantize_vision", True)
-    model = load_model(run["base_model"], load_in_4bit=four_bit, adapter=run["adapter_path"],
-                       quantize_vision=quantize_vision)
-    return model, processor
 
 
 def split_rows(bundle: Path, split: str) -> list[dict]:

@@ -20,7 +20,7 @@ from bizsent.core.store.posts import HUMAN_TEST, human_test
 DEAD = "dead"  # a run's shown state when its job's process is gone
 
 if TYPE_CHECKING:
-    from bizsent.core.evaluate.report import Report
+    from bizsent.core.evaluate.result import Report
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from bizsent.core.labels import LABELS
 
 if TYPE_CHECKING:
     from bizsent.core.evaluate.metrics import Metrics
-    from bizsent.core.evaluate.report import Report
+    from bizsent.core.evaluate.result import Report
 
 HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", "recall bear/neu/bull %", "ECE %"]
 

@@ -273,7 +273,7 @@ def render(est: MemoryEstimate, source: str = "", what: str = "one training step
     lines += [f"  {'total':<{width}}  {est.total / GB:6.2f} GiB  {est.verdict}", ""]
     lines += [f"note: {n}" for n in est.notes]
     lines.append("These are estimates from the config and the model's shape "
-                 "(assumptions: core/model/memory.py, README).")
+                 "(assumptions: core/model/memory.py, docs/pods.md).")
     return "\n".join(lines)
 
 
@@ -297,5 +297,5 @@ def render_columns(columns: list[tuple[str, MemoryEstimate]], source: str = "", 
     lines += [f"{title}: {est.verdict}" for title, est in columns]
     lines += [f"note: {n}" for n in dict.fromkeys([*notes, *(n for _, est in columns for n in est.notes)])]
     lines.append("These are estimates from the config, the model's shape and the posts' token counts "
-                 "(assumptions: core/model/memory.py, README).")
+                 "(assumptions: core/model/memory.py, docs/pods.md).")
     return "\n".join(lines)

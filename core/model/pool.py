@@ -64,7 +64,7 @@ def newest_train_run(db: sqlite_utils.Database) -> int | None:
 
 def resolve_run(db: sqlite_utils.Database, run: int | str | None) -> dict:
     """The run that scores the pool (default: the newest finished training run), checked usable here."""
-    from bizsent.core.evaluate.report import run_row
+    from bizsent.core.model.loading import run_row
 
     if run is None:
         run = newest_train_run(db)
@@ -132,7 +132,7 @@ def score_pool(db: sqlite_utils.Database, settings: Any, run: int | str | None =
                batch_size: int | None = None, limit: int | None = None, progress: Progress | None = None
                ) -> PoolReport:
     """Score the pool posts that `run` has not scored yet (at most `limit`), committing every batch."""
-    from bizsent.core.evaluate.report import load_for_run
+    from bizsent.core.model.loading import load_for_run
     from bizsent.core.model.scoring import score
 
     started = time.perf_counter()

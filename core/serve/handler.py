@@ -46,7 +46,7 @@ def load_worker(adapter: str, base_model: str | None) -> Worker:
     """The model with the adapter applied and its processor, checked against the adapter's bizsent.json (prompt
     version, label tokens) before the weights are loaded. Cached: a worker loads once, whatever it serves."""
     from bizsent.core.model.modeling import cuda_available, load_model, load_processor
-    from bizsent.core.model.training import check_run_info, read_run_info, run_pixel_budget
+    from bizsent.core.model.run_info import check_run_info, read_run_info, run_pixel_budget
 
     folder = Path(adapter)
     if not folder.is_dir():

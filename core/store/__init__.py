@@ -1,4 +1,5 @@
-"""The SQLite store: the single source of truth that jobs write and the console reads.
+"""The SQLite store (floor 3): the single source of truth that jobs write and the console reads. May import
+floors 0-2 (errors, labels, config) only.
 
 Opened through sqlite-utils in WAL mode with a busy timeout, so one writer and many readers
 (the console, CLI calls, detached jobs) share it safely. Functions, not an ORM.

@@ -8,9 +8,9 @@ register it only while they run, so every other test sees the built-ins alone.
 
 from __future__ import annotations
 
-from bizsent.core.config import ProviderSettings
 from bizsent.core.label.labelers.base import Labeler
 from bizsent.core.label.providers import Provider
+from bizsent.core.sections import ProviderSettings
 from pydantic import Field
 
 

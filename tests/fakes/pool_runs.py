@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def fp32_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """{"base_model", "adapter", "params"} of a one-step LoRA run on the tiny model in full precision."""
     if "run" not in _BUILT:
-        from bizsent.core.evaluate.report import run_row
         from bizsent.core.model.dataset import build_dataset, export_bundle
+        from bizsent.core.model.loading import run_row
         from bizsent.core.model.training import train_run
         from bizsent.core.store import open_db
 

@@ -1,4 +1,4 @@
-"""The console's screens, one module each. SCREENS is the order of the number keys and the status bar;
+"""The console's screens (floor 9), one module each. SCREENS is the order of the number keys and the status bar;
 a new capability adds its screen here and nowhere else."""
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bizsent.core.label.planning import Params
 from bizsent.core.labels import LABELS
+from bizsent.jobs.label_views import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.jobs.views import JobView, listing
 from bizsent.tui.app import BizsentNode
-from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
 from bizsent.tui.widgets.confusion import ConfusionMatrix
@@ -292,7 +292,7 @@ class BatchesScreen(BizsentNode, Screen):
             self._run_action(lambda db: self._launch(db, params))
 
     def _launch(self, db, params: Params) -> str:
-        from bizsent.jobs.launch import launch_label
+        from bizsent.jobs.control import launch_label
 
         job_id, pid = launch_label(db, self.bizsent.db_path, self.bizsent.config_path(), params,
                                    self.bizsent.settings.data_dir / "logs")
@@ -301,7 +301,7 @@ class BatchesScreen(BizsentNode, Screen):
 
     def action_cancel_job(self) -> None:
         from bizsent.jobs.control import cancel
-        from bizsent.jobs.kinds import kind_of
+        from bizsent.jobs.states import kind_of
 
         job = self.selected_job()
         if job is None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from bizsent.core.label import providers
 from bizsent.core.label.planning import Params
+from bizsent.jobs.label_views import EstimateView, estimate_view
 from bizsent.tui.app import BizsentNode
-from bizsent.tui.job_queries import EstimateView, estimate_view
 from bizsent.tui.workers import background, reading
 from rich.table import Table
 from rich.text import Text

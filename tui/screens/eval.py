@@ -39,7 +39,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
-    from bizsent.core.evaluate.report import Report
+    from bizsent.core.evaluate.result import Report
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")

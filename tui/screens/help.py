@@ -12,7 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Markdown, Static
 
 
-def _keys_list(bindings: list[Binding]) -> list[str]:
+def keys_list(bindings: list[Binding]) -> list[str]:
     rows = []
     for binding in bindings:
         keys = ", ".join(k.strip() for k in binding.key.split(","))
@@ -35,8 +35,8 @@ def _not_taken(app_bindings: list[Binding], screen_bindings: list) -> list[Bindi
 
 def help_markdown(screen: Screen, app_bindings: list[Binding]) -> str:
     title = getattr(screen, "TITLE", None) or type(screen).__name__
-    parts = [f"# {title}", getattr(screen, "HELP", ""), "## Keys", *_keys_list(list(screen.BINDINGS))]
-    parts += ["", "## Everywhere", *_keys_list(_not_taken(app_bindings, screen.BINDINGS))]
+    parts = [f"# {title}", getattr(screen, "HELP", ""), "## Keys", *keys_list(list(screen.BINDINGS))]
+    parts += ["", "## Everywhere", *keys_list(_not_taken(app_bindings, screen.BINDINGS))]
     extra = getattr(screen, "HELP_FILE", None)
     if extra:
         parts += ["", files("bizsent.tui").joinpath(extra).read_text(encoding="utf-8")]

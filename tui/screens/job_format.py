@@ -4,8 +4,8 @@ selected job's pane and the agreement table. Tested directly; no rules here, onl
 from __future__ import annotations
 
 from bizsent.core.labels import LABELS
+from bizsent.jobs.label_views import Agreement, JobDetail
 from bizsent.jobs.views import JobView, age_text
-from bizsent.tui.job_queries import Agreement, JobDetail
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text

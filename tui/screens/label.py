@@ -24,10 +24,10 @@ from bizsent.core.label.human import (
     rewrites_test_label,
     write_answer,
 )
+from bizsent.core.label.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
 from bizsent.core.labels import RANDOM_SAMPLING, Label, reserved_for_test
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
-from bizsent.core.store.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.pool_job import ScorePoolKey

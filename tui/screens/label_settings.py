@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bizsent.core.store.queue import QUEUE_ORDERS
+from bizsent.core.label.queue import QUEUE_ORDERS
 from bizsent.core.store.sessions import new_label_session
 from bizsent.tui.screens.prompt import PromptModal
 

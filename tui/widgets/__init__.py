@@ -1,1 +1,1 @@
-"""Reusable console widgets: the lazy post table, the image preview, the post detail, the status bar."""
+"""Reusable console widgets (floor 9): the lazy post table, the image preview, the post detail, the status bar."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bizsent.core.store.queue import LabelPost, label_posts
+from bizsent.core.label.queue import LabelPost, label_posts
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.style import format_time
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture

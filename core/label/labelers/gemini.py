@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bizsent.core.config import ProviderSettings
 from bizsent.core.label.labelers.base import (
     KEY_HEADER,
     LabelerError,
@@ -21,6 +20,7 @@ from bizsent.core.label.labelers.base import (
     unreachable,
 )
 from bizsent.core.labels import PROMPT_RULES, LabelAnswer
+from bizsent.core.sections import ProviderSettings
 from google import genai
 from google.genai import errors, types
 

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import openai
-from bizsent.core.config import ProviderSettings
 from bizsent.core.label.labelers.base import (
     KEY_HEADER,
     LabelerError,
@@ -25,6 +24,7 @@ from bizsent.core.label.labelers.base import (
     unreachable,
 )
 from bizsent.core.labels import PROMPT_RULES, LabelAnswer, data_url
+from bizsent.core.sections import ProviderSettings
 from pydantic import ValidationError
 
 

@@ -1,4 +1,6 @@
-"""Label providers: the registry (base) and the built-in providers, one module each, registered on import."""
+"""Label providers (floor 1): the registry (base) and the built-in providers, one module each, registered on
+import. Each declares its [labeling.NAME] section, key variable and prices, which core.config composes, so they
+import floor 0 only (core.sections), never config."""
 
 # The built-ins register themselves on import, in the order the console and the estimate table list them.
 # isort: off

@@ -10,14 +10,30 @@ one module: subclass Provider, call `register`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from bizsent.core.errors import BizsentError
+from bizsent.core.sections import ProviderSettings, env_secret
 
 if TYPE_CHECKING:
-    from bizsent.core.config import ProviderSettings, Settings
     from bizsent.core.label.batching import Backend
     from bizsent.core.label.labelers.base import Labeler, Outcome
+
+
+class LabelingView(Protocol):
+    """What a provider reads of the loaded [labeling] settings. core.config.LabelingSettings composes the
+    providers' sections, so this module names its shape instead of importing it (which would be a circle)."""
+
+    request_timeout_s: float
+
+    def section(self, provider: str) -> ProviderSettings: ...
+
+
+class SettingsView(Protocol):
+    """The loaded settings (core.config.Settings), as far as a provider reads them."""
+
+    @property
+    def labeling(self) -> LabelingView: ...
 
 
 class Provider:
@@ -31,9 +47,7 @@ class Provider:
     def api_key(self, conf: ProviderSettings) -> str:
         """The key to send; a missing one, or a base_url it may not travel to (core.secure), fails with one line
         before anything is spent."""
-        from bizsent.core.config import secret
-
-        key = secret(self.name)
+        key = env_secret(self.secret_env, self.name)
         self.check_url(conf)
         return key
 
@@ -107,22 +121,21 @@ def origins() -> tuple[str, ...]:
     return tuple(n for source in SOURCES for n in (names() if source == API_SOURCE else (source,)))
 
 
-def settings_of(settings: Settings, name: str) -> ProviderSettings:
+def settings_of(settings: SettingsView, name: str) -> ProviderSettings:
     """The [labeling.NAME] settings of provider `name` (unknown names fail with one line)."""
-    get(name)
     return settings.labeling.section(name)
 
 
-def make_labeler(settings: Settings, name: str, model: str | None = None) -> Labeler:
+def make_labeler(settings: SettingsView, name: str, model: str | None = None) -> Labeler:
     """The labeler for provider `name` with its own key from the environment; each key goes to its own host."""
     conf = settings_of(settings, name)
     return get(name).labeler(conf, model or conf.model, settings.labeling.request_timeout_s)
 
 
-def require_key(settings: Settings, name: str) -> None:
+def require_key(settings: SettingsView, name: str) -> None:
     """Fail with one line before anything is spent when the provider's key is missing (or may not be sent)."""
     get(name).check_key(settings_of(settings, name))
 
 
-def batch_backend(settings: Settings, name: str) -> Backend:
+def batch_backend(settings: SettingsView, name: str) -> Backend:
     return get(name).batches(settings_of(settings, name))

@@ -4,10 +4,10 @@ machine (local servers accept any key, so none is needed)."""
 
 from __future__ import annotations
 
-from bizsent.core.config import ProviderSettings, optional_secret
 from bizsent.core.label.labelers.base import Labeler
 from bizsent.core.label.providers.base import Provider, register
 from bizsent.core.label.providers.openai import ReasoningEffort
+from bizsent.core.sections import ProviderSettings, optional_env_secret
 from pydantic import Field
 
 
@@ -28,7 +28,7 @@ class Compatible(Provider):
 
     def api_key(self, conf: ProviderSettings) -> str:
         """Its variable, if set, and only over https or to this machine; else a placeholder (no key needed)."""
-        key = optional_secret(self.name)
+        key = optional_env_secret(self.secret_env)
         if key is None:
             return "not-needed"
         self.check_url(conf)

@@ -7,11 +7,11 @@ import json
 import math
 from typing import Any
 
-from bizsent.core.config import ProviderSettings
 from bizsent.core.errors import BizsentError
 from bizsent.core.label.batching import Poll, Result
 from bizsent.core.label.labelers.base import Labeler, Outcome, Request
 from bizsent.core.label.providers.base import Provider, register
+from bizsent.core.sections import ProviderSettings
 from pydantic import Field
 
 # A remote job in one of these states will not change any more.

@@ -7,10 +7,10 @@ import json
 import math
 from typing import Literal
 
-from bizsent.core.config import ProviderSettings
 from bizsent.core.label.batching import Poll, Result
 from bizsent.core.label.labelers.base import Labeler, Outcome, Request
 from bizsent.core.label.providers.base import Provider, register
+from bizsent.core.sections import ProviderSettings
 
 # "default" sends nothing (the model's own default); the rest are OpenAI's reasoning_effort values.
 ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high"]

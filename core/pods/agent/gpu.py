@@ -2,7 +2,7 @@
 driver supports, compute capability, free memory), checked against the torch build the run uses and the recipe's
 needs, before anything is trained. A check that fails is one line, `no usable GPU: ...`.
 
-The rule (README "Inside the pod"): the host driver's CUDA version must be at least the one torch was built for
+The rule (docs/pods.md "Inside the pod"): the host driver's CUDA version must be at least the one torch was built for
 (a driver runs builds for its own CUDA version and older ones; CUDA's minor-version compatibility within a major
 version does not cover PTX compiled at run time, so an older minor is refused too); with `require_gpu` the GPU's
 compute capability and free memory must fit the recipe, and torch must see CUDA. Without `require_gpu` (tests on

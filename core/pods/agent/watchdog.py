@@ -1,5 +1,5 @@
 """The pod's last brake: a thread that stops or terminates the pod through the RunPod API with the pod-scoped key
-RunPod puts in the pod's environment, so a pod whose laptop went away still ends (README, "Inside the pod")."""
+RunPod puts in the pod's environment, so a pod whose laptop went away still ends (docs/pods.md, "Inside the pod")."""
 
 from __future__ import annotations
 

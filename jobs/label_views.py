@@ -1,9 +1,9 @@
-"""Read-only data behind the Jobs screen: a job's failures from the ledger, every labeler against the human
-test set, and the dry-run estimate the new-job dialog shows. Jobs themselves (status, liveness, what they do)
-come from the engine's jobs.views.
+"""What the console's Jobs screen shows beside the jobs themselves (jobs.views): a job's failures from the
+ledger, every labeler against the human test set, and the dry-run estimate of a new labeling job with what
+would stop it. The rules are the engine's (planning, approval, agreement); this module gathers them for one view.
 
-Like every read of the console, each function runs in a worker thread on a connection of its own. Jobs are read from the
-store only: a job started from the console is another process, and its row is all the console knows of it.
+Read-only: the console calls each function in a worker thread on a connection of its own, and knows a job started
+from it only by its row.
 """
 
 from __future__ import annotations
