@@ -49,6 +49,9 @@ class ScrapeSettings(Section):
 class ImageSettings(Section):
     thumbnail_px: int = Field(320, ge=32)
     max_pixels: int = Field(448 * 448, ge=28 * 28)
+    # Read the words on new images (OCR, the optional `ocr` extra) in a background job the console, `demo` and
+    # `scrape` start: jobs.read_images.
+    read_text: bool = True
 
 
 class ModelPrice(Section):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlite_utils
 from bizsent.core.labels import origin_sql
 from bizsent.core.store.history import LabelChange, label_history
-from bizsent.core.store.posts import DISAGREE_SQL, TEXT_MATCH_SQL, like
+from bizsent.core.store.posts import DISAGREE_SQL, text_match
 
 IMAGE_STATES = ("ok", "pending", "corrupt", "missing", "unsupported", "none")
 DISAGREE = "disagree"  # the label filter value: API labelers gave this post different labels
@@ -104,8 +104,9 @@ def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
         where.append("i.status = ?")
         args.append(f.image)
     if f.text.strip():
-        where.append(TEXT_MATCH_SQL)
-        args += [like(f.text.strip())] * 2
+        condition, more = text_match(f.text.strip())
+        where.append(condition)
+        args += more
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 

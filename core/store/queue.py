@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 from bizsent.core.labels import LABELS, origin_sql, reserved_for_test
-from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, TEXT_MATCH_SQL, like
+from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, text_match
 
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
 NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent score-pool`), then `o` again"
@@ -75,8 +75,9 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> LabelQueue:
                          + (f" AND {origin_sql('f')} = ?)" if spec.label_source else ")"))
             args += [spec.label] + ([spec.label_source] if spec.label_source else [])
         if spec.text.strip():
-            where.append(TEXT_MATCH_SQL)
-            args += [like(spec.text.strip())] * 2
+            condition, more = text_match(spec.text.strip())
+            where.append(condition)
+            args += more
     order = "p.time DESC, p.id DESC" if spec.order in ("newest", "filter") else "p.id"
     sql = f"SELECT p.id FROM posts p JOIN images i ON i.id = p.image_id WHERE {' AND '.join(where)} ORDER BY {order}"
     ids = [r[0] for r in db.execute(sql, args) if r[0] not in spec.exclude]
