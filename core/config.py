@@ -94,6 +94,9 @@ class LabelingSettings(Section):
     # Share of all candidate posts reserved for the human test set, drawn up front (core.labels.reserved_for_test):
     # the Label screen's test session walks only these, every other session never shows them. 0 turns it off.
     test_reserve: float = Field(0.05, ge=0, le=1)
+    # The Label screen shows a post answered earlier again, blind, after every this many answers (0: never):
+    # core.label.repeats.
+    repeat_every: int = Field(20, ge=0)
 
     @model_validator(mode="wrap")
     @classmethod
