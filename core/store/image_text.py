@@ -3,6 +3,8 @@ what was read, and reading it back for a post."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlite_utils
 from bizsent.core.collect.ocr import squash
 from bizsent.core.store import now
@@ -28,3 +30,22 @@ def post_image_text(db: sqlite_utils.Database, post: int) -> str | None:
     row = db.execute("SELECT t.text FROM posts p JOIN image_text t ON t.image_id = p.image_id WHERE p.id = ?",
                      [post]).fetchone()
     return row[0] if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoomSource:
+    """A post's full-size image (the original, not the thumbnail) and the words read on it."""
+
+    post_id: int
+    path: str | None
+    status: str  # the image's status, 'none' when the post has no image
+    reason: str
+    text: str | None  # None: not read yet
+
+
+def zoom_source(db: sqlite_utils.Database, post: int) -> ZoomSource | None:
+    row = db.execute(
+        "SELECT p.id, coalesce(i.path, i.thumb_path), coalesce(i.status, 'none'), coalesce(i.reason, ''), t.text"
+        " FROM posts p LEFT JOIN images i ON i.id = p.image_id LEFT JOIN image_text t ON t.image_id = p.image_id"
+        " WHERE p.id = ?", [post]).fetchone()
+    return ZoomSource(*row) if row else None

@@ -116,6 +116,7 @@ class LabelPost:
     text: str
     time: int | None
     image_path: str | None
+    image_text: str | None = None  # the words read on its image (None: not read yet)
 
 
 def label_posts(db: sqlite_utils.Database, ids: Sequence[int]) -> list[LabelPost]:
@@ -125,8 +126,9 @@ def label_posts(db: sqlite_utils.Database, ids: Sequence[int]) -> list[LabelPost
     rows = {
         r[0]: LabelPost(*r)
         for r in db.execute(
-            f"SELECT p.id, p.subject, p.text, p.time, coalesce(i.path, i.thumb_path) FROM posts p"
-            f" LEFT JOIN images i ON i.id = p.image_id WHERE p.id IN ({marks})",
+            f"SELECT p.id, p.subject, p.text, p.time, coalesce(i.path, i.thumb_path), t.text FROM posts p"
+            f" LEFT JOIN images i ON i.id = p.image_id LEFT JOIN image_text t ON t.image_id = p.image_id"
+            f" WHERE p.id IN ({marks})",
             list(ids),
         )
     }

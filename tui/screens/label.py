@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from bizsent.core.label.human import (
-    PICKED,
     answer_target,
     current_human,
     random_sample,
     rewrites_test_label,
+    why_split,
     write_answer,
 )
-from bizsent.core.labels import RANDOM_SAMPLING, Label, reserved_for_test
+from bizsent.core.labels import Label, reserved_for_test
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
 from bizsent.core.store.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
@@ -35,6 +35,7 @@ from bizsent.tui.screens.label_review import WRITER, Answer, LabelReview, LabelR
 from bizsent.tui.screens.label_settings import LabelSettingsKeys
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
 from bizsent.tui.widgets.label_view import LabelPostView
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -52,7 +53,7 @@ ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "acti
 RANDOM_SEED = 1322
 
 
-class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ScorePoolKey, Screen):
+class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
     BINDINGS = [
@@ -65,6 +66,8 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ScorePoolKey
         Binding("u", "undo", "undo"),
         Binding("n", "note", "note"),
         Binding("b", "back", "answers", show=False),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("v", "viewer", "viewer", show=False),
         Binding("t", "toggle_split", "split", show=False),
         Binding("o", "cycle_order", "order", show=False),
         Binding("d", "toggle_disagree_first", "disagreements first", show=False),
@@ -115,6 +118,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ScorePoolKey
     @property
     def current(self) -> int | None:
         return self.queue[self.pos] if self.pos < len(self.queue) else None
+
+    def zoom_post(self) -> int | None:
+        return self.current
 
     @property
     def items(self) -> dict:
@@ -257,21 +263,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ScorePoolKey
             split, why = "repeat", "blind: your stored label is kept"
         elif self.current is not None:
             split, sampling = self._target(self.current)
-            why = self._why(split, sampling)
+            why = why_split(split, sampling, self.split, self.random_sample)
         self.query_one(LabelFlags).show(sarcastic=self.sarcastic, unsure=self.unsure, split=split, why=why,
                                         order=order)
-
-    def _why(self, split: str, sampling: str | None) -> str:
-        """Why the next answer goes to `split` when that is not simply the session's split (t)."""
-        if sampling is None:
-            return "correction keeps it"
-        if sampling == PICKED:
-            return "opened from Posts"
-        if split != self.split and not self.random_sample:
-            return "test: random order only"
-        if split != self.split and sampling == RANDOM_SAMPLING:
-            return "not in the test reserve"
-        return ""
 
     def _show_counts(self) -> None:
         self.query_one(LabelTally).show(self.counts, self.goal)
