@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
-from bizsent.core.label.agreement import scores
 from bizsent.core.store import now
 
 MIN_GAP = 5  # answers between a post and its repeat, so the first answer is not simply remembered
@@ -118,6 +117,8 @@ def self_agreement(found: list[Repeat]) -> tuple[int, float] | None:
     """(repeats, Cohen's kappa between the stored label and the repeat's answer), None without repeats."""
     if not found:
         return None
+    from bizsent.core.label.agreement import scores  # numpy: loaded only once there is something to score
+
     return len(found), scores([(r.stored_label, r.label) for r in found]).kappa
 
 

@@ -386,7 +386,8 @@ MIGRATIONS: list[str] = [
     COIN_TOTALS,
     # 15: the words written on each image, read by OCR (core.collect.ocr), with `squashed` (lowercase, no
     # whitespace) for search: the OCR model often drops the spaces between words. And the Label screen's blind
-    # repeats (core.label.repeats): a post shown again to the same person, whose answer never changes its label.
+    # repeats (core.label.repeats): a post shown again to the same person, whose answer never changes its label;
+    # label_history by writer and time, so a session's own answers are read without scanning every change.
     """
     CREATE TABLE image_text (
         image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
@@ -407,6 +408,7 @@ MIGRATIONS: list[str] = [
         answered_by TEXT NOT NULL
     );
     CREATE INDEX label_repeats_session ON label_repeats(session, id);
+    CREATE INDEX label_history_writer ON label_history(changed_by, changed_at);
     """,
 ]
 

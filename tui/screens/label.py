@@ -284,7 +284,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         # The tally goes in the frame after the next post: one frame later (~17 ms) nobody notices, and the
         # post's frame then repaints the post alone instead of the screen from its first row to its last.
         self.call_after_refresh(self._show_counts)
-        self.call_after_refresh(self.refresh_review)
+        self.refresh_review()
 
     def _target(self, pid: int) -> tuple[str, str | None]:
         """(split, sampling) the next answer on `pid` gets: what the flags line shows."""

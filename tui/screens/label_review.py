@@ -32,9 +32,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+REVIEW_DELAY_S = 0.4  # the review line is read again this long after the last answer
 RECENT_SHOWN = 3  # answers on the review line; `b` lists them all
 WRITER = "console Label screen"  # changed_by of what the Label screen writes (core.history.actor)
 
@@ -111,8 +113,16 @@ class LabelReviewKeys(BizsentNode):
         self.repeat_post: int | None = None  # the post on screen is a blind repeat
         self.repeated: set[int] = set()
         self.answered = 0  # answers this session on this screen, repeats excluded: when the next repeat is due
+        self._review_timer: Timer | None = None
 
     def refresh_review(self) -> None:
+        """Read the review line again, once the keys pause: a burst of answers costs one read, not one each."""
+        if self._review_timer is not None:
+            self._review_timer.stop()
+        self._review_timer = self.set_timer(REVIEW_DELAY_S, self._read_review)
+
+    def _read_review(self) -> None:
+        self._review_timer = None
         if self.started_at:
             self._load_review(self.started_at)
 

@@ -6,8 +6,6 @@ where there is a display (tui.viewer). `z`, `escape` or `q` go back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bizsent.core.store.image_text import ZoomSource, zoom_source
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.viewer import open_in_viewer
@@ -17,10 +15,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.geometry import Size
-from textual.message import Message
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Static
 
+CAPTION_ROWS = 2
+ZOOM_SCREEN = "zoom"  # the name the one zoom screen is installed under
 ZOOM_PX = 1600  # longest side decoded: more than any terminal shows, even through Kitty on a 4K screen
 TRUE_COLOUR_HINT = "colours: {depth} (true colour: COLORTERM=truecolor; in tmux see the README)"
 
@@ -38,6 +37,13 @@ def caption(source: ZoomSource | None, picture: Picture, depth: str | None) -> T
     return line
 
 
+def zoom_picture(source: ZoomSource | None, renderer: str, size: Size) -> Picture:
+    """The post's original image decoded and drawn for `size` (in a worker thread)."""
+    if source is None or source.status == "none":
+        return Picture(reason="post has no image" if source else "post no longer in the store")
+    return load_picture(source.path, source.status, source.reason, max_px=ZOOM_PX, renderer=renderer, size=size)
+
+
 class ZoomKeys(BizsentNode):
     """Mixin for a screen with a preview: `z` zooms and `v` opens the desktop viewer, on the post that
     `zoom_post()` names (None: nothing shown)."""
@@ -50,7 +56,29 @@ class ZoomKeys(BizsentNode):
         if pid is None:
             self.notify("no post on screen to zoom")
             return
-        self.app.push_screen(ZoomScreen(pid, self.bizsent.settings.tui.image_renderer))
+        # The picture is read, decoded and drawn for the cells it will have (the terminal less the caption)
+        # before the zoom screen opens, so that screen's first frame already shows it: one paint, not two.
+        size = self.app.size
+        self._prepare_zoom(pid, self.bizsent.settings.tui.image_renderer,
+                           Size(size.width, max(size.height - CAPTION_ROWS, 1)))
+
+    @background("loading the zoomed image", group="zoom", exclusive=True)
+    def _prepare_zoom(self, pid: int, renderer: str, size: Size) -> None:
+        with reading(self.bizsent.db_path) as db:
+            source = zoom_source(db, pid)
+        self.bizsent.call_from_thread(self._open_zoom, pid, source, zoom_picture(source, renderer, size))
+
+    def _open_zoom(self, pid: int, source: ZoomSource | None, picture: Picture) -> None:
+        if self.app.screen is not self:  # the user moved on meanwhile
+            return
+        # One zoom screen per console, installed once and shown again: no new widgets, styles or layout for
+        # every zoom, only the new picture.
+        if not self.app.is_screen_installed(ZOOM_SCREEN):
+            self.app.install_screen(ZoomScreen(self.bizsent.settings.tui.image_renderer), ZOOM_SCREEN)
+        screen = self.app.get_screen(ZOOM_SCREEN)
+        assert isinstance(screen, ZoomScreen)
+        screen.set_view(pid, source, picture)
+        self.app.push_screen(screen)
 
     def action_viewer(self) -> None:
         pid = self.zoom_post()
@@ -66,7 +94,9 @@ class ZoomKeys(BizsentNode):
         self.bizsent.call_from_thread(self.bizsent.notify, open_in_viewer(source.path if source else None))
 
 
-class ZoomScreen(ZoomKeys, ModalScreen[None]):
+class ZoomScreen(ZoomKeys, Screen[None]):
+    """A whole screen, not a modal over the last one: nothing beneath it is composited on every frame."""
+
     BINDINGS = [
         Binding("z,escape,q", "close", "back"),
         Binding("v", "viewer", "desktop viewer"),
@@ -74,51 +104,43 @@ class ZoomScreen(ZoomKeys, ModalScreen[None]):
     DEFAULT_CSS = """
     ZoomScreen { background: $background; }
     ZoomScreen > ImagePreview { width: 1fr; height: 1fr; }
-    ZoomScreen > #zoom-caption { height: 2; padding: 0 1; }
-    """
+    ZoomScreen > #zoom-caption { height: CAPTION; padding: 0 1; }
+    """.replace("CAPTION", str(CAPTION_ROWS))
 
-    @dataclass
-    class Loaded(Message):
-        source: ZoomSource | None
-        picture: Picture
-
-    def __init__(self, post_id: int, renderer: str) -> None:
+    def __init__(self, renderer: str) -> None:
         super().__init__()
-        self.post_id = post_id
         self._renderer = renderer
+        self.post_id = 0
         self.source: ZoomSource | None = None
+        self.picture = Picture(reason="loading")
         self.shown = False  # the image (or why there is none) is on screen
+
+    def set_view(self, post_id: int, source: ZoomSource | None, picture: Picture) -> None:
+        """What to show next time the screen is shown."""
+        self.post_id, self.source, self.picture, self.shown = post_id, source, picture, False
+        if self.is_mounted:
+            self._draw()
 
     def compose(self) -> ComposeResult:
         yield ImagePreview(self._renderer, id="zoom-image")
-        yield Static(Text(f"post {self.post_id}: loading…", style="dim"), id="zoom-caption")
+        yield Static(id="zoom-caption")
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._start)  # after the first layout: the preview's size is known
+        self._draw()
 
-    def _start(self) -> None:
-        preview = self.query_one(ImagePreview)
-        self._load(preview.renderer, preview.target_size)
-
-    @background("loading the zoomed image", group="zoom", exclusive=True)
-    def _load(self, renderer: str, size: Size) -> None:
-        with reading(self.bizsent.db_path) as db:
-            source = zoom_source(db, self.post_id)
-        if source is None or source.status == "none":
-            picture = Picture(reason="post has no image" if source else "post no longer in the store")
-        else:
-            picture = load_picture(source.path, source.status, source.reason, max_px=ZOOM_PX, renderer=renderer,
-                                   size=size)
-        self.post_message(self.Loaded(source, picture))
-
-    def on_zoom_screen_loaded(self, message: ZoomScreen.Loaded) -> None:
-        self.source = message.source
-        self.query_one(ImagePreview).show(message.picture)
-        self.query_one("#zoom-caption", Static).update(caption(message.source, message.picture,
+    def _draw(self) -> None:
+        self.query_one(ImagePreview).show(self.picture)
+        self.query_one("#zoom-caption", Static).update(caption(self.source, self.picture,
                                                                self.app.console.color_system))
+
+    def on_screen_resume(self) -> None:
         self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
+        preview = self.query_one(ImagePreview)
+        if self.picture.strips and preview.showing != "cells":
+            self.call_after_refresh(self._painted)  # laid out, but the cells come with the next frame
+            return
         self.shown = True
 
     def action_close(self) -> None:
