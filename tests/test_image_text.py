@@ -4,6 +4,7 @@ stored with the image by the read-images job, and found by the same search the P
 from __future__ import annotations
 
 import difflib
+import time
 
 import pytest
 from bizsent.core.collect.ocr import engine_name, missing, squash
@@ -61,3 +62,31 @@ def test_search_finds_words_on_the_image_spaces_or_not(db, settings):
     assert queue.ids == [ids[5]]
     assert image_id not in {image for image, _ in unread_images(db, "test-engine")}
     assert image_id in {image for image, _ in unread_images(db, "another-engine")}  # a new engine reads again
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(missing() is not None, reason="the optional OCR extra is not installed")
+def test_new_images_start_one_background_job_that_stops_on_cancel(db, settings):
+    from bizsent.core.store import liveness
+    from bizsent.jobs.control import cancel
+    from bizsent.jobs.read_images import ensure_reading
+
+    logs = settings.data_dir / "logs"
+    assert ensure_reading(db, settings.db_path, None, logs) is None  # no image waits: nothing starts
+    build_store(db, settings.image_dir)
+    said = ensure_reading(db, settings.db_path, None, logs)
+    assert said is not None and said.startswith("reading the text on new images in the background (job ")
+    job = rows.listing(db, KIND)[-1]
+    assert ensure_reading(db, settings.db_path, None, logs) is None  # one at a time
+    wait_for(lambda: rows.get(db, job["id"])["done"] >= 1)  # it reads, and writes each image as it goes
+    assert db.execute("SELECT count(*) FROM image_text").fetchone()[0] >= 1
+    assert cancel(db, settings, job["id"]) == f"job {job['id']} cancelled"
+    wait_for(lambda: not liveness.pid_alive(rows.get(db, job["id"])["pid"]))
+    assert rows.get(db, job["id"])["state"] == "cancelled"
+    assert unread_images(db, engine_name())  # it stopped before reading them all
