@@ -58,7 +58,7 @@ async def test_blind_repeat_is_recorded_and_never_changes_the_label(settings, db
         assert [(r.post_id, r.stored_label, r.label) for r in found] == [(answered[0], "bullish", "bearish")]
         assert self_agreement(found)[0] == 1
         assert screen.current not in answered  # back to new posts
-        await until(pilot, lambda: "1 repeats, 1 differ" in review_line(screen))
+        await until(pilot, lambda: "κ 0.00 (1 rep, 1 differ)" in review_line(screen))
         assert "/h" in review_line(screen) and f"{answered[-1]} bull" in review_line(screen)
 
         await pilot.press("u")  # undo takes the repeat back, not the label
@@ -104,6 +104,7 @@ def test_label_review_lists_self_agreement_and_disagreements(settings, db, store
     record_repeat(db, "2026-12-07T10:00:00+00:00", store[3], "neutral", False, False, "me")
     result = CliRunner().invoke(cli, ["--db", str(settings.db_path), "label-review"])
     assert result.exit_code == 0, result.output
-    assert "session 2026-12-07T10:00:00+00:00: self κ" in result.output and "2 repeats, 1 differ" in result.output
+    assert "session 2026-12-07T10:00:00+00:00: self-agreement κ" in result.output
+    assert "(2 rep, 1 differ)" in result.output
     assert f"post {store[3]}: stored bearish, repeat said neutral" in result.output
     assert f"post {store[1]}:" not in result.output

@@ -38,7 +38,7 @@ class Pace:
 
     def line(self) -> str:
         if self.answers < 2:
-            return "pace: after 2 answers"
+            return "pace after 2 answers"
         return f"{self.per_hour:.0f}/h · {self.seconds_per_post:.0f} s/post"
 
 
@@ -125,10 +125,10 @@ def self_agreement(found: list[Repeat]) -> tuple[int, float] | None:
 def agreement_line(found: list[Repeat]) -> str:
     result = self_agreement(found)
     if result is None:
-        return "self-agreement: no repeat yet"
+        return "κ: no repeat yet"
     n, kappa = result
     misses = sum(r.stored_label != r.label for r in found)
-    return f"self κ {kappa:.2f} ({n} repeats, {misses} differ)"
+    return f"κ {kappa:.2f} ({n} rep, {misses} differ)"
 
 
 def review_lines(db: sqlite_utils.Database, session: str | None = None) -> list[str]:
@@ -139,7 +139,7 @@ def review_lines(db: sqlite_utils.Database, session: str | None = None) -> list[
     lines = []
     for name in dict.fromkeys(r.session for r in found):
         mine = [r for r in found if r.session == name]
-        lines.append(f"session {name}: {agreement_line(mine)}")
+        lines.append(f"session {name}: self-agreement {agreement_line(mine)}")
         lines += [f"  post {r.post_id}: stored {r.stored_label}, repeat said {r.label} ({r.answered_at})"
                   for r in mine if r.stored_label != r.label]
     return lines

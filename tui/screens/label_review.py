@@ -37,7 +37,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 REVIEW_DELAY_S = 0.4  # the review line is read again this long after the last answer
-RECENT_SHOWN = 3  # answers on the review line; `b` lists them all
+RECENT_SHOWN = 2  # answers on the review line; `b` lists them all
 WRITER = "console Label screen"  # changed_by of what the Label screen writes (core.history.actor)
 
 
@@ -70,7 +70,7 @@ class LabelReview(Static):
 
     def show(self, answers: list[SessionAnswer], pace_line: str, agreement: str) -> None:
         recent = ", ".join(answer_mark(a) for a in answers[:RECENT_SHOWN]) or "none yet"
-        self.update(f"last: {recent} (b)  ·  {pace_line}  ·  {agreement}", layout=False)
+        self.update(f"last {recent} (b) · {pace_line} · {agreement}", layout=False)  # fits 80 columns
 
 
 class AnswersModal(ModalScreen[int | None]):
