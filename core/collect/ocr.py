@@ -22,8 +22,10 @@ PACKAGE = "rapidocr-onnxruntime"
 MIN_SCORE = 0.5  # recognitions the model itself doubts (mostly texture read as letters) are left out
 
 
+@cache
 def missing() -> str | None:
-    """Why images cannot be read here (one line), or None when they can."""
+    """Why images cannot be read here (one line), or None when they can (asked once: installs do not change
+    under a running process)."""
     try:
         version(PACKAGE)
     except PackageNotFoundError:

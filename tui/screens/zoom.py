@@ -6,6 +6,7 @@ where there is a display (tui.viewer). `z`, `escape` or `q` go back.
 
 from __future__ import annotations
 
+from bizsent.core.collect.ocr import missing
 from bizsent.core.store.image_text import ZoomSource, zoom_source
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.viewer import open_in_viewer
@@ -28,8 +29,10 @@ def caption(source: ZoomSource | None, picture: Picture, depth: str | None) -> T
     """The lines under the zoomed image: what it is, the words read on it, the keys."""
     if source is None:
         return Text("post no longer in the store", style="bold")
-    words = ("not read yet (bizsent read-images)" if source.text is None
-             else source.text.replace("\n", " · ") or "(no text found)")
+    if source.text is None:
+        words = "not read yet (bizsent read-images)" if missing() is None else "no OCR here: pip install -e .[ocr]"
+    else:
+        words = source.text.replace("\n", " · ") or "(no text found)"
     size = f"{picture.image.width}x{picture.image.height} px" if picture.image is not None else picture.reason
     line = Text.assemble((f"post {source.post_id}", "bold"), f"  {size}  ", ("on the image: ", "dim"), words)
     hint = f"  ·  {TRUE_COLOUR_HINT.format(depth=depth)}" if depth in ("256", "standard") else ""
