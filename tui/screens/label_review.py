@@ -115,6 +115,12 @@ class LabelReviewKeys(BizsentNode):
         self.answered = 0  # answers this session on this screen, repeats excluded: when the next repeat is due
         self._review_timer: Timer | None = None
 
+    def restart_review(self) -> None:
+        """A new session: its answers, pace, repeats and agreement start from nothing (a repeat on screen stays
+        a repeat: it was shown blind)."""
+        self.answers, self.repeated, self.answered = [], set(), 0
+        self.refresh_review()
+
     def refresh_review(self) -> None:
         """Read the review line again, once the keys pause: a burst of answers costs one read, not one each."""
         if self._review_timer is not None:
