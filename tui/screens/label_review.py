@@ -155,15 +155,18 @@ class LabelReviewKeys(BizsentNode):
         self.app.push_screen(AnswersModal(self.answers), chosen)
 
     def queue_repeat(self) -> None:
-        """After every `labeling.repeat_every` answers, put an earlier answer's post next, blind."""
-        if self.repeat_post is not None or not repeat_due(self.answered, self.bizsent.settings.labeling.repeat_every):
+        """After every `labeling.repeat_every` answers an earlier answer's post comes back, blind. It is put in
+        the queue one post ahead, behind the post on screen, so it is prefetched like any other post."""
+        if (self.repeat_post is not None or self.current is None
+                or not repeat_due(self.answered + 1, self.bizsent.settings.labeling.repeat_every)):
             return
-        labelled = [a.post_id for a in self.history if a.kind == "label"]
+        # The post on screen is answered before the repeat shows: it counts towards the gap.
+        labelled = [a.post_id for a in self.history if a.kind == "label"] + [self.current]
         pid = pick_repeat(labelled, self.repeated | {p for p in (self.pinned,) if p is not None})
         if pid is not None:
             self.repeat_post = pid
             self.repeated.add(pid)
-            self.queue.insert(self.pos, pid)
+            self.queue.insert(self.pos + 1, pid)
 
     def answer_repeat(self, label: Label) -> None:
         pid, session = self.current, self.started_at
