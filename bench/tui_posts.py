@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=100_000)
     parser.add_argument("--presses", type=int, default=150)
     parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--zooms", type=int, default=30)
+    parser.add_argument("--zooms", type=int, default=50)
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="print every latency sample")
     args = parser.parse_args()
