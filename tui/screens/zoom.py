@@ -6,6 +6,8 @@ where there is a display (tui.viewer). `z`, `escape` or `q` go back.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bizsent.core.collect.ocr import missing
 from bizsent.core.store.image_text import ZoomSource, zoom_source
 from bizsent.tui.app import BizsentNode
@@ -40,11 +42,17 @@ def caption(source: ZoomSource | None, picture: Picture, depth: str | None) -> T
     return line
 
 
-def zoom_picture(source: ZoomSource | None, renderer: str, size: Size) -> Picture:
+def image_file(image_dir: Path, path: str | None) -> str | None:
+    """A stored image path as a file name: relative ones are under the image folder (as Trends reads them)."""
+    return str(image_dir / path) if path else None
+
+
+def zoom_picture(source: ZoomSource | None, image_dir: Path, renderer: str, size: Size) -> Picture:
     """The post's original image decoded and drawn for `size` (in a worker thread)."""
     if source is None or source.status == "none":
         return Picture(reason="post has no image" if source else "post no longer in the store")
-    return load_picture(source.path, source.status, source.reason, max_px=ZOOM_PX, renderer=renderer, size=size)
+    return load_picture(image_file(image_dir, source.path), source.status, source.reason, max_px=ZOOM_PX,
+                        renderer=renderer, size=size)
 
 
 class ZoomKeys(BizsentNode):
@@ -69,7 +77,8 @@ class ZoomKeys(BizsentNode):
     def _prepare_zoom(self, pid: int, renderer: str, size: Size) -> None:
         with reading(self.bizsent.db_path) as db:
             source = zoom_source(db, pid)
-        self.bizsent.call_from_thread(self._open_zoom, pid, source, zoom_picture(source, renderer, size))
+        picture = zoom_picture(source, self.bizsent.settings.image_dir, renderer, size)
+        self.bizsent.call_from_thread(self._open_zoom, pid, source, picture)
 
     def _open_zoom(self, pid: int, source: ZoomSource | None, picture: Picture) -> None:
         if self.app.screen is not self:  # the user moved on meanwhile
@@ -94,7 +103,8 @@ class ZoomKeys(BizsentNode):
     def _open_viewer(self, post_id: int) -> None:
         with reading(self.bizsent.db_path) as db:
             source = zoom_source(db, post_id)
-        self.bizsent.call_from_thread(self.bizsent.notify, open_in_viewer(source.path if source else None))
+        path = image_file(self.bizsent.settings.image_dir, source.path) if source else None
+        self.bizsent.call_from_thread(self.bizsent.notify, open_in_viewer(path))
 
 
 class ZoomScreen(ZoomKeys, Screen[None]):
