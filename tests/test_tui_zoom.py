@@ -122,3 +122,23 @@ async def test_v_without_a_display_says_so_and_with_one_runs_the_viewer(settings
         path = db.execute("SELECT i.path FROM posts p JOIN images i ON i.id = p.image_id WHERE p.id = ?",
                           [table.current_id]).fetchone()[0]
         assert asked.read_text().strip() == path
+
+
+async def test_a_zoom_left_open_on_one_screen_is_not_taken_by_another(settings, db, store):
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        table = app.screen.query_one(PostTable)
+        await until(pilot, lambda: len(table.ids) == 12)
+        on_posts = await zoom(app, pilot)
+        await pilot.press("f2")  # switch screens with the zoom open
+        label = app.screen
+        assert isinstance(label, LabelScreen)
+        await until(pilot, lambda: label.current is not None and label.current in label.items)
+        on_label = await zoom(app, pilot)
+        assert on_label is not on_posts and on_label.post_id == label.current
+        await pilot.press("escape")
+        assert app.screen is label
+        await pilot.press("f1")
+        assert app.screen is on_posts and on_posts.post_id == table.current_id  # still open where it was
+        await pilot.press("escape")
+        assert isinstance(app.screen, PostsScreen)

@@ -85,11 +85,15 @@ class ZoomKeys(BizsentNode):
             return
         # One zoom screen per console, installed once and shown again: no new widgets, styles or layout for
         # every zoom, only the new picture.
+        renderer = self.bizsent.settings.tui.image_renderer
         if not self.app.is_screen_installed(ZOOM_SCREEN):
-            self.app.install_screen(ZoomScreen(self.bizsent.settings.tui.image_renderer), ZOOM_SCREEN)
+            self.app.install_screen(ZoomScreen(renderer), ZOOM_SCREEN)
         screen = self.app.get_screen(ZOOM_SCREEN)
         assert isinstance(screen, ZoomScreen)
+        if screen.open:  # left open on another screen (F-keys switched away from it): that one stays as it is
+            screen = ZoomScreen(renderer)
         screen.set_view(pid, source, picture)
+        screen.open = True
         self.app.push_screen(screen)
 
     def action_viewer(self) -> None:
@@ -127,6 +131,7 @@ class ZoomScreen(ZoomKeys, Screen[None]):
         self.source: ZoomSource | None = None
         self.picture = Picture(reason="loading")
         self.shown = False  # the image (or why there is none) is on screen
+        self.open = False  # pushed on a screen stack and not closed yet
 
     def set_view(self, post_id: int, source: ZoomSource | None, picture: Picture) -> None:
         """What to show next time the screen is shown."""
@@ -157,6 +162,7 @@ class ZoomScreen(ZoomKeys, Screen[None]):
         self.shown = True
 
     def action_close(self) -> None:
+        self.open = False
         self.dismiss(None)
 
     def zoom_post(self) -> int | None:
