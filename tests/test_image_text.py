@@ -90,3 +90,16 @@ def test_new_images_start_one_background_job_that_stops_on_cancel(db, settings):
     wait_for(lambda: not liveness.pid_alive(rows.get(db, job["id"])["pid"]))
     assert rows.get(db, job["id"])["state"] == "cancelled"
     assert unread_images(db, engine_name())  # it stopped before reading them all
+
+
+@pytest.mark.skipif(missing() is None, reason="runs where the optional OCR extra is absent (Python 3.13)")
+def test_without_the_ocr_extra_read_images_says_so_in_one_line(db, settings):
+    import subprocess
+    import sys
+
+    build_store(db, settings.image_dir)
+    result = subprocess.run([sys.executable, "-c", "from bizsent.cli import main; main()", "--config",
+                             str(settings.source), "read-images"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {missing()}"
+    assert db.execute("SELECT count(*) FROM image_text").fetchone()[0] == 0
