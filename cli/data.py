@@ -49,8 +49,41 @@ def demo(
     report = seed_demo(db, c.settings.image_dir, n_posts=posts, seed=seed)
     typer.echo(report.summary())
     typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
+    _read_new_images(c, db)
     if not no_tui:
         open_console(c)
+
+
+def _read_new_images(c, db) -> None:
+    """Start the background job that reads the words on new images, when asked for and installed."""
+    from bizsent.core.collect.ocr import missing
+    from bizsent.jobs.read_images import ensure_reading
+
+    if not c.settings.images.read_text:
+        return
+    said = missing() or ensure_reading(db, c.db_path, c.settings.source, c.settings.data_dir / "logs")
+    if said:
+        typer.echo(said, err=True)
+
+
+@app.command("read-images")
+def read_images(
+    ctx: typer.Context,
+    limit: Annotated[int | None, typer.Option(help="read at most this many images")] = None,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued read-images job row")] = None,
+) -> None:
+    """Read the words on every fetched image not read yet (OCR, offline), so `/` finds them and Label shows them."""
+    from bizsent.core.errors import BizsentError
+    from bizsent.jobs.read_images import read_all, run_job
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if job is not None:
+        typer.echo(run_job(db, job).summary())
+        return
+    if limit is not None and limit < 1:
+        raise BizsentError("--limit must be at least 1")
+    typer.echo(read_all(db, limit=limit).summary())
 
 
 @app.command()
@@ -87,6 +120,7 @@ def scrape(
     report = run_scrape(db, c.settings, **args)
     typer.echo(report.summary())
     typer.echo(tag_posts(db, catalog(c.settings.coins)).summary())
+    _read_new_images(c, db)
 
 
 def _scrape_every(c, every: str | None, retry: str, rounds: int | None, scrape_args: dict, detach: bool,

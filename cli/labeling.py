@@ -210,3 +210,17 @@ def agreement(
 
 
 # ---- training and evaluation (issue 5): dataset, train, eval, predict, selftrain, queue ----
+
+
+@app.command("label-review")
+def label_review(
+    ctx: typer.Context,
+    session: Annotated[str | None, typer.Option(help="one session, by its start time (default: every session)")]
+    = None,
+) -> None:
+    """Your self-agreement per labeling session (blind repeats on the Label screen) and the disagreements."""
+    from bizsent.core.label.repeats import review_lines
+
+    c = ctx_of(ctx)
+    for line in review_lines(c.db(create=False), session):
+        typer.echo(line)

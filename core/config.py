@@ -48,6 +48,9 @@ class ScrapeSettings(Section):
 class ImageSettings(Section):
     thumbnail_px: int = Field(320, ge=32)
     max_pixels: int = Field(448 * 448, ge=28 * 28)
+    # Read the words on new images (OCR, the optional `ocr` extra) in a background job the console, `demo` and
+    # `scrape` start: jobs.read_images.
+    read_text: bool = True
 
 
 class LabelingSettings(Section):
@@ -66,6 +69,9 @@ class LabelingSettings(Section):
     # Share of all candidate posts reserved for the human test set, drawn up front (core.labels.reserved_for_test):
     # the Label screen's test session walks only these, every other session never shows them. 0 turns it off.
     test_reserve: float = Field(0.05, ge=0, le=1)
+    # The Label screen shows a post answered earlier again, blind, after every this many answers (0: never):
+    # core.label.repeats.
+    repeat_every: int = Field(20, ge=0)
 
     @model_validator(mode="wrap")
     @classmethod

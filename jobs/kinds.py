@@ -48,6 +48,8 @@ register(Kind("train", lambda i: ["train", "--local", "--job", str(i)],
               resumable=_always))
 register(Kind("eval", lambda i: ["eval", "--job", str(i)], _run_of, resumable=_always, interrupt_on_cancel=True))
 register(Kind("score-pool", lambda i: ["score-pool", "--job", str(i)], _run_of, resumable=_always))
+register(Kind("read-images", lambda i: ["read-images", "--job", str(i)], lambda j: "read the text on images (OCR)",
+              resumable=_always))
 
 
 def _cancel_pod(db: sqlite_utils.Database, settings: Any, job: Job) -> str:

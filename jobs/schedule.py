@@ -117,8 +117,19 @@ def human(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
+def _read_images(db, db_path: Path, settings) -> str:
+    from bizsent.core.collect.ocr import missing
+    from bizsent.jobs.read_images import ensure_reading
+
+    if not settings.images.read_text or missing():
+        return ""
+    started = ensure_reading(db, db_path, settings.source, settings.data_dir / "logs")
+    return f"; {started}" if started else ""
+
+
 def scrape_round(db_path: Path, settings, **scrape_args) -> Round:
-    """One collection round: scrape (core.collect.ingest), then read the new posts' coin mentions."""
+    """One collection round: scrape (core.collect.ingest), then read the new posts' coin mentions, and start the
+    image-text job for the new images (jobs.read_images) when it is on and none runs."""
     from bizsent.core.coins import catalog
     from bizsent.core.coins.tags import tag_posts
     from bizsent.core.collect.ingest import scrape
@@ -130,10 +141,11 @@ def scrape_round(db_path: Path, settings, **scrape_args) -> Round:
         report = scrape(db, settings, **scrape_args)
         tagged = tag_posts(db, catalog(settings.coins))
         predicted = live_round(db, settings)
+        reading = _read_images(db, db_path, settings)
     finally:
         db.close()
     line = (f"round done: {report.posts_new} new posts, {report.images_ok} images, {tagged.mentions} coin "
-            f"mentions; {report.candidates} labeling candidates in all; {predicted}")
+            f"mentions; {report.candidates} labeling candidates in all; {predicted}{reading}")
     if report.problems:
         line += f"; {len(report.problems)} problem(s), first: {report.problems[0]}"
     return Round(ok=not report.problems, line=line)

@@ -38,7 +38,9 @@ _seal_environment()
 def settings(tmp_path: Path) -> Settings:
     cfg = tmp_path / "config.toml"
     # The test reservation (labeling.test_reserve) is off unless a test is about it: 5% of a dozen posts is none.
-    cfg.write_text('[data]\ndir = "data"\n[labeling]\ntest_reserve = 0.0\n', encoding="utf-8")
+    # Image text (OCR) is read only where a test asks for it: a background job per console would load the machine.
+    cfg.write_text('[data]\ndir = "data"\n[labeling]\ntest_reserve = 0.0\n[images]\nread_text = false\n',
+                   encoding="utf-8")
     return load_settings(cfg, environ={})
 
 

@@ -25,7 +25,7 @@ def world(tmp_path, monkeypatch):
     config = tmp_path / "config.toml"
     config.write_text('[prices."gpt-fake"]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n[data]\ndir = "data"\n'
                       '[labeling]\nfew_shot = 0\n[labeling.openai]\nbase_url = "http://127.0.0.1:9/v1"\n'
-                      'model = "gpt-fake"\n', encoding="utf-8")
+                      'model = "gpt-fake"\n[images]\nread_text = false\n', encoding="utf-8")
     settings = load_settings(config, environ={})
     db = open_db(settings.db_path)
     return settings, db, make_posts(db, settings.image_dir, 6, human_test=2)

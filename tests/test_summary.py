@@ -88,7 +88,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_status_json_after_demo(tmp_path):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[data]\ndir = "data"\n')
+    cfg.write_text('[data]\ndir = "data"\n[images]\nread_text = false\n')  # no background image-text job
     db = tmp_path / "data" / "demo.db"
     seeded = run("--config", str(cfg), "--db", str(db), "demo", "--no-tui", "--posts", "40")
     assert seeded.returncode == 0, seeded.stderr

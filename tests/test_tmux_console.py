@@ -46,7 +46,8 @@ def console_command(settings, config: Path, *argv: str) -> str:
 def halfcell_config(tmp_path: Path) -> Path:
     config = tmp_path / "config.toml"
     # no test reservation: 5% of a dozen posts is none, and the label test answers five into the test split
-    config.write_text('[data]\ndir = "data"\n[tui]\nimage_renderer = "halfcell"\n[labeling]\ntest_reserve = 0.0\n',
+    config.write_text('[data]\ndir = "data"\n[tui]\nimage_renderer = "halfcell"\n[labeling]\ntest_reserve = 0.0\n'
+                      '[images]\nread_text = false\n',
                       encoding="utf-8")
     return config
 

@@ -179,7 +179,7 @@ async def test_n_plans_asks_with_price_and_kill_switches_then_starts_a_pod_job(t
     cfg = tmp_path / "run" / "config.toml"
     cfg.parent.mkdir()
     cfg.write_text(f'[data]\ndir = "data"\n[runpod]\napi_base = "{fake.url}"\nproxy_url = "{fake.proxy_url}"\n'
-                   'install_deps = false\n[tui]\nrefresh_s = 0.05\n', encoding="utf-8")
+                   'install_deps = false\n[tui]\nrefresh_s = 0.05\n[images]\nread_text = false\n', encoding="utf-8")
     settings = load_settings(cfg, environ={})
     db = open_db(settings.db_path)
     build_store(db, settings.image_dir)

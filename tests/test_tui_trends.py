@@ -14,6 +14,7 @@ from bizsent.core.store.records import ImageRef, NewPost
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.trends import TrendsScreen
 from bizsent.tui.widgets.ansi_strips import ansi_strips
+from bizsent.tui.screens.zoom import ZoomScreen
 from bizsent.tui.widgets.image_preview import ImagePreview
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from fakes.tui import open_screen, png, until
@@ -88,6 +89,12 @@ async def test_trends_screen_shows_coins_updates_live_and_drills_down(settings, 
         assert newest[1] == "bearish" and newest[3] == "eth to 10k"  # newest first, with its prediction
         preview = screen.query_one("#trends-image", ImagePreview)
         await until(pilot, lambda: preview.picture.image is not None)
+        await pilot.press("z")  # the drill-down's image, zoomed to the whole terminal (issue 21.3)
+        await until(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen.shown)
+        assert app.screen.post_id == int(posts.coordinate_to_cell_key(posts.cursor_coordinate).row_key.value)
+        assert app.screen.query_one(ImagePreview).picture.image is not None
+        await pilot.press("escape")
+        assert app.screen is screen
         await pilot.press("down")  # the post without an image
         await until(pilot, lambda: preview.picture.image is None and "missing" in preview.placeholder_text)
         await pilot.press("escape")

@@ -124,6 +124,8 @@ class BizsentApp(App):
         self.refresh_status()
         self.set_interval(self.settings.tui.refresh_s, self.refresh_status)
         self.check_orphans()
+        if self.settings.images.read_text:
+            self.read_new_images()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -168,6 +170,17 @@ class BizsentApp(App):
             notice = views.orphan_notice(account)
         if notice:
             self.post_message(self.OrphansFound(notice))
+
+    @background("starting the image-text job", group="read-images", exclusive=True)
+    def read_new_images(self) -> None:
+        """Images that arrived since the last start get their words read by a job (it outlives the console)."""
+        from contextlib import closing
+
+        from bizsent.core.store import open_db
+        from bizsent.jobs.read_images import ensure_reading
+
+        with closing(open_db(self.db_path, create=False)) as db:
+            ensure_reading(db, self.db_path, self.config_path(), self.settings.data_dir / "logs")
 
     def on_bizsent_app_orphans_found(self, message: BizsentApp.OrphansFound) -> None:
         self.notify(message.text, severity="warning", timeout=20)

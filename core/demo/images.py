@@ -45,12 +45,19 @@ def render(spec: ImageSpec) -> bytes:
     return out.getvalue()
 
 
-def _chart(rng: random.Random, trend: str, title: str) -> Image.Image:
-    image = Image.new("RGB", SIZE, (19, 23, 34))
-    draw = ImageDraw.Draw(image)
-    width, height = SIZE
-    for y in range(40, height, 40):
-        draw.line([(0, y), (width, y)], fill=(42, 46, 57))
+def drawn_text(spec: ImageSpec) -> str:
+    """Every word the picture for `spec` shows, one line per text drawn: what OCR should read on it."""
+    if spec.kind.startswith("chart_"):
+        candles = _candles(random.Random(spec.seed), spec.kind.removeprefix("chart_"))
+        return f"{spec.caption or 'BTC/USDT 1H'}\n{_change(candles):+.1f}%"
+    if spec.kind == "screenshot":
+        return "\n".join((spec.caption, *spec.lines))
+    if spec.kind == "fine":
+        return spec.caption or "THIS IS FINE"
+    return spec.caption
+
+
+def _candles(rng: random.Random, trend: str) -> list[tuple[float, float, float, float]]:
     drift = {"up": 1.0, "down": -1.1, "flat": 0.0}[trend]
     price, candles = 100.0, []
     for _ in range(32):
@@ -60,6 +67,20 @@ def _chart(rng: random.Random, trend: str, title: str) -> Image.Image:
         open_, close = price, price + move
         candles.append((open_, close, max(open_, close) + rng.uniform(0, 1.5), min(open_, close) - rng.uniform(0, 1.5)))
         price = close
+    return candles
+
+
+def _change(candles: list[tuple[float, float, float, float]]) -> float:
+    return (candles[-1][1] - candles[0][0]) / candles[0][0] * 100
+
+
+def _chart(rng: random.Random, trend: str, title: str) -> Image.Image:
+    image = Image.new("RGB", SIZE, (19, 23, 34))
+    draw = ImageDraw.Draw(image)
+    width, height = SIZE
+    for y in range(40, height, 40):
+        draw.line([(0, y), (width, y)], fill=(42, 46, 57))
+    candles = _candles(rng, trend)
     top, bottom = max(c[2] for c in candles), min(c[3] for c in candles)
 
     def y_of(value: float) -> float:
@@ -72,7 +93,7 @@ def _chart(rng: random.Random, trend: str, title: str) -> Image.Image:
         draw.line([(x, y_of(high)), (x, y_of(low))], fill=colour, width=1)
         body_top, body_bottom = sorted((y_of(open_), y_of(close)))
         draw.rectangle([x - step * 0.35, body_top, x + step * 0.35, max(body_bottom, body_top + 1)], fill=colour)
-    change = (candles[-1][1] - candles[0][0]) / candles[0][0] * 100
+    change = _change(candles)
     draw.text((10, 8), title or "BTC/USDT 1H", font=_font(16), fill=(209, 212, 220))
     draw.text((width - 90, 8), f"{change:+.1f}%", font=_font(16), fill=GREEN if change >= 0 else RED)
     return image

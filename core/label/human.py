@@ -42,6 +42,20 @@ def answer_target(*, chosen_by_hand: bool, order: str, disagree_first: bool, spl
     return (split, RESERVED_SAMPLING) if reserved else ("train", RANDOM_SAMPLING)
 
 
+def why_split(split: str, sampling: str | None, session_split: str, random_order: bool) -> str:
+    """Why an answer goes to `split` (from answer_target) when that is not simply the session's split: what the
+    Label screen's flags line says next to the split."""
+    if sampling is None:
+        return "correction keeps it"
+    if sampling == PICKED:
+        return "opened from Posts"
+    if split != session_split and not random_order:
+        return "test: random order only"
+    if split != session_split and sampling == RANDOM_SAMPLING:
+        return "not in the test reserve"
+    return ""
+
+
 def current_human(db: sqlite_utils.Database, post: int) -> tuple[str, LabelValue] | None:
     """The post's current human label, whoever wrote it (this console, an import, the demo): (labeler, value).
     A post has at most one; a store written before that rule may hold more, and then the console's own comes

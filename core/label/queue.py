@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 from bizsent.core.labels import LABELS, origin_sql, reserved_for_test
-from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, TEXT_MATCH_SQL, like
+from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, text_match
 
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
 NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent score-pool`), then `o` again"
@@ -75,8 +75,9 @@ def label_queue(db: sqlite_utils.Database, spec: QueueSpec) -> LabelQueue:
                          + (f" AND {origin_sql('f')} = ?)" if spec.label_source else ")"))
             args += [spec.label] + ([spec.label_source] if spec.label_source else [])
         if spec.text.strip():
-            where.append(TEXT_MATCH_SQL)
-            args += [like(spec.text.strip())] * 2
+            condition, more = text_match(spec.text.strip())
+            where.append(condition)
+            args += more
     order = "p.time DESC, p.id DESC" if spec.order in ("newest", "filter") else "p.id"
     sql = f"SELECT p.id FROM posts p JOIN images i ON i.id = p.image_id WHERE {' AND '.join(where)} ORDER BY {order}"
     ids = [r[0] for r in db.execute(sql, args) if r[0] not in spec.exclude]
@@ -115,6 +116,7 @@ class LabelPost:
     text: str
     time: int | None
     image_path: str | None
+    image_text: str | None = None  # the words read on its image (None: not read yet)
 
 
 def label_posts(db: sqlite_utils.Database, ids: Sequence[int]) -> list[LabelPost]:
@@ -124,8 +126,9 @@ def label_posts(db: sqlite_utils.Database, ids: Sequence[int]) -> list[LabelPost
     rows = {
         r[0]: LabelPost(*r)
         for r in db.execute(
-            f"SELECT p.id, p.subject, p.text, p.time, coalesce(i.path, i.thumb_path) FROM posts p"
-            f" LEFT JOIN images i ON i.id = p.image_id WHERE p.id IN ({marks})",
+            f"SELECT p.id, p.subject, p.text, p.time, coalesce(i.path, i.thumb_path), t.text FROM posts p"
+            f" LEFT JOIN images i ON i.id = p.image_id LEFT JOIN image_text t ON t.image_id = p.image_id"
+            f" WHERE p.id IN ({marks})",
             list(ids),
         )
     }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlite_utils
 from bizsent.core.labels import origin_sql
 from bizsent.core.store.history import LabelChange, label_history
-from bizsent.core.store.posts import DISAGREE_SQL, TEXT_MATCH_SQL, like
+from bizsent.core.store.posts import DISAGREE_SQL, text_match
 
 IMAGE_STATES = ("ok", "pending", "corrupt", "missing", "unsupported", "none")
 DISAGREE = "disagree"  # the label filter value: API labelers gave this post different labels
@@ -73,6 +73,7 @@ class PostDetail:
     labels: tuple[LabelInfo, ...] = ()
     notes: tuple[str, ...] = ()
     earlier: tuple[LabelChange, ...] = ()  # changes and deletes of its human label, oldest first
+    image_text: str | None = None  # the words read on its image (None: not read)
 
 
 def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
@@ -104,8 +105,9 @@ def _filter_sql(f: PostFilter) -> tuple[str, list[object]]:
         where.append("i.status = ?")
         args.append(f.image)
     if f.text.strip():
-        where.append(TEXT_MATCH_SQL)
-        args += [like(f.text.strip())] * 2
+        condition, more = text_match(f.text.strip())
+        where.append(condition)
+        args += more
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
@@ -143,8 +145,9 @@ def post_rows(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, PostRo
 def post_detail(db: sqlite_utils.Database, pid: int) -> PostDetail | None:
     row = db.execute(
         "SELECT p.id, p.board, p.post_no, p.thread_no, p.time, p.source, p.subject, p.text,"
-        " coalesce(i.status, 'none'), coalesce(i.reason, ''), coalesce(i.thumb_path, i.path)"
-        " FROM posts p LEFT JOIN images i ON i.id = p.image_id WHERE p.id = ?",
+        " coalesce(i.status, 'none'), coalesce(i.reason, ''), coalesce(i.thumb_path, i.path), t.text"
+        " FROM posts p LEFT JOIN images i ON i.id = p.image_id LEFT JOIN image_text t ON t.image_id = p.image_id"
+        " WHERE p.id = ?",
         [pid],
     ).fetchone()
     if row is None:
@@ -159,7 +162,7 @@ def post_detail(db: sqlite_utils.Database, pid: int) -> PostDetail | None:
     )
     notes = tuple(r[0] for r in db.execute("SELECT text FROM notes WHERE post_id = ? ORDER BY id", [pid]))
     earlier = tuple(c for c in label_history(db, pid, "human") if c.change != "insert")
-    return PostDetail(*row, labels=labels, notes=notes, earlier=earlier)
+    return PostDetail(*row[:-1], labels=labels, notes=notes, earlier=earlier, image_text=row[-1])
 
 
 def label_sources(db: sqlite_utils.Database) -> list[str]:

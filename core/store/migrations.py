@@ -384,6 +384,32 @@ MIGRATIONS: list[str] = [
     """,
     # 14: per-coin, per-hour totals for Trends, kept by triggers (core.store.coin_totals says how).
     COIN_TOTALS,
+    # 15: the words written on each image, read by OCR (core.collect.ocr), with `squashed` (lowercase, no
+    # whitespace) for search: the OCR model often drops the spaces between words. And the Label screen's blind
+    # repeats (core.label.repeats): a post shown again to the same person, whose answer never changes its label;
+    # label_history by writer and time, so a session's own answers are read without scanning every change.
+    """
+    CREATE TABLE image_text (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        squashed TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        read_at TEXT NOT NULL
+    );
+    CREATE TABLE label_repeats (
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        stored_label TEXT NOT NULL,
+        label TEXT NOT NULL,
+        sarcastic INTEGER NOT NULL DEFAULT 0,
+        unsure INTEGER NOT NULL DEFAULT 0,
+        answered_at TEXT NOT NULL,
+        answered_by TEXT NOT NULL
+    );
+    CREATE INDEX label_repeats_session ON label_repeats(session, id);
+    CREATE INDEX label_history_writer ON label_history(changed_by, changed_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlite_utils
+from bizsent.core.collect.ocr import squash
 from bizsent.core.labels import API_SOURCE
 from bizsent.core.store import now, transaction
 from bizsent.core.store.history import LabelValue, actor
@@ -36,8 +37,15 @@ DISAGREE_SQL = (
     "EXISTS (SELECT 1 FROM labels a JOIN labels b ON b.post_id = a.post_id AND b.label > a.label"
     f" WHERE a.post_id = p.id AND a.source = '{API_SOURCE}' AND b.source = '{API_SOURCE}')"
 )
-# Post `p`'s text or subject contains the two (equal) arguments, each made by `like`.
-TEXT_MATCH_SQL = "(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\')"
+# Post `p`'s text or subject, or the words read on its image (compared without spaces: core.collect.ocr.squash),
+# contain the search text; its arguments come from `text_match`.
+TEXT_MATCH_SQL = ("(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM image_text t"
+                  " WHERE t.image_id = p.image_id AND t.squashed LIKE ? ESCAPE '\\'))")
+
+
+def text_match(text: str) -> tuple[str, list[object]]:
+    """The condition (on posts `p`) and its arguments for a search for `text` in a post's words or image."""
+    return TEXT_MATCH_SQL, [like(text), like(text), like(squash(text))]
 
 
 def like(text: str) -> str:

@@ -52,7 +52,8 @@ def make_posts(db: sqlite_utils.Database, image_dir: Path, n: int, *, corrupt: i
 FAKE_PRICES = ('[prices."gpt-fake"]\ninput_per_mtok = 0.25\noutput_per_mtok = 2.0\n'
                '[prices."gemini-fake"]\ninput_per_mtok = 0.30\noutput_per_mtok = 2.50\n'
                '[prices."qwen-fake"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\nbatch_discount = 1.0\n')
-FAKE_CONFIG = FAKE_PRICES + '[data]\ndir = "data"\n'  # the start of a test config.toml
+# The start of a test config.toml. No image-text (OCR) job: the console would start one for the test's images.
+FAKE_CONFIG = FAKE_PRICES + '[data]\ndir = "data"\n[images]\nread_text = false\n'
 
 
 def gemini_store(tmp_path: Path, url: str, extra: str = "") -> tuple[Settings, sqlite_utils.Database]:

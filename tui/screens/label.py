@@ -12,29 +12,30 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib.resources import files
 
 from bizsent.core.label.human import (
-    PICKED,
     answer_target,
     current_human,
     random_sample,
     rewrites_test_label,
+    why_split,
     write_answer,
 )
 from bizsent.core.label.queue import LabelQueue, QueueSpec, label_queue, parse_queue_filter
-from bizsent.core.labels import RANDOM_SAMPLING, Label, reserved_for_test
+from bizsent.core.labels import Label, reserved_for_test
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.label_review import WRITER, Answer, LabelReview, LabelReviewKeys
 from bizsent.tui.screens.label_settings import LabelSettingsKeys
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
 from bizsent.tui.widgets.label_view import LabelPostView
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -50,27 +51,9 @@ PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
 ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
-WRITER = "console Label screen"  # changed_by of what this screen writes (core.history.actor)
 
 
-@dataclass
-class Answer:
-    """One thing written this session, kept so `u` can take it back."""
-
-    kind: str  # label | skip
-    post_id: int
-    label: Label | None = None
-    sarcastic: bool = False
-    unsure: bool = False
-    written: Future | None = None  # the label write's future: (label row id, the value it replaced or None)
-    # Where it went and how its post was chosen (None: kept by a correction); after `u`, the next answer reuses both
-    split: str = "train"
-    sampling: str | None = None
-    by_hand: bool = False  # the post was opened from Posts
-    before: LabelValue | None = None  # the post's human label when it was opened from Posts
-
-
-class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
+class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
     BINDINGS = [
@@ -82,6 +65,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         Binding("x", "skip", "skip"),
         Binding("u", "undo", "undo"),
         Binding("n", "note", "note"),
+        Binding("b", "back", "answers", show=False),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("v", "viewer", "viewer", show=False),
         Binding("t", "toggle_split", "split", show=False),
         Binding("o", "cycle_order", "order", show=False),
         Binding("d", "toggle_disagree_first", "disagreements first", show=False),
@@ -127,10 +113,14 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         self.counts: Counter[str] = Counter()
         self.queue_loaded = False
         self.started_at = ""  # the session's start; set from the saved session or a new one on mount
+        self.init_review()
 
     @property
     def current(self) -> int | None:
         return self.queue[self.pos] if self.pos < len(self.queue) else None
+
+    def zoom_post(self) -> int | None:
+        return self.current
 
     @property
     def items(self) -> dict:
@@ -145,6 +135,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         yield LabelPostView(self.bizsent.settings.tui.image_renderer, id="label-main")
         yield LabelFlags(id="label-flags")
         yield LabelTally(self.goal, id="label-progress")
+        yield LabelReview(id="label-review")
         yield StatusBar()
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p still works; 80 columns are tight
 
@@ -174,6 +165,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         self._show_flags()
         self._show_counts()
         self.reload_queue()
+        self.refresh_review()
 
     def session(self) -> LabelSession:
         return LabelSession(started_at=self.started_at, split=self.split, order=self.order,
@@ -267,23 +259,13 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         if self.disagree_first:
             order = f"disagree first, {order}"
         split, why = self.split, ""
-        if self.current is not None:
+        if self.current is not None and self.current == self.repeat_post:
+            split, why = "repeat", "blind: your stored label is kept"
+        elif self.current is not None:
             split, sampling = self._target(self.current)
-            why = self._why(split, sampling)
+            why = why_split(split, sampling, self.split, self.random_sample)
         self.query_one(LabelFlags).show(sarcastic=self.sarcastic, unsure=self.unsure, split=split, why=why,
                                         order=order)
-
-    def _why(self, split: str, sampling: str | None) -> str:
-        """Why the next answer goes to `split` when that is not simply the session's split (t)."""
-        if sampling is None:
-            return "correction keeps it"
-        if sampling == PICKED:
-            return "opened from Posts"
-        if split != self.split and not self.random_sample:
-            return "test: random order only"
-        if split != self.split and sampling == RANDOM_SAMPLING:
-            return "not in the test reserve"
-        return ""
 
     def _show_counts(self) -> None:
         self.query_one(LabelTally).show(self.counts, self.goal)
@@ -296,11 +278,13 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         self.undone = None
         self.pos += 1
         self.sarcastic = self.unsure = False
+        self.queue_repeat()
         self._show_current()
         self._save_session()
         # The tally goes in the frame after the next post: one frame later (~17 ms) nobody notices, and the
         # post's frame then repaints the post alone instead of the screen from its first row to its last.
         self.call_after_refresh(self._show_counts)
+        self.refresh_review()
 
     def _target(self, pid: int) -> tuple[str, str | None]:
         """(split, sampling) the next answer on `pid` gets: what the flags line shows."""
@@ -315,6 +299,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
     def action_answer(self, label: Label) -> None:
         pid = self.current
         if pid is None:
+            return
+        if pid == self.repeat_post:
+            self.answer_repeat(label)
             return
         split, sampling = self._target(pid)
         before = self.pinned_label if pid == self.pinned else None
@@ -341,11 +328,15 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
         answer.written = self.bizsent.write(lambda db: write_answer(db, pid, new, actor(WRITER)))
         self.history.append(answer)
         self.counts[answer.label] += 1
+        self.answered += 1
         self._advance()
 
     def action_skip(self) -> None:
         pid = self.current
         if pid is None:
+            return
+        if pid == self.repeat_post:
+            self.skip_repeat()
             return
         self.bizsent.write(lambda db: add_skip(db, pid))
         self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure,
@@ -358,12 +349,15 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, ScorePoolKey, Screen):
             self.notify("nothing to undo in this session")
             return
         last = self.history.pop()
-        if last.kind == "label":
+        if last.kind == "repeat":
+            self.undo_repeat(last)
+        elif last.kind == "label":
             written = last.written
             # FIFO writer: the label's own write has finished by the time this runs. An answer that replaced a
             # label (a post opened from Posts) gets that label back rather than losing it.
             self.bizsent.write(lambda db: restore_label(db, *written.result(), changed_by=actor(WRITER)))
             self.counts[last.label] -= 1
+            self.answered -= 1
         else:
             self.bizsent.write(lambda db: delete_skip(db, last.post_id))
             self.counts["skip"] -= 1

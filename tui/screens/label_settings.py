@@ -14,10 +14,11 @@ GOALS = (25, 50, 100, 200)
 
 class LabelSettingsKeys:
     """Needs the screen's split, order, disagree_first, filter_text, goal and notice, and its _show_flags,
-    _show_counts, reload_queue and _save_session."""
+    _show_counts, reload_queue, _save_session and restart_review (LabelReviewKeys)."""
 
     def action_new_session(self) -> None:
         self.started_at, self.counts, self.history = new_label_session().started_at, Counter(), []
+        self.restart_review()
         self._show_counts()
         self._save_session()
         self.notify("new labeling session: counts start from zero")

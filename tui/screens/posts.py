@@ -21,8 +21,8 @@ from bizsent.core.store.browse import (
     post_ids,
     post_rows,
 )
-from bizsent.tui.app import BizsentNode
 from bizsent.tui.screens.label import LabelScreen
+from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
@@ -45,7 +45,7 @@ FILTER_FIELDS = ("label", "source", "split", "image")
 FILTER_NAMES = {"label": "label", "source": "src", "split": "split", "image": "img"}  # short: fits 80 columns
 
 
-class PostsScreen(BizsentNode, Screen):
+class PostsScreen(ZoomKeys, Screen):
     TITLE = "Posts"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "posts.tcss"
     BINDINGS = [
@@ -59,6 +59,8 @@ class PostsScreen(BizsentNode, Screen):
         Binding("c", "clear_filters", "clear"),
         Binding("r", "reload", "reload"),
         Binding("escape", "focus_list", "to list", show=False),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("v", "viewer", "viewer", show=False),
     ]
     HELP = (
         "Every post in the store, newest first. Arrow keys (or j/k, PgUp/PgDn, Home/End) move; the pane below "
@@ -232,6 +234,9 @@ class PostsScreen(BizsentNode, Screen):
         self.filter = replace(self.filter, **changes)
         self._show_filters()
         self.reload()
+
+    def zoom_post(self) -> int | None:
+        return self.query_one(PostTable).current_id
 
     def action_cycle(self, field: str) -> None:
         values = self.choices[field]

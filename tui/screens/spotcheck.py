@@ -31,6 +31,7 @@ from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
+from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import post_text
@@ -96,7 +97,7 @@ def label_lines(item: SpotItem) -> Text:
     return out
 
 
-class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
+class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
     BINDINGS = [
@@ -110,6 +111,8 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
         Binding("r", "next_run", "run", show=False),
         Binding("j,down", "move(1)", "next", show=False),
         Binding("k,up", "move(-1)", "previous", show=False),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("v", "viewer", "viewer", show=False),
         digit_guard("123"),
         Binding("q", "quit_confirm", "quit"),
     ]
@@ -171,6 +174,9 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
     @property
     def current(self) -> SpotItem | None:
         return self.items[self.pos] if self.pos < len(self.items) else None
+
+    def zoom_post(self) -> int | None:
+        return self.current.post_id if self.current else None
 
     def compose(self) -> ComposeResult:
         yield Static(id="spot-head")

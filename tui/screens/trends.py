@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wilson
-from bizsent.tui.app import BizsentNode
+from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.widgets.trend_plot import TrendPlot, load_plotext, plotext_loaded
@@ -41,13 +41,15 @@ def share_cell(hits: int, n: int) -> Text:
     return Text.assemble(f"{s.value:4.0%} ", (f"[{s.low:.0%}-{s.high:.0%}]", "dim"))
 
 
-class TrendsScreen(BizsentNode, Screen):
+class TrendsScreen(ZoomKeys, Screen):
     TITLE = "Trends"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "trends.tcss"
     BINDINGS = [
         Binding("enter", "drill", "posts"),
         Binding("escape", "back", "coins"),
         Binding("r", "refresh", "refresh"),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("v", "viewer", "viewer", show=False),
     ]
     HELP = (
         "Per coin (mentions found by the coin rules, `bizsent coins`): posts in the last 24 hours, how many the "
@@ -72,6 +74,7 @@ class TrendsScreen(BizsentNode, Screen):
         self.data: Trends | None = None
         self.coin: str | None = None
         self.posts: list[CoinPost] = []
+        self.shown_post: int | None = None  # the drill-down's post whose image is shown (z zooms it)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="trends-top"):
@@ -203,8 +206,12 @@ class TrendsScreen(BizsentNode, Screen):
         if message.posts:
             self._show_post(message.posts[0].post_id)
 
+    def zoom_post(self) -> int | None:
+        return self.shown_post
+
     def _show_post(self, post_id: int) -> None:
         post = next((p for p in self.posts if p.post_id == post_id), None)
+        self.shown_post = post.post_id if post is not None else None
         if post is not None:
             self._load_image(post.image_path)
 

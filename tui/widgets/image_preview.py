@@ -241,6 +241,8 @@ class ImagePreview(Widget):
         self._last_size = size
         if self.picture.image is not None and self.picture.size != size and self.draws_cells and size.area:
             self._redraw(self.picture, size)
+        elif self.picture.strips and self.picture.size == size:
+            self.show(self.picture)  # pre-drawn for this size before it was laid out: shown now, as cells
         self.post_message(self.Resized(self, size))
 
     @background("drawing the image", group="image-redraw", exclusive=True)
@@ -260,7 +262,9 @@ class ImagePreview(Widget):
         cells = self.query_one("#cells", CellImage)
         image = self.query_one("#picture")
         placeholder = self.query_one("#placeholder", Static)
-        fast = bool(picture.strips) and picture.size == self.target_size
+        # Not laid out yet (no size): cells drawn for the size it is expected to get go up in the first frame;
+        # on_resize draws them again if that size turns out different.
+        fast = bool(picture.strips) and (picture.size == self.target_size or not self.target_size.area)
         cells.set_strips(picture.strips if fast else ())
         cells.display = fast
         self.query_one("#slow").display = not fast

@@ -26,7 +26,7 @@ class LabelFlags(Static):
     def show(self, *, sarcastic: bool, unsure: bool, split: str, why: str, order: str) -> None:
         """`split`: where the next answer goes; `why`: the reason when that is not the session's choice (t);
         `order`: the order as the user should read it."""
-        shown = "[b green]TEST[/]" if split == "test" else "[b yellow]TRAIN[/]"
+        shown = {"test": "[b green]TEST[/]", "repeat": "[b magenta]REPEAT[/]"}.get(split, "[b yellow]TRAIN[/]")
         if why:
             shown += f" ({why})"
         line = (f"{_flag('s', 'sarcastic', sarcastic)} {_flag('w', 'unsure', unsure)}"

@@ -13,7 +13,7 @@ from bizsent.core.label.queue import LabelPost, label_posts
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.style import format_time
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
-from bizsent.tui.widgets.post_detail import TextPane, Wrapped, post_text, wrap
+from bizsent.tui.widgets.post_detail import TextPane, Wrapped, image_words, post_text, wrap
 from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
@@ -34,7 +34,8 @@ class LabelPostView(BizsentNode, Horizontal):
     DEFAULT_CSS = """
     LabelPostView {
         height: 1fr;
-        & > ImagePreview { width: 1fr; }
+        & > #label-left { width: 1fr; }
+        & #label-image-text { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
         & > #label-side { width: 1fr; padding: 0 1; border-left: solid $primary 50%; }
         & #label-meta { height: 1; }
         & TextPane { height: 1fr; }
@@ -57,7 +58,9 @@ class LabelPostView(BizsentNode, Horizontal):
         self._ahead: list[int] = []
 
     def compose(self) -> ComposeResult:
-        yield ImagePreview(self._renderer, id="label-image")
+        with Vertical(id="label-left"):
+            yield ImagePreview(self._renderer, id="label-image")
+            yield Static(id="label-image-text")
         with Vertical(id="label-side"):
             yield Static(id="label-meta")
             yield TextPane(id="label-text", classes="post-text")
@@ -72,6 +75,9 @@ class LabelPostView(BizsentNode, Horizontal):
         meta = self.query_one("#label-meta", Static)
         body = self.query_one(TextPane)
         preview = self.query_one(ImagePreview)
+        words = self.query_one("#label-image-text", Static)
+        shown = self.items.get(pid) if pid is not None else None
+        words.update(image_words(shown[0].image_text) if shown and shown[0].image_text else "", layout=False)
         if pid is None:
             preview.show(Picture(reason="nothing to show"))
             meta.update("", layout=False)

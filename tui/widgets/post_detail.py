@@ -81,6 +81,11 @@ def header(detail: PostDetail) -> Text:
     )
 
 
+def image_words(text: str) -> Text:
+    """The words read on the image (OCR), one line: what `/` also searches."""
+    return Text.assemble(("on the image: ", "dim"), (text.replace("\n", " · "), "italic"))
+
+
 @dataclass(frozen=True, slots=True)
 class Wrapped:
     """A renderable and its lines for one width, made in a worker so the event loop only draws them."""
@@ -186,6 +191,8 @@ class PostDetailView(TextPane):
             self.show(Text("no post selected", style="dim"))
             return
         parts: list[RenderableType] = [header(detail), post_text(detail.text, detail.subject), "", labels_table(detail)]
+        if detail.image_text:
+            parts[2:2] = ["", image_words(detail.image_text)]
         if detail.earlier:
             parts += ["", earlier_text(detail)]
         if detail.notes:
