@@ -13,8 +13,8 @@ from bizsent.core.store.posts import save_posts
 from bizsent.core.store.records import ImageRef, NewPost
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.trends import TrendsScreen
-from bizsent.tui.widgets.ansi_strips import ansi_strips
 from bizsent.tui.screens.zoom import ZoomScreen
+from bizsent.tui.widgets.ansi_strips import ansi_strips
 from bizsent.tui.widgets.image_preview import ImagePreview
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from fakes.tui import open_screen, png, until
