@@ -18,7 +18,7 @@ from bizsent.core.collect.ocr import engine_name, missing, read_text
 from bizsent.core.errors import BizsentError, Cancelled
 from bizsent.core.store.image_text import save_image_text, unread_images
 from bizsent.jobs import rows
-from bizsent.jobs.kinds import status
+from bizsent.jobs.states import status
 
 KIND = "read-images"
 BATCH = 20  # images asked for at a time: new arrivals are picked up between batches

@@ -7,12 +7,12 @@ import difflib
 import time
 
 import pytest
-from bizsent.core.collect.ocr import engine_name, missing, squash
+from bizsent.core.collect.ocr import engine_name, missing
 from bizsent.core.demo import build_posts, seed_demo
 from bizsent.core.demo.images import drawn_text
+from bizsent.core.label.queue import QueueSpec, label_queue
 from bizsent.core.store.browse import PostFilter, post_ids
-from bizsent.core.store.image_text import post_image_text, save_image_text, unread_images
-from bizsent.core.store.queue import QueueSpec, label_queue
+from bizsent.core.store.image_text import post_image_text, save_image_text, squash, unread_images
 from bizsent.jobs import rows
 from bizsent.jobs.read_images import KIND, run_job
 from fakes.tui import build_store
@@ -22,7 +22,7 @@ DEMO_POSTS, READ = 40, 12
 
 def overlap(read: str, truth: str) -> tuple[int, int, int]:
     """(characters of `read` matching `truth` in order, characters read, characters drawn), spaces and case
-    ignored: the model drops spaces between words, which search ignores too (core.collect.ocr.squash)."""
+    ignored: the model drops spaces between words, which search ignores too (core.store.image_text.squash)."""
     a, b = squash(read), squash(truth)
     matched = sum(block.size for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
     return matched, len(a), len(b)

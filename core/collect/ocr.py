@@ -8,12 +8,12 @@ CPU it reads one 384x288 demo image in about 1-3 s, which is why a job does it i
 (jobs.read_images), never the console or the scraper.
 
 Its PP-OCRv4 model was trained mostly on Chinese and often drops the spaces between English words ("Position
-liquidated" reads "Positionliquidated"): search therefore compares text with whitespace removed (`squash`).
+liquidated" reads "Positionliquidated"): search therefore compares text with whitespace removed
+(`core.store.image_text.squash`).
 """
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -57,8 +57,3 @@ def read_text(path: str) -> str:
     boxes = [(box, text) for box, text, score in (result or []) if float(score) >= MIN_SCORE and text.strip()]
     boxes.sort(key=lambda found: (min(y for _, y in found[0]), min(x for x, _ in found[0])))
     return "\n".join(text.strip() for _, text in boxes)
-
-
-def squash(text: str) -> str:
-    """`text` lowercased with all whitespace removed: how image text and a search for it are compared."""
-    return re.sub(r"\s+", "", text).lower()

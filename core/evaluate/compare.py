@@ -65,7 +65,7 @@ class Comparison:
 
 
 def _run(db: sqlite_utils.Database, run: int | str) -> tuple[RunRef, dict]:
-    from bizsent.core.evaluate.report import run_row
+    from bizsent.core.model.loading import run_row
 
     row = run_row(db, run)
     return RunRef(row["id"], row["name"]), row["params"]

@@ -3,10 +3,10 @@ what was read, and reading it back for a post."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlite_utils
-from bizsent.core.collect.ocr import squash
 from bizsent.core.store import now
 
 
@@ -49,3 +49,8 @@ def zoom_source(db: sqlite_utils.Database, post: int) -> ZoomSource | None:
         " FROM posts p LEFT JOIN images i ON i.id = p.image_id LEFT JOIN image_text t ON t.image_id = p.image_id"
         " WHERE p.id = ?", [post]).fetchone()
     return ZoomSource(*row) if row else None
+
+
+def squash(text: str) -> str:
+    """`text` lowercased with all whitespace removed: how image text and a search for it are compared."""
+    return re.sub(r"\s+", "", text).lower()

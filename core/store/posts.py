@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlite_utils
-from bizsent.core.collect.ocr import squash
 from bizsent.core.labels import API_SOURCE
 from bizsent.core.store import now, transaction
 from bizsent.core.store.history import LabelValue, actor
+from bizsent.core.store.image_text import squash
 from bizsent.core.store.records import ImageRef, NewLabel, NewPost, SaveCounts
 
 # A post the model may ever see: image bytes on disk and some text (never text alone, never image alone).
@@ -37,7 +37,7 @@ DISAGREE_SQL = (
     "EXISTS (SELECT 1 FROM labels a JOIN labels b ON b.post_id = a.post_id AND b.label > a.label"
     f" WHERE a.post_id = p.id AND a.source = '{API_SOURCE}' AND b.source = '{API_SOURCE}')"
 )
-# Post `p`'s text or subject, or the words read on its image (compared without spaces: core.collect.ocr.squash),
+# Post `p`'s text or subject, or the words read on its image (compared without spaces: core.store.image_text.squash),
 # contain the search text; its arguments come from `text_match`.
 TEXT_MATCH_SQL = ("(p.text LIKE ? ESCAPE '\\' OR p.subject LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM image_text t"
                   " WHERE t.image_id = p.image_id AND t.squashed LIKE ? ESCAPE '\\'))")
