@@ -24,6 +24,7 @@ from bizsent.core.log import log_file, redact
 from bizsent.core.store import open_db
 from bizsent.core.store.summary import spend
 from bizsent.tui.commands import ActionsProvider
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens import SCREENS
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
@@ -67,13 +68,17 @@ class BizsentApp(App):
     # is on the stack: an Input there asks for `app.screen` and the console dies with "No screens on stack".
     MODES = {spec.mode: spec.make for spec in SCREENS}
     COMMANDS = App.COMMANDS | {ActionsProvider}
-    BINDINGS = [
+    BINDINGS = with_ids("app", [
         # F-keys switch screens everywhere, also where 1/2/3 are label keys (Label, Spot-check)
         *(Binding(f"{n},f{n}", f"switch_mode('{spec.mode}')", spec.title, show=False)
           for n, spec in enumerate(SCREENS, start=1)),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
-    ]
+        # Textual's own ctrl+q and Tab, with ids so the keymap can add keys for them (Textual's stay too)
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_anywhere"),
+        Binding("tab", "focus_next", "next pane", show=False),
+        Binding("shift+tab", "focus_previous", "previous pane", show=False),
+    ])
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
 
@@ -106,6 +111,8 @@ class BizsentApp(App):
         # Create/migrate before the event loop starts, so every worker can open it read-only-style after.
         open_db(self.db_path).close()
         self.status = StatusInfo(db_path=str(self.db_path))
+        self.keymap = dict(settings.tui.keymap)  # binding id -> keys (tui.keys); help and footers show these
+        self.set_keymap(self.keymap)
         self.writer = StoreWriter(self.db_path)
         self.screen_titles = [(spec.mode, spec.title) for spec in SCREENS]
         self._last_key = time.monotonic()
@@ -262,7 +269,7 @@ class BizsentApp(App):
 
         if isinstance(self.screen, HelpModal):
             return
-        self.push_screen(HelpModal(help_markdown(self.screen, list(self.BINDINGS))))
+        self.push_screen(HelpModal(help_markdown(self.screen, list(self.BINDINGS), self.keymap)))
 
     async def run_screen_action(self, mode: str, action: str) -> None:
         """Palette entries: go to the screen that owns the action, then run it there."""

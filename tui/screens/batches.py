@@ -20,19 +20,21 @@ from bizsent.core.labels import LABELS
 from bizsent.jobs.views import JobView, listing
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
+from bizsent.tui.widgets.nav_table import NavScroll, NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 __all__ = ["NARROW", "WIDE", "BatchesScreen", "job_cells"]
 NARROW_BELOW = 100  # screen columns
@@ -62,14 +64,14 @@ class BatchesScreen(BizsentNode, Screen):
         margin-bottom: 1;
     }
     """
-    BINDINGS = [
+    BINDINGS = with_ids("jobs", [
         Binding("n", "new_job", "new job"),
         Binding("c", "cancel_job", "cancel"),
-        Binding("g", "collect", "collect"),
+        Binding("b", "collect", "collect"),
         Binding("a", "toggle_agreement", "agreement"),
         Binding("l", "next_labeler", "labeler"),
         Binding("r", "resume", "resume"),
-    ]
+    ])
     HELP = (
         "Jobs of every kind (label, batch-collect, train, eval, score-pool), newest first, re-read from the "
         "database every second: a job runs in a process of its own, so it keeps going after the console exits "
@@ -81,7 +83,7 @@ class BatchesScreen(BizsentNode, Screen):
         "`n` starts a labeling job: choose provider, model, live or batch (the Batch API is about half the "
         "price, results within a day) and a limit; the dialog shows the dry-run estimate and the budget caps, "
         "and nothing is sent until you press Start. `c` cancels the selected job of any kind (after asking). "
-        "`g` collects finished Batch API results (all open batch jobs, or the selected one). `r` resumes a "
+        "`b` collects finished Batch API results (all open batch jobs, or the selected one). `r` resumes a "
         "dead, queued or failed job of a resumable kind (live labeling, batch collect, training from its "
         "checkpoints, pool scoring, evaluation from the start) in the background. `a` switches the pane to "
         "the agreement table: every labeler against the human test set (accuracy, macro-F1, Cohen's kappa, "
@@ -126,13 +128,13 @@ class BatchesScreen(BizsentNode, Screen):
         self.columns: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield DataTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="jobs")
-        with VerticalScroll(id="batch-detail"):
+        yield NavTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="jobs")
+        with NavScroll(id="batch-detail"):
             yield Static(Text("loading jobs…", style="dim"), id="job-info")
             yield Static(id="agreement-table")
             yield ConfusionMatrix(id="confusion")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._show_view()

@@ -22,12 +22,15 @@ from bizsent.core.pods import views
 from bizsent.core.pods.views import Account, PodView
 from bizsent.core.store import open_db
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.pod_format import COLUMNS, HEADERS, detail_title, pod_cells, stop_question, terminate_question
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
 from bizsent.tui.widgets.log_tail import LogTail
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
+from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
@@ -36,7 +39,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 if TYPE_CHECKING:  # the pod run's chain (payload, channel, dataset) loads when a run is planned, not with the screen
     from bizsent.jobs.pod_run import PodRunPlan
@@ -69,12 +72,12 @@ class PodsScreen(BizsentNode, Screen):
     PodsScreen #pod-log { width: 1fr; padding: 0 1; border-right: solid $primary 30%; }
     PodsScreen #pod-plot { width: 1fr; padding: 0 1; }
     """
-    BINDINGS = [
+    BINDINGS = with_ids("pods", [
         Binding("n", "start_run", "start run"),
         Binding("s", "stop_pod", "stop"),
         Binding("t", "terminate_pod", "terminate"),
         Binding("r", "refresh", "refresh"),
-    ]
+    ])
     HELP = (
         "RunPod pods: each with its GPU, state, uptime, $/h and cost so far. The database's pods are re-read "
         "every second; with RUNPOD_API_KEY set the whole account is read too, every 15 s and on `r`, and every "
@@ -132,14 +135,14 @@ class PodsScreen(BizsentNode, Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("reading the pods…", style="dim"), id="pods-note")
-        yield DataTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="pods")
+        yield NavTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="pods")
         with Vertical(id="pod-detail"):
             yield Static(id="pod-title")
             with Horizontal(id="pod-panes"):
                 yield LogTail(id="pod-log")
                 yield LossPlot(id="pod-plot")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#pods", DataTable)

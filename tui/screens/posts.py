@@ -22,8 +22,10 @@ from bizsent.core.store.browse import (
     post_rows,
 )
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -37,7 +39,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 SEARCH_DEBOUNCE_S = 0.25
 DETAIL_CACHE = 64
@@ -48,7 +50,7 @@ FILTER_NAMES = {"label": "label", "source": "src", "split": "split", "image": "i
 class PostsScreen(BizsentNode, Screen):
     TITLE = "Posts"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "posts.tcss"
-    BINDINGS = [
+    BINDINGS = with_ids("posts", [
         Binding("slash", "search", "search"),
         Binding("l", "cycle('label')", "label"),
         Binding("o", "cycle('source')", "source"),
@@ -59,7 +61,7 @@ class PostsScreen(BizsentNode, Screen):
         Binding("c", "clear_filters", "clear"),
         Binding("r", "reload", "reload"),
         Binding("escape", "focus_list", "to list", show=False),
-    ]
+    ])
     HELP = (
         "Every post in the store, newest first. Arrow keys (or j/k, PgUp/PgDn, Home/End) move; the pane below "
         "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
@@ -113,7 +115,7 @@ class PostsScreen(BizsentNode, Screen):
             yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="preview")
             yield PostDetailView(id="detail")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._show_filters()
@@ -162,9 +164,11 @@ class PostsScreen(BizsentNode, Screen):
         if message.generation != self._generation:
             return
         table = self.query_one(PostTable)
+        # A reload that keeps the cursor keeps the post it is on now: the user may have moved while it read.
+        keep = table.current_id if self._keep_id is not None else None
         table.set_ids(message.ids)
-        if self._keep_id is not None and self._keep_id in message.ids:
-            table.cursor = message.ids.index(self._keep_id)
+        if keep is not None and keep in message.ids:
+            table.cursor = message.ids.index(keep)
         self._show_filters()
 
     def on_post_table_row_highlighted(self, message: PostTable.RowHighlighted) -> None:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wilson
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
+from bizsent.tui.widgets.key_bar import KeyBar
+from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.widgets.trend_plot import TrendPlot
 from bizsent.tui.workers import background, reading
@@ -25,7 +28,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 COIN_COLUMNS = ("coin", "posts 24h", "scored", "bullish [95%]", "bearish [95%]", "move")
 POST_COLUMNS = ("time (UTC)", "model", "p(bull)", "text")
@@ -45,11 +48,11 @@ def share_cell(hits: int, n: int) -> Text:
 class TrendsScreen(BizsentNode, Screen):
     TITLE = "Trends"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "trends.tcss"
-    BINDINGS = [
+    BINDINGS = with_ids("trends", [
         Binding("enter", "drill", "posts"),
         Binding("escape", "back", "coins"),
         Binding("r", "refresh", "refresh"),
-    ]
+    ])
     HELP = (
         "Per coin (mentions found by the coin rules, `bizsent coins`): posts in the last 24 hours, how many the "
         "model scored (the newest run with predictions, the live endpoint's as posts arrive), the bullish and "
@@ -76,14 +79,14 @@ class TrendsScreen(BizsentNode, Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="trends-top"):
-            yield DataTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
             yield TrendPlot(id="trends-plot")
         yield Static(Text("reading the coins…", style="dim"), id="trends-movers")
         with Horizontal(id="trends-drill"):
-            yield DataTable(id="trends-posts", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="trends-posts", cursor_type="row", zebra_stripes=True)
             yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="trends-image")
         yield StatusBar()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#trends-coins", DataTable).add_columns(*COIN_COLUMNS)

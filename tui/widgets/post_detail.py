@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from bizsent.core.store.browse import PostDetail
+from bizsent.tui.keys import nav_bindings
 from bizsent.tui.style import format_time, label_color
 from rich.console import Console, Group, RenderableType
 from rich.segment import Segment
@@ -113,6 +114,7 @@ class TextPane(Widget):
 
     DEFAULT_CSS = "TextPane { height: 1fr; }"
     can_scroll_by_key = False  # screens that bind keys to scroll_by set this, so the hint names them
+    scroll_keys = "pgdn"  # the key the hint names
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -142,6 +144,9 @@ class TextPane(Widget):
             self._lines, self._width = render_strips(self.renderable, width), width
         return self._lines
 
+    def scroll_page(self, direction: int) -> None:
+        self.scroll_by(direction * max(self.content_size.height - 1, 1))
+
     def scroll_by(self, rows: int) -> None:
         height = self.content_size.height
         top = min(max(self.top + rows, 0), max(len(self.lines) - height, 0))
@@ -154,7 +159,8 @@ class TextPane(Widget):
         lines = self.lines
         below = len(lines) - self.top - height
         if y == height - 1 and below > 0:
-            more = f"… {below + 1} more lines (wheel{', pgdn' if self.can_scroll_by_key else ''})"
+            keys = f", {self.scroll_keys}" if self.can_scroll_by_key else ""
+            more = f"… {below + 1} more lines (wheel{keys})"
             return Strip([Segment(more[:width].ljust(width), Style(dim=True, italic=True))], width)
         index = self.top + y
         return lines[index].extend_cell_length(width) if index < len(lines) else Strip.blank(width)
@@ -175,10 +181,24 @@ def notes_text(detail: PostDetail) -> Text:
     return Text("\n".join(f"note: {n}" for n in detail.notes), style="italic")
 
 
-class PostDetailView(TextPane):
-    """Header, text, labels and notes of one post in one pane; `show_detail(None)` clears it."""
+class PostDetailView(TextPane, can_focus=True):
+    """Header, text, labels and notes of one post in one pane; `show_detail(None)` clears it. Tab reaches it and
+    the moving keys scroll it, so its labels and history are readable at 80x24 without a mouse."""
+
+    BINDINGS = nav_bindings({"nav.down": "scroll_lines(1)", "nav.up": "scroll_lines(-1)",
+                             "nav.page_down": "scroll_pages(1)", "nav.page_up": "scroll_pages(-1)",
+                             "nav.top": "scroll_lines(-1_000_000)", "nav.bottom": "scroll_lines(1_000_000)"})
+    DEFAULT_CSS = "PostDetailView:focus { background: $boost; }"
+    can_scroll_by_key = True
+    scroll_keys = "tab, j/k"
 
     detail: PostDetail | None = None
+
+    def action_scroll_lines(self, rows: int) -> None:
+        self.scroll_by(rows)
+
+    def action_scroll_pages(self, direction: int) -> None:
+        self.scroll_page(direction)
 
     def show_detail(self, detail: PostDetail | None) -> None:
         self.detail = detail

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from bizsent.core.label import providers
 from bizsent.core.store.browse import LabelMark, PostRow
+from bizsent.tui.keys import nav_bindings
 from bizsent.tui.style import LABEL_COLORS, LABEL_GLYPHS, format_time
 from bizsent.tui.workers import background
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -79,14 +79,8 @@ def row_segments(row: PostRow, width: int, base: Style) -> list[Segment]:
 class PostTable(ScrollView, can_focus=True):
     """Ids in, rows on demand. `fetch_rows` runs in a worker thread and must not touch the UI."""
 
-    BINDINGS = [
-        Binding("up,k", "cursor(-1)", "up", show=False),
-        Binding("down,j", "cursor(1)", "down", show=False),
-        Binding("pageup", "page(-1)", "page up", show=False),
-        Binding("pagedown", "page(1)", "page down", show=False),
-        Binding("home", "jump(0)", "first", show=False),
-        Binding("end", "jump(-1)", "last", show=False),
-    ]
+    BINDINGS = nav_bindings({"nav.down": "cursor(1)", "nav.up": "cursor(-1)", "nav.page_down": "page(1)",
+                             "nav.page_up": "page(-1)", "nav.top": "jump(0)", "nav.bottom": "jump(-1)"})
     COMPONENT_CLASSES = {"post-table--cursor", "post-table--pending"}
     DEFAULT_CSS = """
     PostTable {
