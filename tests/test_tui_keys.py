@@ -91,7 +91,7 @@ async def test_spot_check_keeps_its_post_while_scores_land(tmp_path):
     ids = list(fill(settings).values())
     db = open_db(settings.db_path)
     late = ids[:5]  # scored by the next batch
-    db.execute("DELETE FROM predictions WHERE post_id IN (%s)" % ",".join(map(str, late)))
+    db.execute(f"DELETE FROM predictions WHERE post_id IN ({','.join(map(str, late))})")
     job = rows.create(db, pool_status.KIND, {"run_id": 1}, 20, {})
     db.conn.commit()
     app = BizsentApp(settings=settings, db_path=settings.db_path)
