@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 LOG_NAME = "pod.log"
 TAIL_BYTES = 64_000  # a log tail is read every second: from the file's end, never the whole of a long log
 BILLING = ("requested", "provisioning", "running")  # states whose GPU bills (a stopped pod keeps only its disk)
+ENDED = ("terminated", "gone")  # deleted on RunPod: nothing left to stop or terminate
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,15 @@ from bizsent.tui.app import BizsentNode
 from bizsent.tui.job_queries import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
-from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
+from bizsent.tui.screens.job_format import (
+    HEADERS,
+    NARROW,
+    WIDE,
+    agreement_table,
+    job_cells,
+    job_text,
+    what_width,
+)
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
@@ -126,6 +134,7 @@ class BatchesScreen(BizsentNode, Screen):
         self._agreement_key: tuple | None = None
         self._auto_agreement = False  # the agreement view was chosen for lack of jobs, not by the user
         self.columns: tuple[str, ...] = ()
+        self.what_room = 0  # the "what" column's width: the list's width less the other columns
 
     def compose(self) -> ComposeResult:
         yield NavTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="jobs")
@@ -181,8 +190,9 @@ class BatchesScreen(BizsentNode, Screen):
 
     def on_resize(self) -> None:
         columns = NARROW if self.size.width < NARROW_BELOW else WIDE
-        if columns != self.columns:
-            self.columns = columns
+        room = what_width(columns, self.size.width)
+        if (columns, room) != (self.columns, self.what_room):
+            self.columns, self.what_room = columns, room
             table = self.query_one("#jobs", DataTable)
             table.clear(columns=True)
             for column in columns:
@@ -194,7 +204,7 @@ class BatchesScreen(BizsentNode, Screen):
         if not self.columns:
             self.on_resize()
         self.order = sync_rows(self.query_one("#jobs", DataTable), self.jobs, self.order, jobs, lambda j: j.id,
-                               lambda j: job_cells(j, self.columns), self.columns, self.selected)
+                               lambda j: job_cells(j, self.columns, self.what_room), self.columns, self.selected)
         self.jobs = {j.id: j for j in jobs}
         self._show_view()
 

@@ -326,7 +326,10 @@ class PodsScreen(BizsentNode, Screen):
 
     def action_terminate_pod(self) -> None:
         pod = self._actionable()
-        if pod is not None:
+        if pod is not None and pod.state in views.ENDED:
+            self.notify(f"pod {pod.pod_id} is {pod.state} already: nothing to terminate, it bills nothing more",
+                        severity="warning")
+        elif pod is not None:
             self._ask(terminate_question(pod), "Terminate pod", pod, "terminate")
 
     def _ask(self, question: str, yes: str, pod: PodView, what: str) -> None:

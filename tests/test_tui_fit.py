@@ -1,0 +1,95 @@
+"""Fits 80x24, grows at 160 columns, tells the truth (issue 21.6), through Textual's Pilot: the Label header keeps
+where the post is in the queue and the tally keeps `skip N` at 80 columns, the Jobs list's "what" column grows
+with the terminal, and `t` on a terminated pod answers one line instead of a dialog."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from bizsent.core.store import now, open_db
+from bizsent.jobs import pool_status, rows
+from bizsent.tui.app import BizsentApp
+from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.job_format import WIDTHS
+from bizsent.tui.widgets.label_bars import LabelTally, tally_line
+from bizsent.tui.widgets.status_bar import StatusBar
+from fakes.runpod_server import FakeRunpod
+from fakes.tui import build_store, until
+from test_tui_keys import SIZES, config
+from textual.widgets import DataTable, Static
+
+
+def shown(widget) -> str:
+    return str(widget.render())
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_label_header_tally_and_status_bar_keep_their_facts(tmp_path, size):
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=size) as pilot:
+        await app.switch_mode("label")
+        meta = app.screen.query_one("#label-meta", Static)
+        await until(pilot, lambda: "in queue" in shown(meta))
+        await pilot.press("x", "1")  # a skip and a label: the tally counts both
+        await pilot.pause()
+        header = meta.render_line(0).text
+        assert "in queue" in header, header
+        counts = app.screen.query_one("#label-counts", Static)
+        line = counts.render_line(0).text
+        assert "skip 1" in line and "bear 1" in line, line
+        bar = app.screen.query_one(StatusBar)
+        assert "spent $" in bar.render_line(0).text
+
+
+def test_the_tally_drops_shares_before_skip():
+    counts = Counter(bearish=12, neutral=30, bullish=8, skip=4)
+    assert tally_line(counts, 50, 80).plain == "50/50 bear 12 24% · neut 30 60% · bull 8 16% · skip 4"
+    narrow = tally_line(counts, 50, 45).plain
+    assert narrow == "50/50 bear 12 · neut 30 · bull 8 · skip 4"
+    assert tally_line(counts, 50, 38).plain.endswith("skip 4")
+    assert LabelTally  # the widget redraws the line on resize with the pane's own width
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_jobs_list_grows_with_the_terminal(tmp_path, size):
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    job = rows.create(db, pool_status.KIND, {"run_id": 1, "run_name": "a-long-run-name-for-the-pool"}, 10, {})
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=size) as pilot:
+        await app.switch_mode("batches")
+        table = app.screen.query_one("#jobs", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        cells = [str(getattr(cell, "plain", cell)) for cell in table.get_row(str(job))]
+        assert cells[list(app.screen.columns).index("labeler")].strip() == "run 1"
+        room = app.screen.what_room
+        # every other column at its widest plus "what" fits the terminal; at 160 "what" has room for a long
+        # provider/model name (it was cut at 20 whatever the width)
+        assert room + sum(WIDTHS[c] for c in app.screen.columns if c != "labeler") <= size[0]
+        assert room >= (40 if size[0] >= 160 else 14)
+
+
+async def test_t_on_a_terminated_pod_says_one_line(tmp_path, monkeypatch):
+    settings = config(tmp_path)
+    with FakeRunpod("canary-key", root=tmp_path / "pods", boot_delay_s=0.05) as fake:
+        monkeypatch.setenv("RUNPOD_API_KEY", "canary-key")
+        settings.runpod.api_base = fake.url
+        db = open_db(settings.db_path)
+        db.execute("INSERT INTO pods (pod_id, name, run_name, gpu, cloud, usd_per_hour, state, created_at,"
+                   " updated_at) VALUES ('gone1', 'bizsent-old', NULL, 'RTX 4090', 'SECURE', 0.69, 'terminated',"
+                   " ?, ?)", [now(), now()])
+        db.close()
+        app = BizsentApp(settings=settings, db_path=settings.db_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.switch_mode("pods")
+            await until(pilot, lambda: "gone1" in app.screen.pods)
+            await pilot.press("t")
+            await until(pilot, lambda: any("nothing to terminate" in n.message for n in app._notifications))
+            assert not isinstance(app.screen, ConfirmModal)
