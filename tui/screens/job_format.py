@@ -15,9 +15,9 @@ HEADERS = {"id": "id", "kind": "kind", "labeler": "what", "state": "state", "pro
 WIDE = ("id", "kind", "labeler", "state", "progress", "count", "failed", "eta", "usd", "beat")
 NARROW = ("id", "labeler", "state", "progress", "count", "eta", "usd")  # fits 80 columns
 BAR_WIDTH = 8
-# What every column but "what" takes at most, its leading space included: "what" gets the rest of the width.
-WIDTHS = {"id": 5, "kind": 11, "state": 10, "progress": 14, "count": 10, "failed": 5, "rate": 6, "eta": 7,
-          "usd": 16, "beat": 6}
+# What every column but "what" usually takes, its leading space included: "what" gets the rest of the width.
+WIDTHS = {"id": 4, "kind": 11, "state": 9, "progress": 14, "count": 8, "failed": 4, "rate": 6, "eta": 6,
+          "usd": 14, "beat": 5}
 MIN_WHAT = 14
 KIND_WIDTH = 10
 STATE_STYLE = {"queued": "cyan", "starting": "cyan", "running": "bold yellow", "waiting": "yellow",
