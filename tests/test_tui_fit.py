@@ -93,3 +93,23 @@ async def test_t_on_a_terminated_pod_says_one_line(tmp_path, monkeypatch):
             await pilot.press("t")
             await until(pilot, lambda: any("nothing to terminate" in n.message for n in app._notifications))
             assert not isinstance(app.screen, ConfirmModal)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_toasts_hide_neither_the_tally_nor_the_status_bar(tmp_path, size):
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        for mode, bottom_lines in (("label", ("#label-flags", "#label-progress")), ("posts", ())):
+            await app.switch_mode(mode)
+            app.notify("a notification that is long enough to need two lines at eighty columns, or nearly")
+            await until(pilot, lambda: bool(app.screen.query("Toast")))
+            await pilot.pause()
+            toast = app.screen.query_one("Toast").region
+            for selector in (*bottom_lines, "StatusBar", "KeyBar"):
+                widget = app.screen.query_one(selector).region
+                assert toast.bottom <= widget.y, (mode, selector, toast, widget)
+            app.clear_notifications()
