@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from bizsent.core.pods.views import Account, PodView, combined, list_note
 from bizsent.core.store import now, open_db
+from bizsent.core.store.summary import spend
 from bizsent.jobs import pool_status, rows
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.confirm import ConfirmModal
@@ -113,3 +115,58 @@ async def test_toasts_hide_neither_the_tally_nor_the_status_bar(tmp_path, size):
                 widget = app.screen.query_one(selector).region
                 assert toast.bottom <= widget.y, (mode, selector, toast, widget)
             app.clear_notifications()
+
+
+def pod(pod_id: str, uptime: int | None, usd: float, rate: float = 3.6, state: str = "running") -> PodView:
+    return PodView(pod_id, f"bizsent-{pod_id}", None, "RTX 4090", state, uptime, rate, usd, False, state, None)
+
+
+def test_uptime_and_cost_move_on_together_and_the_order_is_stable():
+    account = Account([pod("zz", 100, 1.0), pod("aa", 50, 0.5)], "", at=1000.0)
+    stored = [pod("new", 7, 0.2), pod("zz", 90, 0.9), pod("old", None, 1.4, rate=0.0, state="terminated")]
+    listed = combined(stored, account, now=1010.0)
+    # unknown to the database first, then the database's rows in their order: the same before and after a survey
+    assert [p.pod_id for p in listed] == ["aa", "new", "zz", "old"]
+    zz = listed[2]
+    assert zz.uptime_s == 110 and zz.usd_so_far == pytest.approx(1.0 + 3.6 * 10 / 3600)
+    later = combined(stored, account, now=1020.0)[2]
+    assert later.uptime_s - zz.uptime_s == 10
+    assert later.usd_so_far - zz.usd_so_far == pytest.approx(3.6 * 10 / 3600)
+    assert list_note(account, listed) == ("4 pod(s) listed: 2 on the RunPod account, 2 known only to the database"
+                                          " (finished or gone)")
+
+
+async def test_pods_header_counts_the_rows_the_cursor_stays_and_an_orphans_cost_is_spent(tmp_path, monkeypatch):
+    settings = config(tmp_path)
+    with FakeRunpod("canary-key", root=tmp_path / "pods", boot_delay_s=0.05) as fake:
+        monkeypatch.setenv("RUNPOD_API_KEY", "canary-key")
+        settings.runpod.api_base = fake.url
+        ghost = fake.add_pod("bizsent-ghost")
+        db = open_db(settings.db_path)
+        for k in range(3):
+            db.execute("INSERT INTO pods (pod_id, name, gpu, usd_per_hour, state, total_usd, created_at, updated_at)"
+                       " VALUES (?, ?, 'RTX 4090', 0.69, 'terminated', 1.0, ?, ?)", [f"old{k}", f"bizsent-o{k}",
+                                                                                     now(), now()])
+        db.conn.commit()
+        app = BizsentApp(settings=settings, db_path=settings.db_path)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await app.switch_mode("pods")
+            screen = app.screen
+            note = screen.query_one("#pods-note", Static)
+            await until(pilot, lambda: ghost in screen.pods and "listed" in shown(note))
+            table = screen.query_one("#pods", DataTable)
+            assert table.row_count == 4 and shown(note).startswith("4 pod(s) listed: 1 on the RunPod account")
+            table.focus()
+            await pilot.press("g", "j", "j")
+            await until(pilot, lambda: screen.selected == "old1")
+            await pilot.press("r")  # a survey and a poll: the cursor stays on its row and its pod
+            await pilot.pause(0.3)
+            assert table.cursor_row == 2 and screen.selected == "old1"
+            await pilot.press("g", "t")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+            await pilot.press("y")
+            await until(pilot, lambda: db.execute("SELECT state FROM pods WHERE pod_id = ?", [ghost]).fetchone()
+                        == ("terminated",))
+        usd = db.execute("SELECT total_usd FROM pods WHERE pod_id = ?", [ghost]).fetchone()[0]
+        assert usd > 0 and spend(db).total_usd == pytest.approx(3.0 + usd)
+        db.close()

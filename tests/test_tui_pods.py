@@ -88,7 +88,9 @@ async def test_pods_listed_orphan_flagged_and_terminated_after_asking(settings, 
 
         await pilot.press("t")
         await answer(app, pilot, "y")
-        await until(pilot, lambda: ghost in fake.gone and ghost not in screen.pods)
+        # the orphan stays listed, terminated, with what it cost (its row is where "spent" counts it)
+        await until(pilot, lambda: ghost in fake.gone and ghost in screen.pods
+                    and screen.pods[ghost].state == "terminated")
         assert fake.billing_now() == [known]
         await until(pilot, lambda: any("terminated (RunPod confirms it is gone)" in t for t in toasts(app)))
 

@@ -193,12 +193,13 @@ class PodsScreen(BizsentNode, Screen):
 
     def on_pods_screen_surveyed(self, message: PodsScreen.Surveyed) -> None:
         self.account = message.account
-        self.query_one("#pods-note", Static).update(
-            Text(message.account.note, style="yellow" if message.account.pods is None else "dim"))
         self.poll()
 
     def on_pods_screen_polled(self, message: PodsScreen.Polled) -> None:
         self.loaded = True
+        if self.account is not None:
+            self.query_one("#pods-note", Static).update(Text(
+                views.list_note(self.account, message.pods), style="yellow" if self.account.pods is None else "dim"))
         self._fill_table(message.pods)
         if self.selected not in self.pods:
             self.selected = message.pods[0].pod_id if message.pods else None
