@@ -12,12 +12,14 @@ from bizsent.core.store import now, open_db
 from bizsent.core.store.summary import spend
 from bizsent.jobs import pool_status, rows
 from bizsent.tui.app import BizsentApp
-from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import WIDTHS
 from bizsent.tui.widgets.label_bars import LabelTally, tally_line
 from bizsent.tui.widgets.status_bar import StatusBar
+from fakes.label_posts import make_posts
 from fakes.runpod_server import FakeRunpod
 from fakes.tui import build_store, until
+from test_tui_batches import fake_openai, world  # noqa: F401  (the fake OpenAI server and its config)
 from test_tui_keys import SIZES, config
 from textual.widgets import DataTable, Static
 
@@ -70,7 +72,8 @@ async def test_the_jobs_list_grows_with_the_terminal(tmp_path, size):
         table = app.screen.query_one("#jobs", DataTable)
         await until(pilot, lambda: table.row_count == 1)
         cells = [str(getattr(cell, "plain", cell)) for cell in table.get_row(str(job))]
-        assert cells[list(app.screen.columns).index("labeler")].strip() == "run 1"
+        # a pool-scoring row says what it does with its run (an eval row of the same run read "run 1" too)
+        assert cells[list(app.screen.columns).index("labeler")].strip() == "score pool, run 1"
         room = app.screen.what_room
         # every other column at its widest plus "what" fits the terminal; at 160 "what" has room for a long
         # provider/model name (it was cut at 20 whatever the width)
@@ -170,3 +173,26 @@ async def test_pods_header_counts_the_rows_the_cursor_stays_and_an_orphans_cost_
         usd = db.execute("SELECT total_usd FROM pods WHERE pod_id = ?", [ghost]).fetchone()[0]
         assert usd > 0 and spend(db).total_usd == pytest.approx(3.0 + usd)
         db.close()
+
+
+async def test_the_new_job_dialog_answers_y_and_n_like_every_question(world):  # noqa: F811
+    fake, settings, db = world
+    make_posts(db, settings.image_dir, 3)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("batches")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.view is not None)
+        await pilot.press("n")  # no Tabs to a Cancel button
+        await until(pilot, lambda: not isinstance(app.screen, NewJobModal))
+        assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.view is not None
+                    and not app.screen.query_one("#newjob-start").disabled)
+        await pilot.press("y")
+        await until(pilot, lambda: db.execute("SELECT count(*) FROM jobs WHERE kind = 'label'").fetchone()[0] == 1)
+        await until(pilot, lambda: len(app.screen.jobs) == 1)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "done at" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("n")

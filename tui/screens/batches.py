@@ -11,6 +11,7 @@ finished Batch API results in a worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,8 +327,10 @@ class BatchesScreen(BizsentNode, Screen):
             what = "its process is gone already; the job is closed as cancelled"
         else:
             what = kind_of(job.kind).cancel_says(job.params)
-        question = (f"Cancel job {job.id} ({job.kind}: {job.what}, {job.done}/{job.total} done)?\n"
-                    f"{what}; what it already wrote stays.")
+        # The job goes on while the question is open: its count is dated, not presented as the final one.
+        counting = "" if job.status == "dead" else ", still counting"
+        question = (f"Cancel job {job.id} ({job.kind}: {job.what}; {job.done}/{job.total} done at "
+                    f"{time.strftime('%H:%M:%S')}{counting})?\n{what}; what it already wrote stays.")
         self.app.push_screen(ConfirmModal(question, yes="Cancel job"), callback=lambda yes: yes and self._run_action(
             lambda db: cancel(db, self.bizsent.settings, job.id)))
 
