@@ -111,7 +111,7 @@ class PodsScreen(BizsentNode, Screen):
 
     @dataclass
     class PlanReady(Message):
-        """The plan of a pod run, for the user to confirm (bundle built, GPUs priced; nothing created yet)."""
+        """The plan of a pod run, for the user to confirm (bundle written, GPUs priced; no pod created yet)."""
 
         plan: PodRunPlan
 
@@ -275,8 +275,9 @@ class PodsScreen(BizsentNode, Screen):
         if not views.key_is_set():
             self.notify(self._no_key(), severity="warning")
             return
-        self.app.push_screen(PromptModal("Train on a RunPod GPU: the run's name (enter plans it, nothing is created"
-                                         " yet; escape cancels)", f"pod-{time.strftime('%Y%m%d-%H%M%S')}"),
+        self.app.push_screen(PromptModal("Train on a RunPod GPU: the run's name (enter writes its dataset bundle and"
+                                         " prices the GPUs; no pod before you confirm; escape cancels)",
+                                         f"pod-{time.strftime('%Y%m%d-%H%M%S')}"),
                              callback=self._plan)
 
     def _plan(self, name: str | None) -> None:
