@@ -196,3 +196,24 @@ async def test_the_new_job_dialog_answers_y_and_n_like_every_question(world):  #
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert "done at" in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("n")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_posts_header_explains_the_labels_column_and_a_search_is_a_filter(tmp_path, size):
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=size) as pilot:
+        header = app.screen.query_one("#posts-header", Static)
+        filters = app.screen.query_one("#filters", Static)
+        await until(pilot, lambda: "12 posts" in shown(filters))
+        line = header.render_line(0).text
+        assert "▲=bull" in line and "▼=bear" in line and "H=human" in line, line
+        if size[0] >= 160:
+            assert "O=openai" in line and "G=gemini" in line
+        assert "no filter" in shown(filters)
+        await pilot.press("slash", "m", "o", "o", "n")
+        await until(pilot, lambda: "1 posts" in shown(filters))
+        assert "no filter" not in shown(filters) and "text moon" in shown(filters)

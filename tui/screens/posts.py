@@ -30,6 +30,7 @@ from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
+from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -69,7 +70,9 @@ class PostsScreen(BizsentNode, Screen):
         "and split apply to the same label row (e.g. *bullish* from *openai* in *train*); the label cycle ends "
         "with *disagree*, which `d` also toggles: posts to which two API labelers (e.g. openai and gemini) "
         "gave different labels. `/` searches the text (as you type); `escape` returns to the list; `c` clears "
-        "every filter; `enter` opens the post under the cursor in the Label screen."
+        "every filter; `enter` opens the post under the cursor in the Label screen.\n\n"
+        "The labels column shows each label of the post as its origin's letter and the label's glyph, e.g. `H▲` "
+        "a human bullish label, `O▼` an openai bearish one (the legend is at the right of the header where it fits)."
     )
 
     @dataclass
@@ -227,6 +230,8 @@ class PostsScreen(BizsentNode, Screen):
         f = self.filter
         # Only the filters that are set, so the line fits 80 columns; it wraps rather than cut the last one.
         parts = [f"{FILTER_NAMES[name]} [b]{getattr(f, name)}[/]" for name in FILTER_FIELDS if getattr(f, name)]
+        if f.text:  # a search narrows the list too: "no filter" beside it would be untrue
+            parts.append(f"text [b]{escape(f.text)}[/]")
         count = len(self.query_one(PostTable).ids)
         self.query_one("#filters", Static).update(
             f"[b]{count:,}[/] posts │ " + (" │ ".join(parts) if parts else "[dim]no filter: l o t i d[/]")

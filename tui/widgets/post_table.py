@@ -35,9 +35,24 @@ def _cell(text: str, width: int) -> str:
     return text[:width].ljust(width)
 
 
+def labels_legends() -> list[str]:
+    """What the labels column's letters and glyphs mean (one letter per origin, one glyph per label), longest
+    first: the header shows the longest that fits."""
+    apis = list(providers.registered())
+    glyphs = " ".join(f"{glyph}={label[:4]}" for label, glyph in LABEL_GLYPHS.items())
+    every = " ".join(f"{mark}={name}" for name, mark in {**SOURCE_MARK, **{p.name: p.mark for p in apis}}.items())
+    api_marks = ",".join(p.mark for p in apis)
+    return [f"labels: {every} · {glyphs}", f"{glyphs} · H=human {api_marks}=API M=model", f"{glyphs} · H=human"]
+
+
 def header_line(width: int) -> str:
+    """The column names, and the labels column's legend at the right where it fits (`?` has it always)."""
     fixed = " ".join(_cell(name, w) for name, w in COLUMNS)
-    return _cell(f"{fixed} text", width)
+    head = f"{fixed} text"
+    for legend in labels_legends():
+        if len(head) + 2 + len(legend) <= width:
+            return head + legend.rjust(width - len(head))
+    return _cell(head, width)
 
 
 def source_mark(origin: str) -> str:
