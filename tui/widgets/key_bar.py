@@ -22,7 +22,8 @@ class Hint:
 
     @property
     def text(self) -> Text:
-        return Text.assemble((f" {self.keys} ", "bold reverse"), f" {self.description} ")
+        # The key itself marked, one space to its word, two to the next hint: 80 columns hold more of them.
+        return Text.assemble((self.keys, "bold reverse"), f" {self.description}  ")
 
 
 def short_keys(keys: str) -> str:

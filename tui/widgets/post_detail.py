@@ -23,6 +23,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 QUOTE_LINK = re.compile(r"^>>\d+")
+LABEL_COLUMNS = (("source", 6), ("labeler", 6), ("label", 7), ("conf", 4), ("flags", 5), ("split", 10))
 
 
 def post_text(text: str, subject: str = "") -> Text:
@@ -45,9 +46,12 @@ def post_text(text: str, subject: str = "") -> Text:
 def labels_table(detail: PostDetail) -> Table | Text:
     if not detail.labels:
         return Text("no labels yet", style="dim")
-    table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
-    for column in ("source", "labeler", "label", "conf", "flags", "split"):
-        table.add_column(column, style="dim" if column == "labeler" else None, no_wrap=True)
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False, padding=(0, 1), collapse_padding=True)
+    # In a narrow pane the labeler's long name gives way first (Rich shrinks only wrapping columns; its one
+    # word is cut with an ellipsis): every other column keeps its whole word.
+    for column, least in LABEL_COLUMNS:
+        table.add_column(column, style="dim" if column == "labeler" else None, no_wrap=column != "labeler",
+                         min_width=least, overflow="ellipsis")
     for label in detail.labels:
         flags = " ".join(f for f, on in (("sarcastic", label.sarcastic), ("unsure", label.unsure)) if on)
         confidence = "-" if label.confidence is None else f"{label.confidence:.2f}"
