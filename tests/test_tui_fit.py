@@ -14,11 +14,14 @@ from bizsent.jobs import pool_status, rows
 from bizsent.tui.app import BizsentApp
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
 from bizsent.tui.screens.job_format import WIDTHS
+from bizsent.tui.style import LABEL_COLORS
 from bizsent.tui.widgets.label_bars import LabelTally, tally_line
+from bizsent.tui.widgets.post_table import PostTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from fakes.label_posts import make_posts
 from fakes.runpod_server import FakeRunpod
 from fakes.tui import build_store, until
+from rich.color import Color
 from test_tui_batches import fake_openai, world  # noqa: F401  (the fake OpenAI server and its config)
 from test_tui_keys import SIZES, config
 from textual.widgets import DataTable, Static
@@ -217,3 +220,34 @@ async def test_posts_header_explains_the_labels_column_and_a_search_is_a_filter(
         await pilot.press("slash", "m", "o", "o", "n")
         await until(pilot, lambda: "1 posts" in shown(filters))
         assert "no filter" not in shown(filters) and "text moon" in shown(filters)
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG contrast ratio of two colours."""
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        lin = [(c / 255) / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+async def test_selected_rows_and_the_goal_bar_read_well_in_both_themes(tmp_path, theme):
+    settings = config(tmp_path, f'theme = "{theme}"\n')
+    db = open_db(settings.db_path)
+    build_store(db, settings.image_dir)
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_theme.dark is (theme == "dark")
+        posts = app.screen.query_one(PostTable)
+        await until(pilot, lambda: len(posts.ids) == 12)
+        cursor = posts.get_component_rich_style("post-table--cursor").bgcolor.get_truecolor()
+        screen_bg = app.screen.rich_style.bgcolor.get_truecolor()
+        glyph_green = Color.parse(LABEL_COLORS["bullish"]).get_truecolor()
+        assert contrast(glyph_green, cursor) >= 2.0, (theme, cursor)
+        assert contrast(cursor, screen_bg) >= 1.2  # and the selected row still stands out
+        await app.switch_mode("label")
+        bar = app.screen.query_one("#goal Bar")
+        todo = bar.get_component_rich_style("bar--bar").bgcolor.get_truecolor()
+        assert contrast(todo, screen_bg) >= 1.8, (theme, todo)  # the part still to do is a visible line

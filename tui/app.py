@@ -43,6 +43,7 @@ log = logging.getLogger("bizsent.tui")
 
 IDLE_GC_S = 2.0  # a full garbage collection runs after this long without a key press
 GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mostly wait for the idle pass
+THEMES = {"dark": "textual-dark", "light": "textual-light"}  # tui.theme -> Textual's theme
 REPORT_EVERY_S = 30.0  # the same failure (a poll while the database is gone) is shown and logged this often
 
 
@@ -111,6 +112,7 @@ class BizsentApp(App):
         # Create/migrate before the event loop starts, so every worker can open it read-only-style after.
         open_db(self.db_path).close()
         self.status = StatusInfo(db_path=str(self.db_path))
+        self.theme = THEMES[settings.tui.theme]
         self.keymap = dict(settings.tui.keymap)  # binding id -> keys (tui.keys); help and footers show these
         self.set_keymap(self.keymap)
         self.writer = StoreWriter(self.db_path)

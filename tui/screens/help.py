@@ -28,7 +28,7 @@ def _not_taken(app_bindings: list[Binding], screen_bindings: list, keymap: Mappi
     for binding in app_bindings:
         keys = [k.strip() for k in effective_keys(binding, keymap).split(",") if k.strip() not in taken]
         if keys:
-            kept.append(Binding(",".join(keys), binding.action, binding.description, show=binding.show))
+            kept.append(Binding(",".join(keys), binding.action, binding.description, show=binding.show, id=binding.id))
     return kept
 
 

@@ -35,7 +35,7 @@ def fit_hints(screen_hints: list[Hint], help_hint: Hint | None, quit_hint: Hint 
     """Help and quit first in priority, then the screen's keys in order, then the palette; drawn in the order
     screen keys, palette, help, quit."""
     fixed = [h for h in (help_hint, quit_hint) if h is not None]
-    room = width - sum(h.text.cell_len for h in fixed)
+    room = width + 2 - sum(h.text.cell_len for h in fixed)  # the last hint's two trailing spaces are not drawn
     kept: list[Hint] = []
     for hint in [*screen_hints, *([palette] if palette else [])]:
         if hint.text.cell_len > room:
@@ -48,6 +48,7 @@ def fit_hints(screen_hints: list[Hint], help_hint: Hint | None, quit_hint: Hint 
     out = Text(no_wrap=True, overflow="crop")
     for hint in [*kept, *fixed]:
         out.append_text(hint.text)
+    out.rstrip()
     return out
 
 

@@ -44,6 +44,9 @@ class LabelTally(Horizontal):
         padding: 0 1;
         & > ProgressBar { width: auto; margin-right: 2; }
         & > ProgressBar Bar { width: 20; }
+        /* the theme draws the part still to do in the background colour: invisible; here it is a grey line */
+        & > ProgressBar Bar > .bar--bar { color: $success; background: $foreground 35%; }
+        & > ProgressBar Bar > .bar--complete { color: $success; background: $foreground 35%; }
         & > #label-counts { width: 1fr; }
     }
     """

@@ -101,8 +101,9 @@ class PostTable(ScrollView, can_focus=True):
     PostTable {
         overflow-x: hidden;
         scrollbar-size-vertical: 1;
-        & > .post-table--cursor { background: $accent 40%; text-style: bold; }
-        &:focus > .post-table--cursor { background: $accent; }
+        /* a grey band keeps the row's label colours (green ▲, the H of a human label) readable */
+        & > .post-table--cursor { background: $foreground 12%; text-style: bold; }
+        &:focus > .post-table--cursor { background: $foreground 18%; }
         & > .post-table--pending { color: $text-muted; }
     }
     """
