@@ -226,3 +226,48 @@ async def test_help_and_footer_list_the_keys(tmp_path, size):
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpModal))
         assert "`ctrl+b` collect" in app.screen._markdown  # the keymap's key, not the default
+
+
+async def test_reopening_returns_to_the_screen_and_rows_where_the_user_left(tmp_path):
+    settings = config(tmp_path)
+    ids = fill(settings, n_rows=5)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        posts = app.screen.query_one(PostTable)
+        await until(pilot, lambda: len(posts.ids) == 12 and app.screen.query_one(PostDetailView).detail is not None)
+        await pilot.press("j", "j", "j")
+        left_post = posts.current_id
+        await app.switch_mode("batches")
+        jobs = app.screen.query_one("#jobs", DataTable)
+        await until(pilot, lambda: jobs.row_count == 5)
+        jobs.focus()
+        await pilot.press("G")
+        await until(pilot, lambda: app.screen.selected == min(app.screen.jobs))
+        await app.switch_mode("spotcheck")
+        spot = app.screen
+        await until(pilot, lambda: len(spot.items) == 12)
+        await pilot.press("j", "j")
+        left_spot = spot.current.post_id
+        await app.switch_mode("pods")
+        table = app.screen.query_one("#pods", DataTable)
+        await until(pilot, lambda: table.row_count == 5)
+        table.focus()
+        await pilot.press("j")
+        await until(pilot, lambda: app.screen.selected == "pod003")
+    reopened = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with reopened.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: reopened.current_mode == "pods")
+        pods = reopened.screen
+        await until(pilot, lambda: pods.loaded and pods.query_one("#pods", DataTable).row_count == 5)
+        assert pods.selected == "pod003" and pods.query_one("#pods", DataTable).cursor_row == 1
+        await reopened.switch_mode("posts")
+        posts = reopened.screen.query_one(PostTable)
+        await until(pilot, lambda: posts.current_id == left_post)
+        assert posts.cursor == 3
+        await reopened.switch_mode("batches")
+        await until(pilot, lambda: reopened.screen.query_one("#jobs", DataTable).row_count == 5)
+        assert reopened.screen.selected == min(reopened.screen.jobs)
+        await reopened.switch_mode("spotcheck")
+        await until(pilot, lambda: reopened.screen.current is not None and reopened.screen.loaded)
+        assert reopened.screen.current.post_id == left_spot
+    assert left_post in ids.values()

@@ -23,6 +23,7 @@ from bizsent.core.errors import StoreError
 from bizsent.core.log import log_file, redact
 from bizsent.core.store import open_db
 from bizsent.core.store.summary import spend
+from bizsent.tui import resume
 from bizsent.tui.commands import ActionsProvider
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens import SCREENS
@@ -113,6 +114,7 @@ class BizsentApp(App):
         open_db(self.db_path).close()
         self.status = StatusInfo(db_path=str(self.db_path))
         self.theme = THEMES[settings.tui.theme]
+        self.resume = resume.load(self.db_path)  # the screen and rows where the user left the console
         self.keymap = dict(settings.tui.keymap)  # binding id -> keys (tui.keys); help and footers show these
         self.set_keymap(self.keymap)
         self.writer = StoreWriter(self.db_path)
@@ -124,7 +126,8 @@ class BizsentApp(App):
         self.crashed: Exception | None = None  # what stopped the console, for the CLI to report in one line
 
     async def on_mount(self) -> None:
-        await self.switch_mode(SCREENS[0].mode)
+        modes = [spec.mode for spec in SCREENS]
+        await self.switch_mode(self.resume.mode if self.resume.mode in modes else modes[0])
         # Full cyclic-GC passes stall the event loop for 50-150 ms: freeze what lives as long as the app
         # (imports, screens), make automatic full passes rare, and run them when the user pauses instead.
         self.call_after_refresh(gc.freeze)
@@ -145,6 +148,19 @@ class BizsentApp(App):
 
     def on_unmount(self) -> None:
         self.writer.close()
+        self.resume.mode = self.current_mode or self.resume.mode
+        try:
+            resume.save(self.db_path, self.resume)
+        except OSError as exc:  # a read-only folder: the next start opens on the first screen, nothing else lost
+            log.warning("could not keep where the console was left: %s", exc)
+
+    def note_position(self, mode: str, at: object) -> None:
+        """A screen's row moved (a post, job, run or pod id): the next start returns to it."""
+        self.resume.at[mode] = at
+
+    def position(self, mode: str) -> object:
+        """Where `mode` was left at the last quit (None: nowhere in particular)."""
+        return self.resume.at.get(mode)
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:

@@ -147,6 +147,8 @@ class BatchesScreen(BizsentNode, Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
+        left_at = self.bizsent.position("batches")  # the job selected when the console was last closed
+        self.selected = left_at if isinstance(left_at, int) else None
         self._show_view()
         self.refresh_jobs()
         self.poll_while_shown(self.refresh_jobs)
@@ -213,6 +215,7 @@ class BatchesScreen(BizsentNode, Screen):
         if event.row_key.value is None:
             return
         job_id = int(event.row_key.value)
+        self.bizsent.note_position("batches", job_id)
         if job_id != self.selected:
             self.selected = job_id
             self.labeler = None

@@ -121,6 +121,8 @@ class EvalScreen(BizsentNode, Screen):
         runs.add_columns(*RUN_COLUMNS)
         self.query_one("#eval-metrics", DataTable).add_columns(*DETAIL_HEADERS)
         runs.focus()
+        left_at = self.bizsent.position("eval")  # the run selected when the console was last closed
+        self.run_id = left_at if isinstance(left_at, int) else None
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
         self.poll()
         self.poll_while_shown(self.poll)
@@ -177,6 +179,7 @@ class EvalScreen(BizsentNode, Screen):
             self._select(int(event.row_key.value))
 
     def _select(self, run_id: int) -> None:
+        self.bizsent.note_position("eval", run_id)
         if run_id == self.run_id:
             return
         self.run_id, self.events, self.last_id, self.shown_key = run_id, [], 0, None

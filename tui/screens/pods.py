@@ -149,6 +149,8 @@ class PodsScreen(BizsentNode, Screen):
         for column in COLUMNS:
             table.add_column(" " + HEADERS[column], key=column)
         self.query_one(LossPlot).show([], [], message="no pod selected")
+        left_at = self.bizsent.position("pods")  # the pod selected when the console was last closed
+        self.selected = left_at if isinstance(left_at, str) else None
         self.poll()
         self.survey()
         self.set_interval(self.bizsent.settings.tui.refresh_s, self._tick)
@@ -244,6 +246,7 @@ class PodsScreen(BizsentNode, Screen):
         if event.row_key.value is None or event.row_key.value == self.selected:
             return
         self.selected = event.row_key.value
+        self.bizsent.note_position("pods", self.selected)
         self.query_one("#pod-title", Static).update(detail_title(self.selected_pod()))
         self.poll()
 

@@ -124,7 +124,8 @@ class PostsScreen(BizsentNode, Screen):
         self._show_filters()
         self.query_one(PostTable).focus()
         self._load_sources()
-        self.reload()
+        left_at = self.bizsent.position("posts")  # the post the cursor was on when the console was last closed
+        self.reload(keep=left_at if isinstance(left_at, int) else None)
 
     def on_screen_resume(self) -> None:
         # Labels may have changed on another screen: refetch rows and the detail, keep the cursor's post.
@@ -168,13 +169,14 @@ class PostsScreen(BizsentNode, Screen):
             return
         table = self.query_one(PostTable)
         # A reload that keeps the cursor keeps the post it is on now: the user may have moved while it read.
-        keep = table.current_id if self._keep_id is not None else None
+        keep = self._keep_id if self._keep_id is None or table.current_id is None else table.current_id
         table.set_ids(message.ids)
         if keep is not None and keep in message.ids:
             table.cursor = message.ids.index(keep)
         self._show_filters()
 
     def on_post_table_row_highlighted(self, message: PostTable.RowHighlighted) -> None:
+        self.bizsent.note_position("posts", message.post_id)
         if message.post_id is None:
             self.query_one(PostDetailView).show_detail(None)
             self.query_one(ImagePreview).show(Picture(reason="no post"))

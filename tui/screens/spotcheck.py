@@ -116,8 +116,7 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
         *nav_bindings({"nav.down": "move(1)", "nav.up": "move(-1)", "nav.page_down": "page(1)",
                        "nav.page_up": "page(-1)", "nav.top": "jump(0)", "nav.bottom": "jump(-1)"}),
         Binding("escape", "focus_list", "to list", show=False),
-        digit_guard("123"),
-        Binding("q", "quit_confirm", "quit"),
+        digit_guard("123"), Binding("q", "quit_confirm", "quit"),
     ])
     HELP = (
         "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "
@@ -131,8 +130,7 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
         "its split. Human **test** posts are not listed: correct a test label blind, without the model's answer "
         "on screen (Posts, `enter`, then answer in the Label screen). `o` orders by uncertainty (smallest margin "
         "between the top two classes first) or by disagreement with the API labels; `r` switches to the next "
-        "run with predictions; `j`/`k` (arrows) move without answering, PgUp/PgDn ten posts, `g`/`G` (Home/End) "
-        "to the first and last; `tab` gives those keys to the text pane (they scroll it), `escape` back."
+        "run with predictions; the moving keys move without answering (PgUp/PgDn: ten posts; `tab`: the text pane)."
     )
 
     @dataclass
@@ -190,7 +188,8 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.load()
+        left_at = self.bizsent.position("spotcheck")  # the post shown when the console was last closed
+        self.load(keep=left_at if isinstance(left_at, int) else None)
         self.poll_job()
         self.poll_while_shown(self.poll_job)
 
@@ -201,9 +200,9 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
 
     # -- loading -------------------------------------------------------------------------------------------
 
-    def load(self, run_id: int | None = None, keep_position: bool = False) -> None:
+    def load(self, run_id: int | None = None, keep_position: bool = False, keep: int | None = None) -> None:
         self._generation += 1
-        self._keep = self.current.post_id if keep_position and self.current else None
+        self._keep = self.current.post_id if keep_position and self.current else keep
         self._load(self._generation, run_id if run_id is not None else self.run_id)
 
     @background("loading the spot-check list", group="spot-items", exclusive=True)
@@ -255,6 +254,7 @@ class SpotCheckScreen(LabelingKeys, ScorePoolKey, Screen):
     def _show(self) -> None:
         self._show_head()
         item = self.current
+        self.bizsent.note_position("spotcheck", item.post_id if item else None)
         preview = self.query_one(ImagePreview)
         probs, labels = self.query_one("#spot-probs", Static), self.query_one("#spot-labels", Static)
         body = self.query_one("#spot-text", Static)
