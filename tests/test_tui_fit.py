@@ -251,3 +251,23 @@ async def test_selected_rows_and_the_goal_bar_read_well_in_both_themes(tmp_path,
         bar = app.screen.query_one("#goal Bar")
         todo = bar.get_component_rich_style("bar--bar").bgcolor.get_truecolor()
         assert contrast(todo, screen_bg) >= 1.8, (theme, todo)  # the part still to do is a visible line
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_pods_list_drops_the_gpu_first_at_80_columns(tmp_path, size):
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    db.execute("INSERT INTO pods (pod_id, name, gpu, usd_per_hour, state, total_usd, created_at, updated_at)"
+               " VALUES ('abc123def456gh', 'bizsent-a-long-run-name', 'NVIDIA GeForce RTX 4090', 0.69, 'terminated',"
+               " 1.4, ?, ?)", [now(), now()])
+    db.conn.commit()
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=size) as pilot:
+        await app.switch_mode("pods")
+        table = app.screen.query_one("#pods", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        cells = [str(getattr(c, "plain", c)).strip() for c in table.get_row("abc123def456gh")]
+        assert "$1.400" in cells and "terminated" in cells  # what it cost is on screen at any width
+        assert ("RTX 4090" in cells) is (size[0] >= 100)
+        assert sum(column.get_render_width(table) for column in table.columns.values()) <= size[0]

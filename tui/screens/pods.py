@@ -24,7 +24,16 @@ from bizsent.core.store import open_db
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal
-from bizsent.tui.screens.pod_format import COLUMNS, HEADERS, detail_title, pod_cells, stop_question, terminate_question
+from bizsent.tui.screens.pod_format import (
+    COLUMNS,
+    HEADERS,
+    NARROW,
+    NARROW_BELOW,
+    detail_title,
+    pod_cells,
+    stop_question,
+    terminate_question,
+)
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
@@ -132,6 +141,7 @@ class PodsScreen(BizsentNode, Screen):
         self.run_id: int | None = None
         self.run_name: str | None = None
         self.events: list[tuple[int, MetricEvent]] = []
+        self.columns: tuple[str, ...] = ()  # the list's columns for the width (pod_format.NARROW below 100)
 
     def compose(self) -> ComposeResult:
         yield Static(Text("reading the pods…", style="dim"), id="pods-note")
@@ -145,9 +155,6 @@ class PodsScreen(BizsentNode, Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        table = self.query_one("#pods", DataTable)
-        for column in COLUMNS:
-            table.add_column(" " + HEADERS[column], key=column)
         self.query_one(LossPlot).show([], [], message="no pod selected")
         left_at = self.bizsent.position("pods")  # the pod selected when the console was last closed
         self.selected = left_at if isinstance(left_at, str) else None
@@ -209,9 +216,22 @@ class PodsScreen(BizsentNode, Screen):
 
     # -- drawing ---------------------------------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        columns = NARROW if self.size.width < NARROW_BELOW else COLUMNS
+        if columns != self.columns:
+            self.columns = columns
+            table = self.query_one("#pods", DataTable)
+            table.clear(columns=True)
+            for column in columns:
+                table.add_column(" " + HEADERS[column], key=column)
+            self.order = []  # refill at once with the new columns
+            self._fill_table(list(self.pods.values()))
+
     def _fill_table(self, pods: list[PodView]) -> None:
+        if not self.columns:
+            self.on_resize()
         self.order = sync_rows(self.query_one("#pods", DataTable), self.pods, self.order, pods,
-                               lambda p: p.pod_id, pod_cells, COLUMNS, self.selected)
+                               lambda p: p.pod_id, lambda p: pod_cells(p, self.columns), self.columns, self.selected)
         self.pods = {p.pod_id: p for p in pods}
         if not pods:
             self.query_one("#pod-title", Static).update(Text(
