@@ -279,6 +279,9 @@ class CoinsSettings(Section):
 class TuiSettings(Section):
     image_renderer: Literal["auto", "kitty", "sixel", "halfcell", "unicode"] = "auto"
     refresh_s: float = Field(1.0, gt=0)
+    theme: Literal["dark", "light"] = "dark"  # ctrl+p "theme" tries others for the session
+    # [tui.keymap]: binding id -> keys, e.g. "nav.down" = "down,j,n"; the ids are listed by `?` on each screen
+    keymap: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(Section):

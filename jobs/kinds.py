@@ -33,6 +33,16 @@ def _run_of(job: Job) -> str:
     return f"run {run}" if run is not None else "newest run"
 
 
+def _eval_of(job: Job) -> str:
+    """`eval run 1 on dev`: an eval row and a pool-scoring row of one run read differently."""
+    split = job["params"].get("split")
+    return f"eval {_run_of(job)}" + (f" on {split}" if split else "")
+
+
+def _scoring_of(job: Job) -> str:
+    return f"score pool, {_run_of(job)}"
+
+
 register(Kind(
     "label", lambda i: ["label", "--job", str(i), "--yes"],
     lambda j: f"{j['params'].get('provider', '?')}/{j['params'].get('model', '?')} {j['params'].get('mode', 'live')}",
@@ -46,8 +56,8 @@ register(Kind(
 register(Kind("train", lambda i: ["train", "--local", "--job", str(i)],
               lambda j: f"{j['params'].get('name', '?')} ({j['params'].get('max_steps') or 'all'} steps)",
               resumable=_always))
-register(Kind("eval", lambda i: ["eval", "--job", str(i)], _run_of, resumable=_always, interrupt_on_cancel=True))
-register(Kind("score-pool", lambda i: ["score-pool", "--job", str(i)], _run_of, resumable=_always))
+register(Kind("eval", lambda i: ["eval", "--job", str(i)], _eval_of, resumable=_always, interrupt_on_cancel=True))
+register(Kind("score-pool", lambda i: ["score-pool", "--job", str(i)], _scoring_of, resumable=_always))
 register(Kind("read-images", lambda i: ["read-images", "--job", str(i)], lambda j: "read the text on images (OCR)",
               resumable=_always))
 

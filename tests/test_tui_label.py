@@ -21,7 +21,8 @@ def store(settings, db):
 
 
 async def open_label(app: BizsentApp, pilot) -> LabelScreen:
-    await pilot.press("2")
+    if not isinstance(app.screen, LabelScreen):  # a reopened console starts where it was left: on Label, 2 labels
+        await pilot.press("2")
     screen = app.screen
     assert isinstance(screen, LabelScreen)
     await until(pilot, lambda: screen.current is not None and screen.current in screen.items)

@@ -4,6 +4,7 @@ warning, the run's log tail and loss curve moving as rows and lines arrive, and 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -88,7 +89,9 @@ async def test_pods_listed_orphan_flagged_and_terminated_after_asking(settings, 
 
         await pilot.press("t")
         await answer(app, pilot, "y")
-        await until(pilot, lambda: ghost in fake.gone and ghost not in screen.pods)
+        # the orphan stays listed, terminated, with what it cost (its row is where "spent" counts it)
+        await until(pilot, lambda: ghost in fake.gone and ghost in screen.pods
+                    and screen.pods[ghost].state == "terminated")
         assert fake.billing_now() == [known]
         await until(pilot, lambda: any("terminated (RunPod confirms it is gone)" in t for t in toasts(app)))
 
@@ -188,12 +191,15 @@ async def test_n_plans_asks_with_price_and_kill_switches_then_starts_a_pod_job(t
         await open_pods(app, pilot)
         await pilot.press("n")
         await until(pilot, lambda: app.screen.query("#prompt-input"))
+        prompt = str(app.screen.query_one(".modal-title").render())
+        assert "bundle" in prompt and "nothing is created" not in prompt  # enter writes the bundle: says so
         app.screen.query_one("#prompt-input").value = "screen-run"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), timeout=30)
         question = str(app.screen.query_one("#confirm-question", Static).render())
         assert "run screen-run" in question and "expected cost: about $" in question
         assert "kill switches" in question and "$0.34/h" in question
+        assert re.search(r" x \d+(\.\d)? epochs,", question), question  # 2.1, never 2.11765
         assert fake.created_bodies == []  # nothing created before the yes
         await pilot.press("y")
         await until(pilot, lambda: db.execute("SELECT count(*) FROM jobs WHERE kind = 'pod'").fetchone()[0] == 1)

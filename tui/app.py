@@ -23,7 +23,9 @@ from bizsent.core.errors import StoreError
 from bizsent.core.log import log_file, redact
 from bizsent.core.store import open_db
 from bizsent.core.store.summary import spend
+from bizsent.tui import resume
 from bizsent.tui.commands import ActionsProvider
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens import SCREENS
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
@@ -42,6 +44,7 @@ log = logging.getLogger("bizsent.tui")
 
 IDLE_GC_S = 2.0  # a full garbage collection runs after this long without a key press
 GC_THRESHOLDS = (10_000, 20, 100)  # young collections stay cheap; full ones mostly wait for the idle pass
+THEMES = {"dark": "textual-dark", "light": "textual-light"}  # tui.theme -> Textual's theme
 REPORT_EVERY_S = 30.0  # the same failure (a poll while the database is gone) is shown and logged this often
 
 
@@ -67,13 +70,17 @@ class BizsentApp(App):
     # is on the stack: an Input there asks for `app.screen` and the console dies with "No screens on stack".
     MODES = {spec.mode: spec.make for spec in SCREENS}
     COMMANDS = App.COMMANDS | {ActionsProvider}
-    BINDINGS = [
+    BINDINGS = with_ids("app", [
         # F-keys switch screens everywhere, also where 1/2/3 are label keys (Label, Spot-check)
         *(Binding(f"{n},f{n}", f"switch_mode('{spec.mode}')", spec.title, show=False)
           for n, spec in enumerate(SCREENS, start=1)),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
-    ]
+        # Textual's own ctrl+q and Tab, with ids so the keymap can add keys for them (Textual's stay too)
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_anywhere"),
+        Binding("tab", "focus_next", "next pane", show=False),
+        Binding("shift+tab", "focus_previous", "previous pane", show=False),
+    ])
 
     status: reactive[StatusInfo] = reactive(StatusInfo(db_path=""), init=False)
 
@@ -106,6 +113,10 @@ class BizsentApp(App):
         # Create/migrate before the event loop starts, so every worker can open it read-only-style after.
         open_db(self.db_path).close()
         self.status = StatusInfo(db_path=str(self.db_path))
+        self.theme = THEMES[settings.tui.theme]
+        self.resume = resume.load(self.db_path)  # the screen and rows where the user left the console
+        self.keymap = dict(settings.tui.keymap)  # binding id -> keys (tui.keys); help and footers show these
+        self.set_keymap(self.keymap)
         self.writer = StoreWriter(self.db_path)
         self.screen_titles = [(spec.mode, spec.title) for spec in SCREENS]
         self._last_key = time.monotonic()
@@ -115,7 +126,8 @@ class BizsentApp(App):
         self.crashed: Exception | None = None  # what stopped the console, for the CLI to report in one line
 
     async def on_mount(self) -> None:
-        await self.switch_mode(SCREENS[0].mode)
+        modes = [spec.mode for spec in SCREENS]
+        await self.switch_mode(self.resume.mode if self.resume.mode in modes else modes[0])
         # Full cyclic-GC passes stall the event loop for 50-150 ms: freeze what lives as long as the app
         # (imports, screens), make automatic full passes rare, and run them when the user pauses instead.
         self.call_after_refresh(gc.freeze)
@@ -138,6 +150,19 @@ class BizsentApp(App):
 
     def on_unmount(self) -> None:
         self.writer.close()
+        self.resume.mode = self.current_mode or self.resume.mode
+        try:
+            resume.save(self.db_path, self.resume)
+        except OSError as exc:  # a read-only folder: the next start opens on the first screen, nothing else lost
+            log.warning("could not keep where the console was left: %s", exc)
+
+    def note_position(self, mode: str, at: object) -> None:
+        """A screen's row moved (a post, job, run or pod id): the next start returns to it."""
+        self.resume.at[mode] = at
+
+    def position(self, mode: str) -> object:
+        """Where `mode` was left at the last quit (None: nowhere in particular)."""
+        return self.resume.at.get(mode)
 
     @background("reading the status", group="status", exclusive=True)
     def refresh_status(self) -> None:
@@ -275,7 +300,7 @@ class BizsentApp(App):
 
         if isinstance(self.screen, HelpModal):
             return
-        self.push_screen(HelpModal(help_markdown(self.screen, list(self.BINDINGS))))
+        self.push_screen(HelpModal(help_markdown(self.screen, list(self.BINDINGS), self.keymap)))
 
     async def run_screen_action(self, mode: str, action: str) -> None:
         """Palette entries: go to the screen that owns the action, then run it there."""

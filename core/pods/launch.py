@@ -270,6 +270,9 @@ def terminate_and_confirm(db: sqlite_utils.Database, client: RunpodClient, pod_i
         log.info("no bill for pod %s yet: %s", pod_id, exc)
         billed = 0.0
     usd = max(estimate, billed, row.total_usd if row else 0.0)
+    if row is None and before is not None:  # an orphan: what it cost is money spent, counted like any pod's
+        records.insert_found(db, pod_id, before.name, before.gpu, before.usd_per_hour)
+        row = records.row_of(db, pod_id)
     if row is not None:
         records.finish(db, row.id, final_state, usd, error)
     log.info("pod %s terminated; cost $%.4f", pod_id, usd)

@@ -62,7 +62,8 @@ class PodPlan:
         return min(worst_rate * self.max_hours, self.max_dollars)
 
     def render(self) -> str:
-        lines = [f"pod {self.pod_name}: {self.train_examples:,} training examples x {self.epochs:g} epochs,"
+        epochs = f"{self.epochs:g}" if float(self.epochs).is_integer() else f"{self.epochs:.1f}"
+        lines = [f"pod {self.pod_name}: {self.train_examples:,} training examples x {epochs} epochs,"
                  f" about {self.hours:.1f} h on {self.first.gpu}"]
         lines.append("GPUs, tried in order until one is available (time per GPU type: runpod.gpu_speed):")
         lines += [f"  {i}. {c.label()}" for i, c in enumerate(self.candidates, 1)]

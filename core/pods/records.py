@@ -47,6 +47,14 @@ def insert_requested(db: sqlite_utils.Database, name: str, run_name: str, token:
                       [name, run_name, token, job_id, now(), now()]).lastrowid
 
 
+def insert_found(db: sqlite_utils.Database, pod_id: str, name: str, gpu: str | None, usd_per_hour: float) -> int:
+    """A pod of the account the database never started (an orphan, or the user's own) that bizsent is about to
+    act on: its row is where its final cost is kept, so the spend counts it."""
+    return db.execute("INSERT INTO pods (pod_id, name, gpu, usd_per_hour, state, error, created_at, updated_at)"
+                      " VALUES (?, ?, ?, ?, 'running', 'not started by this database; found on the account', ?, ?)",
+                      [pod_id, name, gpu, usd_per_hour, now(), now()]).lastrowid
+
+
 def set_created(db: sqlite_utils.Database, row_id: int, pod_id: str, gpu: str, cloud: str,
                 usd_per_hour: float) -> None:
     db.execute("UPDATE pods SET pod_id = ?, gpu = ?, cloud = ?, usd_per_hour = ?, state = 'provisioning',"

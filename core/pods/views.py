@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 LOG_NAME = "pod.log"
 TAIL_BYTES = 64_000  # a log tail is read every second: from the file's end, never the whole of a long log
 BILLING = ("requested", "provisioning", "running")  # states whose GPU bills (a stopped pod keeps only its disk)
+ENDED = ("terminated", "gone")  # deleted on RunPod: nothing left to stop or terminate
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +177,43 @@ def survey_account(db: sqlite_utils.Database, settings: Settings) -> Account:
     return Account(pods, note, time.time())
 
 
-def combined(stored: list[PodView], account: Account | None) -> list[PodView]:
+def combined(stored: list[PodView], account: Account | None, now: float | None = None) -> list[PodView]:
     """The account's reading of each pod it has (fresher), then the database's rows it lacks: a pod billing on
-    the account is never hidden, a row of a pod RunPod forgot keeps its last figures."""
+    the account is never hidden, a row of a pod RunPod forgot keeps its last figures.
+
+    A billing pod's uptime and cost move on together from the survey's reading (`now` - account.at), so between
+    surveys neither steps while the other ticks. The order is stable: pods the database does not know (orphans,
+    the user's own) first by id, then the database's rows newest first; a survey never reorders the list."""
     if account is None or account.pods is None:
         return stored
+    elapsed = max((time.time() if now is None else now) - account.at, 0.0)
     by_id = {p.pod_id: p for p in stored}
-    fresh = [p if p.pod_id not in by_id else replace(p, run_name=by_id[p.pod_id].run_name or p.run_name,
-                                                     usd_so_far=max(p.usd_so_far, by_id[p.pod_id].usd_so_far))
-             for p in account.pods]
-    seen = {p.pod_id for p in account.pods}
-    return fresh + [p for p in stored if p.pod_id not in seen]
+    fresh = {p.pod_id: _moved_on(p, elapsed, by_id.get(p.pod_id)) for p in account.pods}
+    unknown = sorted((p for pod_id, p in fresh.items() if pod_id not in by_id), key=lambda p: p.pod_id)
+    return unknown + [fresh.get(p.pod_id, p) for p in stored]
+
+
+def _moved_on(pod: PodView, elapsed: float, known: PodView | None) -> PodView:
+    if pod.billing:
+        pod = replace(pod, uptime_s=None if pod.uptime_s is None else pod.uptime_s + int(elapsed),
+                      usd_so_far=pod.usd_so_far + pod.usd_per_hour * elapsed / 3600)
+    if known is None:
+        return pod
+    return replace(pod, run_name=known.run_name or pod.run_name, usd_so_far=max(pod.usd_so_far, known.usd_so_far))
+
+
+def list_note(account: Account | None, listed: list[PodView]) -> str:
+    """The Pods screen's top line: how many pods are listed and where each count comes from, so it matches the
+    rows (the account's pods and the database's finished ones are listed together)."""
+    if account is None or account.pods is None:
+        return account.note if account is not None else "reading the pods…"
+    on_account = {p.pod_id for p in account.pods}
+    only_db = sum(p.pod_id not in on_account for p in listed)
+    orphans = sum(p.orphan for p in listed)
+    line = f"{len(listed)} pod(s) listed: {len(on_account)} on the RunPod account"
+    if only_db:
+        line += f", {only_db} known only to the database (finished or gone)"
+    return line + (f"; {orphans} orphan(s)" if orphans else "")
 
 
 def orphan_notice(account: Account) -> str | None:

@@ -11,6 +11,7 @@ finished Batch API results in a worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +21,29 @@ from bizsent.core.labels import LABELS
 from bizsent.jobs.label_views import Agreement, JobDetail, LabelerScore, agreement_scores, job_detail
 from bizsent.jobs.views import JobView, listing
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal, NewJobModal
-from bizsent.tui.screens.job_format import HEADERS, NARROW, WIDE, agreement_table, job_cells, job_text
+from bizsent.tui.screens.job_format import (
+    HEADERS,
+    NARROW,
+    WIDE,
+    agreement_table,
+    job_cells,
+    job_text,
+    what_width,
+)
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
+from bizsent.tui.widgets.nav_table import NavScroll, NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 __all__ = ["NARROW", "WIDE", "BatchesScreen", "job_cells"]
 NARROW_BELOW = 100  # screen columns
@@ -62,14 +73,14 @@ class BatchesScreen(BizsentNode, Screen):
         margin-bottom: 1;
     }
     """
-    BINDINGS = [
+    BINDINGS = with_ids("jobs", [
         Binding("n", "new_job", "new job"),
         Binding("c", "cancel_job", "cancel"),
-        Binding("g", "collect", "collect"),
+        Binding("b", "collect", "collect"),
         Binding("a", "toggle_agreement", "agreement"),
         Binding("l", "next_labeler", "labeler"),
         Binding("r", "resume", "resume"),
-    ]
+    ])
     HELP = (
         "Jobs of every kind (label, batch-collect, train, eval, score-pool), newest first, re-read from the "
         "database every second: a job runs in a process of its own, so it keeps going after the console exits "
@@ -81,7 +92,7 @@ class BatchesScreen(BizsentNode, Screen):
         "`n` starts a labeling job: choose provider, model, live or batch (the Batch API is about half the "
         "price, results within a day) and a limit; the dialog shows the dry-run estimate and the budget caps, "
         "and nothing is sent until you press Start. `c` cancels the selected job of any kind (after asking). "
-        "`g` collects finished Batch API results (all open batch jobs, or the selected one). `r` resumes a "
+        "`b` collects finished Batch API results (all open batch jobs, or the selected one). `r` resumes a "
         "dead, queued or failed job of a resumable kind (live labeling, batch collect, training from its "
         "checkpoints, pool scoring, evaluation from the start) in the background. `a` switches the pane to "
         "the agreement table: every labeler against the human test set (accuracy, macro-F1, Cohen's kappa, "
@@ -124,17 +135,20 @@ class BatchesScreen(BizsentNode, Screen):
         self._agreement_key: tuple | None = None
         self._auto_agreement = False  # the agreement view was chosen for lack of jobs, not by the user
         self.columns: tuple[str, ...] = ()
+        self.what_room = 0  # the "what" column's width: the list's width less the other columns
 
     def compose(self) -> ComposeResult:
-        yield DataTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="jobs")
-        with VerticalScroll(id="batch-detail"):
+        yield NavTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="jobs")
+        with NavScroll(id="batch-detail"):
             yield Static(Text("loading jobs…", style="dim"), id="job-info")
             yield Static(id="agreement-table")
             yield ConfusionMatrix(id="confusion")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
+        left_at = self.bizsent.position("batches")  # the job selected when the console was last closed
+        self.selected = left_at if isinstance(left_at, int) else None
         self._show_view()
         self.refresh_jobs()
         self.poll_while_shown(self.refresh_jobs)
@@ -179,8 +193,9 @@ class BatchesScreen(BizsentNode, Screen):
 
     def on_resize(self) -> None:
         columns = NARROW if self.size.width < NARROW_BELOW else WIDE
-        if columns != self.columns:
-            self.columns = columns
+        room = what_width(columns, self.size.width)
+        if (columns, room) != (self.columns, self.what_room):
+            self.columns, self.what_room = columns, room
             table = self.query_one("#jobs", DataTable)
             table.clear(columns=True)
             for column in columns:
@@ -192,7 +207,7 @@ class BatchesScreen(BizsentNode, Screen):
         if not self.columns:
             self.on_resize()
         self.order = sync_rows(self.query_one("#jobs", DataTable), self.jobs, self.order, jobs, lambda j: j.id,
-                               lambda j: job_cells(j, self.columns), self.columns, self.selected)
+                               lambda j: job_cells(j, self.columns, self.what_room), self.columns, self.selected)
         self.jobs = {j.id: j for j in jobs}
         self._show_view()
 
@@ -200,6 +215,7 @@ class BatchesScreen(BizsentNode, Screen):
         if event.row_key.value is None:
             return
         job_id = int(event.row_key.value)
+        self.bizsent.note_position("batches", job_id)
         if job_id != self.selected:
             self.selected = job_id
             self.labeler = None
@@ -314,8 +330,10 @@ class BatchesScreen(BizsentNode, Screen):
             what = "its process is gone already; the job is closed as cancelled"
         else:
             what = kind_of(job.kind).cancel_says(job.params)
-        question = (f"Cancel job {job.id} ({job.kind}: {job.what}, {job.done}/{job.total} done)?\n"
-                    f"{what}; what it already wrote stays.")
+        # The job goes on while the question is open: its count is dated, not presented as the final one.
+        counting = "" if job.status == "dead" else ", still counting"
+        question = (f"Cancel job {job.id} ({job.kind}: {job.what}; {job.done}/{job.total} done at "
+                    f"{time.strftime('%H:%M:%S')}{counting})?\n{what}; what it already wrote stays.")
         self.app.push_screen(ConfirmModal(question, yes="Cancel job"), callback=lambda yes: yes and self._run_action(
             lambda db: cancel(db, self.bizsent.settings, job.id)))
 

@@ -70,9 +70,10 @@ def estimate_summary(view: EstimateView) -> Text:
 
 
 class NewJobModal(BizsentNode, ModalScreen[Params | None]):
-    """Dismisses with the Params to start, or None. Start is enabled only for an estimate with no blocker."""
+    """Dismisses with the Params to start, or None. Start is enabled only for an estimate with no blocker. Like
+    every question of the console, `y` starts and `n` cancels (in a text field they type, as they should)."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("y", "start", "start job"), Binding("n,escape", "cancel", "cancel")]
 
     @dataclass
     class EstimateReady(Message):
@@ -91,7 +92,7 @@ class NewJobModal(BizsentNode, ModalScreen[Params | None]):
         settings = self.bizsent.settings
         provider = settings.labeling.provider
         with Vertical(id="newjob-box", classes="modal-box"):
-            yield Static("New labeling job · tab moves · escape cancels", classes="modal-title")
+            yield Static("New labeling job · y starts · n or escape cancels · tab moves", classes="modal-title")
             with Horizontal(classes="newjob-row"):
                 yield Static("provider", classes="newjob-label")
                 yield Select([(p, p) for p in providers.names()], value=provider, allow_blank=False, compact=True,
@@ -163,7 +164,7 @@ class NewJobModal(BizsentNode, ModalScreen[Params | None]):
         self.query_one("#newjob-start", Button).disabled = view.blocker is not None
 
     @on(Button.Pressed, "#newjob-start")
-    def _start(self) -> None:
+    def action_start(self) -> None:
         if self.view is not None and self.view.plan is not None and self.view.blocker is None:
             self.dismiss(self.view.plan.params)
 

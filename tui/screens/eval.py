@@ -25,9 +25,12 @@ from bizsent.core.evaluate.runs import (
 from bizsent.core.evaluate.tables import DETAIL_HEADERS, detail_rows, pct
 from bizsent.core.model.events import MetricEvent
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
+from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
 from rich.text import Text
@@ -36,7 +39,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
     from bizsent.core.evaluate.result import Report
@@ -49,13 +52,13 @@ ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate
 class EvalScreen(BizsentNode, Screen):
     TITLE = "Eval"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
-    BINDINGS = [
+    BINDINGS = with_ids("eval", [
         Binding("n", "toggle_normalise", "counts/%"),
         Binding("e", "evaluate", "evaluate (dev)"),
         Binding("T", "evaluate_test", "score test"),
         Binding("c", "compare", "compare two"),
         Binding("r", "refresh", "refresh"),
-    ]
+    ])
     HELP = (
         "Every training and evaluation run, newest first (arrows pick one). For the selected run: the confusion "
         "matrix of its latest evaluation (validation during training, the human test set after `bizsent eval`), "
@@ -107,20 +110,22 @@ class EvalScreen(BizsentNode, Screen):
         self.compare_a: int | None = None  # the run `c` marked as A
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="eval-mid"):
             yield ConfusionMatrix(id="eval-confusion")
             yield LossPlot(id="eval-plot")
         yield Static(id="eval-note")
-        yield DataTable(id="eval-metrics", cursor_type="none", zebra_stripes=True)
+        yield NavTable(id="eval-metrics", cursor_type="none", zebra_stripes=True)
         yield StatusBar()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         runs = self.query_one("#eval-runs", DataTable)
         runs.add_columns(*RUN_COLUMNS)
         self.query_one("#eval-metrics", DataTable).add_columns(*DETAIL_HEADERS)
         runs.focus()
+        left_at = self.bizsent.position("eval")  # the run selected when the console was last closed
+        self.run_id = left_at if isinstance(left_at, int) else None
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
         self.poll()
         self.poll_while_shown(self.poll)
@@ -177,6 +182,7 @@ class EvalScreen(BizsentNode, Screen):
             self._select(int(event.row_key.value))
 
     def _select(self, run_id: int) -> None:
+        self.bizsent.note_position("eval", run_id)
         if run_id == self.run_id:
             return
         self.run_id, self.events, self.last_id, self.shown_key = run_id, [], 0, None

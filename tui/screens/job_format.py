@@ -15,7 +15,10 @@ HEADERS = {"id": "id", "kind": "kind", "labeler": "what", "state": "state", "pro
 WIDE = ("id", "kind", "labeler", "state", "progress", "count", "failed", "eta", "usd", "beat")
 NARROW = ("id", "labeler", "state", "progress", "count", "eta", "usd")  # fits 80 columns
 BAR_WIDTH = 8
-LABELER_WIDTH = 20
+# What every column but "what" usually takes, its leading space included: "what" gets the rest of the width.
+WIDTHS = {"id": 4, "kind": 11, "state": 9, "progress": 14, "count": 8, "failed": 4, "rate": 6, "eta": 6,
+          "usd": 14, "beat": 5}
+MIN_WHAT = 14
 KIND_WIDTH = 10
 STATE_STYLE = {"queued": "cyan", "starting": "cyan", "running": "bold yellow", "waiting": "yellow",
                "done": "green", "failed": "bold red", "cancelled": "dim", "dead": "bold magenta"}
@@ -47,9 +50,15 @@ def _labeling(job: JobView) -> bool:
     return job.kind == "label"
 
 
-def job_cells(job: JobView, columns: tuple[str, ...] = WIDE) -> list[Text]:
-    """The job list's cells for `columns`. The table has no cell padding (80 columns are tight): each cell
-    brings its own leading space. The narrow list names a labeling job's model only."""
+def what_width(columns: tuple[str, ...], width: int) -> int:
+    """The "what" column's width in a list `width` columns wide: the rest after the others (scrollbar included),
+    at least MIN_WHAT."""
+    return max(MIN_WHAT, width - 2 - sum(WIDTHS[c] for c in columns if c != "labeler"))
+
+
+def job_cells(job: JobView, columns: tuple[str, ...] = WIDE, what_room: int = 20) -> list[Text]:
+    """The job list's cells for `columns`, "what" cut to `what_room`. The table has no cell padding (80 columns
+    are tight): each cell brings its own leading space. The narrow list names a labeling job's model only."""
     live_running = _labeling(job) and job.status == "running" and job.mode == "live"
     cost_style = "bold red" if job.estimate_usd and job.usd > job.estimate_usd * 1.2 else ""
     if _labeling(job):
@@ -63,7 +72,7 @@ def job_cells(job: JobView, columns: tuple[str, ...] = WIDE) -> list[Text]:
     every: dict[str, Text] = {
         "id": Text(str(job.id)),
         "kind": Text(_clip(job.kind, KIND_WIDTH)),
-        "labeler": Text(_clip(what, LABELER_WIDTH if "kind" in columns else 14)),
+        "labeler": Text(_clip(what, what_room)),
         "state": state_text(job),
         "progress": progress_bar(job),
         "count": Text(f"{job.done}/{job.total}"),

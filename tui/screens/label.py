@@ -29,6 +29,7 @@ from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
 from bizsent.core.store.records import NewLabel
 from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
+from bizsent.tui.keys import with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.label_review import WRITER, Answer, LabelReview, LabelReviewKeys
@@ -36,6 +37,7 @@ from bizsent.tui.screens.label_settings import LabelSettingsKeys
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.prompt import PromptModal
 from bizsent.tui.screens.zoom import ZoomKeys
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.label_bars import LabelFlags, LabelTally
 from bizsent.tui.widgets.label_view import LabelPostView
 from bizsent.tui.widgets.status_bar import StatusBar
@@ -45,7 +47,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
@@ -56,7 +57,7 @@ RANDOM_SEED = 1322
 class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, ScorePoolKey, Screen):
     TITLE = "Label"
     HELP_FILE = "labeling_rules.md"  # shown under the keys by the help modal (`?`)
-    BINDINGS = [
+    BINDINGS = with_ids("label", [
         Binding("1", "answer('bearish')", "bearish"),
         Binding("2", "answer('neutral')", "neutral"),
         Binding("3", "answer('bullish')", "bullish"),
@@ -77,9 +78,8 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         Binding("g", "cycle_goal", "goal", show=False),
         Binding("p", "score_pool", "score pool", show=False),
         Binding("ctrl+n", "new_session", "new session", show=False),
-        digit_guard("123"),
-        Binding("q", "quit_confirm", "quit"),
-    ]
+        digit_guard("123"), Binding("q", "quit_confirm", "quit"),
+    ])
     HELP = files("bizsent.tui").joinpath("label_help.md").read_text(encoding="utf-8").strip()
 
     @dataclass
@@ -137,7 +137,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         yield LabelTally(self.goal, id="label-progress")
         yield LabelReview(id="label-review")
         yield StatusBar()
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p still works; 80 columns are tight
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._show_flags()

@@ -10,6 +10,8 @@ from rich.text import Text
 HEADERS = {"pod": "pod", "name": "name / run", "gpu": "GPU", "state": "state", "uptime": "uptime",
            "rate": "$/h", "usd": "so far", "flag": "note"}
 COLUMNS = tuple(HEADERS)
+NARROW = tuple(c for c in COLUMNS if c != "gpu")  # below 100 columns the GPU goes first (the pane's title has it)
+NARROW_BELOW = 100
 NAME_WIDTH = 24
 GPU_WIDTH = 22
 STATE_STYLE = {"requested": "cyan", "provisioning": "cyan", "running": "bold yellow", "stopped": "dim yellow",
@@ -20,8 +22,9 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def pod_cells(pod: PodView) -> list[Text]:
-    """One row: every cell brings its own leading space (the table has no padding). An orphan's row is red."""
+def pod_cells(pod: PodView, columns: tuple[str, ...] = COLUMNS) -> list[Text]:
+    """One row's cells for `columns`: every cell brings its own leading space (the table has no padding). An
+    orphan's row is red."""
     row_style = "bold red" if pod.orphan else "" if pod.ours else "dim"
     name = pod.name if not pod.run_name or pod.run_name in pod.name else f"{pod.name} ({pod.run_name})"
     gpu = (pod.gpu or "–").removeprefix("NVIDIA ").removeprefix("GeForce ")
@@ -33,16 +36,17 @@ def pod_cells(pod: PodView) -> list[Text]:
         flag = ""
     if pod.storage_usd_month:  # RunPod shows a stopped pod at $0.00/h; its volume bills on
         flag = f"{flag} volume ${pod.storage_usd_month:.2f}/mo".strip()
-    return [
-        Text(" " + pod.pod_id, style=row_style),
-        Text(" " + _clip(name, NAME_WIDTH), style=row_style),
-        Text(" " + _clip(gpu, GPU_WIDTH)),
-        Text(" " + pod.state, style=STATE_STYLE.get(pod.state, "")),
-        Text(" " + (duration(pod.uptime_s) if pod.uptime_s is not None else "–"), justify="right"),
-        Text(f" {pod.usd_per_hour:.2f}" if pod.usd_per_hour else " –", justify="right"),
-        Text(" " + money(pod.usd_so_far), justify="right"),
-        Text(" " + flag, style=row_style),
-    ]
+    every = {
+        "pod": Text(" " + pod.pod_id, style=row_style),
+        "name": Text(" " + _clip(name, NAME_WIDTH), style=row_style),
+        "gpu": Text(" " + _clip(gpu, GPU_WIDTH)),
+        "state": Text(" " + pod.state, style=STATE_STYLE.get(pod.state, "")),
+        "uptime": Text(" " + (duration(pod.uptime_s) if pod.uptime_s is not None else "–"), justify="right"),
+        "rate": Text(f" {pod.usd_per_hour:.2f}" if pod.usd_per_hour else " –", justify="right"),
+        "usd": Text(" " + money(pod.usd_so_far), justify="right"),
+        "flag": Text(" " + flag, style=row_style),
+    }
+    return [every[column] for column in columns]
 
 
 def describe(pod: PodView) -> str:

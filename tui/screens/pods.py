@@ -22,12 +22,24 @@ from bizsent.core.pods import views
 from bizsent.core.pods.views import Account, PodView
 from bizsent.core.store import open_db
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal
-from bizsent.tui.screens.pod_format import COLUMNS, HEADERS, detail_title, pod_cells, stop_question, terminate_question
+from bizsent.tui.screens.pod_format import (
+    COLUMNS,
+    HEADERS,
+    NARROW,
+    NARROW_BELOW,
+    detail_title,
+    pod_cells,
+    stop_question,
+    terminate_question,
+)
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.keyed_rows import sync_rows
 from bizsent.tui.widgets.log_tail import LogTail
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
+from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading, store_action
 from rich.text import Text
@@ -36,7 +48,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 if TYPE_CHECKING:  # the pod run's chain (payload, channel, dataset) loads when a run is planned, not with the screen
     from bizsent.jobs.pod_run import PodRunPlan
@@ -69,12 +81,12 @@ class PodsScreen(BizsentNode, Screen):
     PodsScreen #pod-log { width: 1fr; padding: 0 1; border-right: solid $primary 30%; }
     PodsScreen #pod-plot { width: 1fr; padding: 0 1; }
     """
-    BINDINGS = [
+    BINDINGS = with_ids("pods", [
         Binding("n", "start_run", "start run"),
         Binding("s", "stop_pod", "stop"),
         Binding("t", "terminate_pod", "terminate"),
         Binding("r", "refresh", "refresh"),
-    ]
+    ])
     HELP = (
         "RunPod pods: each with its GPU, state, uptime, $/h and cost so far. The database's pods are re-read "
         "every second; with RUNPOD_API_KEY set the whole account is read too, every 15 s and on `r`, and every "
@@ -108,7 +120,7 @@ class PodsScreen(BizsentNode, Screen):
 
     @dataclass
     class PlanReady(Message):
-        """The plan of a pod run, for the user to confirm (bundle built, GPUs priced; nothing created yet)."""
+        """The plan of a pod run, for the user to confirm (bundle written, GPUs priced; no pod created yet)."""
 
         plan: PodRunPlan
 
@@ -129,23 +141,23 @@ class PodsScreen(BizsentNode, Screen):
         self.run_id: int | None = None
         self.run_name: str | None = None
         self.events: list[tuple[int, MetricEvent]] = []
+        self.columns: tuple[str, ...] = ()  # the list's columns for the width (pod_format.NARROW below 100)
 
     def compose(self) -> ComposeResult:
         yield Static(Text("reading the pods…", style="dim"), id="pods-note")
-        yield DataTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="pods")
+        yield NavTable(cursor_type="row", zebra_stripes=True, cell_padding=0, id="pods")
         with Vertical(id="pod-detail"):
             yield Static(id="pod-title")
             with Horizontal(id="pod-panes"):
                 yield LogTail(id="pod-log")
                 yield LossPlot(id="pod-plot")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        table = self.query_one("#pods", DataTable)
-        for column in COLUMNS:
-            table.add_column(" " + HEADERS[column], key=column)
         self.query_one(LossPlot).show([], [], message="no pod selected")
+        left_at = self.bizsent.position("pods")  # the pod selected when the console was last closed
+        self.selected = left_at if isinstance(left_at, str) else None
         self.poll()
         self.survey()
         self.set_interval(self.bizsent.settings.tui.refresh_s, self._tick)
@@ -190,12 +202,13 @@ class PodsScreen(BizsentNode, Screen):
 
     def on_pods_screen_surveyed(self, message: PodsScreen.Surveyed) -> None:
         self.account = message.account
-        self.query_one("#pods-note", Static).update(
-            Text(message.account.note, style="yellow" if message.account.pods is None else "dim"))
         self.poll()
 
     def on_pods_screen_polled(self, message: PodsScreen.Polled) -> None:
         self.loaded = True
+        if self.account is not None:
+            self.query_one("#pods-note", Static).update(Text(
+                views.list_note(self.account, message.pods), style="yellow" if self.account.pods is None else "dim"))
         self._fill_table(message.pods)
         if self.selected not in self.pods:
             self.selected = message.pods[0].pod_id if message.pods else None
@@ -203,9 +216,22 @@ class PodsScreen(BizsentNode, Screen):
 
     # -- drawing ---------------------------------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        columns = NARROW if self.size.width < NARROW_BELOW else COLUMNS
+        if columns != self.columns:
+            self.columns = columns
+            table = self.query_one("#pods", DataTable)
+            table.clear(columns=True)
+            for column in columns:
+                table.add_column(" " + HEADERS[column], key=column)
+            self.order = []  # refill at once with the new columns
+            self._fill_table(list(self.pods.values()))
+
     def _fill_table(self, pods: list[PodView]) -> None:
+        if not self.columns:
+            self.on_resize()
         self.order = sync_rows(self.query_one("#pods", DataTable), self.pods, self.order, pods,
-                               lambda p: p.pod_id, pod_cells, COLUMNS, self.selected)
+                               lambda p: p.pod_id, lambda p: pod_cells(p, self.columns), self.columns, self.selected)
         self.pods = {p.pod_id: p for p in pods}
         if not pods:
             self.query_one("#pod-title", Static).update(Text(
@@ -240,6 +266,7 @@ class PodsScreen(BizsentNode, Screen):
         if event.row_key.value is None or event.row_key.value == self.selected:
             return
         self.selected = event.row_key.value
+        self.bizsent.note_position("pods", self.selected)
         self.query_one("#pod-title", Static).update(detail_title(self.selected_pod()))
         self.poll()
 
@@ -271,8 +298,9 @@ class PodsScreen(BizsentNode, Screen):
         if not views.key_is_set():
             self.notify(self._no_key(), severity="warning")
             return
-        self.app.push_screen(PromptModal("Train on a RunPod GPU: the run's name (enter plans it, nothing is created"
-                                         " yet; escape cancels)", f"pod-{time.strftime('%Y%m%d-%H%M%S')}"),
+        self.app.push_screen(PromptModal("Train on a RunPod GPU: the run's name (enter writes its dataset bundle and"
+                                         " prices the GPUs; no pod before you confirm; escape cancels)",
+                                         f"pod-{time.strftime('%Y%m%d-%H%M%S')}"),
                              callback=self._plan)
 
     def _plan(self, name: str | None) -> None:
@@ -323,7 +351,10 @@ class PodsScreen(BizsentNode, Screen):
 
     def action_terminate_pod(self) -> None:
         pod = self._actionable()
-        if pod is not None:
+        if pod is not None and pod.state in views.ENDED:
+            self.notify(f"pod {pod.pod_id} is {pod.state} already: nothing to terminate, it bills nothing more",
+                        severity="warning")
+        elif pod is not None:
             self._ask(terminate_question(pod), "Terminate pod", pod, "terminate")
 
     def _ask(self, question: str, yes: str, pod: PodView, what: str) -> None:

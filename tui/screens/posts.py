@@ -21,13 +21,16 @@ from bizsent.core.store.browse import (
     post_ids,
     post_rows,
 )
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
+from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -37,7 +40,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 SEARCH_DEBOUNCE_S = 0.25
 DETAIL_CACHE = 64
@@ -48,7 +51,7 @@ FILTER_NAMES = {"label": "label", "source": "src", "split": "split", "image": "i
 class PostsScreen(ZoomKeys, Screen):
     TITLE = "Posts"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "posts.tcss"
-    BINDINGS = [
+    BINDINGS = with_ids("posts", [
         Binding("slash", "search", "search"),
         Binding("l", "cycle('label')", "label"),
         Binding("o", "cycle('source')", "source"),
@@ -61,7 +64,7 @@ class PostsScreen(ZoomKeys, Screen):
         Binding("escape", "focus_list", "to list", show=False),
         Binding("z", "zoom", "zoom", show=False),
         Binding("v", "viewer", "viewer", show=False),
-    ]
+    ])
     HELP = (
         "Every post in the store, newest first. Arrow keys (or j/k, PgUp/PgDn, Home/End) move; the pane below "
         "shows the image, the clean text (greentext in green) and every label and note of the post.\n\n"
@@ -69,7 +72,9 @@ class PostsScreen(ZoomKeys, Screen):
         "and split apply to the same label row (e.g. *bullish* from *openai* in *train*); the label cycle ends "
         "with *disagree*, which `d` also toggles: posts to which two API labelers (e.g. openai and gemini) "
         "gave different labels. `/` searches the text (as you type); `escape` returns to the list; `c` clears "
-        "every filter; `enter` opens the post under the cursor in the Label screen."
+        "every filter; `enter` opens the post under the cursor in the Label screen.\n\n"
+        "The labels column shows each label of the post as its origin's letter and the label's glyph, e.g. `H▲` "
+        "a human bullish label, `O▼` an openai bearish one (the legend is at the right of the header where it fits)."
     )
 
     @dataclass
@@ -115,13 +120,14 @@ class PostsScreen(ZoomKeys, Screen):
             yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="preview")
             yield PostDetailView(id="detail")
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._show_filters()
         self.query_one(PostTable).focus()
         self._load_sources()
-        self.reload()
+        left_at = self.bizsent.position("posts")  # the post the cursor was on when the console was last closed
+        self.reload(keep=left_at if isinstance(left_at, int) else None)
 
     def on_screen_resume(self) -> None:
         # Labels may have changed on another screen: refetch rows and the detail, keep the cursor's post.
@@ -164,12 +170,15 @@ class PostsScreen(ZoomKeys, Screen):
         if message.generation != self._generation:
             return
         table = self.query_one(PostTable)
+        # A reload that keeps the cursor keeps the post it is on now: the user may have moved while it read.
+        keep = self._keep_id if self._keep_id is None or table.current_id is None else table.current_id
         table.set_ids(message.ids)
-        if self._keep_id is not None and self._keep_id in message.ids:
-            table.cursor = message.ids.index(self._keep_id)
+        if keep is not None and keep in message.ids:
+            table.cursor = message.ids.index(keep)
         self._show_filters()
 
     def on_post_table_row_highlighted(self, message: PostTable.RowHighlighted) -> None:
+        self.bizsent.note_position("posts", message.post_id)
         if message.post_id is None:
             self.query_one(PostDetailView).show_detail(None)
             self.query_one(ImagePreview).show(Picture(reason="no post"))
@@ -225,6 +234,8 @@ class PostsScreen(ZoomKeys, Screen):
         f = self.filter
         # Only the filters that are set, so the line fits 80 columns; it wraps rather than cut the last one.
         parts = [f"{FILTER_NAMES[name]} [b]{getattr(f, name)}[/]" for name in FILTER_FIELDS if getattr(f, name)]
+        if f.text:  # a search narrows the list too: "no filter" beside it would be untrue
+            parts.append(f"text [b]{escape(f.text)}[/]")
         count = len(self.query_one(PostTable).ids)
         self.query_one("#filters", Static).update(
             f"[b]{count:,}[/] posts │ " + (" │ ".join(parts) if parts else "[dim]no filter: l o t i d[/]")

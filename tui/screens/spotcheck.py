@@ -29,27 +29,31 @@ from bizsent.core.labels import LABELS
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
+from bizsent.tui.keys import nav_bindings, with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.key_bar import KeyBar
+from bizsent.tui.widgets.nav_table import NavScroll
 from bizsent.tui.widgets.post_detail import post_text
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 PREFETCH = 4  # items ahead whose images are decoded in advance
 IMAGE_PX = 800
 WRITER = "console Spot-check screen"  # changed_by of what this screen writes (core.history.actor)
 BAR_WIDTH = 16
+SPOT_PAGE = 10  # posts one PgUp/PgDn moves (one post is on screen, so a page is a chosen stride)
 
 
 @dataclass
@@ -100,7 +104,8 @@ def label_lines(item: SpotItem) -> Text:
 class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
-    BINDINGS = [
+    AUTO_FOCUS = None  # the list is the screen's: the moving keys move it until Tab gives the text pane focus
+    BINDINGS = with_ids("spotcheck", [
         Binding("a,enter", "accept", "accept"),
         Binding("1", "correct('bearish')", "bearish"),
         Binding("2", "correct('neutral')", "neutral"),
@@ -109,13 +114,13 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         Binding("o", "cycle_order", "order"),
         Binding("p", "score_pool", "score pool"),
         Binding("r", "next_run", "run", show=False),
-        Binding("j,down", "move(1)", "next", show=False),
-        Binding("k,up", "move(-1)", "previous", show=False),
+        *nav_bindings({"nav.down": "move(1)", "nav.up": "move(-1)", "nav.page_down": "page(1)",
+                       "nav.page_up": "page(-1)", "nav.top": "jump(0)", "nav.bottom": "jump(-1)"}),
+        Binding("escape", "focus_list", "to list", show=False),
         Binding("z", "zoom", "zoom", show=False),
         Binding("v", "viewer", "viewer", show=False),
-        digit_guard("123"),
-        Binding("q", "quit_confirm", "quit"),
-    ]
+        digit_guard("123"), Binding("q", "quit_confirm", "quit"),
+    ])
     HELP = (
         "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "
         "its label), the API labels and the human label. Posts without a human label (the pool) come first; "
@@ -128,7 +133,7 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         "its split. Human **test** posts are not listed: correct a test label blind, without the model's answer "
         "on screen (Posts, `enter`, then answer in the Label screen). `o` orders by uncertainty (smallest margin "
         "between the top two classes first) or by disagreement with the API labels; `r` switches to the next "
-        "run with predictions; `j`/`k` move without answering."
+        "run with predictions; the moving keys move without answering (PgUp/PgDn: ten posts; `tab`: the text pane)."
     )
 
     @dataclass
@@ -185,13 +190,14 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
             with Vertical(id="spot-side"):
                 yield Static(id="spot-probs")
                 yield Static(id="spot-labels")
-                with VerticalScroll(id="spot-text-box"):
+                with NavScroll(id="spot-text-box"):
                     yield Static(id="spot-text", classes="post-text")
         yield StatusBar()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.load()
+        left_at = self.bizsent.position("spotcheck")  # the post shown when the console was last closed
+        self.load(keep=left_at if isinstance(left_at, int) else None)
         self.poll_job()
         self.poll_while_shown(self.poll_job)
 
@@ -202,9 +208,9 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
 
     # -- loading -------------------------------------------------------------------------------------------
 
-    def load(self, run_id: int | None = None, keep_position: bool = False) -> None:
+    def load(self, run_id: int | None = None, keep_position: bool = False, keep: int | None = None) -> None:
         self._generation += 1
-        self._keep = self.current.post_id if keep_position and self.current else None
+        self._keep = self.current.post_id if keep_position and self.current else keep
         self._load(self._generation, run_id if run_id is not None else self.run_id)
 
     @background("loading the spot-check list", group="spot-items", exclusive=True)
@@ -260,6 +266,7 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
     def _show(self) -> None:
         self._show_head()
         item = self.current
+        self.bizsent.note_position("spotcheck", item.post_id if item else None)
         preview = self.query_one(ImagePreview)
         probs, labels = self.query_one("#spot-probs", Static), self.query_one("#spot-labels", Static)
         body = self.query_one("#spot-text", Static)
@@ -352,6 +359,16 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         if self.items:
             self.pos = max(0, min(len(self.items) - 1, self.pos + step))
             self._show()
+
+    def action_focus_list(self) -> None:
+        self.set_focus(None)
+
+    def action_page(self, direction: int) -> None:
+        self.action_move(direction * SPOT_PAGE)
+
+    def action_jump(self, index: int) -> None:
+        if self.items:
+            self.action_move((index if index >= 0 else len(self.items) - 1) - self.pos)
 
     def action_cycle_order(self) -> None:
         self.order = SPOT_ORDERS[(SPOT_ORDERS.index(self.order) + 1) % len(SPOT_ORDERS)]

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bizsent.core.coins.trends import CoinPost, Trends, coin_posts, trends, wilson
+from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.zoom import ZoomKeys
 from bizsent.tui.widgets.image_preview import ImagePreview, load_picture
+from bizsent.tui.widgets.key_bar import KeyBar
+from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.widgets.trend_plot import TrendPlot, load_plotext, plotext_loaded
 from bizsent.tui.workers import background, reading
@@ -24,7 +27,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 COIN_COLUMNS = ("coin", "posts 24h", "scored", "bullish [95%]", "bearish [95%]", "move")
 POST_COLUMNS = ("time (UTC)", "model", "p(bull)", "text")
@@ -44,13 +47,13 @@ def share_cell(hits: int, n: int) -> Text:
 class TrendsScreen(ZoomKeys, Screen):
     TITLE = "Trends"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "trends.tcss"
-    BINDINGS = [
+    BINDINGS = with_ids("trends", [
         Binding("enter", "drill", "posts"),
         Binding("escape", "back", "coins"),
         Binding("r", "refresh", "refresh"),
         Binding("z", "zoom", "zoom", show=False),
         Binding("v", "viewer", "viewer", show=False),
-    ]
+    ])
     HELP = (
         "Per coin (mentions found by the coin rules, `bizsent coins`): posts in the last 24 hours, how many the "
         "model scored (the newest run with predictions, the live endpoint's as posts arrive), the bullish and "
@@ -78,14 +81,14 @@ class TrendsScreen(ZoomKeys, Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="trends-top"):
-            yield DataTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
             yield TrendPlot(id="trends-plot")
         yield Static(Text("reading the coins…", style="dim"), id="trends-movers")
         with Horizontal(id="trends-drill"):
-            yield DataTable(id="trends-posts", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="trends-posts", cursor_type="row", zebra_stripes=True)
             yield ImagePreview(self.bizsent.settings.tui.image_renderer, id="trends-image")
         yield StatusBar()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#trends-coins", DataTable).add_columns(*COIN_COLUMNS)

@@ -7,6 +7,7 @@ from collections import Counter
 
 from bizsent.core.labels import LABELS
 from bizsent.tui.style import LABEL_COLORS
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
@@ -43,6 +44,9 @@ class LabelTally(Horizontal):
         padding: 0 1;
         & > ProgressBar { width: auto; margin-right: 2; }
         & > ProgressBar Bar { width: 20; }
+        /* the theme draws the part still to do in the background colour: invisible; here it is a grey line */
+        & > ProgressBar Bar > .bar--bar { color: $success; background: $foreground 35%; }
+        & > ProgressBar Bar > .bar--complete { color: $success; background: $foreground 35%; }
         & > #label-counts { width: 1fr; }
     }
     """
@@ -50,6 +54,7 @@ class LabelTally(Horizontal):
     def __init__(self, goal: int, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._goal = goal
+        self._shown: tuple[Counter[str], int] | None = None
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=self._goal, show_eta=False, id="goal")
@@ -58,7 +63,27 @@ class LabelTally(Horizontal):
     def show(self, counts: Counter[str], goal: int) -> None:
         labelled = sum(counts[name] for name in LABELS)
         self.query_one("#goal", ProgressBar).update(total=goal, progress=min(labelled, goal))
-        parts = [f"[{LABEL_COLORS[n]}]{n[:4]}[/] {counts[n]}" + (f" {counts[n] / labelled:.0%}" if labelled else "")
-                 for n in LABELS]
-        self.query_one("#label-counts", Static).update(
-            f"{labelled}/{goal} " + " · ".join(parts) + f" · skip {counts['skip']}", layout=False)
+        self._shown = (Counter(counts), goal)
+        field = self.query_one("#label-counts", Static)
+        field.update(tally_line(counts, goal, field.size.width or 80), layout=False)
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
+
+def tally_line(counts: Counter[str], goal: int, width: int) -> Text:
+    """`12/50 bear 3 25% · neut 4 33% · bull 5 42% · skip 2`; where that is too wide the shares go first, then
+    the separators: the counts and `skip N` always stay."""
+    labelled = sum(counts[name] for name in LABELS)
+    for shares, joint in ((True, " · "), (False, " · "), (False, " ")):
+        out = Text(f"{labelled}/{goal} ", no_wrap=True)
+        for k, name in enumerate(LABELS):
+            if k:
+                out.append(joint)
+            out.append(name[:4], style=LABEL_COLORS[name])
+            out.append(f" {counts[name]}" + (f" {counts[name] / labelled:.0%}" if shares and labelled else ""))
+        out.append(f"{joint}skip {counts['skip']}")
+        if out.cell_len <= width:
+            break
+    return out

@@ -85,8 +85,9 @@ class LabelPostView(BizsentNode, Horizontal):
         elif pid in self.items:
             post, picture, text = self.items[pid]
             preview.show(picture)
-            meta.update(Text.assemble((f"post {post.id}", "bold"), (f"  {format_time(post.time)}", "dim"),
-                                      (f"  {where}", "dim")), layout=False)
+            # Where the post is in the queue before its time: a narrow pane cuts the end of the line.
+            meta.update(Text.assemble((f"post {post.id}", "bold"), (f"  {where}", "dim"),
+                                      (f"  {format_time(post.time)}", "dim"), no_wrap=True), layout=False)
             body.show(text)
         else:
             preview.show(Picture(reason="loading"))

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from bizsent.core.store.browse import PostDetail
+from bizsent.tui.keys import nav_bindings
 from bizsent.tui.style import format_time, label_color
 from rich.console import Console, Group, RenderableType
 from rich.segment import Segment
@@ -22,6 +23,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 QUOTE_LINK = re.compile(r"^>>\d+")
+LABEL_COLUMNS = (("source", 6), ("labeler", 6), ("label", 7), ("conf", 4), ("flags", 5), ("split", 10))
 
 
 def post_text(text: str, subject: str = "") -> Text:
@@ -44,9 +46,12 @@ def post_text(text: str, subject: str = "") -> Text:
 def labels_table(detail: PostDetail) -> Table | Text:
     if not detail.labels:
         return Text("no labels yet", style="dim")
-    table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
-    for column in ("source", "labeler", "label", "conf", "flags", "split"):
-        table.add_column(column, style="dim" if column == "labeler" else None, no_wrap=True)
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False, padding=(0, 1), collapse_padding=True)
+    # In a narrow pane the labeler's long name gives way first (Rich shrinks only wrapping columns; its one
+    # word is cut with an ellipsis): every other column keeps its whole word.
+    for column, least in LABEL_COLUMNS:
+        table.add_column(column, style="dim" if column == "labeler" else None, no_wrap=column != "labeler",
+                         min_width=least, overflow="ellipsis")
     for label in detail.labels:
         flags = " ".join(f for f, on in (("sarcastic", label.sarcastic), ("unsure", label.unsure)) if on)
         confidence = "-" if label.confidence is None else f"{label.confidence:.2f}"
@@ -118,6 +123,7 @@ class TextPane(Widget):
 
     DEFAULT_CSS = "TextPane { height: 1fr; }"
     can_scroll_by_key = False  # screens that bind keys to scroll_by set this, so the hint names them
+    scroll_keys = "pgdn"  # the key the hint names
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -147,6 +153,9 @@ class TextPane(Widget):
             self._lines, self._width = render_strips(self.renderable, width), width
         return self._lines
 
+    def scroll_page(self, direction: int) -> None:
+        self.scroll_by(direction * max(self.content_size.height - 1, 1))
+
     def scroll_by(self, rows: int) -> None:
         height = self.content_size.height
         top = min(max(self.top + rows, 0), max(len(self.lines) - height, 0))
@@ -159,7 +168,8 @@ class TextPane(Widget):
         lines = self.lines
         below = len(lines) - self.top - height
         if y == height - 1 and below > 0:
-            more = f"… {below + 1} more lines (wheel{', pgdn' if self.can_scroll_by_key else ''})"
+            keys = f", {self.scroll_keys}" if self.can_scroll_by_key else ""
+            more = f"… {below + 1} more lines (wheel{keys})"
             return Strip([Segment(more[:width].ljust(width), Style(dim=True, italic=True))], width)
         index = self.top + y
         return lines[index].extend_cell_length(width) if index < len(lines) else Strip.blank(width)
@@ -180,10 +190,24 @@ def notes_text(detail: PostDetail) -> Text:
     return Text("\n".join(f"note: {n}" for n in detail.notes), style="italic")
 
 
-class PostDetailView(TextPane):
-    """Header, text, labels and notes of one post in one pane; `show_detail(None)` clears it."""
+class PostDetailView(TextPane, can_focus=True):
+    """Header, text, labels and notes of one post in one pane; `show_detail(None)` clears it. Tab reaches it and
+    the moving keys scroll it, so its labels and history are readable at 80x24 without a mouse."""
+
+    BINDINGS = nav_bindings({"nav.down": "scroll_lines(1)", "nav.up": "scroll_lines(-1)",
+                             "nav.page_down": "scroll_pages(1)", "nav.page_up": "scroll_pages(-1)",
+                             "nav.top": "scroll_lines(-1_000_000)", "nav.bottom": "scroll_lines(1_000_000)"})
+    DEFAULT_CSS = "PostDetailView:focus { background: $boost; }"
+    can_scroll_by_key = True
+    scroll_keys = "tab, j/k"
 
     detail: PostDetail | None = None
+
+    def action_scroll_lines(self, rows: int) -> None:
+        self.scroll_by(rows)
+
+    def action_scroll_pages(self, direction: int) -> None:
+        self.scroll_page(direction)
 
     def show_detail(self, detail: PostDetail | None) -> None:
         self.detail = detail

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from bizsent.core.label import providers
 from bizsent.core.store.browse import LabelMark, PostRow
+from bizsent.tui.keys import nav_bindings
 from bizsent.tui.style import LABEL_COLORS, LABEL_GLYPHS, format_time
 from bizsent.tui.workers import background
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -35,9 +35,24 @@ def _cell(text: str, width: int) -> str:
     return text[:width].ljust(width)
 
 
+def labels_legends() -> list[str]:
+    """What the labels column's letters and glyphs mean (one letter per origin, one glyph per label), longest
+    first: the header shows the longest that fits."""
+    apis = list(providers.registered())
+    glyphs = " ".join(f"{glyph}={label[:4]}" for label, glyph in LABEL_GLYPHS.items())
+    every = " ".join(f"{mark}={name}" for name, mark in {**SOURCE_MARK, **{p.name: p.mark for p in apis}}.items())
+    api_marks = ",".join(p.mark for p in apis)
+    return [f"labels: {every} · {glyphs}", f"{glyphs} · H=human {api_marks}=API M=model", f"{glyphs} · H=human"]
+
+
 def header_line(width: int) -> str:
+    """The column names, and the labels column's legend at the right where it fits (`?` has it always)."""
     fixed = " ".join(_cell(name, w) for name, w in COLUMNS)
-    return _cell(f"{fixed} text", width)
+    head = f"{fixed} text"
+    for legend in labels_legends():
+        if len(head) + 2 + len(legend) <= width:
+            return head + legend.rjust(width - len(head))
+    return _cell(head, width)
 
 
 def source_mark(origin: str) -> str:
@@ -79,21 +94,16 @@ def row_segments(row: PostRow, width: int, base: Style) -> list[Segment]:
 class PostTable(ScrollView, can_focus=True):
     """Ids in, rows on demand. `fetch_rows` runs in a worker thread and must not touch the UI."""
 
-    BINDINGS = [
-        Binding("up,k", "cursor(-1)", "up", show=False),
-        Binding("down,j", "cursor(1)", "down", show=False),
-        Binding("pageup", "page(-1)", "page up", show=False),
-        Binding("pagedown", "page(1)", "page down", show=False),
-        Binding("home", "jump(0)", "first", show=False),
-        Binding("end", "jump(-1)", "last", show=False),
-    ]
+    BINDINGS = nav_bindings({"nav.down": "cursor(1)", "nav.up": "cursor(-1)", "nav.page_down": "page(1)",
+                             "nav.page_up": "page(-1)", "nav.top": "jump(0)", "nav.bottom": "jump(-1)"})
     COMPONENT_CLASSES = {"post-table--cursor", "post-table--pending"}
     DEFAULT_CSS = """
     PostTable {
         overflow-x: hidden;
         scrollbar-size-vertical: 1;
-        & > .post-table--cursor { background: $accent 40%; text-style: bold; }
-        &:focus > .post-table--cursor { background: $accent; }
+        /* a grey band keeps the row's label colours (green ▲, the H of a human label) readable */
+        & > .post-table--cursor { background: $foreground 12%; text-style: bold; }
+        &:focus > .post-table--cursor { background: $foreground 18%; }
         & > .post-table--pending { color: $text-muted; }
     }
     """

@@ -8,14 +8,21 @@ from rich.text import Text
 from textual.widget import Widget
 
 
-def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
-                f_keys: bool = False) -> Text:
-    """`f_keys`: the screen switches by F-keys only (Label, Spot-check: digits label there), so the bar says
-    F1.. rather than 1.."""
+def _screens(screens: list[tuple[str, str]], current: str, f_keys: bool, titles: bool) -> Text:
+    """The screens by number; without `titles` only the current screen is named (80 columns)."""
     out = Text()
     for number, (mode, title) in enumerate(screens, start=1):
         style = "bold reverse" if mode == current else "dim"
-        out.append(f" {'F' if f_keys else ''}{number} {title} ", style=style)
+        name = f" {title}" if titles or mode == current else ""
+        out.append(f" {'F' if f_keys else ''}{number}{name} ", style=style)
+    return out
+
+
+def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, width: int,
+                f_keys: bool = False) -> Text:
+    """`f_keys`: the screen switches by F-keys only (Label, Spot-check: digits label there), so the bar says
+    F1.. rather than 1... What goes first when the line is short: the database path, then the other screens'
+    names; the money and the jobs always stay."""
     jobs_style = "bold yellow" if info.running_jobs else "dim"
     right = Text.assemble(
         (f" pods {info.pods_billing} ${info.pods_usd_per_hour:,.2f}/h ", "bold magenta") if info.pods_billing
@@ -27,6 +34,9 @@ def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, 
     )
     if info.error:
         right = Text(f" {info.error} ", style="bold red")
+    out = _screens(screens, current, f_keys, titles=True)
+    if out.cell_len + right.cell_len > width:
+        out = _screens(screens, current, f_keys, titles=False)
     room = width - out.cell_len - right.cell_len - 2
     path = info.db_path
     if room > 4:
