@@ -111,7 +111,7 @@ async def test_toasts_hide_neither_the_tally_nor_the_status_bar(tmp_path, size):
     db.close()
     app = BizsentApp(settings=settings, db_path=settings.db_path)
     async with app.run_test(size=size, notifications=True) as pilot:
-        for mode, bottom_lines in (("label", ("#label-flags", "#label-progress")), ("posts", ())):
+        for mode, bottom_lines in (("label", ("#label-flags", "#label-progress", "#label-review")), ("posts", ())):
             await app.switch_mode(mode)
             app.notify("a notification that is long enough to need two lines at eighty columns, or nearly")
             await until(pilot, lambda: bool(app.screen.query("Toast")))

@@ -28,7 +28,9 @@ LISTS = {"batches": "#jobs", "eval": "#eval-runs", "pods": "#pods"}  # the DataT
 
 def config(tmp_path, extra: str = "") -> object:
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[data]\ndir = "data"\n[labeling]\ntest_reserve = 0.0\n[tui]\nrefresh_s = 0.05\n'
+    # read_text off: the console would start a background OCR job (a row in Jobs' list) on these images.
+    cfg.write_text('[data]\ndir = "data"\n[labeling]\ntest_reserve = 0.0\n[images]\nread_text = false\n'
+                   '[tui]\nrefresh_s = 0.05\n'
                    'image_renderer = "halfcell"\n' + extra, encoding="utf-8")
     return load_settings(cfg, environ={})
 

@@ -173,6 +173,8 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         self.pictures: dict[int, Picture] = {}
         self._loading: set[int] = set()
         self._generation = 0
+        self._keep: int | None = None
+        self._keep_current = False
         self.loaded = False
         self.job: PoolJob | None = None
 
@@ -210,7 +212,9 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
 
     def load(self, run_id: int | None = None, keep_position: bool = False, keep: int | None = None) -> None:
         self._generation += 1
-        self._keep = self.current.post_id if keep_position and self.current else keep
+        if keep is not None or not keep_position:  # keeping the position keeps a post still on its way too
+            self._keep = keep
+        self._keep_current = keep_position  # the post under the cursor when the list arrives, not when asked
         self._load(self._generation, run_id if run_id is not None else self.run_id)
 
     @background("loading the spot-check list", group="spot-items", exclusive=True)
@@ -229,12 +233,13 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
     def on_spot_check_screen_items_loaded(self, message: SpotCheckScreen.ItemsLoaded) -> None:
         if message.generation != self._generation:
             return
+        keep = self.current.post_id if self._keep_current and self.current else self._keep
         if message.run_id != self.run_id:
             self.history.clear()  # undo stays within one run's list
         self.runs, self.run_id, self.all_items, self.loaded = message.runs, message.run_id, message.items, True
         self.items = order_items(self.all_items, self.order)
         ids = [it.post_id for it in self.items]
-        self.pos = ids.index(self._keep) if self._keep in ids else 0
+        self.pos = ids.index(keep) if keep in ids else 0
         self._show()
 
     def _prefetch(self) -> None:

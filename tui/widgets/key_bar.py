@@ -33,23 +33,29 @@ def short_keys(keys: str) -> str:
 def fit_hints(screen_hints: list[Hint], help_hint: Hint | None, quit_hint: Hint | None, palette: Hint | None,
               width: int) -> Text:
     """Help and quit first in priority, then the screen's keys in order, then the palette; drawn in the order
-    screen keys, palette, help, quit."""
-    fixed = [h for h in (help_hint, quit_hint) if h is not None]
+    screen keys, palette, help, quit. When keys are dropped, help reads "all keys" and is fitted as such."""
+    wanted = [*screen_hints, *([palette] if palette else [])]
+    kept = _fit(wanted, [h for h in (help_hint, quit_hint) if h is not None], width)
+    if len(kept) < len(wanted) and help_hint is not None:
+        help_hint = Hint(help_hint.keys, "all keys")
+        kept = _fit(wanted, [h for h in (help_hint, quit_hint) if h is not None], width)
+    out = Text(no_wrap=True, overflow="crop")
+    for hint in [*kept, *(h for h in (help_hint, quit_hint) if h is not None)]:
+        out.append_text(hint.text)
+    out.rstrip()
+    return out
+
+
+def _fit(hints: list[Hint], fixed: list[Hint], width: int) -> list[Hint]:
+    """The leading hints that fit beside the `fixed` ones."""
     room = width + 2 - sum(h.text.cell_len for h in fixed)  # the last hint's two trailing spaces are not drawn
     kept: list[Hint] = []
-    for hint in [*screen_hints, *([palette] if palette else [])]:
+    for hint in hints:
         if hint.text.cell_len > room:
             break
         kept.append(hint)
         room -= hint.text.cell_len
-    dropped = len(kept) < len(screen_hints) + (1 if palette else 0)
-    if dropped and help_hint is not None:
-        fixed[0] = Hint(help_hint.keys, "all keys")
-    out = Text(no_wrap=True, overflow="crop")
-    for hint in [*kept, *fixed]:
-        out.append_text(hint.text)
-    out.rstrip()
-    return out
+    return kept
 
 
 class KeyBar(Widget):
