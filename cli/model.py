@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -122,32 +121,12 @@ def train(
 
 def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
     """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod."""
+    from bizsent.cli.remote import run_pod_job
     from bizsent.jobs import pod_run, rows
 
-    db = c.db(create=False)
     if job is None:
-        job = rows.queue(db, pod_run.POD, pod_run.params(name, max_steps=max_steps))
-
-    def confirm(plan: pod_run.PodRunPlan) -> bool:
-        typer.echo("\n".join(plan.render()), err=True)
-        if yes or typer.confirm("start this pod?"):
-            return True
-        typer.echo("nothing was started", err=True)
-        return False
-
-    shown = {"line": ""}
-
-    def report(progress) -> None:
-        line = f"job {job}: {progress.line()}"
-        if line != shown["line"]:
-            shown["line"] = line
-            typer.echo(line, err=True)
-
-    try:
-        out = pod_run.run(db, c.settings, job, confirm=confirm, report=report)
-    except pod_run.PodInterrupted as exc:  # one line that says what became of the pod, instead of the generic one
-        typer.echo(str(exc), err=True)
-        sys.exit(130)
+        job = rows.queue(c.db(create=False), pod_run.POD, pod_run.params(name, max_steps=max_steps))
+    out = run_pod_job(c, job, pod_run.run, yes)
     if out is not None:
         typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"
                    f" (sha256 {out.sha256[:16]}, verified); pod terminated (RunPod confirms it is gone), cost"
@@ -165,6 +144,11 @@ def eval_(
                                        "many times this test set has been scored) instead of dev")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run this eval job row")] = None,
+    pod: Annotated[bool, typer.Option("--pod", help="evaluate on a RunPod GPU, the zero-shot base model first "
+                                      "(price shown first; README \"Evaluating on a pod\")")] = False,
+    zero_shot: Annotated[bool, typer.Option("--zero-shot/--no-zero-shot", help="--pod: also score the base model "
+                                            "without adapter on the same posts")] = True,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
 ) -> None:
     """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
     to the baselines and API labelers."""
@@ -173,6 +157,9 @@ def eval_(
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    if pod or (job is not None and rows.get(db, job) and rows.get(db, job)["kind"] == "pod-eval"):
+        _eval_on_pod(c, run, test, zero_shot, yes, job)
+        return
     if job is None:
         if run is None:
             raise BizsentError("name the run to evaluate: `bizsent eval RUN` (id or name, or zero-shot)")
@@ -187,6 +174,22 @@ def eval_(
     report, md, js = training.run_eval(db, c.settings, job)
     print_table(render_table(report))
     typer.echo(f"report: {md} and {js}")
+
+
+def _eval_on_pod(c: Context, run: str | None, test: bool, zero_shot: bool, yes: bool, job: int | None) -> None:
+    from bizsent.cli.remote import pod_task_done, run_pod_job
+    from bizsent.core.evaluate.report import run_row
+    from bizsent.jobs import pod_eval, rows
+
+    if job is None:
+        if run is None or run == "zero-shot":
+            raise BizsentError("name the trained run to evaluate on a pod: `bizsent eval RUN --pod` (the zero-shot"
+                               " base model is scored beside it)")
+        db = c.db(create=False)
+        pod_eval.run_adapter(run_row(db, run))  # no adapter here: one line now, before a job row is made
+        job = rows.queue(db, pod_eval.POD_EVAL, pod_eval.eval_params(run, split="test" if test else "dev",
+                                                                     zero_shot=zero_shot))
+    pod_task_done(run_pod_job(c, job, pod_eval.run, yes), job)
 
 
 def _predict_items(c: Context, db, post: int | None, file: Path | None, text: str | None) -> list:

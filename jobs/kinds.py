@@ -110,9 +110,9 @@ register(Kind("score-pool", lambda i: ["score-pool", "--job", str(i)], _run_of, 
 
 
 def _cancel_pod(db: sqlite_utils.Database, settings: Any, job: Job) -> str:
-    from bizsent.jobs import pod_run
+    from bizsent.jobs import pod_task
 
-    return pod_run.cancel(db, settings, job)
+    return pod_task.cancel(db, settings, job)
 
 
 register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
@@ -120,3 +120,14 @@ register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
               resumable=_always, cancel=_cancel_pod,
               cancel_says=lambda p: "its pod is terminated within seconds, in any phase (RunPod confirms it is gone),"
               " and its run ends cancelled; no adapter is collected"))
+
+
+# The other pod work (jobs.pod_task): the same cancel, resume and money rules as the `pod` kind.
+def _pod_kind(name: str, command: list[str], describe: Callable[[Job], str]) -> None:
+    register(Kind(name, lambda i: [*command, "--pod", "--job", str(i), "--yes"], describe, resumable=_always,
+                  cancel=_cancel_pod, cancel_says=lambda p: "its pod is terminated within seconds, in any phase"
+                  " (RunPod confirms it is gone); nothing it scored so far is stored"))
+
+
+_pod_kind("pod-eval", ["eval"], lambda j: f"{_run_of(j)} on its {j['params'].get('split', 'dev')} split on RunPod")
+_pod_kind("pod-pool", ["score-pool"], lambda j: f"pool with {_run_of(j)} on RunPod")

@@ -141,7 +141,7 @@ def pack_bundle(bundle_dir: Path, dest: Path, *, splits: tuple[str, ...] = ("tra
                     if not p.is_dir()]
     part = dest.with_name(dest.name + ".part")
     with tarfile.open(part, "w") as tar:
-        for path, arcname in sorted(dict((a, p) for p, a in members).items()):
+        for arcname, path in sorted(dict((a, p) for p, a in members).items()):
             if path.is_symlink() or not path.is_file():
                 raise BizsentError(f"{path} in the bundle is a link, a special file or missing; rebuild the bundle")
             tar.add(path, arcname=arcname, recursive=False, filter=_plain)
