@@ -157,8 +157,10 @@ def eval_(
 
     c = ctx_of(ctx)
     db = c.db(create=False)
-    if pod or (job is not None and rows.get(db, job) and rows.get(db, job)["kind"] == "pod-eval"):
-        _eval_on_pod(c, run, test, zero_shot, yes, job)
+    from bizsent.cli.remote import eval_on_pod, is_pod_job
+
+    if pod or is_pod_job(db, job, "pod-eval"):
+        eval_on_pod(c, run, test, zero_shot, yes, job)
         return
     if job is None:
         if run is None:
@@ -174,22 +176,6 @@ def eval_(
     report, md, js = training.run_eval(db, c.settings, job)
     print_table(render_table(report))
     typer.echo(f"report: {md} and {js}")
-
-
-def _eval_on_pod(c: Context, run: str | None, test: bool, zero_shot: bool, yes: bool, job: int | None) -> None:
-    from bizsent.cli.remote import pod_task_done, run_pod_job
-    from bizsent.core.evaluate.report import run_row
-    from bizsent.jobs import pod_eval, rows
-
-    if job is None:
-        if run is None or run == "zero-shot":
-            raise BizsentError("name the trained run to evaluate on a pod: `bizsent eval RUN --pod` (the zero-shot"
-                               " base model is scored beside it)")
-        db = c.db(create=False)
-        pod_eval.run_adapter(run_row(db, run))  # no adapter here: one line now, before a job row is made
-        job = rows.queue(db, pod_eval.POD_EVAL, pod_eval.eval_params(run, split="test" if test else "dev",
-                                                                     zero_shot=zero_shot))
-    pod_task_done(run_pod_job(c, job, pod_eval.run, yes), job)
 
 
 def _predict_items(c: Context, db, post: int | None, file: Path | None, text: str | None) -> list:
@@ -316,12 +302,20 @@ def score_pool_(
                                                    "(default: train.batch_size)")] = None,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
+    pod: Annotated[bool, typer.Option("--pod", help="score on a RunPod GPU (price shown first); images go up at "
+                                      "the run's pixel budget")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
 ) -> None:
     """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
     from bizsent.core.model.pool import score_pool
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    from bizsent.cli.remote import is_pod_job, pool_on_pod
+
+    if pod or is_pod_job(db, job, "pod-pool"):
+        pool_on_pod(c, run, limit, batch_size, yes, job)
+        return
     if detach and job is None:
         if limit is not None and limit < 1:
             raise BizsentError("--limit must be at least 1")

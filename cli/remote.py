@@ -40,6 +40,44 @@ def run_pod_job(c: Context, job: int, runner: Callable[..., Any], yes: bool) -> 
         sys.exit(130)
 
 
+def is_pod_job(db: Any, job: int | None, kind: str) -> bool:
+    """Is job row `job` of pod kind `kind` (a `--job ID` resumes it on its pod)?"""
+    from bizsent.jobs import rows
+
+    row = rows.get(db, job) if job is not None else None
+    return row is not None and row["kind"] == kind
+
+
+def eval_on_pod(c: Context, run: str | None, test: bool, zero_shot: bool, yes: bool, job: int | None) -> None:
+    """`bizsent eval RUN --pod`: queue (or resume) a pod-eval job and run it here."""
+    from bizsent.core.errors import BizsentError
+    from bizsent.core.evaluate.report import run_row
+    from bizsent.jobs import pod_eval, rows
+
+    if job is None:
+        if run is None or run == "zero-shot":
+            raise BizsentError("name the trained run to evaluate on a pod: `bizsent eval RUN --pod` (the zero-shot"
+                               " base model is scored beside it)")
+        db = c.db(create=False)
+        pod_eval.run_adapter(run_row(db, run))  # no adapter here: one line now, before a job row is made
+        job = rows.queue(db, pod_eval.POD_EVAL, pod_eval.eval_params(run, split="test" if test else "dev",
+                                                                     zero_shot=zero_shot))
+    pod_task_done(run_pod_job(c, job, pod_eval.run, yes), job)
+
+
+def pool_on_pod(c: Context, run: str | None, limit: int | None, batch_size: int | None, yes: bool,
+                job: int | None) -> None:
+    """`bizsent score-pool --pod`: queue (or resume) a pod-pool job and run it here."""
+    from bizsent.core.model.pool import resolve_run
+    from bizsent.jobs import pod_pool, rows
+
+    if job is None:
+        db = c.db(create=False)
+        info = resolve_run(db, run)
+        job = rows.queue(db, pod_pool.POD_POOL, pod_pool.pool_params(info["id"], limit=limit, batch_size=batch_size))
+    pod_task_done(run_pod_job(c, job, pod_pool.run, yes), job)
+
+
 def pod_task_done(out: Any, job: int) -> None:
     if out is not None:
         typer.echo(f"job {job}: {out.summary}; pod {out.pod_id} terminated (RunPod confirms it is gone), cost"

@@ -20,6 +20,7 @@ from bizsent.core.pods.agent.config import Refused
 from bizsent.core.pods.agent.job import read_job
 
 POOL_POSTS = "pool/posts.jsonl"  # in the bundle: the pool posts to score, images at the run's pixel budget
+POOL_SCORES = "pool.jsonl"  # in the result: the pool's scores with packed embeddings
 ADAPTER = "adapter"  # in the bundle: the run's adapter (absent for a zero-shot evaluation only)
 
 
@@ -67,7 +68,7 @@ def pool_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink) -
     model, processor = load_for_run(pod_run_info(job, bundle, "model"), settings)
     size = max(1, int(job["args"].get("batch_size") or settings.train.batch_size))
     for start in range(0, len(items), size):
-        append_scores(out / "pool.jsonl", score(model, processor, items[start:start + size], batch_size=size,
+        append_scores(out / POOL_SCORES, score(model, processor, items[start:start + size], batch_size=size,
                                                 embeddings=True))
         say(f"pool: {min(start + size, len(items))}/{len(items)} posts scored")
 
