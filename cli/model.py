@@ -274,6 +274,10 @@ def selftrain(
                                              "before its threshold is trusted")] = 5,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+    pod: Annotated[bool, typer.Option("--pod", help="run the rounds on a RunPod GPU (price shown first)")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="--pod: run (or resume) this pod-selftrain job row")]
+    = None,
 ) -> None:
     """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
     the test split is evaluated once, at the end."""
@@ -281,6 +285,12 @@ def selftrain(
     from bizsent.core.model.selftrain import selftrain as run_selftrain
 
     c = ctx_of(ctx)
+    if pod or job is not None:
+        from bizsent.cli.remote import selftrain_on_pod
+
+        selftrain_on_pod(c, dict(rounds=rounds, precision=precision, min_support=min_support, max_steps=max_steps),
+                         yes, job)
+        return
     settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
     result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{stamp()}",
                            rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,

@@ -78,6 +78,15 @@ def pool_on_pod(c: Context, run: str | None, limit: int | None, batch_size: int 
     pod_task_done(run_pod_job(c, job, pod_pool.run, yes), job)
 
 
+def selftrain_on_pod(c: Context, params: dict[str, Any], yes: bool, job: int | None) -> None:
+    """`bizsent selftrain --pod`: queue (or resume) a pod-selftrain job and run it here."""
+    from bizsent.jobs import pod_selftrain, rows
+
+    if job is None:
+        job = rows.queue(c.db(create=False), pod_selftrain.POD_SELFTRAIN, pod_selftrain.selftrain_params(**params))
+    pod_task_done(run_pod_job(c, job, pod_selftrain.run, yes), job)
+
+
 def pod_task_done(out: Any, job: int) -> None:
     if out is not None:
         typer.echo(f"job {job}: {out.summary}; pod {out.pod_id} terminated (RunPod confirms it is gone), cost"

@@ -131,3 +131,4 @@ def _pod_kind(name: str, command: list[str], describe: Callable[[Job], str]) -> 
 
 _pod_kind("pod-eval", ["eval"], lambda j: f"{_run_of(j)} on its {j['params'].get('split', 'dev')} split on RunPod")
 _pod_kind("pod-pool", ["score-pool"], lambda j: f"pool with {_run_of(j)} on RunPod")
+_pod_kind("pod-selftrain", ["selftrain"], lambda j: f"{j['params'].get('rounds', '?')} self-training rounds on RunPod")

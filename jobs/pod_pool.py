@@ -127,6 +127,38 @@ class PoolTask:
         """No run of its own to end: what was merged stays (each prediction is whole)."""
 
 
+def plan_for_console(db: sqlite_utils.Database, settings: Settings, run: int | None = None
+                     ) -> tuple[int, TaskPlan] | None:
+    """The console's `p` for a run trained on RunPod (the newest finished run by default): a queued pod-pool row and
+    its plan, for the user to confirm (`start_planned`) or not (`drop_planned`); None for a run of this machine."""
+    from bizsent.jobs import rows
+
+    info = resolve_run(db, run)
+    if not on_runpod(info):
+        return None
+    job_id = rows.queue(db, POD_POOL, pool_params(info["id"]))
+    try:
+        with api.client(settings) as client:
+            return job_id, PoolTask(db, settings, rows.get(db, job_id) or {}).plan(client)
+    except BaseException:
+        rows.finish(db, job_id, "cancelled", "not planned; no pod was started")
+        raise
+
+
+def start_planned(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, log_dir: Path,
+                  job_id: int) -> int:
+    """Run the confirmed row detached (`bizsent score-pool --pod --job ID --yes`); its pid."""
+    from bizsent.jobs.control import start
+
+    return start(db, db_path, config_path, job_id, log_dir)
+
+
+def drop_planned(db: sqlite_utils.Database, job_id: int) -> None:
+    from bizsent.jobs import rows
+
+    rows.finish(db, job_id, "cancelled", "not confirmed; no pod was started")
+
+
 def run(db: sqlite_utils.Database, settings: Settings, job_id: int, **kwargs: Any) -> Any:
     """Run (or resume) pod-pool job `job_id` in this process (jobs.pod_task.run_task's confirm and report)."""
     from bizsent.jobs.pod_task import run_task

@@ -73,7 +73,49 @@ def pool_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink) -
         say(f"pool: {min(start + size, len(items))}/{len(items)} posts scored")
 
 
-TASKS = {"eval": eval_task, "score-pool": pool_task}
+def selftrain_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink) -> None:
+    """core.model.selftrain on the uploaded store snapshot (jobs.pod_selftrain); the store after the rounds, the
+    chosen round's adapter and a summary into the result."""
+    import json
+
+    from bizsent.core.model.selftrain import selftrain
+    from bizsent.core.store import open_db
+
+    store = bundle / "store"
+    local = settings.model_copy(update={"data": settings.data.model_copy(update={"dir": store, "db": "bizsent.db",
+                                                                                "images": "images"})})
+    a = job["args"]
+    db = open_db(store / "bizsent.db")
+    try:
+        result = selftrain(db, local, bundle.parent / "runs" / job["name"] / "rounds", rounds=int(a["rounds"]),
+                           target_precision=float(a["precision"]), min_support=int(a["min_support"]),
+                           max_steps=a.get("max_steps"), load_in_4bit=job["load_in_4bit"], progress=say)
+        (out / "store").mkdir()
+        db.execute("VACUUM INTO ?", [str(out / "store" / "bizsent.db")])
+    finally:
+        db.close()
+    chosen = result.chosen
+    if chosen is not None:
+        adapter = db_adapter(out / "store" / "bizsent.db", chosen.run_id)
+        if adapter is not None:
+            shutil.copytree(adapter, out / ADAPTER)
+    (out / "summary.json").write_text(json.dumps({"summary": result.summary(),
+                                                  "chosen_run": chosen.run_id if chosen else None}),
+                                      encoding="utf-8")
+
+
+def db_adapter(store: Path, run_id: int) -> Path | None:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT adapter_path FROM runs WHERE id = ?", [run_id]).fetchone()
+    finally:
+        con.close()
+    return Path(row[0]) if row and row[0] else None
+
+
+TASKS = {"eval": eval_task, "score-pool": pool_task, "selftrain": selftrain_task}
 
 
 def run_pod_work(settings: Any, workdir: Path) -> Path:

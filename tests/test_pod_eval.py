@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 from bizsent.core.model.events import run_events
-from fakes.pod_run import pod_rig
+from fakes.pod_run import CANARY, pod_rig
 
 
 @pytest.fixture(scope="module")
@@ -183,11 +183,12 @@ async def test_eval_screen_watches_a_pod_runs_matrix_fill_in(rig):
     assert rig.fake.billing_now() == []
 
 
-def newest_job(rig, kind: str) -> dict:
+def job_of(rig, kind: str, pid: int) -> dict | None:
+    """The job of `kind` that process `pid` runs, once it has taken it over."""
     from bizsent.jobs import rows
 
     with contextlib.closing(rig.db()) as db:
-        return rows.listing(db, kind)[-1]
+        return next((job for job in rows.listing(db, kind) if job["pid"] == pid), None)
 
 
 def wait_for(condition, timeout_s: float = 300.0) -> None:
@@ -198,14 +199,15 @@ def wait_for(condition, timeout_s: float = 300.0) -> None:
 
 
 @pytest.mark.parametrize("how", ["cancel", "kill"])
-def test_a_cancelled_or_killed_pod_eval_leaves_nothing_billing(rig, how):
+def test_a_cancelled_or_killed_pod_eval_leaves_nothing_billing(rig, how, monkeypatch):
     from bizsent.jobs import control
 
+    monkeypatch.setenv("RUNPOD_API_KEY", CANARY)  # what `bizsent jobs cancel` reads, as the console's does
     proc = rig.popen("eval", "base", "--pod", "--test", "--yes")
     try:
-        wait_for(lambda: newest_job(rig, "pod-eval")["pid"] == proc.pid
-                 and newest_job(rig, "pod-eval")["counts"].get("state") in ("installing", "running"))
-        job_id = newest_job(rig, "pod-eval")["id"]
+        wait_for(lambda: (job_of(rig, "pod-eval", proc.pid) or {"counts": {}})["counts"].get("state")
+                 in ("installing", "running"))
+        job_id = job_of(rig, "pod-eval", proc.pid)["id"]
         (pod_id,) = rig.fake.pods
         if how == "kill":  # the laptop goes away: the pod's watchdog stops it, the cancel of the dead job ends it
             proc.kill()
