@@ -74,8 +74,9 @@ def train(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
     four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after (the "
-                                           "test split: `bizsent eval RUN --test`)")] = True,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after, with "
+                                           "--pod on the same pod (the test split: `bizsent eval RUN --test`)")]
+    = True,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this train job row with the options"
                                             " it recorded")] = None,
@@ -93,7 +94,7 @@ def train(
     if pod:
         if local:
             raise BizsentError("choose --local or --pod, not both")
-        _train_on_pod(c, name or f"pod-{stamp()}", max_steps, yes, job)
+        _train_on_pod(c, name or f"pod-{stamp()}", max_steps, yes, job, evaluate)
         return
     if not local:
         raise BizsentError("train where? add --local (this machine), --pod (a RunPod GPU) or --dry-run")
@@ -119,13 +120,15 @@ def train(
         typer.echo(out.note)
 
 
-def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
-    """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod."""
+def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None, evaluate: bool) -> None:
+    """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod.
+    With --eval (the default) the same pod evaluates the new adapter on the human dev split after training."""
     from bizsent.cli.remote import run_pod_job
     from bizsent.jobs import pod_run, rows
 
     if job is None:
-        job = rows.queue(c.db(create=False), pod_run.POD, pod_run.params(name, max_steps=max_steps))
+        job = rows.queue(c.db(create=False), pod_run.POD, pod_run.params(name, max_steps=max_steps,
+                                                                         evaluate=evaluate))
     out = run_pod_job(c, job, pod_run.run, yes)
     if out is not None:
         typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"

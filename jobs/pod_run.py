@@ -43,6 +43,7 @@ class PodRunPlan:
     max_steps: int | None
     total_steps: int
     pod: plan.PodPlan
+    eval_posts: int | None = None  # the human dev posts the same pod then scores (0: asked, but dev is empty)
 
     @property
     def total(self) -> int:
@@ -50,8 +51,15 @@ class PodRunPlan:
 
     def render(self) -> list[str]:
         limit = f" (--max-steps {self.max_steps})" if self.max_steps else ""
-        return [f"run {self.name}: {self.total_steps} optimiser steps{limit} on bundle {self.bundle}",
-                *self.pod.render().splitlines()]
+        lines = [f"run {self.name}: {self.total_steps} optimiser steps{limit} on bundle {self.bundle}"]
+        if self.eval_posts:
+            lines.append(f"then, on the same pod (no second start-up), the new adapter is evaluated on the human dev"
+                         f" split ({self.eval_posts} posts); the test split stays here (`bizsent eval RUN --pod"
+                         " --test`)")
+        elif self.eval_posts == 0:
+            lines.append("no evaluation after training: the bundle's human dev split is empty (label more posts on"
+                         " the train split)")
+        return [*lines, *self.pod.render().splitlines()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +79,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def params(name: str, *, max_steps: int | None = None) -> dict[str, Any]:
-    return {"name": check_name(name), "max_steps": max_steps}
+def params(name: str, *, max_steps: int | None = None, evaluate: bool = False) -> dict[str, Any]:
+    return {"name": check_name(name), "max_steps": max_steps, "evaluate": evaluate}
 
 
 def run_bundle(db: sqlite_utils.Database, settings: Settings, name: str) -> Path:
@@ -88,8 +96,9 @@ def run_bundle(db: sqlite_utils.Database, settings: Settings, name: str) -> Path
 
 
 def plan_run(db: sqlite_utils.Database, settings: Settings, name: str, max_steps: int | None = None, *,
-             client: api.RunpodClient | None = None) -> PodRunPlan:
-    """Build the bundle, count its training examples and price the configured GPUs: what the user confirms."""
+             client: api.RunpodClient | None = None, evaluate: bool = False) -> PodRunPlan:
+    """Build the bundle, count its training examples (and with `evaluate` its human dev posts, scored on the same
+    pod after training) and price the configured GPUs: what the user confirms."""
     from bizsent.core.model.dataset import read_manifest
 
     check_name(name)
@@ -102,12 +111,13 @@ def plan_run(db: sqlite_utils.Database, settings: Settings, name: str, max_steps
     steps = math.ceil(examples * cfg.epochs / per_step)
     if max_steps:
         steps = min(steps, max_steps)
+    dev = int(read_manifest(bundle)["sizes"].get("dev", 0)) if evaluate else None
     if client is None:
         with api.client(settings) as own:
-            pod_plan = plan.plan_pod(own, settings, name, examples, steps * per_step / examples)
+            pod_plan = plan.plan_pod(own, settings, name, examples, steps * per_step / examples, scored_posts=dev or 0)
     else:
-        pod_plan = plan.plan_pod(client, settings, name, examples, steps * per_step / examples)
-    return PodRunPlan(name, bundle, examples, max_steps, steps, pod_plan)
+        pod_plan = plan.plan_pod(client, settings, name, examples, steps * per_step / examples, scored_posts=dev or 0)
+    return PodRunPlan(name, bundle, examples, max_steps, steps, pod_plan, dev)
 
 
 def launch_run(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, settings: Settings,
@@ -121,9 +131,11 @@ def launch_run(db: sqlite_utils.Database, db_path: Path | str, config_path: Path
 
 
 
-def _payload(settings: Settings, name: str, p: dict[str, Any]) -> Payload:
+def _payload(settings: Settings, name: str, p: dict[str, Any], evaluate: bool) -> Payload:
+    # The human test split stays here (core.pods.payload.pack_bundle); dev goes up for the evaluation after training.
     return prepare_payload(settings, run_bundle_path(settings, name), settings.data_dir / "runs" / name / "payload",
-                           name=name, max_steps=p.get("max_steps"), evaluate=False)
+                           name=name, max_steps=p.get("max_steps"), evaluate=False,
+                           args={"split": "dev", "targets": ["model"]} if evaluate else None)
 
 
 def run_bundle_path(settings: Settings, name: str) -> Path:
@@ -176,17 +188,28 @@ class TrainTask:
     """Training, as jobs.pod_task runs it: one `train` run, the adapter as the result."""
 
     def __init__(self, db: sqlite_utils.Database, settings: Settings, job: dict[str, Any]) -> None:
+        from bizsent.core.model.dataset import read_manifest
+
         self.db, self.settings, self.job = db, settings, job
         self.name = job["params"]["name"]
         self.run_id: int | None = None
         self.sha256: str | None = None
-        self.adapter_dir = run_bundle_path(settings, self.name).parent / "adapter"
+        self.folder = run_bundle_path(settings, self.name).parent
+        bundle = run_bundle_path(settings, self.name)
+        # evaluated on the same pod after training when asked and the human dev split has posts (as `train --local`)
+        self.evaluate = bool(job["params"].get("evaluate")) and (bundle / "manifest.json").exists() and bool(
+            read_manifest(bundle)["sizes"].get("dev"))
+        self.adapter_dir = self.folder / ("result/adapter" if self.evaluate else "adapter")
 
     def plan(self, client: api.RunpodClient) -> PodRunPlan:
-        return plan_run(self.db, self.settings, self.name, self.job["params"].get("max_steps"), client=client)
+        found = plan_run(self.db, self.settings, self.name, self.job["params"].get("max_steps"), client=client,
+                         evaluate=bool(self.job["params"].get("evaluate")))
+        self.evaluate = bool(found.eval_posts)
+        self.adapter_dir = self.folder / ("result/adapter" if self.evaluate else "adapter")
+        return found
 
     def payload(self) -> Payload:
-        return _payload(self.settings, self.name, self.job["params"])
+        return _payload(self.settings, self.name, self.job["params"], self.evaluate)
 
     def open_runs(self, resumed: bool) -> None:
         self.run_id = _run_row(self.db, self.settings, self.job["id"], self.name, self.job["params"])
@@ -200,14 +223,28 @@ class TrainTask:
 
     def collect(self, channel: AgentChannel, writer: JobWriter, health: AgentHealth) -> str:
         assert self.run_id is not None
-        sha = channel.download_adapter(self.adapter_dir)  # verified against the pod's sha256 before it is untarred
+        # the adapter tar (with the evaluation: the result tar, the adapter in it), checked against the pod's sha256
+        sha = channel.download_adapter(self.adapter_dir.parent if self.evaluate else self.adapter_dir)
         finish_run(self.db, self.run_id, "done", str(self.adapter_dir))
         # What the pod trained with: its GPU check (host, driver, torch build) and the library versions.
         set_params(self.db, self.run_id, adapter_sha256=sha, gpu_check=health.gpu,
                    versions=_trained_with(self.adapter_dir))
         writer.progress.extra["adapter_sha256"] = self.sha256 = sha
+        said = f"run {self.run_id}: adapter {self.adapter_dir} (sha256 {sha[:16]}, verified)"
+        if self.evaluate:
+            said += "; " + self._store_evaluation()
         channel.mark_collected(sha)
-        return f"run {self.run_id}: adapter {self.adapter_dir} (sha256 {sha[:16]}, verified)"
+        return said
+
+    def _store_evaluation(self) -> str:
+        """The dev evaluation the pod ran after training, stored as a local `bizsent eval RUN` stores it."""
+        from bizsent.core.evaluate.report import finish_evaluation, run_row, split_rows
+        from bizsent.core.model.score_file import read_scores
+
+        bundle = run_bundle_path(self.settings, self.name)
+        report, md, _ = finish_evaluation(self.db, run_row(self.db, self.run_id), bundle, split_rows(bundle, "dev"),
+                                          read_scores(self.adapter_dir.parent / "model.jsonl"), split="dev")
+        return f"dev accuracy {report.model.accuracy:.3f}, macro-F1 {report.model.macro_f1:.3f}; report {md}"
 
     def end_runs(self, state: str) -> None:
         """End the run `state`, unless its adapter is already stored (then only the pod's end went wrong)."""

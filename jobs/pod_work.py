@@ -24,9 +24,10 @@ POOL_SCORES = "pool.jsonl"  # in the result: the pool's scores with packed embed
 ADAPTER = "adapter"  # in the bundle: the run's adapter (absent for a zero-shot evaluation only)
 
 
-def pod_run_info(job: dict, bundle: Path, target: str) -> dict:
-    """The run to score with, in core.evaluate.report.run_row's shape: the uploaded adapter, or none (zero-shot)."""
-    adapter = bundle / ADAPTER if target != "zero-shot" else None
+def pod_run_info(job: dict, bundle: Path, target: str, adapter: Path | None = None) -> dict:
+    """The run to score with, in core.evaluate.report.run_row's shape: the uploaded adapter (or `adapter`), or none
+    (zero-shot)."""
+    adapter = (adapter or bundle / ADAPTER) if target != "zero-shot" else None
     return {"id": None, "name": target, "base_model": job["base_model"],
             "adapter_path": str(adapter) if adapter else None,
             "params": {"train": job["train"], "load_in_4bit": job["load_in_4bit"]}}
@@ -36,7 +37,7 @@ def say(line: str) -> None:
     print(f"bizsent pod-work: {line}", flush=True)
 
 
-def eval_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink) -> None:
+def eval_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink, adapter: Path | None = None) -> None:
     """Each target (zero-shot: the base model alone; model: with the adapter) on the split, live events tagged
     with the target, its scores in result/<target>.jsonl."""
     from bizsent.core.evaluate.report import score_split, split_rows
@@ -50,7 +51,7 @@ def eval_task(settings: Any, bundle: Path, job: dict, out: Path, events: Sink) -
             events(event)
             say(f"{target}: {event.data['n']}/{event.data['of']} posts scored")
 
-        scored = score_split(pod_run_info(job, bundle, target), settings, bundle, rows, split, live=live,
+        scored = score_split(pod_run_info(job, bundle, target, adapter), settings, bundle, rows, split, live=live,
                              target=target)
         append_scores(out / f"{target}.jsonl", scored)
 
@@ -125,12 +126,17 @@ def run_pod_work(settings: Any, workdir: Path) -> Path:
     except Refused as exc:
         raise BizsentError(f"job.json: {exc}") from None
     task = TASKS.get(job["task"])
-    if task is None:
+    if task is None and job["task"] != "train":
         raise BizsentError(f"bizsent pod-work does not run {job['task']!r} jobs")
     run_dir = workdir / "runs" / job["name"]
     part, result = run_dir / "result.part", run_dir / "result"
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
-    task(settings, workdir / "bundle", job, part, jsonl_sink(run_dir / "events.jsonl"))
+    events = jsonl_sink(run_dir / "events.jsonl")
+    if task is None:  # right after training: the new adapter, and its evaluation beside it
+        shutil.copytree(run_dir / ADAPTER, part / ADAPTER)
+        eval_task(settings, workdir / "bundle", job, part, events, adapter=run_dir / ADAPTER)
+    else:
+        task(settings, workdir / "bundle", job, part, events)
     part.rename(result)
     return result

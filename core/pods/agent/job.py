@@ -89,10 +89,19 @@ def train_command(cfg: Config, job: dict) -> list[str]:
     return cmd
 
 
+def evaluates_after_training(job: dict) -> bool:
+    """A train job whose args name a split: the same pod evaluates the new adapter on it (`bizsent pod-work`)."""
+    return job["task"] == "train" and bool(job["args"].get("split"))
+
+
 def task_command(cfg: Config, job: dict) -> list[str]:
     """The command of the job's task: training, or `bizsent pod-work` reading job.json for any other task."""
     if job["task"] == "train":
         return train_command(cfg, job)
+    return work_command(cfg)
+
+
+def work_command(cfg: Config) -> list[str]:
     w = cfg.workdir
     return [sys.executable, "-m", "bizsent", "--config", str(w / "config.toml"), "--db", str(w / "pod.db"),
             "pod-work", "--workdir", str(w)]
@@ -100,8 +109,9 @@ def task_command(cfg: Config, job: dict) -> list[str]:
 
 def result_dir(cfg: Config, job: dict) -> Path:
     """The folder the task leaves for the laptop (served as the result tar): a training run's adapter, or the
-    scores of any other task."""
-    return run_dir(cfg, job) / ("adapter" if job["task"] == "train" else "result")
+    scores of any other task (and of an evaluation after training, with the adapter in it)."""
+    plain_training = job["task"] == "train" and not evaluates_after_training(job)
+    return run_dir(cfg, job) / ("adapter" if plain_training else "result")
 
 
 def run_dir(cfg: Config, job: dict) -> Path:

@@ -21,7 +21,7 @@ from .config import PRIVATE_ENV, UPLOADS, Config, Refused, State, say
 from .files import file_sha256, safe_extract
 from .gpu import PROBE, Unusable, check_host, check_torch, probe_result, read_host
 from .gpu import report as gpu_report
-from .job import config_toml, read_job, result_dir, task_command, torch_index
+from .job import config_toml, evaluates_after_training, read_job, result_dir, task_command, torch_index, work_command
 from .uploads import upload_status
 
 STARTED = "job.started"  # on the volume once /start was accepted: a later start of the agent knows a run was cut
@@ -151,6 +151,10 @@ def run_job(cfg: Config, state: State) -> None:
                 state.phase = "training" if job["task"] == "train" else "running"
             step(log, "training" if job["task"] == "train" else f"running {job['task']}", task_command(cfg, job),
                  env, w)
+            if evaluates_after_training(job):  # on the same pod: no second start-up for the evaluation
+                with state.lock:
+                    state.phase = "running"
+                step(log, "evaluating the new adapter", work_command(cfg), env, w)
         adapter_dir = result_dir(cfg, job)
         if not adapter_dir.is_dir():
             raise StepFailed(f"{job['task']} ended without its result folder ({adapter_dir.name})")
