@@ -14,7 +14,7 @@ import sqlite3
 import sys
 
 import typer
-from bizsent.cli import compare, data, jobs, labeling, live, model, pods  # noqa: F401  (registers the commands)
+from bizsent.cli import compare, data, jobs, labeling, live, model, pods, remote  # noqa: F401  (registers the commands)
 from bizsent.cli.app import _opened, app
 from bizsent.core.errors import BizsentError
 from bizsent.core.log import RedactingStream, log_file, redact

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -61,8 +60,9 @@ def train(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="stop after N optimiser steps")] = None,
     four_bit: Annotated[bool | None, typer.Option("--4bit/--no-4bit", help="default: 4-bit on CUDA only")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
-    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after (the "
-                                           "test split: `bizsent eval RUN --test`)")] = True,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="evaluate on the human dev split after, with "
+                                           "--pod on the same pod (the test split: `bizsent eval RUN --test`)")]
+    = True,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this train job row with the options"
                                             " it recorded")] = None,
@@ -80,7 +80,7 @@ def train(
     if pod:
         if local:
             raise BizsentError("choose --local or --pod, not both")
-        _train_on_pod(c, name or f"pod-{stamp()}", max_steps, yes, job)
+        _train_on_pod(c, name or f"pod-{stamp()}", max_steps, yes, job, evaluate)
         return
     if not local:
         raise BizsentError("train where? add --local (this machine), --pod (a RunPod GPU) or --dry-run")
@@ -106,34 +106,16 @@ def train(
         typer.echo(out.note)
 
 
-def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None) -> None:
-    """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod."""
+def _train_on_pod(c: Context, name: str, max_steps: int | None, yes: bool, job: int | None, evaluate: bool) -> None:
+    """The whole pod chain in this process (jobs.pod_run), one progress line on stderr; Ctrl-C terminates the pod.
+    With --eval (the default) the same pod evaluates the new adapter on the human dev split after training."""
+    from bizsent.cli.remote import run_pod_job
     from bizsent.jobs import pod_run, rows
 
-    db = c.db(create=False)
     if job is None:
-        job = rows.queue(db, pod_run.POD, pod_run.params(name, max_steps=max_steps))
-
-    def confirm(plan: pod_run.PodRunPlan) -> bool:
-        typer.echo("\n".join(plan.render()), err=True)
-        if yes or typer.confirm("start this pod?"):
-            return True
-        typer.echo("nothing was started", err=True)
-        return False
-
-    shown = {"line": ""}
-
-    def report(progress) -> None:
-        line = f"job {job}: {progress.line()}"
-        if line != shown["line"]:
-            shown["line"] = line
-            typer.echo(line, err=True)
-
-    try:
-        out = pod_run.run(db, c.settings, job, confirm=confirm, report=report)
-    except pod_run.PodInterrupted as exc:  # one line that says what became of the pod, instead of the generic one
-        typer.echo(str(exc), err=True)
-        sys.exit(130)
+        job = rows.queue(c.db(create=False), pod_run.POD, pod_run.params(name, max_steps=max_steps,
+                                                                         evaluate=evaluate))
+    out = run_pod_job(c, job, pod_run.run, yes)
     if out is not None:
         typer.echo(f"job {job}: run {out.run_id} trained on pod {out.pod_id}; adapter {out.adapter_dir}"
                    f" (sha256 {out.sha256[:16]}, verified); pod terminated (RunPod confirms it is gone), cost"
@@ -151,6 +133,11 @@ def eval_(
                                        "many times this test set has been scored) instead of dev")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
     job: Annotated[int | None, typer.Option("--job", help="run this eval job row")] = None,
+    pod: Annotated[bool, typer.Option("--pod", help="evaluate on a RunPod GPU, the zero-shot base model first "
+                                      "(price shown first; README \"Evaluating on a pod\")")] = False,
+    zero_shot: Annotated[bool, typer.Option("--zero-shot/--no-zero-shot", help="--pod: also score the base model "
+                                            "without adapter on the same posts")] = True,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
 ) -> None:
     """Score the run's human dev split (or with --test its test split) as a job; print and write the report next
     to the baselines and API labelers."""
@@ -160,6 +147,11 @@ def eval_(
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    from bizsent.cli.remote import eval_on_pod, is_pod_job
+
+    if pod or is_pod_job(db, job, "pod-eval"):
+        eval_on_pod(c, run, test, zero_shot, yes, job)
+        return
     if job is None:
         if run is None:
             raise BizsentError("name the run to evaluate: `bizsent eval RUN` (id or name, or zero-shot)")
@@ -272,6 +264,10 @@ def selftrain(
                                              "before its threshold is trusted")] = 5,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimiser steps per round")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="model folder or hub name")] = None,
+    pod: Annotated[bool, typer.Option("--pod", help="run the rounds on a RunPod GPU (price shown first)")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="--pod: run (or resume) this pod-selftrain job row")]
+    = None,
 ) -> None:
     """Pseudo-label confident unlabeled posts and retrain; rounds are chosen on a fixed human validation split,
     the test split is evaluated once, at the end."""
@@ -279,6 +275,12 @@ def selftrain(
     from bizsent.core.model.selftrain import selftrain as run_selftrain
 
     c = ctx_of(ctx)
+    if pod or job is not None:
+        from bizsent.cli.remote import selftrain_on_pod
+
+        selftrain_on_pod(c, dict(rounds=rounds, precision=precision, min_support=min_support, max_steps=max_steps),
+                         yes, job)
+        return
     settings = c.settings.model_copy(update={"train": _train_settings(c, base_model)})
     result = run_selftrain(c.db(create=False), settings, c.settings.data_dir / "runs" / f"selftrain-{stamp()}",
                            rounds=rounds, target_precision=precision, min_support=min_support, max_steps=max_steps,
@@ -300,12 +302,20 @@ def score_pool_(
                                                    "(default: train.batch_size)")] = None,
     job: Annotated[int | None, typer.Option("--job", help="run (or resume) this queued score-pool job row")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
+    pod: Annotated[bool, typer.Option("--pod", help="score on a RunPod GPU (price shown first); images go up at "
+                                      "the run's pixel budget")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--pod: start the pod without asking")] = False,
 ) -> None:
     """Score the unlabelled pool with a run (batched, resumable, only posts it has not scored yet)."""
     from bizsent.core.model.pool import score_pool
 
     c = ctx_of(ctx)
     db = c.db(create=False)
+    from bizsent.cli.remote import is_pod_job, pool_on_pod
+
+    if pod or is_pod_job(db, job, "pod-pool"):
+        pool_on_pod(c, run, limit, batch_size, yes, job)
+        return
     if detach and job is None:
         if limit is not None and limit < 1:
             raise BizsentError("--limit must be at least 1")

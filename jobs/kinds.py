@@ -8,6 +8,7 @@ its job module; no job module imports this one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -63,9 +64,9 @@ register(Kind("read-images", lambda i: ["read-images", "--job", str(i)], lambda 
 
 
 def _cancel_pod(db: sqlite_utils.Database, settings: Any, job: Job) -> str:
-    from bizsent.jobs import pod_run
+    from bizsent.jobs import pod_task
 
-    return pod_run.cancel(db, settings, job)
+    return pod_task.cancel(db, settings, job)
 
 
 register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
@@ -85,3 +86,15 @@ register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, r
               interrupt_on_cancel=True,
               cancel_says=lambda p: "it stops at once while it waits for the next round, or mid-round as Ctrl-C"
               " would"))
+
+
+# The other pod work (jobs.pod_task): the same cancel, resume and money rules as the `pod` kind.
+def _pod_kind(name: str, command: list[str], describe: Callable[[Job], str]) -> None:
+    register(Kind(name, lambda i: [*command, "--pod", "--job", str(i), "--yes"], describe, resumable=_always,
+                  cancel=_cancel_pod, cancel_says=lambda p: "its pod is terminated within seconds, in any phase"
+                  " (RunPod confirms it is gone); nothing it scored so far is stored"))
+
+
+_pod_kind("pod-eval", ["eval"], lambda j: f"{_run_of(j)} on its {j['params'].get('split', 'dev')} split on RunPod")
+_pod_kind("pod-pool", ["score-pool"], lambda j: f"pool with {_run_of(j)} on RunPod")
+_pod_kind("pod-selftrain", ["selftrain"], lambda j: f"{j['params'].get('rounds', '?')} self-training rounds on RunPod")

@@ -43,7 +43,7 @@ COST_EVERY_S = 15.0
 class Progress:
     """What the job row's counts hold for a pod run, and what the CLI's progress line shows."""
 
-    state: str  # planning | booting | connecting | uploading | installing | training | downloading | done
+    state: str  # planning | booting | connecting | uploading | installing | training | running | downloading | done
     step: int = 0
     total_steps: int = 0
     usd: float = 0.0
@@ -51,7 +51,8 @@ class Progress:
     extra: dict[str, Any] = field(default_factory=dict)  # metrics_next, gpu, usd_per_hour
 
     def line(self) -> str:
-        steps = f" step {self.step}/{self.total_steps}" if self.state == "training" else ""
+        steps = (f" step {self.step}/{self.total_steps}" if self.state == "training" else
+                 f" {self.step}/{self.total_steps} posts scored" if self.state == "running" else "")
         pod = f"pod {self.pod_id} " if self.pod_id else ""
         return f"{pod}{self.state}{steps}, ${self.usd:.3f} so far"
 
@@ -86,10 +87,21 @@ class JobWriter:
         if now_state == "cancelled" or self.beat.cancelled.is_set():
             raise Cancelled(f"job {self.job_id} cancelled")
 
-    def store_events(self, run_id: int, events: list[MetricEvent], next_cursor: int) -> int:
-        """The events and the cursor after them, in one transaction: both are written, or neither."""
+    def store_events(self, run_of: Callable[[MetricEvent], int | None], events: list[MetricEvent],
+                     next_cursor: int) -> int:
+        """The events, each into the run `run_of` names, and the cursor after them, in one transaction: all are
+        written, or none. A live evaluation event (core.evaluate.live) also moves the progress: posts scored."""
+        by_run: dict[int, list[MetricEvent]] = {}
+        for event in events:
+            run_id = run_of(event)
+            if run_id is not None:
+                by_run.setdefault(run_id, []).append(event)
+            if event.data.get("live"):
+                scored = self.progress.extra.setdefault("scored", {})
+                scored[str(event.data.get("target") or "model")] = int(event.data.get("n") or 0)
+                self.progress.step = sum(scored.values())
         with transaction(self.db):
-            added = record_new(self.db, run_id, events)
+            added = sum(record_new(self.db, run_id, batch) for run_id, batch in by_run.items())
             self.progress.extra["metrics_next"] = next_cursor
             self._write()
         return added
@@ -135,14 +147,16 @@ class LogTail:
             out.write(f"{stamp} [bizsent] {line}\n")
 
 
-def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handle: PodHandle, run_id: int,
-          log_path: Path) -> AgentHealth:
-    """Poll the agent until training ends on the pod: metric events into the store, cost into the pod row,
+def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handle: PodHandle,
+          run: int | Callable[[MetricEvent], int | None], log_path: Path) -> AgentHealth:
+    """Poll the agent until the pod's task ends: metric events into the store (into run `run`, or the run
+    `run(event)` names), cost into the pod row,
     progress into the job row. Returns the final health ('done'); raises one line when training failed, the
     pod stopped or vanished, its agent stayed unreachable for runpod.agent_lost_min, or the laptop's brake
     (core.pods.brake) stops it: a cap passed, or the pod's watchdog could not stop it."""
     conf = settings.runpod
     progress = writer.progress
+    run_of = run if callable(run) else lambda _event: run
     row = records.row_of(writer.db, handle.pod_id)
     brake = LaptopBrake.of(settings, handle.usd_per_hour, row.created_at if row else None)
     lost_since: float | None = None
@@ -165,12 +179,13 @@ def watch(writer: JobWriter, settings: Settings, client: api.RunpodClient, handl
             else:
                 lost_since = None
                 progress.step = health.step or progress.step
-                if health.state in ("installing", "training"):
+                if health.state in ("installing", "training", "running"):
                     progress.state = health.state
-                writer.store_events(run_id, events, cursor)
+                writer.store_events(run_of, events, cursor)
                 brake.saw((health.state, health.step, cursor, last_line))
                 if health.state == "failed":
-                    raise BizsentError(f"training on pod {handle.pod_id} failed: {health.error}; its log is in"
+                    what = "scoring" if progress.state == "running" else "training"
+                    raise BizsentError(f"{what} on pod {handle.pod_id} failed: {health.error}; its log is in"
                                        f" {log_path}")
                 if health.state == "done":
                     return health

@@ -63,6 +63,40 @@ def test_train_on_a_pod_end_to_end(tmp_path, model_dir):
             if path.is_file():
                 assert CANARY.encode() not in path.read_bytes(), path
         with tarfile.open(rig.settings.data_dir / "runs" / "e2e" / "payload" / "bundle.tar") as tar:
-            assert tar.getnames()
+            names = tar.getnames()
+        # the human test labels stay here: a training pod gets train, val and dev only (issue 20)
+        assert "train.jsonl" in names and "val.jsonl" in names and "test.jsonl" not in names
         assert all(CANARY not in json.dumps(body) for body in fake.created_bodies)
         assert "RUNPOD_API_KEY" not in fake.created_bodies[0]["env"]
+
+
+def test_train_on_a_pod_evaluates_the_new_adapter_on_the_same_pod(tmp_path, model_dir):
+    from bizsent.core.store.posts import set_label
+    from bizsent.core.store.records import NewLabel
+
+    with pod_rig(tmp_path / "laptop", model_dir) as rig:
+        with contextlib.closing(rig.db()) as db:  # human train labels: the bundle's human dev split draws from them
+            for pid, label in db.execute("SELECT DISTINCT post_id, label FROM labels WHERE source = 'api'").fetchall():
+                set_label(db, pid, NewLabel(label=label, source="human", split="train", labeler="human:t"))
+        out = rig.cli("train", "--pod", "--yes", "--name", "ev", "--max-steps", "2")
+        assert out.returncode == 0, out.stderr[-3000:]
+        bundle = rig.settings.data_dir / "runs" / "ev" / "bundle"
+        dev = json.loads((bundle / "manifest.json").read_text())["sizes"]["dev"]
+        assert dev > 0
+        assert (f"then, on the same pod (no second start-up), the new adapter is evaluated on the human dev split"
+                f" ({dev} posts)") in out.stderr and f"{dev} posts to score" in out.stderr
+        assert len(rig.fake.created_bodies) == 1 and rig.fake.billing_now() == [] and rig.fake.pods == {}
+        with contextlib.closing(rig.db()) as db:
+            run_id, state, adapter, job_id = db.execute(
+                "SELECT id, state, adapter_path, job_id FROM runs WHERE name = 'ev'").fetchone()
+            events = run_events(db, run_id, "eval")
+            preds = db.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
+            counts = json.loads(db.execute("SELECT counts FROM jobs WHERE id = ?", [job_id]).fetchone()[0])
+        assert state == "done" and (rig.settings.data_dir / "runs" / "ev" / "result" / "adapter"
+                                    / "adapter_model.safetensors").exists()
+        assert adapter == str(rig.settings.data_dir / "runs" / "ev" / "result" / "adapter")
+        # the evaluation came back live through the channel, then as the dev evaluation a local `eval` stores
+        assert counts["scored"] == {"model": dev}
+        (final,) = [e for e in events if e.data.get("split") == "dev"]
+        assert not final.data.get("live") and sum(map(sum, final.confusion)) == dev and preds == dev
+        assert (rig.settings.data_dir / "runs" / "ev" / "report-dev.md").exists()

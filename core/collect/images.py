@@ -193,7 +193,7 @@ def image_jpeg(path: Path | str, max_pixels: int) -> bytes:
 
 
 
-# What core.dataset's bundle export writes (its _downscale): the frame within the budget, at least one 28 px patch
+# What core.dataset's bundle export writes (its save_model_image): the frame within the budget, at least one 28 px patch
 # a side, as a JPEG of this quality. Scoring applies the same to original images (model_image).
 MODEL_MIN_SIDE = 28
 MODEL_JPEG_QUALITY = 90

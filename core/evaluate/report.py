@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.evaluate.baselines import (
+    Baseline,
     api_labeler_baselines,
     cryptobert_baseline,
     published_baselines,
@@ -111,7 +112,8 @@ def test_scorings(db: sqlite_utils.Database, test_hash: str | None) -> dict:
     manifest's) and by which runs, and every test evaluation in this store."""
     rows = db.execute(
         "SELECT m.run_id, json_extract(r.manifest, '$.hashes.test') FROM metrics m JOIN runs r ON r.id = m.run_id"
-        " WHERE m.kind = 'eval' AND json_extract(m.data, '$.split') = 'test' ORDER BY m.id").fetchall()
+        " WHERE m.kind = 'eval' AND json_extract(m.data, '$.split') = 'test'"
+        " AND coalesce(json_extract(m.data, '$.live'), 0) = 0 ORDER BY m.id").fetchall()
     same = [run for run, h in rows if test_hash and h == test_hash]
     return {"times": len(same), "runs": list(dict.fromkeys(same)), "all_test_evaluations": len(rows)}
 
@@ -200,21 +202,52 @@ def split_rows(bundle: Path, split: str) -> list[dict]:
 def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cryptobert: Path | None = None,
                  batch_size: int | None = None, split: str = "dev") -> tuple[Report, Path, Path]:
     """Score the run's bundle dev split (or, on request, its test split, which is counted), store predictions
-    and the eval event, write report-dev.md/json (report.md/json for test)."""
-    from bizsent.core.model.dataset import read_manifest
-    from bizsent.core.model.scoring import score
-    from bizsent.core.model.training import score_inputs
+    and the eval event, write report-dev.md/json (report.md/json for test). Live events (core.evaluate.live)
+    fill the Eval screen's matrix in as the batches are scored."""
+    from bizsent.core.evaluate.live import clear_live
+    from bizsent.core.model.events import store_sink
 
     info = run_row(db, run)
     bundle = Path(info["params"].get("bundle", ""))
     test_rows = split_rows(bundle, split)
-    manifest = read_manifest(bundle)
+    clear_live(db, info["id"], split)
+    scored = score_split(info, settings, bundle, test_rows, split, batch_size=batch_size,
+                         live=store_sink(db, info["id"]))
+    return finish_evaluation(db, info, bundle, test_rows, scored, split=split, cryptobert=cryptobert)
+
+
+def score_split(info: dict, settings: Any, bundle: Path, test_rows: list[dict], split: str, *,
+                batch_size: int | None = None, live: Any = None, target: str | None = None) -> list[Scored]:
+    """The run's (`run_row`'s shape) predictions on `test_rows` of `bundle`, batch by batch; after each batch a
+    live event goes to `live` (a metric event sink). The same engine here and on a pod (jobs.pod_work)."""
+    from bizsent.core.evaluate.live import live_event
+    from bizsent.core.model.scoring import score
+    from bizsent.core.model.training import score_inputs
+
     model, processor = load_for_run(info, settings)
     inputs = score_inputs(bundle, test_rows)
-    # an untuned model (zero-shot) answers in any spelling: score whole label sequences, see core.scoring
+    truth = {r["post_id"]: r["label"] for r in test_rows}
+    size = max(1, batch_size or settings.train.batch_size)
+    scored: list[Scored] = []
+    for start in range(0, len(inputs), size):
+        # an untuned model (zero-shot) answers in any spelling: score whole label sequences, see core.scoring
+        scored += score(model, processor, inputs[start:start + size], batch_size=size,
+                        sequences=not info["adapter_path"])
+        if live is not None:
+            live(live_event(truth, scored, split, len(inputs), target))
+    return scored
+
+
+def finish_evaluation(db: sqlite_utils.Database, info: dict, bundle: Path, test_rows: list[dict],
+                      scored: list[Scored], *, split: str, cryptobert: Path | None = None
+                      ) -> tuple[Report, Path, Path]:
+    """The report of `scored` (scored here or on a pod) next to the baselines, a zero-shot run of the same bundle
+    and split among them; predictions and the final eval event stored (live events dropped), files written."""
+    from bizsent.core.evaluate.live import clear_live
+    from bizsent.core.model.dataset import read_manifest
+
+    manifest = read_manifest(bundle)
     zero_shot = not info["adapter_path"]
-    scored = score(model, processor, inputs, batch_size=batch_size or settings.train.batch_size,
-                   sequences=zero_shot)
     masses = [s.label_mass for s in scored if s.label_mass is not None]
     report = build_report(info["name"], test_rows, scored, db=db, cryptobert=cryptobert, split=split,
                           info={"run_id": info["id"], "base_model": info["base_model"],
@@ -223,11 +256,35 @@ def evaluate_run(db: sqlite_utils.Database, settings: Any, run: int | str, *, cr
                                 "scoring": "label sequences, every case and leading-space variant" if zero_shot
                                 else "first token of each lowercase label",
                                 "label_mass": sum(masses) / len(masses) if masses else None})
+    if not zero_shot:
+        report.baselines[:0] = zero_shot_baselines(db, manifest, split, test_rows)
+    clear_live(db, info["id"], split)
     record_evaluation(db, info["id"], report, scored)
     report.info["test_scored"] = test_scorings(db, manifest.get("hashes", {}).get("test"))
     out_dir = Path(info["params"].get("out_dir") or bundle)
     md, js = write_report(report, out_dir)
     return report, md, js
+
+
+def zero_shot_baselines(db: sqlite_utils.Database, manifest: dict, split: str, test_rows: list[dict]
+                        ) -> list[Baseline]:
+    """The newest zero-shot run (no adapter) scored on this bundle's `split`: its row beside the fine-tuned
+    model's, on the same posts."""
+    row = db.execute(
+        "SELECT r.id, r.name FROM runs r WHERE r.adapter_path IS NULL AND r.kind = 'eval'"
+        " AND json_extract(r.manifest, '$.hashes') = json(?) AND EXISTS (SELECT 1 FROM metrics m WHERE"
+        " m.run_id = r.id AND m.kind = 'eval' AND json_extract(m.data, '$.split') = ?) ORDER BY r.id DESC LIMIT 1",
+        [json.dumps(manifest.get("hashes", {})), split]).fetchone()
+    if row is None:
+        return []
+    from bizsent.core.model.acquisition import run_predictions
+
+    scored = list(run_predictions(db, row[0], [r["post_id"] for r in test_rows]).values())
+    if not scored:
+        return []
+    m = model_metrics(test_rows, scored)
+    return [Baseline(f"zero-shot ({row[1]})", "store", m.accuracy, m.macro_f1, m.n, m,
+                     f"run {row[0]}: the base model without adapter, same posts")]
 
 
 def zero_shot_run(db: sqlite_utils.Database, settings: Any, bundle: Path, name: str = "zero-shot") -> int:

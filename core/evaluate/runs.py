@@ -44,7 +44,8 @@ def runs_list(db: sqlite_utils.Database) -> list[RunRow]:
     out = []
     for rid, kind, name, state, created, best, base, adapter, params, job_state, beat, pid, host in db.execute(
         "SELECT r.id, r.kind, r.name, r.state, r.created_at,"
-        " (SELECT max(m.macro_f1) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'eval'),"
+        " (SELECT max(m.macro_f1) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'eval'"
+        " AND coalesce(json_extract(m.data, '$.live'), 0) = 0),"  # progress of an evaluation is no result
         " r.base_model, r.adapter_path, r.params, j.state, j.heartbeat_at, j.pid, j.host"
         " FROM runs r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.id DESC"
     ):

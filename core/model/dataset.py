@@ -299,7 +299,7 @@ def manifest(dataset: Dataset, cfg: TrainSettings, *, seed: int, balance: bool) 
     }
 
 
-def _downscale(src: str, dest: Path, max_pixels: int) -> None:
+def save_model_image(src: str, dest: Path, max_pixels: int) -> None:
     # The same pixels as core.images.model_image gives scoring (pool, store, predict), from the same constants.
     frame = downscaled(src, max_pixels, min_side=MODEL_MIN_SIDE)
     tmp = dest.with_suffix(".part")
@@ -319,7 +319,7 @@ def export_bundle(dataset: Dataset, out_dir: Path, *, max_pixels: int) -> Path:
             dest = images / f"{key}.jpg"
             if not dest.exists():
                 try:
-                    _downscale(e.image_path, dest, max_pixels)
+                    save_model_image(e.image_path, dest, max_pixels)
                 except OSError as exc:
                     raise BizsentError(f"image of post {e.post_id} ({e.image_path}) cannot be read: {exc}; "
                                        "run `bizsent scrape --images-only` to refetch it") from None

@@ -114,7 +114,8 @@ def unpack_embedding(blob: bytes) -> np.ndarray:
 
 
 def write_pool_predictions(db: sqlite_utils.Database, run_id: int, scored: Sequence[Scored]) -> None:
-    """One batch of predictions with their packed embeddings, in one transaction."""
+    """One batch of predictions with their packed embeddings, in one transaction (an embedding that is bytes is
+    packed already: a pod's, core.model.score_file)."""
     stamp = now()
     with transaction(db):
         for s in scored:
@@ -124,6 +125,7 @@ def write_pool_predictions(db: sqlite_utils.Database, run_id: int, scored: Seque
                 " probs = excluded.probs, latency_ms = excluded.latency_ms, embedding = excluded.embedding,"
                 " created_at = excluded.created_at",
                 [run_id, s.post_id, s.label, json.dumps(s.probs), s.latency_ms,
+                 s.embedding if isinstance(s.embedding, bytes) else
                  pack_embedding(s.embedding) if s.embedding is not None else None, stamp],
             )
 

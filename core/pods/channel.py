@@ -36,7 +36,7 @@ def agent_url(proxy_url: str, pod_id: str, port: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AgentHealth:
-    state: str  # waiting-upload | installing | training | done | failed
+    state: str  # waiting-upload | installing | training (the train task) | running (a scoring task) | done | failed
     step: int | None
     error: str | None
     uptime_s: float

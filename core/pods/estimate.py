@@ -16,6 +16,9 @@ from __future__ import annotations
 from bizsent.core.config import Settings
 
 SECONDS_PER_EXAMPLE_EPOCH = 0.6  # on an RTX 4090 (speed 1.0)
+# A guess, not measured: scoring is one prefill (core.model.scoring), about a third of a training step's forward
+# and backward pass, so a third of the training figure.
+SECONDS_PER_SCORED_POST = 0.2
 STARTUP_HOURS = 0.3  # boot, pip install of the CUDA stack (~3 GB of wheels), the 7B download (~16 GB)
 STARTUP_HOURS_CACHED = 0.1  # the same with wheels and model on a network volume: boot, a local install, loading
 HOURS_PER_MONTH = 730  # RunPod's monthly storage rates are billed by the hour
@@ -38,9 +41,15 @@ def training_hours(train_examples: int, epochs: float, gpu_speed: float = 1.0) -
     return max(train_examples, 0) * epochs * SECONDS_PER_EXAMPLE_EPOCH / 3600 / gpu_speed
 
 
-def estimate_hours(settings: Settings, gpu: str, train_examples: int, epochs: float) -> float:
-    """Expected wall-clock hours of a pod on `gpu` training `train_examples` for `epochs`."""
-    return startup_hours(settings) + training_hours(train_examples, epochs, speed(settings, gpu))
+def scoring_hours(posts: int, gpu_speed: float = 1.0) -> float:
+    return max(posts, 0) * SECONDS_PER_SCORED_POST / 3600 / gpu_speed
+
+
+def estimate_hours(settings: Settings, gpu: str, train_examples: int, epochs: float, scored_posts: int = 0) -> float:
+    """Expected wall-clock hours of a pod on `gpu` training `train_examples` for `epochs` and scoring
+    `scored_posts` posts (evaluation, the pool)."""
+    rate = speed(settings, gpu)
+    return startup_hours(settings) + training_hours(train_examples, epochs, rate) + scoring_hours(scored_posts, rate)
 
 
 def stopped_usd_per_month(settings: Settings, volume_gb: float | None = None) -> float:

@@ -120,30 +120,43 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def pack_bundle(bundle_dir: Path, dest: Path) -> Artifact:
-    """The bundle folder (`bizsent dataset build`) as one tar of its regular files, names relative to it."""
+def pack_bundle(bundle_dir: Path, dest: Path, *, splits: tuple[str, ...] = ("train", "val", "dev"),
+                extra: dict[str, Path] | None = None) -> Artifact:
+    """The bundle folder (`bizsent dataset build`) as one tar, names relative to it: its manifest, the `splits`
+    it lists and the images those splits use, so the human test labels go to a pod only for the step that scores
+    them; plus each folder of `extra` under its name (a run's adapter, the pool's posts)."""
     bundle_dir = Path(bundle_dir)
     if not (bundle_dir / "manifest.json").exists():
         raise BizsentError(f"{bundle_dir} is not a dataset bundle (no manifest.json); build one with "
                            "`bizsent dataset build`")
+    members = [(bundle_dir / "manifest.json", "manifest.json")]
+    for split in splits:
+        path = bundle_dir / f"{split}.jsonl"
+        if path.exists():
+            members.append((path, path.name))
+            members += [(bundle_dir / image, image) for row in path.read_text(encoding="utf-8").splitlines()
+                        if row.strip() for image in json.loads(row).get("images", [])]
+    for name, folder in (extra or {}).items():
+        members += [(p, f"{name}/{p.relative_to(folder).as_posix()}") for p in sorted(Path(folder).rglob("*"))
+                    if not p.is_dir()]
     part = dest.with_name(dest.name + ".part")
     with tarfile.open(part, "w") as tar:
-        for path in sorted(bundle_dir.rglob("*")):
-            if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                raise BizsentError(f"{path} in the bundle is a link or a special file; rebuild the bundle")
-            if path.is_file():
-                tar.add(path, arcname=path.relative_to(bundle_dir).as_posix(), recursive=False, filter=_plain)
+        for arcname, path in sorted(dict((a, p) for p, a in members).items()):
+            if path.is_symlink() or not path.is_file():
+                raise BizsentError(f"{path} in the bundle is a link, a special file or missing; rebuild the bundle")
+            tar.add(path, arcname=arcname, recursive=False, filter=_plain)
     part.replace(dest)
     return artifact("bundle.tar", dest)
 
 
 def write_job(dest: Path, *, name: str, cfg: TrainSettings, max_steps: int | None = None,
               load_in_4bit: bool | None = None, evaluate: bool = True,
-              constraints: list[str] | None = None) -> Artifact:
-    """job.json: the run's name, training arguments and the pins the pod installs with (core.pods.podlock),
-    checked by the same rule the agent applies."""
+              constraints: list[str] | None = None, task: str = "train", args: dict | None = None) -> Artifact:
+    """job.json: the run's name, the task (train, or a scoring task with its args), the training arguments and
+    the pins the pod installs with (core.pods.podlock), checked by the same rule the agent applies."""
     job = {"name": name, "base_model": cfg.base_model, "max_steps": max_steps, "load_in_4bit": load_in_4bit,
-           "evaluate": evaluate, "train": cfg.model_dump(mode="json"), "constraints": constraints or []}
+           "evaluate": evaluate, "train": cfg.model_dump(mode="json"), "constraints": constraints or [],
+           "task": task, "args": args or {}}
     dest.write_text(json.dumps(job, indent=2), encoding="utf-8")
     try:
         read_job(dest)
@@ -153,16 +166,18 @@ def write_job(dest: Path, *, name: str, cfg: TrainSettings, max_steps: int | Non
 
 
 def prepare_payload(settings: Settings, bundle_dir: Path, work_dir: Path, *, name: str, max_steps: int | None = None,
-                    load_in_4bit: bool | None = None, evaluate: bool = True,
-                    cfg: TrainSettings | None = None) -> Payload:
-    """Wheel (cached under data/pods/wheels), bundle.tar and job.json (in `work_dir`) for one pod run."""
+                    load_in_4bit: bool | None = None, evaluate: bool = True, cfg: TrainSettings | None = None,
+                    task: str = "train", args: dict | None = None, splits: tuple[str, ...] = ("train", "val", "dev"),
+                    extra: dict[str, Path] | None = None) -> Payload:
+    """Wheel (cached under data/pods/wheels), bundle.tar (the bundle's `splits` and the `extra` folders) and
+    job.json (in `work_dir`) for one pod job."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     return Payload(
         wheel=build_wheel(settings.data_dir / "pods" / "wheels"),
-        bundle=pack_bundle(bundle_dir, work_dir / "bundle.tar"),
+        bundle=pack_bundle(bundle_dir, work_dir / "bundle.tar", splits=splits, extra=extra),
         job=write_job(work_dir / "job.json", name=name, cfg=cfg or settings.train, max_steps=max_steps,
-                      load_in_4bit=load_in_4bit, evaluate=evaluate,
+                      load_in_4bit=load_in_4bit, evaluate=evaluate, task=task, args=args,
                       constraints=read_pod_lock(REPO_ROOT / "constraints.txt", settings.runpod.torch_cuda)),
     )
 

@@ -39,6 +39,7 @@ class PodPlan:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (gpu, cloud, why)
     train_examples: int = 0
     epochs: float = 0.0
+    scored_posts: int = 0  # posts the pod scores (evaluation, pool scoring), beside or instead of training
     hours: float = 0.0  # expected on the first candidate
     max_hours: float = 0.0
     max_dollars: float = 0.0
@@ -63,8 +64,9 @@ class PodPlan:
 
     def render(self) -> str:
         epochs = f"{self.epochs:g}" if float(self.epochs).is_integer() else f"{self.epochs:.1f}"
-        lines = [f"pod {self.pod_name}: {self.train_examples:,} training examples x {epochs} epochs,"
-                 f" about {self.hours:.1f} h on {self.first.gpu}"]
+        work = [f"{self.train_examples:,} training examples x {epochs} epochs"] if self.train_examples else []
+        work += [f"{self.scored_posts:,} posts to score"] if self.scored_posts else []
+        lines = [f"pod {self.pod_name}: {' and '.join(work)}, about {self.hours:.1f} h on {self.first.gpu}"]
         lines.append("GPUs, tried in order until one is available (time per GPU type: runpod.gpu_speed):")
         lines += [f"  {i}. {c.label()}" for i, c in enumerate(self.candidates, 1)]
         lines += [f"  skipped: {gpu} ({cloud}): {why}" for gpu, cloud, why in self.refused]
@@ -116,7 +118,7 @@ def read_offers(client: RunpodClient, settings: Settings) -> dict[str, dict[str,
 
 
 def plan_pod(client: RunpodClient, settings: Settings, run_name: str, train_examples: int,
-             epochs: float | None = None) -> PodPlan:
+             epochs: float | None = None, *, scored_posts: int = 0) -> PodPlan:
     """Price the configured GPUs and estimate the run; BizsentError (one line) if no GPU may be used."""
     conf = settings.runpod
     chosen, refused = candidates(read_offers(client, settings), settings)
@@ -125,17 +127,18 @@ def plan_pod(client: RunpodClient, settings: Settings, run_name: str, train_exam
         raise BizsentError(f"no configured GPU can be used: {reasons}; change runpod.gpu_types or"
                            " runpod.max_usd_per_hour")
     epochs = settings.train.epochs if epochs is None else epochs
-    priced = [replace(c, hours=estimate.estimate_hours(settings, c.gpu, train_examples, epochs)) for c in chosen]
+    priced = [replace(c, hours=estimate.estimate_hours(settings, c.gpu, train_examples, epochs, scored_posts))
+              for c in chosen]
     fits = [c for c in priced if c.hours <= conf.max_hours]
     if not fits:
         each = ", ".join(f"{c.gpu} {c.hours:.1f} h" for c in priced[:3])
         raise BizsentError(f"this run would pass runpod.max_hours ({conf.max_hours:g} h) on every GPU it may get"
                            f" ({each}) and be stopped before it ends; raise runpod.max_hours, or train fewer steps"
-                           " (--max-steps) or examples")
+                           " (--max-steps) or examples, or score fewer posts")
     refused += [(c.gpu, c.cloud, f"about {c.hours:.1f} h here, past runpod.max_hours ({conf.max_hours:g} h): it"
                                  " would be stopped before training ends") for c in priced if c not in fits]
     return PodPlan(run_name=run_name, pod_name=pod_name(settings, run_name), candidates=fits, refused=refused,
-                   train_examples=train_examples, epochs=epochs, hours=fits[0].hours,
+                   train_examples=train_examples, epochs=epochs, scored_posts=scored_posts, hours=fits[0].hours,
                    max_hours=conf.max_hours, max_dollars=conf.max_dollars, idle_min=conf.idle_timeout_min,
                    grace_min=conf.grace_min, startup=estimate.startup_lines(settings, fits[0].usd_per_hour))
 

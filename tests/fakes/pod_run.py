@@ -103,7 +103,8 @@ def venv_torch_cuda() -> str:
 
 
 @contextlib.contextmanager
-def pod_rig(base: Path, model_dir: Path, *, boot_delay_s: float = 0.1, **runpod: object) -> Iterator[Rig]:
+def pod_rig(base: Path, model_dir: Path, *, boot_delay_s: float = 0.1, unlabeled: int = 0,
+            **runpod: object) -> Iterator[Rig]:
     """A seeded laptop project under `base` and a running fake RunPod whose pods run the real agent."""
     base.mkdir(parents=True, exist_ok=True)
     env = {"BIZSENT_WATCHDOG_S": "0.2", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -112,5 +113,5 @@ def pod_rig(base: Path, model_dir: Path, *, boot_delay_s: float = 0.1, **runpod:
         config.write_text(config_text(fake, model_dir, **runpod), encoding="utf-8")
         settings = load_settings(config, environ={})
         with contextlib.closing(open_db(settings.db_path)) as db:
-            seed_store(db, settings.image_dir, n_train=12, n_test=3, n_unlabeled=0)
+            seed_store(db, settings.image_dir, n_train=12, n_test=3, n_unlabeled=unlabeled)
         yield Rig(base, config, settings, fake)

@@ -205,9 +205,12 @@ class EvalScreen(BizsentNode, Screen):
         else:
             where = latest.data.get("split", "eval")
             step = f" step {latest.step}" if latest.step is not None else ""
+            if latest.data.get("live"):  # an evaluation in progress (core.evaluate.live): posts scored so far
+                step = f" scoring {latest.data.get('n')}/{latest.data.get('of')}"
             matrix.show(latest.confusion, normalise=self.normalise, title=f"run {self.run_id} {where}{step}")
         train = [(e.step or 0, e.loss) for _, e in self.events if e.kind == "train" and e.loss is not None]
-        evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events if e.kind == "eval"]
+        evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events
+                 if e.kind == "eval" and not e.data.get("live")]
         self.query_one(LossPlot).show(train, evals)
 
     def action_toggle_normalise(self) -> None:

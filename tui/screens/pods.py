@@ -259,7 +259,8 @@ class PodsScreen(BizsentNode, Screen):
         log_view.show(tail.log, message=f"no log lines yet in {views.LOG_NAME} of run {tail.run_name}")
         if changed or not plot.train:
             train = [(e.step or 0, e.loss) for _, e in self.events if e.kind == "train" and e.loss is not None]
-            evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events if e.kind == "eval"]
+            evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events
+                 if e.kind == "eval" and not e.data.get("live")]
             plot.show(train, evals, message="" if self.events else f"run {tail.run_name} has logged no steps yet")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 from .config import Config, Refused, State
 from .files import complete_lines, confined, parsed
 
+# What a pod does for the laptop: train a run, or score with one (evaluate, the pool, self-train); each task but
+# train runs `bizsent pod-work` (bizsent.jobs.pod_work), which reads this same job.json.
+TASKS = ("train", "eval", "score-pool", "selftrain")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # One pinned install, with the python_version marker constraints.txt gives a package pinned per Python (pip on the
@@ -34,18 +37,27 @@ def read_job(path: Path) -> dict:
         raise Refused(400, "job.json max_steps must be a positive integer or null")
     if four_bit is not None and not isinstance(four_bit, bool):
         raise Refused(400, "job.json load_in_4bit must be true, false or null")
-    train = job.get("train", {})
-    scalar = (str, int, float, bool)
-    if not isinstance(train, dict) or not all(
-            isinstance(k, str) and SETTING_KEY.fullmatch(k) and (
-                isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
-            and not (isinstance(v, float) and not math.isfinite(v)) for k, v in train.items()):
+    train, task, args = job.get("train", {}), job.get("task", "train"), job.get("args", {})
+    if not _settings_shaped(train):
         raise Refused(400, "job.json train must map setting names to strings, numbers, booleans or string lists")
+    if task not in TASKS:
+        raise Refused(400, f"job.json task must be one of {', '.join(TASKS)}")
+    if not _settings_shaped(args):
+        raise Refused(400, "job.json args must map names to strings, numbers, booleans or string lists")
     pins = job.get("constraints", [])
     if not isinstance(pins, list) or not all(isinstance(p, str) and PIN.fullmatch(p) for p in pins):
         raise Refused(400, "job.json constraints must be a list of name==version pins")
     return {"name": job["name"], "base_model": job["base_model"], "max_steps": steps, "load_in_4bit": four_bit,
-            "evaluate": job.get("evaluate", True) is True, "train": train, "constraints": pins}
+            "evaluate": job.get("evaluate", True) is True, "train": train, "constraints": pins, "task": task,
+            "args": args}
+
+
+def _settings_shaped(values: object) -> bool:
+    scalar = (str, int, float, bool)
+    return isinstance(values, dict) and all(
+        isinstance(k, str) and SETTING_KEY.fullmatch(k) and (
+            isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
+        and not (isinstance(v, float) and not math.isfinite(v)) for k, v in values.items())
 
 
 def config_toml(job: dict, *, require_cuda: bool) -> str:
@@ -75,6 +87,31 @@ def train_command(cfg: Config, job: dict) -> list[str]:
     if job["load_in_4bit"] is not None:
         cmd.append("--4bit" if job["load_in_4bit"] else "--no-4bit")
     return cmd
+
+
+def evaluates_after_training(job: dict) -> bool:
+    """A train job whose args name a split: the same pod evaluates the new adapter on it (`bizsent pod-work`)."""
+    return job["task"] == "train" and bool(job["args"].get("split"))
+
+
+def task_command(cfg: Config, job: dict) -> list[str]:
+    """The command of the job's task: training, or `bizsent pod-work` reading job.json for any other task."""
+    if job["task"] == "train":
+        return train_command(cfg, job)
+    return work_command(cfg)
+
+
+def work_command(cfg: Config) -> list[str]:
+    w = cfg.workdir
+    return [sys.executable, "-m", "bizsent", "--config", str(w / "config.toml"), "--db", str(w / "pod.db"),
+            "pod-work", "--workdir", str(w)]
+
+
+def result_dir(cfg: Config, job: dict) -> Path:
+    """The folder the task leaves for the laptop (served as the result tar): a training run's adapter, or the
+    scores of any other task (and of an evaluation after training, with the adapter in it)."""
+    plain_training = job["task"] == "train" and not evaluates_after_training(job)
+    return run_dir(cfg, job) / ("adapter" if plain_training else "result")
 
 
 def run_dir(cfg: Config, job: dict) -> Path:

@@ -1,5 +1,6 @@
-"""Training on the pod: untar the bundle, install the uploaded wheel into WORKDIR/site, run
-`python -m bizsent train --local`, and pack the adapter as a tar with its sha256."""
+"""The job on the pod: untar the bundle, install the uploaded wheel into WORKDIR/site, run the task
+(`python -m bizsent train --local`, or `bizsent pod-work` for scoring tasks), and pack its result (the adapter, or
+the scores) as a tar with its sha256."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .config import PRIVATE_ENV, UPLOADS, Config, Refused, State, say
 from .files import file_sha256, safe_extract
 from .gpu import PROBE, Unusable, check_host, check_torch, probe_result, read_host
 from .gpu import report as gpu_report
-from .job import config_toml, read_job, run_dir, torch_index, train_command
+from .job import config_toml, evaluates_after_training, read_job, result_dir, task_command, torch_index, work_command
 from .uploads import upload_status
 
 STARTED = "job.started"  # on the volume once /start was accepted: a later start of the agent knows a run was cut
@@ -147,11 +148,16 @@ def run_job(cfg: Config, state: State) -> None:
             step(log, "creating the pod's database", [py, "-m", "bizsent", "--config", str(w / "config.toml"),
                                                      "--db", str(w / "pod.db"), "init"], env, w)
             with state.lock:
-                state.phase = "training"
-            step(log, "training", train_command(cfg, job), env, w)
-        adapter_dir = run_dir(cfg, job) / "adapter"
+                state.phase = "training" if job["task"] == "train" else "running"
+            step(log, "training" if job["task"] == "train" else f"running {job['task']}", task_command(cfg, job),
+                 env, w)
+            if evaluates_after_training(job):  # on the same pod: no second start-up for the evaluation
+                with state.lock:
+                    state.phase = "running"
+                step(log, "evaluating the new adapter", work_command(cfg), env, w)
+        adapter_dir = result_dir(cfg, job)
         if not adapter_dir.is_dir():
-            raise StepFailed("training ended without an adapter folder")
+            raise StepFailed(f"{job['task']} ended without its result folder ({adapter_dir.name})")
         adapter = pack_adapter(adapter_dir, w / "adapter.tar")
         with state.lock:
             state.phase, state.adapter = "done", adapter

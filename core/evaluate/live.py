@@ -1,0 +1,39 @@
+"""An evaluation as it goes: after each scored batch, one `eval` event with the confusion matrix of the posts
+scored so far (`data.live`, `data.n` of `data.of`), so the Eval screen's matrix fills in while a run is scored,
+here or on a pod (whose events come back through the watch channel). Live events are progress, not results: the
+final event replaces them (`clear_live`), and nothing that counts evaluations (core.evaluate.report.test_scorings)
+or plots them reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlite_utils
+from bizsent.core.evaluate.metrics import confusion_matrix, from_confusion
+from bizsent.core.model.events import MetricEvent
+from bizsent.core.model.scoring import Scored
+
+LIVE_SQL = "coalesce(json_extract(data, '$.live'), 0) = 0"  # a metrics row that is a result, not progress
+
+
+def live_event(truth: dict[int, str], scored: Sequence[Scored], split: str, total: int,
+               target: str | None = None) -> MetricEvent:
+    """The matrix of `scored` against `truth` (post id -> human label); step = posts scored so far, so an event
+    delivered twice is stored once (core.model.events.record_new)."""
+    pairs = [(truth[s.post_id], s.label) for s in scored if s.post_id in truth]
+    m = from_confusion(confusion_matrix([t for t, _ in pairs], [p for _, p in pairs]))
+    data = {"split": split, "live": True, "n": len(scored), "of": total, **({"target": target} if target else {})}
+    return MetricEvent("eval", step=len(scored), accuracy=m.accuracy, macro_f1=m.macro_f1, confusion=m.confusion,
+                       data=data)
+
+
+def is_live(event: MetricEvent) -> bool:
+    return bool(event.data.get("live"))
+
+
+def clear_live(db: sqlite_utils.Database, run_id: int, split: str) -> None:
+    """Drop the run's live events on `split`: a finished evaluation's final event replaces them, and a new
+    evaluation's progress starts from none."""
+    db.execute(f"DELETE FROM metrics WHERE run_id = ? AND kind = 'eval' AND NOT ({LIVE_SQL})"
+               " AND json_extract(data, '$.split') = ?", [run_id, split])
