@@ -89,7 +89,7 @@ class PoolTask:
         return TaskPlan([line], pod_plan, len(todo))
 
     def payload(self) -> Payload:
-        from bizsent.core.model.training import read_run_info, run_pixel_budget
+        from bizsent.core.model.run_info import read_run_info, run_pixel_budget
 
         todo, _, _ = self.todo()
         pool = export_pool(todo, self.folder / "pool", run_pixel_budget(read_run_info(self.adapter)))
