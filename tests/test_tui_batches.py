@@ -127,7 +127,8 @@ async def test_dialog_shows_the_estimate_and_cancel_spends_nothing(world):
         assert f"${expected.chosen.usd:,.4f}" in shown and "gpt-fake" in shown and "batch" in shown
         assert "7 posts to label" in shown and "not sent: 1 image corrupt" in shown
         assert "caps: job $5.00 · total $10.00" in shown
-        assert not modal.query_one("#newjob-start", Button).disabled
+        # The form's first changes (the model field filled from the provider) re-estimate once: Start waits for it.
+        await until(pilot, lambda: not modal.query_one("#newjob-start", Button).disabled)
         # Another mode re-estimates: the Batch API row becomes the chosen one.
         modal.query_one("#newjob-mode").value = "batch"
         await until(pilot, lambda: modal.view.plan.params.mode == "batch")
