@@ -85,3 +85,9 @@ register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, r
               interrupt_on_cancel=True,
               cancel_says=lambda p: "it stops at once while it waits for the next round, or mid-round as Ctrl-C"
               " would"))
+
+
+register(Kind("demo-model", lambda i: ["demo-model", "--job", str(i)],
+              lambda j: f"demo model: build, train {j['params'].get('steps', '?')} steps, evaluate, score the pool",
+              resumable=_always,
+              cancel_says=lambda p: "it stops before its next stage (build, train, evaluate, score the pool)"))
