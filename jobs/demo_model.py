@@ -42,9 +42,14 @@ def params(data_dir: Path, steps: int = STEPS) -> dict[str, Any]:
 
 def launch(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, data_dir: Path,
            log_dir: Path | str) -> tuple[int, int]:
-    """Queue the chain and run it detached: (job id, pid)."""
+    """Queue the chain and run it detached: (job id, pid). One at a time: a second would train the same model."""
+    from bizsent.core.errors import BizsentError
     from bizsent.jobs.control import launch as launch_kind
+    from bizsent.jobs.states import status
 
+    for job in rows.listing(db, KIND):
+        if status(job) in ("starting", "running"):
+            raise BizsentError(f"the demo model is already being built (job {job['id']}); Jobs (F3) follows it")
     return launch_kind(db, db_path, config_path, KIND, params(data_dir), log_dir)
 
 
