@@ -109,7 +109,11 @@ async def test_m_on_eval_builds_trains_evaluates_the_demo_model_and_fills_spot_c
         scored = {r[0] for r in demo.execute("SELECT post_id FROM predictions WHERE run_id = ?", [run_id])}
         assert set(pool_ids(demo)) <= scored
         await until(pilot, lambda: " posts)" in str(table.get_row_at(0)[5]), timeout=30)
-        await until(pilot, lambda: screen.query_one("#eval-metrics", DataTable).row_count > 5, timeout=60)
-        assert "human test posts" in str(screen.query_one("#eval-note").content)
+        note = screen.query_one("#eval-note")
+        await until(pilot, lambda: f"run {run_id} on " in str(note.content), timeout=60)
+        assert "human test posts" in str(note.content)  # the run's report, next to the baselines
+        metrics = screen.query_one("#eval-metrics", DataTable)
+        assert str(metrics.get_row_at(0)[1]) == "model" and "VADER (text only)" in {
+            str(metrics.get_row_at(k)[0]) for k in range(metrics.row_count)}
         spot = await open_screen(app, pilot, "spotcheck", SpotCheckScreen, lambda s: len(s.items) > 0)
         assert spot.run_id == run_id
