@@ -15,6 +15,7 @@ from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.screens.eval import EvalScreen
 from bizsent.tui.screens.spotcheck import SpotCheckScreen
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.key_bar import KeyBar
 from fakes.eval_runs import add_eval, add_run
 from fakes.tui import open_screen, until
 from textual.widgets import DataTable
@@ -55,7 +56,7 @@ def test_scoring_the_pool_without_a_model_offers_the_demo_model(db, settings):
 
 async def test_eval_before_any_run_shows_the_baselines_and_the_next_step(settings, demo):
     app = BizsentApp(settings=settings, db_path=settings.db_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_screen(app, pilot, "eval", EvalScreen)
         table = screen.query_one("#eval-metrics", DataTable)
         await until(pilot, lambda: table.row_count >= 5, timeout=30)
@@ -70,6 +71,8 @@ async def test_eval_before_any_run_shows_the_baselines_and_the_next_step(setting
         assert kinds["CryptoBERT"] == "brief" and "agree/confidence rule" in names
         assert f"baselines on {n_test} human test posts" in str(screen.query_one("#eval-note").content)
         assert NO_MODEL_YET[1:] in str(screen.query_one(ConfusionMatrix).content)
+        footer = screen.query_one(KeyBar).render().plain  # the run keys do nothing yet: the next step fits at 80
+        assert "m demo model" in footer and "evaluate" not in footer
 
 
 async def test_spot_check_with_no_model_offers_the_demo_model(settings, demo):

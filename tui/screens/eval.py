@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in 
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
+RUN_ACTIONS = {"toggle_normalise", "evaluate", "evaluate_test", "compare"}  # the keys that act on a selected run
 ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
@@ -173,9 +174,18 @@ class EvalScreen(DemoModelKey, Screen):
         if message.report_key is not None and message.report_key != self.shown_key:
             self._want_report(message.report_key)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # With no run, the run keys do nothing: the footer leaves them out, so `m` (the next step) shows at 80 columns.
+        if action in RUN_ACTIONS and self.runs_loaded and not self.runs:
+            return None
+        return True
+
     def _show_runs(self, runs: list[RunRow]) -> None:
         table = self.query_one("#eval-runs", DataTable)
-        self.runs, self.runs_loaded = runs, True
+        if bool(runs) != bool(self.runs) or not self.runs_loaded:
+            self.runs, self.runs_loaded = runs, True
+            self.refresh_bindings()
+        self.runs = runs
         table.clear()
         for run in runs:
             state_style = {"running": "bold yellow", "failed": "red", "dead": "red", "done": "green"}.get(run.state, "")

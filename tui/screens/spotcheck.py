@@ -284,7 +284,8 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, DemoModelKey, Screen
             probs.update("")
             labels.update("")
             body.update(Text("loading predictions…" if not self.loaded else
-                             f"no predictions yet: press `p` to score the pool with the newest run or, with no model yet, {NO_MODEL_YET}"
+                             "no predictions yet: press `p` to score the pool with the newest run or, with no "
+                             f"model yet, {NO_MODEL_YET}"
                              if not self.items else "end of the list: `o` reorders, `u` undoes, `r` next run",
                              style="dim"))
             return
