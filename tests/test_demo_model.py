@@ -4,6 +4,11 @@ it, evaluates it and scores the pool as real background jobs, so Eval and Spot-c
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from bizsent.core.demo import seed_demo
 from bizsent.core.errors import NO_MODEL_YET, BizsentError
@@ -120,3 +125,19 @@ async def test_m_on_eval_builds_trains_evaluates_the_demo_model_and_fills_spot_c
             str(metrics.get_row_at(k)[0]) for k in range(metrics.row_count)}
         spot = await open_screen(app, pilot, "spotcheck", SpotCheckScreen, lambda s: len(s.items) > 0)
         assert spot.run_id == run_id
+
+
+def test_cli_demo_model_asks_first_and_bad_steps_is_one_line(tmp_path):
+    bizsent = str(Path(sys.executable).with_name("bizsent"))
+    db_path = str(tmp_path / "x.db")
+    subprocess.run([bizsent, "--db", db_path, "init"], check=True, capture_output=True, timeout=60)
+    asked = subprocess.run([bizsent, "--db", db_path, "demo-model"], input="n\n", capture_output=True, text=True,
+                           timeout=60)
+    assert asked.returncode == 0, asked.stderr
+    assert "costs nothing" in asked.stdout and "nothing started" in asked.stdout
+    bad = subprocess.run([bizsent, "--db", db_path, "demo-model", "--steps", "0", "--yes"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "--steps must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
+    with sqlite3.connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
