@@ -44,9 +44,13 @@ def launch(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | s
            log_dir: Path | str) -> tuple[int, int]:
     """Queue the chain and run it detached: (job id, pid). One at a time: a second would train the same model."""
     from bizsent.core.errors import BizsentError
+    from bizsent.core.model.modeling import INSTALL_HINT, training_stack_missing
     from bizsent.jobs.control import launch as launch_kind
     from bizsent.jobs.states import status
 
+    missing = training_stack_missing()
+    if missing:
+        raise BizsentError(f"the demo model needs {missing}, which is not installed; {INSTALL_HINT}")
     for job in rows.listing(db, KIND):
         if status(job) in ("starting", "running"):
             raise BizsentError(f"the demo model is already being built (job {job['id']}); Jobs (F3) follows it")

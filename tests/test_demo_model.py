@@ -141,3 +141,14 @@ def test_cli_demo_model_asks_first_and_bad_steps_is_one_line(tmp_path):
     assert "--steps must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
     with sqlite3.connect(db_path) as con:
         assert con.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+def test_without_the_training_extra_the_demo_model_says_what_to_install(db, settings, monkeypatch):
+    from bizsent.core.model import modeling
+    from bizsent.jobs.demo_model import launch
+
+    # A package no machine has stands for an extra that is not installed: the check must find it missing.
+    monkeypatch.setattr(modeling, "TRAINING_MODULES", (*modeling.TRAINING_MODULES, "bizsent_not_installed_pkg"))
+    with pytest.raises(BizsentError, match="bizsent_not_installed_pkg, which is not installed; install the training"):
+        launch(db, settings.db_path, settings.source, settings.data_dir, settings.data_dir / "logs")
+    assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
