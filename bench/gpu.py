@@ -1,6 +1,6 @@
 """GPU check (issue 20): the engine's own training and scoring code on CUDA, with no network.
 
-1. The tiny Qwen2.5-VL (tests/tiny_qwen.py) on the demo store's bundle: QLoRA training (4-bit NF4, bf16 on
+1. The tiny Qwen2.5-VL (core/demo/model.py) on the demo store's bundle: QLoRA training (4-bit NF4, bf16 on
    CUDA), then scoring with the trained model as training leaves it, outside any autocast (prepare_kbit keeps
    2-D weights in bf16 and norms in fp32; a plain forward once failed with "self and mat2 must have the same
    dtype"), then the adapter loaded back as `bizsent eval` loads it.
@@ -121,10 +121,10 @@ def tiny_check(work: Path, cuda: bool, steps: int, model_dir: Path | None = None
     """Part 1: train the tiny model, score with the trained model outside autocast, score the loaded adapter."""
     import torch
     from bizsent.core.config import TrainSettings
+    from bizsent.core.demo.model import PIXELS, build_tiny_qwen
     from bizsent.core.model.dataset import read_split
     from bizsent.core.model.modeling import free_memory, load_model, load_processor
     from bizsent.core.model.training import score_inputs, train
-    from tiny_qwen import PIXELS, build_tiny_qwen
 
     model_dir = model_dir or build_tiny_qwen(work / "tiny")
     bundle = demo_bundle(work, PIXELS, "tiny-bundle")
@@ -157,7 +157,7 @@ TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layer
 
 def shape_config(tokenizer):
     """Qwen2.5-VL-7B-Instruct's config (every shape value from CONFIG_7B) with `tokenizer`'s special token ids."""
-    from tiny_qwen import SPECIAL_TOKENS
+    from bizsent.core.demo.model import SPECIAL_TOKENS
     from transformers import Qwen2_5_VLConfig
 
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}
@@ -177,8 +177,8 @@ def shape_folder(work: Path, weights: bool) -> Path:
     """A folder that loads like the 7B checkpoint: its config, the tiny tokenizer and processor, and with
     `weights` random bf16 weights (initialised on the GPU: seconds, where the CPU takes minutes)."""
     import torch
+    from bizsent.core.demo.model import build_processor, build_tokenizer
     from bizsent.core.model.modeling import free_memory
-    from tiny_qwen import build_processor, build_tokenizer
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     folder = work / "qwen7b-shape"

@@ -38,7 +38,7 @@ BATCH = 8
 # targets are the 7B recipe's own (train.vision_target_modules). With LoRA on attention only, the tiny model predicted
 # one class for every post, image or not (31.5% for both), so the benchmark could not tell anything.
 LEARNING_RATE = 2e-3
-LM_LAYERS = 2  # tests/tiny_qwen.py
+LM_LAYERS = 2  # core/demo/model.py
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"] + [f"language_model.layers.{k}.mlp.{name}" for k in
                                                       range(LM_LAYERS) for name in ("gate_proj", "up_proj",
                                                                                     "down_proj")]
@@ -119,9 +119,9 @@ def lift_interval(truth: list[str], with_image: list[str], control: list[str], n
 def main() -> None:
     import torch
     from bizsent.core.config import TrainSettings
+    from bizsent.core.demo.model import build_tiny_qwen
     from bizsent.core.evaluate.baselines import vader_labels
     from bizsent.core.model.dataset import build_dataset, export_bundle, read_split
-    from tiny_qwen import build_tiny_qwen
 
     torch.manual_seed(0)
     started = time.perf_counter()

@@ -34,11 +34,11 @@ def fine_tuned_tiny(base: Path):
     """The tiny model after TRAIN_STEPS LoRA steps on the demo store, merged, with its processor."""
     from bizsent.core.config import TrainSettings
     from bizsent.core.demo import seed_demo
+    from bizsent.core.demo.model import PIXELS, build_tiny_qwen
     from bizsent.core.model.dataset import build_dataset, export_bundle
     from bizsent.core.model.modeling import load_model, load_processor
     from bizsent.core.model.training import train
     from bizsent.core.store import open_db
-    from tiny_qwen import PIXELS, build_tiny_qwen
 
     model_dir = build_tiny_qwen(base / "model")
     db = open_db(base / "demo.db")

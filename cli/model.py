@@ -363,3 +363,32 @@ def queue(
         typer.echo(json.dumps({"post_id": pid, "label": s.label if s else None, "probs": s.probs if s else None}))
 
 
+
+
+@app.command("demo-model")
+def demo_model(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="start without asking")] = False,
+    steps: Annotated[int, typer.Option("--steps", help="optimiser steps of the training")] = 8,
+    detach: Annotated[bool, typer.Option("--detach", help="run as a background job (see `bizsent jobs`)")] = False,
+    job: Annotated[int | None, typer.Option("--job", help="run (or resume) this demo-model job row")] = None,
+) -> None:
+    """Build the tiny demo model, train it a few steps, evaluate it and score the pool (CPU, about a minute,
+    free): Eval, Spot-check and the active-learning order then show live data."""
+    from bizsent.jobs import demo_model as chain
+    from bizsent.jobs import rows
+
+    c = ctx_of(ctx)
+    db = c.db(create=False)
+    if job is None:
+        if steps < 1:
+            raise BizsentError("--steps must be at least 1")
+        if not yes and not typer.confirm(chain.offer(steps)):
+            typer.echo("nothing started")
+            return
+        job = rows.queue(db, chain.KIND, chain.params(c.settings.data_dir, steps))
+    if detach_or_run(c, db, job, detach):
+        return
+    run_id = chain.run(db, c.settings, job)
+    typer.echo(f"job {job}: demo model trained as run {run_id}, evaluated, and the pool scored: see Eval (F4) and "
+               "Spot-check (F5) in `bizsent`")

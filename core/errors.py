@@ -1,5 +1,10 @@
 """User-facing errors: one line that names the thing and says what to do."""
 
+# What to do when no trained model exists yet: every "no model" state says it (Eval, Spot-check, Label's
+# active-learning order, scoring the pool), so none of them sends a newcomer to another dead end.
+NO_MODEL_YET = ("press `m` on Eval or Spot-check for the tiny demo model: built, trained, evaluated and scoring the "
+                "pool in about a minute on a CPU, free (`bizsent demo-model`)")
+
 
 class BizsentError(Exception):
     """An error the user can fix. Its message is shown as one line, never with a traceback."""

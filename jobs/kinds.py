@@ -88,6 +88,12 @@ register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, r
               " would"))
 
 
+register(Kind("demo-model", lambda i: ["demo-model", "--job", str(i)],
+              lambda j: f"demo model: build, train {j['params'].get('steps', '?')} steps, evaluate, score the pool",
+              resumable=_always,
+              cancel_says=lambda p: "it stops before its next stage (build, train, evaluate, score the pool)"))
+
+
 # The other pod work (jobs.pod_task): the same cancel, resume and money rules as the `pod` kind.
 def _pod_kind(name: str, command: list[str], describe: Callable[[Job], str]) -> None:
     register(Kind(name, lambda i: [*command, "--pod", "--job", str(i), "--yes"], describe, resumable=_always,

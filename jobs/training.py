@@ -27,12 +27,15 @@ def _absolute(path: Path | str | None) -> str | None:
 
 
 def train_params(name: str, *, bundle: Path | None, base_model: str | None, max_steps: int | None,
-                 four_bit: bool | None, evaluate: bool, resume: bool) -> dict[str, Any]:
+                 four_bit: bool | None, evaluate: bool, resume: bool,
+                 train_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a train row records. `train_settings` overrides [train] keys for this run only (the demo model's pixel
+    budget and learning rate), so a resume trains with them too."""
     # A base model is a hub name or a folder; only a folder that exists here is made absolute.
     local_model = base_model and Path(base_model).expanduser().exists()
     return {"name": name, "bundle": _absolute(bundle),
             "base_model": _absolute(base_model) if local_model else base_model, "max_steps": max_steps,
-            "four_bit": four_bit, "evaluate": evaluate, "resume": resume}
+            "four_bit": four_bit, "evaluate": evaluate, "resume": resume, "train_settings": train_settings or {}}
 
 
 def eval_params(run: str, *, bundle: Path | None, cryptobert: Path | None, split: str = "dev") -> dict[str, Any]:
@@ -77,7 +80,8 @@ def run_train(db: sqlite_utils.Database, settings: Any, job_id: int) -> TrainOut
     from bizsent.core.model.training import train_run
 
     p = _job(db, job_id, TRAIN)["params"]
-    cfg = settings.train.model_copy(update={"base_model": p["base_model"]} if p.get("base_model") else {})
+    update = {**p.get("train_settings", {}), **({"base_model": p["base_model"]} if p.get("base_model") else {})}
+    cfg = settings.train.model_copy(update=update)
     out_dir = settings.data_dir / "runs" / p["name"]
     with running(db, job_id) as beat:
         bundle = Path(p["bundle"]) if p.get("bundle") else None

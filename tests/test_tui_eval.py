@@ -47,7 +47,7 @@ async def test_matrix_redraws_live_when_a_new_eval_event_lands(settings, db, sto
         screen = await open_eval(app, pilot)
         matrix = screen.query_one(ConfusionMatrix)
         await until(pilot, lambda: matrix.matrix == FIRST)
-        assert "val step 6" in shown(matrix.content)
+        assert "val (12 posts) step 6" in shown(matrix.content)  # the split and its size name every figure
         add_eval(db, run, SECOND, step=12, split="val")  # another process's write: the poll must find it
         await until(pilot, lambda: matrix.matrix == SECOND)
         text = shown(matrix.content)
@@ -119,7 +119,7 @@ async def test_runs_list_and_evaluate_without_model_says_why(settings, db, store
         table = screen.query_one("#eval-runs", DataTable)
         await until(pilot, lambda: table.row_count == 2)
         assert [str(table.get_row_at(k)[2]) for k in range(2)] == ["newer", "older"]
-        assert str(table.get_row_at(1)[5]) == "67.5"  # best macro-F1: 0.9 * 9/12
+        assert str(table.get_row_at(1)[5]) == "test 67.5 (12 posts)"  # best macro-F1: 0.9 * 9/12, on its split
         await pilot.press("e")  # the running run: nothing to evaluate yet, one line says why
         await until(pilot, lambda: any("no adapter yet" in t for t in toasts(app)))
         await pilot.press("down")

@@ -13,6 +13,7 @@ import sqlite_utils
 from bizsent.core.errors import BizsentError
 from bizsent.core.evaluate.metrics import Metrics, evaluate, from_confusion
 from bizsent.core.labels import API_SOURCE, Label, labeler_name
+from bizsent.core.store.posts import human_test
 
 # VADER's conventional compound-score cut-offs.
 VADER_POSITIVE = 0.05
@@ -94,3 +95,15 @@ def api_labeler_baselines(db: sqlite_utils.Database, truth: dict[int, str]) -> l
         out.append(Baseline(labeler_name(API_SOURCE, labeler), "store", m.accuracy, m.macro_f1, m.n, m,
                             f"{m.n} of {len(truth)} test posts"))
     return out
+
+
+def standing_baselines(db: sqlite_utils.Database) -> tuple[list[Baseline], int]:
+    """The baselines that need no run, and the number of human test posts they are scored on: VADER (live) and
+    the API labelers on the current human test labels (unsure ones left out, as a run's report leaves them), then
+    the brief's published figures (its 107 posts). What Eval shows before the first run."""
+    rows = db.execute(f"SELECT l.post_id, l.label, p.text FROM labels l JOIN posts p ON p.id = l.post_id"
+                      f" WHERE {human_test('l')} AND NOT l.unsure ORDER BY l.post_id").fetchall()
+    truth = {pid: label for pid, label, _ in rows}
+    live = [vader_baseline([text or "" for *_, text in rows], list(truth.values()))] if rows else []
+    return [*live, *api_labeler_baselines(db, truth), cryptobert_baseline([], [], None),
+            *published_baselines()], len(rows)

@@ -34,25 +34,31 @@ class RunRow:
     base_model: str | None
     adapter_path: str | None
     bundle: str | None
+    best_split: str | None = None  # the split of the evaluation that gave best_f1 (val, dev, test)
+    best_n: int | None = None  # and how many posts it scored
 
 
 def runs_list(db: sqlite_utils.Database) -> list[RunRow]:
-    """Every run, newest first, with its best macro-F1 over all evaluation events (validation or test).
+    """Every run, newest first, with its best macro-F1 over all evaluation events (validation, dev or test), the
+    split that gave it and that split's size.
 
     A 'running' run whose job's process is gone (core.store.liveness, the one rule) is 'dead': a killed training
     never gets to write its run's end, so its stored state would say running forever."""
     out = []
     for rid, kind, name, state, created, best, base, adapter, params, job_state, beat, pid, host in db.execute(
         "SELECT r.id, r.kind, r.name, r.state, r.created_at,"
-        " (SELECT max(m.macro_f1) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'eval'"
-        " AND coalesce(json_extract(m.data, '$.live'), 0) = 0),"  # progress of an evaluation is no result
+        " (SELECT json_array(m.macro_f1, json_extract(m.data, '$.split'), json_extract(m.data, '$.n'))"
+        "  FROM metrics m WHERE m.run_id = r.id AND m.kind = 'eval' AND m.macro_f1 IS NOT NULL"
+        "  AND coalesce(json_extract(m.data, '$.live'), 0) = 0"  # progress of an evaluation is no result
+        "  ORDER BY m.macro_f1 DESC, m.id DESC LIMIT 1),"
         " r.base_model, r.adapter_path, r.params, j.state, j.heartbeat_at, j.pid, j.host"
         " FROM runs r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.id DESC"
     ):
         if state == "running" and job_state is not None and is_dead(job_state, beat, pid, host):
             state = DEAD
         bundle = json.loads(params or "{}").get("bundle")
-        out.append(RunRow(rid, kind, name, state, created, best, base, adapter, bundle))
+        f1, split, n = json.loads(best) if best else (None, None, None)
+        out.append(RunRow(rid, kind, name, state, created, f1, base, adapter, bundle, split, n))
     return out
 
 

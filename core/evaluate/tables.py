@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from bizsent.core.labels import LABELS
 
 if TYPE_CHECKING:
+    from bizsent.core.evaluate.baselines import Baseline
     from bizsent.core.evaluate.metrics import Metrics
     from bizsent.core.evaluate.result import Report
 
@@ -18,6 +19,14 @@ HEADERS = ["system", "kind", "n", "accuracy % [95% CI]", "macro-F1 % [95% CI]", 
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
+
+
+def on_split(figure: str, split: str | None, n: int | None) -> str:
+    """A figure with the split and the size it was measured on: "dev 44.4 (7 posts)"; a figure alone says little
+    (a validation F1 on 7 posts is not a test F1 on 87)."""
+    if figure == "-":
+        return figure
+    return f"{split or '?'} {figure}" + (f" ({n} post{'s' * (n != 1)})" if n is not None else "")
 
 
 def with_ci(x: float | None, ci: tuple[float, float] | list[float] | None) -> str:
@@ -63,7 +72,13 @@ def detail_rows(report: Report) -> list[tuple[list[str], str]]:
     for name, sl in m.slices.items():
         out.append(([f"  {name}", "slice", str(sl.n), pct(sl.accuracy), pct(sl.macro_f1), "", *per_class(sl)],
                     "slice"))
-    for b in report.baselines:
+    return out + baseline_rows(report.baselines)
+
+
+def baseline_rows(baselines: list[Baseline]) -> list[tuple[list[str], str]]:
+    """(cells under DETAIL_HEADERS, the baseline's kind) per baseline: with a run's report, or alone before any."""
+    out = []
+    for b in baselines:
         ci = b.metrics.accuracy_ci if b.metrics else None
         out.append(([b.name, DETAIL_KINDS.get(b.kind, b.kind), str(b.n or "-"), with_ci(b.accuracy, ci),
                      pct(b.macro_f1), "", *per_class(b.metrics)], b.kind))

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlite_utils
+from bizsent.core.errors import NO_MODEL_YET
 from bizsent.core.labels import LABELS, origin_sql, reserved_for_test
 from bizsent.core.store.posts import DISAGREE_SQL, POOL_SQL, text_match
 
 QUEUE_ORDERS = ("random", "newest", "filter", "active")
-NO_PREDICTIONS = "no model has scored the pool yet: press `p` (or run `bizsent score-pool`), then `o` again"
+NO_PREDICTIONS = (f"no model has scored the pool yet (random order meanwhile): {NO_MODEL_YET}; with a trained run, "
+                  "`p` scores the pool")
 RESERVE_DONE = ("every post of the test reservation (labeling.test_reserve) is labelled or skipped: press `t` to "
                 "label the training pool, or raise labeling.test_reserve")
 

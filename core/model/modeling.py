@@ -17,14 +17,25 @@ INSTALL_HINT = "install the training extra: scripts/setup train"
 MIN_PIXELS = 56 * 56
 
 
+# The training extra's packages a run imports (torchvision: the Qwen2-VL processors need it, even for still images).
+TRAINING_MODULES = ("peft", "torch", "torchvision", "transformers", "trl")
+
+
 def require_training_stack() -> None:
+    import importlib
+
     try:
-        import peft  # noqa: F401
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401  (the Qwen2-VL processors need it, even for still images)
-        import transformers  # noqa: F401
+        for name in TRAINING_MODULES:
+            importlib.import_module(name)
     except ImportError as exc:
         raise BizsentError(f"{exc.name} is not installed; {INSTALL_HINT}") from None
+
+
+def training_stack_missing() -> str | None:
+    """The first training package not installed, found without importing any (the console asks before a launch)."""
+    from importlib.util import find_spec
+
+    return next((name for name in TRAINING_MODULES if find_spec(name) is None), None)
 
 
 def check_model_path(path: str | Path) -> str:

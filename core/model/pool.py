@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
-from bizsent.core.errors import BizsentError
+from bizsent.core.errors import NO_MODEL_YET, BizsentError
 from bizsent.core.model.scoring import Scored, ScoreInput
 from bizsent.core.store import now, transaction
 from bizsent.core.store.posts import POOL_SQL
@@ -69,8 +69,8 @@ def resolve_run(db: sqlite_utils.Database, run: int | str | None) -> dict:
     if run is None:
         run = newest_train_run(db)
         if run is None:
-            raise BizsentError("no finished training run to score the pool with; run `bizsent train --local` "
-                               "first or pass --run")
+            raise BizsentError(f"no finished training run to score the pool with: {NO_MODEL_YET}; or "
+                               "`bizsent train --local` (or pass --run)")
     info = run_row(db, run)
     adapter = info["adapter_path"]
     if info["kind"] == "train" and not adapter:

@@ -65,7 +65,7 @@ def seed_store(db: sqlite_utils.Database, image_dir: Path, *, n_train: int = 24,
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the tiny Qwen2.5-VL once per test session, whichever module asks first."""
     if "model" not in _BUILT:
-        from tiny_qwen import build_tiny_qwen
+        from bizsent.core.demo.model import build_tiny_qwen
 
         _BUILT["model"] = build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen"))
     return _BUILT["model"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bizsent.core.errors import NO_MODEL_YET
 from bizsent.core.evaluate.runs import (
     RunRow,
     metric_events,
@@ -22,9 +23,9 @@ from bizsent.core.evaluate.runs import (
     runs_list,
     test_scoring_line,
 )
-from bizsent.core.evaluate.tables import DETAIL_HEADERS, detail_rows, pct
+from bizsent.core.evaluate.tables import DETAIL_HEADERS, baseline_rows, detail_rows, on_split, pct
 from bizsent.core.model.events import MetricEvent
-from bizsent.tui.app import BizsentNode
+from bizsent.tui.demo_model_key import DemoModelKey
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix
@@ -42,14 +43,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in its worker
+    from bizsent.core.evaluate.baselines import Baseline
     from bizsent.core.evaluate.result import Report
 
 SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
+RUN_ACTIONS = {"toggle_normalise", "evaluate", "evaluate_test", "compare"}  # the keys that act on a selected run
 ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
-class EvalScreen(BizsentNode, Screen):
+class EvalScreen(DemoModelKey, Screen):
     TITLE = "Eval"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
     BINDINGS = with_ids("eval", [
@@ -57,6 +60,7 @@ class EvalScreen(BizsentNode, Screen):
         Binding("e", "evaluate", "evaluate (dev)"),
         Binding("T", "evaluate_test", "score test"),
         Binding("c", "compare", "compare two"),
+        Binding("m", "demo_model", "demo model"),
         Binding("r", "refresh", "refresh"),
     ])
     HELP = (
@@ -72,7 +76,11 @@ class EvalScreen(BizsentNode, Screen):
         "machine), the split for everyday model choice; `T` scores the human test split (`bizsent eval RUN "
         "--test`) after a confirmation that says how many times this test set has been scored already (each "
         "look at the test set makes it a little less of one); `c` marks the selected run as A, and `c` on a "
-        "second run compares the two on the same posts (is B really better?); `r` recomputes everything."
+        "second run compares the two on the same posts (is B really better?); `r` recomputes everything.\n\n"
+        "`m` builds the tiny demo model, trains it a few steps, evaluates it and scores the pool, as background "
+        "jobs (about a minute on a CPU, free; `bizsent demo-model`): with no model yet, it gives this screen, "
+        "Spot-check and Label's active-learning order live data. Before any run the table shows the baselines "
+        "that need none. Every figure names its split and size (`val 18.2 (8 posts)`)."
     )
 
     @dataclass
@@ -89,6 +97,11 @@ class EvalScreen(BizsentNode, Screen):
         def can_replace(self, message: Message) -> bool:
             return (isinstance(message, EvalScreen.Polled) and message.run_id == self.run_id
                     and message.after_id == self.after_id)
+
+    @dataclass
+    class BaselinesLoaded(Message):
+        baselines: list[Baseline]
+        n_test: int
 
     @dataclass
     class ReportLoaded(Message):
@@ -108,6 +121,7 @@ class EvalScreen(BizsentNode, Screen):
         self.shown_key: tuple | None = None
         self._computing: set[tuple] = set()
         self.compare_a: int | None = None  # the run `c` marked as A
+        self.baselines_asked = False
 
     def compose(self) -> ComposeResult:
         yield NavTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
@@ -160,17 +174,31 @@ class EvalScreen(BizsentNode, Screen):
         if message.report_key is not None and message.report_key != self.shown_key:
             self._want_report(message.report_key)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # With no run, the run keys do nothing: the footer leaves them out, so `m` (the next step) shows at 80 columns.
+        if action in RUN_ACTIONS and self.runs_loaded and not self.runs:
+            return None
+        return True
+
     def _show_runs(self, runs: list[RunRow]) -> None:
         table = self.query_one("#eval-runs", DataTable)
-        self.runs, self.runs_loaded = runs, True
+        if bool(runs) != bool(self.runs) or not self.runs_loaded:
+            self.runs, self.runs_loaded = runs, True
+            self.refresh_bindings()
+        self.runs = runs
         table.clear()
         for run in runs:
             state_style = {"running": "bold yellow", "failed": "red", "dead": "red", "done": "green"}.get(run.state, "")
             table.add_row(str(run.id), run.kind, run.name, Text(run.state, style=state_style),
-                          (run.created or "")[:16].replace("T", " "), pct(run.best_f1), key=str(run.id))
-        if not runs:
-            self.query_one("#eval-note", Static).update(
-                Text("no runs yet: `bizsent train --local` creates one (its events show here live)", style="dim"))
+                          (run.created or "")[:16].replace("T", " "),
+                          on_split(pct(run.best_f1), run.best_split, run.best_n), key=str(run.id))
+        if not runs:  # the next step goes where the matrix will be: the note line is too short for it at 80 columns
+            self.query_one(ConfusionMatrix).update(Text(f"No runs yet.\n\n{NO_MODEL_YET[0].upper()}{NO_MODEL_YET[1:]}.",
+                                                        style="bold"))
+            self.query_one("#eval-note", Static).update(Text("no runs yet: m builds the demo model", style="dim"))
+            if not self.baselines_asked:
+                self.baselines_asked = True
+                self._compute_baselines()
             return
         ids = [run.id for run in runs]
         table.move_cursor(row=ids.index(self.run_id) if self.run_id in ids else 0)
@@ -204,10 +232,11 @@ class EvalScreen(BizsentNode, Screen):
             matrix.update(Text("no evaluation with a confusion matrix yet for this run", style="dim"))
         else:
             where = latest.data.get("split", "eval")
+            size = f" ({latest.data['n']} posts)" if latest.data.get("n") is not None else ""
             step = f" step {latest.step}" if latest.step is not None else ""
             if latest.data.get("live"):  # an evaluation in progress (core.evaluate.live): posts scored so far
-                step = f" scoring {latest.data.get('n')}/{latest.data.get('of')}"
-            matrix.show(latest.confusion, normalise=self.normalise, title=f"run {self.run_id} {where}{step}")
+                size, step = "", f" scoring {latest.data.get('n')}/{latest.data.get('of')}"
+            matrix.show(latest.confusion, normalise=self.normalise, title=f"run {self.run_id} {where}{size}{step}")
         train = [(e.step or 0, e.loss) for _, e in self.events if e.kind == "train" and e.loss is not None]
         evals = [EvalPoint(e.step, e.accuracy, e.macro_f1) for _, e in self.events
                  if e.kind == "eval" and not e.data.get("live")]
@@ -216,6 +245,27 @@ class EvalScreen(BizsentNode, Screen):
     def action_toggle_normalise(self) -> None:
         self.normalise = not self.normalise
         self._show_events()
+
+    # -- the baselines before any run ---------------------------------------------------------------------
+
+    @background("computing the baselines", group="eval-report")
+    def _compute_baselines(self) -> None:
+        from bizsent.core.evaluate.baselines import standing_baselines
+
+        with reading(self.bizsent.db_path) as db:
+            baselines, n_test = standing_baselines(db)
+        self.post_message(self.BaselinesLoaded(baselines, n_test))
+
+    def on_eval_screen_baselines_loaded(self, message: EvalScreen.BaselinesLoaded) -> None:
+        if self.runs:
+            return  # a run landed meanwhile: its report shows the same baselines on its posts
+        table = self.query_one("#eval-metrics", DataTable)
+        table.clear()
+        for cells, kind in baseline_rows(message.baselines):
+            table.add_row(*(Text(c, style=ROW_STYLES.get(kind, "")) for c in cells))
+        self.query_one("#eval-note", Static).update(Text.assemble(
+            ("no runs yet · ", "dim"), (f"baselines on {message.n_test} human test posts", "bold"),
+            (" · brief = published figures, the brief's 107 posts", "dim")))
 
     # -- the report ----------------------------------------------------------------------------------------
 

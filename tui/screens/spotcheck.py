@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bizsent.core.errors import NO_MODEL_YET
 from bizsent.core.evaluate.spotcheck import (
     SPOT_ORDERS,
     HumanLabel,
@@ -29,6 +30,7 @@ from bizsent.core.labels import LABELS
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
+from bizsent.tui.demo_model_key import DemoModelKey
 from bizsent.tui.keys import nav_bindings, with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
@@ -101,7 +103,7 @@ def label_lines(item: SpotItem) -> Text:
     return out
 
 
-class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
+class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, DemoModelKey, Screen):
     TITLE = "Spot-check"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "spotcheck.tcss"
     AUTO_FOCUS = None  # the list is the screen's: the moving keys move it until Tab gives the text pane focus
@@ -113,6 +115,7 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         Binding("u", "undo", "undo"),
         Binding("o", "cycle_order", "order"),
         Binding("p", "score_pool", "score pool"),
+        Binding("m", "demo_model", "demo model", show=False),
         Binding("r", "next_run", "run", show=False),
         *nav_bindings({"nav.down": "move(1)", "nav.up": "move(-1)", "nav.page_down": "page(1)",
                        "nav.page_up": "page(-1)", "nav.top": "jump(0)", "nav.bottom": "jump(-1)"}),
@@ -125,7 +128,8 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
         "A run's predictions, one post at a time: the image, the text, the model's class probabilities (▶ marks "
         "its label), the API labels and the human label. Posts without a human label (the pool) come first; "
         "`p` scores the pool with the newest trained run in the background (only posts it has not scored yet; "
-        "the same as `bizsent score-pool`) and the list fills in as it goes.\n\n"
+        "the same as `bizsent score-pool`) and the list fills in as it goes; with no model yet, `m` builds, "
+        "trains and evaluates the tiny demo model and scores the pool (about a minute on a CPU, free).\n\n"
         "`a` or `enter` accepts the model's label and `1` bearish, `2` neutral, `3` bullish correct it: either "
         "way the answer is written as a **human** label and the next post shows. `u` undoes the last answer "
         "(the post's earlier human label, if any, comes back). A **new** human label goes to the training pool, "
@@ -280,8 +284,8 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, Screen):
             probs.update("")
             labels.update("")
             body.update(Text("loading predictions…" if not self.loaded else
-                             "no predictions yet: press `p` to score the pool with the newest trained run "
-                             "(or run `bizsent score-pool`)"
+                             "no predictions yet: press `p` to score the pool with the newest run or, with no "
+                             f"model yet, {NO_MODEL_YET}"
                              if not self.items else "end of the list: `o` reorders, `u` undoes, `r` next run",
                              style="dim"))
             return

@@ -3,7 +3,8 @@
 Everything the real model path touches is real: the Qwen2.5-VL architecture, Qwen's special tokens and chat
 template (the one TRL recognises, so assistant-only loss works), the Qwen2-VL image and video processors.
 Only the sizes are tiny, and every quantised linear layer's input is a multiple of 64 so bitsandbytes can load
-it in 4-bit on a CPU. Run as a script to build one: `.venv/bin/python tests/tiny_qwen.py OUT_DIR`.
+it in 4-bit on a CPU. The tests, the benches and the console's demo model (`bizsent demo-model`, Eval's `m`) all
+build it here; `python -m bizsent.core.demo.model DIR` writes one to a folder.
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ def build_model(tokenizer, seed: int = 0):
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     return model
+
+
+# What training the tiny model needs instead of the 7B's settings (docs/training.md, section 2): its pixel budget,
+# and a learning rate and batch that move it in a few steps.
+DEMO_TRAIN = {"max_pixels": PIXELS, "learning_rate": 0.01, "batch_size": 8, "grad_accum": 1}
+DEMO_FOLDER = "demo-model"
+
+
+def demo_model_dir(data_dir: Path) -> Path:
+    """Where the console's demo model lives: beside the store's other data, built once."""
+    return Path(data_dir) / DEMO_FOLDER
+
+
+def ensure_demo_model(folder: Path) -> Path:
+    """The tiny model in `folder`, built now unless a complete one is there already."""
+    folder = Path(folder)
+    if not (folder / "config.json").exists() or not (folder / "preprocessor_config.json").exists():
+        build_tiny_qwen(folder)
+    return folder
 
 
 def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
