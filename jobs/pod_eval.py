@@ -147,3 +147,25 @@ def run(db: sqlite_utils.Database, settings: Settings, job_id: int, **kwargs: An
     from bizsent.jobs.pod_task import run_task
 
     return run_task(db, settings, job_id, lambda job: EvalTask(db, settings, job), kinds=(POD_EVAL,), **kwargs)
+
+
+def plan_for_console(db: sqlite_utils.Database, settings: Settings, run_id: int, split: str
+                     ) -> tuple[int, TaskPlan] | None:
+    """The Eval screen's `e` and `T` for a run whose adapter and bundle are here but whose base model is not (the
+    7B trained on RunPod, on a laptop): a queued pod-eval row and its plan, for the user to confirm
+    (jobs.pod_pool.start_planned) or not (drop_planned); None when the run is for this machine to evaluate."""
+    from bizsent.core.model.modeling import model_here
+    from bizsent.jobs import rows
+
+    info = run_row(db, run_id)
+    adapter, bundle = info["adapter_path"], info["params"].get("bundle")
+    if model_here(info["base_model"] or "") or not (adapter and Path(adapter).is_dir() and bundle
+                                                    and Path(bundle).is_dir()):
+        return None  # evaluated here, or refused here in one line with what is missing (core.evaluate.runs)
+    job_id = rows.queue(db, POD_EVAL, eval_params(str(run_id), split=split))
+    try:
+        with api.client(settings) as client:
+            return job_id, EvalTask(db, settings, rows.get(db, job_id) or {}).plan(client)
+    except BaseException:
+        rows.finish(db, job_id, "cancelled", "not planned; no pod was started")
+        raise

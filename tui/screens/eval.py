@@ -27,6 +27,7 @@ from bizsent.core.evaluate.tables import DETAIL_HEADERS, baseline_rows, detail_r
 from bizsent.core.model.events import MetricEvent
 from bizsent.tui.demo_model_key import DemoModelKey
 from bizsent.tui.keys import with_ids
+from bizsent.tui.pod_eval_key import PodEvalKey
 from bizsent.tui.screens.confirm import ConfirmModal
 from bizsent.tui.widgets.confusion import ConfusionMatrix
 from bizsent.tui.widgets.key_bar import KeyBar
@@ -52,7 +53,7 @@ RUN_ACTIONS = {"toggle_normalise", "evaluate", "evaluate_test", "compare"}  # th
 ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
-class EvalScreen(DemoModelKey, Screen):
+class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     TITLE = "Eval"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "eval.tcss"
     BINDINGS = with_ids("eval", [
@@ -72,8 +73,8 @@ class EvalScreen(DemoModelKey, Screen):
         "next to VADER (computed live), the brief's published figures (CryptoBERT 39.3%, ensemble 41.1%, "
         "agree/confidence 45.8%) and the API labelers on the same posts.\n\n"
         "`n` switches the matrix between counts and row percentages; `e` evaluates the selected run on the human "
-        "dev split in the background (`bizsent eval RUN`; needs its adapter, base model and bundle on this "
-        "machine), the split for everyday model choice; `T` scores the human test split (`bizsent eval RUN "
+        "dev split in the background (`bizsent eval RUN`; a run whose base model is not on this machine goes to a "
+        "RunPod pod, its plan and price asked first), the split for everyday model choice; `T` scores the human test split (`bizsent eval RUN "
         "--test`) after a confirmation that says how many times this test set has been scored already (each "
         "look at the test set makes it a little less of one); `c` marks the selected run as A, and `c` on a "
         "second run compares the two on the same posts (is B really better?); `r` recomputes everything.\n\n"
@@ -369,6 +370,8 @@ class EvalScreen(DemoModelKey, Screen):
 
     @background("starting the evaluation", group="eval-launch")
     def _start_eval(self, run: RunRow, split: str) -> None:
+        if self.pod_eval_planned(run.id, split):
+            return
         reason = model_unavailable(run)
         if reason:
             self.app.call_from_thread(self.notify, reason, severity="warning")
