@@ -9,27 +9,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bizsent.core.demo.model import build_tiny_qwen
 from fakes.pod_run import pod_rig
-from fakes.train import tiny_model_dir
 from fault_tools import finish, row
 
 NAME = "inflight"
 
 
-class _Temp:
-    """tiny_model_dir's tmp_path_factory, outside pytest."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-
-    def mktemp(self, name: str) -> Path:
-        path = self.base / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
 def pod_cancel_create_in_flight(tmp: Path) -> dict:
-    model = tiny_model_dir(_Temp(tmp / "model"))
+    model = build_tiny_qwen(tmp / "model" / "tiny-qwen")
     with pod_rig(tmp / "pod-cancel", model) as rig:
         fake = rig.fake
         fake.create_answer_delay_s = 600.0

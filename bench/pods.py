@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
+from bizsent.core.demo.model import build_tiny_qwen  # noqa: E402
 from fakes.pod_run import pod_rig  # noqa: E402
-from fakes.train import tiny_model_dir  # noqa: E402
 
 MAX_STEPS = 4
 POLL_S = 0.05
@@ -43,18 +43,8 @@ RATE = 0.34  # $/h of the first GPU the fake offers (4090, COMMUNITY)
 WATCHDOG_TICK_S = "15"  # the agent's default (BIZSENT_WATCHDOG_S)
 
 
-class _Temp:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-
-    def mktemp(self, name: str) -> Path:
-        path = self.base / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
 def measure(base: Path) -> dict:
-    model = tiny_model_dir(_Temp(base))
+    model = build_tiny_qwen(base / "tiny-qwen")
     with pod_rig(base / "laptop", model, boot_delay_s=2.0) as rig:
         fake = rig.fake
         db_path = rig.settings.db_path
@@ -99,7 +89,7 @@ def measure(base: Path) -> dict:
 
 def measure_brake(base: Path, which: str) -> float:
     """Seconds billed past the cap with only one brake working: `which` is 'laptop' or 'pod'."""
-    model = tiny_model_dir(_Temp(base))
+    model = build_tiny_qwen(base / "tiny-qwen")
     cap_usd = round(RATE * CAP_S / 3600, 6)
     os.environ["BIZSENT_TRAIN__EPOCHS"] = "500"  # training is still going when the cap passes
     try:
