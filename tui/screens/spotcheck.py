@@ -26,7 +26,6 @@ from bizsent.core.evaluate.spotcheck import (
     restored_label,
     spot_items,
 )
-from bizsent.core.labels import LABELS
 from bizsent.core.store.history import actor
 from bizsent.core.store.posts import delete_label, set_label
 from bizsent.jobs.pool_status import PoolJob, pool_job
@@ -35,11 +34,11 @@ from bizsent.tui.keys import nav_bindings, with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.zoom import ZoomKeys
-from bizsent.tui.style import LABEL_COLORS, label_color
 from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.nav_table import NavScroll
 from bizsent.tui.widgets.post_detail import post_text
+from bizsent.tui.widgets.spot_item import label_lines, prob_bars
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
 from rich.text import Text
@@ -54,7 +53,6 @@ from textual.widgets import Static
 PREFETCH = 4  # items ahead whose images are decoded in advance
 IMAGE_PX = 800
 WRITER = "console Spot-check screen"  # changed_by of what this screen writes (core.history.actor)
-BAR_WIDTH = 16
 SPOT_PAGE = 10  # posts one PgUp/PgDn moves (one post is on screen, so a page is a chosen stride)
 
 
@@ -65,42 +63,6 @@ class Answer:
     post_id: int
     before: HumanLabel | None
     written: Future  # set_label's future: its result is the label row id
-
-
-def prob_bars(item: SpotItem) -> Text:
-    out = Text()
-    for label in LABELS:
-        p = item.probs.get(label, 0.0)
-        filled = round(p * BAR_WIDTH)
-        mark = "▶" if label == item.label else " "
-        out.append(f"{mark}{label:<8}", style="bold" if label == item.label else "")
-        out.append("█" * filled, style=LABEL_COLORS[label])
-        out.append("░" * (BAR_WIDTH - filled), style="dim")
-        out.append(f" {p:6.1%}\n")
-    out.append(f" margin {item.margin:.2f}", style="dim")
-    if item.disagreement is not None:
-        out.append(f" · away from API {item.disagreement:.2f}", style="dim")
-    return out
-
-
-def label_lines(item: SpotItem) -> Text:
-    out = Text()
-    if not item.api:
-        out.append("API: none\n", style="dim")
-    for a in item.api:
-        agree = a.label == item.label
-        conf = f" {a.confidence:.2f}" if a.confidence is not None else ""
-        out.append(f"{a.source}: ", style="dim")
-        out.append(a.label, style=f"{label_color(a.label)}{' bold' if not agree else ''}")
-        out.append(f"{conf} ({a.labeler})\n", style="dim")
-    h = item.human
-    out.append("human: ", style="bold")
-    if h is None:
-        out.append("none", style="dim")
-    else:
-        out.append(h.label, style=f"bold {label_color(h.label)}")
-        out.append(f" ({h.split})", style="dim")
-    return out
 
 
 class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, DemoModelKey, Screen):
