@@ -31,13 +31,18 @@ def shown(widget) -> str:
     return str(widget.render())
 
 
-@pytest.mark.parametrize("size", SIZES)
-async def test_label_header_tally_and_status_bar_keep_their_facts(tmp_path, size):
+def app_on_store(tmp_path) -> BizsentApp:
+    """The console on a dozen-post store under `tmp_path` (tests.fakes.tui.build_store)."""
     settings = config(tmp_path)
     db = open_db(settings.db_path)
     build_store(db, settings.image_dir)
     db.close()
-    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    return BizsentApp(settings=settings, db_path=settings.db_path)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_label_header_tally_and_status_bar_keep_their_facts(tmp_path, size):
+    app = app_on_store(tmp_path)
     async with app.run_test(size=size) as pilot:
         await app.switch_mode("label")
         meta = app.screen.query_one("#label-meta", Static)
@@ -105,11 +110,7 @@ async def test_t_on_a_terminated_pod_says_one_line(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_toasts_hide_neither_the_tally_nor_the_status_bar(tmp_path, size):
-    settings = config(tmp_path)
-    db = open_db(settings.db_path)
-    build_store(db, settings.image_dir)
-    db.close()
-    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    app = app_on_store(tmp_path)
     async with app.run_test(size=size, notifications=True) as pilot:
         for mode, bottom_lines in (("label", ("#label-flags", "#label-progress", "#label-review")), ("posts", ())):
             await app.switch_mode(mode)
@@ -203,11 +204,7 @@ async def test_the_new_job_dialog_answers_y_and_n_like_every_question(world):  #
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_posts_header_explains_the_labels_column_and_a_search_is_a_filter(tmp_path, size):
-    settings = config(tmp_path)
-    db = open_db(settings.db_path)
-    build_store(db, settings.image_dir)
-    db.close()
-    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    app = app_on_store(tmp_path)
     async with app.run_test(size=size) as pilot:
         header = app.screen.query_one("#posts-header", Static)
         filters = app.screen.query_one("#filters", Static)
