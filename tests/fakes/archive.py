@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from fakes.fourchan import Logged, jpeg
+from fakes.fourchan import Logged, jpeg, serve
 
 PAGE_SIZE = 2  # results per search page: small, so the tests page through a day
 
@@ -44,9 +44,7 @@ class FakeArchive:
         self._server: ThreadingHTTPServer | None = None
 
     def __enter__(self) -> FakeArchive:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(_handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 

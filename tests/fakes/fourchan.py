@@ -80,10 +80,7 @@ class FakeFourChan:
 
     # ---- lifecycle ----
     def __enter__(self) -> FakeFourChan:
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        # a short poll keeps shutdown() quick (it waits for the loop to notice)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(_handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 
@@ -190,6 +187,15 @@ class _QuietServer(ThreadingHTTPServer):
         """A client that hangs up on a kept-alive connection (as httpx does after an unread body) is normal."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """`handler` served on 127.0.0.1 (a free port) from a daemon thread: the fake 4chan's and the fake archive's."""
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    # a short poll keeps shutdown() quick (it waits for the loop to notice)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
 
 
 def _handler(fake: FakeFourChan) -> type[BaseHTTPRequestHandler]:
