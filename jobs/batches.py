@@ -225,9 +225,7 @@ def run_collect_job(db: sqlite_utils.Database, settings: Settings, job_id: int,
     from bizsent.core.errors import Cancelled
     from bizsent.jobs.heartbeat import running
 
-    job = rows.get(db, job_id)
-    if job is None or job["kind"] != COLLECT_KIND:
-        raise BizsentError(f"job {job_id} is not a {COLLECT_KIND} job; see `bizsent jobs`")
+    job = rows.of_kind(db, job_id, COLLECT_KIND)
     target, interval = job["params"].get("label_job"), float(job["params"].get("interval_s", 60.0))
     total = len(open_jobs(db, target))
     with running(db, job_id, total) as beat:

@@ -15,7 +15,7 @@ import _thread
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 
 import sqlite_utils
@@ -111,3 +111,14 @@ def running(db: sqlite_utils.Database, job_id: int, total: int = 0, *,
 def _state(db: sqlite_utils.Database, job_id: int) -> str | None:
     row = db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
     return row[0] if row else None
+
+
+def progress_until_cancelled(db: sqlite_utils.Database, job_id: int, beat: Beat) -> Callable[[int, int], bool]:
+    """A `(done, total)` callback that writes the job's progress under its epoch and says whether to go on: not
+    once the row is cancelled or this process lost it."""
+
+    def go_on(done: int, total: int) -> bool:
+        state = rows.progress(db, job_id, done=done, failed=0, total=total, counts={}, epoch=beat.epoch)
+        return state != "cancelled" and not beat.cancelled.is_set()
+
+    return go_on

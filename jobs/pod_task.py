@@ -86,9 +86,7 @@ def run_task(db: sqlite_utils.Database, settings: Settings, job_id: int, task_of
              kinds: tuple[str, ...], confirm: Callable[[TaskPlan], bool],
              report: Callable[[Progress], None] = lambda p: None) -> TaskOutcome | None:
     """Run (or resume) pod job `job_id` in this process; None when the plan was not confirmed."""
-    job = rows.get(db, job_id)
-    if job is None or job["kind"] not in kinds:
-        raise BizsentError(f"job {job_id} is not a {' or '.join(kinds)} job; see `bizsent jobs`")
+    job = rows.of_kind(db, job_id, *kinds)
     with running(db, job_id) as beat, api.client(settings) as client:
         progress = Progress("planning", extra={"metrics_next": int(job["counts"].get("metrics_next", 0))})
         writer = JobWriter(db, job_id, beat, progress, report)

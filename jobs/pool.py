@@ -38,17 +38,11 @@ def queue(db: sqlite_utils.Database, run: int | str | None = None, limit: int | 
 
 def run_job(db: sqlite_utils.Database, settings: Any, job_id: int, batch_size: int | None = None) -> PoolReport:
     """Run (or resume) a score-pool row in this process; whatever stops it is written to the row."""
-    from bizsent.jobs.heartbeat import running
+    from bizsent.jobs.heartbeat import progress_until_cancelled, running
 
-    job = rows.get(db, job_id)
-    if job is None or job["kind"] != KIND:
-        raise BizsentError(f"job {job_id} is not a score-pool job; see `bizsent jobs`")
+    job = rows.of_kind(db, job_id, KIND)
     with running(db, job_id) as beat:
-
-        def progress(done: int, total: int) -> bool:
-            state = rows.progress(db, job_id, done=done, failed=0, total=total, counts={}, epoch=beat.epoch)
-            return state != "cancelled" and not beat.cancelled.is_set()
-
+        progress = progress_until_cancelled(db, job_id, beat)
         report = score_pool(db, settings, job["params"].get("run_id"),
                             batch_size=batch_size or job["params"].get("batch_size"),
                             limit=job["params"].get("limit"), progress=progress)

@@ -62,18 +62,11 @@ def read_all(db: sqlite_utils.Database, keep_going=lambda done, total: True, lim
 
 
 def run_job(db: sqlite_utils.Database, job_id: int) -> ReadReport:
-    from bizsent.jobs.heartbeat import running
+    from bizsent.jobs.heartbeat import progress_until_cancelled, running
 
-    job = rows.get(db, job_id)
-    if job is None or job["kind"] != KIND:
-        raise BizsentError(f"job {job_id} is not a read-images job; see `bizsent jobs`")
+    job = rows.of_kind(db, job_id, KIND)
     with running(db, job_id) as beat:
-
-        def keep_going(done: int, total: int) -> bool:
-            state = rows.progress(db, job_id, done=done, failed=0, total=total, counts={}, epoch=beat.epoch)
-            return state != "cancelled" and not beat.cancelled.is_set()
-
-        return read_all(db, keep_going, job["params"].get("limit"))
+        return read_all(db, progress_until_cancelled(db, job_id, beat), job["params"].get("limit"))
 
 
 def ensure_reading(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None,

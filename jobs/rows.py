@@ -142,6 +142,14 @@ def mine(pid: int | None, host: str | None) -> bool:
     return pid == os.getpid() and (host or HOST) == HOST
 
 
+def of_kind(db: sqlite_utils.Database, job_id: int, *kinds: str) -> dict[str, Any]:
+    """Job `job_id`, which a command of one of `kinds` is about to run; one line when it is not such a job."""
+    job = get(db, job_id)
+    if job is None or job["kind"] not in kinds:
+        raise BizsentError(f"job {job_id} is not a {' or '.join(kinds)} job; see `bizsent jobs`")
+    return job
+
+
 def progress(db: sqlite_utils.Database, job_id: int, *, done: int, failed: int, total: int,
              counts: dict[str, Any], epoch: int | None = None) -> str:
     """Write progress and heartbeat; return the row's state (someone may have cancelled the job). With the

@@ -53,10 +53,7 @@ class TrainOutcome:
 
 
 def _job(db: sqlite_utils.Database, job_id: int, kind: str) -> dict[str, Any]:
-    job = rows.get(db, job_id)
-    if job is None or job["kind"] != kind:
-        raise BizsentError(f"job {job_id} is not a {kind} job; see `bizsent jobs`")
-    return job
+    return rows.of_kind(db, job_id, kind)
 
 
 def _step_callback(db: sqlite_utils.Database, job_id: int, beat: Beat) -> Any:
