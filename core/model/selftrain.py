@@ -153,14 +153,10 @@ def paired_gain(truth: Sequence[str], before: Sequence[str], after: Sequence[str
     a paired bootstrap: both predictions resampled on the same posts, so the posts' difficulty cancels)."""
     import numpy as np
     from bizsent.core.evaluate.metrics import macro_f1
+    from bizsent.core.evaluate.paired import paired_differences, resample
 
-    t, b, a = (np.array(x) for x in (truth, before, after))
-    gain = macro_f1(list(t), list(a)) - macro_f1(list(t), list(b))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        k = rng.integers(0, len(t), len(t))
-        draws.append(macro_f1(list(t[k]), list(a[k])) - macro_f1(list(t[k]), list(b[k])))
+    gain = macro_f1(list(truth), list(after)) - macro_f1(list(truth), list(before))
+    _, draws = paired_differences(truth, before, after, resample(len(truth), n_boot=n_boot, seed=seed))
     return float(gain), float(np.quantile(draws, 1.0 - confidence))
 
 
