@@ -179,11 +179,13 @@ def test_the_loop_is_a_job_with_heartbeat_that_cancels_and_resumes(tmp_path: Pat
             loop.kill()
         assert _collect_row(db_file)["state"] == "cancelled"
 
-        loop = subprocess.Popen([*base, "scrape", "--no-images", "--every", "1s", "--rounds", "2"], env=env,
+        # An hour between rounds: Ctrl-C lands while it waits after round one, however slow the machine (with a
+        # 1 s interval a loaded machine could finish both rounds between two looks)
+        loop = subprocess.Popen([*base, "scrape", "--no-images", "--every", "1h", "--rounds", "2"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: (_collect_row(db_file) or {}).get("done", 0) == 1
-                      and _collect_row(db_file)["id"] != job["id"], "the first round of the second loop")
+            _wait_for(lambda: (row := _collect_row(db_file)) is not None and row["id"] != job["id"]
+                      and row["done"] + row["failed"] == 1, "the first round of the second loop")
             loop.send_signal(signal.SIGINT)
             loop.communicate(timeout=60)
         finally:
