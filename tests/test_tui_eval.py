@@ -92,7 +92,7 @@ async def test_metrics_table_shows_model_baselines_and_api_labelers(settings, db
                               store[6]: probs(0.7, 0.2, 0.1), store[7]: probs(0.3, 0.3, 0.4)})
     add_eval(db, run, [[2, 0, 0], [0, 1, 0], [1, 0, 1]])
     app = BizsentApp(settings=settings, db_path=settings.db_path)
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(160, 32)) as pilot:  # wide: the per-class columns show (test_tui_eval_fit)
         screen = await open_eval(app, pilot)
         table = screen.query_one("#eval-metrics", DataTable)
         await until(pilot, lambda: table.row_count > 5, timeout=20)

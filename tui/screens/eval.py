@@ -23,16 +23,17 @@ from bizsent.core.evaluate.runs import (
     runs_list,
     test_scoring_line,
 )
-from bizsent.core.evaluate.tables import DETAIL_HEADERS, baseline_rows, detail_rows, on_split, pct
+from bizsent.core.evaluate.tables import DETAIL_HEADERS, baseline_rows, detail_rows
 from bizsent.core.model.events import MetricEvent
 from bizsent.tui.demo_model_key import DemoModelKey
 from bizsent.tui.keys import with_ids
 from bizsent.tui.pod_eval_key import PodEvalKey
 from bizsent.tui.screens.confirm import ConfirmModal
+from bizsent.tui.screens.eval_rows import METRIC_DROP, RUN_COLUMNS, RUN_DROP, SYSTEM_ROOM, metric_rows, run_cells
 from bizsent.tui.widgets.confusion import ConfusionMatrix
+from bizsent.tui.widgets.fitted_table import FittedTable
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.loss_plot import EvalPoint, LossPlot
-from bizsent.tui.widgets.nav_table import NavTable
 from bizsent.tui.widgets.status_bar import StatusBar
 from bizsent.tui.workers import background, reading
 from rich.text import Text
@@ -47,10 +48,7 @@ if TYPE_CHECKING:  # numpy and the metrics stack load with the first report, in 
     from bizsent.core.evaluate.baselines import Baseline
     from bizsent.core.evaluate.result import Report
 
-SYSTEM_WIDTH = 30  # long labeler names are cut so the figures stay on screen at 80 columns
-RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
 RUN_ACTIONS = {"toggle_normalise", "evaluate", "evaluate_test", "compare"}  # the keys that act on a selected run
-ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
 class EvalScreen(DemoModelKey, PodEvalKey, Screen):
@@ -126,20 +124,18 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         self.baselines_asked = False
 
     def compose(self) -> ComposeResult:
-        yield NavTable(id="eval-runs", cursor_type="row", zebra_stripes=True)
+        yield FittedTable(RUN_COLUMNS, "name", RUN_DROP, id="eval-runs", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="eval-mid"):
             yield ConfusionMatrix(id="eval-confusion")
             yield LossPlot(id="eval-plot")
         yield Static(id="eval-note")
-        yield NavTable(id="eval-metrics", cursor_type="none", zebra_stripes=True)
+        yield FittedTable(DETAIL_HEADERS, "system", METRIC_DROP, SYSTEM_ROOM, id="eval-metrics", cursor_type="none",
+                          zebra_stripes=True)
         yield StatusBar()
         yield KeyBar()
 
     def on_mount(self) -> None:
-        runs = self.query_one("#eval-runs", DataTable)
-        runs.add_columns(*RUN_COLUMNS)
-        self.query_one("#eval-metrics", DataTable).add_columns(*DETAIL_HEADERS)
-        runs.focus()
+        self.query_one("#eval-runs", DataTable).focus()
         left_at = self.bizsent.position("eval")  # the run selected when the console was last closed
         self.run_id = left_at if isinstance(left_at, int) else None
         self.query_one("#eval-note", Static).update(Text("loading runs…", style="dim"))
@@ -183,17 +179,12 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         return True
 
     def _show_runs(self, runs: list[RunRow]) -> None:
-        table = self.query_one("#eval-runs", DataTable)
+        table = self.query_one("#eval-runs", FittedTable)
         if bool(runs) != bool(self.runs) or not self.runs_loaded:
             self.runs, self.runs_loaded = runs, True
             self.refresh_bindings()
         self.runs = runs
-        table.clear()
-        for run in runs:
-            state_style = {"running": "bold yellow", "failed": "red", "dead": "red", "done": "green"}.get(run.state, "")
-            table.add_row(str(run.id), run.kind, run.name, Text(run.state, style=state_style),
-                          (run.created or "")[:16].replace("T", " "),
-                          on_split(pct(run.best_f1), run.best_split, run.best_n), key=str(run.id))
+        table.show([(run_cells(run), str(run.id)) for run in runs])
         if not runs:  # the next step goes where the matrix will be: the note line is too short for it at 80 columns
             self.query_one(ConfusionMatrix).update(Text(f"No runs yet.\n\n{NO_MODEL_YET[0].upper()}{NO_MODEL_YET[1:]}.",
                                                         style="bold"))
@@ -216,7 +207,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         if run_id == self.run_id:
             return
         self.run_id, self.events, self.last_id, self.shown_key = run_id, [], 0, None
-        self.query_one("#eval-metrics", DataTable).clear()
+        self.query_one("#eval-metrics", FittedTable).show([])
         self.query_one("#eval-note", Static).update(Text(f"loading run {run_id}…", style="dim"))
         self.poll()
 
@@ -261,10 +252,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     def on_eval_screen_baselines_loaded(self, message: EvalScreen.BaselinesLoaded) -> None:
         if self.runs:
             return  # a run landed meanwhile: its report shows the same baselines on its posts
-        table = self.query_one("#eval-metrics", DataTable)
-        table.clear()
-        for cells, kind in baseline_rows(message.baselines):
-            table.add_row(*(Text(c, style=ROW_STYLES.get(kind, "")) for c in cells))
+        self.query_one("#eval-metrics", FittedTable).show(metric_rows(baseline_rows(message.baselines)))
         self.query_one("#eval-note", Static).update(Text.assemble(
             ("no runs yet · ", "dim"), (f"baselines on {message.n_test} human test posts", "bold"),
             (" · brief = published figures, the brief's 107 posts", "dim")))
@@ -303,8 +291,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     def _show_report(self, key: tuple, report: Report | None) -> None:
         self.shown_key = key
         note = self.query_one("#eval-note", Static)
-        table = self.query_one("#eval-metrics", DataTable)
-        table.clear()
+        self.query_one("#eval-metrics", FittedTable).show([] if report is None else metric_rows(detail_rows(report)))
         if report is None:
             run = self.selected
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
@@ -312,9 +299,6 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
                     " counted (`bizsent eval RUN --test`)")
             note.update(Text(f"run {self.run_id} has not been scored on the human test split: {hint}", style="dim"))
             return
-        for cells, kind in detail_rows(report):
-            cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
-            table.add_row(*(Text(c, style=ROW_STYLES.get(kind, "")) for c in cells))
         note.update(Text.assemble((f"run {self.run_id} on {report.model.n} human test posts", "bold"),
                                   (" (current labels) · brief = published figures, the brief's 107 posts", "dim")))
 
