@@ -28,6 +28,7 @@ from bizsent.tui.commands import ActionsProvider
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens import SCREENS
 from bizsent.tui.screens.prompt import PromptModal
+from bizsent.tui.style import LIGHT_ANSI
 from bizsent.tui.widgets import image_preview  # noqa: F401  (textual-image must load before Textual starts)
 from bizsent.tui.workers import BackgroundFailed, background, reading
 from bizsent.tui.writer import StoreWriter
@@ -114,6 +115,7 @@ class BizsentApp(App):
         open_db(self.db_path).close()
         self.status = StatusInfo(db_path=str(self.db_path))
         self.theme = THEMES[settings.tui.theme]
+        self.ansi_theme_light = LIGHT_ANSI
         self.resume = resume.load(self.db_path)  # the screen and rows where the user left the console
         self.keymap = dict(settings.tui.keymap)  # binding id -> keys (tui.keys); help and footers show these
         self.set_keymap(self.keymap)

@@ -27,7 +27,10 @@ class LabelFlags(Static):
     def show(self, *, sarcastic: bool, unsure: bool, split: str, why: str, order: str) -> None:
         """`split`: where the next answer goes; `why`: the reason when that is not the session's choice (t);
         `order`: the order as the user should read it."""
-        shown = {"test": "[b green]TEST[/]", "repeat": "[b magenta]REPEAT[/]"}.get(split, "[b yellow]TRAIN[/]")
+        # ANSI colours: the theme's palette paints them (tui.style.LIGHT_ANSI), so they read in both themes. REPEAT
+        # is blue, a violet in the dark palette, whose magenta is its red (4.47:1 on the dark background).
+        shown = {"test": "[b ansi_green]TEST[/]", "repeat": "[b ansi_blue]REPEAT[/]"}.get(
+            split, "[b ansi_yellow]TRAIN[/]")
         if why:
             shown += f" ({why})"
         line = (f"{_flag('s', 'sarcastic', sarcastic)} {_flag('w', 'unsure', unsure)}"
