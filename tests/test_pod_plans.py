@@ -92,3 +92,11 @@ def test_a_network_volume_holds_the_caches_of_every_run(settings, client, fake, 
 def test_a_stopped_pods_volume_costs_what_the_settings_say(settings):
     assert estimate.stopped_usd_per_month(settings) == pytest.approx(8.0)  # 40 GB x $0.20
     assert estimate.stopped_usd_per_hour(settings) == pytest.approx(8.0 / 730)
+
+
+@pytest.mark.parametrize(("epochs", "shown"), [(2.46, "2.5"), (2.96, "3"), (2.04, "2"), (2.11765, "2.1"), (2.0, "2")])
+def test_the_plan_rounds_epochs_to_one_decimal(settings, client, epochs, shown):
+    """Rounded, not cut (2.46 reads 2.5, where truncation gives 2.4), and a whole number after rounding reads as
+    one (2.96 reads 3, as 3.0 does; "3.0 epochs" beside "3 epochs" would look like two different plans)."""
+    text = plan.plan_pod(client, settings, "r1", 2_000, epochs).render()
+    assert f"2,000 training examples x {shown} epochs," in text

@@ -63,7 +63,7 @@ class PodPlan:
         return min(worst_rate * self.max_hours, self.max_dollars)
 
     def render(self) -> str:
-        epochs = f"{self.epochs:g}" if float(self.epochs).is_integer() else f"{self.epochs:.1f}"
+        epochs = f"{round(self.epochs, 1):g}"  # one decimal, rounded; a whole number after rounding reads whole
         work = [f"{self.train_examples:,} training examples x {epochs} epochs"] if self.train_examples else []
         work += [f"{self.scored_posts:,} posts to score"] if self.scored_posts else []
         lines = [f"pod {self.pod_name}: {' and '.join(work)}, about {self.hours:.1f} h on {self.first.gpu}"]
