@@ -52,13 +52,13 @@ class PostsScreen(ZoomKeys, Screen):
     TITLE = "Posts"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "posts.tcss"
     BINDINGS = with_ids("posts", [
+        Binding("enter", "label_post", "label it"),  # first: the footer drops keys from its end at 80 columns
         Binding("slash", "search", "search"),
         Binding("l", "cycle('label')", "label"),
         Binding("o", "cycle('source')", "source"),
         Binding("t", "cycle('split')", "split"),
         Binding("i", "cycle('image')", "image"),
         Binding("d", "toggle_disagree", "labelers disagree", show=False),  # 80 columns: the footer is full
-        Binding("enter", "label_post", "label it", show=False),
         Binding("c", "clear_filters", "clear"),
         Binding("r", "reload", "reload"),
         Binding("escape", "focus_list", "to list", show=False),

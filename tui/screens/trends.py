@@ -44,6 +44,13 @@ def share_cell(hits: int, n: int) -> Text:
     return Text.assemble(f"{s.value:4.0%} ", (f"[{s.low:.0%}-{s.high:.0%}]", "dim"))
 
 
+class CoinTable(NavTable):
+    """The coins list. `enter` is the screen's drill-down here: a plain DataTable keeps enter to itself (as
+    select_cursor, hidden), so the footer left out the key that opens a coin's posts."""
+
+    BINDINGS = [Binding("enter", "screen.drill", "posts", id="trends.drill")]
+
+
 class TrendsScreen(ZoomKeys, Screen):
     TITLE = "Trends"
     CSS_PATH = Path(__file__).parent.parent / "styles" / "trends.tcss"
@@ -81,7 +88,7 @@ class TrendsScreen(ZoomKeys, Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="trends-top"):
-            yield NavTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
+            yield CoinTable(id="trends-coins", cursor_type="row", zebra_stripes=True)
             yield TrendPlot(id="trends-plot")
         yield Static(Text("reading the coins…", style="dim"), id="trends-movers")
         with Horizontal(id="trends-drill"):
@@ -170,7 +177,7 @@ class TrendsScreen(ZoomKeys, Screen):
             self._show_post(int(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "trends-coins":  # the table takes `enter` itself
+        if event.data_table.id == "trends-coins":  # a click on the selected coin
             self.action_drill()
 
     def _select(self, coin: str) -> None:
