@@ -83,7 +83,7 @@ def _collect_what(job: Job) -> str:
 
 
 register(Kind("collect", lambda i: ["scrape", "--job", str(i)], _collect_what, resumable=_always,
-              interrupt_on_cancel=True,
+              interrupt_on_cancel=True, unit="rounds",
               cancel_says=lambda p: "it stops at once while it waits for the next round, or mid-round as Ctrl-C"
               " would"))
 

@@ -36,6 +36,7 @@ class JobView:
     resumable: bool  # its kind can resume it and it is stopped (dead, queued, failed)
     params: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
+    unit: str = ""  # what its kind counts (jobs.states.Kind.unit)
 
     @property
     def active(self) -> bool:
@@ -46,6 +47,18 @@ class JobView:
         if self.total:
             return max(0.0, min(1.0, (self.done + self.failed) / self.total))
         return 1.0 if self.status == "done" else 0.0
+
+    @property
+    def count_text(self) -> str:
+        """done/total; with no total, a kind that counts units reads as the count alone ("8 rounds", not "8/0")."""
+        return f"{self.done} {self.unit}" if self.unit and not self.total else f"{self.done}/{self.total}"
+
+    @property
+    def done_text(self) -> str:
+        """How far it is, in words: "done 2 of 5 (40%)", or for a loop without end "8 rounds done, no end set"."""
+        if self.unit and not self.total:
+            return f"{self.count_text} done, no end set"
+        return f"done {self.done} of {self.total or '?'}" + (f" ({self.share:.0%})" if self.total else "")
 
     # Labeling jobs' own figures (params and counts of a `label` row; empty for other kinds).
     @property
@@ -104,7 +117,7 @@ def view(job: dict[str, Any]) -> JobView:
         host=job.get("host"), error=job["error"], remote_id=job["remote_id"], created_at=job["created_at"],
         heartbeat_at=job["heartbeat_at"], finished_at=job["finished_at"],
         resumable=bool(kind and kind.resumable(job) and shown in RESUMABLE_FROM),
-        params=job["params"], counts=job["counts"])
+        params=job["params"], counts=job["counts"], unit=kind.unit if kind else "")
 
 
 def listing(db: sqlite_utils.Database, kind_prefix: str = "") -> list[JobView]:

@@ -16,7 +16,7 @@ WIDE = ("id", "kind", "labeler", "state", "progress", "count", "failed", "eta", 
 NARROW = ("id", "labeler", "state", "progress", "count", "eta", "usd")  # fits 80 columns
 BAR_WIDTH = 8
 # What every column but "what" usually takes, its leading space included: "what" gets the rest of the width.
-WIDTHS = {"id": 4, "kind": 11, "state": 9, "progress": 14, "count": 8, "failed": 4, "rate": 6, "eta": 6,
+WIDTHS = {"id": 4, "kind": 11, "state": 9, "progress": 14, "count": 10, "failed": 4, "rate": 6, "eta": 6,
           "usd": 14, "beat": 5}
 MIN_WHAT = 14
 KIND_WIDTH = 10
@@ -75,7 +75,7 @@ def job_cells(job: JobView, columns: tuple[str, ...] = WIDE, what_room: int = 20
         "labeler": Text(_clip(what, what_room)),
         "state": state_text(job),
         "progress": progress_bar(job),
-        "count": Text(f"{job.done}/{job.total}"),
+        "count": Text(job.count_text),
         "failed": Text(str(job.failed), style="red" if job.failed else "dim"),
         "rate": Text(f"{job.rate_per_min:.0f}/m" if live_running and job.rate_per_min else "–"),
         "eta": Text(duration(job.eta_s) if live_running else "–"),
@@ -140,7 +140,7 @@ def job_text(detail: JobDetail) -> RenderableType:
     if _labeling(job):
         lines += _label_lines(detail)
     else:
-        lines.append(Text(f"done {job.done} of {job.total or '?'}" + (f" ({job.share:.0%})" if job.total else "")))
+        lines.append(Text(job.done_text))
     return Group(*lines)
 
 
