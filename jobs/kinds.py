@@ -73,7 +73,9 @@ register(Kind("pod", lambda i: ["train", "--pod", "--job", str(i), "--yes"],
               lambda j: f"{j['params'].get('name', '?')} on RunPod ({j['params'].get('max_steps') or 'all'} steps)",
               resumable=_always, cancel=_cancel_pod,
               cancel_says=lambda p: "its pod is terminated within seconds, in any phase (RunPod confirms it is gone),"
-              " and its run ends cancelled; no adapter is collected"))
+              " and its run ends cancelled; no adapter is collected",
+              done_says=lambda p: f"next: e on the Eval screen evaluates run {p.get('name', '?')} (on a pod when its"
+              " base model is not on this machine; the plan and price are asked first)"))
 
 
 def _collect_what(job: Job) -> str:

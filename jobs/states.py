@@ -43,6 +43,8 @@ class Kind:
     interrupt_on_cancel: bool = False
     # What a cancel does to a running job of this kind, from its params: the cancel confirmation says it.
     cancel_says: Callable[[dict[str, Any]], str] = lambda params: "it stops within seconds, at its next step"
+    # What a finished (done) job of this kind offers next, from its params, in one line ('' for nothing).
+    done_says: Callable[[dict[str, Any]], str] = lambda params: ""
     # What a job of this kind counts, shown alone ("8 rounds") when it has no total (a loop without end).
     unit: str = ""
 

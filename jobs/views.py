@@ -37,6 +37,7 @@ class JobView:
     params: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     unit: str = ""  # what its kind counts (jobs.states.Kind.unit)
+    next_step: str = ""  # what a done job offers next (jobs.states.Kind.done_says)
 
     @property
     def active(self) -> bool:
@@ -117,7 +118,8 @@ def view(job: dict[str, Any]) -> JobView:
         host=job.get("host"), error=job["error"], remote_id=job["remote_id"], created_at=job["created_at"],
         heartbeat_at=job["heartbeat_at"], finished_at=job["finished_at"],
         resumable=bool(kind and kind.resumable(job) and shown in RESUMABLE_FROM),
-        params=job["params"], counts=job["counts"], unit=kind.unit if kind else "")
+        params=job["params"], counts=job["counts"], unit=kind.unit if kind else "",
+        next_step=kind.done_says(job["params"]) if kind and shown == "done" else "")
 
 
 def listing(db: sqlite_utils.Database, kind_prefix: str = "") -> list[JobView]:

@@ -49,3 +49,31 @@ async def test_an_endless_collect_loop_counts_rounds_without_a_total(tmp_path, s
         await until(pilot, lambda: f"job {endless} " in plain(info))
         text = plain(info)
         assert "8 rounds done" in text and "of ?" not in text, text
+
+
+async def test_a_finished_pod_training_job_says_how_to_evaluate_its_run(tmp_path):
+    """Issue 21.6: after a pod trains a run, the job's pane says in one line that `e` on Eval evaluates it (on a
+    pod when its base model is not on this machine, price asked first); a running or failed one says nothing."""
+    settings = config(tmp_path)
+    db = open_db(settings.db_path)
+    trained = rows.create(db, "pod", {"name": "night-run", "max_steps": 40}, 40, {})
+    rows.progress(db, trained, done=40, failed=0, total=40, counts={})
+    rows.finish(db, trained, "done")
+    failed = rows.create(db, "pod", {"name": "bad-run"}, 40, {})
+    rows.finish(db, failed, "failed", "no GPU available")
+    db.close()
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("batches")
+        screen = app.screen
+        table, info = screen.query_one("#jobs", DataTable), screen.query_one("#job-info", Static)
+        await until(pilot, lambda: table.row_count == 2)
+        table.focus()
+        for job, offered in ((trained, True), (failed, False)):
+            table.move_cursor(row=table.get_row_index(str(job)))
+            await until(pilot, lambda job=job: f"job {job} " in plain(info))
+            text = " ".join(plain(info).split())
+            assert ("e on the Eval screen evaluates run night-run" in text) is offered, text
+    db = open_db(settings.db_path)
+    assert db.execute("SELECT state FROM jobs WHERE id = ?", [trained]).fetchone()[0] == "done"
+    db.close()

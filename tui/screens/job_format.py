@@ -141,6 +141,8 @@ def job_text(detail: JobDetail) -> RenderableType:
         lines += _label_lines(detail)
     else:
         lines.append(Text(job.done_text))
+    if job.next_step:
+        lines.append(Text(job.next_step, style="bold"))
     return Group(*lines)
 
 
