@@ -69,10 +69,14 @@ def snapshot(db: sqlite_utils.Database, settings: Settings, folder: Path) -> Pat
     return folder
 
 
+POD_PATHS = ("bundle", "out_dir")  # run params that name folders on the pod: kept as pod_*, never taken for paths here
+
+
 def merge_back(db: sqlite_utils.Database, pod_store: Path, adapter: Path | None, chosen_run: int | None,
-               job_id: int, prefix: str) -> dict[int, int]:
+               job_id: int | None, prefix: str, result: Path) -> dict[int, int]:
     """The pod's runs (each new there), their metric events and predictions, and its pseudo labels, into the
-    store; the chosen round's run gets `adapter`. Returns pod run id -> run id here."""
+    store; the chosen round's run gets `adapter`. Each run records `result`, the folder here where the pod's
+    result landed. Returns pod run id -> run id here."""
     pod = sqlite3.connect(f"file:{pod_store}?mode=ro", uri=True)
     try:
         runs = pod.execute("SELECT id, kind, name, base_model, params, manifest, state FROM runs"
@@ -88,8 +92,9 @@ def merge_back(db: sqlite_utils.Database, pod_store: Path, adapter: Path | None,
     mapping: dict[int, int] = {}
     with transaction(db):
         for rid, kind, name, base, params, manifest, state in runs:
+            here = {("pod_" + k if k in POD_PATHS else k): v for k, v in json.loads(params or "{}").items()}
             mapping[rid] = create_run(db, kind=kind, name=f"{prefix}-{name}", base_model=base,
-                                      params={**json.loads(params or "{}"), "where": "runpod", "pod_run_id": rid},
+                                      params={**here, "where": "runpod", "pod_run_id": rid, "result": str(result)},
                                       manifest=json.loads(manifest or "{}"), job_id=job_id)
             finish_run(db, mapping[rid], state, str(adapter) if rid == chosen_run and adapter else None)
         for row in metrics:
@@ -155,7 +160,7 @@ class SelftrainTask:
         chosen = summary.get("chosen_run")
         adapter = result / "adapter" if (result / "adapter").is_dir() else None
         self.merged = merge_back(self.db, result / STORE / "bizsent.db", adapter, chosen, self.job_id,
-                                 f"pod{self.job_id}")
+                                 f"pod{self.job_id}", result)
         writer.progress.extra["result_sha256"] = sha
         channel.mark_collected(sha)
         runs = ", ".join(str(self.merged[r]) for r in sorted(self.merged))

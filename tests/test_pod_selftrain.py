@@ -53,3 +53,29 @@ def test_selftrain_on_a_pod_completes_a_round(tmp_path, model_dir):
         for path in (folder / "store" / "images").glob("*.jpg"):
             with Image.open(path) as img:
                 assert img.width * img.height <= 3136
+
+
+def test_merged_runs_record_where_their_files_landed_here_not_the_pods_paths(tmp_path, db):
+    """The rounds' runs were made on the pod: their bundle and output folders are paths there, which never exist
+    on this machine. Merged, a run keeps those under pod_* names and records the folder here where the pod's
+    result landed; the chosen round's adapter is the copy here."""
+    from bizsent.core.evaluate.runs import model_unavailable, runs_list
+    from bizsent.core.model.events import create_run, finish_run
+    from bizsent.core.store import open_db
+    from bizsent.jobs.pod_selftrain import merge_back
+
+    result = tmp_path / "runs" / "selftrain7-pod" / "result"
+    pod = open_db(result / "store" / "bizsent.db")
+    pod_run = create_run(pod, kind="train", name="selftrain-r0", base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+                         params={"bundle": "/workspace/runs/r/rounds/round0/bundle", "out_dir": "/workspace/runs/r0"})
+    finish_run(pod, pod_run, "done", "/workspace/runs/r0/adapter")
+    pod.close()
+    (result / "adapter").mkdir()
+    mapping = merge_back(db, result / "store" / "bizsent.db", result / "adapter", pod_run, None, "pod7", result)
+    params, adapter = db.execute("SELECT params, adapter_path FROM runs WHERE id = ?", [mapping[pod_run]]).fetchone()
+    params = json.loads(params)
+    assert params["result"] == str(result) and adapter == str(result / "adapter")
+    assert params["pod_bundle"] == "/workspace/runs/r/rounds/round0/bundle" and "bundle" not in params
+    assert "/workspace" not in json.dumps({k: v for k, v in params.items() if not k.startswith("pod_")})
+    (run,) = runs_list(db)
+    assert "(none)" in model_unavailable(run)  # no bundle here: said so, not a pod path as if it were one
