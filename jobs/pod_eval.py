@@ -120,7 +120,7 @@ class EvalTask:
         from bizsent.core.model.score_file import read_scores
 
         result = self.folder / "result"
-        sha = channel.download_adapter(result)  # the result tar, verified against the pod's sha256
+        sha = channel.download_result(result, "scores")  # verified against the pod's sha256
         said = []
         for target in self.targets:  # zero-shot first: the trained run's report shows it beside the model
             info = run_row(self.db, self.runs[target])

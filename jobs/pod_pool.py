@@ -112,7 +112,7 @@ class PoolTask:
         from bizsent.core.model.score_file import read_scores
 
         result = self.folder / "result"
-        sha = channel.download_adapter(result)  # the result tar, verified against the pod's sha256
+        sha = channel.download_result(result, "pool scores")  # verified against the pod's sha256
         scored = read_scores(result / POOL_SCORES)
         for start in range(0, len(scored), MERGE_BATCH):
             write_pool_predictions(self.db, self.info["id"], scored[start:start + MERGE_BATCH])

@@ -224,7 +224,8 @@ class TrainTask:
     def collect(self, channel: AgentChannel, writer: JobWriter, health: AgentHealth) -> str:
         assert self.run_id is not None
         # the adapter tar (with the evaluation: the result tar, the adapter in it), checked against the pod's sha256
-        sha = channel.download_adapter(self.adapter_dir.parent if self.evaluate else self.adapter_dir)
+        sha = (channel.download_result(self.adapter_dir.parent, "adapter and its dev scores") if self.evaluate
+               else channel.download_result(self.adapter_dir, "adapter"))
         finish_run(self.db, self.run_id, "done", str(self.adapter_dir))
         # What the pod trained with: its GPU check (host, driver, torch build) and the library versions.
         set_params(self.db, self.run_id, adapter_sha256=sha, gpu_check=health.gpu,

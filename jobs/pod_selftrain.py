@@ -155,7 +155,7 @@ class SelftrainTask:
 
     def collect(self, channel: AgentChannel, writer: JobWriter, health: AgentHealth) -> str:
         result = self.folder / "result"
-        sha = channel.download_adapter(result)  # the result tar, verified against the pod's sha256
+        sha = channel.download_result(result, "self-training result")  # verified against the pod's sha256
         summary = json.loads((result / "summary.json").read_text(encoding="utf-8"))
         chosen = summary.get("chosen_run")
         adapter = result / "adapter" if (result / "adapter").is_dir() else None

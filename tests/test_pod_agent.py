@@ -258,7 +258,7 @@ def test_train_on_the_pod_end_to_end(agent_of, stub, tmp_path, model_dir, monkey
         assert any(f"bizsent from {agent.workdir / 'site'}" in line for line in log)  # the wheel's code trained
         # not collected within the grace period: stopped, so the volume keeps the adapter
         assert stub.wait_for("stop")[1:] == ("stop", f"Bearer {POD_KEY}")
-        sha = channel.download_adapter(laptop / "adapter")
+        sha = channel.download_result(laptop / "adapter", "adapter")
         assert sha == health.adapter_sha256 and proxy.adapter_ranges == [None, "bytes=5000-"]
         assert proxy.routes == {f"{POD_ID}-8765"}
         assert json.loads((laptop / "adapter" / "bizsent.json").read_text())["train"]["max_pixels"] == 56 * 56
@@ -307,3 +307,12 @@ def test_require_gpu_refuses_a_torch_that_sees_no_gpu(agent_of, tmp_path, settin
     assert health.error.startswith("no usable GPU: CUDA does not work: torch ") and "sees no GPU with driver 580" in \
         health.error
     assert (agent.workdir / "config.toml").exists() is False  # it never got as far as training
+
+
+def test_a_scoring_pods_result_is_named_for_what_it_is(agent_of, tmp_path):
+    """Every pod task's result comes back the same way (one checksummed tar), but it is not always an adapter:
+    the download names what the task asked for (a pod that only scores has no adapter to wait for)."""
+    agent = agent_of()
+    with (AgentChannel(agent.url, agent.token, backoff_s=0.05) as channel,
+          pytest.raises(BizsentError, match=r"^the pod has no scores yet \(state ")):
+        channel.download_result(tmp_path / "result", "scores")

@@ -100,3 +100,12 @@ def test_the_plan_rounds_epochs_to_one_decimal(settings, client, epochs, shown):
     one (2.96 reads 3, as 3.0 does; "3.0 epochs" beside "3 epochs" would look like two different plans)."""
     text = plan.plan_pod(client, settings, "r1", 2_000, epochs).render()
     assert f"2,000 training examples x {shown} epochs," in text
+
+
+def test_a_scoring_pods_kill_switches_wait_for_its_scores_not_an_adapter(settings, client):
+    scoring = plan.plan_pod(client, settings, "r1-eval", 0, scored_posts=500).render()
+    assert "adapter" not in scoring and "after scoring ends if the scores are not collected" in scoring
+    training = plan.plan_pod(client, settings, "r1", 2_000).render()
+    assert "after training ends if the adapter is not collected" in training
+    both = plan.plan_pod(client, settings, "r1", 2_000, scored_posts=80).render()
+    assert "if the adapter and the scores are not collected" in both

@@ -3,7 +3,8 @@
 Uploads go in chunks, each with its sha256; a cut request (proxies end long or stalled ones) is retried from the
 offset the agent reports, so a verified chunk is never sent twice, and the whole file is verified at the end.
 Metric events come back as the training engine's MetricEvent, for the caller to record like a local run's; the
-adapter comes back as a checksummed tar, resumed with a Range request after a cut and untarred safely.
+task's result (an adapter, scores, or both) comes back as a checksummed tar, resumed with a Range request after a
+cut and untarred safely.
 """
 
 from __future__ import annotations
@@ -180,14 +181,16 @@ class AgentChannel:
                 continue
         return events, body["next"]
 
-    def download_adapter(self, dest: Path) -> str:
-        """Fetch the adapter tar into `dest` (resuming after a cut), verify its sha256, untar it; returns the sha256.
+    def download_result(self, dest: Path, what: str) -> str:
+        """Fetch the task's result tar into `dest` (resuming after a cut), verify its sha256, untar it; returns the
+        sha256. `what` names the result in messages ("adapter", "scores"). The agent serves every task's result at
+        its /adapter route (named when training was its only task).
 
         Mark it collected (`mark_collected`) only once it is stored: the watchdog then terminates the pod."""
         health = self.health()
         expected = health.adapter_sha256
         if expected is None:
-            raise BizsentError(f"the pod has no adapter yet (state {health.state})")
+            raise BizsentError(f"the pod has no {what} yet (state {health.state})")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.parent / f".{dest.name}-{expected[:16]}.tar.part"
@@ -200,9 +203,9 @@ class AgentChannel:
                         break
                     if resp.status_code not in (200, 206):
                         resp.read()
-                        raise BizsentError(f"adapter download: HTTP {resp.status_code}: {_reason(resp)}")
+                        raise BizsentError(f"{what} download: HTTP {resp.status_code}: {_reason(resp)}")
                     if resp.headers.get("X-Sha256") != expected:
-                        raise BizsentError("the pod's adapter changed during the download; download it again")
+                        raise BizsentError(f"the pod's {what} changed during the download; download it again")
                     with part.open("ab" if resp.status_code == 206 else "wb") as fh:
                         for block in resp.iter_bytes():
                             fh.write(block)
@@ -212,11 +215,11 @@ class AgentChannel:
                 self._wait(failures, "GET /adapter", type(exc).__name__)
         if file_sha256(part) != expected:
             part.unlink()
-            raise BizsentError("the downloaded adapter does not match its sha256; download it again")
+            raise BizsentError(f"the downloaded {what} does not match its sha256; download it again")
         try:
             safe_extract(part, dest)
         except tarfile.TarError as exc:
-            raise BizsentError(f"the pod's adapter tar was refused: {exc}") from None
+            raise BizsentError(f"the pod's {what} tar was refused: {exc}") from None
         part.unlink()
         return expected
 

@@ -62,7 +62,15 @@ class PodPlan:
         worst_rate = max(c.usd_per_hour for c in self.candidates)
         return min(worst_rate * self.max_hours, self.max_dollars)
 
+    @property
+    def result(self) -> str:
+        """What the pod hands back, which the watchdog waits for to be collected."""
+        if not self.train_examples:
+            return "the scores"
+        return "the adapter and the scores" if self.scored_posts else "the adapter"
+
     def render(self) -> str:
+        are, they = ("is", "it") if self.result == "the adapter" else ("are", "they")
         epochs = f"{round(self.epochs, 1):g}"  # one decimal, rounded; a whole number after rounding reads whole
         work = [f"{self.train_examples:,} training examples x {epochs} epochs"] if self.train_examples else []
         work += [f"{self.scored_posts:,} posts to score"] if self.scored_posts else []
@@ -76,7 +84,8 @@ class PodPlan:
         lines.append(f"kill switches (this machine while it watches the run, and the pod's own watchdog even if this"
                      f" machine goes away): each stops the pod after {self.max_hours:g} h, at ${self.max_dollars:.2f},"
                      f" after {self.idle_min:g} min without progress; the watchdog also {self.grace_min:g} min after"
-                     " training ends if the adapter is not collected, and terminates the pod once it is collected")
+                     f" {'training' if self.train_examples else 'scoring'} ends if {self.result} {are} not collected,"
+                     f" and terminates the pod once {they} {are} collected")
         return "\n".join(lines)
 
 
