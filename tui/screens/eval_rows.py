@@ -12,7 +12,7 @@ from rich.text import Text
 RUN_COLUMNS = ("id", "kind", "name", "state", "created", "best F1")
 RUN_DROP = (("created",), ("kind",))
 METRIC_DROP = (DETAIL_HEADERS[6:], ("ECE",), ("kind",))  # per class first: the matrix above shows them
-SYSTEM_ROOM = 18  # "VADER (text only)", "openai:gpt-5-mini" whole at 80 columns
+SYSTEM_ROOM = 25  # "CryptoBERT+VADER ensemble", "agree/confidence rule" whole at 80 columns (ECE drops)
 ROW_STYLES = {"model": "bold", "published": "dim"}  # by row kind (core.evaluate.tables.detail_rows)
 
 
