@@ -34,6 +34,17 @@ def _seal_environment() -> list[str]:
 _seal_environment()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--snapshot-update", action="store_true", default=False,
+                     help="rewrite the console's stored screenshots (tests/snapshots/) instead of comparing with them")
+
+
+@pytest.fixture
+def snapshot_update(request: pytest.FixtureRequest) -> bool:
+    """Whether screenshot tests store what they see (tests/screenshots.py)."""
+    return bool(request.config.getoption("--snapshot-update"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     cfg = tmp_path / "config.toml"

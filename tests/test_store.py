@@ -210,3 +210,22 @@ def test_a_reader_never_creates_a_database_where_one_vanished(tmp_path, monkeypa
     with pytest.raises(StoreError, match="does not exist"):
         open_db(path, create=False)
     assert not path.exists()
+
+
+def test_a_fixed_clock_stamps_every_row_until_it_is_released(db):
+    from datetime import UTC, datetime
+
+    from bizsent.core.store import now, use_fixed_clock
+
+    at = datetime(2025, 1, 15, 6, 0, tzinfo=UTC)
+    save_posts(db, [NewPost(board="biz", thread_no=1, post_no=1, text="gm", time=1, source="live")])
+    pid = db.execute("SELECT id FROM posts").fetchone()[0]
+    use_fixed_clock(at)
+    try:
+        set_label(db, pid, NewLabel(label="bullish", source="human", split="train", labeler="human"))
+        add_note(db, pid, "a note")
+    finally:
+        use_fixed_clock(None)
+    stamps = db.execute("SELECT created_at FROM labels UNION ALL SELECT created_at FROM notes").fetchall()
+    assert len(stamps) == 2 and {s[0] for s in stamps} == {"2025-01-15T06:00:00+00:00"}
+    assert now() > "2026"  # the wall clock again

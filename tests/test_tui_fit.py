@@ -268,3 +268,30 @@ async def test_the_pods_list_drops_the_gpu_first_at_80_columns(tmp_path, size):
         assert "$1.400" in cells and "terminated" in cells  # what it cost is on screen at any width
         assert ("RTX 4090" in cells) is (size[0] >= 100)
         assert sum(column.get_render_width(table) for column in table.columns.values()) <= size[0]
+
+
+
+async def test_a_list_drawn_before_its_columns_are_measured_is_drawn_again_after():
+    """Textual's DataTable measures new rows when idle and keeps the lines it drew before (cached by an update count,
+    not the widths): a list refilled by a worker could stay cut to its old widths (Eval's metrics table, one start in
+    five on a loaded machine). The console's NavTable draws them again."""
+    from bizsent.tui.widgets.nav_table import NavTable
+    from textual.app import App
+
+    class OneList(App):
+        def compose(self):
+            yield NavTable(cursor_type="none", zebra_stripes=True)
+
+    app = OneList()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(NavTable)
+        table.add_columns("id", "what")
+        table.add_rows([(str(k), "short") for k in range(3)])
+        await pilot.pause()
+        table.clear()
+        table.add_rows([(str(k), "a long description") for k in range(3)])
+        app.screen._compositor.render_update(full=True)  # a frame drawn before the idle pass measures the rows
+        await pilot.pause()
+        await pilot.pause()
+        lines = [table.render_line(y).text for y in (1, 2, 3)]
+        assert all("a long description" in line for line in lines), lines

@@ -42,9 +42,20 @@ APPLICATION_ID = 0x62697A73  # "bizs" in PRAGMA application_id: this file is biz
 CORE_TABLES = {"posts", "images", "labels", "jobs"}
 
 
+_fixed_now: datetime | None = None  # set by use_fixed_clock
+
+
 def now() -> str:
     """UTC timestamp as stored everywhere (ISO 8601, seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return (_fixed_now or datetime.now(UTC)).isoformat(timespec="seconds")
+
+
+def use_fixed_clock(at: datetime | None) -> None:
+    """Stamp the rows this process writes with `at` (None: the wall clock again); the label history keeps SQLite's
+    own clock (its triggers stamp it). For screenshots that must read the same any day (tests/test_tui_snapshots.py):
+    the times a screen shows come from the rows it reads."""
+    global _fixed_now
+    _fixed_now = at
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
