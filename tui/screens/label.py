@@ -374,6 +374,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self._show_counts()
         self._show_current()
         self._save_session()
+        self.refresh_review()  # read after the undo's write (one FIFO writer): the line drops what it took back
 
     def action_toggle(self, flag: str) -> None:
         setattr(self, flag, not getattr(self, flag))
