@@ -268,3 +268,25 @@ async def test_the_pods_list_drops_the_gpu_first_at_80_columns(tmp_path, size):
         assert "$1.400" in cells and "terminated" in cells  # what it cost is on screen at any width
         assert ("RTX 4090" in cells) is (size[0] >= 100)
         assert sum(column.get_render_width(table) for column in table.columns.values()) <= size[0]
+
+
+async def test_a_long_question_keeps_its_buttons_on_screen_and_scrolls_by_key(tmp_path):
+    """Found doing the whole day in tmux: at 80x24 the pod plan's confirmation ran past the dialog, so its closing
+    question ("Start this pod?") and its Yes/No buttons were cut off: the user answered a question never shown."""
+    app = app_on_store(tmp_path)
+    plan = "\n".join(f"plan line {k}: a GPU, its price and the time it takes" for k in range(40))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(ConfirmModal(plan + "\n\nStart this pod?", yes="Start pod"))
+        await pilot.pause()
+        modal = app.screen
+        for button in ("#confirm-yes", "#confirm-no"):
+            region = modal.query_one(button).region
+            assert region.height == 1 and 0 < region.bottom <= 24, (button, region)
+        scroll = modal.query_one("#confirm-scroll")
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == 0
+        await pilot.press("end")  # the moving keys scroll the question, as every pane
+        await until(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y)
+        await pilot.press("k")
+        await until(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y - 1)
+        await pilot.press("y")
+        assert not isinstance(app.screen, ConfirmModal)
