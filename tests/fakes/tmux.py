@@ -23,6 +23,12 @@ def screen(session: str) -> str:
     return tmux("capture-pane", "-p", "-t", session)
 
 
+def cursor(session: str) -> tuple[int, int]:
+    """Where the terminal's cursor is (x, y): in the text field that has the focus."""
+    x, y = tmux("display", "-p", "-t", session, "#{cursor_x} #{cursor_y}").split()
+    return int(x), int(y)
+
+
 def wait_until(session: str, seen: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
     """Read the pane until `seen(screen)` holds; the screen it held on."""
     deadline = time.monotonic() + timeout
