@@ -24,7 +24,7 @@ from fakes.tui import build_store, until
 from rich.color import Color
 from test_tui_batches import fake_openai, world  # noqa: F401  (the fake OpenAI server and its config)
 from test_tui_keys import SIZES, config
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 
 
 def shown(widget) -> str:
@@ -290,3 +290,25 @@ async def test_a_long_question_keeps_its_buttons_on_screen_and_scrolls_by_key(tm
         await until(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y - 1)
         await pilot.press("y")
         assert not isinstance(app.screen, ConfirmModal)
+
+
+async def test_y_starts_what_the_form_says_not_the_estimate_before_its_last_change(world):  # noqa: F811
+    """Found doing the whole day in tmux: right after a change of the form (mode live -> batch, a new limit) the
+    estimate is being made again, and `y` then started the job the previous estimate was for (live, all posts)."""
+    fake, settings, db = world
+    make_posts(db, settings.image_dir, 3)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("batches")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.view is not None
+                    and not app.screen.query_one("#newjob-start").disabled)
+        modal = app.screen
+        started: list = []
+        modal.dismiss = started.append  # what the dialog would start, without starting a job
+        modal.query_one("#newjob-mode", Select).value = "batch"
+        await pilot.press("y")  # within the estimate's debounce: not the live plan on screen a moment ago
+        assert started == []
+        await until(pilot, lambda: not modal.query_one("#newjob-start").disabled)
+        await pilot.press("y")
+        assert [params.mode for params in started] == ["batch"]

@@ -166,6 +166,13 @@ class NewJobModal(BizsentNode, ModalScreen[Params | None]):
 
     @on(Button.Pressed, "#newjob-start")
     def action_start(self) -> None:
+        # Start is enabled only while the estimate on screen is the form's as it is now: just after a change the
+        # view still holds the previous choice's plan (live instead of batch, another limit), which must not start.
+        if self.query_one("#newjob-start", Button).disabled:
+            blocker = self.view.blocker if self.view is not None else None
+            self.notify(f"nothing started: {blocker or 'the estimate is being made for your change; y once it shows'}",
+                        severity="warning", timeout=4)
+            return
         if self.view is not None and self.view.plan is not None and self.view.blocker is None:
             self.dismiss(self.view.plan.params)
 
