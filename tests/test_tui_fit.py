@@ -312,3 +312,14 @@ async def test_y_starts_what_the_form_says_not_the_estimate_before_its_last_chan
         await until(pilot, lambda: not modal.query_one("#newjob-start").disabled)
         await pilot.press("y")
         assert [params.mode for params in started] == ["batch"]
+
+
+async def test_pods_with_no_pod_name_the_key_that_starts_one_within_80_columns(tmp_path):
+    """Found doing the whole day in tmux: the empty Pods screen named a shell command, cut at 80 columns, while
+    `n` on the screen itself starts a run."""
+    app = app_on_store(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("pods")
+        title = app.screen.query_one("#pod-title", Static)
+        await until(pilot, lambda: "no pods yet" in shown(title))
+        assert "n starts a training run" in shown(title) and len(shown(title)) <= 78
