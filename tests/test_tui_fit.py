@@ -323,3 +323,18 @@ async def test_pods_with_no_pod_name_the_key_that_starts_one_within_80_columns(t
         title = app.screen.query_one("#pod-title", Static)
         await until(pilot, lambda: "no pods yet" in shown(title))
         assert "n starts a training run" in shown(title) and len(shown(title)) <= 78
+
+
+async def test_a_run_not_scored_on_test_says_which_key_scores_it_within_80_columns(tmp_path):
+    """Found doing the whole day in tmux: after the demo model the Eval note was cut at 80 columns before the key
+    that scores the test split (`T`)."""
+    from fakes.eval_runs import add_eval, add_run
+
+    app = app_on_store(tmp_path)
+    with open_db(app.db_path) as db:
+        add_eval(db, add_run(db, name="demo"), [[1, 0, 0], [0, 1, 0], [0, 0, 1]], step=8, split="val")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("eval")
+        note = app.screen.query_one("#eval-note", Static)
+        await until(pilot, lambda: "not scored on the human test split" in shown(note))
+        assert "T scores" in shown(note)[:78]

@@ -309,10 +309,10 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         table.clear()
         if report is None:
             run = self.selected
+            # The key first: at 80 columns the line is cut after about 75 characters.
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
-                    else "the matrix shows its latest dev or validation evaluation (e); T scores the test split,"
-                    " counted (`bizsent eval RUN --test`)")
-            note.update(Text(f"run {self.run_id} has not been scored on the human test split: {hint}", style="dim"))
+                    else "T scores it, counted; the matrix shows its latest dev or validation evaluation (e)")
+            note.update(Text(f"run {self.run_id} not scored on the human test split: {hint}", style="dim"))
             return
         for cells, kind in detail_rows(report):
             cells[0] = cells[0] if len(cells[0]) <= SYSTEM_WIDTH else cells[0][:SYSTEM_WIDTH - 1] + "…"
