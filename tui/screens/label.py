@@ -237,7 +237,8 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
     def _show_current(self) -> None:
         view = self.query_one(LabelPostView)
         view.follow(self.queue[max(self.pos - KEEP_BEHIND, 0):self.pos], self.queue[self.pos:self.pos + PREFETCH])
-        empty = (Text(f"Queue empty: {self.queue_spec().empty_says}.", style="bold") if self.queue_loaded
+        empty = (Text("") if self.current is not None  # the label key's path: only an empty queue says why
+                 else Text(f"Queue empty: {self.queue_spec().empty_says}.", style="bold") if self.queue_loaded
                  else Text("loading queue…", style="dim"))
         view.show(self.current, f"{self.pos + 1}/{len(self.queue)} in queue", empty)
         self._show_flags()
