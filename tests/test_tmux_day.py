@@ -12,18 +12,15 @@ import importlib.util
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 from bizsent.core.demo.model import demo_model_dir
 from bizsent.core.label.human import current_human, not_labelable
 from fakes.pod_run import CANARY, config_text
+from fakes.readonly_store import human, one_human_label_per_post, rows, store, wait_human, wait_rows
 from fakes.runpod_server import FakeRunpod
 from fakes.tmux import (
     BIZSENT,
@@ -47,46 +44,6 @@ SIZE = (80, 24)
 HEADER = r"post (\d+) +(\d+)/(\d+) in queue"  # the Label screen's header: the post on screen, its place
 LABEL_WRITER = "%via console Label screen"
 KEYS = {"bearish": "1", "neutral": "2", "bullish": "3"}
-
-
-# -- the store, read-only, as a second pair of eyes ---------------------------------------------------------------
-
-@contextmanager
-def store(db_path: Path) -> Iterator[sqlite_utils.Database]:
-    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)) as con:
-        yield sqlite_utils.Database(con)
-
-
-def rows(db_path: Path, sql: str, *args: object) -> list[tuple]:
-    with store(db_path) as db:
-        return db.execute(sql, list(args)).fetchall()
-
-
-def wait_rows(db_path: Path, sql: str, *args: object, until: Callable[[list[tuple]], bool],
-              timeout: float = 60.0) -> list[tuple]:
-    deadline = time.monotonic() + timeout
-    found = rows(db_path, sql, *args)
-    while not until(found):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the store never held what was expected for {sql} {args}: {found}")
-        time.sleep(0.1)
-        found = rows(db_path, sql, *args)
-    return found
-
-
-def human(db_path: Path, pid: int) -> list[tuple]:
-    """The post's human labels: (label, split, sampling, labeler)."""
-    return rows(db_path, "SELECT label, split, sampling, labeler FROM labels WHERE post_id = ? AND source = 'human'",
-                pid)
-
-
-def wait_human(db_path: Path, pid: int, until: Callable[[list[tuple]], bool]) -> list[tuple]:
-    return wait_rows(db_path, "SELECT label, split, sampling, labeler FROM labels WHERE post_id = ? AND "
-                     "source = 'human'", pid, until=until)
-
-
-def one_human_label_per_post(db_path: Path) -> None:
-    assert rows(db_path, "SELECT post_id FROM labels WHERE source = 'human' GROUP BY post_id HAVING count(*) > 1") == []
 
 
 # -- the day's world: demo data, the stand-ins, the console's config ----------------------------------------------
