@@ -66,3 +66,26 @@ async def test_the_label_screen_labels_the_reservation_into_test(settings, db):
         await app.writer.drained()
     row = db.execute("SELECT split, sampling FROM labels WHERE post_id = ? AND source = 'human'", [first]).fetchone()
     assert tuple(row) == ("test", "reserved")
+
+
+async def test_answering_the_last_reserved_post_says_the_reservation_is_done_not_that_all_posts_are(settings, db):
+    """Found doing the whole day in tmux: the random test session ran out of reserved posts and the screen said
+    every candidate had a label (with an 'image missing/corrupt' placeholder), while most of the pool had none."""
+    from bizsent.tui.app import BizsentApp
+    from bizsent.tui.widgets.image_preview import ImagePreview
+    from bizsent.tui.widgets.post_detail import TextPane
+    from test_tui_label import open_label
+
+    settings.tui.image_renderer = "halfcell"
+    settings.labeling.test_reserve = RESERVE
+    build_store(db, settings.image_dir, n_posts=40)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        for _ in range(len(screen.queue)):
+            await pilot.press("2")
+        await until(pilot, lambda: screen.current is None)
+        said = str(screen.query_one(TextPane).renderable)
+        assert RESERVE_DONE in said and "every candidate post has a human label" not in said
+        assert screen.query_one(ImagePreview).placeholder_text == ""  # no post: nothing is missing or corrupt
+        await app.writer.drained()

@@ -13,34 +13,15 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.store import open_db
+from fakes.tmux import BIZSENT, tmux, wait_for
+from fakes.tmux import console_command as command_line
 from fakes.tui import build_store
 
 pytestmark = [pytest.mark.terminal, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
-BIZSENT = Path(sys.executable).parent / "bizsent"
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
-
-
-def wait_for(session: str, text: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = tmux("capture-pane", "-p", "-t", session)
-        if text in screen:
-            return screen
-        time.sleep(0.2)
-    size = tmux("display", "-p", "-t", session, "#{window_width}x#{window_height}").strip()
-    raise AssertionError(f"{text!r} never appeared on the {size} pane; last screen:\n{screen}")
 
 
 def console_command(settings, config: Path, *argv: str) -> str:
-    """The console in a shell that prints its exit status and then stays, so the pane can still be read."""
-    # A tmux server started from here inherits pytest's COLUMNS/LINES (80x24), which would override the
-    # pane's real size: drop them so the console sizes itself from the terminal like a user's does.
-    line = " ".join(["env -u COLUMNS -u LINES", *argv, "--config", str(config), "--db", str(settings.db_path), "tui"])
-    return f"sh -c '{line}; echo \"[exit $?]\"; sleep 600'"
+    return command_line(config, settings.db_path, *argv)
 
 
 def halfcell_config(tmp_path: Path) -> Path:

@@ -58,6 +58,28 @@ async def test_matrix_redraws_live_when_a_new_eval_event_lands(settings, db, sto
         assert [p.step for p in points] == [6, 12]
 
 
+async def test_the_final_evaluation_replaces_its_live_progress_even_in_the_same_row_id(settings, db, store):
+    """Found doing the whole day in tmux: after `T` the matrix kept saying `scoring 97/97`. The final event
+    replaces the live ones (core.evaluate.live.clear_live) and SQLite gives it the id of the last live row it
+    deleted, which the screen had read already."""
+    from bizsent.core.evaluate.live import clear_live
+    from bizsent.core.model.events import MetricEvent, record
+
+    run = add_run(db, name="scored")
+    live = MetricEvent("eval", step=12, accuracy=0.75, macro_f1=0.7, confusion=FIRST,
+                       data={"split": "test", "live": True, "n": 12, "of": 12})
+    live_id = record(db, run, live)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_eval(app, pilot)
+        matrix = screen.query_one(ConfusionMatrix)
+        await until(pilot, lambda: "test scoring 12/12" in shown(matrix.content))
+        clear_live(db, run, "test")
+        assert add_eval(db, run, SECOND, split="test") == live_id  # the row id comes back
+        await until(pilot, lambda: matrix.matrix == SECOND)
+        assert f"run {run} test (154 posts)" in shown(matrix.content)
+
+
 async def test_loss_plot_draws_every_train_step(settings, db, store):
     run = add_run(db)
     add_train_steps(db, run, 37)

@@ -24,7 +24,7 @@ from fakes.tui import build_store, until
 from rich.color import Color
 from test_tui_batches import fake_openai, world  # noqa: F401  (the fake OpenAI server and its config)
 from test_tui_keys import SIZES, config
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 
 
 def shown(widget) -> str:
@@ -270,7 +270,6 @@ async def test_the_pods_list_drops_the_gpu_first_at_80_columns(tmp_path, size):
         assert sum(column.get_render_width(table) for column in table.columns.values()) <= size[0]
 
 
-
 async def test_a_list_drawn_before_its_columns_are_measured_is_drawn_again_after():
     """Textual's DataTable measures new rows when idle and keeps the lines it drew before (cached by an update count,
     not the widths): a list refilled by a worker could stay cut to its old widths (Eval's metrics table, one start in
@@ -295,3 +294,73 @@ async def test_a_list_drawn_before_its_columns_are_measured_is_drawn_again_after
         await pilot.pause()
         lines = [table.render_line(y).text for y in (1, 2, 3)]
         assert all("a long description" in line for line in lines), lines
+
+
+async def test_a_long_question_keeps_its_buttons_on_screen_and_scrolls_by_key(tmp_path):
+    """Found doing the whole day in tmux: at 80x24 the pod plan's confirmation ran past the dialog, so its closing
+    question ("Start this pod?") and its Yes/No buttons were cut off: the user answered a question never shown."""
+    app = app_on_store(tmp_path)
+    plan = "\n".join(f"plan line {k}: a GPU, its price and the time it takes" for k in range(40))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(ConfirmModal(plan + "\n\nStart this pod?", yes="Start pod"))
+        await pilot.pause()
+        modal = app.screen
+        for button in ("#confirm-yes", "#confirm-no"):
+            region = modal.query_one(button).region
+            assert region.height == 1 and 0 < region.bottom <= 24, (button, region)
+        scroll = modal.query_one("#confirm-scroll")
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == 0
+        await pilot.press("end")  # the moving keys scroll the question, as every pane
+        await until(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y)
+        await pilot.press("k")
+        await until(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y - 1)
+        await pilot.press("y")
+        assert not isinstance(app.screen, ConfirmModal)
+
+
+async def test_y_starts_what_the_form_says_not_the_estimate_before_its_last_change(world):  # noqa: F811
+    """Found doing the whole day in tmux: right after a change of the form (mode live -> batch, a new limit) the
+    estimate is being made again, and `y` then started the job the previous estimate was for (live, all posts)."""
+    fake, settings, db = world
+    make_posts(db, settings.image_dir, 3)
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("batches")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.view is not None
+                    and not app.screen.query_one("#newjob-start").disabled)
+        modal = app.screen
+        started: list = []
+        modal.dismiss = started.append  # what the dialog would start, without starting a job
+        modal.query_one("#newjob-mode", Select).value = "batch"
+        await pilot.press("y")  # within the estimate's debounce: not the live plan on screen a moment ago
+        assert started == []
+        await until(pilot, lambda: not modal.query_one("#newjob-start").disabled)
+        await pilot.press("y")
+        assert [params.mode for params in started] == ["batch"]
+
+
+async def test_pods_with_no_pod_name_the_key_that_starts_one_within_80_columns(tmp_path):
+    """Found doing the whole day in tmux: the empty Pods screen named a shell command, cut at 80 columns, while
+    `n` on the screen itself starts a run."""
+    app = app_on_store(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("pods")
+        title = app.screen.query_one("#pod-title", Static)
+        await until(pilot, lambda: "no pods yet" in shown(title))
+        assert "n starts a training run" in shown(title) and len(shown(title)) <= 78
+
+
+async def test_a_run_not_scored_on_test_says_which_key_scores_it_within_80_columns(tmp_path):
+    """Found doing the whole day in tmux: after the demo model the Eval note was cut at 80 columns before the key
+    that scores the test split (`T`)."""
+    from fakes.eval_runs import add_eval, add_run
+
+    app = app_on_store(tmp_path)
+    with open_db(app.db_path) as db:
+        add_eval(db, add_run(db, name="demo"), [[1, 0, 0], [0, 1, 0], [0, 0, 1]], step=8, split="val")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("eval")
+        note = app.screen.query_one("#eval-note", Static)
+        await until(pilot, lambda: "not scored on the human test split" in shown(note))
+        assert "T scores" in shown(note)[:78]

@@ -108,3 +108,19 @@ def test_label_review_lists_self_agreement_and_disagreements(settings, db, store
     assert "(2 rep, 1 differ)" in result.output
     assert f"post {store[3]}: stored bearish, repeat said neutral" in result.output
     assert f"post {store[1]}:" not in result.output
+
+
+async def test_undo_takes_the_answer_off_the_last_answers_line(settings, db, store):
+    """Found doing the whole day in tmux: after `u` the line still listed the undone answer as the last one."""
+    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_label(app, pilot)
+        first = screen.current
+        await pilot.press("1")
+        await until(pilot, lambda: screen.current in screen.items)
+        second = screen.current
+        await pilot.press("3")
+        await until(pilot, lambda: review_line(screen).startswith(f"last {second} bull, {first} bear"))
+        await pilot.press("u")
+        await until(pilot, lambda: review_line(screen).startswith(f"last {first} bear (b)"))
+        await app.writer.drained()

@@ -32,6 +32,20 @@ def is_live(event: MetricEvent) -> bool:
     return bool(event.data.get("live"))
 
 
+def read_on_from(held: Sequence[tuple[int, MetricEvent]], last_id: int) -> int:
+    """Where a reader of a run's metric rows (id, event) reads on from: after the last row it holds, or, while it
+    holds live rows, before the first of them: the final event deletes them (clear_live), and SQLite may give it
+    the id of one of them, which a reader going on from its last id would never see."""
+    live = [row_id for row_id, event in held if is_live(event)]
+    return min(live) - 1 if live else last_id
+
+
+def read_on(held: Sequence[tuple[int, MetricEvent]], after_id: int, fresh: Sequence[tuple[int, MetricEvent]]
+            ) -> list[tuple[int, MetricEvent]]:
+    """The rows held, once `fresh` (every row after `after_id`, from read_on_from) replaces those after it."""
+    return [row for row in held if row[0] <= after_id] + list(fresh)
+
+
 def clear_live(db: sqlite_utils.Database, run_id: int, split: str) -> None:
     """Drop the run's live events on `split`: a finished evaluation's final event replaces them, and a new
     evaluation's progress starts from none."""

@@ -22,6 +22,8 @@ NO_PREDICTIONS = (f"no model has scored the pool yet (random order meanwhile): {
                   "`p` scores the pool")
 RESERVE_DONE = ("every post of the test reservation (labeling.test_reserve) is labelled or skipped: press `t` to "
                 "label the training pool, or raise labeling.test_reserve")
+QUEUE_EMPTY = ("every candidate post has a human label or a skip: change the order or the filter (o, f), or go "
+               "scrape more posts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,11 @@ class QueueSpec:
     def test_session(self) -> bool:
         """Does the session label the test reservation (test split, random order, no disagreements first)?"""
         return self.split == "test" and self.order == "random" and not self.disagree_first
+
+    @property
+    def empty_says(self) -> str:
+        """Why the session has no post left: a test session walks only the reservation, not every candidate."""
+        return RESERVE_DONE if self.test_reserve > 0 and self.test_session else QUEUE_EMPTY
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,14 @@ from bizsent.core.label import providers
 from bizsent.core.label.planning import Params
 from bizsent.jobs.label_views import EstimateView, estimate_view
 from bizsent.tui.app import BizsentNode
+from bizsent.tui.keys import nav_bindings
 from bizsent.tui.workers import background, reading
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -165,6 +166,13 @@ class NewJobModal(BizsentNode, ModalScreen[Params | None]):
 
     @on(Button.Pressed, "#newjob-start")
     def action_start(self) -> None:
+        # Start is enabled only while the estimate on screen is the form's as it is now: just after a change the
+        # view still holds the previous choice's plan (live instead of batch, another limit), which must not start.
+        if self.query_one("#newjob-start", Button).disabled:
+            blocker = self.view.blocker if self.view is not None else None
+            self.notify(f"nothing started: {blocker or 'the estimate is being made for your change; y once it shows'}",
+                        severity="warning", timeout=4)
+            return
         if self.view is not None and self.view.plan is not None and self.view.blocker is None:
             self.dismiss(self.view.plan.params)
 
@@ -174,9 +182,15 @@ class NewJobModal(BizsentNode, ModalScreen[Params | None]):
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """A question with Yes/No; `y` and `n`/escape answer too."""
+    """A question with Yes/No; `y` and `n`/escape answer too. A question taller than the screen (a pod's plan at
+    80x24) scrolls by the moving keys inside the dialog, under which the buttons always stay in sight."""
 
-    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no"),
+                *nav_bindings({"nav.down": "scroll_question('scroll_down')", "nav.up": "scroll_question('scroll_up')",
+                               "nav.page_down": "scroll_question('page_down')",
+                               "nav.page_up": "scroll_question('page_up')",
+                               "nav.top": "scroll_question('scroll_home')",
+                               "nav.bottom": "scroll_question('scroll_end')"})]
 
     def __init__(self, question: str, yes: str = "Yes") -> None:
         super().__init__()
@@ -185,7 +199,8 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(self._question, id="confirm-question")
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(self._question, id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self._yes} (y)", variant="error", compact=True, id="confirm-yes")
                 yield Button("No (n)", compact=True, id="confirm-no")
@@ -199,3 +214,6 @@ class ConfirmModal(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+    def action_scroll_question(self, how: str) -> None:
+        getattr(self.query_one("#confirm-scroll", VerticalScroll), f"action_{how}")()

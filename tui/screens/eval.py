@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bizsent.core.errors import NO_MODEL_YET
+from bizsent.core.evaluate.live import read_on, read_on_from
 from bizsent.core.evaluate.runs import (
     RunRow,
     metric_events,
@@ -145,7 +146,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     # -- polling the store ---------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        self._poll(self.run_id, self.last_id)
+        self._poll(self.run_id, read_on_from(self.events, self.last_id))
 
     def on_screen_resume(self) -> None:
         self.poll()
@@ -161,11 +162,12 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     def on_eval_screen_polled(self, message: EvalScreen.Polled) -> None:
         if not self.runs_loaded or message.runs != self.runs:
             self._show_runs(message.runs)
-        if message.run_id is None or message.run_id != self.run_id or message.after_id != self.last_id:
+        if (message.run_id is None or message.run_id != self.run_id
+                or message.after_id != read_on_from(self.events, self.last_id)):
             return  # the selection moved, or an earlier poll already took these rows
-        if message.events:
-            self.events += message.events
-            self.last_id = message.events[-1][0]
+        events = read_on(self.events, message.after_id, message.events)
+        if events != self.events:
+            self.events, self.last_id = events, events[-1][0] if events else 0
             self._show_events()
         elif not self.events:
             self._show_events()
@@ -294,10 +296,10 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         self.query_one("#eval-metrics", FittedTable).show([] if report is None else metric_rows(detail_rows(report)))
         if report is None:
             run = self.selected
+            # The key first: at 80 columns the line is cut after about 75 characters.
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
-                    else "the matrix shows its latest dev or validation evaluation (e); T scores the test split,"
-                    " counted (`bizsent eval RUN --test`)")
-            note.update(Text(f"run {self.run_id} has not been scored on the human test split: {hint}", style="dim"))
+                    else "T scores it, counted; the matrix shows its latest dev or validation evaluation (e)")
+            note.update(Text(f"run {self.run_id} not scored on the human test split: {hint}", style="dim"))
             return
         note.update(Text.assemble((f"run {self.run_id} on {report.model.n} human test posts", "bold"),
                                   (" (current labels) · brief = published figures, the brief's 107 posts", "dim")))

@@ -180,13 +180,16 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
 
     # -- queue and prefetch ----------------------------------------------------------------------------------
 
-    def reload_queue(self) -> None:
-        self._generation += 1
+    def queue_spec(self) -> QueueSpec:
+        """The session's queue as its settings say now."""
         source, label, text = parse_queue_filter(self.filter_text)
-        spec = QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
+        return QueueSpec(order=self.order, disagree_first=self.disagree_first, seed=RANDOM_SEED, text=text,
                          label_source=source, label=label, exclude=frozenset(a.post_id for a in self.history),
                          split=self.split, test_reserve=self.bizsent.settings.labeling.test_reserve)
-        self._load_queue(spec, self._generation)
+
+    def reload_queue(self) -> None:
+        self._generation += 1
+        self._load_queue(self.queue_spec(), self._generation)
 
     @background("loading the labeling queue", group="label-queue", exclusive=True)
     def _load_queue(self, spec: QueueSpec, generation: int) -> None:
@@ -234,8 +237,8 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
     def _show_current(self) -> None:
         view = self.query_one(LabelPostView)
         view.follow(self.queue[max(self.pos - KEEP_BEHIND, 0):self.pos], self.queue[self.pos:self.pos + PREFETCH])
-        empty = (Text("Queue empty: every candidate post has a human label or a skip. Change the order/filter (o, f), "
-                      "or go scrape more posts.", style="bold") if self.queue_loaded
+        empty = (Text("") if self.current is not None  # the label key's path: only an empty queue says why
+                 else Text(f"Queue empty: {self.queue_spec().empty_says}.", style="bold") if self.queue_loaded
                  else Text("loading queue…", style="dim"))
         view.show(self.current, f"{self.pos + 1}/{len(self.queue)} in queue", empty)
         self._show_flags()
@@ -372,6 +375,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self._show_counts()
         self._show_current()
         self._save_session()
+        self.refresh_review()  # read after the undo's write (one FIFO writer): the line drops what it took back
 
     def action_toggle(self, flag: str) -> None:
         setattr(self, flag, not getattr(self, flag))

@@ -235,7 +235,7 @@ class PodsScreen(BizsentNode, Screen):
         self.pods = {p.pod_id: p for p in pods}
         if not pods:
             self.query_one("#pod-title", Static).update(Text(
-                "no pods yet: a training run on a RunPod GPU (`bizsent train --pod`) shows up here", style="dim"))
+                "no pods yet: n starts a training run on a RunPod GPU (`bizsent train --pod`)", style="dim"))
 
     def _show_tail(self, tail: RunTail | None) -> None:
         pod = self.selected_pod()

@@ -24,7 +24,7 @@ from bizsent.core.store.browse import (
 from bizsent.tui.keys import with_ids
 from bizsent.tui.screens.label import LabelScreen
 from bizsent.tui.screens.zoom import ZoomKeys
-from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.image_preview import NO_POST, ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.post_detail import PostDetailView
 from bizsent.tui.widgets.post_table import PostTable, header_line
@@ -181,7 +181,7 @@ class PostsScreen(ZoomKeys, Screen):
         self.bizsent.note_position("posts", message.post_id)
         if message.post_id is None:
             self.query_one(PostDetailView).show_detail(None)
-            self.query_one(ImagePreview).show(Picture(reason="no post"))
+            self.query_one(ImagePreview).show(Picture(reason=NO_POST))
             return
         cached = self._details.get(message.post_id)
         if cached:

@@ -34,7 +34,7 @@ from bizsent.tui.keys import nav_bindings, with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.labeling_keys import LabelingKeys, digit_guard
 from bizsent.tui.screens.zoom import ZoomKeys
-from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.image_preview import NO_POST, ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.key_bar import KeyBar
 from bizsent.tui.widgets.nav_table import NavScroll
 from bizsent.tui.widgets.post_detail import post_text
@@ -242,7 +242,7 @@ class SpotCheckScreen(LabelingKeys, ZoomKeys, ScorePoolKey, DemoModelKey, Screen
         probs, labels = self.query_one("#spot-probs", Static), self.query_one("#spot-labels", Static)
         body = self.query_one("#spot-text", Static)
         if item is None:
-            preview.show(Picture(reason="nothing to show"))
+            preview.show(Picture(reason=NO_POST))
             probs.update("")
             labels.update("")
             body.update(Text("loading predictions…" if not self.loaded else

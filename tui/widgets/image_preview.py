@@ -67,6 +67,7 @@ class Picture:
 
 
 NO_SIZE = Size(0, 0)
+NO_POST = "no post"  # Picture.reason where no post is shown at all: nothing is missing, the pane stays blank
 
 
 def prerender(image: PILImage.Image, renderer: str, size: Size) -> tuple[Strip, ...]:
@@ -294,4 +295,6 @@ class ImagePreview(Widget):
             return ""
         if self.picture.reason == "loading":
             return "loading image…"
+        if self.picture.reason == NO_POST:
+            return ""
         return f"image missing/corrupt: {self.picture.reason}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bizsent.core.label.queue import LabelPost, label_posts
 from bizsent.tui.app import BizsentNode
 from bizsent.tui.style import format_time
-from bizsent.tui.widgets.image_preview import ImagePreview, Picture, load_picture
+from bizsent.tui.widgets.image_preview import NO_POST, ImagePreview, Picture, load_picture
 from bizsent.tui.widgets.post_detail import TextPane, Wrapped, image_words, post_text, wrap
 from bizsent.tui.workers import background, reading
 from rich.text import Text
@@ -79,7 +79,7 @@ class LabelPostView(BizsentNode, Horizontal):
         shown = self.items.get(pid) if pid is not None else None
         words.update(image_words(shown[0].image_text) if shown and shown[0].image_text else "", layout=False)
         if pid is None:
-            preview.show(Picture(reason="nothing to show"))
+            preview.show(Picture(reason=NO_POST))
             meta.update("", layout=False)
             body.show(empty)
         elif pid in self.items:
