@@ -247,6 +247,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         # The user now reads this post for seconds: the time for the work that would otherwise land on the
         # next key press. A young-generation collection here (~1-3 ms) keeps automatic ones, which run
         # whenever allocations pile up (mid-paint included, 5-25 ms on a busy machine), from coming due.
+        # Not while the post is still loading: the user waits for it, and its worker needs the GIL.
+        if self.current is not None and self.current not in self.items:
+            return
         gc.collect(1)
         self.query_one(LabelPostView).prefetch()
 

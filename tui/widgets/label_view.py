@@ -68,6 +68,11 @@ class LabelPostView(BizsentNode, Horizontal):
     def on_mount(self) -> None:
         self.query_one(TextPane).can_scroll_by_key = True
 
+    @property
+    def preparing(self) -> frozenset[int]:
+        """The posts being read and drawn in a worker now."""
+        return frozenset(self._loading)
+
     def follow(self, behind: list[int], ahead: list[int]) -> None:
         self._behind, self._ahead = behind, ahead
 
@@ -93,13 +98,20 @@ class LabelPostView(BizsentNode, Horizontal):
             preview.show(Picture(reason="loading"))
             meta.update(Text(f"post {pid}", style="bold"), layout=False)
             body.show(Text("loading…", style="dim"))
+            self.prefetch()  # now, not after the "loading" frame: the user waits for it
 
     def scroll_text(self, pages: int) -> None:
         pane = self.query_one(TextPane)
         pane.scroll_by(pages * max(pane.content_size.height - 1, 1))
 
     def prefetch(self) -> None:
-        wanted = [pid for pid in self._ahead if pid not in self.items and pid not in self._loading]
+        """Prepare the posts ahead. While the first (the one on screen) is not ready it is prepared alone: a
+        worker drawing the others would hold the GIL while it is read and painted. The screen asks again once
+        it is shown."""
+        missing = [pid for pid in self._ahead if pid not in self.items]
+        if self._ahead and self._ahead[0] not in self.items:
+            missing = missing[:1]
+        wanted = [pid for pid in missing if pid not in self._loading]
         if wanted:
             self._loading.update(wanted)
             preview = self.query_one(ImagePreview)
