@@ -7,6 +7,7 @@ repaint, never a relayout. Other labels of a post are never read here (no anchor
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from bizsent.core.label.queue import LabelPost, label_posts
@@ -56,6 +57,7 @@ class LabelPostView(BizsentNode, Horizontal):
         self._loading: set[int] = set()
         self._behind: list[int] = []
         self._ahead: list[int] = []
+        self._arrived = asyncio.Event()  # set whenever prepared posts come in
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-left"):
@@ -100,6 +102,20 @@ class LabelPostView(BizsentNode, Horizontal):
             body.show(Text("loading…", style="dim"))
             self.prefetch()  # now, not after the "loading" frame: the user waits for it
 
+    async def until_ready(self, pid: int | None, within: float) -> None:
+        """Wait up to `within` seconds for `pid` to be prepared (its preparation starts now if need be)."""
+        if pid is None or pid in self.items:
+            return
+        self.prefetch()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while pid not in self.items and (left := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
+
     def scroll_text(self, pages: int) -> None:
         pane = self.query_one(TextPane)
         pane.scroll_by(pages * max(pane.content_size.height - 1, 1))
@@ -139,6 +155,7 @@ class LabelPostView(BizsentNode, Horizontal):
         window = {*self._behind, *self._ahead}
         for pid in [pid for pid in self.items if pid not in window]:
             del self.items[pid]
+        self._arrived.set()
         if stale:
             self.prefetch()
 
