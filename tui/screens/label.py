@@ -100,6 +100,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self.pinned: int | None = None  # a post opened from Posts: first in the queue whatever the order
         self.pinned_label: LabelValue | None = None  # its current human label (a correction replaces it)
         self.undone: Answer | None = None  # the answer `u` took back: the next answer on its post goes where it went
+        self._key_waits = False  # a key's handler waits for its next post (_until_ready) and draws it itself
         self.notice = ""
         self.filter_text = ""
         self.goal = 50
@@ -186,6 +187,8 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
             self.pinned_label = found[1] if found else None
 
     def on_label_post_view_items_loaded(self, message: LabelPostView.ItemsLoaded) -> None:
+        if self._key_waits:
+            return
         if any(post.id == self.current for post, _, _ in message.items) and self.current in self.items:
             self._show_current()
 
@@ -262,7 +265,11 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         frame and the post the next one, and Textual's next frame after one that came late is 17-33 ms away.
         This runs in the key's handler and the app handles keys one at a time, so a key pressed meanwhile waits
         its turn: none lands on a post that is not on screen."""
-        await self._follow().until_ready(self.current, HOLD_S)
+        self._key_waits = True
+        try:
+            await self._follow().until_ready(self.current, HOLD_S)
+        finally:
+            self._key_waits = False
 
     def _target(self, pid: int) -> tuple[str, str | None]:
         """(split, sampling) the next answer on `pid` gets: what the flags line shows."""
