@@ -28,7 +28,6 @@ from bizsent.core.labels import Label, reserved_for_test
 from bizsent.core.store.history import LabelValue, actor
 from bizsent.core.store.posts import add_note, add_skip, delete_skip, restore_label
 from bizsent.core.store.records import NewLabel
-from bizsent.core.store.sessions import LabelSession, load_label_session, new_label_session, save_label_session
 from bizsent.tui.keys import with_ids
 from bizsent.tui.pool_job import ScorePoolKey
 from bizsent.tui.screens.confirm import ConfirmModal
@@ -50,6 +49,7 @@ from textual.screen import Screen
 
 PREFETCH = 6  # posts ahead whose text and decoded image are kept ready
 KEEP_BEHIND = 3  # posts behind kept for undo
+HOLD_S = 0.05  # how long a label key waits for a next post not prepared yet before drawing "loading…"
 ORDER_NAMES = {"random": "random", "newest": "newest", "filter": "filter", "active": "active learning"}
 RANDOM_SEED = 1322
 
@@ -87,12 +87,6 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         generation: int
         queue: LabelQueue
 
-    @dataclass
-    class SessionLoaded(Message):
-        """The saved labeling session (None: start a new one)."""
-
-        session: LabelSession | None
-
     def __init__(self) -> None:
         super().__init__()
         self.queue: list[int] = []
@@ -106,6 +100,7 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self.pinned: int | None = None  # a post opened from Posts: first in the queue whatever the order
         self.pinned_label: LabelValue | None = None  # its current human label (a correction replaces it)
         self.undone: Answer | None = None  # the answer `u` took back: the next answer on its post goes where it went
+        self._key_waits = False  # a key's handler waits for its next post (_until_ready) and draws it itself
         self.notice = ""
         self.filter_text = ""
         self.goal = 50
@@ -143,40 +138,6 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self._show_flags()
         self._show_counts()
         self._load_session()
-
-    # -- the session -----------------------------------------------------------------------------------------
-
-    @background("reading your labeling session", group="label-session", exclusive=True)
-    def _load_session(self) -> None:
-        with reading(self.bizsent.db_path) as db:
-            session = load_label_session(db)
-        self.post_message(self.SessionLoaded(session))
-
-    def on_label_screen_session_loaded(self, message: LabelScreen.SessionLoaded) -> None:
-        session = message.session or new_label_session()
-        self.started_at, self.split, self.goal = session.started_at, session.split, session.goal
-        self.order = session.order if session.order in ORDER_NAMES else "random"
-        self.disagree_first, self.filter_text = session.disagree_first, session.filter_text
-        self.counts = Counter(session.counts)
-        if self.pinned is None:  # a post opened from Posts meanwhile wins over the saved one
-            self._pin(session.pinned)
-        elif self.pinned != session.pinned:
-            self._save_session()  # opened before the saved session was read: it could not be saved then
-        self._show_flags()
-        self._show_counts()
-        self.reload_queue()
-        self.refresh_review()
-
-    def session(self) -> LabelSession:
-        return LabelSession(started_at=self.started_at, split=self.split, order=self.order,
-                            disagree_first=self.disagree_first, filter_text=self.filter_text, goal=self.goal,
-                            counts={k: v for k, v in self.counts.items() if v}, pinned=self.pinned)
-
-    def _save_session(self) -> None:
-        # Queued after the answer's own write (one FIFO writer): the saved counts never run ahead of the labels.
-        if self.started_at:  # not before the saved one is read: it would be overwritten with defaults
-            snapshot = self.session()
-            self.bizsent.write(lambda db: save_label_session(db, snapshot))
 
     # -- queue and prefetch ----------------------------------------------------------------------------------
 
@@ -229,14 +190,21 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
             self.pinned_label = found[1] if found else None
 
     def on_label_post_view_items_loaded(self, message: LabelPostView.ItemsLoaded) -> None:
+        if self._key_waits:
+            return
         if any(post.id == self.current for post, _, _ in message.items) and self.current in self.items:
             self._show_current()
 
     # -- drawing ---------------------------------------------------------------------------------------------
 
-    def _show_current(self) -> None:
+    def _follow(self) -> LabelPostView:
+        """The post pane, told which posts to keep (behind, for undo) and to prepare (this one first)."""
         view = self.query_one(LabelPostView)
         view.follow(self.queue[max(self.pos - KEEP_BEHIND, 0):self.pos], self.queue[self.pos:self.pos + PREFETCH])
+        return view
+
+    def _show_current(self) -> None:
+        view = self._follow()
         empty = (Text("") if self.current is not None  # the label key's path: only an empty queue says why
                  else Text(f"Queue empty: {self.queue_spec().empty_says}.", style="bold") if self.queue_loaded
                  else Text("loading queue…", style="dim"))
@@ -250,6 +218,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         # The user now reads this post for seconds: the time for the work that would otherwise land on the
         # next key press. A young-generation collection here (~1-3 ms) keeps automatic ones, which run
         # whenever allocations pile up (mid-paint included, 5-25 ms on a busy machine), from coming due.
+        # Not while the post is still loading: the user waits for it, and its worker needs the GIL.
+        if self.current is not None and self.current not in self.items:
+            return
         gc.collect(1)
         self.query_one(LabelPostView).prefetch()
 
@@ -275,19 +246,33 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
 
     # -- answers ---------------------------------------------------------------------------------------------
 
-    def _advance(self) -> None:
+    async def _advance(self, *, hold: bool = True) -> None:
         if self.current == self.pinned:
             self.pinned, self.pinned_label = None, None  # answered: a reloaded queue no longer puts it first
         self.undone = None
         self.pos += 1
         self.sarcastic = self.unsure = False
         self.queue_repeat()
+        if hold:
+            await self._until_ready()
         self._show_current()
         self._save_session()
         # The tally goes in the frame after the next post: one frame later (~17 ms) nobody notices, and the
         # post's frame then repaints the post alone instead of the screen from its first row to its last.
         self.call_after_refresh(self._show_counts)
         self.refresh_review()
+
+    async def _until_ready(self) -> None:
+        """A next post not prepared yet (after a queue reload or a resize) is read now and waited for, up to
+        HOLD_S, before anything is drawn: it then comes in one frame. Drawn at once, "loading…" would take a
+        frame and the post the next one, and Textual's next frame after one that came late is 17-33 ms away.
+        This runs in the key's handler and the app handles keys one at a time, so a key pressed meanwhile waits
+        its turn: none lands on a post that is not on screen."""
+        self._key_waits = True
+        try:
+            await self._follow().until_ready(self.current, HOLD_S)
+        finally:
+            self._key_waits = False
 
     def _target(self, pid: int) -> tuple[str, str | None]:
         """(split, sampling) the next answer on `pid` gets: what the flags line shows."""
@@ -299,32 +284,33 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
                              reserved=reserved_for_test(pid, reserve) if reserve > 0 else None,
                              corrects=self.pinned_label if pid == self.pinned else None)
 
-    def action_answer(self, label: Label) -> None:
+    async def action_answer(self, label: Label) -> None:
         pid = self.current
         if pid is None:
             return
         if pid == self.repeat_post:
-            self.answer_repeat(label)
+            await self.answer_repeat(label)
             return
         split, sampling = self._target(pid)
         before = self.pinned_label if pid == self.pinned else None
         answer = Answer("label", pid, label, self.sarcastic, self.unsure, split=split, sampling=sampling,
                         by_hand=pid == self.pinned, before=before)
         if not rewrites_test_label(before, label, self.sarcastic, self.unsure):
-            self._write(answer)
+            await self._write(answer)
             return
         assert before is not None
 
-        def confirmed(yes: bool | None) -> None:
+        async def confirmed(yes: bool | None) -> None:
+            # Run by the screen, not in a key's handler: keys are not held back meanwhile, so no waiting.
             if yes and self.current == pid:
-                self._write(answer)
+                await self._write(answer, hold=False)
 
         flags = "".join(f", {f}" for f in ("sarcastic", "unsure") if getattr(answer, f))
         self.app.push_screen(ConfirmModal(
             f"Post {pid} is in the human test set as {before.label}. Change its test label to {label}{flags}? "
             "The history keeps the old one.", yes="Change test label"), confirmed)
 
-    def _write(self, answer: Answer) -> None:
+    async def _write(self, answer: Answer, *, hold: bool = True) -> None:
         new = NewLabel(label=answer.label, source="human", split=answer.split, labeler="human",
                        sarcastic=answer.sarcastic, unsure=answer.unsure, sampling=answer.sampling)
         pid = answer.post_id
@@ -332,20 +318,20 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
         self.history.append(answer)
         self.counts[answer.label] += 1
         self.answered += 1
-        self._advance()
+        await self._advance(hold=hold)
 
-    def action_skip(self) -> None:
+    async def action_skip(self) -> None:
         pid = self.current
         if pid is None:
             return
         if pid == self.repeat_post:
-            self.skip_repeat()
+            await self.skip_repeat()
             return
         self.bizsent.write(lambda db: add_skip(db, pid))
         self.history.append(Answer("skip", pid, sarcastic=self.sarcastic, unsure=self.unsure,
                                    by_hand=pid == self.pinned, before=self.pinned_label))
         self.counts["skip"] += 1
-        self._advance()
+        await self._advance()
 
     def action_undo(self) -> None:
         if not self.history:

@@ -168,17 +168,17 @@ class LabelReviewKeys(BizsentNode):
             self.repeated.add(pid)
             self.queue.insert(self.pos + 1, pid)
 
-    def answer_repeat(self, label: Label) -> None:
+    async def answer_repeat(self, label: Label) -> None:
         pid, session = self.current, self.started_at
         sarcastic, unsure, by = self.sarcastic, self.unsure, actor(WRITER)
         written = self.bizsent.write(lambda db: record_repeat(db, session, pid, label, sarcastic, unsure, by))
         self.history.append(Answer("repeat", pid, label, sarcastic, unsure, written=written))
         self.repeat_post = None
-        self._advance()
+        await self._advance()
 
-    def skip_repeat(self) -> None:
+    async def skip_repeat(self) -> None:
         self.repeat_post = None
-        self._advance()
+        await self._advance()
 
     def undo_repeat(self, last: Answer) -> None:
         written = last.written

@@ -7,6 +7,7 @@ repaint, never a relayout. Other labels of a post are never read here (no anchor
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from bizsent.core.label.queue import LabelPost, label_posts
@@ -56,6 +57,7 @@ class LabelPostView(BizsentNode, Horizontal):
         self._loading: set[int] = set()
         self._behind: list[int] = []
         self._ahead: list[int] = []
+        self._arrived = asyncio.Event()  # set whenever prepared posts come in
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-left"):
@@ -67,6 +69,11 @@ class LabelPostView(BizsentNode, Horizontal):
 
     def on_mount(self) -> None:
         self.query_one(TextPane).can_scroll_by_key = True
+
+    @property
+    def preparing(self) -> frozenset[int]:
+        """The posts being read and drawn in a worker now."""
+        return frozenset(self._loading)
 
     def follow(self, behind: list[int], ahead: list[int]) -> None:
         self._behind, self._ahead = behind, ahead
@@ -93,13 +100,34 @@ class LabelPostView(BizsentNode, Horizontal):
             preview.show(Picture(reason="loading"))
             meta.update(Text(f"post {pid}", style="bold"), layout=False)
             body.show(Text("loading…", style="dim"))
+            self.prefetch()  # now, not after the "loading" frame: the user waits for it
+
+    async def until_ready(self, pid: int | None, within: float) -> None:
+        """Wait up to `within` seconds for `pid` to be prepared (its preparation starts now if need be)."""
+        if pid is None or pid in self.items:
+            return
+        self.prefetch()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while pid not in self.items and (left := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
 
     def scroll_text(self, pages: int) -> None:
         pane = self.query_one(TextPane)
         pane.scroll_by(pages * max(pane.content_size.height - 1, 1))
 
     def prefetch(self) -> None:
-        wanted = [pid for pid in self._ahead if pid not in self.items and pid not in self._loading]
+        """Prepare the posts ahead. While the first (the one on screen) is not ready it is prepared alone: a
+        worker drawing the others would hold the GIL while it is read and painted. The screen asks again once
+        it is shown."""
+        missing = [pid for pid in self._ahead if pid not in self.items]
+        if self._ahead and self._ahead[0] not in self.items:
+            missing = missing[:1]
+        wanted = [pid for pid in missing if pid not in self._loading]
         if wanted:
             self._loading.update(wanted)
             preview = self.query_one(ImagePreview)
@@ -127,6 +155,7 @@ class LabelPostView(BizsentNode, Horizontal):
         window = {*self._behind, *self._ahead}
         for pid in [pid for pid in self.items if pid not in window]:
             del self.items[pid]
+        self._arrived.set()
         if stale:
             self.prefetch()
 
