@@ -284,10 +284,21 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
                              reserved=reserved_for_test(pid, reserve) if reserve > 0 else None,
                              corrects=self.pinned_label if pid == self.pinned else None)
 
+    def _shown(self, pid: int | None) -> bool:
+        """Whether `pid` is on screen to be answered: a post that outlasted the key's wait shows "loading…", and
+        an answer then would land on a post the user has not seen."""
+        if pid is None:
+            return False
+        if self.query_one(LabelPostView).shown != pid:
+            self.notify(f"post {pid} is still loading: answer it once it shows", severity="warning", timeout=3)
+            return False
+        return True
+
     async def action_answer(self, label: Label) -> None:
         pid = self.current
-        if pid is None:
+        if not self._shown(pid):
             return
+        assert pid is not None
         if pid == self.repeat_post:
             await self.answer_repeat(label)
             return
@@ -322,8 +333,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
 
     async def action_skip(self) -> None:
         pid = self.current
-        if pid is None:
+        if not self._shown(pid):
             return
+        assert pid is not None
         if pid == self.repeat_post:
             await self.skip_repeat()
             return

@@ -58,6 +58,7 @@ class LabelPostView(BizsentNode, Horizontal):
         self._behind: list[int] = []
         self._ahead: list[int] = []
         self._arrived = asyncio.Event()  # set whenever prepared posts come in
+        self.shown: int | None = None  # the post drawn now ("loading…" is not a post drawn)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-left"):
@@ -84,6 +85,7 @@ class LabelPostView(BizsentNode, Horizontal):
         preview = self.query_one(ImagePreview)
         words = self.query_one("#label-image-text", Static)
         shown = self.items.get(pid) if pid is not None else None
+        self.shown = pid if shown else None
         words.update(image_words(shown[0].image_text) if shown and shown[0].image_text else "", layout=False)
         if pid is None:
             preview.show(Picture(reason=NO_POST))
