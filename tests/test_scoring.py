@@ -84,8 +84,14 @@ def test_generate_and_parse_is_only_a_comparison_path(loaded, run):
 def test_evaluate_run_writes_predictions_event_and_report(run):
     settings = run["settings"]
     db = open_db(settings.db_path)
-    report, md, js = evaluate_run(db, settings, run["run_id"], split="test")
+    before = db.execute("SELECT coalesce(max(id), 0) FROM metrics").fetchone()[0]
+    report, md, js = evaluate_run(db, settings, run["run_id"], split="test", batch_size=3)
     assert report.model.n == 9 and sum(map(sum, report.model.confusion)) == 9
+    # Three live events (one a batch) came and went; the final event is stored after them, so a reader going on
+    # from the last id it read (`bizsent pods logs`, the Eval screen) sees it: SQLite would hand a row stored
+    # after their deletion one of their ids.
+    final = db.execute("SELECT max(id) FROM metrics WHERE run_id = ? AND kind = 'eval'", [run["run_id"]]).fetchone()[0]
+    assert final > before + 3
     assert report.model.accuracy_ci[0] <= report.model.accuracy <= report.model.accuracy_ci[1]
     assert "sarcastic" in report.model.slices
     names = {b.name: b for b in report.baselines}

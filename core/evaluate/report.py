@@ -258,8 +258,10 @@ def finish_evaluation(db: sqlite_utils.Database, info: dict, bundle: Path, test_
                                 "label_mass": sum(masses) / len(masses) if masses else None})
     if not zero_shot:
         report.baselines[:0] = zero_shot_baselines(db, manifest, split, test_rows)
-    clear_live(db, info["id"], split)
+    # The final event first, then the live ones go: stored after their deletion it could get one of their ids
+    # (SQLite reuses the highest rowid), and a reader going on from the last id it read would never see it.
     record_evaluation(db, info["id"], report, scored)
+    clear_live(db, info["id"], split)
     report.info["test_scored"] = test_scorings(db, manifest.get("hashes", {}).get("test"))
     out_dir = Path(info["params"].get("out_dir") or bundle)
     md, js = write_report(report, out_dir)
