@@ -182,3 +182,28 @@ def test_the_report_leaves_unsure_test_labels_out_as_the_test_split_does(db, sto
     set_label(db, store[3], NewLabel(label="bearish", source="human", split="test", labeler="human", unsure=True))
     add_predictions(db, run, {store[1]: probs(0.1, 0.2, 0.7), store[3]: probs(0.6, 0.3, 0.1)})
     assert run_report(db, run, "run-a").model.n == 1
+
+
+async def test_a_run_not_scored_on_test_keeps_the_baselines_in_the_table(tmp_path):
+    """Found doing the whole day in tmux: before any run Eval's table shows the baselines (VADER, the brief's
+    figures); once a run exists that is not scored on the test split yet, the table went empty and the baselines
+    the user compares against were gone until `T`."""
+    from bizsent.core.store import open_db
+    from bizsent.tui.widgets.fitted_table import FittedTable
+    from fakes.eval_runs import add_eval, add_run
+    from test_tui_fit import app_on_store
+
+    app = app_on_store(tmp_path)
+    with open_db(app.db_path) as db:
+        add_eval(db, add_run(db, name="demo"), [[1, 0, 0], [0, 1, 0], [0, 0, 1]], step=8, split="val")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.switch_mode("eval")
+        note = app.screen.query_one("#eval-note")
+        await until(pilot, lambda: "not scored on the human test split" in str(note.render()))
+        table = app.screen.query_one("#eval-metrics", FittedTable)
+
+        def systems() -> list[str]:
+            return [str(table.get_row_at(k)[0]).strip() for k in range(table.row_count)]
+
+        await until(pilot, lambda: {"CryptoBERT+VADER ensemble", "agree/confidence rule"} <= set(systems()))
+        assert "demo" not in systems()  # the run has no test figures to show

@@ -123,6 +123,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         self._computing: set[tuple] = set()
         self.compare_a: int | None = None  # the run `c` marked as A
         self.baselines_asked = False
+        self.standing: list[Baseline] | None = None  # the baselines that need no run (standing_baselines)
 
     def compose(self) -> ComposeResult:
         yield FittedTable(RUN_COLUMNS, "name", RUN_DROP, id="eval-runs", cursor_type="row", zebra_stripes=True)
@@ -191,9 +192,7 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
             self.query_one(ConfusionMatrix).update(Text(f"No runs yet.\n\n{NO_MODEL_YET[0].upper()}{NO_MODEL_YET[1:]}.",
                                                         style="bold"))
             self.query_one("#eval-note", Static).update(Text("no runs yet: m builds the demo model", style="dim"))
-            if not self.baselines_asked:
-                self.baselines_asked = True
-                self._compute_baselines()
+            self._want_baselines()
             return
         ids = [run.id for run in runs]
         table.move_cursor(row=ids.index(self.run_id) if self.run_id in ids else 0)
@@ -241,7 +240,12 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         self.normalise = not self.normalise
         self._show_events()
 
-    # -- the baselines before any run ---------------------------------------------------------------------
+    # -- the baselines before any run, or beside a run not scored on test ---------------------------------
+
+    def _want_baselines(self) -> None:
+        if not self.baselines_asked:
+            self.baselines_asked = True
+            self._compute_baselines()
 
     @background("computing the baselines", group="eval-report")
     def _compute_baselines(self) -> None:
@@ -252,8 +256,11 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
         self.post_message(self.BaselinesLoaded(baselines, n_test))
 
     def on_eval_screen_baselines_loaded(self, message: EvalScreen.BaselinesLoaded) -> None:
-        if self.runs:
-            return  # a run landed meanwhile: its report shows the same baselines on its posts
+        self.standing = message.baselines
+        if self.runs:  # a run's report shows the same baselines on its posts; one with none shows these
+            if self.shown_key is not None and self.reports.get(self.shown_key, False) is None:
+                self.query_one("#eval-metrics", FittedTable).show(metric_rows(baseline_rows(self.standing)))
+            return
         self.query_one("#eval-metrics", FittedTable).show(metric_rows(baseline_rows(message.baselines)))
         self.query_one("#eval-note", Static).update(Text.assemble(
             ("no runs yet · ", "dim"), (f"baselines on {message.n_test} human test posts", "bold"),
@@ -293,8 +300,11 @@ class EvalScreen(DemoModelKey, PodEvalKey, Screen):
     def _show_report(self, key: tuple, report: Report | None) -> None:
         self.shown_key = key
         note = self.query_one("#eval-note", Static)
-        self.query_one("#eval-metrics", FittedTable).show([] if report is None else metric_rows(detail_rows(report)))
+        rows = (detail_rows(report) if report is not None else  # no test figures: what the run will be held to
+                baseline_rows(self.standing) if self.standing is not None else [])
+        self.query_one("#eval-metrics", FittedTable).show(metric_rows(rows))
         if report is None:
+            self._want_baselines()
             run = self.selected
             # The key first: at 80 columns the line is cut after about 75 characters.
             hint = ("its evaluation events show above as they land" if run and run.state == "running"
