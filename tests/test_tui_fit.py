@@ -364,3 +364,13 @@ async def test_a_run_not_scored_on_test_says_which_key_scores_it_within_80_colum
         note = app.screen.query_one("#eval-note", Static)
         await until(pilot, lambda: "not scored on the human test split" in shown(note))
         assert "T scores" in shown(note)[:78]
+
+
+def test_a_small_spend_reads_as_spent_not_zero():
+    """Found doing the whole day in tmux: a first batch of five labels cost $0.0006 and the status bar said
+    `spent $0.00`, as if nothing had been spent."""
+    from bizsent.tui.app import StatusInfo
+    from bizsent.tui.widgets.status_bar import status_text
+
+    for usd, says in ((0.0006, "spent $0.0006"), (0.37, "spent $0.37"), (0.0, "spent $0.00"), (12.3, "spent $12.30")):
+        assert says in status_text(StatusInfo("x.db", spend_usd=usd), [("posts", "Posts")], "posts", 80).plain

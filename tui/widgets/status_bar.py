@@ -3,6 +3,7 @@ stopped pods and what their volumes bill a month, running jobs, spend."""
 
 from __future__ import annotations
 
+from bizsent.core.label.budget import money
 from bizsent.tui.app import BizsentNode, StatusInfo
 from rich.text import Text
 from textual.widget import Widget
@@ -30,7 +31,7 @@ def status_text(info: StatusInfo, screens: list[tuple[str, str]], current: str, 
         (f" stopped {info.pods_stopped} ${info.stopped_usd_per_month:,.2f}/mo ", "magenta") if info.pods_stopped
         else "",
         (f" jobs {info.running_jobs} ", jobs_style),
-        (f" spent ${info.spend_usd:,.2f} ", "bold"),
+        (f" spent {money(info.spend_usd)} ", "bold"),  # $0.0006 is not $0.00
     )
     if info.error:
         right = Text(f" {info.error} ", style="bold red")
