@@ -4,6 +4,7 @@ a console that dies ends in one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,13 @@ from fakes.tui import build_store
 
 pytestmark = [pytest.mark.terminal, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 BIZSENT = Path(sys.executable).parent / "bizsent"
+# A tmux server of this test process's own (-L): the suite runs in several processes, and a shared server would
+# give every session the environment of whichever process happened to start it.
+TMUX = ["tmux", "-L", f"bizsent-test-{os.getpid()}"]
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], check=True, capture_output=True, text=True).stdout
 
 
 def wait_for(session: str, text: str, timeout: float = 60.0) -> str:
@@ -81,7 +85,7 @@ def test_console_starts_and_searches_on_this_python(tmp_path, settings):
         screen = wait_for(session, "[exit ")
         assert "[exit 0]" in screen and "Traceback" not in screen and "Error" not in screen
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
 
 
 def test_a_console_that_dies_exits_1_with_one_line_naming_the_log(tmp_path, settings):
@@ -103,7 +107,7 @@ def test_a_console_that_dies_exits_1_with_one_line_naming_the_log(tmp_path, sett
     try:
         screen = wait_for(session, "[exit ")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
     lines = [line for line in screen.splitlines() if line.strip()]
     log = settings.data_dir / "bizsent.log"
     assert lines == [f"internal error: RuntimeError: a stand-in bug (traceback in the log: {log})", "[exit 1]"]
@@ -133,7 +137,7 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
         tmux("send-keys", "-t", session, "y")
         assert "[exit 0]" in wait_for(session, "[exit ")  # q, y quit the console
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
     db = open_db(settings.db_path)
     rows = db.execute("SELECT label, split, sarcastic FROM labels WHERE source = 'human' ORDER BY id").fetchall()
     db.close()
