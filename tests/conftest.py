@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ def _seal_environment() -> list[str]:
 
 
 _seal_environment()
+
+# A suite started in the background of a script (`scripts/test &`) inherits SIGINT ignored, and so would every CLI it
+# starts: the Ctrl-C tests would then wait on processes that cannot hear it. Ctrl-C works here as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

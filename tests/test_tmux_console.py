@@ -5,7 +5,6 @@ a console that dies ends in one line and a non-zero exit."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from bizsent.core.store import open_db
-from fakes.tmux import BIZSENT, tmux, wait_for
+from fakes.tmux import BIZSENT, close, tmux, wait_for
 from fakes.tmux import console_command as command_line
 from fakes.tui import build_store
 
@@ -62,7 +61,7 @@ def test_console_starts_and_searches_on_this_python(tmp_path, settings):
         screen = wait_for(session, "[exit ")
         assert "[exit 0]" in screen and "Traceback" not in screen and "Error" not in screen
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        close(session)
 
 
 def test_a_console_that_dies_exits_1_with_one_line_naming_the_log(tmp_path, settings):
@@ -84,7 +83,7 @@ def test_a_console_that_dies_exits_1_with_one_line_naming_the_log(tmp_path, sett
     try:
         screen = wait_for(session, "[exit ")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        close(session)
     lines = [line for line in screen.splitlines() if line.strip()]
     log = settings.data_dir / "bizsent.log"
     assert lines == [f"internal error: RuntimeError: a stand-in bug (traceback in the log: {log})", "[exit 1]"]
@@ -114,7 +113,7 @@ def test_label_five_posts_in_tmux(tmp_path, settings):
         tmux("send-keys", "-t", session, "y")
         assert "[exit 0]" in wait_for(session, "[exit ")  # q, y quit the console
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        close(session)
     db = open_db(settings.db_path)
     rows = db.execute("SELECT label, split, sarcastic FROM labels WHERE source = 'human' ORDER BY id").fetchall()
     db.close()

@@ -26,11 +26,14 @@ SIZES = [(80, 24), (160, 45)]
 LISTS = {"batches": "#jobs", "eval": "#eval-runs", "pods": "#pods"}  # the DataTable lists, by screen
 
 
-def config(tmp_path, extra: str = "") -> object:
+def config(tmp_path, extra: str = "", refresh_s: float = 3600) -> object:
+    """Every screen reads the store when it is shown, and only the test that changes the store behind the console's
+    back needs its poll: a console polling every 50 ms is never idle, and Pilot's press waits for idle (up to 1 s,
+    twice a key)."""
     cfg = tmp_path / "config.toml"
     # read_text off: the console would start a background OCR job (a row in Jobs' list) on these images.
     cfg.write_text('[data]\ndir = "data"\n[labeling]\ntest_reserve = 0.0\n[images]\nread_text = false\n'
-                   '[tui]\nrefresh_s = 0.05\n'
+                   f'[tui]\nrefresh_s = {refresh_s}\n'
                    'image_renderer = "halfcell"\n' + extra, encoding="utf-8")
     return load_settings(cfg, environ={})
 
@@ -89,7 +92,7 @@ async def test_the_same_keys_move_every_list(tmp_path, size):
 
 
 async def test_spot_check_keeps_its_post_while_scores_land(tmp_path):
-    settings = config(tmp_path)
+    settings = config(tmp_path, refresh_s=0.05)
     ids = list(fill(settings).values())
     db = open_db(settings.db_path)
     late = ids[:5]  # scored by the next batch

@@ -45,9 +45,10 @@ class Rig:
         return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env(), timeout=timeout,
                               cwd=self.base)
 
-    def popen(self, *args: str) -> subprocess.Popen:
+    def popen(self, *args: str, settings: dict[str, str] | None = None) -> subprocess.Popen:
+        """The CLI in the background; `settings` are BIZSENT_* variables for this run only (over config.toml)."""
         return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env(), cwd=self.base)
+                                env={**self.env(), **(settings or {})}, cwd=self.base)
 
     def db(self) -> sqlite_utils.Database:
         return open_db(self.settings.db_path)

@@ -3,6 +3,7 @@ would; shared by the tmux tests (tests/test_tmux_console.py, tests/test_tmux_day
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -13,10 +14,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 BIZSENT = Path(sys.executable).parent / "bizsent"
+# A tmux server of this test process's own (-L): the suite runs in several processes, and a shared server would
+# give every session the environment of whichever process happened to start it.
+TMUX = ["tmux", "-L", f"bizsent-test-{os.getpid()}"]
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen(session: str) -> str:
@@ -89,4 +93,4 @@ def open_console(command: str, size: tuple[int, int]) -> str:
 
 
 def close(session: str) -> None:
-    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
