@@ -115,7 +115,7 @@ def test_the_pods_watchdog_stops_billing_at_max_dollars_when_the_laptop_is_kille
         proc.communicate(timeout=30)
         fake.wait_status(pod_id, "EXITED", timeout_s=180)
         assert fake.billing_now() == []
-        stops = [entry for entry in fake.log_lines(pod_id) if "watchdog: stop the pod" in entry]
+        stops = fake.wait_log(pod_id, "watchdog: stop the pod")
         assert len(stops) == 1 and "max_dollars" in stops[0]
         assert pod_id in fake.storage_billing_now()  # a stopped pod's volume still bills: shown, and reaped
         reap = rig.cli("pods", "reap", "--yes")

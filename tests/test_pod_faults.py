@@ -131,7 +131,7 @@ def test_a_killed_laptop_leaves_the_pod_to_its_watchdog_and_reap(tmp_path, model
         # training ends on the pod; nobody collects the adapter: after grace_min the watchdog STOPS the pod
         fake.wait_status(pod_id, "EXITED", timeout_s=120)
         assert fake.billing_now() == []
-        assert any("watchdog: stop the pod" in line for line in fake.log_lines(pod_id))
+        assert fake.wait_log(pod_id, "watchdog: stop the pod")
         # beside it: the user's notebook, and a bizsent pod whose job is alive (this process beats for it)
         notebook = fake.add_pod("my-notebook")
         live = fake.add_pod("bizsent-live")

@@ -292,6 +292,19 @@ class FakeRunpod:
         with self.cond:
             return [e["line"] for e in pod.events]
 
+    def wait_log(self, pod_id: str, text: str, timeout_s: float = 30.0) -> list[str]:
+        """The pod's log lines holding `text`, once there is one. A container's output reaches the log through
+        a reader of its pipe, as RunPod's log does through its own collector: a line written just before the
+        pod was stopped can land after the status changed."""
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while not (found := [line for line in self.log_lines(pod_id) if text in line]):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"pod {pod_id}'s log never said {text!r}")
+                self.cond.wait(left)
+        return found
+
     def wait_status(self, pod_id: str, status: str, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
         with self.cond:
