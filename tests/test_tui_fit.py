@@ -31,9 +31,10 @@ def shown(widget) -> str:
     return str(widget.render())
 
 
-def app_on_store(tmp_path) -> BizsentApp:
-    """The console on a dozen-post store under `tmp_path` (tests.fakes.tui.build_store)."""
-    settings = config(tmp_path)
+def app_on_store(tmp_path, extra: str = "") -> BizsentApp:
+    """The console on a dozen-post store under `tmp_path` (tests.fakes.tui.build_store); `extra`: more [tui]
+    settings."""
+    settings = config(tmp_path, extra)
     db = open_db(settings.db_path)
     build_store(db, settings.image_dir)
     db.close()
@@ -230,11 +231,7 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
 async def test_selected_rows_and_the_goal_bar_read_well_in_both_themes(tmp_path, theme):
-    settings = config(tmp_path, f'theme = "{theme}"\n')
-    db = open_db(settings.db_path)
-    build_store(db, settings.image_dir)
-    db.close()
-    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    app = app_on_store(tmp_path, f'theme = "{theme}"\n')
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.current_theme.dark is (theme == "dark")
         posts = app.screen.query_one(PostTable)

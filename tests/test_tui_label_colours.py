@@ -6,12 +6,9 @@ the dark theme too: their colours follow the theme's palette in both."""
 from __future__ import annotations
 
 import pytest
-from bizsent.core.store import open_db
-from bizsent.tui.app import BizsentApp
 from bizsent.tui.widgets.label_bars import LabelFlags
-from fakes.tui import build_store, until
-from test_tui_fit import contrast
-from test_tui_keys import config
+from fakes.tui import until
+from test_tui_fit import app_on_store, contrast
 from textual.widgets import Static
 
 LABEL_WORDS = ("bear", "neut", "bull")
@@ -36,11 +33,7 @@ def painted(app, widget) -> dict[str, float]:
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
 async def test_label_colours_and_the_flags_line_read_well(tmp_path, theme):
-    settings = config(tmp_path, f'theme = "{theme}"\n')
-    db = open_db(settings.db_path)
-    build_store(db, settings.image_dir)
-    db.close()
-    app = BizsentApp(settings=settings, db_path=settings.db_path)
+    app = app_on_store(tmp_path, f'theme = "{theme}"\n')
     async with app.run_test(size=(80, 24)) as pilot:
         await app.switch_mode("label")
         meta, counts = app.screen.query_one("#label-meta", Static), app.screen.query_one("#label-counts", Static)
