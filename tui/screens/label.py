@@ -190,7 +190,9 @@ class LabelScreen(LabelingKeys, LabelSettingsKeys, LabelReviewKeys, ZoomKeys, Sc
             self.pinned_label = found[1] if found else None
 
     def on_label_post_view_items_loaded(self, message: LabelPostView.ItemsLoaded) -> None:
-        if self._key_waits:
+        # A key waiting for its post draws it itself; and the message reaches the screen after the view, which
+        # may already show the post (the key's handler drew it once the view had it): once is enough.
+        if self._key_waits or self.query_one(LabelPostView).draws(self.current):
             return
         if any(post.id == self.current for post, _, _ in message.items) and self.current in self.items:
             self._show_current()

@@ -58,7 +58,7 @@ class LabelPostView(BizsentNode, Horizontal):
         self._behind: list[int] = []
         self._ahead: list[int] = []
         self._arrived = asyncio.Event()  # set whenever prepared posts come in
-        self.shown: int | None = None  # the post drawn now ("loading…" is not a post drawn)
+        self._drawn: Item | None = None  # the prepared post drawn now ("loading…" is not a post drawn)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-left"):
@@ -76,6 +76,15 @@ class LabelPostView(BizsentNode, Horizontal):
         """The posts being read and drawn in a worker now."""
         return frozenset(self._loading)
 
+    @property
+    def shown(self) -> int | None:
+        """The post drawn now, None while one is loading."""
+        return self._drawn[0].id if self._drawn else None
+
+    def draws(self, pid: int | None) -> bool:
+        """Whether `pid` is drawn as prepared now: not when a newer preparation (after a resize) came in."""
+        return self._drawn is not None and pid is not None and self._drawn is self.items.get(pid)
+
     def follow(self, behind: list[int], ahead: list[int]) -> None:
         self._behind, self._ahead = behind, ahead
 
@@ -85,7 +94,7 @@ class LabelPostView(BizsentNode, Horizontal):
         preview = self.query_one(ImagePreview)
         words = self.query_one("#label-image-text", Static)
         shown = self.items.get(pid) if pid is not None else None
-        self.shown = pid if shown else None
+        self._drawn = shown
         words.update(image_words(shown[0].image_text) if shown and shown[0].image_text else "", layout=False)
         if pid is None:
             preview.show(Picture(reason=NO_POST))
