@@ -24,7 +24,7 @@ from bizsent.core.pods import api, plan
 from bizsent.core.pods.channel import AgentChannel, AgentHealth
 from bizsent.core.pods.launch import PodHandle
 from bizsent.core.pods.payload import Payload, prepare_payload
-from bizsent.jobs.pod_task import TaskPlan
+from bizsent.jobs.pod_task import TaskPlan, plan_queued
 from bizsent.jobs.pod_watch import JobWriter
 
 POD_EVAL = "pod-eval"
@@ -155,17 +155,11 @@ def plan_for_console(db: sqlite_utils.Database, settings: Settings, run_id: int,
     7B trained on RunPod, on a laptop): a queued pod-eval row and its plan, for the user to confirm
     (jobs.pod_pool.start_planned) or not (drop_planned); None when the run is for this machine to evaluate."""
     from bizsent.core.model.modeling import model_here
-    from bizsent.jobs import rows
 
     info = run_row(db, run_id)
     adapter, bundle = info["adapter_path"], info["params"].get("bundle")
     if model_here(info["base_model"] or "") or not (adapter and Path(adapter).is_dir() and bundle
                                                     and Path(bundle).is_dir()):
         return None  # evaluated here, or refused here in one line with what is missing (core.evaluate.runs)
-    job_id = rows.queue(db, POD_EVAL, eval_params(str(run_id), split=split))
-    try:
-        with api.client(settings) as client:
-            return job_id, EvalTask(db, settings, rows.get(db, job_id) or {}).plan(client)
-    except BaseException:
-        rows.finish(db, job_id, "cancelled", "not planned; no pod was started")
-        raise
+    return plan_queued(db, settings, POD_EVAL, eval_params(str(run_id), split=split),
+                       lambda job: EvalTask(db, settings, job))

@@ -22,7 +22,7 @@ from bizsent.core.pods.channel import AgentChannel, AgentHealth
 from bizsent.core.pods.launch import PodHandle
 from bizsent.core.pods.payload import Payload, prepare_payload
 from bizsent.jobs.pod_eval import pod_work_name, run_adapter, run_cfg
-from bizsent.jobs.pod_task import TaskPlan
+from bizsent.jobs.pod_task import TaskPlan, plan_queued
 from bizsent.jobs.pod_watch import JobWriter
 from bizsent.jobs.pod_work import POOL_SCORES
 
@@ -131,18 +131,11 @@ def plan_for_console(db: sqlite_utils.Database, settings: Settings, run: int | N
                      ) -> tuple[int, TaskPlan] | None:
     """The console's `p` for a run trained on RunPod (the newest finished run by default): a queued pod-pool row and
     its plan, for the user to confirm (`start_planned`) or not (`drop_planned`); None for a run of this machine."""
-    from bizsent.jobs import rows
 
     info = resolve_run(db, run)
     if not on_runpod(info):
         return None
-    job_id = rows.queue(db, POD_POOL, pool_params(info["id"]))
-    try:
-        with api.client(settings) as client:
-            return job_id, PoolTask(db, settings, rows.get(db, job_id) or {}).plan(client)
-    except BaseException:
-        rows.finish(db, job_id, "cancelled", "not planned; no pod was started")
-        raise
+    return plan_queued(db, settings, POD_POOL, pool_params(info["id"]), lambda job: PoolTask(db, settings, job))
 
 
 def start_planned(db: sqlite_utils.Database, db_path: Path | str, config_path: Path | str | None, log_dir: Path,

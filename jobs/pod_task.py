@@ -82,6 +82,19 @@ class PodTask(Protocol):
         """The chain failed or was cancelled: end the task's runs `state` (unless the result is stored)."""
 
 
+def plan_queued(db: sqlite_utils.Database, settings: Settings, kind: str, params: dict[str, Any],
+                task_of: Callable[[dict], PodTask]) -> tuple[int, TaskPlan]:
+    """A queued `kind` row and its task's plan, for the console to ask about; a plan that fails ends the row
+    (nothing was started) and raises."""
+    job_id = rows.queue(db, kind, params)
+    try:
+        with api.client(settings) as client:
+            return job_id, task_of(rows.get(db, job_id) or {}).plan(client)
+    except BaseException:
+        rows.finish(db, job_id, "cancelled", "not planned; no pod was started")
+        raise
+
+
 def run_task(db: sqlite_utils.Database, settings: Settings, job_id: int, task_of: Callable[[dict], PodTask], *,
              kinds: tuple[str, ...], confirm: Callable[[TaskPlan], bool],
              report: Callable[[Progress], None] = lambda p: None) -> TaskOutcome | None:
